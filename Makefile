@@ -1,0 +1,139 @@
+# cmdhost - one non-recursive build.
+#
+#   make              build/cmdhostd, build/cmdhost, build/plugins/*.so
+#   make run          install deps if missing, build, run the daemon
+#   make test         install deps if missing, build, run every test
+#   make test SANITIZE=1   the same under ASan+UBSan, in build/asan/
+#
+# CC, CFLAGS, LDFLAGS and PREFIX may be overridden.
+
+CC       ?= cc
+CXX      ?= c++
+PKG_CONFIG ?= pkg-config
+CFLAGS   ?= -O2 -g
+LDFLAGS  ?=
+PREFIX   ?= /usr/local
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wno-format-nonliteral
+STD      := -std=c11 -D_GNU_SOURCE
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+B        := build/asan
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+else
+B        := build
+SAN      :=
+endif
+
+JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
+JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
+CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
+CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
+
+ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS) $(SAN)
+
+# ---------------------------------------------------------------- host
+HOST_SRCS   := $(filter-out host/cli.c,$(wildcard host/*.c))
+HOST_OBJS   := $(HOST_SRCS:%.c=$(B)/obj/%.o)
+CORE_OBJS   := $(filter-out $(B)/obj/host/main.o,$(HOST_OBJS))
+CLI_OBJS    := $(B)/obj/host/cli.o
+
+DAEMON      := $(B)/cmdhostd
+CLI         := $(B)/cmdhost
+
+# ---------------------------------------------------------------- plugins
+# plugins/NAME/*.c -> $(B)/plugins/NAME.so ; LIBS_NAME adds libraries.
+PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+PLUGIN_NAMES := $(sort $(PLUGIN_NAMES))
+PLUGINS      := $(PLUGIN_NAMES:%=$(B)/plugins/%.so)
+LIBS_users   := -lsqlite3
+LIBS_orders  := -lsqlite3
+PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
+
+# tests/plugins/NAME.c or NAME.cpp -> $(B)/tests/plugins/NAME.so
+TPLUGIN_SRCS := $(wildcard tests/plugins/*.c)
+TPLUGINS     := $(TPLUGIN_SRCS:tests/plugins/%.c=$(B)/tests/plugins/%.so)
+
+# ---------------------------------------------------------------- tests
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRCS:tests/%.c=$(B)/tests/%)
+INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
+INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
+HARNESS_OBJ := $(B)/obj/tests/integration/harness.o
+TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
+               -DCMDHOST_SOURCE_DIR='"$(abspath .)"'
+
+BENCH_SRCS  := $(wildcard tests/bench/*.c)
+BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
+
+.PHONY: all run test check-deps deps clean install uninstall bench
+
+all: $(DAEMON) $(CLI) $(PLUGINS)
+
+$(DAEMON): $(HOST_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+
+$(CLI): $(CLI_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JSON_LIBS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/obj/plugins/%.o: plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+.SECONDEXPANSION:
+$(B)/plugins/%.so: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard plugins/%/*.c))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIBS_$*) $(JSON_LIBS)
+
+$(B)/obj/tests/plugins/%.o: tests/plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+$(B)/tests/plugins/%.so: $(B)/obj/tests/plugins/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(JSON_LIBS)
+
+$(B)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CRIT_CFLAGS) $(TEST_DEFS) -Ihost -Itests/integration -c -o $@ $<
+
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+
+$(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
+
+$(B)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) -O2 $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread
+
+# ---------------------------------------------------------------- targets
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(DAEMON) -c conf/cmdhost.ini
+
+test: deps
+	@$(MAKE) --no-print-directory test-build
+	@scripts/run-tests.sh $(B) $(UNIT_BINS) $(INTEG_BINS)
+
+.PHONY: test-build
+test-build: all $(TPLUGINS) $(UNIT_BINS) $(INTEG_BINS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install the Debian packages cmdhost needs to build, run and test.
+# Does nothing when every package is already installed.
+set -eu
+
+PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
