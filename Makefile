@@ -90,7 +90,7 @@ $(B)/obj/plugins/%.o: plugins/%.c
 	$(CC) $(ALL_CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 .SECONDEXPANSION:
-$(B)/plugins/%.so: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard plugins/%/*.c))
+$(B)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(B)/obj/,$$(wildcard plugins/$$*/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIBS_$*) $(JSON_LIBS)
 

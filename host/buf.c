@@ -1,0 +1,147 @@
+/*
+ * buf.c - growable byte buffer.
+ */
+#include "buf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+buf_reserve(struct buf *b, size_t n)
+{
+	size_t live = b->len - b->start, cap;
+	char *p;
+
+	if (b->cap - b->len >= n)
+		return 0;
+	/* Reclaim consumed space first when that is enough. */
+	if (b->start > 0 && b->cap - live >= n) {
+		memmove(b->data, b->data + b->start, live);
+		b->start = 0;
+		b->len = live;
+		return 0;
+	}
+	cap = b->cap ? b->cap : 512;
+	while (cap - live < n) {
+		if (cap > ((size_t)-1) / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	if (b->start > 0) {
+		memmove(b->data, b->data + b->start, live);
+		b->start = 0;
+		b->len = live;
+	}
+	p = realloc(b->data, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int
+buf_put(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (buf_reserve(b, n) < 0)
+		return -ENOMEM;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int
+buf_puts(struct buf *b, const char *s)
+{
+	return buf_put(b, s, strlen(s));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if (buf_reserve(b, (size_t)n + 1) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int
+buf_put_json_string(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	if (buf_put(b, "\"", 1) < 0)
+		return -ENOMEM;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		char e[6] = { '\\', 'u', '0', '0', 0, 0 };
+		size_t elen;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+			continue;
+		if (buf_put(b, run, (size_t)(s - run)) < 0)
+			return -ENOMEM;
+		run = s + 1;
+		if (c == '"' || c == '\\') {
+			e[1] = (char)c;
+			elen = 2;
+		} else if (c == '\n') {
+			e[1] = 'n';
+			elen = 2;
+		} else if (c == '\t') {
+			e[1] = 't';
+			elen = 2;
+		} else if (c == '\r') {
+			e[1] = 'r';
+			elen = 2;
+		} else {
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			elen = 6;
+		}
+		if (buf_put(b, e, elen) < 0)
+			return -ENOMEM;
+	}
+	if (buf_put(b, run, (size_t)(s - run)) < 0)
+		return -ENOMEM;
+	return buf_put(b, "\"", 1);
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	b->start += n;
+	if (b->start >= b->len)
+		b->start = b->len = 0;
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->start = b->len = 0;
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->start = b->len = b->cap = 0;
+}

@@ -1,0 +1,452 @@
+/*
+ * executor.c - run commands inline or on a pool of threads.
+ *
+ * The fast path runs a command on the event-loop thread that read it, so a
+ * fast command costs no hand-off.  A command that may block is kept off
+ * that thread: declared CMDHOST_BLOCKING, or observed to overrun the inline
+ * budget (then all its calls go to the pool for OFFLOAD_NS), or SERIAL with
+ * its lock held by another call.
+ */
+#include "executor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
+#include "registry.h"
+
+#define OFFLOAD_NS (10LL * 1000000000LL)
+
+struct executor {
+	const struct config *cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t work;     /* signalled when the queue gains an item */
+	pthread_cond_t idle;     /* signalled when a thread exits */
+	struct invocation *head, *tail;
+	int queued;
+	int running;             /* threads alive */
+	int stopping;
+	int n_threads;
+	pthread_t *threads;
+	int64_t budget_ns;
+};
+
+int64_t
+executor_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct invocation *
+inv_of(cmdhost_ctx *ctx)
+{
+	return (struct invocation *)(void *)ctx;
+}
+
+struct invocation *
+invocation_new(struct command *cmd, struct json_object *root,
+    struct json_object *id, struct json_object *payload)
+{
+	struct invocation *inv = calloc(1, sizeof(*inv));
+
+	if (inv == NULL)
+		return NULL;
+	inv->ctx.api = loader_api();
+	inv->cmd = cmd;
+	inv->root = root;
+	inv->id = id;
+	inv->payload = payload;
+	return inv;
+}
+
+void
+invocation_free(struct invocation *inv)
+{
+	if (inv == NULL)
+		return;
+	if (inv->root != NULL)
+		json_object_put(inv->root);
+	if (inv->body != NULL)
+		json_object_put(inv->body);
+	free(inv->payload_text);
+	free(inv->code);
+	free(inv->message);
+	if (inv->cmd != NULL)
+		generation_release(inv->cmd->gen);
+	free(inv);
+}
+
+const char *
+invocation_request_id(struct invocation *inv)
+{
+	if (inv->request_id[0] == '\0')
+		snprintf(inv->request_id, sizeof(inv->request_id),
+		    "%011" PRIx64 "%02x%07" PRIx64, (uint64_t)inv->rid_ms,
+		    inv->rid_loop & 0xff, inv->rid_seq & 0xfffffff);
+	return inv->request_id;
+}
+
+void
+invocation_set_error(struct invocation *inv, int status, const char *code,
+    const char *message)
+{
+	if (inv->body != NULL) {
+		json_object_put(inv->body);
+		inv->body = NULL;
+	}
+	free(inv->code);
+	free(inv->message);
+	inv->code = strdup(code ? code : "command_failed");
+	inv->message = strdup(message ? message : "");
+	inv->status = status;
+	inv->finished = 1;
+}
+
+/* ------------------------------------------------------------ SDK calls */
+
+void *
+executor_ctx_state(cmdhost_ctx *ctx)
+{
+	return inv_of(ctx)->cmd->gen->state;
+}
+
+struct json_object *
+executor_ctx_payload(cmdhost_ctx *ctx)
+{
+	return inv_of(ctx)->payload;
+}
+
+const char *
+executor_ctx_payload_text(cmdhost_ctx *ctx, size_t *len)
+{
+	struct invocation *inv = inv_of(ctx);
+
+	if (inv->payload_text == NULL) {
+		size_t n = 0;
+		const char *s = json_object_to_json_string_length(inv->payload,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+		inv->payload_text = strdup(s ? s : "null");
+		inv->payload_len = inv->payload_text ? strlen(inv->payload_text) :
+		    0;
+	}
+	if (len != NULL)
+		*len = inv->payload_len;
+	return inv->payload_text ? inv->payload_text : "null";
+}
+
+const char *
+executor_ctx_request_id(cmdhost_ctx *ctx)
+{
+	return invocation_request_id(inv_of(ctx));
+}
+
+const char *
+executor_ctx_command(cmdhost_ctx *ctx)
+{
+	return inv_of(ctx)->cmd->name;
+}
+
+int64_t
+executor_ctx_time_left_ms(cmdhost_ctx *ctx)
+{
+	int64_t left = inv_of(ctx)->deadline_ns - executor_now_ns();
+
+	return left > 0 ? left / 1000000 : 0;
+}
+
+void
+executor_ctx_log(cmdhost_ctx *ctx, int level, const char *message)
+{
+	struct invocation *inv = inv_of(ctx);
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	if (level < LOGL_DEBUG || level > LOGL_ERROR)
+		level = LOGL_INFO;
+	if (!log_enabled(level))
+		return;
+	lc.request_id = invocation_request_id(inv);
+	lc.command = inv->cmd->name;
+	lc.plugin = inv->cmd->gen->name;
+	lc.version = inv->cmd->gen->version;
+	lc.generation = (long long)inv->cmd->gen->number;
+	log_emit(level, &lc, "%s", message ? message : "");
+}
+
+int
+executor_ctx_respond(cmdhost_ctx *ctx, int status, struct json_object *body)
+{
+	struct invocation *inv = inv_of(ctx);
+
+	if (inv->finished) {
+		if (body != NULL)
+			json_object_put(body);
+		return -1;
+	}
+	if (status < 200 || status > 299) {
+		char msg[96];
+
+		if (body != NULL)
+			json_object_put(body);
+		snprintf(msg, sizeof(msg), "command replied with status %d, "
+		    "which is not 2xx", status);
+		invocation_set_error(inv, 500, "command_failed", msg);
+		return -1;
+	}
+	inv->status = status;
+	inv->body = body;
+	inv->finished = 1;
+	return 0;
+}
+
+int
+executor_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
+    const char *message)
+{
+	struct invocation *inv = inv_of(ctx);
+
+	if (inv->finished)
+		return -1;
+	if (status < 400 || status > 599)
+		status = 500;
+	if (code == NULL || *code == '\0')
+		code = "command_failed";
+	invocation_set_error(inv, status, code,
+	    message ? message : "command failed");
+	return 0;
+}
+
+struct json_object *
+executor_ctx_client_id(cmdhost_ctx *ctx)
+{
+	return inv_of(ctx)->id;
+}
+
+/* ------------------------------------------------------------ running */
+
+void
+executor_run_call(struct invocation *inv)
+{
+	struct command *cmd = inv->cmd;
+	int rc;
+
+	if (cmd->validate != NULL) {
+		rc = cmd->validate(&inv->ctx);
+		if (!inv->finished && rc != 0)
+			invocation_set_error(inv, 400, "invalid_payload",
+			    "payload rejected by validate");
+	}
+	if (!inv->finished) {
+		rc = cmd->execute(&inv->ctx);
+		if (!inv->finished) {
+			char msg[80];
+
+			if (rc != 0)
+				snprintf(msg, sizeof(msg), "command failed "
+				    "(execute returned %d)", rc);
+			else
+				snprintf(msg, sizeof(msg), "command returned "
+				    "without a reply");
+			invocation_set_error(inv, 500, "command_failed", msg);
+		}
+	}
+	inv->end_ns = executor_now_ns();
+	if (inv->end_ns > inv->deadline_ns)
+		invocation_set_error(inv, 504, "timeout",
+		    "the command did not finish before its deadline");
+}
+
+static void
+run_serial(struct invocation *inv)
+{
+	pthread_mutex_lock(&inv->cmd->serial);
+	executor_run_call(inv);
+	pthread_mutex_unlock(&inv->cmd->serial);
+}
+
+static void *
+pool_main(void *arg)
+{
+	struct executor *ex = arg;
+	struct invocation *inv;
+
+	pthread_mutex_lock(&ex->lock);
+	for (;;) {
+		while (ex->head == NULL && !ex->stopping)
+			pthread_cond_wait(&ex->work, &ex->lock);
+		if (ex->head == NULL)
+			break; /* stopping, and nothing left */
+		inv = ex->head;
+		ex->head = inv->next;
+		if (ex->head == NULL)
+			ex->tail = NULL;
+		ex->queued--;
+		pthread_mutex_unlock(&ex->lock);
+
+		inv->next = NULL;
+		if (executor_now_ns() >= inv->deadline_ns) {
+			/* Expired while queued: do not start it. */
+			inv->end_ns = executor_now_ns();
+			invocation_set_error(inv, 504, "timeout", "the command "
+			    "waited in the queue past its deadline");
+		} else if (inv->cmd->flags & CMDHOST_SERIAL) {
+			run_serial(inv);
+		} else {
+			executor_run_call(inv);
+		}
+		inv->done(inv);
+		pthread_mutex_lock(&ex->lock);
+	}
+	ex->running--;
+	pthread_cond_broadcast(&ex->idle);
+	pthread_mutex_unlock(&ex->lock);
+	return NULL;
+}
+
+struct executor *
+executor_new(const struct config *cfg)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
+	pthread_attr_t attr;
+	int err = 0;
+
+	if (ex == NULL)
+		return NULL;
+	ex->cfg = cfg;
+	ex->budget_ns = (int64_t)cfg->inline_budget_us * 1000;
+	pthread_mutex_init(&ex->lock, NULL);
+	pthread_cond_init(&ex->work, NULL);
+	pthread_cond_init(&ex->idle, NULL);
+	ex->threads = calloc((size_t)cfg->pool_threads, sizeof(pthread_t));
+	if (ex->threads == NULL) {
+		executor_free(ex);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_attr_init(&attr);
+	for (int i = 0; i < cfg->pool_threads; i++) {
+		if ((err = pthread_create(&ex->threads[i], &attr, pool_main,
+		    ex)) != 0)
+			break;
+		pthread_mutex_lock(&ex->lock);
+		ex->running++;
+		ex->n_threads++;
+		pthread_mutex_unlock(&ex->lock);
+	}
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		executor_stop(ex, executor_now_ns() + 1000000000LL);
+		executor_free(ex);
+		errno = err;
+		return NULL;
+	}
+	return ex;
+}
+
+static int
+queue(struct executor *ex, struct invocation *inv)
+{
+	pthread_mutex_lock(&ex->lock);
+	if (ex->stopping || ex->queued >= ex->cfg->queue_depth) {
+		pthread_mutex_unlock(&ex->lock);
+		return EXEC_REJECTED;
+	}
+	inv->next = NULL;
+	if (ex->tail != NULL)
+		ex->tail->next = inv;
+	else
+		ex->head = inv;
+	ex->tail = inv;
+	ex->queued++;
+	pthread_cond_signal(&ex->work);
+	pthread_mutex_unlock(&ex->lock);
+	return EXEC_QUEUED;
+}
+
+int
+executor_submit(struct executor *ex, struct invocation *inv)
+{
+	struct command *cmd = inv->cmd;
+	int64_t now = inv->start_ns, took;
+
+	if ((cmd->flags & CMDHOST_BLOCKING) ||
+	    atomic_load_explicit(&cmd->offload_until_ns,
+	    memory_order_relaxed) > now)
+		return queue(ex, inv);
+	if (cmd->flags & CMDHOST_SERIAL) {
+		if (pthread_mutex_trylock(&cmd->serial) != 0)
+			return queue(ex, inv);
+		executor_run_call(inv);
+		pthread_mutex_unlock(&cmd->serial);
+	} else {
+		executor_run_call(inv);
+	}
+	took = inv->end_ns - now;
+	if (ex->budget_ns > 0 && took > ex->budget_ns) {
+		struct log_ctx lc = LOG_CTX_INIT;
+
+		atomic_store_explicit(&cmd->offload_until_ns,
+		    inv->end_ns + OFFLOAD_NS, memory_order_relaxed);
+		lc.command = cmd->name;
+		lc.plugin = cmd->gen->name;
+		lc.duration_ms = (double)took / 1e6;
+		log_emit(LOGL_INFO, &lc, "command overran the inline budget "
+		    "of %d us; its calls run on the pool for the next %lld s",
+		    ex->cfg->inline_budget_us, OFFLOAD_NS / 1000000000LL);
+	}
+	return EXEC_DONE;
+}
+
+int
+executor_stop(struct executor *ex, int64_t deadline_ns)
+{
+	struct timespec ts;
+	int64_t wall;
+
+	pthread_mutex_lock(&ex->lock);
+	ex->stopping = 1;
+	pthread_cond_broadcast(&ex->work);
+	while (ex->running > 0) {
+		int64_t left = deadline_ns - executor_now_ns();
+
+		if (left <= 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
+		ts.tv_sec = (time_t)(wall / 1000000000LL);
+		ts.tv_nsec = (long)(wall % 1000000000LL);
+		pthread_cond_timedwait(&ex->idle, &ex->lock, &ts);
+	}
+	if (ex->running > 0) {
+		pthread_mutex_unlock(&ex->lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	for (int i = 0; i < ex->n_threads; i++)
+		pthread_join(ex->threads[i], NULL);
+	ex->n_threads = 0;
+	return 0;
+}
+
+void
+executor_free(struct executor *ex)
+{
+	if (ex == NULL)
+		return;
+	pthread_mutex_destroy(&ex->lock);
+	pthread_cond_destroy(&ex->work);
+	pthread_cond_destroy(&ex->idle);
+	free(ex->threads);
+	free(ex);
+}

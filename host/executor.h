@@ -1,0 +1,127 @@
+/*
+ * executor.h - where commands run.
+ *
+ * A checked invocation is either run at once on the calling event-loop
+ * thread (the fast path: no hand-off between threads) or queued to a pool
+ * of threads: commands flagged CMDHOST_BLOCKING, commands whose last inline
+ * call overran the budget, and SERIAL commands whose lock is busy.  The
+ * caller learns which by the return value and, for the pool, by the
+ * invocation's done callback.  The executor knows nothing of connections.
+ */
+#ifndef CMDHOST_EXECUTOR_H
+#define CMDHOST_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include <cmdhost/plugin.h>
+
+struct config;
+struct command;
+struct invocation;
+
+/* The opaque SDK context; an invocation begins with it. */
+struct cmdhost_ctx {
+	const struct cmdhost_api *api;
+};
+
+typedef void (*invocation_done_fn)(struct invocation *inv);
+
+struct invocation {
+	struct cmdhost_ctx ctx;       /* first: plugins get &inv->ctx */
+	struct command *cmd;          /* holds a reference on cmd->gen */
+	struct json_object *root;     /* owned reference: the request */
+	struct json_object *id;       /* borrowed from root, or NULL */
+	struct json_object *payload;  /* borrowed from root */
+	char *payload_text;           /* owned, made on first request */
+	size_t payload_len;
+	char request_id[32];          /* made on first request */
+	int64_t rid_ms;               /* request id parts, set by the owner */
+	unsigned rid_loop;
+	uint64_t rid_seq;
+	int64_t start_ns;             /* CLOCK_MONOTONIC */
+	int64_t deadline_ns;
+	int64_t end_ns;
+	int cold;                     /* the first call of its generation */
+
+	/* The result, filled by the call. */
+	int finished;
+	int status;
+	struct json_object *body;     /* owned reference, 2xx only */
+	char *code;                   /* owned, error only */
+	char *message;                /* owned, error only */
+
+	/* The owner's (the server's); the executor does not touch these. */
+	invocation_done_fn done;      /* called on a pool thread */
+	void *owner;                  /* read by done (any thread) */
+	void *owner_slot;             /* the owner's thread only */
+	struct invocation *next;
+};
+
+enum exec_result {
+	EXEC_DONE = 0,   /* ran inline: the result is in inv */
+	EXEC_QUEUED,     /* on the pool: inv->done(inv) will be called */
+	EXEC_REJECTED    /* the pool's queue is full: answer 503 */
+};
+
+struct executor;
+
+/* Returns new (executor_free) with its pool threads started, or NULL with
+ * errno.  cfg is borrowed and must outlive the executor. */
+struct executor *executor_new(const struct config *cfg);
+
+/* Run or queue inv (see enum exec_result).  On EXEC_QUEUED the executor
+ * borrows inv until it calls inv->done; on the others it is untouched
+ * after return. */
+int executor_submit(struct executor *ex, struct invocation *inv);
+
+/* Run validate and execute of inv on the calling thread and fill its
+ * result, including 504 when the deadline passed.  Used by the executor and
+ * by anything that runs a command in-process. */
+void executor_run_call(struct invocation *inv);
+
+/* Refuse new pool work and wait until the pool is idle and its threads
+ * have exited, or until deadline_ns (CLOCK_MONOTONIC).  Returns 0 when all
+ * threads exited, -1 when some are still inside a command. */
+int executor_stop(struct executor *ex, int64_t deadline_ns);
+
+/* Free the executor; only after executor_stop() returned 0.  NULL ok. */
+void executor_free(struct executor *ex);
+
+/* Returns a new invocation (invocation_free) owning `root` (one reference
+ * passes to it) and holding the caller's reference on cmd->gen.  id and
+ * payload are borrowed from root.  NULL on ENOMEM (root and the reference
+ * are then still the caller's). */
+struct invocation *invocation_new(struct command *cmd, struct json_object *root,
+    struct json_object *id, struct json_object *payload);
+
+/* Release everything inv holds, including the generation reference. */
+void invocation_free(struct invocation *inv);
+
+/* The daemon's request id of inv (made on first use).  Borrowed. */
+const char *invocation_request_id(struct invocation *inv);
+
+/* Set an error result (code and message copied).  Any earlier body is
+ * dropped. */
+void invocation_set_error(struct invocation *inv, int status,
+    const char *code, const char *message);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t executor_now_ns(void);
+
+/* The context functions of the host API table (see cmdhost/plugin.h). */
+void *executor_ctx_state(cmdhost_ctx *ctx);
+struct json_object *executor_ctx_payload(cmdhost_ctx *ctx);
+const char *executor_ctx_payload_text(cmdhost_ctx *ctx, size_t *len);
+const char *executor_ctx_request_id(cmdhost_ctx *ctx);
+const char *executor_ctx_command(cmdhost_ctx *ctx);
+int64_t executor_ctx_time_left_ms(cmdhost_ctx *ctx);
+void executor_ctx_log(cmdhost_ctx *ctx, int level, const char *message);
+int executor_ctx_respond(cmdhost_ctx *ctx, int status, struct json_object *body);
+int executor_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
+    const char *message);
+struct json_object *executor_ctx_client_id(cmdhost_ctx *ctx);
+
+#endif /* CMDHOST_EXECUTOR_H */

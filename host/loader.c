@@ -1,0 +1,461 @@
+/*
+ * loader.c - load one plugin file as a generation, all or nothing.
+ *
+ * Order of checks: the file is a regular file; its private copy dlopens;
+ * the descriptor symbol exists; magic and ABI match (no plugin code has
+ * been called yet, apart from ELF constructors, which dlopen runs); the
+ * registration function succeeds and every command it adds is valid.
+ * This file never logs: reasons go back in the caller's buffer.
+ */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmdhost/plugin.h>
+
+#include "config.h"
+#include "executor.h"
+#include "log.h"
+#include "registry.h"
+
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+struct cmdhost_registrar {
+	const struct cmdhost_api *api; /* first, as the SDK requires */
+	const struct config *cfg;
+	struct generation *g;
+	size_t cap;
+	int failed;
+	char err[512];
+};
+
+static void
+fnv(uint64_t *h, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		*h ^= p[i];
+		*h *= FNV_PRIME;
+	}
+}
+
+int
+loader_hash_file(const char *path, uint64_t *hash)
+{
+	unsigned char block[65536];
+	ssize_t n;
+	int fd;
+
+	*hash = FNV_OFFSET;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	while ((n = read(fd, block, sizeof(block))) > 0)
+		fnv(hash, block, (size_t)n);
+	if (n < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Copy src to a new file dst (mode 0600) and hash the bytes copied.
+ * Returns 0 or -1 with the reason in err. */
+static int
+copy_file(const char *src, const char *dst, uint64_t *hash, char *err,
+    size_t errlen)
+{
+	unsigned char block[65536];
+	int in = -1, out = -1, rc = -1;
+	ssize_t n;
+
+	*hash = FNV_OFFSET;
+	if ((in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 &&
+	    (errno != ELOOP ||
+	    (in = open(src, O_RDONLY | O_CLOEXEC)) < 0)) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) < 0) {
+		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
+		    strerror(errno));
+		goto out;
+	}
+	while ((n = read(in, block, sizeof(block))) > 0) {
+		fnv(hash, block, (size_t)n);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, block + off, (size_t)(n - off));
+
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				snprintf(err, errlen, "cannot write private "
+				    "copy: %s", strerror(errno));
+				goto out;
+			}
+			off += w;
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0 && rc == 0) {
+		snprintf(err, errlen, "cannot write private copy: %s",
+		    strerror(errno));
+		rc = -1;
+	}
+	if (rc < 0 && out >= 0)
+		unlink(dst);
+	return rc;
+}
+
+/* A valid command or plugin name: [A-Za-z0-9_.:-]{1,128}. */
+static int
+valid_name(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; s[n] != '\0'; n++) {
+		char c = s[n];
+
+		if (n >= CMDHOST_NAME_MAX)
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		    c == ':' || c == '-'))
+			return 0;
+	}
+	return n > 0;
+}
+
+static void
+reg_fail(struct cmdhost_registrar *reg, const char *fmt, const char *arg)
+{
+	if (reg->failed)
+		return; /* keep the first reason */
+	reg->failed = 1;
+	snprintf(reg->err, sizeof(reg->err), fmt, arg);
+}
+
+static const char *
+api_reg_config(cmdhost_registrar *reg, const char *key)
+{
+	if (key == NULL)
+		return NULL;
+	return config_plugin_value(reg->cfg, reg->g->name, key);
+}
+
+static void
+api_reg_set_state(cmdhost_registrar *reg, void *state, cmdhost_fini_fn fini)
+{
+	reg->g->state = state;
+	reg->g->fini = fini;
+}
+
+static int
+api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
+    size_t size)
+{
+	struct generation *g = reg->g;
+	cmdhost_command cmd;
+	struct command *c;
+
+	memset(&cmd, 0, sizeof(cmd));
+	if (in == NULL || size < offsetof(cmdhost_command, flags) +
+	    sizeof(in->flags)) {
+		reg_fail(reg, "%s", "cmdhost_add_command: command struct too "
+		    "small");
+		return -1;
+	}
+	memcpy(&cmd, in, size < sizeof(cmd) ? size : sizeof(cmd));
+	if (!valid_name(cmd.name)) {
+		reg_fail(reg, "invalid command name '%s' (must match "
+		    "[A-Za-z0-9_.:-]{1,128})", cmd.name ? cmd.name : "(null)");
+		return -1;
+	}
+	if (strncmp(cmd.name, "host.", 5) == 0) {
+		reg_fail(reg, "command name '%s' uses the reserved prefix "
+		    "'host.'", cmd.name);
+		return -1;
+	}
+	if (cmd.execute == NULL) {
+		reg_fail(reg, "command '%s' has no execute function", cmd.name);
+		return -1;
+	}
+	if (cmd.fields != NULL) {
+		for (const cmdhost_field *f = cmd.fields; f->name != NULL; f++) {
+			if (f->type < CMDHOST_ANY || f->type > CMDHOST_ARRAY) {
+				reg_fail(reg, "command '%s': field of unknown "
+				    "type", cmd.name);
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < g->n_commands; i++) {
+		if (strcmp(g->commands[i].name, cmd.name) == 0) {
+			reg_fail(reg, "command '%s' added twice", cmd.name);
+			return -1;
+		}
+	}
+	if (g->n_commands == reg->cap) {
+		size_t cap = reg->cap ? reg->cap * 2 : 4;
+		struct command *cs = realloc(g->commands, cap * sizeof(*cs));
+
+		if (cs == NULL) {
+			reg_fail(reg, "%s", "out of memory");
+			return -1;
+		}
+		g->commands = cs;
+		reg->cap = cap;
+	}
+	c = &g->commands[g->n_commands];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", cmd.name);
+	c->summary = cmd.summary;
+	c->fields = cmd.fields;
+	c->validate = cmd.validate;
+	c->execute = cmd.execute;
+	c->flags = cmd.flags;
+	c->gen = g;
+	pthread_mutex_init(&c->serial, NULL);
+	atomic_init(&c->offload_until_ns, 0);
+	g->n_commands++;
+	return 0;
+}
+
+static void
+api_reg_error(cmdhost_registrar *reg, const char *message)
+{
+	reg_fail(reg, "%s", message ? message : "(no message)");
+}
+
+static void
+api_reg_log(cmdhost_registrar *reg, int level, const char *message)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	if (level < LOGL_DEBUG || level > LOGL_ERROR)
+		level = LOGL_INFO;
+	lc.plugin = reg->g->name;
+	lc.version = reg->g->version;
+	lc.file = reg->g->file;
+	log_emit(level, &lc, "%s", message ? message : "");
+}
+
+static const char *
+api_reg_plugin_name(cmdhost_registrar *reg)
+{
+	return reg->g->name;
+}
+
+static const struct cmdhost_api host_api = {
+	.size = sizeof(struct cmdhost_api),
+	.abi_major = CMDHOST_ABI_MAJOR,
+	.abi_minor = CMDHOST_ABI_MINOR,
+	.reg_config = api_reg_config,
+	.reg_set_state = api_reg_set_state,
+	.reg_add_command = api_reg_add_command,
+	.reg_error = api_reg_error,
+	.reg_log = api_reg_log,
+	.reg_plugin_name = api_reg_plugin_name,
+	.ctx_state = executor_ctx_state,
+	.ctx_payload = executor_ctx_payload,
+	.ctx_payload_text = executor_ctx_payload_text,
+	.ctx_request_id = executor_ctx_request_id,
+	.ctx_command = executor_ctx_command,
+	.ctx_time_left_ms = executor_ctx_time_left_ms,
+	.ctx_log = executor_ctx_log,
+	.ctx_respond = executor_ctx_respond,
+	.ctx_fail = executor_ctx_fail,
+	.ctx_client_id = executor_ctx_client_id,
+};
+
+const struct cmdhost_api *
+loader_api(void)
+{
+	return &host_api;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Free a generation whose plugin code may or may not have been called. */
+static void
+generation_destroy(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < g->n_commands; i++)
+		pthread_mutex_destroy(&g->commands[i].serial);
+	free(g->commands);
+	if (g->handle != NULL)
+		dlclose(g->handle);
+	if (g->copy_path != NULL)
+		unlink(g->copy_path); /* normally gone already */
+	free(g->copy_path);
+	free(g->name);
+	free(g->version);
+	free(g->file);
+	free(g);
+}
+
+int
+loader_load(const struct config *cfg, const char *path, const char *file,
+    const char *copy_dir, struct generation **out, char **name_out,
+    char *err, size_t errlen)
+{
+	static atomic_uint copies;
+	struct cmdhost_registrar reg;
+	const cmdhost_plugin_desc *d;
+	struct generation *g;
+	struct stat st;
+	char copy[4096];
+	int rc;
+
+	*out = NULL;
+	if (name_out != NULL)
+		*name_out = NULL;
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		return -1;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->file = strdup(file)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(g);
+		return -1;
+	}
+	atomic_init(&g->refs, 1);
+	atomic_init(&g->cold, 1);
+	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
+	    atomic_fetch_add(&copies, 1), file);
+	if (copy_file(path, copy, &g->content_hash, err, errlen) < 0)
+		goto fail;
+	if ((g->copy_path = strdup(copy)) == NULL) {
+		unlink(copy);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	dlerror();
+	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	/* The mapping stays valid; nothing can overwrite the file now. */
+	unlink(copy);
+	free(g->copy_path);
+	g->copy_path = NULL;
+	if (g->handle == NULL) {
+		const char *e = dlerror();
+
+		snprintf(err, errlen, "cannot load: %s", e ? e : "dlopen failed");
+		/* dlerror names the private copy; the file name is logged. */
+		goto fail;
+	}
+	d = dlsym(g->handle, "cmdhost_plugin");
+	if (d == NULL) {
+		snprintf(err, errlen, "no 'cmdhost_plugin' descriptor symbol "
+		    "(was it built with CMDHOST_PLUGIN()?)");
+		goto fail;
+	}
+	if (d->magic != CMDHOST_MAGIC) {
+		snprintf(err, errlen, "bad descriptor magic 0x%08x (expected "
+		    "0x%08x): not a cmdhost plugin", d->magic, CMDHOST_MAGIC);
+		goto fail;
+	}
+	if (d->abi_major != CMDHOST_ABI_MAJOR) {
+		snprintf(err, errlen, "plugin ABI %u.%u is incompatible with the "
+		    "daemon's ABI %d.%d (major version differs)",
+		    d->abi_major, d->abi_minor, CMDHOST_ABI_MAJOR,
+		    CMDHOST_ABI_MINOR);
+		goto fail;
+	}
+	if (d->abi_minor > CMDHOST_ABI_MINOR) {
+		snprintf(err, errlen, "plugin ABI %u.%u is newer than the "
+		    "daemon's ABI %d.%d (upgrade cmdhostd)", d->abi_major,
+		    d->abi_minor, CMDHOST_ABI_MAJOR, CMDHOST_ABI_MINOR);
+		goto fail;
+	}
+	if (!valid_name(d->name)) {
+		snprintf(err, errlen, "invalid plugin name (must match "
+		    "[A-Za-z0-9_.:-]{1,128})");
+		goto fail;
+	}
+	if (name_out != NULL)
+		*name_out = strdup(d->name);
+	if ((g->name = strdup(d->name)) == NULL ||
+	    (g->version = strdup(d->version ? d->version : "")) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (d->register_fn == NULL) {
+		snprintf(err, errlen, "descriptor has no registration function");
+		goto fail;
+	}
+	g->desc = d;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.api = &host_api;
+	reg.cfg = cfg;
+	reg.g = g;
+	rc = d->register_fn(&reg);
+	if (rc != 0 || reg.failed) {
+		if (reg.failed)
+			snprintf(err, errlen, "registration failed: %s",
+			    reg.err);
+		else
+			snprintf(err, errlen, "registration failed: returned "
+			    "%d", rc);
+		goto fail_registered;
+	}
+	if (g->n_commands == 0) {
+		snprintf(err, errlen, "registration added no command");
+		goto fail_registered;
+	}
+	g->loaded_at_ms = now_ms();
+	*out = g;
+	return 0;
+
+fail_registered:
+	if (g->fini != NULL)
+		g->fini(g->state);
+fail:
+	generation_destroy(g);
+	return -1;
+}
+
+void
+loader_unload(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	if (g->fini != NULL)
+		g->fini(g->state);
+	generation_destroy(g);
+}

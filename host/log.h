@@ -1,0 +1,64 @@
+/*
+ * log.h - structured logging to stderr, one line per event.
+ *
+ * JSON objects by default, or "time level message key=value" text for
+ * people.  Every line is built in a buffer and written with one write(2),
+ * so threads never interleave within a line and no lock is taken.
+ */
+#ifndef CMDHOST_LOG_H
+#define CMDHOST_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
+enum log_format { LOGF_JSON = 0, LOGF_TEXT };
+
+/* Context fields a line may carry; NULL strings and negative numbers are
+ * left out.  All pointers are borrowed for the call. */
+struct log_ctx {
+	const char *request_id;
+	const char *command;
+	const char *plugin;
+	const char *version;
+	const char *file;
+	const char *error_code;
+	long long generation;
+	int status;
+	double duration_ms;
+};
+
+#define LOG_CTX_INIT { NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1.0 }
+
+/* Set the threshold and the format; callable before threads start. */
+void log_init(int level, int format);
+
+/* Parse "debug|info|warn|error" / "json|text"; -1 when unknown. */
+int log_level_parse(const char *s);
+int log_format_parse(const char *s);
+
+/* True when a line of `level` would be written. */
+int log_enabled(int level);
+
+/* Write one line of `level` with the fields of `ctx` (may be NULL). */
+void log_emit(int level, const struct log_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_emitv(int level, const struct log_ctx *ctx, const char *fmt,
+    va_list ap);
+
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* log_warn and log_error append ": strerror(errno)"; the x forms do not. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Log an error and exit(1); only during start-up. */
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/* Format the current UTC time as RFC 3339 with milliseconds into buf
+ * (at least 32 bytes). */
+void log_timestamp(char *buf, unsigned long size, long long unix_ms);
+
+#endif /* CMDHOST_LOG_H */

@@ -1,0 +1,243 @@
+/*
+ * main.c - cmdhostd: flags, start-up, signals, shutdown.
+ *
+ * Start-up order: config, logging, working directory, plugins, pool,
+ * socket, event loops; the socket appears only when plugins are loaded, so
+ * a client that can connect can be served.  The main thread then only
+ * waits for signals: SIGHUP rescans plugins, SIGTERM/SIGINT shut down.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmdhost/plugin.h>
+
+#include "config.h"
+#include "executor.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "server.h"
+
+#define CMDHOSTD_VERSION "0.1.0"
+#define DEFAULT_CONFIG "conf/cmdhost.ini"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: cmdhostd [-t] [-c FILE] [-s SOCKET] [-p PLUGIN_DIR]\n"
+	    "  -c FILE        configuration file (default %s)\n"
+	    "  -s SOCKET      listen on SOCKET instead of [host] socket\n"
+	    "  -p PLUGIN_DIR  load plugins from PLUGIN_DIR instead of "
+	    "[host] plugin_dir\n"
+	    "  -t             check the configuration and exit\n"
+	    "  -V             print the version and exit\n", DEFAULT_CONFIG);
+}
+
+/* Make a path given on the command line absolute (relative to the
+ * directory cmdhostd was started in).  Returns 0 or -1. */
+static int
+absolutize(const char *arg, char **out)
+{
+	char cwd[PATH_MAX], buf[PATH_MAX * 2];
+
+	if (arg[0] == '/')
+		return config_set_string(out, arg) < 0 ? -1 : 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	snprintf(buf, sizeof(buf), "%s/%s", cwd, arg);
+	return config_set_string(out, buf) < 0 ? -1 : 0;
+}
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = DEFAULT_CONFIG;
+	char *socket_arg = NULL, *plugin_arg = NULL, *dir_copy;
+	struct config cfg;
+	struct daemon_stats stats;
+	struct registry *reg = NULL;
+	struct executor *ex = NULL;
+	struct server *srv = NULL;
+	sigset_t sigs;
+	char err[1024], copy_dir[PATH_MAX];
+	const char *tmp;
+	int ch, check_only = 0, failures, rc;
+	int64_t deadline;
+
+	while ((ch = getopt(argc, argv, "c:s:p:thV")) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 's':
+			socket_arg = optarg;
+			break;
+		case 'p':
+			plugin_arg = optarg;
+			break;
+		case 't':
+			check_only = 1;
+			break;
+		case 'V':
+			printf("cmdhostd %s (plugin ABI %d.%d)\n",
+			    CMDHOSTD_VERSION, CMDHOST_ABI_MAJOR,
+			    CMDHOST_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	if (config_init(&cfg) < 0) {
+		fprintf(stderr, "cmdhostd: out of memory\n");
+		return 1;
+	}
+	if (config_load(&cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cmdhostd: %s\n", err);
+		config_fini(&cfg);
+		return 1;
+	}
+	if ((socket_arg && absolutize(socket_arg, &cfg.socket) < 0) ||
+	    (plugin_arg && absolutize(plugin_arg, &cfg.plugin_dir) < 0)) {
+		fprintf(stderr, "cmdhostd: cannot resolve paths: %s\n",
+		    strerror(errno));
+		config_fini(&cfg);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: ok\n", config_path);
+		config_fini(&cfg);
+		return 0;
+	}
+	log_init(cfg.log_level, cfg.log_format);
+
+	/* Relative paths in the file are relative to the file's directory. */
+	if ((dir_copy = strdup(config_path)) == NULL ||
+	    chdir(dirname(dir_copy)) < 0) {
+		fprintf(stderr, "cmdhostd: cannot enter the directory of %s: "
+		    "%s\n", config_path, strerror(errno));
+		free(dir_copy);
+		config_fini(&cfg);
+		return 1;
+	}
+	free(dir_copy);
+
+	/* Signals are taken by the main thread alone, with sigwaitinfo. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&stats, 0, sizeof(stats));
+	stats.started_ms = wall_ms();
+
+	tmp = getenv("TMPDIR");
+	snprintf(copy_dir, sizeof(copy_dir), "%s/cmdhostd.XXXXXX",
+	    tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(copy_dir) == NULL) {
+		log_error("cannot create a private directory %s", copy_dir);
+		config_fini(&cfg);
+		return 1;
+	}
+	if ((reg = registry_new(&cfg, cfg.plugin_dir, copy_dir)) == NULL) {
+		log_error("registry");
+		rc = 1;
+		goto out;
+	}
+	failures = registry_scan(reg, NULL);
+	if (failures > 0)
+		log_warnx("%d plugin file(s) refused; see the errors above and "
+		    "host.list", failures);
+	if ((ex = executor_new(&cfg)) == NULL) {
+		log_error("cannot start the pool");
+		rc = 1;
+		goto out;
+	}
+	if ((srv = server_new(&cfg, reg, ex, &stats, err, sizeof(err))) ==
+	    NULL) {
+		log_errorx("%s", err);
+		rc = 1;
+		goto out;
+	}
+	if ((rc = server_start(srv)) < 0) {
+		errno = -rc;
+		log_error("cannot start the event loops");
+		rc = 1;
+		goto out;
+	}
+	{
+		int plugins, commands, failed;
+
+		registry_counts(reg, &plugins, &commands, &failed);
+		log_info("cmdhostd %s ready on %s: %d plugins, %d commands, "
+		    "%d refused", CMDHOSTD_VERSION, cfg.socket, plugins,
+		    commands, failed);
+	}
+
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&sigs, &si);
+
+		if (sig < 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: rescanning %s", cfg.plugin_dir);
+			registry_scan(reg, NULL);
+			continue;
+		}
+		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
+		    "SIGINT");
+		break;
+	}
+
+	deadline = executor_now_ns() + (int64_t)cfg.shutdown_timeout_ms *
+	    1000000;
+	server_stop(srv, deadline);
+	server_close(srv);
+	/* Give the pool a moment past the deadline for calls now dropped. */
+	if (executor_stop(ex, deadline + 1000000000LL) < 0) {
+		/* A command is stuck in plugin code: it cannot be unloaded
+		 * safely, so leave without finalizing. */
+		log_errorx("a command is still running past "
+		    "shutdown_timeout_ms; exiting without finalizing plugins");
+		rmdir(copy_dir);
+		_exit(0);
+	}
+	rc = 0;
+	log_info("stopped");
+out:
+	server_free(srv);
+	executor_free(ex);
+	registry_free(reg);
+	rmdir(copy_dir);
+	config_fini(&cfg);
+	return rc;
+}

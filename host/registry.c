@@ -1,0 +1,637 @@
+/*
+ * registry.c - plugins, their generations, and the published command table.
+ *
+ * Writers (start-up, rescans) serialize on one mutex, build a complete new
+ * table and swap it in with one atomic store; then they wait until no
+ * reader's hazard pointer names the old table before freeing it and
+ * dropping the references of generations that left.  Readers take no lock.
+ */
+#include "registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
+#include "request.h"
+
+/* An immutable open-addressing table of command pointers. */
+struct cmd_table {
+	size_t mask;              /* slots - 1 (slots is a power of two) */
+	size_t count;
+	struct command *slots[];
+};
+
+/* One plugin file of plugin_dir. */
+struct plugin {
+	char *file;               /* owned: name in plugin_dir */
+	char *name;               /* owned: descriptor name if ever read */
+	struct generation *current; /* published, one reference */
+	char *last_error;         /* owned, or NULL */
+	uint64_t failed_hash;     /* content that last failed */
+	int present;              /* seen by the current scan */
+	uint64_t loads, load_failures;
+	struct plugin *next;
+};
+
+struct registry {
+	const struct config *cfg;
+	char *plugin_dir;
+	char *copy_dir;
+	pthread_mutex_t lock;     /* writers and admin readers of plugins */
+	struct plugin *plugins;
+	struct cmd_stats *stats;  /* by command name, never shrinks */
+	uint64_t next_generation;
+	_Atomic(struct cmd_table *) table;
+	_Atomic(struct cmd_table *) hazards[REGISTRY_MAX_READERS];
+	atomic_int n_readers;
+};
+
+void
+generation_hold(struct generation *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void
+generation_release(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1) {
+		struct log_ctx lc = LOG_CTX_INIT;
+
+		if (g->number == 0) {
+			loader_unload(g); /* never published */
+			return;
+		}
+		lc.plugin = g->name;
+		lc.version = g->version;
+		lc.file = g->file;
+		lc.generation = (long long)g->number;
+		log_emit(LOGL_INFO, &lc, "plugin generation unloaded");
+		loader_unload(g);
+	}
+}
+
+static uint64_t
+hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static struct cmd_table *
+table_new(size_t count)
+{
+	size_t slots = 8;
+	struct cmd_table *t;
+
+	while (slots < count * 2)
+		slots *= 2;
+	t = calloc(1, sizeof(*t) + slots * sizeof(struct command *));
+	if (t == NULL)
+		return NULL;
+	t->mask = slots - 1;
+	return t;
+}
+
+static void
+table_insert(struct cmd_table *t, struct command *c)
+{
+	size_t i = (size_t)hash_name(c->name) & t->mask;
+
+	while (t->slots[i] != NULL)
+		i = (i + 1) & t->mask;
+	t->slots[i] = c;
+	t->count++;
+}
+
+static struct command *
+table_find(const struct cmd_table *t, const char *name)
+{
+	size_t i = (size_t)hash_name(name) & t->mask;
+
+	for (;;) {
+		struct command *c = t->slots[i];
+
+		if (c == NULL)
+			return NULL;
+		if (strcmp(c->name, name) == 0)
+			return c;
+		i = (i + 1) & t->mask;
+	}
+}
+
+struct registry *
+registry_new(const struct config *cfg, const char *plugin_dir,
+    const char *copy_dir)
+{
+	struct registry *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->cfg = cfg;
+	r->plugin_dir = strdup(plugin_dir);
+	r->copy_dir = strdup(copy_dir);
+	if (r->plugin_dir == NULL || r->copy_dir == NULL) {
+		free(r->plugin_dir);
+		free(r->copy_dir);
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	atomic_init(&r->table, table_new(0));
+	if (atomic_load(&r->table) == NULL) {
+		registry_free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return r;
+}
+
+int
+registry_reader(struct registry *r)
+{
+	int slot = atomic_fetch_add(&r->n_readers, 1);
+
+	return slot < REGISTRY_MAX_READERS ? slot : -1;
+}
+
+struct command *
+registry_lookup(struct registry *r, int reader, const char *name)
+{
+	struct cmd_table *t;
+	struct command *c;
+
+	/* Publish the table we are about to read, then check that it is
+	 * still current: a writer that swapped after our store will see our
+	 * hazard and wait for us. */
+	do {
+		t = atomic_load(&r->table);
+		atomic_store(&r->hazards[reader], t);
+	} while (t != atomic_load(&r->table));
+	c = table_find(t, name);
+	if (c != NULL)
+		generation_hold(c->gen);
+	atomic_store_explicit(&r->hazards[reader], NULL, memory_order_release);
+	return c;
+}
+
+/* Swap in `next` and free the old table once no reader holds it. */
+static void
+publish(struct registry *r, struct cmd_table *next)
+{
+	struct cmd_table *old = atomic_exchange(&r->table, next);
+	int n = atomic_load(&r->n_readers);
+
+	if (n > REGISTRY_MAX_READERS)
+		n = REGISTRY_MAX_READERS;
+	for (int i = 0; i < n; i++)
+		while (atomic_load(&r->hazards[i]) == old)
+			sched_yield();
+	free(old);
+}
+
+static struct cmd_stats *
+stats_for(struct registry *r, const char *name)
+{
+	struct cmd_stats *s;
+
+	for (s = r->stats; s != NULL; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	if ((s = metrics_cmd_new(name)) == NULL)
+		return NULL;
+	s->next = r->stats;
+	r->stats = s;
+	return s;
+}
+
+/*
+ * Build the table that results from giving plugin p the generation g (NULL:
+ * p has no commands).  Fails if a command of g belongs to another plugin.
+ * Returns the new table, or NULL with the reason in err.
+ */
+static struct cmd_table *
+build_table(struct registry *r, struct plugin *p, struct generation *g,
+    char *err, size_t errlen)
+{
+	struct cmd_table *t;
+	struct plugin *q;
+	size_t count = g ? g->n_commands : 0;
+
+	for (q = r->plugins; q != NULL; q = q->next)
+		if (q != p && q->current != NULL)
+			count += q->current->n_commands;
+	if ((t = table_new(count)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (q = r->plugins; q != NULL; q = q->next) {
+		if (q == p || q->current == NULL)
+			continue;
+		for (size_t i = 0; i < q->current->n_commands; i++)
+			table_insert(t, &q->current->commands[i]);
+	}
+	for (size_t i = 0; g != NULL && i < g->n_commands; i++) {
+		struct command *c = &g->commands[i], *other;
+
+		if ((other = table_find(t, c->name)) != NULL) {
+			snprintf(err, errlen, "command '%s' is already "
+			    "registered by plugin '%s' (%s)", c->name,
+			    other->gen->name, other->gen->file);
+			free(t);
+			return NULL;
+		}
+		table_insert(t, c);
+	}
+	return t;
+}
+
+static struct plugin *
+plugin_find(struct registry *r, const char *file)
+{
+	for (struct plugin *p = r->plugins; p != NULL; p = p->next)
+		if (strcmp(p->file, file) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+set_error(struct plugin *p, const char *err)
+{
+	free(p->last_error);
+	p->last_error = err ? strdup(err) : NULL;
+}
+
+static void
+report_add(struct json_object *report, const char *key, const char *file,
+    const char *err)
+{
+	struct json_object *arr, *item;
+
+	if (report == NULL)
+		return;
+	if (!json_object_object_get_ex(report, key, &arr))
+		return;
+	if (err == NULL) {
+		json_object_array_add(arr, json_object_new_string(file));
+		return;
+	}
+	item = json_object_new_object();
+	json_object_object_add(item, "file", json_object_new_string(file));
+	json_object_object_add(item, "error", json_object_new_string(err));
+	json_object_array_add(arr, item);
+}
+
+/* Try to load the file for plugin p and publish it.  Returns 0 or -1. */
+static int
+load_one(struct registry *r, struct plugin *p, const char *path,
+    struct json_object *report)
+{
+	struct generation *g = NULL, *old = p->current;
+	struct cmd_table *t;
+	struct log_ctx lc = LOG_CTX_INIT;
+	char err[1024], *name = NULL;
+
+	lc.file = p->file;
+	if (loader_load(r->cfg, path, p->file, r->copy_dir, &g, &name, err,
+	    sizeof(err)) < 0)
+		goto fail;
+	free(p->name);
+	p->name = name;
+	name = NULL;
+	/* One plugin name, one file. */
+	for (struct plugin *q = r->plugins; q != NULL; q = q->next) {
+		if (q != p && q->current != NULL &&
+		    strcmp(q->current->name, g->name) == 0) {
+			snprintf(err, sizeof(err), "plugin '%s' is already "
+			    "loaded from %s", g->name, q->file);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < g->n_commands; i++) {
+		if ((g->commands[i].stats = stats_for(r,
+		    g->commands[i].name)) == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			goto fail;
+		}
+	}
+	if ((t = build_table(r, p, g, err, sizeof(err))) == NULL)
+		goto fail;
+	g->number = ++r->next_generation;
+	p->current = g;
+	p->loads++;
+	set_error(p, NULL);
+	p->failed_hash = 0;
+	publish(r, t);
+	lc.plugin = g->name;
+	lc.version = g->version;
+	lc.generation = (long long)g->number;
+	if (old != NULL)
+		log_emit(LOGL_INFO, &lc, "plugin swapped: version %s -> %s, "
+		    "%zu commands", old->version, g->version, g->n_commands);
+	else
+		log_emit(LOGL_INFO, &lc, "plugin loaded: version %s, %zu "
+		    "commands", g->version, g->n_commands);
+	report_add(report, "loaded", p->file, NULL);
+	generation_release(old);
+	return 0;
+
+fail:
+	if (name != NULL) {
+		free(p->name);
+		p->name = name;
+	}
+	if (g != NULL) {
+		p->failed_hash = g->content_hash;
+		generation_release(g);
+	} else {
+		loader_hash_file(path, &p->failed_hash);
+	}
+	p->load_failures++;
+	set_error(p, err);
+	lc.plugin = p->name;
+	log_emit(LOGL_ERROR, &lc, "plugin refused: %s%s", err,
+	    old != NULL ? " (the previous generation keeps serving)" : "");
+	report_add(report, "failed", p->file, err);
+	return -1;
+}
+
+/* Unpublish plugin p's commands and drop its generation. */
+static void
+unload_one(struct registry *r, struct plugin *p, struct json_object *report)
+{
+	struct generation *old = p->current;
+	struct cmd_table *t;
+	char err[256];
+
+	if (old == NULL)
+		return;
+	if ((t = build_table(r, p, NULL, err, sizeof(err))) == NULL) {
+		log_errorx("cannot unload %s: %s", p->file, err);
+		return;
+	}
+	p->current = NULL;
+	publish(r, t);
+	log_info("plugin removed: %s (%s), its commands are gone", old->name,
+	    p->file);
+	report_add(report, "unloaded", p->file, NULL);
+	generation_release(old);
+}
+
+static int
+is_plugin_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 3 && strcmp(name + n - 3, ".so") == 0;
+}
+
+static void
+plugin_free(struct plugin *p)
+{
+	if (p == NULL)
+		return;
+	free(p->file);
+	free(p->name);
+	free(p->last_error);
+	free(p);
+}
+
+int
+registry_scan(struct registry *r, struct json_object *report)
+{
+	struct dirent **names = NULL;
+	struct plugin *p, **pp;
+	int n, failures = 0;
+	char path[4096];
+
+	if (report != NULL) {
+		json_object_object_add(report, "loaded", json_object_new_array());
+		json_object_object_add(report, "unloaded",
+		    json_object_new_array());
+		json_object_object_add(report, "failed", json_object_new_array());
+		json_object_object_add(report, "unchanged",
+		    json_object_new_array());
+	}
+	pthread_mutex_lock(&r->lock);
+	n = scandir(r->plugin_dir, &names, NULL, alphasort);
+	if (n < 0) {
+		log_error("cannot read plugin_dir %s", r->plugin_dir);
+		pthread_mutex_unlock(&r->lock);
+		return 1;
+	}
+	for (p = r->plugins; p != NULL; p = p->next)
+		p->present = 0;
+	for (int i = 0; i < n; i++) {
+		const char *file = names[i]->d_name;
+		uint64_t hash;
+
+		if (!is_plugin_file(file))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", r->plugin_dir, file);
+		if ((p = plugin_find(r, file)) == NULL) {
+			if ((p = calloc(1, sizeof(*p))) == NULL ||
+			    (p->file = strdup(file)) == NULL) {
+				free(p);
+				failures++;
+				continue;
+			}
+			/* Append, so that the first file keeps a name. */
+			for (pp = &r->plugins; *pp != NULL; pp = &(*pp)->next)
+				;
+			*pp = p;
+		}
+		p->present = 1;
+		/* Unchanged bytes: nothing to do, loaded or failed. */
+		if (loader_hash_file(path, &hash) == 0) {
+			if (p->current != NULL &&
+			    p->current->content_hash == hash) {
+				set_error(p, NULL); /* back to what serves */
+				report_add(report, "unchanged", file, NULL);
+				continue;
+			}
+			if (p->last_error != NULL && p->failed_hash == hash) {
+				report_add(report, "unchanged", file, NULL);
+				failures++;
+				continue;
+			}
+		}
+		if (load_one(r, p, path, report) < 0)
+			failures++;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	/* Files that are gone: unpublish, then forget. */
+	for (pp = &r->plugins; (p = *pp) != NULL;) {
+		if (p->present) {
+			pp = &p->next;
+			continue;
+		}
+		unload_one(r, p, report);
+		*pp = p->next;
+		plugin_free(p);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return failures;
+}
+
+static struct json_object *
+json_str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static struct json_object *
+command_json(const struct command *c)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *flags = json_object_new_array();
+	struct json_object *fields = json_object_new_array();
+
+	json_object_object_add(o, "name", json_object_new_string(c->name));
+	json_object_object_add(o, "summary", json_str_or_null(c->summary));
+	if (c->flags & CMDHOST_SERIAL)
+		json_object_array_add(flags, json_object_new_string("serial"));
+	if (c->flags & CMDHOST_BLOCKING)
+		json_object_array_add(flags, json_object_new_string("blocking"));
+	json_object_object_add(o, "flags", flags);
+	for (const cmdhost_field *f = c->fields; f && f->name; f++) {
+		struct json_object *fo = json_object_new_object();
+
+		json_object_object_add(fo, "name",
+		    json_object_new_string(f->name));
+		json_object_object_add(fo, "type",
+		    json_object_new_string(request_type_name(f->type)));
+		json_object_object_add(fo, "required",
+		    json_object_new_boolean(f->required != 0));
+		json_object_array_add(fields, fo);
+	}
+	json_object_object_add(o, "fields", fields);
+	return o;
+}
+
+struct json_object *
+registry_list_json(struct registry *r)
+{
+	struct json_object *arr = json_object_new_array();
+	char stamp[40];
+
+	pthread_mutex_lock(&r->lock);
+	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *cmds = json_object_new_array();
+		struct generation *g = p->current;
+		char base[256];
+
+		if (p->name != NULL) {
+			snprintf(base, sizeof(base), "%s", p->name);
+		} else {
+			snprintf(base, sizeof(base), "%s", p->file);
+			base[strlen(base) - 3] = '\0'; /* drop ".so" */
+		}
+		json_object_object_add(o, "name", json_object_new_string(
+		    g ? g->name : base));
+		json_object_object_add(o, "version",
+		    json_str_or_null(g ? g->version : NULL));
+		json_object_object_add(o, "file", json_object_new_string(p->file));
+		json_object_object_add(o, "generation",
+		    g ? json_object_new_int64((int64_t)g->number) : NULL);
+		json_object_object_add(o, "state", json_object_new_string(
+		    g == NULL ? "failed" : p->last_error ? "degraded" :
+		    "loaded"));
+		if (g != NULL) {
+			log_timestamp(stamp, sizeof(stamp), g->loaded_at_ms);
+			json_object_object_add(o, "loaded_at",
+			    json_object_new_string(stamp));
+		} else {
+			json_object_object_add(o, "loaded_at", NULL);
+		}
+		json_object_object_add(o, "error", json_str_or_null(
+		    p->last_error));
+		json_object_object_add(o, "loads",
+		    json_object_new_uint64(p->loads));
+		json_object_object_add(o, "load_failures",
+		    json_object_new_uint64(p->load_failures));
+		for (size_t i = 0; g != NULL && i < g->n_commands; i++)
+			json_object_array_add(cmds,
+			    command_json(&g->commands[i]));
+		json_object_object_add(o, "commands", cmds);
+		json_object_array_add(arr, o);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return arr;
+}
+
+struct json_object *
+registry_stats_json(struct registry *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	pthread_mutex_lock(&r->lock);
+	for (struct cmd_stats *s = r->stats; s != NULL; s = s->next)
+		json_object_object_add(o, s->name, metrics_cmd_json(s));
+	pthread_mutex_unlock(&r->lock);
+	return o;
+}
+
+void
+registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
+{
+	*plugins = *commands = *failed = 0;
+	pthread_mutex_lock(&r->lock);
+	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
+		if (p->current != NULL) {
+			(*plugins)++;
+			*commands += (int)p->current->n_commands;
+		}
+		if (p->last_error != NULL)
+			(*failed)++;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+registry_free(struct registry *r)
+{
+	struct plugin *p, *next;
+	struct cmd_stats *s, *snext;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->lock);
+	for (p = r->plugins; p != NULL; p = p->next) {
+		if (p->current == NULL)
+			continue;
+		unload_one(r, p, NULL);
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (p = r->plugins; p != NULL; p = next) {
+		next = p->next;
+		plugin_free(p);
+	}
+	for (s = r->stats; s != NULL; s = snext) {
+		snext = s->next;
+		metrics_cmd_free(s);
+	}
+	free(atomic_load(&r->table));
+	pthread_mutex_destroy(&r->lock);
+	free(r->plugin_dir);
+	free(r->copy_dir);
+	free(r);
+}

@@ -1,0 +1,107 @@
+/*
+ * registry.h - the command table and plugin generations.
+ *
+ * A generation is one loaded copy of one plugin file.  The table that maps
+ * command names to commands is immutable once published; a change builds a
+ * new table and swaps one pointer.  Readers never lock: a hazard pointer
+ * per reader thread keeps a table alive while it is searched, and a
+ * reference on the generation keeps a command alive while it runs.
+ */
+#ifndef CMDHOST_REGISTRY_H
+#define CMDHOST_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include <cmdhost/plugin.h>
+
+#include "metrics.h"
+
+struct config;
+struct generation;
+
+/* One command of one generation.  Strings and fields are borrowed from the
+ * plugin's image and live as long as the generation. */
+struct command {
+	char name[CMDHOST_NAME_MAX + 1];
+	const char *summary;
+	const cmdhost_field *fields;
+	cmdhost_validate_fn validate;
+	cmdhost_execute_fn execute;
+	unsigned flags;
+	struct generation *gen;      /* the owner */
+	struct cmd_stats *stats;     /* owned by the registry, outlives gens */
+	pthread_mutex_t serial;      /* held while a CMDHOST_SERIAL call runs */
+	atomic_int_fast64_t offload_until_ns; /* run on the pool until then */
+};
+
+/* One loaded copy of a plugin file.  Freed by loader_unload() when its
+ * last reference is released (generation_release). */
+struct generation {
+	atomic_long refs;
+	uint64_t number;          /* grows with each published load */
+	char *name;               /* owned copy of the descriptor's name */
+	char *version;            /* owned copy */
+	char *file;               /* owned: the file's name in plugin_dir */
+	char *copy_path;          /* owned: the private copy dlopen'd */
+	void *handle;             /* dlopen handle */
+	const cmdhost_plugin_desc *desc; /* in the image */
+	void *state;              /* the plugin's, freed by fini */
+	cmdhost_fini_fn fini;
+	struct command *commands; /* owned array */
+	size_t n_commands;
+	int64_t loaded_at_ms;
+	uint64_t content_hash;    /* of the file's bytes */
+	atomic_int cold;          /* 1 until its first call */
+};
+
+/* Take and drop a reference.  Dropping the last one finalizes and unloads
+ * the generation (fini, dlclose, removes the private copy) on the calling
+ * thread, which must not be running the generation's code. */
+void generation_hold(struct generation *g);
+void generation_release(struct generation *g);
+
+struct registry;
+
+/* Returns new (registry_free), or NULL with errno.  cfg is borrowed and must
+ * outlive the registry; copy_dir is copied (where private copies go). */
+struct registry *registry_new(const struct config *cfg, const char *plugin_dir,
+    const char *copy_dir);
+
+/* Unpublish everything and drop the registry's references (generations
+ * still in use are unloaded when their last call returns).  NULL is ok. */
+void registry_free(struct registry *r);
+
+/* Claim a reader slot for the calling thread (at most REGISTRY_MAX_READERS).
+ * Returns the slot, or -1. */
+#define REGISTRY_MAX_READERS 256
+int registry_reader(struct registry *r);
+
+/* Find a command by name.  Returns it with a reference taken on its
+ * generation (release with generation_release(cmd->gen)), or NULL.
+ * Lock-free; `reader` is the caller's slot from registry_reader(). */
+struct command *registry_lookup(struct registry *r, int reader,
+    const char *name);
+
+/* Rescan plugin_dir: load new and changed files, unload removed ones.  A
+ * file that fails keeps its previous generation serving.  If report is not
+ * NULL, adds arrays "loaded", "unloaded", "failed" and "unchanged" to it
+ * (borrowed object).  Returns the number of failures.  Serialized with
+ * other writers by the registry's lock; never blocks readers. */
+int registry_scan(struct registry *r, struct json_object *report);
+
+/* Returns a new JSON array describing every plugin (host.list). */
+struct json_object *registry_list_json(struct registry *r);
+
+/* Returns a new JSON object: command name -> stats (host.stats). */
+struct json_object *registry_stats_json(struct registry *r);
+
+/* Counts for host.health. */
+void registry_counts(struct registry *r, int *plugins, int *commands,
+    int *failed);
+
+#endif /* CMDHOST_REGISTRY_H */

@@ -1,0 +1,64 @@
+/*
+ * request.h - parse and check one request line; format one reply line.
+ *
+ * A request is one JSON object: {"id", "command" (or the seed's
+ * "commandType"), "payload", "timeout_ms"}.  Parsing never logs; it says
+ * what is wrong in a caller-supplied buffer, phrased for the client.
+ */
+#ifndef CMDHOST_REQUEST_H
+#define CMDHOST_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include <cmdhost/plugin.h>
+
+#include "buf.h"
+
+/* The deepest nesting a request may have. */
+#define REQUEST_MAX_DEPTH 64
+
+struct request {
+	struct json_object *root;    /* owned reference: the whole line */
+	struct json_object *id;      /* borrowed from root, or NULL */
+	const char *command;         /* borrowed from root */
+	struct json_object *payload; /* borrowed from root, never NULL on 0 */
+	int64_t timeout_ms;          /* 0: the default */
+};
+
+/* A tokener set up for requests (strict, UTF-8, depth limit).  Returns new
+ * (json_tokener_free), or NULL. */
+struct json_tokener *request_tokener_new(void);
+
+/*
+ * Parse one line (without its '\n'; a trailing '\r' is allowed) into req.
+ * Returns 0, or -1 with the reason in err; then req->id may still hold the
+ * id to echo.  Either way release req with request_fini().
+ */
+int request_parse(struct json_tokener *tok, const char *line, size_t len,
+    struct request *req, char *err, size_t errlen);
+
+/* Release what req holds; safe on a zeroed request. */
+void request_fini(struct request *req);
+
+/* Check `payload` against a {0}-terminated field list (NULL: nothing to
+ * check).  Returns 0, or -1 with a message naming the field in err. */
+int request_check_fields(const cmdhost_field *fields,
+    struct json_object *payload, char *err, size_t errlen);
+
+/* The name of a field type ("string", ...), for messages and host.list. */
+const char *request_type_name(int type);
+
+/* Append `{"id":..,"status":..,"body":..}\n` to out.  id and body are
+ * borrowed (NULL is JSON null).  Returns 0 or -ENOMEM. */
+int request_format_ok(struct buf *out, struct json_object *id, int status,
+    struct json_object *body);
+
+/* Append `{"id":..,"status":..,"error":{"code":..,"message":..}}\n`.  All
+ * arguments are borrowed.  Returns 0 or -ENOMEM. */
+int request_format_error(struct buf *out, struct json_object *id, int status,
+    const char *code, const char *message);
+
+#endif /* CMDHOST_REQUEST_H */

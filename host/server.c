@@ -1,0 +1,1079 @@
+/*
+ * server.c - epoll loops, connections, framing and ordered replies.
+ *
+ * The data path reads straight through: read -> split lines -> parse ->
+ * registry lookup -> field check -> executor -> reply.  A reply that is
+ * ready while nothing is pending on its connection goes straight into the
+ * write buffer; otherwise it waits in the connection's queue of slots so
+ * that replies leave in request order.  Pool completions come back to the
+ * loop that owns the connection through a queue and an eventfd, so that
+ * every connection is only ever touched by its own loop thread.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "config.h"
+#include "executor.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "request.h"
+
+#define READ_CHUNK 65536
+#define READS_PER_WAKE 4
+#define MAX_EVENTS 256
+
+struct conn;
+
+/* A reply place in a connection's queue. */
+struct slot {
+	struct slot *next;        /* the connection's queue */
+	struct slot *tprev, *tnext; /* the loop's list of pool calls */
+	struct conn *conn;
+	struct invocation *inv;   /* on the pool, or NULL when ready */
+	struct buf out;           /* the reply line once ready */
+};
+
+struct conn {
+	struct loop *loop;
+	struct conn *prev, *next;
+	int fd;
+	uint32_t events;          /* what epoll watches now */
+	struct buf rbuf;
+	struct buf wbuf;
+	struct slot *q_head, *q_tail;
+	int discarding;           /* skipping the rest of an oversized line */
+	int eof;                  /* the peer will send nothing more */
+	int dead;                 /* an I/O error: close at once */
+	int closed;               /* closed; freed after this batch */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct loop {
+	struct server *srv;
+	int index;
+	pthread_t thread;
+	int started;
+	int epfd;
+	int evfd;
+	int reader;
+	int listening;
+	struct json_tokener *tok;
+	pthread_mutex_t cq_lock;
+	struct invocation *cq_head, *cq_tail;
+	struct conn *conns;
+	struct conn *graveyard;   /* closed, freed after the event batch */
+	struct slot *pending;     /* slots waiting for the pool */
+	int n_pool;               /* calls of this loop on the pool */
+	uint64_t seq;
+};
+
+struct server {
+	const struct config *cfg;
+	struct registry *reg;
+	struct executor *ex;
+	struct daemon_stats *stats;
+	struct admin admin;
+	int listen_fd;
+	dev_t sock_dev;
+	ino_t sock_ino;
+	struct loop *loops;
+	int n_loops;
+	atomic_int n_conns;
+	atomic_int stopping;      /* 0 serving, 1 draining, 2 forced */
+	pthread_mutex_t exit_lock;
+	pthread_cond_t exit_cond;
+	int loops_exited;
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ socket */
+
+/* Is a daemon accepting on path?  1 yes, 0 no (stale or absent). */
+static int
+socket_is_live(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, rc;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc == 0 || errno == EAGAIN;
+}
+
+static int
+open_listener(struct server *srv, char *err, size_t errlen)
+{
+	const char *path = srv->cfg->socket;
+	struct sockaddr_un sa;
+	struct stat st;
+	mode_t old_mask;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; "
+			    "not touching it", path);
+			return -1;
+		}
+		if (socket_is_live(path)) {
+			snprintf(err, errlen, "another daemon is serving on %s",
+			    path);
+			return -1;
+		}
+		if (unlink(path) < 0) {
+			snprintf(err, errlen, "cannot remove stale socket %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		log_info("removed stale socket %s", path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	/* The file is created with exactly socket_mode: never wider. */
+	old_mask = umask(~srv->cfg->socket_mode & 0777);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	if (rc < 0) {
+		snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (chmod(path, srv->cfg->socket_mode) < 0 ||
+	    stat(path, &st) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		return -1;
+	}
+	srv->sock_dev = st.st_dev;
+	srv->sock_ino = st.st_ino;
+	srv->listen_fd = fd;
+	return 0;
+}
+
+struct server *
+server_new(const struct config *cfg, struct registry *reg,
+    struct executor *ex, struct daemon_stats *stats, char *err,
+    size_t errlen)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	long ncpu;
+
+	if (srv == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->cfg = cfg;
+	srv->reg = reg;
+	srv->ex = ex;
+	srv->stats = stats;
+	srv->listen_fd = -1;
+	srv->admin.cfg = cfg;
+	srv->admin.reg = reg;
+	srv->admin.stats = stats;
+	srv->admin.self_uid = geteuid();
+	pthread_mutex_init(&srv->exit_lock, NULL);
+	pthread_cond_init(&srv->exit_cond, NULL);
+	srv->n_loops = cfg->workers;
+	if (srv->n_loops == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->n_loops = ncpu > 0 ? (int)ncpu : 1;
+	}
+	srv->loops = calloc((size_t)srv->n_loops, sizeof(*srv->loops));
+	if (srv->loops == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < srv->n_loops; i++) {
+		struct loop *l = &srv->loops[i];
+
+		l->srv = srv;
+		l->index = i;
+		l->epfd = l->evfd = -1;
+		pthread_mutex_init(&l->cq_lock, NULL);
+		if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+		    (l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+			snprintf(err, errlen, "epoll/eventfd: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		if ((l->tok = request_tokener_new()) == NULL ||
+		    (l->reader = registry_reader(reg)) < 0) {
+			snprintf(err, errlen, "cannot set up loop %d", i);
+			goto fail;
+		}
+	}
+	if (open_listener(srv, err, errlen) < 0)
+		goto fail;
+	return srv;
+fail:
+	server_free(srv);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ output */
+
+static void
+loop_wake(struct loop *l)
+{
+	uint64_t one = 1;
+
+	if (write(l->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("eventfd write");
+}
+
+static void
+set_events(struct conn *c, uint32_t events)
+{
+	struct epoll_event ev;
+
+	if (c->events == events)
+		return;
+	ev.events = events;
+	ev.data.ptr = c;
+	if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+		c->dead = 1;
+		return;
+	}
+	c->events = events;
+}
+
+/* Where the next reply of c goes: straight into the write buffer when no
+ * earlier reply is pending, else into a new ready slot at the tail.
+ * Returns NULL on ENOMEM. */
+static struct buf *
+reply_target(struct conn *c)
+{
+	struct slot *s;
+
+	if (c->q_head == NULL)
+		return &c->wbuf;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->conn = c;
+	c->q_tail->next = s;
+	c->q_tail = s;
+	return &s->out;
+}
+
+static void
+reply_error(struct conn *c, struct json_object *id, int status,
+    const char *code, const char *message)
+{
+	struct buf *out = reply_target(c);
+
+	if (out == NULL || request_format_error(out, id, status, code,
+	    message) < 0)
+		c->dead = 1; /* cannot keep the order promise: drop the peer */
+}
+
+/* Move ready slots at the head of c's queue into its write buffer. */
+static void
+drain_slots(struct conn *c)
+{
+	struct slot *s;
+
+	while ((s = c->q_head) != NULL && s->inv == NULL) {
+		if (buf_put(&c->wbuf, buf_head(&s->out), buf_size(&s->out)) < 0) {
+			c->dead = 1;
+			return;
+		}
+		c->q_head = s->next;
+		if (c->q_head == NULL)
+			c->q_tail = NULL;
+		buf_free(&s->out);
+		free(s);
+	}
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static void
+log_call(const struct invocation *inv, int status, const char *code,
+    const char *message)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	lc.request_id = invocation_request_id((struct invocation *)inv);
+	lc.command = inv->cmd->name;
+	lc.plugin = inv->cmd->gen->name;
+	lc.version = inv->cmd->gen->version;
+	lc.generation = (long long)inv->cmd->gen->number;
+	lc.status = status;
+	lc.error_code = code;
+	lc.duration_ms = (double)(inv->end_ns - inv->start_ns) / 1e6;
+	log_emit(status >= 500 ? LOGL_WARN : LOGL_DEBUG, &lc, "%s",
+	    message ? message : "call finished");
+}
+
+/* Format inv's result into out and count it.  Does not free inv. */
+static void
+format_result(struct conn *c, struct buf *out, struct invocation *inv)
+{
+	int rc;
+
+	if (inv->status >= 200 && inv->status < 300)
+		rc = request_format_ok(out, inv->id, inv->status, inv->body);
+	else
+		rc = request_format_error(out, inv->id, inv->status, inv->code,
+		    inv->message);
+	if (rc < 0)
+		c->dead = 1;
+	metrics_cmd_record(inv->cmd->stats, inv->status,
+	    (uint64_t)(inv->end_ns - inv->start_ns) / 1000);
+	if (inv->status >= 500 || log_enabled(LOGL_DEBUG))
+		log_call(inv, inv->status, inv->code, inv->message);
+}
+
+/* Runs on a pool thread: hand inv back to its loop. */
+static void
+on_pool_done(struct invocation *inv)
+{
+	struct loop *l = inv->owner;
+	int was_empty;
+
+	pthread_mutex_lock(&l->cq_lock);
+	inv->next = NULL;
+	was_empty = l->cq_head == NULL;
+	if (l->cq_tail != NULL)
+		l->cq_tail->next = inv;
+	else
+		l->cq_head = inv;
+	l->cq_tail = inv;
+	pthread_mutex_unlock(&l->cq_lock);
+	if (was_empty)
+		loop_wake(l);
+}
+
+static void
+pending_unlink(struct loop *l, struct slot *s)
+{
+	if (s->tprev != NULL)
+		s->tprev->tnext = s->tnext;
+	else
+		l->pending = s->tnext;
+	if (s->tnext != NULL)
+		s->tnext->tprev = s->tprev;
+	s->tprev = s->tnext = NULL;
+}
+
+static void
+dispatch(struct conn *c, struct request *req)
+{
+	struct loop *l = c->loop;
+	struct server *srv = l->srv;
+	struct command *cmd;
+	struct invocation *inv;
+	struct slot *s;
+	char err[512];
+	int64_t timeout_ms;
+
+	cmd = registry_lookup(srv->reg, l->reader, req->command);
+	if (cmd == NULL) {
+		snprintf(err, sizeof(err), "no plugin registers the command "
+		    "'%.200s'", req->command);
+		reply_error(c, req->id, 404, "unknown_command", err);
+		return;
+	}
+	if (request_check_fields(cmd->fields, req->payload, err,
+	    sizeof(err)) < 0) {
+		metrics_cmd_record(cmd->stats, 400, 0);
+		generation_release(cmd->gen);
+		reply_error(c, req->id, 400, "invalid_payload", err);
+		return;
+	}
+	if ((inv = invocation_new(cmd, req->root, req->id,
+	    req->payload)) == NULL) {
+		generation_release(cmd->gen);
+		reply_error(c, req->id, 503, "unavailable", "out of memory");
+		return;
+	}
+	req->root = NULL; /* inv owns it now */
+	timeout_ms = req->timeout_ms ? req->timeout_ms :
+	    srv->cfg->default_timeout_ms;
+	inv->rid_ms = wall_ms();
+	inv->rid_loop = (unsigned)l->index;
+	inv->rid_seq = ++l->seq;
+	inv->start_ns = executor_now_ns();
+	inv->deadline_ns = inv->start_ns + timeout_ms * 1000000;
+	inv->cold = atomic_exchange_explicit(&cmd->gen->cold, 0,
+	    memory_order_relaxed);
+	inv->done = on_pool_done;
+	inv->owner = l;
+	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
+	    memory_order_relaxed);
+
+	switch (executor_submit(srv->ex, inv)) {
+	case EXEC_DONE:
+		atomic_fetch_sub_explicit(&cmd->stats->in_flight, 1,
+		    memory_order_relaxed);
+		{
+			struct buf *out = reply_target(c);
+
+			if (out == NULL)
+				c->dead = 1;
+			else
+				format_result(c, out, inv);
+		}
+		invocation_free(inv);
+		return;
+	case EXEC_REJECTED:
+		atomic_fetch_sub_explicit(&cmd->stats->in_flight, 1,
+		    memory_order_relaxed);
+		atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
+		    memory_order_relaxed);
+		inv->end_ns = executor_now_ns();
+		invocation_set_error(inv, 503, "unavailable",
+		    "the command queue is full; retry later");
+		{
+			struct buf *out = reply_target(c);
+
+			if (out == NULL)
+				c->dead = 1;
+			else
+				format_result(c, out, inv);
+		}
+		invocation_free(inv);
+		return;
+	default:
+		break;
+	}
+	/* Queued: the pool reports back through this loop's queue, which
+	 * only this thread drains, so the slot can be set up after submit. */
+	l->n_pool++;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		c->dead = 1; /* the completion will find no slot and free inv */
+		return;
+	}
+	s->conn = c;
+	s->inv = inv;
+	inv->owner_slot = s;
+	if (c->q_tail != NULL)
+		c->q_tail->next = s;
+	else
+		c->q_head = s;
+	c->q_tail = s;
+	s->tnext = l->pending;
+	if (l->pending != NULL)
+		l->pending->tprev = s;
+	l->pending = s;
+}
+
+static void
+handle_line(struct conn *c, const char *line, size_t len)
+{
+	struct server *srv = c->loop->srv;
+	struct request req;
+	char err[256];
+
+	atomic_fetch_add_explicit(&srv->stats->requests, 1,
+	    memory_order_relaxed);
+	if (request_parse(c->loop->tok, line, len, &req, err,
+	    sizeof(err)) < 0) {
+		reply_error(c, req.id, 400, "bad_request", err);
+		goto out;
+	}
+	if (atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
+		    memory_order_relaxed);
+		reply_error(c, req.id, 503, "unavailable",
+		    "the daemon is shutting down");
+		goto out;
+	}
+	if (strncmp(req.command, "host.", 5) == 0) {
+		struct buf *out = reply_target(c);
+
+		if (out == NULL || admin_handle(&srv->admin, c->uid, &req,
+		    out) < 0)
+			c->dead = 1;
+		goto out;
+	}
+	dispatch(c, &req);
+out:
+	request_fini(&req);
+}
+
+/* Split c's read buffer into lines and handle each complete one. */
+static void
+process_lines(struct conn *c)
+{
+	size_t max = c->loop->srv->cfg->max_request_bytes;
+	char msg[128];
+
+	while (buf_size(&c->rbuf) > 0 && !c->dead) {
+		char *p = buf_head(&c->rbuf), *nl;
+		size_t n = buf_size(&c->rbuf), len;
+
+		if ((nl = memchr(p, '\n', n)) == NULL) {
+			if (c->discarding) {
+				buf_consume(&c->rbuf, n);
+			} else if (n > max) {
+				snprintf(msg, sizeof(msg), "request line longer "
+				    "than max_request_bytes (%zu)", max);
+				reply_error(c, NULL, 413, "request_too_large",
+				    msg);
+				c->discarding = 1;
+				buf_consume(&c->rbuf, n);
+			}
+			return;
+		}
+		len = (size_t)(nl - p);
+		if (c->discarding) {
+			c->discarding = 0;
+		} else if (len > max) {
+			snprintf(msg, sizeof(msg), "request line longer than "
+			    "max_request_bytes (%zu)", max);
+			reply_error(c, NULL, 413, "request_too_large", msg);
+		} else if (strspn(p, " \t\r") < len) {
+			handle_line(c, p, len);
+		}
+		buf_consume(&c->rbuf, len + 1);
+	}
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void
+conn_flush(struct conn *c)
+{
+	struct server *srv = c->loop->srv;
+	uint32_t want;
+
+	drain_slots(c);
+	while (buf_size(&c->wbuf) > 0 && !c->dead) {
+		ssize_t n = send(c->fd, buf_head(&c->wbuf), buf_size(&c->wbuf),
+		    MSG_NOSIGNAL);
+
+		if (n > 0) {
+			atomic_fetch_add_explicit(&srv->stats->bytes_out,
+			    (uint64_t)n, memory_order_relaxed);
+			buf_consume(&c->wbuf, (size_t)n);
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			break;
+		} else {
+			c->dead = 1;
+		}
+	}
+	if (c->dead)
+		return;
+	want = (c->eof ? 0 : EPOLLIN) |
+	    (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
+	set_events(c, want);
+}
+
+/* Close c if it is finished: an error, or the peer is done and every
+ * reply was written, or the daemon is stopping and c is idle. */
+static int
+conn_maybe_close(struct conn *c)
+{
+	int idle;
+
+	if (c->closed)
+		return 1;
+	idle = c->q_head == NULL && buf_size(&c->wbuf) == 0;
+	if (c->dead || (idle && (c->eof ||
+	    atomic_load_explicit(&c->loop->srv->stopping,
+	    memory_order_relaxed)))) {
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+conn_readable(struct conn *c)
+{
+	struct server *srv = c->loop->srv;
+
+	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead; i++) {
+		ssize_t n;
+
+		if (buf_reserve(&c->rbuf, READ_CHUNK) < 0) {
+			c->dead = 1;
+			break;
+		}
+		n = read(c->fd, c->rbuf.data + c->rbuf.len,
+		    c->rbuf.cap - c->rbuf.len);
+		if (n > 0) {
+			c->rbuf.len += (size_t)n;
+			atomic_fetch_add_explicit(&srv->stats->bytes_in,
+			    (uint64_t)n, memory_order_relaxed);
+			process_lines(c);
+			continue;
+		}
+		if (n == 0) {
+			/* A last line without '\n' is still a request. */
+			if (buf_size(&c->rbuf) > 0 && !c->discarding &&
+			    buf_put(&c->rbuf, "\n", 1) == 0)
+				process_lines(c);
+			c->eof = 1;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			c->dead = 1;
+		break;
+	}
+	conn_flush(c);
+	conn_maybe_close(c);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	struct loop *l = c->loop;
+	struct slot *s, *next;
+
+	for (s = c->q_head; s != NULL; s = next) {
+		next = s->next;
+		if (s->inv != NULL) {
+			/* Its completion will find no slot and be freed. */
+			s->inv->owner_slot = NULL;
+			pending_unlink(l, s);
+		}
+		buf_free(&s->out);
+		free(s);
+	}
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		l->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	buf_free(&c->rbuf);
+	buf_free(&c->wbuf);
+	atomic_fetch_sub(&l->srv->n_conns, 1);
+	atomic_fetch_sub_explicit(&l->srv->stats->conns_open, 1,
+	    memory_order_relaxed);
+	/* Later events of this batch may still name c: free it after. */
+	c->closed = 1;
+	c->fd = -1;
+	c->next = l->graveyard;
+	l->graveyard = c;
+}
+
+static void
+bury(struct loop *l)
+{
+	struct conn *c, *next;
+
+	for (c = l->graveyard; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	l->graveyard = NULL;
+}
+
+static void
+refuse(struct server *srv, int fd)
+{
+	char line[200];
+	int n;
+
+	n = snprintf(line, sizeof(line), "{\"id\":null,\"status\":503,"
+	    "\"error\":{\"code\":\"unavailable\",\"message\":\"too many "
+	    "connections (max_connections=%d)\"}}\n",
+	    srv->cfg->max_connections);
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("could not tell a refused peer why");
+	close(fd);
+	atomic_fetch_add_explicit(&srv->stats->conns_refused, 1,
+	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
+	    memory_order_relaxed);
+}
+
+static void
+accept_some(struct loop *l)
+{
+	struct server *srv = l->srv;
+
+	for (int i = 0; i < 64; i++) {
+		struct epoll_event ev;
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		struct conn *c;
+		int fd;
+
+		fd = accept4(srv->listen_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept");
+			return;
+		}
+		if (atomic_fetch_add(&srv->n_conns, 1) >=
+		    srv->cfg->max_connections) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			refuse(srv, fd);
+			continue;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			close(fd);
+			continue;
+		}
+		c->loop = l;
+		c->fd = fd;
+		c->uid = (uid_t)-1;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+			c->pid = cred.pid;
+			c->uid = cred.uid;
+			c->gid = cred.gid;
+		}
+		ev.events = EPOLLIN;
+		ev.data.ptr = c;
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->events = EPOLLIN;
+		c->next = l->conns;
+		if (l->conns != NULL)
+			l->conns->prev = c;
+		l->conns = c;
+		atomic_fetch_add_explicit(&srv->stats->conns_open, 1,
+		    memory_order_relaxed);
+		atomic_fetch_add_explicit(&srv->stats->conns_total, 1,
+		    memory_order_relaxed);
+	}
+}
+
+/* ------------------------------------------------------------ the loop */
+
+/* Take the pool's finished calls and put their replies in place. */
+static void
+drain_completions(struct loop *l)
+{
+	struct invocation *inv, *next;
+	uint64_t junk;
+
+	if (read(l->evfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read");
+	pthread_mutex_lock(&l->cq_lock);
+	inv = l->cq_head;
+	l->cq_head = l->cq_tail = NULL;
+	pthread_mutex_unlock(&l->cq_lock);
+	for (; inv != NULL; inv = next) {
+		struct slot *s = inv->owner_slot;
+
+		next = inv->next;
+		l->n_pool--;
+		atomic_fetch_sub_explicit(&inv->cmd->stats->in_flight, 1,
+		    memory_order_relaxed);
+		if (s != NULL) {
+			struct conn *c = s->conn;
+
+			pending_unlink(l, s);
+			s->inv = NULL;
+			format_result(c, &s->out, inv);
+			invocation_free(inv);
+			conn_flush(c);
+			conn_maybe_close(c);
+		} else {
+			invocation_free(inv); /* answered 504, or peer gone */
+		}
+	}
+}
+
+/* Answer every pool call of this loop whose deadline passed with 504 (or,
+ * when forced, everything pending with 503).  Returns the milliseconds
+ * until the next deadline, or -1 when nothing is pending. */
+static int
+expire(struct loop *l, int force)
+{
+	int64_t now = executor_now_ns(), next = -1;
+	struct slot *s, *snext;
+	int touched = 0;
+
+	for (s = l->pending; s != NULL; s = snext) {
+		struct invocation *inv = s->inv;
+		struct conn *c = s->conn;
+
+		snext = s->tnext;
+		if (!force && inv->deadline_ns > now) {
+			int64_t left = inv->deadline_ns - now;
+
+			if (next < 0 || left < next)
+				next = left;
+			continue;
+		}
+		pending_unlink(l, s);
+		inv->owner_slot = NULL; /* the late result will be dropped */
+		s->inv = NULL;
+		if (force)
+			request_format_error(&s->out, inv->id, 503,
+			    "unavailable", "the daemon is shutting down and "
+			    "the call did not finish in time");
+		else
+			request_format_error(&s->out, inv->id, 504, "timeout",
+			    "the command did not finish before its deadline");
+		metrics_cmd_record(inv->cmd->stats, force ? 503 : 504,
+		    (uint64_t)(now - inv->start_ns) / 1000);
+		if (!force) {
+			struct log_ctx lc = LOG_CTX_INIT;
+
+			lc.request_id = invocation_request_id(inv);
+			lc.command = inv->cmd->name;
+			lc.plugin = inv->cmd->gen->name;
+			lc.status = 504;
+			lc.error_code = "timeout";
+			lc.duration_ms = (double)(now - inv->start_ns) / 1e6;
+			log_emit(LOGL_WARN, &lc, "call timed out; its late "
+			    "result will be dropped");
+		}
+		/* Closing c here would free slots later in this list. */
+		conn_flush(c);
+		touched = 1;
+	}
+	if (touched) {
+		for (struct conn *c = l->conns, *cnext; c != NULL; c = cnext) {
+			cnext = c->next;
+			conn_maybe_close(c);
+		}
+	}
+	if (next < 0)
+		return -1;
+	return (int)((next + 999999) / 1000000);
+}
+
+static void
+stop_listening(struct loop *l)
+{
+	if (!l->listening)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->srv->listen_fd, NULL);
+	l->listening = 0;
+}
+
+static void *
+loop_main(void *arg)
+{
+	struct loop *l = arg;
+	struct server *srv = l->srv;
+	struct epoll_event events[MAX_EVENTS];
+
+	for (;;) {
+		int stopping = atomic_load(&srv->stopping);
+		int timeout = expire(l, stopping == 2);
+		int n;
+
+		bury(l);
+
+		if (stopping) {
+			stop_listening(l);
+			for (struct conn *c = l->conns, *next; c != NULL;
+			    c = next) {
+				next = c->next;
+				if (stopping == 2) {
+					conn_flush(c);
+					conn_close(c);
+				} else {
+					conn_maybe_close(c);
+				}
+			}
+			bury(l);
+			if (l->conns == NULL &&
+			    (l->n_pool == 0 || stopping == 2))
+				break;
+		}
+		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait");
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = events[i].data.ptr;
+
+			if (p == l) {
+				drain_completions(l);
+			} else if (p == srv) {
+				accept_some(l);
+			} else {
+				struct conn *c = p;
+
+				if (c->closed)
+					continue;
+				if (events[i].events & (EPOLLIN | EPOLLHUP |
+				    EPOLLERR))
+					conn_readable(c);
+				else if (events[i].events & EPOLLOUT) {
+					conn_flush(c);
+					conn_maybe_close(c);
+				}
+			}
+		}
+	}
+	pthread_mutex_lock(&srv->exit_lock);
+	srv->loops_exited++;
+	pthread_cond_broadcast(&srv->exit_cond);
+	pthread_mutex_unlock(&srv->exit_lock);
+	return NULL;
+}
+
+int
+server_start(struct server *srv)
+{
+	for (int i = 0; i < srv->n_loops; i++) {
+		struct loop *l = &srv->loops[i];
+		struct epoll_event ev;
+		int err;
+
+		ev.events = EPOLLIN;
+		ev.data.ptr = l;
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0)
+			return -errno;
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.ptr = srv;
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
+			return -errno;
+		l->listening = 1;
+		if ((err = pthread_create(&l->thread, NULL, loop_main, l)) != 0)
+			return -err;
+		l->started = 1;
+	}
+	return 0;
+}
+
+static void
+wake_all(struct server *srv)
+{
+	for (int i = 0; i < srv->n_loops; i++)
+		if (srv->loops[i].started)
+			loop_wake(&srv->loops[i]);
+}
+
+void
+server_stop(struct server *srv, int64_t deadline_ns)
+{
+	int started = 0;
+
+	for (int i = 0; i < srv->n_loops; i++)
+		started += srv->loops[i].started;
+	atomic_store(&srv->stopping, 1);
+	wake_all(srv);
+	pthread_mutex_lock(&srv->exit_lock);
+	while (srv->loops_exited < started) {
+		int64_t left = deadline_ns - executor_now_ns();
+		struct timespec ts;
+		int64_t wall;
+
+		if (left <= 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
+		ts.tv_sec = (time_t)(wall / 1000000000LL);
+		ts.tv_nsec = (long)(wall % 1000000000LL);
+		pthread_cond_timedwait(&srv->exit_cond, &srv->exit_lock, &ts);
+	}
+	pthread_mutex_unlock(&srv->exit_lock);
+	if (srv->loops_exited < started) {
+		log_warnx("shutdown_timeout_ms passed with calls in flight; "
+		    "answering them 503");
+		atomic_store(&srv->stopping, 2);
+		wake_all(srv);
+	}
+	for (int i = 0; i < srv->n_loops; i++) {
+		if (srv->loops[i].started) {
+			pthread_join(srv->loops[i].thread, NULL);
+			srv->loops[i].started = 0;
+		}
+	}
+}
+
+void
+server_close(struct server *srv)
+{
+	struct stat st;
+
+	if (srv == NULL || srv->listen_fd < 0)
+		return;
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+	/* Remove the file only if it is still the one we bound. */
+	if (stat(srv->cfg->socket, &st) == 0 && st.st_dev == srv->sock_dev &&
+	    st.st_ino == srv->sock_ino)
+		unlink(srv->cfg->socket);
+}
+
+void
+server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	server_close(srv);
+	for (int i = 0; srv->loops != NULL && i < srv->n_loops; i++) {
+		struct loop *l = &srv->loops[i];
+		struct invocation *inv, *next;
+
+		while (l->conns != NULL)
+			conn_close(l->conns);
+		bury(l);
+		for (inv = l->cq_head; inv != NULL; inv = next) {
+			next = inv->next;
+			invocation_free(inv);
+		}
+		if (l->tok != NULL)
+			json_tokener_free(l->tok);
+		if (l->epfd >= 0)
+			close(l->epfd);
+		if (l->evfd >= 0)
+			close(l->evfd);
+		pthread_mutex_destroy(&l->cq_lock);
+	}
+	free(srv->loops);
+	pthread_mutex_destroy(&srv->exit_lock);
+	pthread_cond_destroy(&srv->exit_cond);
+	free(srv);
+}
