@@ -130,8 +130,15 @@ test: deps
 	@$(MAKE) --no-print-directory test-build
 	@scripts/run-tests.sh $(B) $(UNIT_BINS) $(INTEG_BINS)
 
-.PHONY: test-build
-test-build: all $(TPLUGINS) $(UNIT_BINS) $(INTEG_BINS)
+.PHONY: test-build check-header
+test-build: all check-header $(TPLUGINS) $(UNIT_BINS) $(INTEG_BINS)
+
+# The SDK header must compile alone, warning-free, as C11 and as C++17.
+check-header:
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
+	    -fsyntax-only -x c sdk/include/cmdhost/plugin.h
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
+	    -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
 
 clean:
 	rm -rf build

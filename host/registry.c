@@ -373,7 +373,8 @@ fail:
 
 /* Unpublish plugin p's commands and drop its generation. */
 static void
-unload_one(struct registry *r, struct plugin *p, struct json_object *report)
+unload_one(struct registry *r, struct plugin *p, struct json_object *report,
+    const char *why)
 {
 	struct generation *old = p->current;
 	struct cmd_table *t;
@@ -387,8 +388,7 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report)
 	}
 	p->current = NULL;
 	publish(r, t);
-	log_info("plugin removed: %s (%s), its commands are gone", old->name,
-	    p->file);
+	log_info("plugin %s (%s) unpublished: %s", old->name, p->file, why);
 	report_add(report, "unloaded", p->file, NULL);
 	generation_release(old);
 }
@@ -483,7 +483,7 @@ registry_scan(struct registry *r, struct json_object *report)
 			pp = &p->next;
 			continue;
 		}
-		unload_one(r, p, report);
+		unload_one(r, p, report, "its file was removed");
 		*pp = p->next;
 		plugin_free(p);
 	}
@@ -618,7 +618,7 @@ registry_free(struct registry *r)
 	for (p = r->plugins; p != NULL; p = p->next) {
 		if (p->current == NULL)
 			continue;
-		unload_one(r, p, NULL);
+		unload_one(r, p, NULL, "the daemon is stopping");
 	}
 	pthread_mutex_unlock(&r->lock);
 	for (p = r->plugins; p != NULL; p = next) {
