@@ -8,6 +8,11 @@
  * that replies leave in request order.  Pool completions come back to the
  * loop that owns the connection through a queue and an eventfd, so that
  * every connection is only ever touched by its own loop thread.
+ *
+ * The calls of one connection run one after another, in the order they
+ * were sent: while one is on the pool, later lines of that connection wait
+ * unread (a 504 releases them).  Calls of different connections run in
+ * parallel.
  */
 #include "server.h"
 
@@ -61,6 +66,7 @@ struct conn {
 	int eof;                  /* the peer will send nothing more */
 	int dead;                 /* an I/O error: close at once */
 	int closed;               /* closed; freed after this batch */
+	int busy;                 /* a call of it is on the pool */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
@@ -485,6 +491,7 @@ dispatch(struct conn *c, struct request *req)
 	/* Queued: the pool reports back through this loop's queue, which
 	 * only this thread drains, so the slot can be set up after submit. */
 	l->n_pool++;
+	c->busy = 1;
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		c->dead = 1; /* the completion will find no slot and free inv */
 		return;
@@ -544,7 +551,7 @@ process_lines(struct conn *c)
 	size_t max = c->loop->srv->cfg->max_request_bytes;
 	char msg[128];
 
-	while (buf_size(&c->rbuf) > 0 && !c->dead) {
+	while (buf_size(&c->rbuf) > 0 && !c->dead && !c->busy) {
 		char *p = buf_head(&c->rbuf), *nl;
 		size_t n = buf_size(&c->rbuf), len;
 
@@ -602,7 +609,8 @@ conn_flush(struct conn *c)
 	}
 	if (c->dead)
 		return;
-	want = (c->eof ? 0 : EPOLLIN) |
+	/* While a call is on the pool, later lines wait, unread. */
+	want = (c->eof || c->busy ? 0 : EPOLLIN) |
 	    (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
 	set_events(c, want);
 }
@@ -631,7 +639,8 @@ conn_readable(struct conn *c)
 {
 	struct server *srv = c->loop->srv;
 
-	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead; i++) {
+	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy;
+	    i++) {
 		ssize_t n;
 
 		if (buf_reserve(&c->rbuf, READ_CHUNK) < 0) {
@@ -817,8 +826,10 @@ drain_completions(struct loop *l)
 
 			pending_unlink(l, s);
 			s->inv = NULL;
+			c->busy = 0;
 			format_result(c, &s->out, inv);
 			invocation_free(inv);
+			process_lines(c); /* the lines that waited */
 			conn_flush(c);
 			conn_maybe_close(c);
 		} else {
@@ -852,6 +863,7 @@ expire(struct loop *l, int force)
 		pending_unlink(l, s);
 		inv->owner_slot = NULL; /* the late result will be dropped */
 		s->inv = NULL;
+		c->busy = 0;
 		if (force)
 			request_format_error(&s->out, inv->id, 503,
 			    "unavailable", "the daemon is shutting down and "
@@ -880,6 +892,10 @@ expire(struct loop *l, int force)
 	if (touched) {
 		for (struct conn *c = l->conns, *cnext; c != NULL; c = cnext) {
 			cnext = c->next;
+			if (!c->busy && !c->dead && buf_size(&c->rbuf) > 0) {
+				process_lines(c);
+				conn_flush(c);
+			}
 			conn_maybe_close(c);
 		}
 	}
