@@ -209,6 +209,21 @@ cmdhost_add_command(cmdhost_registrar *reg, const cmdhost_command *cmd)
 	return CMDHOST__API(reg)->reg_add_command(reg, cmd, sizeof(*cmd));
 }
 
+/* The host function table of a registrar or a context, for
+ * CMDHOST_API_HAS(cmdhost_api(reg), member) checks.  Borrowed, static. */
+static inline const struct cmdhost_api *
+cmdhost_api(const void *reg_or_ctx)
+{
+	return CMDHOST__API(reg_or_ctx);
+}
+
+/* The plugin's name as the descriptor gives it.  Borrowed. */
+static inline const char *
+cmdhost_plugin_name(cmdhost_registrar *reg)
+{
+	return CMDHOST__API(reg)->reg_plugin_name(reg);
+}
+
 /* Record why registration fails (printf-style; copied). */
 static inline void
 #if defined(__GNUC__)
