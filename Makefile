@@ -71,9 +71,15 @@ TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
 BENCH_SRCS  := $(wildcard tests/bench/*.c)
 BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test check-deps deps clean install uninstall bench
+.PHONY: all run test deps clean bench
 
-all: $(DAEMON) $(CLI) $(PLUGINS)
+all: $(DAEMON) $(CLI) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
+
+# For building plugins against this source tree:
+#   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
+$(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
+	@mkdir -p $(dir $@)
+	sed 's|@PREFIX@|$(abspath sdk)|' $< > $@
 
 $(DAEMON): $(HOST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
