@@ -38,10 +38,10 @@ ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFL
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
 
 # ---------------------------------------------------------------- host
-HOST_SRCS   := $(filter-out host/cli.c,$(wildcard host/*.c))
+HOST_SRCS   := $(filter-out host/cli%.c,$(wildcard host/*.c))
 HOST_OBJS   := $(HOST_SRCS:%.c=$(B)/obj/%.o)
 CORE_OBJS   := $(filter-out $(B)/obj/host/main.o,$(HOST_OBJS))
-CLI_OBJS    := $(B)/obj/host/cli.o
+CLI_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard host/cli*.c))
 
 DAEMON      := $(B)/cmdhostd
 CLI         := $(B)/cmdhost
@@ -72,6 +72,9 @@ BENCH_SRCS  := $(wildcard tests/bench/*.c)
 BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 
 .PHONY: all run test deps clean bench
+
+# Keep objects between builds (they are intermediate files to make).
+.SECONDARY:
 
 all: $(DAEMON) $(CLI) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
 
