@@ -1,0 +1,131 @@
+/*
+ * cli.h - internal interface of cmdhost, the command-line client.  It is
+ * shared by host/cli*.c only; the daemon never includes it, and the client
+ * links none of the daemon's objects.
+ */
+#ifndef CMDHOST_CLI_H
+#define CMDHOST_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+/* Exit statuses. */
+#define CLI_EXIT_REPLY_ERROR 1 /* the daemon answered with an error */
+#define CLI_EXIT_USAGE       2 /* bad arguments or payload */
+#define CLI_EXIT_CONN        3 /* could not talk to the daemon */
+
+#define CLI_READ_CHUNK  65536 /* bytes asked of each read() */
+#define CLI_PLAIN_FLAGS \
+	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+/* Options common to every subcommand. */
+struct cli_opts {
+	const char *socket_path; /* borrowed from argv/environ, or `owned` */
+	char *owned;             /* NULL or the default path (freed at exit) */
+	const char *id;          /* -i, or NULL for 1; borrowed from argv */
+	long long timeout_ms;    /* -t, or 0 for none */
+};
+
+/* A growable byte buffer; data is NUL-terminated when not NULL.  The
+ * struct is the caller's (zero it to start); data is owned by it. */
+struct cli_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+/* cli_buf.c */
+
+/* Make room for `extra` more bytes plus a NUL.  Returns 0 or -ENOMEM
+ * (then b is unchanged). */
+int cli_buf_reserve(struct cli_buf *b, size_t extra);
+
+/* Append n bytes of p (copied).  Returns 0 or -ENOMEM. */
+int cli_buf_append(struct cli_buf *b, const void *p, size_t n);
+
+/* Drop the first n bytes (n <= b->len, and b->data not NULL). */
+void cli_buf_consume(struct cli_buf *b, size_t n);
+
+/* Free the buffer's memory and reset it; b itself is the caller's.
+ * Accepts a buffer that never allocated. */
+void cli_buf_fini(struct cli_buf *b);
+
+/* Read all of fd (borrowed, not closed) into b, appending.  Returns 0 or
+ * -errno; bytes read before an error stay in b. */
+int cli_buf_read_all(int fd, struct cli_buf *b);
+
+/* cli_conn.c - the wire: each function here prints its own "cmdhost: ..."
+ * message on failure, so callers only pass the exit status on. */
+
+/*
+ * Set o->socket_path from -s (already there), $CMDHOST_SOCKET, or the
+ * directory of /proc/self/exe.  The default path is stored in o->owned
+ * (the caller frees it).  Returns 0, or -errno if the executable's path
+ * cannot be read; prints nothing.
+ */
+int cli_conn_resolve(struct cli_opts *o);
+
+/*
+ * Parse text[0..len) as exactly one JSON value, whitespace around it
+ * allowed; text[len] must be a NUL (it ends a trailing number).  On
+ * success returns 0 and a new object in *out (json_object_put it; NULL for
+ * JSON null).  On failure returns -1 and a reason in the caller's err
+ * buffer; prints nothing.
+ */
+int cli_conn_parse_json(const char *text, size_t len,
+    struct json_object **out, char *err, size_t errlen);
+
+/*
+ * Send one request for `command` (borrowed) with `payload` (borrowed; the
+ * request takes its own reference) and read one reply.  On success returns
+ * 0 with a new object in *reply (json_object_put it) and, if rtt_us is not
+ * NULL, the round trip in microseconds (connect not counted).  On failure
+ * prints a message naming the socket, leaves *reply NULL and returns
+ * CLI_EXIT_CONN.
+ */
+int cli_conn_call(const struct cli_opts *o, const char *command,
+    struct json_object *payload, struct json_object **reply,
+    int64_t *rtt_us);
+
+/*
+ * Look at a reply (borrowed): on 2xx return 0 and its body in *body
+ * (borrowed from reply; NULL for JSON null or a missing body).  Otherwise
+ * print "cmdhost: <status> <code>: <message>" and return
+ * CLI_EXIT_REPLY_ERROR.
+ */
+int cli_conn_reply_check(struct json_object *reply, struct json_object **body);
+
+/*
+ * Call an admin command without payload and hand its 2xx body to the
+ * caller: returns 0 with *reply (json_object_put it) and *body (borrowed
+ * from *reply), or an exit status after printing why (then *reply is NULL).
+ */
+int cli_conn_call_admin(const struct cli_opts *o, const char *command,
+    struct json_object **reply, struct json_object **body);
+
+/*
+ * cmdhost send: pipe request lines from stdin to the daemon at
+ * o->socket_path and its replies to stdout.  Returns 0 when the daemon
+ * answered everything and closed; CLI_EXIT_CONN when it could not be
+ * reached or hung up early (the replies it sent before are still printed).
+ */
+int cli_conn_send(const struct cli_opts *o);
+
+/* cli_print.c - stdout only; the body objects are always borrowed. */
+
+/* Print obj (NULL prints null) as one compact JSON line on stdout.
+ * Returns 0, or CLI_EXIT_REPLY_ERROR if stdout cannot be written. */
+int cli_print_json(struct json_object *obj);
+
+/* Print the host.list body as a table: one row per plugin, its commands
+ * below it.  Returns 0, or CLI_EXIT_REPLY_ERROR on ENOMEM (printed). */
+int cli_print_list(struct json_object *body);
+
+/* Print the host.stats body: a summary line, then one row per command,
+ * sorted by name.  Returns 0, or CLI_EXIT_REPLY_ERROR on ENOMEM
+ * (printed). */
+int cli_print_stats(struct json_object *body);
+
+#endif /* CMDHOST_CLI_H */
