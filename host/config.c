@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ini.h>
 
@@ -310,12 +311,19 @@ int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps;
+	struct stat st;
 	int line;
 
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
+	/* An indented line is an error, not a silent continuation. */
+	ini_allow_multiline = false;
 	if (config_set_string(&cfg->path, path) < 0) {
 		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
 		return -1;
 	}
 	line = ini_parse(path, on_key, &ps);

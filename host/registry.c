@@ -323,15 +323,16 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 			goto fail;
 		}
 	}
+	if ((t = build_table(r, p, g, err, sizeof(err))) == NULL)
+		goto fail;
 	for (size_t i = 0; i < g->n_commands; i++) {
 		if ((g->commands[i].stats = stats_for(r,
 		    g->commands[i].name)) == NULL) {
+			free(t);
 			snprintf(err, sizeof(err), "out of memory");
 			goto fail;
 		}
 	}
-	if ((t = build_table(r, p, g, err, sizeof(err))) == NULL)
-		goto fail;
 	g->number = ++r->next_generation;
 	p->current = g;
 	p->loads++;
@@ -465,11 +466,8 @@ registry_scan(struct registry *r, struct json_object *report)
 				report_add(report, "unchanged", file, NULL);
 				continue;
 			}
-			if (p->last_error != NULL && p->failed_hash == hash) {
-				report_add(report, "unchanged", file, NULL);
-				failures++;
-				continue;
-			}
+			/* A file that failed is tried again: what made it
+			 * fail (a clash, a database) may have gone. */
 		}
 		if (load_one(r, p, path, report) < 0)
 			failures++;

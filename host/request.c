@@ -8,6 +8,8 @@
 #include "request.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,9 +21,89 @@ request_tokener_new(void)
 	struct json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
 
 	if (tok != NULL)
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-		    JSON_TOKENER_VALIDATE_UTF8);
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	return tok;
+}
+
+/*
+ * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+ * U+10FFFF.  json-c's own check looks at byte structure only.  Returns the
+ * offset of the first bad byte, or n when all is well.
+ */
+static size_t
+utf8_check(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		unsigned char lo = 0x80, hi = 0xbf;
+		size_t need;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			if (c == 0xe0)
+				lo = 0xa0; /* overlong */
+			else if (c == 0xed)
+				hi = 0x9f; /* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			if (c == 0xf0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xf4)
+				hi = 0x8f; /* past U+10FFFF */
+		} else {
+			return i;
+		}
+		if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= need; k++)
+			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+				return i;
+		i += need + 1;
+	}
+	return n;
+}
+
+/* json-c accepts the non-JSON tokens NaN, Infinity and -Infinity even when
+ * strict; 1 if v holds one anywhere. */
+static int
+has_non_json_number(struct json_object *v, int depth)
+{
+	if (depth > REQUEST_MAX_DEPTH)
+		return 0;
+	switch (json_object_get_type(v)) {
+	case json_type_double: {
+		const char *t;
+
+		if (isfinite(json_object_get_double(v)))
+			return 0;
+		t = json_object_to_json_string(v);
+		return t[0] == 'N' || t[0] == 'I' || (t[0] == '-' && t[1] == 'I');
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (has_non_json_number(json_object_array_get_idx(v, i),
+			    depth + 1))
+				return 1;
+		return 0;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val) {
+			(void)key;
+			if (has_non_json_number(val, depth + 1))
+				return 1;
+		}
+		return 0;
+	}
+	default:
+		return 0;
+	}
 }
 
 void
@@ -49,6 +131,14 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 	memset(req, 0, sizeof(*req));
 	while (len > 0 && is_space(line[len - 1]))
 		len--;
+	{
+		size_t bad = utf8_check((const unsigned char *)line, len);
+
+		if (bad < len) {
+			snprintf(err, errlen, "invalid JSON: malformed utf-8 at offset %zu", bad);
+			return -1;
+		}
+	}
 	json_tokener_reset(tok);
 	root = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
@@ -79,6 +169,15 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 	if (!json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
 		snprintf(err, errlen, "a request must be a JSON object");
+		return -1;
+	}
+	/* Cheap filter first: only lines that spell the tokens are walked. */
+	if ((memmem(line, len, "NaN", 3) != NULL ||
+	    memmem(line, len, "Infinity", 8) != NULL) &&
+	    has_non_json_number(root, 0)) {
+		json_object_put(root);
+		snprintf(err, errlen, "invalid JSON: NaN and Infinity are not "
+		    "JSON numbers");
 		return -1;
 	}
 	req->root = root;

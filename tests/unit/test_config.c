@@ -1,0 +1,476 @@
+/*
+ * test_config.c - unit tests of config.c: the defaults, config_load() of
+ * real files in a temporary directory, every [host] key's checks, and the
+ * "FILE:LINE: reason" errors.  Files are written without leading blanks,
+ * since inih reads an indented line as the continuation of the last value.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static char tmpdir[64];
+static char path[256];   /* the ini file of the current test */
+static struct config cfg;
+static char err[1024];
+
+/* nftw() callback: remove one entry of the temporary tree. */
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* A fresh temporary directory and a default config per test. */
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cmdhost-test-config-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/cmdhost.ini", tmpdir);
+	cr_assert_eq(config_init(&cfg), 0);
+	err[0] = '\0';
+}
+
+/* Free the config; remove the directory and all in it. */
+static void
+teardown(void)
+{
+	config_fini(&cfg);
+	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* Write text to the test's ini file (replacing it). */
+static void
+write_ini(const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Write text and load it into cfg (re-initialized first).  Returns
+ * config_load()'s result; the reason is in err. */
+static int
+load(const char *text)
+{
+	config_fini(&cfg);
+	cr_assert_eq(config_init(&cfg), 0);
+	write_ini(text);
+	err[0] = '\0';
+	return config_load(&cfg, path, err, sizeof(err));
+}
+
+/* Assert that text fails to load with "PATH:LINE:" at the start of the
+ * reason and `what` somewhere in it. */
+static void
+expect_error_at(const char *text, int line, const char *what)
+{
+	char prefix[300];
+
+	cr_assert_eq(load(text), -1, "accepted: %s", text);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	cr_assert_eq(strncmp(err, prefix, strlen(prefix)), 0, "error \"%s\" "
+	    "does not start with \"%s\" (file: %s)", err, prefix, text);
+	cr_assert_not_null(strstr(err, what), "error \"%s\" does not mention "
+	    "\"%s\"", err, what);
+}
+
+/* Assert that `key = value` in [host] (on line 3) is refused, naming the
+ * key. */
+static void
+expect_bad_value(const char *key, const char *value)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "[host]\n; a comment\n%s = %s\n", key,
+	    value);
+	expect_error_at(text, 3, key);
+}
+
+/* Assert that `key = value` in [host] loads. */
+static void
+expect_good_value(const char *key, const char *value)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "[host]\n%s = %s\n", key, value);
+	cr_assert_eq(load(text), 0, "%s = %s refused: %s", key, value, err);
+}
+
+Test(config, defaults)
+{
+	cr_assert_eq(cfg.socket_mode, 0660);
+	cr_assert_eq(cfg.max_request_bytes, 1048576);
+	cr_assert_eq(cfg.workers, 0);
+	cr_assert_eq(cfg.pool_threads, 8);
+	cr_assert_eq(cfg.queue_depth, 1024);
+	cr_assert_eq(cfg.max_connections, 1024);
+	cr_assert_eq(cfg.default_timeout_ms, 30000);
+	cr_assert_eq(cfg.shutdown_timeout_ms, 10000);
+	cr_assert_eq(cfg.log_level, LOGL_INFO);
+	cr_assert_eq(cfg.log_format, LOGF_JSON);
+	cr_assert_eq(cfg.n_admin_uids, 0);
+	cr_assert_eq(cfg.n_plugin_kvs, 0);
+	cr_assert_not_null(cfg.socket);
+	cr_assert_not_null(cfg.plugin_dir);
+	cr_assert_neq(cfg.socket[0], '\0');
+	cr_assert_neq(cfg.plugin_dir[0], '\0');
+	cr_assert_null(config_plugin_value(&cfg, "good", "greeting"));
+}
+
+Test(config, fini_accepts_null_and_zeroed)
+{
+	struct config z;
+
+	memset(&z, 0, sizeof(z));
+	config_fini(NULL);
+	config_fini(&z);
+	config_fini(&z);
+	cr_assert_null(z.socket);
+}
+
+Test(config, empty_file_keeps_defaults)
+{
+	cr_assert_eq(load(""), 0, "%s", err);
+	cr_assert_eq(cfg.socket_mode, 0660);
+	cr_assert_eq(cfg.max_request_bytes, 1048576);
+	cr_assert_not_null(cfg.path);
+	cr_assert_str_eq(cfg.path, path);
+}
+
+Test(config, full_valid_file)
+{
+	struct passwd *nobody = getpwnam("nobody");
+
+	cr_assert_not_null(nobody, "this test needs a 'nobody' user");
+	cr_assert_eq(load(
+	    "; cmdhost test configuration\n"
+	    "[host]\n"
+	    "socket = run/cmdhost.sock\n"
+	    "socket_mode = 0600\n"
+	    "plugin_dir = my-plugins\n"
+	    "workers = 3\n"
+	    "pool_threads = 16\n"
+	    "queue_depth = 99\n"
+	    "inline_budget_us = 500\n"
+	    "max_request_bytes = 4096\n"
+	    "max_connections = 7\n"
+	    "default_timeout_ms = 1500\n"
+	    "shutdown_timeout_ms = 0\n"
+	    "log_level = debug\n"
+	    "log_format = text\n"
+	    "admin_uids = 0, 1000 ,nobody\n"
+	    "\n"
+	    "[plugin:good]\n"
+	    "greeting = hello there\n"
+	    "db = data/good.db\n"
+	    "[plugin:users]\n"
+	    "db = users.db\n"), 0, "%s", err);
+	cr_assert_str_eq(cfg.socket, "run/cmdhost.sock");
+	cr_assert_eq(cfg.socket_mode, 0600);
+	cr_assert_str_eq(cfg.plugin_dir, "my-plugins");
+	cr_assert_eq(cfg.workers, 3);
+	cr_assert_eq(cfg.pool_threads, 16);
+	cr_assert_eq(cfg.queue_depth, 99);
+	cr_assert_eq(cfg.inline_budget_us, 500);
+	cr_assert_eq(cfg.max_request_bytes, 4096);
+	cr_assert_eq(cfg.max_connections, 7);
+	cr_assert_eq(cfg.default_timeout_ms, 1500);
+	cr_assert_eq(cfg.shutdown_timeout_ms, 0);
+	cr_assert_eq(cfg.log_level, LOGL_DEBUG);
+	cr_assert_eq(cfg.log_format, LOGF_TEXT);
+	cr_assert_eq(cfg.n_admin_uids, 3);
+	cr_assert_eq(cfg.admin_uids[0], 0);
+	cr_assert_eq(cfg.admin_uids[1], 1000);
+	cr_assert_eq(cfg.admin_uids[2], nobody->pw_uid);
+	cr_assert_str_eq(config_plugin_value(&cfg, "good", "greeting"),
+	    "hello there");
+	cr_assert_str_eq(config_plugin_value(&cfg, "good", "db"),
+	    "data/good.db");
+	cr_assert_str_eq(config_plugin_value(&cfg, "users", "db"), "users.db");
+	cr_assert_null(config_plugin_value(&cfg, "users", "greeting"));
+	cr_assert_null(config_plugin_value(&cfg, "orders", "db"));
+	cr_assert_str_eq(cfg.path, path);
+}
+
+Test(config, unknown_key_names_file_line_and_key)
+{
+	expect_error_at("[host]\nsocket = a.sock\n\n; comment\n"
+	    "sokcet_mode = 0600\n", 5, "sokcet_mode");
+}
+
+Test(config, first_error_is_reported)
+{
+	expect_error_at("[host]\nworkers = 2\nbogus_one = 1\nbogus_two = 2\n",
+	    3, "bogus_one");
+	cr_assert_null(strstr(err, "bogus_two"), "%s", err);
+}
+
+Test(config, bad_integer_values)
+{
+	static const char *const bad[][2] = {
+		{ "workers", "-1" },
+		{ "workers", "257" },
+		{ "workers", "abc" },
+		{ "workers", "" },
+		{ "workers", "1.5" },
+		{ "workers", "0x10" },
+		{ "workers", "3 threads" },
+		{ "pool_threads", "0" },
+		{ "pool_threads", "1025" },
+		{ "pool_threads", "many" },
+		{ "queue_depth", "0" },
+		{ "queue_depth", "1048577" },
+		{ "queue_depth", "-4" },
+		{ "inline_budget_us", "-1" },
+		{ "inline_budget_us", "60000001" },
+		{ "max_request_bytes", "63" },
+		{ "max_request_bytes", "1073741825" },
+		{ "max_request_bytes", "99999999999999999999" },
+		{ "max_request_bytes", "1M" },
+		{ "max_connections", "0" },
+		{ "max_connections", "1000001" },
+		{ "default_timeout_ms", "0" },
+		{ "default_timeout_ms", "86400001" },
+		{ "default_timeout_ms", "soon" },
+		{ "shutdown_timeout_ms", "-1" },
+		{ "shutdown_timeout_ms", "86400001" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_bad_value(bad[i][0], bad[i][1]);
+}
+
+Test(config, integer_bounds_accepted)
+{
+	expect_good_value("workers", "0");
+	expect_good_value("workers", "256");
+	cr_assert_eq(cfg.workers, 256);
+	expect_good_value("pool_threads", "1");
+	expect_good_value("pool_threads", "1024");
+	expect_good_value("queue_depth", "1");
+	expect_good_value("queue_depth", "1048576");
+	expect_good_value("max_request_bytes", "64");
+	cr_assert_eq(cfg.max_request_bytes, 64);
+	expect_good_value("max_request_bytes", "1073741824");
+	cr_assert_eq(cfg.max_request_bytes, 1073741824);
+	expect_good_value("max_connections", "1");
+	expect_good_value("default_timeout_ms", "1");
+	expect_good_value("shutdown_timeout_ms", "86400000");
+	cr_assert_eq(cfg.shutdown_timeout_ms, 86400000);
+}
+
+Test(config, socket_mode)
+{
+	expect_bad_value("socket_mode", "999");
+	expect_bad_value("socket_mode", "abc");
+	expect_bad_value("socket_mode", "0778");
+	expect_bad_value("socket_mode", "1777");
+	expect_bad_value("socket_mode", "-1");
+	expect_bad_value("socket_mode", "");
+	expect_good_value("socket_mode", "0600");
+	cr_assert_eq(cfg.socket_mode, 0600);
+	expect_good_value("socket_mode", "777");
+	cr_assert_eq(cfg.socket_mode, 0777);
+	expect_good_value("socket_mode", "0");
+	cr_assert_eq(cfg.socket_mode, 0);
+}
+
+Test(config, log_level_and_format)
+{
+	expect_bad_value("log_level", "loud");
+	expect_bad_value("log_level", "");
+	expect_bad_value("log_format", "xml");
+	expect_good_value("log_level", "warn");
+	cr_assert_eq(cfg.log_level, LOGL_WARN);
+	expect_good_value("log_level", "error");
+	cr_assert_eq(cfg.log_level, LOGL_ERROR);
+	expect_good_value("log_format", "json");
+	cr_assert_eq(cfg.log_format, LOGF_JSON);
+}
+
+Test(config, strings_must_not_be_empty)
+{
+	expect_bad_value("socket", "");
+	expect_bad_value("plugin_dir", "");
+}
+
+Test(config, socket_path_length)
+{
+	char text[512], long_path[200];
+
+	memset(long_path, 'a', 108);
+	long_path[108] = '\0';
+	snprintf(text, sizeof(text), "[host]\nsocket = %s\n", long_path);
+	expect_error_at(text, 2, "socket");
+	long_path[107] = '\0';
+	expect_good_value("socket", long_path);
+	cr_assert_str_eq(cfg.socket, long_path);
+}
+
+Test(config, admin_uids_numbers_and_names)
+{
+	struct passwd *nobody = getpwnam("nobody");
+
+	cr_assert_not_null(nobody, "this test needs a 'nobody' user");
+	expect_good_value("admin_uids", "0, 1000 ,nobody");
+	cr_assert_eq(cfg.n_admin_uids, 3);
+	cr_assert_eq(cfg.admin_uids[0], 0);
+	cr_assert_eq(cfg.admin_uids[1], 1000);
+	cr_assert_eq(cfg.admin_uids[2], nobody->pw_uid);
+	/* A later line replaces the list. */
+	cr_assert_eq(load("[host]\nadmin_uids = 1,2,3\nadmin_uids = 7\n"), 0,
+	    "%s", err);
+	cr_assert_eq(cfg.n_admin_uids, 1);
+	cr_assert_eq(cfg.admin_uids[0], 7);
+}
+
+Test(config, admin_uids_unknown_user)
+{
+	expect_bad_value("admin_uids", "nosuchuserxyz");
+	cr_assert_not_null(strstr(err, "nosuchuserxyz"), "%s", err);
+	expect_bad_value("admin_uids", "0, nosuchuserxyz");
+	/* (uid_t)-1 is not a uid. */
+	expect_bad_value("admin_uids", "4294967295");
+	expect_bad_value("admin_uids", "-5");
+}
+
+Test(config, admin_uids_too_many)
+{
+	char text[1024];
+	int n = snprintf(text, sizeof(text), "[host]\nadmin_uids = 0");
+
+	for (int i = 1; i <= CONFIG_MAX_ADMIN_UIDS; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, ",%d", i);
+	snprintf(text + n, sizeof(text) - (size_t)n, "\n");
+	expect_error_at(text, 2, "admin_uids");
+	/* Exactly the maximum is fine. */
+	n = snprintf(text, sizeof(text), "[host]\nadmin_uids = 0");
+	for (int i = 1; i < CONFIG_MAX_ADMIN_UIDS; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, ",%d", i);
+	snprintf(text + n, sizeof(text) - (size_t)n, "\n");
+	cr_assert_eq(load(text), 0, "%s", err);
+	cr_assert_eq(cfg.n_admin_uids, CONFIG_MAX_ADMIN_UIDS);
+}
+
+Test(config, unknown_section)
+{
+	expect_error_at("[host]\nworkers = 1\n[hots]\nworkers = 2\n", 4,
+	    "hots");
+	expect_error_at("[Host]\nworkers = 1\n", 2, "Host");
+	expect_error_at("[plugin:]\nkey = v\n", 2, "plugin:");
+}
+
+Test(config, key_outside_a_section)
+{
+	expect_error_at("workers = 1\n[host]\n", 1, "workers");
+	cr_assert_not_null(strstr(err, "section"), "%s", err);
+}
+
+Test(config, syntax_error)
+{
+	expect_error_at("[host]\nworkers 4\n", 2, "syntax");
+}
+
+Test(config, missing_file)
+{
+	char missing[300], want[400];
+
+	snprintf(missing, sizeof(missing), "%s/nope.ini", tmpdir);
+	snprintf(want, sizeof(want), "%s: No such file or directory", missing);
+	cr_assert_eq(config_load(&cfg, missing, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, want);
+}
+
+/* A directory is not a config file; loading it must not succeed quietly
+ * with the defaults. */
+Test(config, directory_is_not_a_file)
+{
+	cr_assert_eq(config_load(&cfg, tmpdir, err, sizeof(err)), -1,
+	    "config_load(\"%s\") of a directory succeeded", tmpdir);
+	cr_assert_not_null(strstr(err, tmpdir), "%s", err);
+}
+
+Test(config, plugin_values_last_duplicate_wins)
+{
+	cr_assert_eq(load(
+	    "[plugin:good]\n"
+	    "greeting = one\n"
+	    "color = red\n"
+	    "greeting = two\n"
+	    "[plugin:other]\n"
+	    "greeting = other's\n"
+	    "[plugin:good]\n"
+	    "color = blue\n"), 0, "%s", err);
+	cr_assert_str_eq(config_plugin_value(&cfg, "good", "greeting"), "two");
+	cr_assert_str_eq(config_plugin_value(&cfg, "good", "color"), "blue");
+	cr_assert_str_eq(config_plugin_value(&cfg, "other", "greeting"),
+	    "other's");
+	cr_assert_null(config_plugin_value(&cfg, "good", "missing"));
+	cr_assert_null(config_plugin_value(&cfg, "nobody", "greeting"));
+	/* Keys are stored once, whatever the number of lines. */
+	cr_assert_eq(cfg.n_plugin_kvs, 3);
+}
+
+Test(config, plugin_keys_are_free_form)
+{
+	/* Keys unknown to [host] are fine in a plugin section. */
+	cr_assert_eq(load("[plugin:users]\nworkers = not a number\n"
+	    "anything_goes = \n"), 0, "%s", err);
+	cr_assert_str_eq(config_plugin_value(&cfg, "users", "workers"),
+	    "not a number");
+	cr_assert_str_eq(config_plugin_value(&cfg, "users", "anything_goes"),
+	    "");
+}
+
+Test(config, later_host_line_wins)
+{
+	cr_assert_eq(load("[host]\nsocket = a.sock\nsocket = b.sock\n"), 0,
+	    "%s", err);
+	cr_assert_str_eq(cfg.socket, "b.sock");
+}
+
+Test(config, set_host_without_a_file)
+{
+	char reason[256];
+
+	cr_assert_eq(config_set_host(&cfg, "workers", "5", reason,
+	    sizeof(reason)), 0);
+	cr_assert_eq(cfg.workers, 5);
+	cr_assert_eq(config_set_host(&cfg, "workers", "x", reason,
+	    sizeof(reason)), -1);
+	cr_assert_not_null(strstr(reason, "workers"), "%s", reason);
+	/* No file:line here. */
+	cr_assert_null(strstr(reason, ".ini"), "%s", reason);
+	cr_assert_eq(config_set_host(&cfg, "nope", "1", reason,
+	    sizeof(reason)), -1);
+	cr_assert_not_null(strstr(reason, "nope"), "%s", reason);
+}
+
+Test(config, set_string_replaces)
+{
+	char *s = NULL;
+
+	cr_assert_eq(config_set_string(&s, "first"), 0);
+	cr_assert_str_eq(s, "first");
+	cr_assert_eq(config_set_string(&s, "second"), 0);
+	cr_assert_str_eq(s, "second");
+	free(s);
+}
