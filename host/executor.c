@@ -48,6 +48,17 @@ executor_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+void
+executor_cond_init(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
 static struct invocation *
 inv_of(cmdhost_ctx *ctx)
 {
@@ -327,7 +338,7 @@ executor_new(const struct config *cfg)
 	ex->budget_ns = (int64_t)cfg->inline_budget_us * 1000;
 	pthread_mutex_init(&ex->lock, NULL);
 	pthread_cond_init(&ex->work, NULL);
-	pthread_cond_init(&ex->idle, NULL);
+	executor_cond_init(&ex->idle);
 	ex->threads = calloc((size_t)cfg->pool_threads, sizeof(pthread_t));
 	if (ex->threads == NULL) {
 		executor_free(ex);
@@ -411,22 +422,17 @@ executor_submit(struct executor *ex, struct invocation *inv)
 int
 executor_stop(struct executor *ex, int64_t deadline_ns)
 {
-	struct timespec ts;
-	int64_t wall;
-
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = 1;
 	pthread_cond_broadcast(&ex->work);
 	while (ex->running > 0) {
-		int64_t left = deadline_ns - executor_now_ns();
+		struct timespec ts;
 
-		if (left <= 0)
+		ts.tv_sec = (time_t)(deadline_ns / 1000000000LL);
+		ts.tv_nsec = (long)(deadline_ns % 1000000000LL);
+		if (pthread_cond_timedwait(&ex->idle, &ex->lock, &ts) ==
+		    ETIMEDOUT)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		wall = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
-		ts.tv_sec = (time_t)(wall / 1000000000LL);
-		ts.tv_nsec = (long)(wall % 1000000000LL);
-		pthread_cond_timedwait(&ex->idle, &ex->lock, &ts);
 	}
 	if (ex->running > 0) {
 		pthread_mutex_unlock(&ex->lock);

@@ -11,6 +11,7 @@
 #ifndef CMDHOST_EXECUTOR_H
 #define CMDHOST_EXECUTOR_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,10 @@ void invocation_set_error(struct invocation *inv, int status,
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t executor_now_ns(void);
+
+/* Initialize a condition variable whose timed waits take CLOCK_MONOTONIC
+ * deadlines (such as executor_now_ns() + n). */
+void executor_cond_init(pthread_cond_t *cond);
 
 /* The context functions of the host API table (see cmdhost/plugin.h). */
 void *executor_ctx_state(cmdhost_ctx *ctx);

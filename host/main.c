@@ -235,7 +235,10 @@ main(int argc, char **argv)
 	log_info("stopped");
 out:
 	server_free(srv);
-	executor_free(ex);
+	/* Idempotent after a clean stop; needed when start-up failed. */
+	if (ex != NULL &&
+	    executor_stop(ex, executor_now_ns() + 1000000000LL) == 0)
+		executor_free(ex);
 	registry_free(reg);
 	rmdir(copy_dir);
 	config_fini(&cfg);

@@ -223,7 +223,7 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.stats = stats;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
-	pthread_cond_init(&srv->exit_cond, NULL);
+	executor_cond_init(&srv->exit_cond);
 	srv->n_loops = cfg->workers;
 	if (srv->n_loops == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -417,6 +417,7 @@ dispatch(struct conn *c, struct request *req)
 	struct slot *s;
 	char err[512];
 	int64_t timeout_ms;
+	int rc;
 
 	cmd = registry_lookup(srv->reg, l->reader, req->command);
 	if (cmd == NULL) {
@@ -453,40 +454,25 @@ dispatch(struct conn *c, struct request *req)
 	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
 	    memory_order_relaxed);
 
-	switch (executor_submit(srv->ex, inv)) {
-	case EXEC_DONE:
+	rc = executor_submit(srv->ex, inv);
+	if (rc != EXEC_QUEUED) {
+		struct buf *out;
+
 		atomic_fetch_sub_explicit(&cmd->stats->in_flight, 1,
 		    memory_order_relaxed);
-		{
-			struct buf *out = reply_target(c);
-
-			if (out == NULL)
-				c->dead = 1;
-			else
-				format_result(c, out, inv);
+		if (rc == EXEC_REJECTED) {
+			atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
+			    memory_order_relaxed);
+			inv->end_ns = executor_now_ns();
+			invocation_set_error(inv, 503, "unavailable",
+			    "the command queue is full; retry later");
 		}
+		if ((out = reply_target(c)) == NULL)
+			c->dead = 1;
+		else
+			format_result(c, out, inv);
 		invocation_free(inv);
 		return;
-	case EXEC_REJECTED:
-		atomic_fetch_sub_explicit(&cmd->stats->in_flight, 1,
-		    memory_order_relaxed);
-		atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
-		    memory_order_relaxed);
-		inv->end_ns = executor_now_ns();
-		invocation_set_error(inv, 503, "unavailable",
-		    "the command queue is full; retry later");
-		{
-			struct buf *out = reply_target(c);
-
-			if (out == NULL)
-				c->dead = 1;
-			else
-				format_result(c, out, inv);
-		}
-		invocation_free(inv);
-		return;
-	default:
-		break;
 	}
 	/* Queued: the pool reports back through this loop's queue, which
 	 * only this thread drains, so the slot can be set up after submit. */
@@ -1021,17 +1007,13 @@ server_stop(struct server *srv, int64_t deadline_ns)
 	wake_all(srv);
 	pthread_mutex_lock(&srv->exit_lock);
 	while (srv->loops_exited < started) {
-		int64_t left = deadline_ns - executor_now_ns();
 		struct timespec ts;
-		int64_t wall;
 
-		if (left <= 0)
+		ts.tv_sec = (time_t)(deadline_ns / 1000000000LL);
+		ts.tv_nsec = (long)(deadline_ns % 1000000000LL);
+		if (pthread_cond_timedwait(&srv->exit_cond, &srv->exit_lock,
+		    &ts) == ETIMEDOUT)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		wall = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
-		ts.tv_sec = (time_t)(wall / 1000000000LL);
-		ts.tv_nsec = (long)(wall % 1000000000LL);
-		pthread_cond_timedwait(&srv->exit_cond, &srv->exit_lock, &ts);
 	}
 	pthread_mutex_unlock(&srv->exit_lock);
 	if (srv->loops_exited < started) {

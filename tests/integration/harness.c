@@ -1,0 +1,1098 @@
+/*
+ * harness.c - start cmdhostd in a temp dir, wait for its socket, stop it,
+ * and speak the line protocol to it as a client.  It never asserts and
+ * never sleeps except inside a wait-for-condition loop with a deadline.
+ */
+#include "harness.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CMDHOST_BUILD_DIR
+#error "CMDHOST_BUILD_DIR must be defined (the Makefile does it)"
+#endif
+
+#define DAEMON_BIN CMDHOST_BUILD_DIR "/cmdhostd"
+#define SANITIZER_OPTS "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0"
+#define STOP_TIMEOUT_MS 20000
+#define FAIL_TIMEOUT_MS 10000
+#define MAX_LIVE 16
+
+extern char **environ;
+
+struct daemon {
+	pid_t pid;
+	int status;		/* -2 while running */
+	char dir[PATH_MAX];
+	char sock[PATH_MAX];
+	char config[PATH_MAX];
+	char log[PATH_MAX];
+};
+
+/* Daemons of this process that still run, killed at exit so a test that
+ * failed half-way does not leave one behind. */
+static struct daemon *live[MAX_LIVE];
+static int atexit_done;
+
+int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+int
+wait_until(int (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (cond(arg))
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+		nap_ms(5);
+	}
+}
+
+static void
+kill_live(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (live[i] != NULL && live[i]->status == -2) {
+			kill(live[i]->pid, SIGKILL);
+			waitpid(live[i]->pid, NULL, 0);
+			live[i]->status = 128 + SIGKILL;
+		}
+		live[i] = NULL;
+	}
+}
+
+static void
+live_add(struct daemon *d)
+{
+	int i;
+
+	if (!atexit_done) {
+		atexit(kill_live);
+		atexit_done = 1;
+	}
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (live[i] == NULL) {
+			live[i] = d;
+			return;
+		}
+	}
+}
+
+static void
+live_del(struct daemon *d)
+{
+	int i;
+
+	for (i = 0; i < MAX_LIVE; i++)
+		if (live[i] == d)
+			live[i] = NULL;
+}
+
+static int
+decode_status(int ws)
+{
+	if (WIFEXITED(ws))
+		return WEXITSTATUS(ws);
+	if (WIFSIGNALED(ws))
+		return 128 + WTERMSIG(ws);
+	return -1;
+}
+
+/* Wait up to timeout_ms for pid to exit.  Returns its status as
+ * decode_status() gives it, or -1 if it still runs. */
+static int
+wait_pid(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int ws;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, &ws, WNOHANG);
+		if (r == pid)
+			return decode_status(ws);
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (now_ms() >= deadline)
+			return -1;
+		nap_ms(5);
+	}
+}
+
+/* buf = a "/" b.  Returns 0, or -1 if it does not fit. */
+static int
+path_join(char *buf, size_t size, const char *a, const char *b)
+{
+	int n = snprintf(buf, size, "%s/%s", a, b);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void
+rm_tree(const char *dir)
+{
+	if (dir[0] != '\0')
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+keep_dirs(void)
+{
+	const char *k = getenv("CMDHOST_KEEP_TEST_DIRS");
+
+	return k != NULL && k[0] != '\0' && strcmp(k, "0") != 0;
+}
+
+/* Read a whole file.  Returns a new string (free it) or NULL. */
+static char *
+read_file(const char *path)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	if (buf == NULL && (buf = malloc(1)) == NULL)
+		return NULL;
+	buf[len] = '\0';
+	return buf;
+}
+
+static int
+write_file(const char *path, const char *text)
+{
+	FILE *f;
+	int rc = 0;
+
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	if (fputs(text, f) == EOF)
+		rc = -1;
+	if (fclose(f) == EOF)
+		rc = -1;
+	return rc;
+}
+
+static int
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in, out, rc = -1;
+	ssize_t n;
+
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (out == -1)
+		goto done;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			goto done;
+	if (n == 0)
+		rc = 0;
+done:
+	if (out != -1 && close(out) == -1)
+		rc = -1;
+	close(in);
+	return rc;
+}
+
+/* Find a plugin file by the rules of daemon_opts.plugins. */
+static int
+find_plugin(const char *name, char *path, size_t size)
+{
+	static const char *const dirs[] = { "tests/plugins", "plugins" };
+	const char *ext;
+	size_t i;
+	int n;
+
+	ext = strlen(name) > 3 && strcmp(name + strlen(name) - 3, ".so") == 0
+	    ? "" : ".so";
+	if (strchr(name, '/') != NULL) {
+		n = snprintf(path, size, "%s/%s%s", CMDHOST_BUILD_DIR, name,
+		    ext);
+		return n < 0 || (size_t)n >= size ? -1 : access(path, R_OK);
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		n = snprintf(path, size, "%s/%s/%s%s", CMDHOST_BUILD_DIR,
+		    dirs[i], name, ext);
+		if (n >= 0 && (size_t)n < size && access(path, R_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Make the temp dir and its plugins/ subdir into d->dir; fill the paths. */
+static int
+make_dir(struct daemon *d)
+{
+	char sub[PATH_MAX];
+
+	snprintf(d->dir, sizeof(d->dir), "/tmp/cmdhost-test.XXXXXX");
+	if (mkdtemp(d->dir) == NULL) {
+		d->dir[0] = '\0';
+		return -1;
+	}
+	if (path_join(sub, sizeof(sub), d->dir, "plugins") == -1 ||
+	    mkdir(sub, 0755) == -1)
+		return -1;
+	if (path_join(d->config, sizeof(d->config), d->dir, "cmdhost.ini") ==
+	    -1 || path_join(d->log, sizeof(d->log), d->dir, "stderr.log") == -1
+	    || path_join(d->sock, sizeof(d->sock), d->dir, "cmdhost.sock") == -1)
+		return -1;
+	return 0;
+}
+
+/* The environment for the daemon: ours with ASAN_OPTIONS replaced.  Returns
+ * a new array (free it; the strings are borrowed). */
+static char **
+daemon_env(void)
+{
+	char **env;
+	size_t n = 0, i, j = 0;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((env = calloc(n + 2, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "ASAN_OPTIONS=", 13) != 0)
+			env[j++] = environ[i];
+	env[j++] = (char *)SANITIZER_OPTS;
+	env[j] = NULL;
+	return env;
+}
+
+/* Start cmdhostd -c d->config with output to d->log.  Returns 0 or -1. */
+static int
+spawn_daemon(struct daemon *d)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	char *argv[] = { (char *)DAEMON_BIN, (char *)"-c", d->config, NULL };
+	char **env;
+	int rc;
+
+	if ((env = daemon_env()) == NULL)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, d->log,
+	    O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 2, 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+	/* Criterion may block or catch signals; the daemon starts clean. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr,
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&d->pid, DAEMON_BIN, &fa, &attr, argv, env);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	free(env);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	d->status = -2;
+	live_add(d);
+	return 0;
+}
+
+static int
+try_connect(const char *sock)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(sock) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sun.sun_path, sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+report_failure(struct daemon *d, const char *why)
+{
+	char *log = read_file(d->log);
+
+	fprintf(stderr, "harness: daemon in %s: %s\n--- stderr.log ---\n%s"
+	    "--- end ---\n", d->dir, why, log != NULL ? log : "(none)\n");
+	free(log);
+}
+
+static int
+write_config(struct daemon *d, const struct daemon_opts *opts)
+{
+	const char *extra = opts->config != NULL ? opts->config : "";
+	size_t n = strlen(extra);
+	char *text;
+	int rc;
+
+	if (opts->socket != NULL) {
+		if (opts->socket[0] == '/' && strlen(opts->socket) <
+		    sizeof(d->sock))
+			strcpy(d->sock, opts->socket);
+		else if (path_join(d->sock, sizeof(d->sock), d->dir,
+		    opts->socket) == -1)
+			return -1;
+	}
+	if (asprintf(&text, "[host]\nsocket = %s\nplugin_dir = plugins\n"
+	    "workers = 2\n%s%s", opts->socket != NULL ? opts->socket :
+	    "cmdhost.sock", extra, n > 0 && extra[n - 1] != '\n' ? "\n" : "")
+	    == -1)
+		return -1;
+	rc = write_file(d->config, text);
+	free(text);
+	return rc;
+}
+
+struct daemon *
+daemon_start(const struct daemon_opts *opts)
+{
+	static const struct daemon_opts none;
+	struct daemon *d;
+	char from[PATH_MAX], to[PATH_MAX];
+	const char *base;
+	int64_t deadline;
+	int i, fd, st;
+
+	if (opts == NULL)
+		opts = &none;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->status = -1;
+	if (make_dir(d) == -1) {
+		fprintf(stderr, "harness: temp dir: %s\n", strerror(errno));
+		goto fail;
+	}
+	if (opts->world_accessible && chmod(d->dir, 0755) == -1)
+		goto fail;
+	for (i = 0; opts->plugins != NULL && opts->plugins[i] != NULL; i++) {
+		if (find_plugin(opts->plugins[i], from, sizeof(from)) == -1) {
+			fprintf(stderr, "harness: plugin %s not found under "
+			    "%s\n", opts->plugins[i], CMDHOST_BUILD_DIR);
+			goto fail;
+		}
+		base = strrchr(from, '/') + 1;
+		if (path_join(to, sizeof(to), d->dir, "plugins") == -1 ||
+		    path_join(to + strlen(to), sizeof(to) - strlen(to), "",
+		    base) == -1 || copy_file(from, to) == -1) {
+			fprintf(stderr, "harness: copy %s: %s\n", from,
+			    strerror(errno));
+			goto fail;
+		}
+	}
+	if (write_config(d, opts) == -1) {
+		fprintf(stderr, "harness: config: %s\n", strerror(errno));
+		goto fail;
+	}
+	if (spawn_daemon(d) == -1) {
+		fprintf(stderr, "harness: spawn %s: %s\n", DAEMON_BIN,
+		    strerror(errno));
+		goto fail;
+	}
+	deadline = now_ms() + (opts->start_timeout_ms > 0 ?
+	    opts->start_timeout_ms : 10000);
+	for (;;) {
+		if ((fd = try_connect(d->sock)) != -1) {
+			close(fd);
+			return d;
+		}
+		if ((st = daemon_wait(d, 0)) != -1) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "exited with status %d "
+			    "before its socket accepted", st);
+			report_failure(d, why);
+			break;
+		}
+		if (now_ms() >= deadline) {
+			report_failure(d, "socket did not accept in time");
+			kill(d->pid, SIGKILL);
+			daemon_wait(d, STOP_TIMEOUT_MS);
+			break;
+		}
+		nap_ms(10);
+	}
+	/* Keep the dir so the log can be read after the failure. */
+	live_del(d);
+	free(d);
+	return NULL;
+fail:
+	rm_tree(d->dir);
+	free(d);
+	return NULL;
+}
+
+int
+daemon_wait(struct daemon *d, int timeout_ms)
+{
+	int st;
+
+	if (d == NULL)
+		return -1;
+	if (d->status != -2)
+		return d->status;
+	if ((st = wait_pid(d->pid, timeout_ms)) == -1)
+		return -1;
+	d->status = st;
+	live_del(d);
+	return st;
+}
+
+int
+daemon_stop(struct daemon *d)
+{
+	int st;
+
+	if (d == NULL)
+		return -1;
+	if (d->status != -2)
+		return d->status;
+	kill(d->pid, SIGTERM);
+	if ((st = daemon_wait(d, STOP_TIMEOUT_MS)) != -1)
+		return st;
+	report_failure(d, "did not exit after SIGTERM; killing it");
+	kill(d->pid, SIGKILL);
+	daemon_wait(d, STOP_TIMEOUT_MS);
+	d->status = -1;
+	return -1;
+}
+
+void
+daemon_free(struct daemon *d)
+{
+	if (d == NULL)
+		return;
+	if (d->status == -2) {
+		kill(d->pid, SIGKILL);
+		daemon_wait(d, STOP_TIMEOUT_MS);
+	}
+	live_del(d);
+	if (!keep_dirs())
+		rm_tree(d->dir);
+	free(d);
+}
+
+int
+daemon_install_plugin(struct daemon *d, const char *name, const char *as)
+{
+	char from[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
+	const char *base;
+	int n;
+
+	if (find_plugin(name, from, sizeof(from)) == -1)
+		return -1;
+	base = as != NULL ? as : strrchr(from, '/') + 1;
+	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
+	    path_join(to, sizeof(to), dir, base) == -1)
+		return -1;
+	n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	if (copy_file(from, tmp) == -1 || rename(tmp, to) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+daemon_signal(struct daemon *d, int sig)
+{
+	if (d == NULL || d->status != -2) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(d->pid, sig);
+}
+
+pid_t
+daemon_pid(const struct daemon *d)
+{
+	return d->pid;
+}
+
+const char *
+daemon_dir(const struct daemon *d)
+{
+	return d->dir;
+}
+
+const char *
+daemon_socket_path(const struct daemon *d)
+{
+	return d->sock;
+}
+
+const char *
+daemon_config_path(const struct daemon *d)
+{
+	return d->config;
+}
+
+char *
+daemon_log(const struct daemon *d)
+{
+	return read_file(d->log);
+}
+
+int
+daemon_log_contains(const struct daemon *d, const char *text)
+{
+	char *log = read_file(d->log);
+	int found;
+
+	found = log != NULL && strstr(log, text) != NULL;
+	free(log);
+	return found;
+}
+
+void
+daemon_dump_log(const struct daemon *d)
+{
+	char *log;
+	size_t n;
+
+	if (d == NULL || (log = read_file(d->log)) == NULL)
+		return;
+	n = strlen(log);
+	fprintf(stderr, "--- %s (tail) ---\n%s--- end ---\n", d->log,
+	    n > 16384 ? log + n - 16384 : log);
+	free(log);
+}
+
+int
+daemon_log_wait(const struct daemon *d, const char *text, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (daemon_log_contains(d, text))
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+		nap_ms(10);
+	}
+}
+
+int
+daemon_run_expect_fail_path(const char *config_text, int *exit_status,
+    char **stderr_text, char **config_path)
+{
+	struct daemon d;
+	int rc = -1;
+
+	memset(&d, 0, sizeof(d));
+	*exit_status = -1;
+	if (stderr_text != NULL)
+		*stderr_text = NULL;
+	if (config_path != NULL)
+		*config_path = NULL;
+	if (make_dir(&d) == -1)
+		goto done;
+	if (config_text != NULL && write_file(d.config, config_text) == -1)
+		goto done;
+	if (spawn_daemon(&d) == -1)
+		goto done;
+	if ((*exit_status = daemon_wait(&d, FAIL_TIMEOUT_MS)) == -1) {
+		kill(d.pid, SIGKILL);
+		daemon_wait(&d, STOP_TIMEOUT_MS);
+		*exit_status = -1;
+	} else {
+		rc = 0;
+	}
+	if (stderr_text != NULL)
+		*stderr_text = read_file(d.log);
+	if (config_path != NULL)
+		*config_path = strdup(d.config);
+done:
+	live_del(&d);
+	rm_tree(d.dir);
+	return rc;
+}
+
+int
+daemon_run_expect_fail(const char *config_text, int *exit_status,
+    char **stderr_text)
+{
+	return daemon_run_expect_fail_path(config_text, exit_status,
+	    stderr_text, NULL);
+}
+
+/* Append up to what one read() gives from fd to *buf.  Returns bytes read,
+ * 0 on EOF, -1 on error. */
+static ssize_t
+slurp(int fd, char **buf, size_t *len)
+{
+	char tmp[4096], *nb;
+	ssize_t n;
+
+	n = read(fd, tmp, sizeof(tmp));
+	if (n <= 0)
+		return n;
+	if ((nb = realloc(*buf, *len + (size_t)n + 1)) == NULL)
+		return -1;
+	*buf = nb;
+	memcpy(*buf + *len, tmp, (size_t)n);
+	*len += (size_t)n;
+	(*buf)[*len] = '\0';
+	return n;
+}
+
+static void
+close_pair(int p[2])
+{
+	if (p[0] != -1)
+		close(p[0]);
+	if (p[1] != -1)
+		close(p[1]);
+}
+
+int
+run_command(char *const argv[], const char *input, int timeout_ms,
+    int *exit_status, char **out_text, char **err_text)
+{
+	posix_spawn_file_actions_t fa;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	char *obuf = NULL, *ebuf = NULL;
+	size_t olen = 0, elen = 0, ilen, ioff = 0;
+	int64_t deadline = now_ms() + timeout_ms;
+	struct pollfd pfd[3];
+	struct sigaction ign, old_pipe;
+	pid_t pid;
+	int rc = -1, st;
+
+	*exit_status = -1;
+	if (out_text != NULL)
+		*out_text = NULL;
+	if (err_text != NULL)
+		*err_text = NULL;
+	ilen = input != NULL ? strlen(input) : 0;
+	/* A child that exits without reading its stdin must not kill us. */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
+	    pipe2(err, O_CLOEXEC) == -1)
+		goto done;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	st = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (st != 0) {
+		errno = st;
+		goto done;
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	in[0] = out[1] = err[1] = -1;
+	if (ilen == 0) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	while (out[0] != -1 || err[0] != -1) {
+		int64_t left = deadline - now_ms();
+		int i;
+
+		if (left <= 0)
+			break;
+		pfd[0].fd = in[1];
+		pfd[0].events = POLLOUT;
+		pfd[1].fd = out[0];
+		pfd[1].events = POLLIN;
+		pfd[2].fd = err[0];
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, (int)left) == -1 && errno != EINTR)
+			break;
+		if (in[1] != -1 && pfd[0].revents != 0) {
+			ssize_t n = write(in[1], input + ioff, ilen - ioff);
+
+			if (n > 0)
+				ioff += (size_t)n;
+			if (n <= 0 || ioff == ilen) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		for (i = 1; i < 3; i++) {
+			int *fd = i == 1 ? &out[0] : &err[0];
+
+			if (*fd == -1 || pfd[i].revents == 0)
+				continue;
+			if (slurp(*fd, i == 1 ? &obuf : &ebuf,
+			    i == 1 ? &olen : &elen) <= 0) {
+				close(*fd);
+				*fd = -1;
+			}
+		}
+	}
+	st = wait_pid(pid, (int)(deadline > now_ms() ? deadline - now_ms()
+	    : 0));
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	} else {
+		*exit_status = st;
+		rc = 0;
+	}
+done:
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	close_pair(in);
+	close_pair(out);
+	close_pair(err);
+	if (rc == 0 && out_text != NULL)
+		*out_text = obuf != NULL ? obuf : strdup("");
+	else
+		free(obuf);
+	if (rc == 0 && err_text != NULL)
+		*err_text = ebuf != NULL ? ebuf : strdup("");
+	else
+		free(ebuf);
+	return rc;
+}
+
+/* ------------------------------------------------------------ client */
+
+int
+client_connect(const char *sock)
+{
+	struct timeval tv = { HARNESS_RECV_TIMEOUT_MS / 1000,
+	    (HARNESS_RECV_TIMEOUT_MS % 1000) * 1000 };
+	int fd;
+
+	if ((fd = try_connect(sock)) == -1)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+int
+client_send_raw(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+client_send(int fd, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (client_send_raw(fd, line, n) == -1)
+		return -1;
+	if (n == 0 || line[n - 1] != '\n')
+		return client_send_raw(fd, "\n", 1);
+	return 0;
+}
+
+char *
+client_recv_line(int fd)
+{
+	char peek[8192], *line = NULL, *nl, *nb;
+	size_t len = 0, take;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, peek, sizeof(peek), MSG_PEEK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		/* Consume up to the newline only, so the next line stays in
+		 * the socket for the next call. */
+		nl = memchr(peek, '\n', (size_t)n);
+		take = nl != NULL ? (size_t)(nl - peek) + 1 : (size_t)n;
+		if ((nb = realloc(line, len + take + 1)) == NULL)
+			break;
+		line = nb;
+		n = recv(fd, line + len, take, 0);
+		if (n != (ssize_t)take)
+			break;
+		len += take;
+		line[len] = '\0';
+		if (nl != NULL) {
+			line[len - 1] = '\0';
+			return line;
+		}
+	}
+	free(line);
+	return NULL;
+}
+
+int
+client_wait_eof(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	char c;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return 0;
+	return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+json_object *
+client_call(int fd, const char *line)
+{
+	json_object *j;
+	char *reply;
+
+	if (client_send(fd, line) == -1)
+		return NULL;
+	if ((reply = client_recv_line(fd)) == NULL)
+		return NULL;
+	j = json_tokener_parse(reply);
+	free(reply);
+	return j;
+}
+
+json_object *
+client_call_once(const char *sock, const char *line)
+{
+	json_object *j;
+	int fd;
+
+	if ((fd = client_connect(sock)) == -1)
+		return NULL;
+	j = client_call(fd, line);
+	close(fd);
+	return j;
+}
+
+json_object *
+client_call_as(uid_t uid, const char *sock, const char *line)
+{
+	int p[2], ws;
+	char *buf = NULL;
+	size_t len = 0;
+	json_object *j = NULL;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return NULL;
+	if ((pid = fork()) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		char *reply;
+		int fd;
+
+		close(p[0]);
+		if (setgroups(0, NULL) == -1 || setgid((gid_t)uid) == -1 ||
+		    setuid(uid) == -1)
+			_exit(2);
+		if ((fd = client_connect(sock)) == -1)
+			_exit(3);
+		if (client_send(fd, line) == -1 ||
+		    (reply = client_recv_line(fd)) == NULL)
+			_exit(4);
+		if (write(p[1], reply, strlen(reply)) !=
+		    (ssize_t)strlen(reply))
+			_exit(5);
+		_exit(0);
+	}
+	close(p[1]);
+	while (slurp(p[0], &buf, &len) > 0)
+		;
+	close(p[0]);
+	while (waitpid(pid, &ws, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && buf != NULL)
+		j = json_tokener_parse(buf);
+	else
+		fprintf(stderr, "harness: client as uid %u failed (status "
+		    "%d)\n", (unsigned)uid, decode_status(ws));
+	free(buf);
+	return j;
+}
+
+/* ------------------------------------------------------------ replies */
+
+int
+reply_status(json_object *j)
+{
+	json_object *s;
+
+	if (j == NULL || !json_object_object_get_ex(j, "status", &s) ||
+	    !json_object_is_type(s, json_type_int))
+		return -1;
+	return json_object_get_int(s);
+}
+
+static const char *
+error_member(json_object *j, const char *key)
+{
+	json_object *e, *v;
+
+	if (j == NULL || !json_object_object_get_ex(j, "error", &e) ||
+	    !json_object_object_get_ex(e, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+const char *
+reply_error_code(json_object *j)
+{
+	return error_member(j, "code");
+}
+
+const char *
+reply_error_message(json_object *j)
+{
+	return error_member(j, "message");
+}
+
+json_object *
+reply_body(json_object *j)
+{
+	json_object *b;
+
+	if (j == NULL || !json_object_object_get_ex(j, "body", &b))
+		return NULL;
+	return b;
+}
+
+json_object *
+reply_id(json_object *j)
+{
+	json_object *v;
+
+	if (j == NULL || !json_object_object_get_ex(j, "id", &v))
+		return NULL;
+	return v;
+}
+
+json_object *
+json_path(json_object *j, const char *path)
+{
+	char key[256];
+	const char *p = path, *slash;
+	size_t n;
+
+	while (j != NULL && *p != '\0') {
+		slash = strchr(p, '/');
+		n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+		if (n >= sizeof(key) ||
+		    !json_object_is_type(j, json_type_object))
+			return NULL;
+		memcpy(key, p, n);
+		key[n] = '\0';
+		if (!json_object_object_get_ex(j, key, &j))
+			return NULL;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return j;
+}
+
+const char *
+reply_text(json_object *j)
+{
+	if (j == NULL)
+		return "(null)";
+	return json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+}

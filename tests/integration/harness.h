@@ -1,0 +1,213 @@
+/*
+ * harness.h - run a real cmdhostd in a temp dir and talk to it over its
+ * socket, for the Criterion integration tests.  The harness never asserts:
+ * every helper returns an error value and the test decides.
+ */
+#ifndef CMDHOST_HARNESS_H
+#define CMDHOST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+/* How long a client read waits before it gives up (SO_RCVTIMEO). */
+#define HARNESS_RECV_TIMEOUT_MS 10000
+
+struct daemon;
+
+struct daemon_opts {
+	/*
+	 * NULL-terminated list of plugin files to copy into <dir>/plugins/,
+	 * or NULL for none.  A bare name ("good.so" or "good") is looked up
+	 * in CMDHOST_BUILD_DIR "/tests/plugins/" and then "/plugins/"; a name
+	 * with a '/' is relative to CMDHOST_BUILD_DIR ("plugins/echo.so").
+	 */
+	const char *const *plugins;
+	/*
+	 * Extra config text, written right after the harness's own [host]
+	 * lines (socket, plugin_dir, workers = 2), so it may add [host] keys
+	 * and then [plugin:NAME] sections.  NULL for none.  A trailing newline
+	 * is added if missing.
+	 */
+	const char *config;
+	/* Socket path to put in the config instead of "cmdhost.sock"
+	 * (relative paths are relative to the temp dir), or NULL. */
+	const char *socket;
+	/* Non-zero: chmod the temp dir 0755 so a client of another uid can
+	 * reach the socket (also set socket_mode = 0666 in `config`). */
+	int world_accessible;
+	/* How long to wait for connect() to succeed; 0 means 10000 ms. */
+	int start_timeout_ms;
+};
+
+/*
+ * Make a temp dir (/tmp/cmdhost-test.XXXXXX) with plugins/ and cmdhost.ini,
+ * start CMDHOST_BUILD_DIR "/cmdhostd -c <dir>/cmdhost.ini" with stderr (and
+ * stdout) going to <dir>/stderr.log, and wait until connect() to the socket
+ * succeeds.  Returns a new daemon (stop it with daemon_stop(), free it with
+ * daemon_free()), or NULL on failure: then the reason and the daemon's log
+ * are printed to the test's stderr, the process is killed and the dir is
+ * kept for inspection.
+ */
+struct daemon *daemon_start(const struct daemon_opts *opts);
+
+/*
+ * Send SIGTERM and wait (up to 20 s) for the daemon to exit.  Returns its
+ * exit status (0..255), 128+N if signal N killed it, or -1 if it did not
+ * exit in time (it is then SIGKILLed and reaped).  Calling it again returns
+ * the same value.  d may be NULL (returns -1).
+ */
+int daemon_stop(struct daemon *d);
+
+/*
+ * Wait up to timeout_ms for the daemon to exit on its own.  Returns the
+ * status as daemon_stop() does, or -1 if it is still running.
+ */
+int daemon_wait(struct daemon *d, int timeout_ms);
+
+/* Stop the daemon if it still runs (SIGKILL), remove its temp dir and free
+ * it.  d may be NULL. */
+void daemon_free(struct daemon *d);
+
+/*
+ * Copy plugin `name` (found as daemon_opts.plugins says) into the running
+ * daemon's plugins/ dir as `as` (NULL: its own base name).  The copy is
+ * written under a dot name and renamed into place, so a watcher never sees
+ * a half-written file.  Returns 0 or -1.  Nothing is rescanned: send
+ * host.reload or SIGHUP, or let the watcher see it.
+ */
+int daemon_install_plugin(struct daemon *d, const char *name,
+    const char *as);
+
+/* Send signal `sig` to the daemon.  Returns 0 or -1 (errno set). */
+int daemon_signal(struct daemon *d, int sig);
+
+/* The daemon's pid, its temp dir, the absolute path of its socket and of
+ * its config file.  Borrowed: valid until daemon_free(). */
+pid_t daemon_pid(const struct daemon *d);
+const char *daemon_dir(const struct daemon *d);
+const char *daemon_socket_path(const struct daemon *d);
+const char *daemon_config_path(const struct daemon *d);
+
+/* The daemon's stderr so far: new string (free it), "" if empty, NULL on
+ * error. */
+char *daemon_log(const struct daemon *d);
+
+/* Non-zero if the daemon's stderr so far contains `text`. */
+int daemon_log_contains(const struct daemon *d, const char *text);
+
+/* Print the tail (last 16 KiB) of the daemon's stderr to our stderr, for a
+ * failing test.  d may be NULL. */
+void daemon_dump_log(const struct daemon *d);
+
+/*
+ * Wait up to timeout_ms until the daemon's stderr contains `text`.  Returns
+ * non-zero if it does.
+ */
+int daemon_log_wait(const struct daemon *d, const char *text, int timeout_ms);
+
+/*
+ * Run cmdhostd on a config of our own and expect it to exit by itself:
+ * makes a temp dir with an empty plugins/ dir, writes `config_text`
+ * verbatim to <dir>/cmdhost.ini (not at all if config_text is NULL, to test
+ * a missing file), runs cmdhostd -c <dir>/cmdhost.ini and waits up to 10 s.
+ * On return *exit_status holds the status as daemon_stop() gives it and
+ * *stderr_text (if stderr_text is not NULL) a new string with its stderr
+ * (free it); if config_path is not NULL, *config_path gets a new string
+ * with the config file's path (free it; the dir itself is removed).
+ * Returns 0 if the daemon exited on its own, -1 if it did not (it is then
+ * killed; *exit_status is -1) or could not be run.
+ */
+int daemon_run_expect_fail(const char *config_text, int *exit_status,
+    char **stderr_text);
+int daemon_run_expect_fail_path(const char *config_text, int *exit_status,
+    char **stderr_text, char **config_path);
+
+/*
+ * Run argv (argv[0] is a path) with `input` (or nothing) on stdin, wait up
+ * to timeout_ms, and collect its stdout and stderr as new strings (free
+ * them; pass NULL to drop one).  Returns 0 and *exit_status as
+ * daemon_stop() gives it, or -1 if it could not run or timed out (it is
+ * then killed).
+ */
+int run_command(char *const argv[], const char *input, int timeout_ms,
+    int *exit_status, char **out_text, char **err_text);
+
+/* ------------------------------------------------------------ client */
+
+/*
+ * Connect to the Unix socket at `sock`.  Returns a blocking fd with
+ * SO_RCVTIMEO/SO_SNDTIMEO of HARNESS_RECV_TIMEOUT_MS (close it), or -1.
+ */
+int client_connect(const char *sock);
+
+/* Send `line`, adding '\n' if it does not end with one.  No SIGPIPE.
+ * Returns 0, or -1 if not all of it could be sent. */
+int client_send(int fd, const char *line);
+
+/* Send `len` bytes exactly as given.  Returns 0 or -1. */
+int client_send_raw(int fd, const char *buf, size_t len);
+
+/*
+ * Read one line.  Returns a new string without the '\n' (free it), or NULL
+ * on EOF, error or timeout.  Reads nothing past the '\n', so it can be
+ * mixed with other reads on the same fd.
+ */
+char *client_recv_line(int fd);
+
+/* Non-zero if the peer closed the connection (EOF within timeout_ms, with
+ * no data before it). */
+int client_wait_eof(int fd, int timeout_ms);
+
+/*
+ * client_send() then client_recv_line(), parsed.  Returns a new json-c
+ * object (json_object_put() it), or NULL on any failure (also when the
+ * reply is not JSON).
+ */
+json_object *client_call(int fd, const char *line);
+
+/* Connect to `sock`, client_call() and close. */
+json_object *client_call_once(const char *sock, const char *line);
+
+/*
+ * Do client_call_once() in a forked child that first drops to gid/uid
+ * `uid` (setgroups, setgid, setuid).  Returns the parsed reply (put it) or
+ * NULL (also when the child could not drop privileges or connect).
+ */
+json_object *client_call_as(uid_t uid, const char *sock, const char *line);
+
+/* ------------------------------------------------------------ replies */
+
+/* "status" of a reply, or -1 if absent or not an integer; j may be NULL. */
+int reply_status(json_object *j);
+
+/* error.code / error.message of a reply, or NULL.  Borrowed from j. */
+const char *reply_error_code(json_object *j);
+const char *reply_error_message(json_object *j);
+
+/* "body" of a reply, or NULL.  Borrowed from j (no reference taken). */
+json_object *reply_body(json_object *j);
+
+/* "id" of a reply, or NULL (also for JSON null).  Borrowed from j. */
+json_object *reply_id(json_object *j);
+
+/* Walk a path of object keys separated by '/', "commands/test.echo/calls"
+ * (no array indexes).  Returns the member or NULL.  Borrowed from j. */
+json_object *json_path(json_object *j, const char *path);
+
+/* A reply as compact text for assert messages.  Borrowed from j; "(null)"
+ * when j is NULL. */
+const char *reply_text(json_object *j);
+
+/* Monotonic clock, milliseconds. */
+int64_t now_ms(void);
+
+/*
+ * Call cond(arg) every few milliseconds until it returns non-zero or
+ * timeout_ms have passed.  Returns non-zero if the condition came true.
+ */
+int wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+#endif /* CMDHOST_HARNESS_H */
