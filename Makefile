@@ -49,10 +49,14 @@ CLI         := $(B)/cmdhost
 # ---------------------------------------------------------------- plugins
 # plugins/NAME/*.c -> $(B)/plugins/NAME.so ; LIBS_NAME adds libraries.
 PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
-PLUGIN_NAMES := $(sort $(PLUGIN_NAMES))
+PLUGIN_NAMES := $(sort $(filter-out lib,$(PLUGIN_NAMES)))
 PLUGINS      := $(PLUGIN_NAMES:%=$(B)/plugins/%.so)
 LIBS_users   := -lsqlite3
 LIBS_orders  := -lsqlite3
+# plugins/lib/*.c: code shared by the example plugins, linked into each
+# plugin that lists it (every plugin keeps its own copy: no shared state).
+PLUGIN_LIB   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/lib/*.c))
+$(B)/plugins/users.so $(B)/plugins/orders.so: $(PLUGIN_LIB)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 
 # tests/plugins/NAME.c or NAME.cpp -> $(B)/tests/plugins/NAME.so
