@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <ini.h>
@@ -46,6 +47,8 @@ config_init(struct config *cfg)
 	cfg->max_connections = 1024;
 	cfg->default_timeout_ms = 30000;
 	cfg->shutdown_timeout_ms = 10000;
+	cfg->watch = 1;
+	cfg->reload_debounce_ms = 20;
 	cfg->log_level = LOGL_INFO;
 	cfg->log_format = LOGF_JSON;
 	if (config_set_string(&cfg->socket, "cmdhost.sock") < 0 ||
@@ -73,6 +76,22 @@ parse_int(const char *s, long long min, long long max, long long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* true/yes/on/1 -> 1, false/no/off/0 -> 0, else -1. */
+static int
+parse_bool(const char *s)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
 }
 
 static int
@@ -219,6 +238,18 @@ config_set_host(struct config *cfg, const char *key, const char *value,
 	}
 	if (strcmp(key, "admin_uids") == 0)
 		return parse_uids(cfg, value, err, errlen);
+	if (strcmp(key, "watch") == 0) {
+		if ((lv = parse_bool(value)) < 0) {
+			snprintf(err, errlen, "watch: '%s' is not true or false",
+			    value);
+			return -1;
+		}
+		cfg->watch = lv;
+		return 0;
+	}
+	if (strcmp(key, "reload_debounce_ms") == 0)
+		return int_key(value, 0, 60000, &cfg->reload_debounce_ms, err,
+		    errlen, key);
 	snprintf(err, errlen, "unknown key '%s' in [host]", key);
 	return -1;
 }

@@ -32,6 +32,8 @@ struct config {
 	int max_connections;
 	int default_timeout_ms;
 	int shutdown_timeout_ms;
+	int watch;           /* inotify on plugin_dir */
+	int reload_debounce_ms; /* quiet time before a changed file loads */
 	int log_level;       /* enum log_level */
 	int log_format;      /* enum log_format */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];

@@ -195,6 +195,12 @@ log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 			snprintf(num, sizeof(num), "%lld", ctx->generation);
 			put_field_num(&l, "generation", num);
 		}
+		put_field_str(&l, "old_version", ctx->old_version);
+		if (ctx->old_generation >= 0) {
+			snprintf(num, sizeof(num), "%lld", ctx->old_generation);
+			put_field_num(&l, "old_generation", num);
+		}
+		put_field_str(&l, "reason", ctx->reason);
 		if (ctx->status >= 0) {
 			snprintf(num, sizeof(num), "%d", ctx->status);
 			put_field_num(&l, "status", num);

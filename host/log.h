@@ -22,12 +22,16 @@ struct log_ctx {
 	const char *version;
 	const char *file;
 	const char *error_code;
+	const char *old_version;
+	const char *reason;
 	long long generation;
+	long long old_generation;
 	int status;
 	double duration_ms;
 };
 
-#define LOG_CTX_INIT { NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1.0 }
+#define LOG_CTX_INIT \
+	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1, -1.0 }
 
 /* Set the threshold and the format; callable before threads start. */
 void log_init(int level, int format);

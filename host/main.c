@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "server.h"
+#include "watcher.h"
 
 #define CMDHOSTD_VERSION "0.1.0"
 #define DEFAULT_CONFIG "conf/cmdhost.ini"
@@ -76,6 +77,7 @@ main(int argc, char **argv)
 	struct registry *reg = NULL;
 	struct executor *ex = NULL;
 	struct server *srv = NULL;
+	struct watcher *watcher = NULL;
 	sigset_t sigs;
 	char err[1024], copy_dir[PATH_MAX];
 	const char *tmp;
@@ -193,13 +195,20 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (cfg.watch && (watcher = watcher_start(cfg.plugin_dir,
+	    cfg.reload_debounce_ms, reg, err, sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		rc = 1;
+		goto out;
+	}
 	{
 		int plugins, commands, failed;
 
 		registry_counts(reg, &plugins, &commands, &failed);
 		log_info("cmdhostd %s ready on %s: %d plugins, %d commands, "
-		    "%d refused", CMDHOSTD_VERSION, cfg.socket, plugins,
-		    commands, failed);
+		    "%d refused; %s %s", CMDHOSTD_VERSION, cfg.socket, plugins,
+		    commands, failed, cfg.watch ? "watching" : "not watching",
+		    cfg.plugin_dir);
 	}
 
 	for (;;) {
@@ -218,6 +227,8 @@ main(int argc, char **argv)
 		break;
 	}
 
+	watcher_stop(watcher);
+	watcher = NULL;
 	deadline = executor_now_ns() + (int64_t)cfg.shutdown_timeout_ms *
 	    1000000;
 	server_stop(srv, deadline);
@@ -234,6 +245,11 @@ main(int argc, char **argv)
 	rc = 0;
 	log_info("stopped");
 out:
+	watcher_stop(watcher);
+	if (srv != NULL) {
+		server_stop(srv, executor_now_ns());
+		server_close(srv);
+	}
 	server_free(srv);
 	/* Idempotent after a clean stop; needed when start-up failed. */
 	if (ex != NULL &&

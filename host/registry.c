@@ -51,6 +51,15 @@ struct registry {
 	_Atomic(struct cmd_table *) table;
 	_Atomic(struct cmd_table *) hazards[REGISTRY_MAX_READERS];
 	atomic_int n_readers;
+
+	/* Generations whose last reference is gone are finalized here, off
+	 * the threads that serve requests. */
+	pthread_t reaper;
+	int reaper_started;
+	pthread_mutex_t reap_lock;
+	pthread_cond_t reap_cond;
+	struct generation *reap_head;
+	int reap_stop;
 };
 
 void
@@ -59,25 +68,61 @@ generation_hold(struct generation *g)
 	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 }
 
+static void
+unload_logged(struct generation *g)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	lc.plugin = g->name;
+	lc.version = g->version;
+	lc.file = g->file;
+	lc.generation = (long long)g->number;
+	lc.reason = "its last call returned";
+	log_emit(LOGL_INFO, &lc, "plugin generation finalized and unloaded");
+	loader_unload(g);
+}
+
 void
 generation_release(struct generation *g)
 {
+	struct registry *r;
+
 	if (g == NULL)
 		return;
-	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1) {
-		struct log_ctx lc = LOG_CTX_INIT;
-
-		if (g->number == 0) {
-			loader_unload(g); /* never published */
-			return;
-		}
-		lc.plugin = g->name;
-		lc.version = g->version;
-		lc.file = g->file;
-		lc.generation = (long long)g->number;
-		log_emit(LOGL_INFO, &lc, "plugin generation unloaded");
-		loader_unload(g);
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if ((r = g->registry) == NULL) {
+		loader_unload(g); /* never published */
+		return;
 	}
+	/* fini may be slow (closing a database): never on a loop thread. */
+	pthread_mutex_lock(&r->reap_lock);
+	g->reap_next = r->reap_head;
+	r->reap_head = g;
+	pthread_cond_signal(&r->reap_cond);
+	pthread_mutex_unlock(&r->reap_lock);
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct registry *r = arg;
+	struct generation *g;
+
+	pthread_mutex_lock(&r->reap_lock);
+	for (;;) {
+		while (r->reap_head == NULL && !r->reap_stop)
+			pthread_cond_wait(&r->reap_cond, &r->reap_lock);
+		if (r->reap_head == NULL)
+			break;
+		g = r->reap_head;
+		r->reap_head = g->reap_next;
+		pthread_mutex_unlock(&r->reap_lock);
+		unload_logged(g);
+		pthread_mutex_lock(&r->reap_lock);
+	}
+	pthread_mutex_unlock(&r->reap_lock);
+	return NULL;
 }
 
 static uint64_t
@@ -153,12 +198,19 @@ registry_new(const struct config *cfg, const char *plugin_dir,
 		return NULL;
 	}
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->reap_lock, NULL);
+	pthread_cond_init(&r->reap_cond, NULL);
 	atomic_init(&r->table, table_new(0));
 	if (atomic_load(&r->table) == NULL) {
 		registry_free(r);
 		errno = ENOMEM;
 		return NULL;
 	}
+	if ((errno = pthread_create(&r->reaper, NULL, reaper_main, r)) != 0) {
+		registry_free(r);
+		return NULL;
+	}
+	r->reaper_started = 1;
 	return r;
 }
 
@@ -334,6 +386,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 		}
 	}
 	g->number = ++r->next_generation;
+	g->registry = r;
 	p->current = g;
 	p->loads++;
 	set_error(p, NULL);
@@ -342,12 +395,19 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	lc.plugin = g->name;
 	lc.version = g->version;
 	lc.generation = (long long)g->number;
-	if (old != NULL)
+	if (old != NULL) {
+		lc.old_version = old->version;
+		lc.old_generation = (long long)old->number;
+		lc.reason = "the file changed";
 		log_emit(LOGL_INFO, &lc, "plugin swapped: version %s -> %s, "
-		    "%zu commands", old->version, g->version, g->n_commands);
-	else
+		    "%zu commands; calls running on generation %llu finish "
+		    "there", old->version, g->version, g->n_commands,
+		    (unsigned long long)old->number);
+	} else {
+		lc.reason = "new file";
 		log_emit(LOGL_INFO, &lc, "plugin loaded: version %s, %zu "
 		    "commands", g->version, g->n_commands);
+	}
 	report_add(report, "loaded", p->file, NULL);
 	generation_release(old);
 	return 0;
@@ -366,6 +426,11 @@ fail:
 	p->load_failures++;
 	set_error(p, err);
 	lc.plugin = p->name;
+	lc.reason = err;
+	if (old != NULL) {
+		lc.version = old->version;
+		lc.generation = (long long)old->number;
+	}
 	log_emit(LOGL_ERROR, &lc, "plugin refused: %s%s", err,
 	    old != NULL ? " (the previous generation keeps serving)" : "");
 	report_add(report, "failed", p->file, err);
@@ -389,13 +454,23 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report,
 	}
 	p->current = NULL;
 	publish(r, t);
-	log_info("plugin %s (%s) unpublished: %s", old->name, p->file, why);
+	{
+		struct log_ctx lc = LOG_CTX_INIT;
+
+		lc.plugin = old->name;
+		lc.version = old->version;
+		lc.file = p->file;
+		lc.generation = (long long)old->number;
+		lc.reason = why;
+		log_emit(LOGL_INFO, &lc, "plugin unpublished (%s); its commands "
+		    "answer 404 from now on", why);
+	}
 	report_add(report, "unloaded", p->file, NULL);
 	generation_release(old);
 }
 
-static int
-is_plugin_file(const char *name)
+int
+registry_is_plugin_file(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -413,22 +488,91 @@ plugin_free(struct plugin *p)
 	free(p);
 }
 
+static void
+report_init(struct json_object *report)
+{
+	static const char *const keys[] = { "loaded", "unloaded", "failed",
+	    "unchanged" };
+
+	if (report == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!json_object_object_get_ex(report, keys[i], NULL))
+			json_object_object_add(report, keys[i],
+			    json_object_new_array());
+}
+
+/*
+ * Bring the plugin of `file` (a name in plugin_dir) in line with the
+ * directory: load it if it is new or its bytes changed, unload it if it is
+ * gone.  r->lock is held.  Returns 1 if the file was refused, else 0.
+ */
+static int
+sync_file(struct registry *r, const char *file, struct json_object *report)
+{
+	struct plugin *p, **pp;
+	struct stat st;
+	uint64_t hash;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", r->plugin_dir, file);
+	p = plugin_find(r, file);
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
+		if (p == NULL)
+			return 0;
+		unload_one(r, p, report, "its file was removed");
+		for (pp = &r->plugins; *pp != p; pp = &(*pp)->next)
+			;
+		*pp = p->next;
+		plugin_free(p);
+		return 0;
+	}
+	if (p == NULL) {
+		if ((p = calloc(1, sizeof(*p))) == NULL ||
+		    (p->file = strdup(file)) == NULL) {
+			free(p);
+			return 1;
+		}
+		/* Append, so that the first file keeps a name. */
+		for (pp = &r->plugins; *pp != NULL; pp = &(*pp)->next)
+			;
+		*pp = p;
+	}
+	p->present = 1;
+	/* The bytes that serve already: nothing to do.  A file that failed
+	 * is tried again, since what made it fail may have gone. */
+	if (loader_hash_file(path, &hash) == 0 && p->current != NULL &&
+	    p->current->content_hash == hash) {
+		set_error(p, NULL);
+		report_add(report, "unchanged", file, NULL);
+		return 0;
+	}
+	return load_one(r, p, path, report) < 0;
+}
+
+int
+registry_sync_file(struct registry *r, const char *file,
+    struct json_object *report)
+{
+	int failed;
+
+	if (!registry_is_plugin_file(file))
+		return 0;
+	report_init(report);
+	pthread_mutex_lock(&r->lock);
+	failed = sync_file(r, file, report);
+	pthread_mutex_unlock(&r->lock);
+	return failed;
+}
+
 int
 registry_scan(struct registry *r, struct json_object *report)
 {
 	struct dirent **names = NULL;
-	struct plugin *p, **pp;
+	struct plugin *p, *next;
 	int n, failures = 0;
-	char path[4096];
 
-	if (report != NULL) {
-		json_object_object_add(report, "loaded", json_object_new_array());
-		json_object_object_add(report, "unloaded",
-		    json_object_new_array());
-		json_object_object_add(report, "failed", json_object_new_array());
-		json_object_object_add(report, "unchanged",
-		    json_object_new_array());
-	}
+	report_init(report);
 	pthread_mutex_lock(&r->lock);
 	n = scandir(r->plugin_dir, &names, NULL, alphasort);
 	if (n < 0) {
@@ -439,51 +583,22 @@ registry_scan(struct registry *r, struct json_object *report)
 	for (p = r->plugins; p != NULL; p = p->next)
 		p->present = 0;
 	for (int i = 0; i < n; i++) {
-		const char *file = names[i]->d_name;
-		uint64_t hash;
-
-		if (!is_plugin_file(file))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", r->plugin_dir, file);
-		if ((p = plugin_find(r, file)) == NULL) {
-			if ((p = calloc(1, sizeof(*p))) == NULL ||
-			    (p->file = strdup(file)) == NULL) {
-				free(p);
-				failures++;
-				continue;
-			}
-			/* Append, so that the first file keeps a name. */
-			for (pp = &r->plugins; *pp != NULL; pp = &(*pp)->next)
-				;
-			*pp = p;
-		}
-		p->present = 1;
-		/* Unchanged bytes: nothing to do, loaded or failed. */
-		if (loader_hash_file(path, &hash) == 0) {
-			if (p->current != NULL &&
-			    p->current->content_hash == hash) {
-				set_error(p, NULL); /* back to what serves */
-				report_add(report, "unchanged", file, NULL);
-				continue;
-			}
-			/* A file that failed is tried again: what made it
-			 * fail (a clash, a database) may have gone. */
-		}
-		if (load_one(r, p, path, report) < 0)
-			failures++;
-	}
-	for (int i = 0; i < n; i++)
+		if (registry_is_plugin_file(names[i]->d_name))
+			failures += sync_file(r, names[i]->d_name, report);
 		free(names[i]);
+	}
 	free(names);
 	/* Files that are gone: unpublish, then forget. */
-	for (pp = &r->plugins; (p = *pp) != NULL;) {
-		if (p->present) {
-			pp = &p->next;
+	for (p = r->plugins; p != NULL; p = next) {
+		char *file;
+
+		next = p->next;
+		if (p->present)
 			continue;
-		}
-		unload_one(r, p, report, "its file was removed");
-		*pp = p->next;
-		plugin_free(p);
+		if ((file = strdup(p->file)) == NULL)
+			continue;
+		sync_file(r, file, report); /* frees p */
+		free(file);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return failures;
@@ -623,12 +738,22 @@ registry_free(struct registry *r)
 		next = p->next;
 		plugin_free(p);
 	}
+	/* Finalize what the unloads above queued, then stop the reaper. */
+	if (r->reaper_started) {
+		pthread_mutex_lock(&r->reap_lock);
+		r->reap_stop = 1;
+		pthread_cond_signal(&r->reap_cond);
+		pthread_mutex_unlock(&r->reap_lock);
+		pthread_join(r->reaper, NULL);
+	}
 	for (s = r->stats; s != NULL; s = snext) {
 		snext = s->next;
 		metrics_cmd_free(s);
 	}
 	free(atomic_load(&r->table));
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->reap_lock);
+	pthread_cond_destroy(&r->reap_cond);
 	free(r->plugin_dir);
 	free(r->copy_dir);
 	free(r);

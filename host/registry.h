@@ -57,11 +57,13 @@ struct generation {
 	int64_t loaded_at_ms;
 	uint64_t content_hash;    /* of the file's bytes */
 	atomic_int cold;          /* 1 until its first call */
+	struct registry *registry; /* set when published; finalizes it */
+	struct generation *reap_next;
 };
 
-/* Take and drop a reference.  Dropping the last one finalizes and unloads
- * the generation (fini, dlclose, removes the private copy) on the calling
- * thread, which must not be running the generation's code. */
+/* Take and drop a reference.  Dropping the last one hands the generation
+ * to the registry's reaper thread, which runs fini and dlclose; a
+ * generation that was never published is unloaded on the calling thread. */
 void generation_hold(struct generation *g);
 void generation_release(struct generation *g);
 
@@ -93,6 +95,15 @@ struct command *registry_lookup(struct registry *r, int reader,
  * (borrowed object).  Returns the number of failures.  Serialized with
  * other writers by the registry's lock; never blocks readers. */
 int registry_scan(struct registry *r, struct json_object *report);
+
+/* Like registry_scan() for one file name of plugin_dir (what the watcher
+ * calls when that file changed).  Names that are not plugin files (no
+ * ".so", dotfiles) are ignored.  Returns 1 if the file was refused. */
+int registry_sync_file(struct registry *r, const char *file,
+    struct json_object *report);
+
+/* True for the names the registry loads: "*.so", not starting with ".". */
+int registry_is_plugin_file(const char *name);
 
 /* Returns a new JSON array describing every plugin (host.list). */
 struct json_object *registry_list_json(struct registry *r);
