@@ -131,7 +131,7 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(WARN) -O2 $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread
+	$(CC) $(STD) $(WARN) -O2 -g $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread -lm
 
 # ---------------------------------------------------------------- targets
 deps:
@@ -154,6 +154,16 @@ check-header:
 	    -fsyntax-only -x c sdk/include/cmdhost/plugin.h
 	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
 	    -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
+
+# Benchmarks: an optimized build of its own in build/bench, then
+# scripts/bench.sh runs every scenario and writes build/bench.json.
+bench: deps
+	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
+	    bench-build
+	@scripts/bench.sh build/bench
+
+.PHONY: bench-build
+bench-build: all $(TPLUGINS) $(BENCH_BINS)
 
 clean:
 	rm -rf build

@@ -87,6 +87,7 @@ struct loop {
 	struct conn *conns;
 	struct conn *graveyard;   /* closed, freed after the event batch */
 	struct slot *pending;     /* slots waiting for the pool */
+	char scratch[READ_CHUNK]; /* reads land here; leftovers go to c->rbuf */
 	int n_pool;               /* calls of this loop on the pool */
 	uint64_t seq;
 };
@@ -530,42 +531,61 @@ out:
 	request_fini(&req);
 }
 
-/* Split c's read buffer into lines and handle each complete one. */
-static void
-process_lines(struct conn *c)
+/*
+ * Handle each complete line in p[0..n) for c, stopping early when a call of
+ * c goes to the pool (later lines must wait for it).  A partial line longer
+ * than max_request_bytes is answered 413 at once and the rest of it is
+ * skipped.  Returns how many bytes were used up.
+ */
+static size_t
+frame_lines(struct conn *c, char *p, size_t n)
 {
-	size_t max = c->loop->srv->cfg->max_request_bytes;
+	size_t max = c->loop->srv->cfg->max_request_bytes, used = 0;
 	char msg[128];
 
-	while (buf_size(&c->rbuf) > 0 && !c->dead && !c->busy) {
-		char *p = buf_head(&c->rbuf), *nl;
-		size_t n = buf_size(&c->rbuf), len;
+	while (used < n && !c->dead && !c->busy) {
+		char *line = p + used, *nl;
+		size_t left = n - used, len;
 
-		if ((nl = memchr(p, '\n', n)) == NULL) {
+		if ((nl = memchr(line, '\n', left)) == NULL) {
 			if (c->discarding) {
-				buf_consume(&c->rbuf, n);
-			} else if (n > max) {
+				used = n;
+			} else if (left > max) {
 				snprintf(msg, sizeof(msg), "request line longer "
 				    "than max_request_bytes (%zu)", max);
 				reply_error(c, NULL, 413, "request_too_large",
 				    msg);
 				c->discarding = 1;
-				buf_consume(&c->rbuf, n);
+				used = n;
 			}
-			return;
+			break;
 		}
-		len = (size_t)(nl - p);
+		len = (size_t)(nl - line);
 		if (c->discarding) {
 			c->discarding = 0;
 		} else if (len > max) {
 			snprintf(msg, sizeof(msg), "request line longer than "
 			    "max_request_bytes (%zu)", max);
 			reply_error(c, NULL, 413, "request_too_large", msg);
-		} else if (strspn(p, " \t\r") < len) {
-			handle_line(c, p, len);
+		} else if (strspn(line, " \t\r") < len) {
+			handle_line(c, line, len);
 		}
-		buf_consume(&c->rbuf, len + 1);
+		used += len + 1;
 	}
+	return used;
+}
+
+/* Handle the complete lines held in c's read buffer; an idle connection
+ * keeps no buffer. */
+static void
+process_lines(struct conn *c)
+{
+	if (buf_size(&c->rbuf) == 0)
+		return;
+	buf_consume(&c->rbuf, frame_lines(c, buf_head(&c->rbuf),
+	    buf_size(&c->rbuf)));
+	if (buf_size(&c->rbuf) == 0)
+		buf_free(&c->rbuf);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -595,6 +615,8 @@ conn_flush(struct conn *c)
 	}
 	if (c->dead)
 		return;
+	if (buf_size(&c->wbuf) == 0 && c->wbuf.cap > 16384)
+		buf_free(&c->wbuf); /* a big reply went out: give it back */
 	/* While a call is on the pool, later lines wait, unread. */
 	want = (c->eof || c->busy ? 0 : EPOLLIN) |
 	    (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
@@ -623,23 +645,43 @@ conn_maybe_close(struct conn *c)
 static void
 conn_readable(struct conn *c)
 {
-	struct server *srv = c->loop->srv;
+	struct loop *l = c->loop;
+	struct server *srv = l->srv;
 
 	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy;
 	    i++) {
+		/* With nothing buffered, read into the loop's scratch space and
+		 * frame from there: only a partial line is copied. */
+		int direct = buf_size(&c->rbuf) == 0;
+		char *dst;
+		size_t room;
 		ssize_t n;
 
-		if (buf_reserve(&c->rbuf, READ_CHUNK) < 0) {
-			c->dead = 1;
-			break;
+		if (direct) {
+			dst = l->scratch;
+			room = sizeof(l->scratch);
+		} else {
+			if (buf_reserve(&c->rbuf, READ_CHUNK) < 0) {
+				c->dead = 1;
+				break;
+			}
+			dst = c->rbuf.data + c->rbuf.len;
+			room = c->rbuf.cap - c->rbuf.len;
 		}
-		n = read(c->fd, c->rbuf.data + c->rbuf.len,
-		    c->rbuf.cap - c->rbuf.len);
+		n = read(c->fd, dst, room);
 		if (n > 0) {
-			c->rbuf.len += (size_t)n;
 			atomic_fetch_add_explicit(&srv->stats->bytes_in,
 			    (uint64_t)n, memory_order_relaxed);
-			process_lines(c);
+			if (direct) {
+				size_t used = frame_lines(c, dst, (size_t)n);
+
+				if (used < (size_t)n && buf_put(&c->rbuf,
+				    dst + used, (size_t)n - used) < 0)
+					c->dead = 1;
+			} else {
+				c->rbuf.len += (size_t)n;
+				process_lines(c);
+			}
 			continue;
 		}
 		if (n == 0) {
