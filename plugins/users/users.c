@@ -9,174 +9,31 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
+#include "../lib/payload.h"
+#include "../lib/store.h"
+
 #define USERS_DEFAULT_DB	"users.db"
-#define USERS_BUSY_TIMEOUT_MS	5000
 
 static const char users_schema[] =
 	"CREATE TABLE IF NOT EXISTS users ("
 	" user_id TEXT PRIMARY KEY,"
 	" name TEXT NOT NULL,"
 	" email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
-	" created_at TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS outbox ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" topic TEXT NOT NULL,"
-	" message TEXT NOT NULL,"
 	" created_at TEXT NOT NULL);";
 
-/*
- * The generation's state.  `lock` is held for each whole write transaction:
- * the connection is shared by every thread running a command, and SQLite's
- * own mutex only protects single calls, not a BEGIN..COMMIT sequence.  The
- * statements are used only with `lock` held.
- */
-struct users {
-	sqlite3 *db;
-	pthread_mutex_t lock;
-	sqlite3_stmt *insert_user;
-	sqlite3_stmt *delete_user;
-	sqlite3_stmt *insert_outbox;
+/* The plugin's statements, by their index in the store's stmt[]. */
+enum { INSERT_USER, DELETE_USER, USERS_NSTMT };
+
+static const char *const users_sql[USERS_NSTMT] = {
+	[INSERT_USER] = "INSERT INTO users (user_id, name, email, created_at) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[DELETE_USER] = "DELETE FROM users WHERE user_id = ?1",
 };
-
-/*
- * Create every missing parent directory of the file `path` (mkdir -p of its
- * dirname).  Returns 0, or -1 with "mkdir DIR: reason" in err.
- */
-static int
-mkdir_parents(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	char *dir, *p;
-	int rc = 0, saved;
-
-	if ((dir = strdup(path)) == NULL) {
-		snprintf(err, errlen, "strdup: %s", strerror(errno));
-		return -1;
-	}
-	for (p = strchr(dir + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		/* An existing directory may still fail (EROFS, EACCES). */
-		if (mkdir(dir, 0777) == -1 && errno != EEXIST) {
-			saved = errno;
-			if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-				snprintf(err, errlen, "mkdir %s: %s", dir,
-				    strerror(saved));
-				rc = -1;
-				break;
-			}
-		}
-		*p = '/';
-	}
-	free(dir);
-	return rc;
-}
-
-/*
- * Open (creating it and its directory if needed) the database at `path` and
- * create the tables.  Returns the new handle (close with sqlite3_close_v2),
- * or NULL with the reason in err.
- */
-static sqlite3 *
-db_open(const char *path, char *err, size_t errlen)
-{
-	sqlite3 *db = NULL;
-	char *msg = NULL;
-
-	if (mkdir_parents(path, err, errlen) == -1)
-		return NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    db ? sqlite3_errmsg(db) : "out of memory");
-		goto fail;
-	}
-	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, USERS_BUSY_TIMEOUT_MS);
-	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL,
-	    &msg) != SQLITE_OK ||
-	    sqlite3_exec(db, users_schema, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    msg ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		goto fail;
-	}
-	return db;
-fail:
-	sqlite3_close_v2(db);
-	return NULL;
-}
-
-/* The fini: finalize the statements, close the database, free the state
- * (NULL is fine). */
-static void
-users_free(void *arg)
-{
-	struct users *u = arg;
-
-	if (u == NULL)
-		return;
-	sqlite3_finalize(u->insert_user);
-	sqlite3_finalize(u->delete_user);
-	sqlite3_finalize(u->insert_outbox);
-	sqlite3_close_v2(u->db);
-	pthread_mutex_destroy(&u->lock);
-	free(u);
-}
-
-/*
- * Open the database and prepare the statements.  Returns new state (free
- * with users_free), or NULL with the reason in err.
- */
-static struct users *
-users_new(const char *path, char *err, size_t errlen)
-{
-	struct users *u;
-
-	if ((u = calloc(1, sizeof(*u))) == NULL) {
-		snprintf(err, errlen, "calloc: %s", strerror(errno));
-		return NULL;
-	}
-	pthread_mutex_init(&u->lock, NULL);
-	if ((u->db = db_open(path, err, errlen)) == NULL)
-		goto fail;
-	if (sqlite3_prepare_v2(u->db, "INSERT INTO users (user_id, name, "
-	    "email, created_at) VALUES (?1, ?2, ?3, ?4)", -1,
-	    &u->insert_user, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "DELETE FROM users WHERE user_id = ?1",
-	    -1, &u->delete_user, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(u->db, "INSERT INTO outbox (topic, message, "
-	    "created_at) VALUES (?1, ?2, ?3)", -1,
-	    &u->insert_outbox, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(u->db));
-		goto fail;
-	}
-	return u;
-fail:
-	users_free(u);
-	return NULL;
-}
-
-/* Write the current UTC time as RFC 3339 with milliseconds into buf. */
-static void
-format_now(char *buf, size_t len)
-{
-	struct timespec ts;
-	struct tm tm;
-	size_t n;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
 
 /*
  * Write a new user id, "u-" and 16 random hex digits, into buf (at least 19
@@ -207,74 +64,6 @@ new_user_id(char *buf)
 	return 0;
 }
 
-/*
- * The string member `key` of the payload, or NULL if it is absent, not a
- * string or holds a NUL byte.  Borrowed from the payload.
- */
-static const char *
-payload_string(struct json_object *payload, const char *key)
-{
-	struct json_object *v;
-	const char *s;
-
-	if (!json_object_object_get_ex(payload, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	s = json_object_get_string(v);
-	if (strlen(s) != (size_t)json_object_get_string_len(v))
-		return NULL;
-	return s;
-}
-
-/*
- * Run a statement that returns no row, with its parameters bound, and reset
- * it.  Returns SQLITE_OK, or the (extended) error code with sqlite's message
- * in err.  Caller holds the state's lock.
- */
-static int
-stmt_exec(sqlite3 *db, sqlite3_stmt *st, char *err, size_t errlen)
-{
-	int rc;
-
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = SQLITE_OK;
-	else
-		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
-}
-
-/* Run fixed SQL (transaction control).  Returns as stmt_exec(). */
-static int
-sql_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	int rc;
-
-	if ((rc = sqlite3_exec(db, sql, NULL, NULL, &msg)) != SQLITE_OK)
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return rc;
-}
-
-/*
- * Append an outbox row: `message` is the JSON object to publish on `topic`
- * (borrowed).  Caller holds the lock, inside a transaction.  Returns as
- * stmt_exec().
- */
-static int
-outbox_add(struct users *u, const char *topic, struct json_object *message,
-    const char *now, char *err, size_t errlen)
-{
-	sqlite3_bind_text(u->insert_outbox, 1, topic, -1, SQLITE_STATIC);
-	sqlite3_bind_text(u->insert_outbox, 2, json_object_to_json_string_ext(
-	    message, JSON_C_TO_STRING_PLAIN), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(u->insert_outbox, 3, now, -1, SQLITE_TRANSIENT);
-	return stmt_exec(u->db, u->insert_outbox, err, errlen);
-}
-
 /* user.create validate: a non-empty name and an email "x@y". */
 static int
 user_create_validate(cmdhost_ctx *ctx)
@@ -302,28 +91,23 @@ user_create_validate(cmdhost_ctx *ctx)
 /*
  * In one transaction, insert the user and the "user.created" outbox row
  * carrying `msg` (borrowed).  Caller holds the lock.  Returns as
- * stmt_exec(); SQLITE_CONSTRAINT_UNIQUE means the email is taken.
+ * store_step(); SQLITE_CONSTRAINT_UNIQUE means the email is taken.
  */
 static int
-create_tx(struct users *u, const char *id, const char *name,
+create_tx(struct store *s, const char *id, const char *name,
     const char *email, const char *now, struct json_object *msg, char *err,
     size_t errlen)
 {
+	sqlite3_stmt *st = s->stmt[INSERT_USER];
 	int rc;
 
-	if ((rc = sql_exec(u->db, "BEGIN IMMEDIATE", err, errlen)) != SQLITE_OK)
+	if ((rc = store_begin(s, err, errlen)) != SQLITE_OK)
 		return rc;
-	sqlite3_bind_text(u->insert_user, 1, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(u->insert_user, 2, name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(u->insert_user, 3, email, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(u->insert_user, 4, now, -1, SQLITE_TRANSIENT);
-	if ((rc = stmt_exec(u->db, u->insert_user, err, errlen)) == SQLITE_OK &&
-	    (rc = outbox_add(u, "user.created", msg, now, err,
-	    errlen)) == SQLITE_OK &&
-	    (rc = sql_exec(u->db, "COMMIT", err, errlen)) == SQLITE_OK)
-		return SQLITE_OK;
-	sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, email, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
+	return store_write(s, st, "user.created", msg, now, err, errlen);
 }
 
 /*
@@ -333,12 +117,12 @@ create_tx(struct users *u, const char *id, const char *name,
 static int
 user_create_execute(cmdhost_ctx *ctx)
 {
-	struct users *u = cmdhost_state(ctx);
+	struct store *s = cmdhost_state(ctx);
 	struct json_object *p = cmdhost_payload(ctx);
 	const char *name = payload_string(p, "name");
 	const char *email = payload_string(p, "email");
 	struct json_object *msg, *body;
-	char id[32], now[40], err[512];
+	char id[32], now[STORE_TIME_LEN], err[512];
 	int rc;
 
 	if (new_user_id(id) == -1) {
@@ -346,16 +130,16 @@ user_create_execute(cmdhost_ctx *ctx)
 		    strerror(errno));
 		return 0;
 	}
-	format_now(now, sizeof(now));
+	store_format_now(now, sizeof(now));
 	msg = json_object_new_object();
 	json_object_object_add(msg, "userId", json_object_new_string(id));
 	json_object_object_add(msg, "name", json_object_new_string(name));
 	json_object_object_add(msg, "email", json_object_new_string(email));
 	json_object_object_add(msg, "createdAt", json_object_new_string(now));
 
-	pthread_mutex_lock(&u->lock);
-	rc = create_tx(u, id, name, email, now, msg, err, sizeof(err));
-	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_lock(&s->lock);
+	rc = create_tx(s, id, name, email, now, msg, err, sizeof(err));
+	pthread_mutex_unlock(&s->lock);
 	json_object_put(msg);
 
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
@@ -393,31 +177,28 @@ user_delete_validate(cmdhost_ctx *ctx)
 /*
  * In one transaction, delete user `id` and write the "user.deleted" outbox
  * row carrying `msg` (borrowed).  Caller holds the lock.  Returns as
- * stmt_exec(); *found tells whether the user existed (nothing is written
+ * store_step(); *found tells whether the user existed (nothing is written
  * when it did not).
  */
 static int
-delete_tx(struct users *u, const char *id, const char *now,
+delete_tx(struct store *s, const char *id, const char *now,
     struct json_object *msg, int *found, char *err, size_t errlen)
 {
+	sqlite3_stmt *st = s->stmt[DELETE_USER];
 	int rc;
 
 	*found = 0;
-	if ((rc = sql_exec(u->db, "BEGIN IMMEDIATE", err, errlen)) != SQLITE_OK)
+	if ((rc = store_begin(s, err, errlen)) != SQLITE_OK)
 		return rc;
-	sqlite3_bind_text(u->delete_user, 1, id, -1, SQLITE_TRANSIENT);
-	if ((rc = stmt_exec(u->db, u->delete_user, err, errlen)) != SQLITE_OK)
-		goto rollback;
-	if (sqlite3_changes(u->db) == 0)
-		return sql_exec(u->db, "ROLLBACK", err, errlen);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	if ((rc = store_step(s, st, err, errlen)) != SQLITE_OK) {
+		store_rollback(s);
+		return rc;
+	}
+	if (sqlite3_changes(s->db) == 0)
+		return store_exec(s, "ROLLBACK", err, errlen);
 	*found = 1;
-	if ((rc = outbox_add(u, "user.deleted", msg, now, err,
-	    errlen)) == SQLITE_OK &&
-	    (rc = sql_exec(u->db, "COMMIT", err, errlen)) == SQLITE_OK)
-		return SQLITE_OK;
-rollback:
-	sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return store_write(s, NULL, "user.deleted", msg, now, err, errlen);
 }
 
 /*
@@ -427,22 +208,22 @@ rollback:
 static int
 user_delete_execute(cmdhost_ctx *ctx)
 {
-	struct users *u = cmdhost_state(ctx);
+	struct store *s = cmdhost_state(ctx);
 	const char *id = payload_string(cmdhost_payload(ctx), "user_id");
 	struct json_object *msg, *body;
-	char now[40], err[512];
+	char now[STORE_TIME_LEN], err[512];
 	int rc, found;
 
 	if (id == NULL)	/* validate already refused it; stay safe */
 		return -1;
-	format_now(now, sizeof(now));
+	store_format_now(now, sizeof(now));
 	msg = json_object_new_object();
 	json_object_object_add(msg, "userId", json_object_new_string(id));
 	json_object_object_add(msg, "deletedAt", json_object_new_string(now));
 
-	pthread_mutex_lock(&u->lock);
-	rc = delete_tx(u, id, now, msg, &found, err, sizeof(err));
-	pthread_mutex_unlock(&u->lock);
+	pthread_mutex_lock(&s->lock);
+	rc = delete_tx(s, id, now, msg, &found, err, sizeof(err));
+	pthread_mutex_unlock(&s->lock);
 	json_object_put(msg);
 
 	if (rc != SQLITE_OK) {
@@ -483,28 +264,22 @@ static const cmdhost_command users_commands[] = {
 };
 
 /*
- * Registration: open the database named by [plugin:users] database, hand
- * the state to the daemon (freed by users_free), add the commands.
+ * Registration: open the database named by [plugin:users] database as the
+ * generation's state (the daemon frees it), add the commands.
  */
 static int
 users_register(cmdhost_registrar *reg)
 {
-	const char *path = cmdhost_config(reg, "database");
-	struct users *u;
-	char err[512];
+	struct store *s;
 	size_t i;
 
-	if (path == NULL || *path == '\0')
-		path = USERS_DEFAULT_DB;
-	if ((u = users_new(path, err, sizeof(err))) == NULL) {
-		cmdhost_reg_error(reg, "cannot open database: %s", err);
+	if ((s = store_attach(reg, USERS_DEFAULT_DB, users_schema, users_sql,
+	    USERS_NSTMT)) == NULL)
 		return -1;
-	}
-	cmdhost_set_state(reg, u, users_free);
 	for (i = 0; i < sizeof(users_commands) / sizeof(users_commands[0]); i++)
 		if (cmdhost_add_command(reg, &users_commands[i]) != 0)
 			return -1;
-	cmdhost_reg_log(reg, CMDHOST_LOG_INFO, "database %s", path);
+	cmdhost_reg_log(reg, CMDHOST_LOG_INFO, "database %s", s->path);
 	return 0;
 }
 
