@@ -10,6 +10,7 @@
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -123,6 +124,104 @@ out:
 	}
 	if (rc < 0 && out >= 0)
 		unlink(dst);
+	return rc;
+}
+
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define HOST_MACHINE EM_386
+#elif defined(__arm__)
+#define HOST_MACHINE EM_ARM
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+#if UINTPTR_MAX == 0xffffffffffffffffu
+typedef Elf64_Ehdr Ehdr;
+typedef Elf64_Phdr Phdr;
+#define HOST_CLASS ELFCLASS64
+#else
+typedef Elf32_Ehdr Ehdr;
+typedef Elf32_Phdr Phdr;
+#define HOST_CLASS ELFCLASS32
+#endif
+
+/*
+ * Check that the file at path is a complete shared object for this
+ * machine before dlopen maps it: a truncated file whose segments reach
+ * past its end would make the mapping fault (SIGBUS) instead of failing.
+ * Returns 0 or -1 with the reason in err.
+ */
+static int
+elf_check(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	Ehdr eh;
+	Phdr ph;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "empty file");
+		goto out;
+	}
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+		snprintf(err, errlen, "not an ELF shared object");
+		goto out;
+	}
+	if (eh.e_ident[EI_CLASS] != HOST_CLASS) {
+		snprintf(err, errlen, "ELF class %d does not match this "
+		    "daemon's (%d-bit)", eh.e_ident[EI_CLASS],
+		    HOST_CLASS == ELFCLASS64 ? 64 : 32);
+		goto out;
+	}
+#ifdef HOST_MACHINE
+	if (eh.e_machine != HOST_MACHINE) {
+		snprintf(err, errlen, "ELF for another machine (e_machine %u, "
+		    "this daemon runs on %u)", (unsigned)eh.e_machine,
+		    (unsigned)HOST_MACHINE);
+		goto out;
+	}
+#endif
+	if (eh.e_type != ET_DYN) {
+		snprintf(err, errlen, "not a shared object (ELF type %u)",
+		    (unsigned)eh.e_type);
+		goto out;
+	}
+	if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 ||
+	    (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Phdr) >
+	    (uint64_t)st.st_size) {
+		snprintf(err, errlen, "truncated ELF file (program headers "
+		    "past its end)");
+		goto out;
+	}
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff +
+		    (uint64_t)i * sizeof(ph))) != (ssize_t)sizeof(ph)) {
+			snprintf(err, errlen, "cannot read program header %u", i);
+			goto out;
+		}
+		if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) &&
+		    (uint64_t)ph.p_offset + (uint64_t)ph.p_filesz >
+		    (uint64_t)st.st_size) {
+			snprintf(err, errlen, "truncated ELF file (%lld of at "
+			    "least %llu bytes; still being written?)",
+			    (long long)st.st_size, (unsigned long long)
+			    (ph.p_offset + ph.p_filesz));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -365,6 +464,8 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (elf_check(copy, err, errlen) < 0)
+		goto fail; /* generation_destroy removes the copy */
 	dlerror();
 	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
 	/* The mapping stays valid; nothing can overwrite the file now. */

@@ -174,6 +174,14 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* Watch before the first scan: a file that arrives meanwhile is seen
+	 * by one or the other (a second look at an unchanged file is free). */
+	if (cfg.watch && (watcher = watcher_start(cfg.plugin_dir,
+	    cfg.reload_debounce_ms, reg, err, sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		rc = 1;
+		goto out;
+	}
 	failures = registry_scan(reg, NULL);
 	if (failures > 0)
 		log_warnx("%d plugin file(s) refused; see the errors above and "
@@ -192,12 +200,6 @@ main(int argc, char **argv)
 	if ((rc = server_start(srv)) < 0) {
 		errno = -rc;
 		log_error("cannot start the event loops");
-		rc = 1;
-		goto out;
-	}
-	if (cfg.watch && (watcher = watcher_start(cfg.plugin_dir,
-	    cfg.reload_debounce_ms, reg, err, sizeof(err))) == NULL) {
-		log_errorx("%s", err);
 		rc = 1;
 		goto out;
 	}

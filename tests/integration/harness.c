@@ -584,6 +584,130 @@ daemon_install_plugin(struct daemon *d, const char *name, const char *as)
 }
 
 int
+harness_plugin_path(const char *name, char *path, size_t size)
+{
+	return find_plugin(name, path, size);
+}
+
+void *
+harness_read_bytes(const char *path, size_t *len)
+{
+	char *buf = NULL, *nb;
+	size_t cap = 0;
+	ssize_t n;
+	int fd;
+
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	for (;;) {
+		if (cap - *len < 4096) {
+			if ((nb = realloc(buf, cap + 65536)) == NULL)
+				goto fail;
+			buf = nb;
+			cap += 65536;
+		}
+		n = read(fd, buf + *len, cap - *len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	close(fd);
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	*len = 0;
+	return NULL;
+}
+
+/* Write all of buf to fd.  Returns 0 or -1. */
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
+    size_t len, enum plugin_write how)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
+	int fd, rc, n;
+
+	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
+	    path_join(to, sizeof(to), dir, as) == -1)
+		return -1;
+	if (how == PLUGIN_IN_PLACE) {
+		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+		if (fd == -1)
+			return -1;
+		rc = write_all(fd, buf, len);
+		if (close(fd) == -1)
+			rc = -1;
+		return rc;
+	}
+	n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, as);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (fd == -1)
+		return -1;
+	rc = write_all(fd, buf, len);
+	if (close(fd) == -1)
+		rc = -1;
+	if (rc == -1 || rename(tmp, to) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+daemon_overwrite_plugin(struct daemon *d, const char *name, const char *as)
+{
+	char from[PATH_MAX];
+	void *buf;
+	size_t len;
+	int rc;
+
+	if (find_plugin(name, from, sizeof(from)) == -1 ||
+	    (buf = harness_read_bytes(from, &len)) == NULL)
+		return -1;
+	rc = daemon_write_plugin(d, as, buf, len, PLUGIN_IN_PLACE);
+	free(buf);
+	return rc;
+}
+
+int
+daemon_remove_plugin(struct daemon *d, const char *as)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+
+	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
+	    path_join(path, sizeof(path), dir, as) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return unlink(path);
+}
+
+int
 daemon_signal(struct daemon *d, int sig)
 {
 	if (d == NULL || d->status != -2) {

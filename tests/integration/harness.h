@@ -81,6 +81,40 @@ void daemon_free(struct daemon *d);
 int daemon_install_plugin(struct daemon *d, const char *name,
     const char *as);
 
+/*
+ * Where plugin `name` is found, by the rules of daemon_opts.plugins, into
+ * path (size bytes).  Returns 0, or -1 if there is no such file.
+ */
+int harness_plugin_path(const char *name, char *path, size_t size);
+
+/* The bytes of file `path`: a new buffer (free it) and *len, or NULL. */
+void *harness_read_bytes(const char *path, size_t *len);
+
+/* How daemon_write_plugin() puts bytes in place. */
+enum plugin_write {
+	/* Write a dot-name temp file in plugins/, then rename() it onto the
+	 * target: the watcher sees one complete file appear. */
+	PLUGIN_RENAME,
+	/* open(O_WRONLY | O_CREAT | O_TRUNC) the target itself and write
+	 * the bytes with one write(): "cp" over the file in place. */
+	PLUGIN_IN_PLACE
+};
+
+/*
+ * Put `len` bytes of `buf` (borrowed) into the daemon's plugins/ dir as
+ * `as`, the way `how` says.  Returns 0 or -1.  Nothing is rescanned.
+ */
+int daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
+    size_t len, enum plugin_write how);
+
+/* Copy built plugin `name` over plugins/`as` in place (PLUGIN_IN_PLACE).
+ * Returns 0 or -1. */
+int daemon_overwrite_plugin(struct daemon *d, const char *name,
+    const char *as);
+
+/* Remove plugins/`as`.  Returns 0 or -1 (errno set). */
+int daemon_remove_plugin(struct daemon *d, const char *as);
+
 /* Send signal `sig` to the daemon.  Returns 0 or -1 (errno set). */
 int daemon_signal(struct daemon *d, int sig);
 

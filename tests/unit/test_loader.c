@@ -378,7 +378,7 @@ Test(loader, text_file)
 	char path[256];
 
 	write_file("x.so", text, sizeof(text) - 1, path, sizeof(path));
-	expect_refused(path, "x.so", "cannot load", NULL);
+	expect_refused(path, "x.so", "not an ELF", NULL);
 }
 
 Test(loader, empty_file)
@@ -386,7 +386,59 @@ Test(loader, empty_file)
 	char path[256];
 
 	write_file("empty.so", "", 0, path, sizeof(path));
-	expect_refused(path, "empty.so", "cannot load", NULL);
+	expect_refused(path, "empty.so", "empty file", NULL);
+}
+
+/* Read a built test plugin whole; returns malloc'd bytes (caller frees). */
+static char *
+read_plugin(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	cr_assert_not_null(f, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* A copy cut short (a file caught half-written) must be refused, not
+ * mapped: mapping segments past the end of a file faults (SIGBUS). */
+Test(loader, truncated_elf)
+{
+	char path[256], *buf;
+	size_t len;
+
+	buf = read_plugin(TPLUGIN("good"), &len);
+	cr_assert_gt(len, 4096);
+	write_file("cut.so", buf, 2048, path, sizeof(path));
+	expect_refused(path, "cut.so", "truncated", NULL);
+	write_file("head.so", buf, 64, path, sizeof(path)); /* header only */
+	expect_refused(path, "head.so", "truncated", NULL);
+	free(buf);
+}
+
+/* An ELF shared object for another machine is refused by its header. */
+Test(loader, elf_for_another_machine)
+{
+	char path[256], *buf;
+	size_t len;
+	uint16_t machine = 183; /* EM_AARCH64, or x86-64 when we are arm */
+
+	buf = read_plugin(TPLUGIN("good"), &len);
+	if (memcmp(buf + 18, &machine, 2) == 0)
+		machine = 62; /* EM_X86_64 */
+	memcpy(buf + 18, &machine, 2); /* e_machine */
+	write_file("arm.so", buf, len, path, sizeof(path));
+	expect_refused(path, "arm.so", "another machine", NULL);
+	free(buf);
 }
 
 Test(loader, directory)
