@@ -4,13 +4,14 @@
  * The fast path runs a command on the event-loop thread that read it, so a
  * fast command costs no hand-off.  A command that may block is kept off
  * that thread: declared CMDHOST_BLOCKING, or observed to overrun the inline
- * budget (then all its calls go to the pool for OFFLOAD_NS), or SERIAL with
- * its lock held by another call.
+ * budget once (then its calls go to the pool until FAST_RUNS of them in a
+ * row finish within the budget there).  A SERIAL command's calls pass a
+ * gate one at a time; calls that find it closed wait in a list, holding no
+ * thread, and the call that leaves the gate hands it to the next.
  */
 #include "executor.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 #include "log.h"
 #include "registry.h"
 
-#define OFFLOAD_NS (10LL * 1000000000LL)
+#define FAST_RUNS 16
 
 struct executor {
 	const struct config *cfg;
@@ -65,11 +66,23 @@ inv_of(cmdhost_ctx *ctx)
 	return (struct invocation *)(void *)ctx;
 }
 
+/* Write v as n lowercase hex digits. */
+static void
+put_hex(char *p, uint64_t v, int n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = n - 1; i >= 0; i--, v >>= 4)
+		p[i] = hex[v & 15];
+}
+
 struct invocation *
 invocation_new(struct command *cmd, struct json_object *root,
-    struct json_object *id, struct json_object *payload)
+    struct json_object *id, struct json_object *payload, int64_t rid_ms,
+    unsigned rid_loop, uint64_t rid_seq)
 {
 	struct invocation *inv = calloc(1, sizeof(*inv));
+	const char *text;
 
 	if (inv == NULL)
 		return NULL;
@@ -78,7 +91,58 @@ invocation_new(struct command *cmd, struct json_object *root,
 	inv->root = root;
 	inv->id = id;
 	inv->payload = payload;
+	atomic_init(&inv->state, INV_QUEUED);
+	/* Sortable by time: 11 hex digits of ms, 2 of loop, 7 of sequence. */
+	put_hex(inv->request_id, (uint64_t)rid_ms, 11);
+	put_hex(inv->request_id + 11, rid_loop & 0xff, 2);
+	put_hex(inv->request_id + 13, rid_seq & 0xfffffff, 7);
+	inv->request_id[20] = '\0';
+	if (id != NULL) {
+		size_t n;
+
+		text = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE);
+		n = strlen(text);
+		if (n < sizeof(inv->id_buf)) {
+			memcpy(inv->id_buf, text, n + 1);
+			inv->id_text = inv->id_buf;
+		} else if ((inv->id_text = strdup(text)) == NULL) {
+			free(inv);
+			return NULL;
+		}
+	}
 	return inv;
+}
+
+int
+executor_cancel(struct invocation *inv)
+{
+	int expected = INV_QUEUED;
+
+	return atomic_compare_exchange_strong(&inv->state, &expected,
+	    INV_CANCELLED) || expected == INV_CANCELLED;
+}
+
+struct cmd_sched *
+executor_sched_new(void)
+{
+	struct cmd_sched *sc = calloc(1, sizeof(*sc));
+
+	if (sc == NULL)
+		return NULL;
+	pthread_mutex_init(&sc->lock, NULL);
+	atomic_init(&sc->offloaded, 0);
+	atomic_init(&sc->fast_runs, 0);
+	return sc;
+}
+
+void
+executor_sched_free(struct cmd_sched *sc)
+{
+	if (sc == NULL)
+		return;
+	pthread_mutex_destroy(&sc->lock);
+	free(sc);
 }
 
 void
@@ -91,6 +155,8 @@ invocation_free(struct invocation *inv)
 	if (inv->body != NULL)
 		json_object_put(inv->body);
 	free(inv->payload_text);
+	if (inv->id_text != NULL && inv->id_text != inv->id_buf)
+		free((char *)inv->id_text);
 	free(inv->code);
 	free(inv->message);
 	if (inv->cmd != NULL)
@@ -101,10 +167,6 @@ invocation_free(struct invocation *inv)
 const char *
 invocation_request_id(struct invocation *inv)
 {
-	if (inv->request_id[0] == '\0')
-		snprintf(inv->request_id, sizeof(inv->request_id),
-		    "%011" PRIx64 "%02x%07" PRIx64, (uint64_t)inv->rid_ms,
-		    inv->rid_loop & 0xff, inv->rid_seq & 0xfffffff);
 	return inv->request_id;
 }
 
@@ -120,6 +182,14 @@ invocation_set_error(struct invocation *inv, int status, const char *code,
 	free(inv->message);
 	inv->code = strdup(code ? code : "command_failed");
 	inv->message = strdup(message ? message : "");
+	if (inv->code == NULL || inv->message == NULL) {
+		/* Static strings are never freed (see invocation_free). */
+		free(inv->code);
+		free(inv->message);
+		inv->code = NULL;
+		inv->message = NULL;
+		inv->oom = 1;
+	}
 	inv->status = status;
 	inv->finished = 1;
 }
@@ -278,12 +348,58 @@ executor_run_call(struct invocation *inv)
 		    "the command did not finish before its deadline");
 }
 
+static void push(struct executor *ex, struct invocation *inv);
+
+/* Learn from one run of cmd that took `took` ns: a run past the budget
+ * sends the command to the pool; FAST_RUNS fast pool runs in a row bring
+ * it back inline.  Blocking commands always stay on the pool. */
 static void
-run_serial(struct invocation *inv)
+adapt(struct executor *ex, struct command *cmd, int64_t took, int on_pool)
 {
-	pthread_mutex_lock(&inv->cmd->serial);
-	executor_run_call(inv);
-	pthread_mutex_unlock(&inv->cmd->serial);
+	struct cmd_sched *sc = cmd->sched;
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	if (ex->budget_ns <= 0 || (cmd->flags & CMDHOST_BLOCKING))
+		return;
+	lc.command = cmd->name;
+	lc.plugin = cmd->gen->name;
+	lc.duration_ms = (double)took / 1e6;
+	if (took > ex->budget_ns) {
+		atomic_store_explicit(&sc->fast_runs, 0, memory_order_relaxed);
+		if (atomic_exchange(&sc->offloaded, 1) == 0)
+			log_emit(LOGL_INFO, &lc, "command overran the inline "
+			    "budget of %d us; its calls run on the pool until "
+			    "%d in a row are fast", ex->cfg->inline_budget_us,
+			    FAST_RUNS);
+	} else if (on_pool && atomic_load_explicit(&sc->offloaded,
+	    memory_order_relaxed) &&
+	    atomic_fetch_add(&sc->fast_runs, 1) + 1 >= FAST_RUNS) {
+		atomic_store(&sc->fast_runs, 0);
+		if (atomic_exchange(&sc->offloaded, 0) == 1)
+			log_emit(LOGL_INFO, &lc, "command is fast again; its "
+			    "calls run inline");
+	}
+}
+
+/* A SERIAL call finished (or was skipped): open the gate for the next
+ * waiting call, which goes to the pool, or close it. */
+static void
+gate_leave(struct executor *ex, struct cmd_sched *sc)
+{
+	struct invocation *next;
+
+	pthread_mutex_lock(&sc->lock);
+	if ((next = sc->head) != NULL) {
+		sc->head = next->next;
+		if (sc->head == NULL)
+			sc->tail = NULL;
+		sc->waiting--;
+	} else {
+		sc->busy = 0;
+	}
+	pthread_mutex_unlock(&sc->lock);
+	if (next != NULL)
+		push(ex, next); /* it holds the gate now */
 }
 
 static void *
@@ -294,6 +410,10 @@ pool_main(void *arg)
 
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
+		int expected = INV_QUEUED;
+		struct command *cmd;
+		int64_t start;
+
 		while (ex->head == NULL && !ex->stopping)
 			pthread_cond_wait(&ex->work, &ex->lock);
 		if (ex->head == NULL)
@@ -306,16 +426,22 @@ pool_main(void *arg)
 		pthread_mutex_unlock(&ex->lock);
 
 		inv->next = NULL;
-		if (executor_now_ns() >= inv->deadline_ns) {
-			/* Expired while queued: do not start it. */
-			inv->end_ns = executor_now_ns();
+		cmd = inv->cmd;
+		start = executor_now_ns();
+		if (!atomic_compare_exchange_strong(&inv->state, &expected,
+		    INV_RUNNING)) {
+			/* Answered already (timeout, shutdown, peer gone). */
+			inv->end_ns = start;
+		} else if (start >= inv->deadline_ns) {
+			inv->end_ns = start;
 			invocation_set_error(inv, 504, "timeout", "the command "
 			    "waited in the queue past its deadline");
-		} else if (inv->cmd->flags & CMDHOST_SERIAL) {
-			run_serial(inv);
 		} else {
 			executor_run_call(inv);
+			adapt(ex, cmd, inv->end_ns - start, 1);
 		}
+		if (cmd->flags & CMDHOST_SERIAL)
+			gate_leave(ex, cmd->sched);
 		inv->done(inv);
 		pthread_mutex_lock(&ex->lock);
 	}
@@ -365,14 +491,12 @@ executor_new(const struct config *cfg)
 	return ex;
 }
 
-static int
-queue(struct executor *ex, struct invocation *inv)
+/* Append inv to the pool's queue, whatever its length: for calls that were
+ * already accepted (a SERIAL call handed the gate). */
+static void
+push(struct executor *ex, struct invocation *inv)
 {
 	pthread_mutex_lock(&ex->lock);
-	if (ex->stopping || ex->queued >= ex->cfg->queue_depth) {
-		pthread_mutex_unlock(&ex->lock);
-		return EXEC_REJECTED;
-	}
 	inv->next = NULL;
 	if (ex->tail != NULL)
 		ex->tail->next = inv;
@@ -382,6 +506,19 @@ queue(struct executor *ex, struct invocation *inv)
 	ex->queued++;
 	pthread_cond_signal(&ex->work);
 	pthread_mutex_unlock(&ex->lock);
+}
+
+/* Queue inv unless the queue is full or the pool is stopping. */
+static int
+queue(struct executor *ex, struct invocation *inv)
+{
+	pthread_mutex_lock(&ex->lock);
+	if (ex->stopping || ex->queued >= ex->cfg->queue_depth) {
+		pthread_mutex_unlock(&ex->lock);
+		return EXEC_REJECTED;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	push(ex, inv);
 	return EXEC_QUEUED;
 }
 
@@ -389,33 +526,43 @@ int
 executor_submit(struct executor *ex, struct invocation *inv)
 {
 	struct command *cmd = inv->cmd;
-	int64_t now = inv->start_ns, took;
+	struct cmd_sched *sc = cmd->sched;
+	int on_pool = (cmd->flags & CMDHOST_BLOCKING) ||
+	    atomic_load_explicit(&sc->offloaded, memory_order_relaxed);
+	int rc;
 
-	if ((cmd->flags & CMDHOST_BLOCKING) ||
-	    atomic_load_explicit(&cmd->offload_until_ns,
-	    memory_order_relaxed) > now)
-		return queue(ex, inv);
 	if (cmd->flags & CMDHOST_SERIAL) {
-		if (pthread_mutex_trylock(&cmd->serial) != 0)
+		pthread_mutex_lock(&sc->lock);
+		if (sc->busy) {
+			if (sc->waiting >= ex->cfg->queue_depth) {
+				pthread_mutex_unlock(&sc->lock);
+				return EXEC_REJECTED;
+			}
+			inv->next = NULL;
+			if (sc->tail != NULL)
+				sc->tail->next = inv;
+			else
+				sc->head = inv;
+			sc->tail = inv;
+			sc->waiting++;
+			pthread_mutex_unlock(&sc->lock);
+			return EXEC_QUEUED;
+		}
+		sc->busy = 1;
+		pthread_mutex_unlock(&sc->lock);
+		if (on_pool) {
+			if ((rc = queue(ex, inv)) == EXEC_REJECTED)
+				gate_leave(ex, sc);
+			return rc;
+		}
+		executor_run_call(inv);
+		gate_leave(ex, sc);
+	} else {
+		if (on_pool)
 			return queue(ex, inv);
 		executor_run_call(inv);
-		pthread_mutex_unlock(&cmd->serial);
-	} else {
-		executor_run_call(inv);
 	}
-	took = inv->end_ns - now;
-	if (ex->budget_ns > 0 && took > ex->budget_ns) {
-		struct log_ctx lc = LOG_CTX_INIT;
-
-		atomic_store_explicit(&cmd->offload_until_ns,
-		    inv->end_ns + OFFLOAD_NS, memory_order_relaxed);
-		lc.command = cmd->name;
-		lc.plugin = cmd->gen->name;
-		lc.duration_ms = (double)took / 1e6;
-		log_emit(LOGL_INFO, &lc, "command overran the inline budget "
-		    "of %d us; its calls run on the pool for the next %lld s",
-		    ex->cfg->inline_budget_us, OFFLOAD_NS / 1000000000LL);
-	}
+	adapt(ex, cmd, inv->end_ns - inv->start_ns, 0);
 	return EXEC_DONE;
 }
 

@@ -3,15 +3,18 @@
  *
  * A checked invocation is either run at once on the calling event-loop
  * thread (the fast path: no hand-off between threads) or queued to a pool
- * of threads: commands flagged CMDHOST_BLOCKING, commands whose last inline
- * call overran the budget, and SERIAL commands whose lock is busy.  The
- * caller learns which by the return value and, for the pool, by the
- * invocation's done callback.  The executor knows nothing of connections.
+ * of threads: commands flagged CMDHOST_BLOCKING, commands that overran the
+ * inline budget (until they prove fast again on the pool), and SERIAL calls
+ * that wait for the previous call of their command (they wait in a list,
+ * not on a thread).  The caller learns which by the return value and, for
+ * the pool, by the invocation's done callback.  The executor knows nothing
+ * of connections.
  */
 #ifndef CMDHOST_EXECUTOR_H
 #define CMDHOST_EXECUTOR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +25,28 @@
 struct config;
 struct command;
 struct invocation;
+
+/*
+ * What the executor keeps per command name, across generations (so that
+ * SERIAL holds across a hot swap, and a slow command stays on the pool
+ * after one): the SERIAL gate and the pool decision.  Owned by the
+ * registry (executor_sched_new/free).
+ */
+struct cmd_sched {
+	pthread_mutex_t lock;           /* guards the gate */
+	int busy;                       /* a SERIAL call holds the gate */
+	struct invocation *head, *tail; /* SERIAL calls waiting for it */
+	int waiting;
+	atomic_int offloaded;           /* 1: calls run on the pool */
+	atomic_int fast_runs;           /* pool runs under budget in a row */
+};
+
+/* An invocation's life on the pool. */
+enum inv_state {
+	INV_QUEUED = 0,  /* not started (waiting, or run inline) */
+	INV_RUNNING,     /* a pool thread took it */
+	INV_CANCELLED    /* answered already: never start it */
+};
 
 /* The opaque SDK context; an invocation begins with it. */
 struct cmdhost_ctx {
@@ -38,10 +63,10 @@ struct invocation {
 	struct json_object *payload;  /* borrowed from root */
 	char *payload_text;           /* owned, made on first request */
 	size_t payload_len;
-	char request_id[32];          /* made on first request */
-	int64_t rid_ms;               /* request id parts, set by the owner */
-	unsigned rid_loop;
-	uint64_t rid_seq;
+	const char *id_text;          /* id as JSON (id_buf or owned), or NULL */
+	char id_buf[48];
+	char request_id[24];          /* the daemon's id (invocation_new) */
+	atomic_int state;             /* enum inv_state */
 	int64_t start_ns;             /* CLOCK_MONOTONIC */
 	int64_t deadline_ns;
 	int64_t end_ns;
@@ -49,6 +74,7 @@ struct invocation {
 
 	/* The result, filled by the call. */
 	int finished;
+	int oom;                      /* the error could not be copied */
 	int status;
 	struct json_object *body;     /* owned reference, 2xx only */
 	char *code;                   /* owned, error only */
@@ -93,10 +119,22 @@ void executor_free(struct executor *ex);
 
 /* Returns a new invocation (invocation_free) owning `root` (one reference
  * passes to it) and holding the caller's reference on cmd->gen.  id and
- * payload are borrowed from root.  NULL on ENOMEM (root and the reference
- * are then still the caller's). */
+ * payload are borrowed from root; the id's JSON text is taken now, so that
+ * replies never touch the id object again.  The request id is made from
+ * rid_ms (wall clock), rid_loop and rid_seq.  NULL on ENOMEM (root and the
+ * reference are then still the caller's). */
 struct invocation *invocation_new(struct command *cmd, struct json_object *root,
-    struct json_object *id, struct json_object *payload);
+    struct json_object *id, struct json_object *payload, int64_t rid_ms,
+    unsigned rid_loop, uint64_t rid_seq);
+
+/* Mark inv, answered by its owner, so that the pool never starts it.
+ * Returns 1 if it will not run, 0 if it is already running (its result
+ * will be dropped by the owner).  Any thread. */
+int executor_cancel(struct invocation *inv);
+
+/* Returns new per-name scheduling state (executor_sched_free), or NULL. */
+struct cmd_sched *executor_sched_new(void);
+void executor_sched_free(struct cmd_sched *sc);
 
 /* Release everything inv holds, including the generation reference. */
 void invocation_free(struct invocation *inv);

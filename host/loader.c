@@ -335,8 +335,6 @@ api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
 	c->execute = cmd.execute;
 	c->flags = cmd.flags;
 	c->gen = g;
-	pthread_mutex_init(&c->serial, NULL);
-	atomic_init(&c->offload_until_ns, 0);
 	g->n_commands++;
 	return 0;
 }
@@ -409,8 +407,6 @@ generation_destroy(struct generation *g)
 {
 	if (g == NULL)
 		return;
-	for (size_t i = 0; i < g->n_commands; i++)
-		pthread_mutex_destroy(&g->commands[i].serial);
 	free(g->commands);
 	if (g->handle != NULL)
 		dlclose(g->handle);

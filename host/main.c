@@ -233,16 +233,16 @@ main(int argc, char **argv)
 	watcher = NULL;
 	deadline = executor_now_ns() + (int64_t)cfg.shutdown_timeout_ms *
 	    1000000;
-	server_stop(srv, deadline);
+	rc = server_stop(srv, deadline);
 	server_close(srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */
-	if (executor_stop(ex, deadline + 1000000000LL) < 0) {
+	if (rc < 0 || executor_stop(ex, deadline + 1000000000LL) < 0) {
 		/* A command is stuck in plugin code: it cannot be unloaded
 		 * safely, so leave without finalizing. */
 		log_errorx("a command is still running past "
 		    "shutdown_timeout_ms; exiting without finalizing plugins");
 		rmdir(copy_dir);
-		_exit(0);
+		_exit(1);
 	}
 	rc = 0;
 	log_info("stopped");

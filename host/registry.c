@@ -1,10 +1,13 @@
 /*
  * registry.c - plugins, their generations, and the published command table.
  *
- * Writers (start-up, rescans) serialize on one mutex, build a complete new
- * table and swap it in with one atomic store; then they wait until no
- * reader's hazard pointer names the old table before freeing it and
- * dropping the references of generations that left.  Readers take no lock.
+ * Writers (start-up, rescans, the watcher) serialize on one mutex, build a
+ * complete new table and swap it in with one atomic store; then they wait
+ * until no reader's hazard pointer names the old table before freeing it
+ * and dropping the references of generations that left.  Request lookups
+ * take no lock.  Admin views (host.list, host.stats) take a second mutex
+ * that writers hold only while they change what those views show, never
+ * while a plugin loads.
  */
 #include "registry.h"
 
@@ -17,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "executor.h"
 #include "loader.h"
 #include "log.h"
 #include "request.h"
@@ -40,17 +44,27 @@ struct plugin {
 	struct plugin *next;
 };
 
+/* A hazard slot on a cache line of its own: readers on different threads
+ * never write to a line that another reader or the table pointer uses. */
+struct hazard {
+	_Atomic(struct cmd_table *) table;
+	char pad[64 - sizeof(void *)];
+};
+
 struct registry {
+	_Alignas(64) _Atomic(struct cmd_table *) table;
+	char pad[64 - sizeof(void *)];
+	struct hazard hazards[REGISTRY_MAX_READERS];
+	atomic_int n_readers;
+
 	const struct config *cfg;
 	char *plugin_dir;
 	char *copy_dir;
-	pthread_mutex_t lock;     /* writers and admin readers of plugins */
+	pthread_mutex_t lock;     /* writers: one load or scan at a time */
+	pthread_mutex_t view_lock;/* plugins and names, as admin views see them */
 	struct plugin *plugins;
-	struct cmd_stats *stats;  /* by command name, never shrinks */
+	struct per_name *names;   /* by command name, never shrinks */
 	uint64_t next_generation;
-	_Atomic(struct cmd_table *) table;
-	_Atomic(struct cmd_table *) hazards[REGISTRY_MAX_READERS];
-	atomic_int n_readers;
 
 	/* Generations whose last reference is gone are finalized here, off
 	 * the threads that serve requests. */
@@ -183,10 +197,11 @@ struct registry *
 registry_new(const struct config *cfg, const char *plugin_dir,
     const char *copy_dir)
 {
-	struct registry *r = calloc(1, sizeof(*r));
+	struct registry *r = aligned_alloc(64, sizeof(*r));
 
 	if (r == NULL)
 		return NULL;
+	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
 	r->plugin_dir = strdup(plugin_dir);
 	r->copy_dir = strdup(copy_dir);
@@ -198,6 +213,7 @@ registry_new(const struct config *cfg, const char *plugin_dir,
 		return NULL;
 	}
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->view_lock, NULL);
 	pthread_mutex_init(&r->reap_lock, NULL);
 	pthread_cond_init(&r->reap_cond, NULL);
 	atomic_init(&r->table, table_new(0));
@@ -233,12 +249,13 @@ registry_lookup(struct registry *r, int reader, const char *name)
 	 * hazard and wait for us. */
 	do {
 		t = atomic_load(&r->table);
-		atomic_store(&r->hazards[reader], t);
+		atomic_store(&r->hazards[reader].table, t);
 	} while (t != atomic_load(&r->table));
 	c = table_find(t, name);
 	if (c != NULL)
 		generation_hold(c->gen);
-	atomic_store_explicit(&r->hazards[reader], NULL, memory_order_release);
+	atomic_store_explicit(&r->hazards[reader].table, NULL,
+	    memory_order_release);
 	return c;
 }
 
@@ -252,24 +269,44 @@ publish(struct registry *r, struct cmd_table *next)
 	if (n > REGISTRY_MAX_READERS)
 		n = REGISTRY_MAX_READERS;
 	for (int i = 0; i < n; i++)
-		while (atomic_load(&r->hazards[i]) == old)
+		while (atomic_load(&r->hazards[i].table) == old)
 			sched_yield();
 	free(old);
 }
 
-static struct cmd_stats *
-stats_for(struct registry *r, const char *name)
-{
-	struct cmd_stats *s;
+/* What outlives generations, per command name: statistics and the
+ * executor's scheduling state (SERIAL gate, pool decision). */
+struct per_name {
+	struct per_name *next;
+	struct cmd_stats *stats;  /* owned; stats->name is the name */
+	struct cmd_sched *sched;  /* owned */
+};
 
-	for (s = r->stats; s != NULL; s = s->next)
-		if (strcmp(s->name, name) == 0)
-			return s;
-	if ((s = metrics_cmd_new(name)) == NULL)
-		return NULL;
-	s->next = r->stats;
-	r->stats = s;
-	return s;
+/* Give command c the per-name state of its name, made on first use.
+ * Returns 0 or -ENOMEM.  r->lock is held. */
+static int
+attach_per_name(struct registry *r, struct command *c)
+{
+	struct per_name *pn;
+
+	for (pn = r->names; pn != NULL; pn = pn->next)
+		if (strcmp(pn->stats->name, c->name) == 0)
+			break;
+	if (pn == NULL) {
+		if ((pn = calloc(1, sizeof(*pn))) == NULL ||
+		    (pn->stats = metrics_cmd_new(c->name)) == NULL ||
+		    (pn->sched = executor_sched_new()) == NULL) {
+			if (pn != NULL)
+				metrics_cmd_free(pn->stats);
+			free(pn);
+			return -ENOMEM;
+		}
+		pn->next = r->names;
+		r->names = pn;
+	}
+	c->stats = pn->stats;
+	c->sched = pn->sched;
+	return 0;
 }
 
 /*
@@ -358,10 +395,14 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	struct cmd_table *t;
 	struct log_ctx lc = LOG_CTX_INIT;
 	char err[1024], *name = NULL;
+	int rc;
 
 	lc.file = p->file;
-	if (loader_load(r->cfg, path, p->file, r->copy_dir, &g, &name, err,
-	    sizeof(err)) < 0)
+	rc = loader_load(r->cfg, path, p->file, r->copy_dir, &g, &name, err,
+	    sizeof(err));
+	/* The slow part is done; what follows changes what views show. */
+	pthread_mutex_lock(&r->view_lock);
+	if (rc < 0)
 		goto fail;
 	free(p->name);
 	p->name = name;
@@ -378,8 +419,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	if ((t = build_table(r, p, g, err, sizeof(err))) == NULL)
 		goto fail;
 	for (size_t i = 0; i < g->n_commands; i++) {
-		if ((g->commands[i].stats = stats_for(r,
-		    g->commands[i].name)) == NULL) {
+		if (attach_per_name(r, &g->commands[i]) < 0) {
 			free(t);
 			snprintf(err, sizeof(err), "out of memory");
 			goto fail;
@@ -410,6 +450,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	}
 	report_add(report, "loaded", p->file, NULL);
 	generation_release(old);
+	pthread_mutex_unlock(&r->view_lock);
 	return 0;
 
 fail:
@@ -434,6 +475,7 @@ fail:
 	log_emit(LOGL_ERROR, &lc, "plugin refused: %s%s", err,
 	    old != NULL ? " (the previous generation keeps serving)" : "");
 	report_add(report, "failed", p->file, err);
+	pthread_mutex_unlock(&r->view_lock);
 	return -1;
 }
 
@@ -448,12 +490,15 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report,
 
 	if (old == NULL)
 		return;
+	pthread_mutex_lock(&r->view_lock);
 	if ((t = build_table(r, p, NULL, err, sizeof(err))) == NULL) {
+		pthread_mutex_unlock(&r->view_lock);
 		log_errorx("cannot unload %s: %s", p->file, err);
 		return;
 	}
 	p->current = NULL;
 	publish(r, t);
+	pthread_mutex_unlock(&r->view_lock);
 	{
 		struct log_ctx lc = LOG_CTX_INIT;
 
@@ -521,9 +566,11 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 		if (p == NULL)
 			return 0;
 		unload_one(r, p, report, "its file was removed");
+		pthread_mutex_lock(&r->view_lock);
 		for (pp = &r->plugins; *pp != p; pp = &(*pp)->next)
 			;
 		*pp = p->next;
+		pthread_mutex_unlock(&r->view_lock);
 		plugin_free(p);
 		return 0;
 	}
@@ -534,16 +581,20 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 			return 1;
 		}
 		/* Append, so that the first file keeps a name. */
+		pthread_mutex_lock(&r->view_lock);
 		for (pp = &r->plugins; *pp != NULL; pp = &(*pp)->next)
 			;
 		*pp = p;
+		pthread_mutex_unlock(&r->view_lock);
 	}
 	p->present = 1;
 	/* The bytes that serve already: nothing to do.  A file that failed
 	 * is tried again, since what made it fail may have gone. */
 	if (loader_hash_file(path, &hash) == 0 && p->current != NULL &&
 	    p->current->content_hash == hash) {
+		pthread_mutex_lock(&r->view_lock);
 		set_error(p, NULL);
+		pthread_mutex_unlock(&r->view_lock);
 		report_add(report, "unchanged", file, NULL);
 		return 0;
 	}
@@ -645,7 +696,7 @@ registry_list_json(struct registry *r)
 	struct json_object *arr = json_object_new_array();
 	char stamp[40];
 
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->view_lock);
 	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
 		struct json_object *o = json_object_new_object();
 		struct json_object *cmds = json_object_new_array();
@@ -687,7 +738,7 @@ registry_list_json(struct registry *r)
 		json_object_object_add(o, "commands", cmds);
 		json_object_array_add(arr, o);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->view_lock);
 	return arr;
 }
 
@@ -696,10 +747,11 @@ registry_stats_json(struct registry *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	pthread_mutex_lock(&r->lock);
-	for (struct cmd_stats *s = r->stats; s != NULL; s = s->next)
-		json_object_object_add(o, s->name, metrics_cmd_json(s));
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->view_lock);
+	for (struct per_name *pn = r->names; pn != NULL; pn = pn->next)
+		json_object_object_add(o, pn->stats->name,
+		    metrics_cmd_json(pn->stats));
+	pthread_mutex_unlock(&r->view_lock);
 	return o;
 }
 
@@ -707,7 +759,7 @@ void
 registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 {
 	*plugins = *commands = *failed = 0;
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->view_lock);
 	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
 		if (p->current != NULL) {
 			(*plugins)++;
@@ -716,14 +768,14 @@ registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 		if (p->last_error != NULL)
 			(*failed)++;
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->view_lock);
 }
 
 void
 registry_free(struct registry *r)
 {
 	struct plugin *p, *next;
-	struct cmd_stats *s, *snext;
+	struct per_name *pn, *pnext;
 
 	if (r == NULL)
 		return;
@@ -746,12 +798,15 @@ registry_free(struct registry *r)
 		pthread_mutex_unlock(&r->reap_lock);
 		pthread_join(r->reaper, NULL);
 	}
-	for (s = r->stats; s != NULL; s = snext) {
-		snext = s->next;
-		metrics_cmd_free(s);
+	for (pn = r->names; pn != NULL; pn = pnext) {
+		pnext = pn->next;
+		metrics_cmd_free(pn->stats);
+		executor_sched_free(pn->sched);
+		free(pn);
 	}
 	free(atomic_load(&r->table));
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->view_lock);
 	pthread_mutex_destroy(&r->reap_lock);
 	pthread_cond_destroy(&r->reap_cond);
 	free(r->plugin_dir);

@@ -34,9 +34,8 @@ struct command {
 	cmdhost_execute_fn execute;
 	unsigned flags;
 	struct generation *gen;      /* the owner */
-	struct cmd_stats *stats;     /* owned by the registry, outlives gens */
-	pthread_mutex_t serial;      /* held while a CMDHOST_SERIAL call runs */
-	atomic_int_fast64_t offload_until_ns; /* run on the pool until then */
+	struct cmd_stats *stats;     /* per name: owned by the registry */
+	struct cmd_sched *sched;     /* per name: owned by the registry */
 };
 
 /* One loaded copy of a plugin file.  Freed by loader_unload() when its

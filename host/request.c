@@ -323,20 +323,40 @@ request_check_fields(const cmdhost_field *fields, struct json_object *payload,
 	return 0;
 }
 
-static int
-put_id(struct buf *out, struct json_object *id)
+const char *
+request_id_text(struct json_object *id)
 {
-	if (id == NULL)
+	return id == NULL ? NULL : json_object_to_json_string_ext(id,
+	    SERIALIZE_FLAGS);
+}
+
+static int
+put_id(struct buf *out, const char *id_text)
+{
+	if (id_text == NULL)
 		return buf_put(out, "{\"id\":null,\"status\":", 20);
-	if (buf_put(out, "{\"id\":", 6) < 0 ||
-	    buf_puts(out, json_object_to_json_string_ext(id,
-	    SERIALIZE_FLAGS)) < 0)
+	if (buf_put(out, "{\"id\":", 6) < 0 || buf_puts(out, id_text) < 0)
 		return -ENOMEM;
 	return buf_put(out, ",\"status\":", 10);
 }
 
 int
 request_format_ok(struct buf *out, struct json_object *id, int status,
+    struct json_object *body)
+{
+	return request_format_ok_text(out, request_id_text(id), status, body);
+}
+
+int
+request_format_error(struct buf *out, struct json_object *id, int status,
+    const char *code, const char *message)
+{
+	return request_format_error_text(out, request_id_text(id), status,
+	    code, message);
+}
+
+int
+request_format_ok_text(struct buf *out, const char *id, int status,
     struct json_object *body)
 {
 	size_t mark = buf_size(out);
@@ -356,7 +376,7 @@ request_format_ok(struct buf *out, struct json_object *id, int status,
 }
 
 int
-request_format_error(struct buf *out, struct json_object *id, int status,
+request_format_error_text(struct buf *out, const char *id, int status,
     const char *code, const char *message)
 {
 	size_t mark = buf_size(out);

@@ -61,4 +61,15 @@ int request_format_ok(struct buf *out, struct json_object *id, int status,
 int request_format_error(struct buf *out, struct json_object *id, int status,
     const char *code, const char *message);
 
+/* The same two, with the id given as its JSON text (NULL: null), for
+ * replies formatted away from the thread that owns the id object. */
+int request_format_ok_text(struct buf *out, const char *id_text, int status,
+    struct json_object *body);
+int request_format_error_text(struct buf *out, const char *id_text,
+    int status, const char *code, const char *message);
+
+/* The JSON text of an id (string or integer), or NULL for none.  Borrowed
+ * from the object (json-c keeps it), valid until the object changes. */
+const char *request_id_text(struct json_object *id);
+
 #endif /* CMDHOST_REQUEST_H */

@@ -17,6 +17,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,6 +43,9 @@
 #define READ_CHUNK 65536
 #define READS_PER_WAKE 4
 #define MAX_EVENTS 256
+/* A connection whose unsent replies pass this is not read from until they
+ * drain: a client that sends and never reads cannot grow the daemon. */
+#define WBUF_HIGH (1024 * 1024)
 
 struct conn;
 
@@ -81,6 +85,8 @@ struct loop {
 	int evfd;
 	int reader;
 	int listening;
+	int stop_seen;            /* the stop was acted on once */
+	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
 	struct json_tokener *tok;
 	pthread_mutex_t cq_lock;
 	struct invocation *cq_head, *cq_tail;
@@ -99,10 +105,13 @@ struct server {
 	struct daemon_stats *stats;
 	struct admin admin;
 	int listen_fd;
+	int spare_fd;             /* given up to accept-and-refuse at EMFILE */
+	pthread_mutex_t spare_lock;
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct loop *loops;
 	int n_loops;
+	char max_conn_msg[64];
 	atomic_int n_conns;
 	atomic_int stopping;      /* 0 serving, 1 draining, 2 forced */
 	pthread_mutex_t exit_lock;
@@ -219,12 +228,16 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->ex = ex;
 	srv->stats = stats;
 	srv->listen_fd = -1;
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pthread_mutex_init(&srv->spare_lock, NULL);
 	srv->admin.cfg = cfg;
 	srv->admin.reg = reg;
 	srv->admin.stats = stats;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
 	executor_cond_init(&srv->exit_cond);
+	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
+	    "connections (max_connections=%d)", cfg->max_connections);
 	srv->n_loops = cfg->workers;
 	if (srv->n_loops == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -364,10 +377,12 @@ format_result(struct conn *c, struct buf *out, struct invocation *inv)
 	int rc;
 
 	if (inv->status >= 200 && inv->status < 300)
-		rc = request_format_ok(out, inv->id, inv->status, inv->body);
+		rc = request_format_ok_text(out, inv->id_text, inv->status,
+		    inv->body);
 	else
-		rc = request_format_error(out, inv->id, inv->status, inv->code,
-		    inv->message);
+		rc = request_format_error_text(out, inv->id_text, inv->status,
+		    inv->code ? inv->code : "internal_error",
+		    inv->message ? inv->message : "out of memory");
 	if (rc < 0)
 		c->dead = 1;
 	metrics_cmd_record(inv->cmd->stats, inv->status,
@@ -434,8 +449,8 @@ dispatch(struct conn *c, struct request *req)
 		reply_error(c, req->id, 400, "invalid_payload", err);
 		return;
 	}
-	if ((inv = invocation_new(cmd, req->root, req->id,
-	    req->payload)) == NULL) {
+	if ((inv = invocation_new(cmd, req->root, req->id, req->payload,
+	    wall_ms(), (unsigned)l->index, ++l->seq)) == NULL) {
 		generation_release(cmd->gen);
 		reply_error(c, req->id, 503, "unavailable", "out of memory");
 		return;
@@ -443,13 +458,12 @@ dispatch(struct conn *c, struct request *req)
 	req->root = NULL; /* inv owns it now */
 	timeout_ms = req->timeout_ms ? req->timeout_ms :
 	    srv->cfg->default_timeout_ms;
-	inv->rid_ms = wall_ms();
-	inv->rid_loop = (unsigned)l->index;
-	inv->rid_seq = ++l->seq;
 	inv->start_ns = executor_now_ns();
 	inv->deadline_ns = inv->start_ns + timeout_ms * 1000000;
-	inv->cold = atomic_exchange_explicit(&cmd->gen->cold, 0,
-	    memory_order_relaxed);
+	/* Only the first call of a generation writes the shared flag. */
+	inv->cold = atomic_load_explicit(&cmd->gen->cold,
+	    memory_order_relaxed) && atomic_exchange_explicit(&cmd->gen->cold,
+	    0, memory_order_relaxed);
 	inv->done = on_pool_done;
 	inv->owner = l;
 	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
@@ -617,9 +631,10 @@ conn_flush(struct conn *c)
 		return;
 	if (buf_size(&c->wbuf) == 0 && c->wbuf.cap > 16384)
 		buf_free(&c->wbuf); /* a big reply went out: give it back */
-	/* While a call is on the pool, later lines wait, unread. */
-	want = (c->eof || c->busy ? 0 : EPOLLIN) |
-	    (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
+	/* While a call is on the pool, later lines wait, unread; so do they
+	 * while too many replies wait for the peer to read them. */
+	want = (c->eof || c->busy || buf_size(&c->wbuf) >= WBUF_HIGH ? 0 :
+	    EPOLLIN) | (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
 	set_events(c, want);
 }
 
@@ -648,8 +663,8 @@ conn_readable(struct conn *c)
 	struct loop *l = c->loop;
 	struct server *srv = l->srv;
 
-	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy;
-	    i++) {
+	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy &&
+	    buf_size(&c->wbuf) < WBUF_HIGH; i++) {
 		/* With nothing buffered, read into the loop's scratch space and
 		 * frame from there: only a partial line is copied. */
 		int direct = buf_size(&c->rbuf) == 0;
@@ -682,6 +697,8 @@ conn_readable(struct conn *c)
 				c->rbuf.len += (size_t)n;
 				process_lines(c);
 			}
+			if ((size_t)n < room)
+				break; /* drained: spare the EAGAIN read */
 			continue;
 		}
 		if (n == 0) {
@@ -711,7 +728,9 @@ conn_close(struct conn *c)
 	for (s = c->q_head; s != NULL; s = next) {
 		next = s->next;
 		if (s->inv != NULL) {
-			/* Its completion will find no slot and be freed. */
+			/* Its completion will find no slot and be freed; if it
+			 * has not started, it never will. */
+			executor_cancel(s->inv);
 			s->inv->owner_slot = NULL;
 			pending_unlink(l, s);
 		}
@@ -750,16 +769,17 @@ bury(struct loop *l)
 	l->graveyard = NULL;
 }
 
+/* Send one 503 line with `why` to a connection we will not serve, and
+ * close it. */
 static void
-refuse(struct server *srv, int fd)
+refuse(struct server *srv, int fd, const char *why)
 {
-	char line[200];
+	char line[256];
 	int n;
 
 	n = snprintf(line, sizeof(line), "{\"id\":null,\"status\":503,"
-	    "\"error\":{\"code\":\"unavailable\",\"message\":\"too many "
-	    "connections (max_connections=%d)\"}}\n",
-	    srv->cfg->max_connections);
+	    "\"error\":{\"code\":\"unavailable\",\"message\":\"%s\"}}\n",
+	    why);
 	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("could not tell a refused peer why");
 	close(fd);
@@ -767,6 +787,35 @@ refuse(struct server *srv, int fd)
 	    memory_order_relaxed);
 	atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
 	    memory_order_relaxed);
+}
+
+/*
+ * accept() failed for want of descriptors: the pending connection would
+ * keep the listening socket readable and the loop spinning.  Give up the
+ * spare descriptor, take the connection, tell it 503 and close it, and
+ * take the spare back.  Warn at most once a second.
+ */
+static void
+out_of_fds(struct loop *l)
+{
+	struct server *srv = l->srv;
+	int64_t now = wall_ms();
+	int fd;
+
+	if (now - l->emfile_logged_ms >= 1000) {
+		log_warn("accept: refusing new connections");
+		l->emfile_logged_ms = now;
+	}
+	pthread_mutex_lock(&srv->spare_lock);
+	if (srv->spare_fd >= 0) {
+		close(srv->spare_fd);
+		fd = accept4(srv->listen_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse(srv, fd, "the daemon is out of file descriptors");
+		srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	pthread_mutex_unlock(&srv->spare_lock);
 }
 
 static void
@@ -785,13 +834,13 @@ accept_some(struct loop *l)
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				log_warn("accept");
+				out_of_fds(l);
 			return;
 		}
 		if (atomic_fetch_add(&srv->n_conns, 1) >=
 		    srv->cfg->max_connections) {
 			atomic_fetch_sub(&srv->n_conns, 1);
-			refuse(srv, fd);
+			refuse(srv, fd, srv->max_conn_msg);
 			continue;
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -831,13 +880,10 @@ accept_some(struct loop *l)
 
 /* Take the pool's finished calls and put their replies in place. */
 static void
-drain_completions(struct loop *l)
+take_completions(struct loop *l)
 {
 	struct invocation *inv, *next;
-	uint64_t junk;
 
-	if (read(l->evfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
-		log_warn("eventfd read");
 	pthread_mutex_lock(&l->cq_lock);
 	inv = l->cq_head;
 	l->cq_head = l->cq_tail = NULL;
@@ -892,13 +938,21 @@ expire(struct loop *l, int force)
 		inv->owner_slot = NULL; /* the late result will be dropped */
 		s->inv = NULL;
 		c->busy = 0;
-		if (force)
-			request_format_error(&s->out, inv->id, 503,
-			    "unavailable", "the daemon is shutting down and "
-			    "the call did not finish in time");
-		else
-			request_format_error(&s->out, inv->id, 504, "timeout",
+		/* Only the id text: a running call may use the id object. */
+		if (!force)
+			request_format_error_text(&s->out, inv->id_text, 504,
+			    "timeout", executor_cancel(inv) ?
+			    "the command did not start before its deadline" :
 			    "the command did not finish before its deadline");
+		else if (executor_cancel(inv))
+			request_format_error_text(&s->out, inv->id_text, 503,
+			    "unavailable", "the daemon is shutting down; the "
+			    "call was not started");
+		else
+			request_format_error_text(&s->out, inv->id_text, 503,
+			    "unavailable", "the daemon is shutting down; the "
+			    "call did not finish in time and its result will "
+			    "be dropped");
 		metrics_cmd_record(inv->cmd->stats, force ? 503 : 504,
 		    (uint64_t)(now - inv->start_ns) / 1000);
 		if (!force) {
@@ -932,13 +986,20 @@ expire(struct loop *l, int force)
 	return (int)((next + 999999) / 1000000);
 }
 
+/* Stop accepting; connections already waiting in the backlog are told
+ * 503 rather than reset when the socket closes. */
 static void
 stop_listening(struct loop *l)
 {
+	int fd;
+
 	if (!l->listening)
 		return;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->srv->listen_fd, NULL);
 	l->listening = 0;
+	while ((fd = accept4(l->srv->listen_fd, NULL, NULL,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		refuse(l->srv, fd, "the daemon is shutting down");
 }
 
 static void *
@@ -950,9 +1011,12 @@ loop_main(void *arg)
 
 	for (;;) {
 		int stopping = atomic_load(&srv->stopping);
-		int timeout = expire(l, stopping == 2);
-		int n;
+		int timeout, n;
 
+		/* Results that came back in time are taken before deadlines
+		 * are judged. */
+		take_completions(l);
+		timeout = expire(l, stopping == 2);
 		bury(l);
 
 		if (stopping) {
@@ -963,10 +1027,14 @@ loop_main(void *arg)
 				if (stopping == 2) {
 					conn_flush(c);
 					conn_close(c);
+				} else if (!l->stop_seen) {
+					/* Lines already sent get their 503. */
+					conn_readable(c);
 				} else {
 					conn_maybe_close(c);
 				}
 			}
+			l->stop_seen = 1;
 			bury(l);
 			if (l->conns == NULL &&
 			    (l->n_pool == 0 || stopping == 2))
@@ -981,7 +1049,12 @@ loop_main(void *arg)
 			void *p = events[i].data.ptr;
 
 			if (p == l) {
-				drain_completions(l);
+				uint64_t junk;
+
+				if (read(l->evfd, &junk, sizeof(junk)) < 0 &&
+				    errno != EAGAIN)
+					log_warn("eventfd read");
+				take_completions(l);
 			} else if (p == srv) {
 				accept_some(l);
 			} else {
@@ -989,6 +1062,14 @@ loop_main(void *arg)
 
 				if (c->closed)
 					continue;
+				/* A peer that hung up while we are not reading
+				 * (a call on the pool, or after EOF) is gone:
+				 * its replies cannot be delivered. */
+				if ((events[i].events & (EPOLLHUP | EPOLLERR)) &&
+				    (c->busy || c->eof)) {
+					conn_close(c);
+					continue;
+				}
 				if (events[i].events & (EPOLLIN | EPOLLHUP |
 				    EPOLLERR))
 					conn_readable(c);
@@ -1038,10 +1119,10 @@ wake_all(struct server *srv)
 			loop_wake(&srv->loops[i]);
 }
 
-void
+int
 server_stop(struct server *srv, int64_t deadline_ns)
 {
-	int started = 0;
+	int started = 0, exited, stuck = 0;
 
 	for (int i = 0; i < srv->n_loops; i++)
 		started += srv->loops[i].started;
@@ -1057,19 +1138,36 @@ server_stop(struct server *srv, int64_t deadline_ns)
 		    &ts) == ETIMEDOUT)
 			break;
 	}
+	exited = srv->loops_exited;
 	pthread_mutex_unlock(&srv->exit_lock);
-	if (srv->loops_exited < started) {
+	if (exited < started) {
 		log_warnx("shutdown_timeout_ms passed with calls in flight; "
 		    "answering them 503");
 		atomic_store(&srv->stopping, 2);
 		wake_all(srv);
 	}
+	/* A loop stuck inside an inline call cannot be waited for forever:
+	 * one more second, then give up on it. */
+	deadline_ns += 1000000000LL;
 	for (int i = 0; i < srv->n_loops; i++) {
-		if (srv->loops[i].started) {
-			pthread_join(srv->loops[i].thread, NULL);
-			srv->loops[i].started = 0;
+		struct timespec ts;
+		int64_t wall;
+
+		if (!srv->loops[i].started)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		if (deadline_ns > executor_now_ns())
+			wall += deadline_ns - executor_now_ns();
+		ts.tv_sec = (time_t)(wall / 1000000000LL);
+		ts.tv_nsec = (long)(wall % 1000000000LL);
+		if (pthread_timedjoin_np(srv->loops[i].thread, NULL, &ts) != 0) {
+			stuck = 1;
+			continue;
 		}
+		srv->loops[i].started = 0;
 	}
+	return stuck ? -1 : 0;
 }
 
 void
@@ -1113,6 +1211,9 @@ server_free(struct server *srv)
 		pthread_mutex_destroy(&l->cq_lock);
 	}
 	free(srv->loops);
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
+	pthread_mutex_destroy(&srv->spare_lock);
 	pthread_mutex_destroy(&srv->exit_lock);
 	pthread_cond_destroy(&srv->exit_cond);
 	free(srv);

@@ -35,8 +35,10 @@ int server_start(struct server *srv);
 
 /* Stop accepting, answer new requests 503, let in-flight calls finish
  * until deadline_ns (CLOCK_MONOTONIC), then answer what is left with 503,
- * close every connection and join the loops. */
-void server_stop(struct server *srv, int64_t deadline_ns);
+ * close every connection and join the loops.  Returns 0, or -1 when a loop
+ * is stuck in an inline call a second past the deadline (then the server
+ * must not be freed). */
+int server_stop(struct server *srv, int64_t deadline_ns);
 
 /* Close the listening socket and remove its file if it is still ours. */
 void server_close(struct server *srv);

@@ -4,6 +4,9 @@
 # Usage: run-tests.sh BUILD_DIR BIN...
 set -u
 build="$1"; shift
+# Under ASan+UBSan builds: Criterion's own allocations are not ours.
+LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")/.." && pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 passed=0; failed=0; status=0
 for t in "$@"; do
 	echo "==> $t"

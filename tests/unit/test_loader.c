@@ -161,7 +161,7 @@ run(struct generation *g, const char *name, const char *payload,
 	json_object_object_add(root, "command", json_object_new_string(name));
 	json_object_object_add(root, "payload", p); /* root owns p */
 	generation_hold(g);
-	inv = invocation_new(cmd, root, NULL, p);
+	inv = invocation_new(cmd, root, NULL, p, 0, 0, 1);
 	cr_assert_not_null(inv);
 	inv->start_ns = executor_now_ns();
 	inv->deadline_ns = inv->start_ns + budget_ns;

@@ -425,7 +425,7 @@ Test(registry, a_running_call_keeps_its_generation)
 	root = json_tokener_parse("{\"command\":\"test.echo\","
 	    "\"payload\":{\"still\":\"here\"}}");
 	payload = json_object_object_get(root, "payload");
-	inv = invocation_new(c, root, NULL, payload);
+	inv = invocation_new(c, root, NULL, payload, 0, 0, 1);
 	cr_assert_not_null(inv);
 	inv->start_ns = executor_now_ns();
 	inv->deadline_ns = inv->start_ns + 1000000000;
