@@ -240,6 +240,10 @@ del_pid "$SWAPPER_PID"
 SWAPPER=$(cat "$TMP/swapper.json")
 case $SWAPPER in '{'*) ;; *) SWAPPER='{"error":"swapbench failed"}' ;; esac
 echo "  $SWAPPER"
+# Once more without swapping: the ratio uses the mean of both steady runs,
+# which halves the drift of a busy machine.
+run swap.steady2 "swap.version c=16 p=32 again" cmdhost "$S_CMD" 16 32 \
+    '{"command":"swap.version"}'
 
 RSS_MAIN_END=$(rss_kib "$PID_main")
 stop "$PID_main" "cmdhostd (main)"
@@ -331,7 +335,10 @@ done
 P99_ALONE=$(jget p99_us "${R[mixed.alone]}")
 P99_MIXED=$(jget p99_us "${R[mixed.with_slow]}")
 MIXED_RATIO=$(div "$P99_MIXED" "$P99_ALONE")
-SWAP_RATIO=$(div "$(jget rps "${R[swap.swapping]}")" "$(jget rps "${R[swap.steady]}")" '%.3f')
+SWAP_STEADY=$(awk -v a="$(jget rps "${R[swap.steady]}")" \
+    -v b="$(jget rps "${R[swap.steady2]}")" \
+    'BEGIN { if (a == "" || b == "") print ""; else printf "%.0f\n", (a + b) / 2 }')
+SWAP_RATIO=$(div "$(jget rps "${R[swap.swapping]}")" "$SWAP_STEADY" '%.3f')
 echo
 echo "mixed: echo p99 ${P99_MIXED} µs with 4 x test.sleep 20 ms, ${P99_ALONE} µs alone: ratio $MIXED_RATIO"
 echo "memory: main daemon (echo, good, swap) ${RSS_MAIN_START} KiB at start, ${RSS_MAIN_END} KiB after the load runs"
@@ -341,7 +348,8 @@ echo "memory: shipped plugins ($(basename -a $SHIPPED | tr '\n' ' ')) idle ${RSS
 echo "swap: rename to first reply from the new version over $(jget swaps "$SWAP_LAT") swaps:" \
     "p50 $(jget p50_ms "$SWAP_LAT") ms, p99 $(jget p99_ms "$SWAP_LAT") ms, max $(jget max_ms "$SWAP_LAT") ms"
 echo "swap: swap.version c=16 p=32 $(jget rps "${R[swap.swapping]}") rps with" \
-    "$(jget swaps "$SWAPPER") swaps, $(jget rps "${R[swap.steady]}") rps without: ratio $SWAP_RATIO"
+    "$(jget swaps "$SWAPPER") swaps, $SWAP_STEADY rps without (mean of two runs):" \
+    "ratio $SWAP_RATIO"
 
 # Targets of issues 4 and 3, on the small echo request.  Reported, never
 # enforced: this is a benchmark.
@@ -390,8 +398,8 @@ target "throughput swapping / not swapping" "$SWAP_RATIO" ">=" 0.95
 	    "${RSS_IDLE:-null}" "$IDLE_N" "${RSS_CONNS:-null}"
 	printf '"per_connection_bytes":%s,"after_close_kib":%s,"idle_client":%s},' \
 	    "$PER_CONN" "${RSS_AFTER_CLOSE:-null}" "$IDLE"
-	printf '"swap":{"latency":%s,"periodic":%s,"throughput_ratio":%s},' \
-	    "$SWAP_LAT" "$SWAPPER" "$SWAP_RATIO"
+	printf '"swap":{"latency":%s,"periodic":%s,"steady_rps":%s,"throughput_ratio":%s},' \
+	    "$SWAP_LAT" "$SWAPPER" "${SWAP_STEADY:-null}" "$SWAP_RATIO"
 	printf '"targets":[%s],' "$TARGETS_JSON"
 	if [ -n "$FAILS" ]; then printf '"ok":false'; else printf '"ok":true'; fi
 	printf '}\n'

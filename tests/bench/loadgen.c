@@ -249,6 +249,8 @@ note_bad(const char *line, size_t len)
 
 /* ---------------------------------------------------------------- load */
 
+/* Connect c and allocate its buffers for `pipeline` requests of at most
+ * req_max bytes.  Returns 0, or -1 with errno set (the caller exits). */
 static int
 conn_init(struct conn *c, const struct opts *o, size_t req_max)
 {
@@ -322,6 +324,8 @@ conn_measured_in_flight(const struct conn *c, int pipeline, int64_t w0,
 	return n;
 }
 
+/* Close c after a failure; its measured requests in flight count as
+ * lost. */
 static void
 conn_close(struct conn *c, int ep, int pipeline, int64_t w0, int64_t w1,
     const char *why)
@@ -516,6 +520,12 @@ template_prepare(const char *tpl)
 	tpl_tail_len = strlen(tail);
 }
 
+/*
+ * The load run: open the connections, fill every window, then keep each
+ * one full until the measured window ends, drain, and print the result
+ * line.  Returns the exit status: 0 only if every reply was OK and none
+ * was lost.
+ */
 static int
 run_load(const struct opts *o)
 {
@@ -686,6 +696,7 @@ round_trip(int fd, const char *line, char *buf, size_t cap)
 	}
 }
 
+/* -q: one request, its reply on stdout; exit 0 only for status 200. */
 static int
 run_query(const struct opts *o)
 {
@@ -724,6 +735,11 @@ daemon_open_conns(int fd)
 	return strtol(p + 7, NULL, 10);
 }
 
+/*
+ * -i: open N connections that never send, print one JSON line when they
+ * are up (with -W: once the daemon reports them accepted), and hold them
+ * until stdin closes or SIGTERM/SIGINT.
+ */
 static int
 run_idle(const struct opts *o)
 {

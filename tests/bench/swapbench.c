@@ -117,6 +117,8 @@ version_stage(const struct version *v, const char *tmp)
 		die(tmp);
 }
 
+/* Connect to the daemon (blocking, 5 s receive timeout); exits on
+ * failure. */
 static int
 dial(const char *path)
 {
