@@ -17,8 +17,9 @@ buf_reserve(struct buf *b, size_t n)
 
 	if (b->cap - b->len >= n)
 		return 0;
-	/* Reclaim consumed space first when that is enough. */
-	if (b->start > 0 && b->cap - live >= n) {
+	/* Reclaim consumed space first when that is enough and cheap: moving
+	 * no more than was consumed keeps appends amortized O(1). */
+	if (b->start >= live && b->cap - live >= n) {
 		memmove(b->data, b->data + b->start, live);
 		b->start = 0;
 		b->len = live;

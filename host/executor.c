@@ -12,6 +12,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,6 +51,23 @@ executor_now_ns(void)
 }
 
 void
+executor_thread_locale(void)
+{
+	/*
+	 * json-c's parser switches to a "C" numeric locale around every call
+	 * with duplocale() and newlocale(), which take glibc's global locale
+	 * lock -- unless the thread already uses the static C locale object,
+	 * which duplocale() returns as it is.  The daemon never leaves the C
+	 * locale, so this changes nothing but the lock: parsing on several
+	 * threads no longer serializes.
+	 */
+	locale_t c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+
+	if (c != (locale_t)0)
+		uselocale(c);
+}
+
+void
 executor_cond_init(pthread_cond_t *cond)
 {
 	pthread_condattr_t attr;
@@ -76,16 +94,86 @@ put_hex(char *p, uint64_t v, int n)
 		p[i] = hex[v & 15];
 }
 
+/*
+ * Each event-loop thread keeps a few freed invocations for reuse: they are
+ * made and freed on that thread (pool completions come back to it).
+ */
+#define INV_CACHE_MAX 64
+static __thread struct invocation *inv_cache;
+static __thread int inv_cached;
+
+void
+executor_thread_cache_free(void)
+{
+	struct invocation *inv;
+
+	while ((inv = inv_cache) != NULL) {
+		inv_cache = inv->next;
+		free(inv);
+	}
+	inv_cached = 0;
+}
+
+/* The JSON text of an id (integer or string) into buf, or NULL if it does
+ * not fit (the caller then lets json-c do it). */
+static const char *
+id_to_text(struct json_object *id, char *buf, size_t size)
+{
+	const char *s;
+	size_t n;
+
+	if (json_object_is_type(id, json_type_int)) {
+		int64_t v = json_object_get_int64(id);
+		uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+		char tmp[24], *p = tmp + sizeof(tmp);
+
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u != 0);
+		if (v < 0)
+			*--p = '-';
+		n = (size_t)(tmp + sizeof(tmp) - p);
+		if (n >= size || json_object_get_type(id) != json_type_int ||
+		    (v == INT64_MAX && json_object_get_uint64(id) > INT64_MAX))
+			return NULL; /* a uint64 beyond int64: json-c knows */
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		return buf;
+	}
+	/* A string: quote it; anything that needs escaping goes to json-c. */
+	s = json_object_get_string(id);
+	n = strlen(s);
+	if (n + 3 > size)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f)
+			return NULL;
+	}
+	buf[0] = '"';
+	memcpy(buf + 1, s, n);
+	buf[n + 1] = '"';
+	buf[n + 2] = '\0';
+	return buf;
+}
+
 struct invocation *
 invocation_new(struct command *cmd, struct json_object *root,
     struct json_object *id, struct json_object *payload, int64_t rid_ms,
     unsigned rid_loop, uint64_t rid_seq)
 {
-	struct invocation *inv = calloc(1, sizeof(*inv));
+	struct invocation *inv;
 	const char *text;
 
-	if (inv == NULL)
+	if ((inv = inv_cache) != NULL) {
+		inv_cache = inv->next;
+		inv_cached--;
+		memset(inv, 0, sizeof(*inv));
+	} else if ((inv = calloc(1, sizeof(*inv))) == NULL) {
 		return NULL;
+	}
 	inv->ctx.api = loader_api();
 	inv->cmd = cmd;
 	inv->root = root;
@@ -97,16 +185,11 @@ invocation_new(struct command *cmd, struct json_object *root,
 	put_hex(inv->request_id + 11, rid_loop & 0xff, 2);
 	put_hex(inv->request_id + 13, rid_seq & 0xfffffff, 7);
 	inv->request_id[20] = '\0';
-	if (id != NULL) {
-		size_t n;
-
+	if (id != NULL && (inv->id_text = id_to_text(id, inv->id_buf,
+	    sizeof(inv->id_buf))) == NULL) {
 		text = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN |
 		    JSON_C_TO_STRING_NOSLASHESCAPE);
-		n = strlen(text);
-		if (n < sizeof(inv->id_buf)) {
-			memcpy(inv->id_buf, text, n + 1);
-			inv->id_text = inv->id_buf;
-		} else if ((inv->id_text = strdup(text)) == NULL) {
+		if ((inv->id_text = strdup(text)) == NULL) {
 			free(inv);
 			return NULL;
 		}
@@ -161,6 +244,12 @@ invocation_free(struct invocation *inv)
 	free(inv->message);
 	if (inv->cmd != NULL)
 		generation_release(inv->cmd->gen);
+	if (inv_cached < INV_CACHE_MAX) {
+		inv->next = inv_cache;
+		inv_cache = inv;
+		inv_cached++;
+		return;
+	}
 	free(inv);
 }
 
@@ -408,6 +497,7 @@ pool_main(void *arg)
 	struct executor *ex = arg;
 	struct invocation *inv;
 
+	executor_thread_locale();
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
 		int expected = INV_QUEUED;

@@ -136,8 +136,13 @@ int executor_cancel(struct invocation *inv);
 struct cmd_sched *executor_sched_new(void);
 void executor_sched_free(struct cmd_sched *sc);
 
-/* Release everything inv holds, including the generation reference. */
+/* Release everything inv holds, including the generation reference.  The
+ * memory may be kept for reuse by the calling thread (see below). */
 void invocation_free(struct invocation *inv);
+
+/* Free the invocations the calling thread keeps for reuse; call before a
+ * thread that freed invocations exits. */
+void executor_thread_cache_free(void);
 
 /* The daemon's request id of inv (made on first use).  Borrowed. */
 const char *invocation_request_id(struct invocation *inv);
@@ -149,6 +154,11 @@ void invocation_set_error(struct invocation *inv, int status,
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t executor_now_ns(void);
+
+/* Put the calling thread in the C locale object (see executor.c for why:
+ * it keeps json-c's parser off glibc's locale lock).  Call first thing in
+ * every thread that parses requests or runs commands. */
+void executor_thread_locale(void);
 
 /* Initialize a condition variable whose timed waits take CLOCK_MONOTONIC
  * deadlines (such as executor_now_ns() + n). */

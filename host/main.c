@@ -253,6 +253,7 @@ out:
 		server_close(srv);
 	}
 	server_free(srv);
+	executor_thread_cache_free(); /* server_free freed invocations here */
 	/* Idempotent after a clean stop; needed when start-up failed. */
 	if (ex != NULL &&
 	    executor_stop(ex, executor_now_ns() + 1000000000LL) == 0)

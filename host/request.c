@@ -172,8 +172,10 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 		return -1;
 	}
 	/* Cheap filter first: only lines that spell the tokens are walked. */
-	if ((memmem(line, len, "NaN", 3) != NULL ||
-	    memmem(line, len, "Infinity", 8) != NULL) &&
+	if (((memchr(line, 'N', len) != NULL &&
+	    memmem(line, len, "NaN", 3) != NULL) ||
+	    (memchr(line, 'I', len) != NULL &&
+	    memmem(line, len, "Infinity", 8) != NULL)) &&
 	    has_non_json_number(root, 0)) {
 		json_object_put(root);
 		snprintf(err, errlen, "invalid JSON: NaN and Infinity are not "
@@ -355,19 +357,32 @@ request_format_error(struct buf *out, struct json_object *id, int status,
 	    code, message);
 }
 
+/* A status code (100..999) as three digits. */
+static void
+status_digits(char num[3], int status)
+{
+	if (status < 100 || status > 999)
+		status = 500;
+	num[0] = (char)('0' + status / 100);
+	num[1] = (char)('0' + status / 10 % 10);
+	num[2] = (char)('0' + status % 10);
+}
+
 int
 request_format_ok_text(struct buf *out, const char *id, int status,
     struct json_object *body)
 {
-	size_t mark = buf_size(out);
-	char num[16];
-	int n;
+	size_t mark = buf_size(out), blen = 4;
+	const char *btext = "null";
+	char num[3];
 
-	n = snprintf(num, sizeof(num), "%d", status);
-	if (put_id(out, id) < 0 || buf_put(out, num, (size_t)n) < 0 ||
+	status_digits(num, status);
+	if (body != NULL)
+		btext = json_object_to_json_string_length(body,
+		    SERIALIZE_FLAGS, &blen);
+	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
 	    buf_put(out, ",\"body\":", 8) < 0 ||
-	    buf_puts(out, body == NULL ? "null" :
-	    json_object_to_json_string_ext(body, SERIALIZE_FLAGS)) < 0 ||
+	    buf_put(out, btext, blen) < 0 ||
 	    buf_put(out, "}\n", 2) < 0) {
 		out->len = out->start + mark;
 		return -ENOMEM;
@@ -380,11 +395,10 @@ request_format_error_text(struct buf *out, const char *id, int status,
     const char *code, const char *message)
 {
 	size_t mark = buf_size(out);
-	char num[16];
-	int n;
+	char num[3];
 
-	n = snprintf(num, sizeof(num), "%d", status);
-	if (put_id(out, id) < 0 || buf_put(out, num, (size_t)n) < 0 ||
+	status_digits(num, status);
+	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
 	    buf_puts(out, ",\"error\":{\"code\":") < 0 ||
 	    buf_put_json_string(out, code) < 0 ||
 	    buf_puts(out, ",\"message\":") < 0 ||

@@ -46,6 +46,9 @@
 /* A connection whose unsent replies pass this is not read from until they
  * drain: a client that sends and never reads cannot grow the daemon. */
 #define WBUF_HIGH (1024 * 1024)
+/* An empty write buffer larger than this is freed; smaller ones are kept,
+ * since a busy connection would only allocate them again. */
+#define WBUF_KEEP (256 * 1024)
 
 struct conn;
 
@@ -629,8 +632,8 @@ conn_flush(struct conn *c)
 	}
 	if (c->dead)
 		return;
-	if (buf_size(&c->wbuf) == 0 && c->wbuf.cap > 16384)
-		buf_free(&c->wbuf); /* a big reply went out: give it back */
+	if (buf_size(&c->wbuf) == 0 && c->wbuf.cap > WBUF_KEEP)
+		buf_free(&c->wbuf); /* a very big reply went out: give it back */
 	/* While a call is on the pool, later lines wait, unread; so do they
 	 * while too many replies wait for the peer to read them. */
 	want = (c->eof || c->busy || buf_size(&c->wbuf) >= WBUF_HIGH ? 0 :
@@ -1009,6 +1012,7 @@ loop_main(void *arg)
 	struct server *srv = l->srv;
 	struct epoll_event events[MAX_EVENTS];
 
+	executor_thread_locale();
 	for (;;) {
 		int stopping = atomic_load(&srv->stopping);
 		int timeout, n;
@@ -1080,6 +1084,7 @@ loop_main(void *arg)
 			}
 		}
 	}
+	executor_thread_cache_free();
 	pthread_mutex_lock(&srv->exit_lock);
 	srv->loops_exited++;
 	pthread_cond_broadcast(&srv->exit_cond);
