@@ -1,7 +1,8 @@
 /*
  * harness.c - start cmdhostd in a temp dir, wait for its socket, stop it,
- * and speak the line protocol to it as a client.  It never asserts and
- * never sleeps except inside a wait-for-condition loop with a deadline.
+ * and speak the line protocol to it as a client.  Only the check_* helpers
+ * at the end assert; nothing sleeps except inside a wait-for-condition
+ * loop with a deadline.
  */
 #include "harness.h"
 
@@ -24,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <criterion/criterion.h>
 
 #ifndef CMDHOST_BUILD_DIR
 #error "CMDHOST_BUILD_DIR must be defined (the Makefile does it)"
@@ -60,7 +63,7 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
+void
 nap_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -1214,9 +1217,98 @@ json_path(json_object *j, const char *path)
 }
 
 const char *
+json_path_str(json_object *j, const char *path)
+{
+	json_object *v = json_path(j, path);
+
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+const char *
 reply_text(json_object *j)
 {
 	if (j == NULL)
 		return "(null)";
 	return json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+}
+
+/* ------------------------------------------------------------ checks */
+
+/* The test's daemon: NULL or owned (check_free() frees it). */
+static struct daemon *test_daemon;
+
+struct daemon *
+check_daemon(void)
+{
+	return test_daemon;
+}
+
+struct daemon *
+check_start(const struct daemon_opts *opts)
+{
+	test_daemon = daemon_start(opts);
+	cr_assert_not_null(test_daemon,
+	    "daemon did not start (its log is above)");
+	return test_daemon;
+}
+
+struct daemon *
+check_start_with(const char *const *plugins, const char *config)
+{
+	struct daemon_opts o = { .plugins = plugins, .config = config };
+
+	return check_start(&o);
+}
+
+int
+check_start_ready(const char *config, int timeout_ms)
+{
+	int fd;
+
+	check_start_with(NULL, config);
+	fd = check_connect();
+	CHECK(daemon_log_wait(test_daemon, "ready on", timeout_ms),
+	    "no \"ready\" log line");
+	return fd;
+}
+
+void
+check_free(void)
+{
+	daemon_free(test_daemon);
+	test_daemon = NULL;
+}
+
+void
+check_stop_clean(void)
+{
+	int st = daemon_stop(test_daemon);
+
+	CHECK(st == 0, "daemon exit status %d, want 0", st);
+}
+
+int
+check_connect(void)
+{
+	int fd = client_connect(daemon_socket_path(test_daemon));
+
+	CHECK(fd != -1, "connect %s failed", daemon_socket_path(test_daemon));
+	return fd;
+}
+
+json_object *
+check_call(int fd, const char *line, int status, const char *code)
+{
+	json_object *j = client_call(fd, line);
+
+	CHECK(j != NULL, "no reply (or not JSON) to %s", line);
+	CHECK(reply_status(j) == status, "%s\n -> %s\n want status %d", line,
+	    reply_text(j), status);
+	if (code != NULL)
+		CHECK(reply_error_code(j) != NULL &&
+		    strcmp(reply_error_code(j), code) == 0,
+		    "%s\n -> %s\n want code %s", line, reply_text(j), code);
+	return j;
 }

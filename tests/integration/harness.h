@@ -1,7 +1,8 @@
 /*
  * harness.h - run a real cmdhostd in a temp dir and talk to it over its
- * socket, for the Criterion integration tests.  The harness never asserts:
- * every helper returns an error value and the test decides.
+ * socket, for the Criterion integration tests.  The daemon, client and
+ * reply helpers never assert: they return an error value and the test
+ * decides.  The check_* helpers at the end do assert, for the common cases.
  */
 #ifndef CMDHOST_HARNESS_H
 #define CMDHOST_HARNESS_H
@@ -235,13 +236,79 @@ json_object *json_path(json_object *j, const char *path);
  * when j is NULL. */
 const char *reply_text(json_object *j);
 
+/* The string at json_path(j, path), or NULL if there is none or it is not
+ * a string.  Borrowed from j. */
+const char *json_path_str(json_object *j, const char *path);
+
 /* Monotonic clock, milliseconds. */
 int64_t now_ms(void);
+
+/* Sleep ms milliseconds (resuming after signals).  Only for a polling loop
+ * that has a deadline; otherwise use wait_until(). */
+void nap_ms(int ms);
 
 /*
  * Call cond(arg) every few milliseconds until it returns non-zero or
  * timeout_ms have passed.  Returns non-zero if the condition came true.
  */
 int wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* ------------------------------------------------------------ checks */
+
+/*
+ * Unlike everything above, these helpers fail the running Criterion test
+ * (cr_assert) when something is off, after printing the log of the test's
+ * daemon.  A test has at most one such daemon at a time: the one
+ * check_start() returned last.  CHECK needs <criterion/criterion.h>.
+ */
+
+/* Like cr_assert(cond, ...), but print the test's daemon's log first. */
+#define CHECK(cond, ...) do {                                             \
+	if (!(cond)) {                                                    \
+		daemon_dump_log(check_daemon());                          \
+		cr_assert_fail(__VA_ARGS__);                              \
+	}                                                                 \
+} while (0)
+
+/* The test's daemon, or NULL.  Borrowed: valid until check_free(). */
+struct daemon *check_daemon(void);
+
+/*
+ * daemon_start(opts) and make the new daemon the test's daemon (a former
+ * one is left as it is: free it first); fails the test if it does not
+ * start.  Returns it, borrowed: check_free() frees it.
+ */
+struct daemon *check_start(const struct daemon_opts *opts);
+
+/* check_start() with only .plugins and .config set (each may be NULL). */
+struct daemon *check_start_with(const char *const *plugins,
+    const char *config);
+
+/*
+ * check_start_with(NULL, config) (an empty plugin dir), connect to it, and
+ * wait up to timeout_ms for its "ready on" log line: the daemon accepts on
+ * its socket before its watcher runs, so a plugin dropped in right after
+ * connect() may never be seen.  Returns the fd (close it).
+ */
+int check_start_ready(const char *config, int timeout_ms);
+
+/* daemon_free() the test's daemon and forget it.  Does nothing if there is
+ * none; fits a TestSuite's .fini. */
+void check_free(void);
+
+/* Stop the test's daemon and require exit status 0 (under ASan: no
+ * leaks). */
+void check_stop_clean(void);
+
+/* Connect to the test's daemon (client_connect()) or fail the test.
+ * Returns the fd (close it). */
+int check_connect(void);
+
+/*
+ * client_call(fd, line) and require a JSON reply with `status` and, if code
+ * is not NULL, error.code `code`.  Returns the reply (json_object_put() it).
+ */
+json_object *check_call(int fd, const char *line, int status,
+    const char *code);
 
 #endif /* CMDHOST_HARNESS_H */

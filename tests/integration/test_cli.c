@@ -15,31 +15,18 @@
 #define CLI CMDHOST_BUILD_DIR "/cmdhost"
 #define RUN_TIMEOUT_MS 30000
 
-/* The test's daemon, if it started one; teardown frees it even when an
- * assertion ended the test early. */
-static struct daemon *test_daemon;
-
-/* Criterion fini: stop and free the test's daemon. */
-static void
-teardown(void)
-{
-	daemon_free(test_daemon);
-	test_daemon = NULL;
-}
-
-TestSuite(cli, .fini = teardown);
+/* check_free() frees the test's daemon even when an assertion ended the
+ * test early. */
+TestSuite(cli, .fini = check_free);
 
 /* Start a daemon with the echo plugin; fails the test if it cannot.
- * Borrowed: teardown frees it. */
+ * Borrowed: check_free() frees it. */
 static struct daemon *
 start_echo(void)
 {
 	static const char *const plugins[] = { "plugins/echo.so", NULL };
-	struct daemon_opts opts = { .plugins = plugins };
 
-	test_daemon = daemon_start(&opts);
-	cr_assert_not_null(test_daemon, "daemon did not start");
-	return test_daemon;
+	return check_start_with(plugins, NULL);
 }
 
 /*

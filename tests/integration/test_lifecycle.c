@@ -27,7 +27,7 @@ teardown(void)
 {
 	char path[128];
 
-	daemon_free(d);
+	check_free();
 	d = NULL;
 	if (scratch[0] != '\0') {
 		snprintf(path, sizeof(path), "%s/stale.sock", scratch);
@@ -38,13 +38,6 @@ teardown(void)
 }
 
 TestSuite(lifecycle, .fini = teardown);
-
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
 
 static const char *const good[] = { "good.so", NULL };
 
@@ -65,17 +58,7 @@ start(const char *socket)
 {
 	struct daemon_opts o = { .plugins = good, .socket = socket };
 
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-}
-
-static int
-connect_ok(void)
-{
-	int fd = client_connect(daemon_socket_path(d));
-
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
-	return fd;
+	d = check_start(&o);
 }
 
 static void
@@ -125,13 +108,13 @@ drain_on_signal(int sig)
 	for (i = 0; i < N; i++) {
 		char line[128];
 
-		fds[i] = connect_ok();
+		fds[i] = check_connect();
 		snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
 		    "\"test.sleep\",\"payload\":{\"ms\":300}}", i);
 		CHECK(client_send(fds[i], line) == 0, "send %d", i);
 	}
 	/* An idle connection must not hold shutdown up. */
-	idle = connect_ok();
+	idle = check_connect();
 	CHECK(wait_until(five_sleeps_in_flight, NULL, 5000),
 	    "the %d calls never were in flight together", N);
 

@@ -14,21 +14,7 @@
 
 static struct daemon *d;
 
-static void
-teardown(void)
-{
-	daemon_free(d);
-	d = NULL;
-}
-
-TestSuite(loader, .fini = teardown);
-
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
+TestSuite(loader, .fini = check_free);
 
 /* dup_command.so is not here: it is installed once good.so is loaded,
  * since which of two files claiming one command loads first is up to the
@@ -59,42 +45,6 @@ static const struct refusal {
 
 #define NREFUSALS (sizeof(refusals) / sizeof(refusals[0]))
 
-static void
-start(const char *const *plugins, const char *config)
-{
-	struct daemon_opts o = { .plugins = plugins, .config = config };
-
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-}
-
-static void
-stop_clean(void)
-{
-	int st = daemon_stop(d);
-
-	CHECK(st == 0, "daemon exit status %d, want 0", st);
-}
-
-static int
-connect_ok(void)
-{
-	int fd = client_connect(daemon_socket_path(d));
-
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
-	return fd;
-}
-
-static json_object *
-call_status(int fd, const char *line, int status)
-{
-	json_object *j = client_call(fd, line);
-
-	CHECK(reply_status(j) == status, "%s\n -> %s\n want status %d", line,
-	    reply_text(j), status);
-	return j;
-}
-
 /* The element of plugins[] in host.list whose "file" is `file`. */
 static json_object *
 find_file(json_object *plugins, const char *file)
@@ -110,17 +60,6 @@ find_file(json_object *plugins, const char *file)
 			return p;
 	}
 	return NULL;
-}
-
-static const char *
-member_str(json_object *j, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(j, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 /* Non-zero if the log has a warn or error line mentioning `a` or `b`. */
@@ -140,7 +79,7 @@ log_has_refusal(const char *log, const char *a, const char *b)
 		if ((strstr(line, a) != NULL ||
 		    (b != NULL && strstr(line, b) != NULL)) &&
 		    (j = json_tokener_parse(line)) != NULL) {
-			level = member_str(j, "level");
+			level = json_path_str(j, "level");
 			found = level != NULL && (strcmp(level, "warn") == 0 ||
 			    strcmp(level, "error") == 0);
 			json_object_put(j);
@@ -162,42 +101,42 @@ Test(loader, broken_plugins_are_refused, .timeout = 60)
 	size_t i, k;
 	int fd;
 
-	start(all_plugins, NULL);
-	fd = connect_ok();
+	d = check_start_with(all_plugins, NULL);
+	fd = check_connect();
 	CHECK(daemon_install_plugin(d, "dup_command.so", NULL) == 0,
 	    "cannot install dup_command.so");
-	json_object_put(call_status(fd, "{\"command\":\"host.reload\"}",
-	    200));
+	json_object_put(check_call(fd, "{\"command\":\"host.reload\"}",
+	    200, NULL));
 
 	/* The good plugin serves, including the command "dup" wanted. */
-	j = call_status(fd, "{\"command\":\"test.echo\",\"payload\":"
-	    "{\"v\":1}}", 200);
+	j = check_call(fd, "{\"command\":\"test.echo\",\"payload\":"
+	    "{\"v\":1}}", 200, NULL);
 	CHECK(json_object_get_int(json_path(j, "body/v")) == 1,
 	    "test.echo answered by the wrong plugin: %s", reply_text(j));
 	json_object_put(j);
-	json_object_put(call_status(fd, "{\"command\":\"test.created\"}",
-	    201));
+	json_object_put(check_call(fd, "{\"command\":\"test.created\"}",
+	    201, NULL));
 
 	/* Nothing of a refused plugin is published. */
 	for (i = 0; i < sizeof(unpublished) / sizeof(unpublished[0]); i++) {
 		snprintf(line, sizeof(line), "{\"command\":\"%s\"}",
 		    unpublished[i]);
-		json_object_put(call_status(fd, line, 404));
+		json_object_put(check_call(fd, line, 404, NULL));
 	}
 
-	j = call_status(fd, "{\"command\":\"host.health\"}", 200);
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
 	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
 	    json_object_get_int(json_path(j, "body/failed")) ==
 	    (int)NREFUSALS, "health: %s", reply_text(j));
 	json_object_put(j);
 
-	j = call_status(fd, "{\"command\":\"host.list\"}", 200);
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
 	plugins = json_path(j, "body/plugins");
 	CHECK(json_object_is_type(plugins, json_type_array) &&
 	    json_object_array_length(plugins) == NREFUSALS + 1,
 	    "want %zu entries: %s", NREFUSALS + 1, reply_text(j));
 	p = find_file(plugins, "good.so");
-	CHECK(p != NULL && strcmp(member_str(p, "state"), "loaded") == 0,
+	CHECK(p != NULL && strcmp(json_path_str(p, "state"), "loaded") == 0,
 	    "good.so: %s", reply_text(p));
 
 	log = daemon_log(d);
@@ -208,11 +147,11 @@ Test(loader, broken_plugins_are_refused, .timeout = 60)
 		p = find_file(plugins, r->file);
 		CHECK(p != NULL, "%s missing from host.list: %s", r->file,
 		    reply_text(j));
-		state = member_str(p, "state");
+		state = json_path_str(p, "state");
 		CHECK(state != NULL && strcmp(state, "failed") == 0,
 		    "%s: %s", r->file, reply_text(p));
-		CHECK(member_str(p, "name") != NULL &&
-		    strcmp(member_str(p, "name"), r->name) == 0,
+		CHECK(json_path_str(p, "name") != NULL &&
+		    strcmp(json_path_str(p, "name"), r->name) == 0,
 		    "%s: want name %s: %s", r->file, r->name, reply_text(p));
 		CHECK(json_object_object_get_ex(p, "error", &err) &&
 		    json_object_is_type(err, json_type_string),
@@ -234,12 +173,12 @@ Test(loader, broken_plugins_are_refused, .timeout = 60)
 	json_object_put(j);
 
 	/* Without [plugin:good] greeting, test.config replies null. */
-	j = call_status(fd, "{\"command\":\"test.config\"}", 200);
+	j = check_call(fd, "{\"command\":\"test.config\"}", 200, NULL);
 	CHECK(json_object_object_get_ex(j, "body", &err) && err == NULL,
 	    "test.config without config: %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(loader, plugin_config_section, .timeout = 60)
@@ -248,16 +187,16 @@ Test(loader, plugin_config_section, .timeout = 60)
 	json_object *j;
 	int fd;
 
-	start(good, "[plugin:good]\ngreeting = hi\n\n[plugin:other]\n"
-	    "greeting = not mine\n");
-	fd = connect_ok();
-	j = call_status(fd, "{\"command\":\"test.config\"}", 200);
+	d = check_start_with(good, "[plugin:good]\ngreeting = hi\n\n"
+	    "[plugin:other]\ngreeting = not mine\n");
+	fd = check_connect();
+	j = check_call(fd, "{\"command\":\"test.config\"}", 200, NULL);
 	CHECK(json_object_is_type(reply_body(j), json_type_string) &&
 	    strcmp(json_object_get_string(reply_body(j)), "hi") == 0,
 	    "test.config: %s, want body \"hi\"", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(loader, refused_plugins_alone_still_start, .timeout = 60)
@@ -268,15 +207,15 @@ Test(loader, refused_plugins_alone_still_start, .timeout = 60)
 	int fd;
 
 	/* A daemon whose every plugin fails still starts and answers. */
-	start(bad, NULL);
-	fd = connect_ok();
-	j = call_status(fd, "{\"command\":\"host.health\"}", 200);
+	d = check_start_with(bad, NULL);
+	fd = check_connect();
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
 	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 0 &&
 	    json_object_get_int(json_path(j, "body/failed")) == 2,
 	    "health: %s", reply_text(j));
 	json_object_put(j);
-	json_object_put(call_status(fd, "{\"command\":\"regfail.cmd\"}",
-	    404));
+	json_object_put(check_call(fd, "{\"command\":\"regfail.cmd\"}",
+	    404, NULL));
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }

@@ -19,22 +19,7 @@
 
 static struct daemon *d;
 
-static void
-teardown(void)
-{
-	daemon_free(d);
-	d = NULL;
-}
-
-TestSuite(protocol, .fini = teardown);
-
-/* Like cr_assert, but print the daemon's log first. */
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
+TestSuite(protocol, .fini = check_free);
 
 static void
 start_with(const char *const *plugins, const char *config,
@@ -43,8 +28,7 @@ start_with(const char *const *plugins, const char *config,
 	struct daemon_opts o = { .plugins = plugins, .config = config,
 	    .world_accessible = world_accessible };
 
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
+	d = check_start(&o);
 }
 
 static void
@@ -55,38 +39,13 @@ start(const char *config)
 	start_with(good, config, 0);
 }
 
-/* Stop the daemon and require exit status 0 (under ASan: no leaks). */
-static void
-stop_clean(void)
-{
-	int st = daemon_stop(d);
-
-	CHECK(st == 0, "daemon exit status %d, want 0", st);
-}
-
-static int
-connect_ok(void)
-{
-	int fd = client_connect(daemon_socket_path(d));
-
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
-	return fd;
-}
-
-/* Send `line`, require a reply with `status` and, if code is not NULL,
- * error.code `code`.  Returns the reply (put it). */
+/* check_call(), and for a 2xx status also require a body.  Returns the
+ * reply (put it). */
 static json_object *
 expect(int fd, const char *line, int status, const char *code)
 {
-	json_object *j = client_call(fd, line);
+	json_object *j = check_call(fd, line, status, code);
 
-	CHECK(j != NULL, "no reply (or not JSON) to %s", line);
-	CHECK(reply_status(j) == status, "%s\n -> %s\n want status %d", line,
-	    reply_text(j), status);
-	if (code != NULL)
-		CHECK(reply_error_code(j) != NULL &&
-		    strcmp(reply_error_code(j), code) == 0,
-		    "%s\n -> %s\n want code %s", line, reply_text(j), code);
 	if (status >= 200 && status < 300)
 		CHECK(reply_body(j) != NULL || json_object_object_get_ex(j,
 		    "body", NULL), "%s -> %s: no body", line, reply_text(j));
@@ -173,7 +132,7 @@ Test(protocol, ok_200_body_is_reply, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	snprintf(line, sizeof(line),
 	    "{\"id\":1,\"command\":\"test.echo\",\"payload\":%s}", payload);
 	j = expect(fd, line, 200, NULL);
@@ -185,7 +144,7 @@ Test(protocol, ok_200_body_is_reply, .timeout = 60)
 	json_object_put(want);
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, created_201, .timeout = 60)
@@ -194,13 +153,13 @@ Test(protocol, created_201, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"command\":\"test.created\"}", 201, NULL);
 	CHECK(json_object_get_boolean(json_path(j, "body/created")),
 	    "body %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ 400 */
@@ -237,7 +196,7 @@ Test(protocol, bad_request_400, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		expect_put(fd, lines[i], 400, "bad_request");
 	/* Not JSON: the reply still has "id": null. */
@@ -256,7 +215,7 @@ Test(protocol, bad_request_400, .timeout = 60)
 	/* Still usable after all that. */
 	expect_put(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 #define FIELDS_OK "\"s\":\"x\",\"n\":1.5,\"i\":2,\"b\":true"
@@ -331,7 +290,7 @@ Test(protocol, invalid_payload_400, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		snprintf(line, sizeof(line),
 		    "{\"command\":\"test.fields\",\"payload\":{%s}}", good[i]);
@@ -349,7 +308,7 @@ Test(protocol, invalid_payload_400, .timeout = 60)
 	expect_put(fd, "{\"command\":\"test.validate\",\"payload\":"
 	    "{\"bad\":false}}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ 4xx/5xx */
@@ -360,7 +319,7 @@ Test(protocol, unknown_command_404, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"id\":\"u\",\"command\":\"no.such.command\"}", 404,
 	    "unknown_command");
 	CHECK(reply_error_message(j) != NULL, "no message: %s",
@@ -372,7 +331,7 @@ Test(protocol, unknown_command_404, .timeout = 60)
 	expect_put(fd, "{\"command\":\"TEST.ECHO\"}", 404, "unknown_command");
 	expect_put(fd, "{\"command\":\"host.nope\"}", 404, "unknown_command");
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* A request line of exactly `size` bytes (without the newline). */
@@ -402,7 +361,7 @@ Test(protocol, request_too_large_413, .timeout = 60)
 	int fd;
 
 	start("max_request_bytes = 1024\n");
-	fd = connect_ok();
+	fd = check_connect();
 	small = padded_line("small", 900);
 	big = padded_line("big", 2000);
 	huge = padded_line("huge", 100000);
@@ -433,7 +392,7 @@ Test(protocol, request_too_large_413, .timeout = 60)
 	free(big);
 	free(huge);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, plugin_failure_409, .timeout = 60)
@@ -442,14 +401,14 @@ Test(protocol, plugin_failure_409, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"command\":\"test.fail\"}", 409, "conflict");
 	CHECK(reply_error_message(j) != NULL &&
 	    strstr(reply_error_message(j), "conflicts") != NULL,
 	    "plugin's message lost: %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, command_failed_500, .timeout = 60)
@@ -457,14 +416,14 @@ Test(protocol, command_failed_500, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	expect_put(fd, "{\"command\":\"test.fail500\"}", 500,
 	    "command_failed");
 	expect_put(fd, "{\"command\":\"test.noreply\"}", 500,
 	    "command_failed");
 	expect_put(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /*
@@ -480,7 +439,7 @@ connect_served(int timeout_ms)
 	int fd;
 
 	for (;;) {
-		fd = connect_ok();
+		fd = check_connect();
 		j = client_call(fd, "{\"command\":\"host.ping\"}");
 		if (reply_status(j) == 200) {
 			json_object_put(j);
@@ -506,7 +465,7 @@ Test(protocol, max_connections_503, .timeout = 60)
 	fd2 = connect_served(5000);
 
 	/* The third gets one 503 line without asking, then EOF. */
-	fd3 = connect_ok();
+	fd3 = check_connect();
 	line = client_recv_line(fd3);
 	CHECK(line != NULL, "third connection got no line");
 	j = json_tokener_parse(line);
@@ -527,7 +486,7 @@ Test(protocol, max_connections_503, .timeout = 60)
 	fd4 = connect_served(5000);
 	close(fd4);
 	close(fd2);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, timeout_504, .timeout = 60)
@@ -538,8 +497,8 @@ Test(protocol, timeout_504, .timeout = 60)
 	char *line;
 
 	start("default_timeout_ms = 400\n");
-	fd = connect_ok();
-	fd2 = connect_ok();
+	fd = check_connect();
+	fd2 = check_connect();
 
 	/* Explicit timeout_ms: 504 well before the sleep would end. */
 	t0 = now_ms();
@@ -575,7 +534,7 @@ Test(protocol, timeout_504, .timeout = 60)
 
 	/* Shutdown waits for the abandoned sleeps; their late results must
 	 * never reach the client. */
-	stop_clean();
+	check_stop_clean();
 	line = client_recv_line(fd);
 	CHECK(line == NULL, "late result delivered: %s", line);
 	close(fd);
@@ -591,9 +550,9 @@ Test(protocol, slow_inline_leaves_fast_path, .timeout = 60)
 	int a, b[4], i, k;
 
 	start_with(plugins, NULL, 0);
-	a = connect_ok();
+	a = check_connect();
 	for (i = 0; i < 4; i++)
-		b[i] = connect_ok();
+		b[i] = check_connect();
 
 	/* One overrunning call lets the daemon learn it is slow. */
 	expect_put(a, "{\"command\":\"slow.inline\",\"payload\":{\"ms\":300}}",
@@ -621,7 +580,7 @@ Test(protocol, slow_inline_leaves_fast_path, .timeout = 60)
 	close(a);
 	for (i = 0; i < 4; i++)
 		close(b[i]);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ ids */
@@ -632,7 +591,7 @@ Test(protocol, id_echo, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"id\":\"abc-1\",\"command\":\"test.echo\"}", 200,
 	    NULL);
 	CHECK(json_object_is_type(reply_id(j), json_type_string) &&
@@ -670,7 +629,7 @@ Test(protocol, id_echo, .timeout = 60)
 	    reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ framing */
@@ -686,7 +645,7 @@ Test(protocol, crlf_and_blank_lines, .timeout = 60)
 	int fd, i;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	CHECK(client_send_raw(fd, raw, strlen(raw)) == 0, "send");
 	for (i = 1; i <= 2; i++) {
 		line = client_recv_line(fd);
@@ -703,7 +662,7 @@ Test(protocol, crlf_and_blank_lines, .timeout = 60)
 	CHECK(json_object_get_int(reply_id(j)) == 3, "got %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, seed_shape_command_type, .timeout = 60)
@@ -712,7 +671,7 @@ Test(protocol, seed_shape_command_type, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"commandType\":\"test.echo\",\"payload\":{\"x\":1}}",
 	    200, NULL);
 	want = json_tokener_parse("{\"x\":1}");
@@ -726,7 +685,7 @@ Test(protocol, seed_shape_command_type, .timeout = 60)
 	expect_put(fd, "{\"command\":\"test.echo\",\"extra\":[1,2],"
 	    "\"more\":{\"a\":null}}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, payload_absent_is_empty_object, .timeout = 60)
@@ -735,7 +694,7 @@ Test(protocol, payload_absent_is_empty_object, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	b = reply_body(j);
 	CHECK(json_object_is_type(b, json_type_object) &&
@@ -748,7 +707,7 @@ Test(protocol, payload_absent_is_empty_object, .timeout = 60)
 	CHECK(reply_status(j) == 400, "no payload: %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, malformed_line_keeps_connection, .timeout = 60)
@@ -756,7 +715,7 @@ Test(protocol, malformed_line_keeps_connection, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	expect_put(fd, "this is not json", 400, "bad_request");
 	expect_put(fd, "{\"command\":\"test.echo\"", 400, "bad_request");
 	expect_put(fd, "{\"command\":\"test.echo\"} trailing", 400,
@@ -764,7 +723,7 @@ Test(protocol, malformed_line_keeps_connection, .timeout = 60)
 	expect_put(fd, "\x01\x02\xff\xfe", 400, "bad_request");
 	expect_put(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ pipelining */
@@ -796,7 +755,7 @@ Test(protocol, pipelined_2000_in_order, .timeout = 60)
 	int fd, i;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	buf = malloc(cap);
 	cr_assert_not_null(buf);
 	for (i = 0; i < N; i++)
@@ -822,7 +781,7 @@ Test(protocol, pipelined_2000_in_order, .timeout = 60)
 	CHECK(w.rc == 0, "write failed");
 	free(buf);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, pipelined_slow_then_fast_in_order, .timeout = 60)
@@ -833,7 +792,7 @@ Test(protocol, pipelined_slow_then_fast_in_order, .timeout = 60)
 	int fd, i;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	len = (size_t)snprintf(buf, sizeof(buf), "{\"id\":0,\"command\":"
 	    "\"test.sleep\",\"payload\":{\"ms\":200}}\n");
 	for (i = 1; i <= 10; i++)
@@ -854,7 +813,7 @@ Test(protocol, pipelined_slow_then_fast_in_order, .timeout = 60)
 		free(line);
 	}
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, three_hundred_connections, .timeout = 60)
@@ -866,7 +825,7 @@ Test(protocol, three_hundred_connections, .timeout = 60)
 
 	start(NULL);
 	for (i = 0; i < N; i++)
-		fds[i] = connect_ok();
+		fds[i] = check_connect();
 	for (i = 0; i < N; i++) {
 		snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
 		    "\"test.echo\",\"payload\":{\"c\":%d}}", i, i);
@@ -885,7 +844,7 @@ Test(protocol, three_hundred_connections, .timeout = 60)
 	}
 	for (i = 0; i < N; i++)
 		close(fds[i]);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, slow_command_does_not_block_other_connections,
@@ -896,9 +855,9 @@ Test(protocol, slow_command_does_not_block_other_connections,
 	int a, b[4], i, k;
 
 	start(NULL);
-	a = connect_ok();
+	a = check_connect();
 	for (i = 0; i < 4; i++)
-		b[i] = connect_ok();
+		b[i] = check_connect();
 	t0 = now_ms();
 	CHECK(client_send(a, "{\"id\":\"A\",\"command\":\"test.sleep\","
 	    "\"payload\":{\"ms\":1000}}") == 0, "send");
@@ -915,7 +874,7 @@ Test(protocol, slow_command_does_not_block_other_connections,
 	close(a);
 	for (i = 0; i < 4; i++)
 		close(b[i]);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* ------------------------------------------------------------ admin */
@@ -926,7 +885,7 @@ Test(protocol, admin_ping_and_health, .timeout = 60)
 	int fd;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"id\":\"p\",\"command\":\"host.ping\"}", 200, NULL);
 	want = json_tokener_parse("{\"pong\":true}");
 	CHECK(json_object_equal(reply_body(j), want), "ping body %s",
@@ -944,7 +903,7 @@ Test(protocol, admin_ping_and_health, .timeout = 60)
 	CHECK(int_at(j, "body/uptime_s") >= 0, "uptime: %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 /* The element of array `arr` whose "name" is `name`, or NULL. */
@@ -977,7 +936,7 @@ Test(protocol, admin_list, .timeout = 60)
 	size_t i;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"command\":\"host.list\"}", 200, NULL);
 	plugins = json_path(j, "body/plugins");
 	CHECK(json_object_is_type(plugins, json_type_array) &&
@@ -1032,7 +991,7 @@ Test(protocol, admin_list, .timeout = 60)
 	json_object_put(want);
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, admin_stats_counts, .timeout = 60)
@@ -1041,7 +1000,7 @@ Test(protocol, admin_stats_counts, .timeout = 60)
 	int fd, i;
 
 	start(NULL);
-	fd = connect_ok();
+	fd = check_connect();
 	for (i = 0; i < 5; i++)
 		expect_put(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	expect_put(fd, "{\"command\":\"test.fail\"}", 409, "conflict");
@@ -1065,7 +1024,7 @@ Test(protocol, admin_stats_counts, .timeout = 60)
 	    reply_text(lat));
 	json_object_put(j);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, admin_reload_needs_admin, .timeout = 60)
@@ -1091,7 +1050,7 @@ Test(protocol, admin_reload_needs_admin, .timeout = 60)
 	CHECK(reply_status(j) == 200, "echo as 65534: %s", reply_text(j));
 	json_object_put(j);
 
-	fd = connect_ok();
+	fd = check_connect();
 	j = expect(fd, "{\"command\":\"host.reload\"}", 200, NULL);
 	CHECK(json_object_is_type(json_path(j, "body/loaded"),
 	    json_type_array) && json_object_is_type(json_path(j,
@@ -1101,7 +1060,7 @@ Test(protocol, admin_reload_needs_admin, .timeout = 60)
 	json_object_put(j);
 	expect_put(fd, "{\"command\":\"test.echo\"}", 200, NULL);
 	close(fd);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(protocol, admin_uids_grants_reload, .timeout = 60)
@@ -1115,5 +1074,5 @@ Test(protocol, admin_uids_grants_reload, .timeout = 60)
 	CHECK(reply_status(j) == 200, "reload as admin uid 65534: %s",
 	    reply_text(j));
 	json_object_put(j);
-	stop_clean();
+	check_stop_clean();
 }

@@ -29,37 +29,22 @@ teardown(void)
 	if (fd != -1)
 		close(fd);
 	fd = -1;
-	daemon_free(d);
+	check_free();
 	d = NULL;
 }
 
 TestSuite(reload, .fini = teardown);
 
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
-
 /*
  * Start a daemon with an empty plugin dir and `config` (borrowed, may be
- * NULL), and connect to it.  Then wait for its "ready" log line: the
- * daemon accepts on its socket before its watcher runs, so a file dropped
- * in right after connect() may never be seen (see
- * drop_in_right_after_start, which tests exactly that).
+ * NULL), connect to it and wait until it is ready (see
+ * drop_in_right_after_start for why).
  */
 static void
 start(const char *config)
 {
-	struct daemon_opts o = { .config = config };
-
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-	fd = client_connect(daemon_socket_path(d));
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
-	CHECK(daemon_log_wait(d, "ready on", WAIT_MS), "no \"ready\" log "
-	    "line");
+	fd = check_start_ready(config, WAIT_MS);
+	d = check_daemon();
 }
 
 /* Send {"command": cmd}.  Returns the reply (put it); a lost connection
@@ -94,23 +79,12 @@ str_is(const char *a, const char *b)
 	return a != NULL && strcmp(a, b) == 0;
 }
 
-static const char *
-member_str(json_object *j, const char *key)
-{
-	json_object *v;
-
-	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* Non-zero if swap.version answers 200 with version `want`. */
 static int
 answers_version(void *want)
 {
 	json_object *j = call("swap.version");
-	const char *v = member_str(reply_body(j), "version");
+	const char *v = json_path_str(reply_body(j), "version");
 	int ok;
 
 	ok = reply_status(j) == 200 && v != NULL && strcmp(v, want) == 0;
@@ -190,7 +164,7 @@ list_entry(const char *file)
 	n = json_object_array_length(plugins);
 	for (i = 0; i < n && found == NULL; i++) {
 		p = json_object_array_get_idx(plugins, i);
-		f = member_str(p, "file");
+		f = json_path_str(p, "file");
 		if (f != NULL && strcmp(f, file) == 0)
 			found = json_object_get(p);
 	}
@@ -218,7 +192,7 @@ static int
 shows_error(void *arg)
 {
 	json_object *p = list_entry(arg);
-	int ok = member_str(p, "error") != NULL;
+	int ok = json_path_str(p, "error") != NULL;
 
 	json_object_put(p);
 	return ok;
@@ -316,8 +290,7 @@ Test(reload, drop_in_right_after_start, .timeout = 120)
 	int i;
 
 	for (i = 0; i < 20; i++) {
-		d = daemon_start(&o);
-		cr_assert_not_null(d, "daemon did not start (its log is above)");
+		d = check_start(&o);
 		CHECK(daemon_install_plugin(d, "swap_v1.so", "swap.so") == 0,
 		    "cannot install swap_v1.so");
 		fd = client_connect(daemon_socket_path(d));
@@ -328,7 +301,7 @@ Test(reload, drop_in_right_after_start, .timeout = 120)
 		CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
 		close(fd);
 		fd = -1;
-		daemon_free(d);
+		check_free();
 		d = NULL;
 	}
 }
@@ -363,8 +336,8 @@ Test(reload, slow_call_finishes_on_old, .timeout = 60)
 	close(slow_fd);
 	j = line != NULL ? json_tokener_parse(line) : NULL;
 	free(line);
-	v = member_str(reply_body(j), "version");
-	id = member_str(j, "id");
+	v = json_path_str(reply_body(j), "version");
+	id = json_path_str(j, "id");
 	CHECK(reply_status(j) == 200 && v != NULL && strcmp(v, "1") == 0 &&
 	    id != NULL && strcmp(id, "slow") == 0,
 	    "swap.slow reply %s, want status 200, id \"slow\", version \"1\"",
@@ -402,13 +375,13 @@ broken_replacement(const char *what, const void *buf, size_t len,
 	    "answers version 1 (daemon alive: %d)", what,
 	    daemon_wait(d, 0) == -1);
 	p = list_entry("swap.so");
-	state = member_str(p, "state");
-	err = member_str(p, "error");
+	state = json_path_str(p, "state");
+	err = json_path_str(p, "error");
 	CHECK(state != NULL && strcmp(state, "degraded") == 0 &&
 	    err != NULL && err[0] != '\0', "%s: want state degraded with an "
 	    "error: %s", what, reply_text(p));
-	CHECK(member_str(p, "version") != NULL &&
-	    strcmp(member_str(p, "version"), "1") == 0,
+	CHECK(json_path_str(p, "version") != NULL &&
+	    strcmp(json_path_str(p, "version"), "1") == 0,
 	    "%s: host.list should still show version 1: %s", what,
 	    reply_text(p));
 	for (; *words != NULL; words++)
@@ -419,11 +392,11 @@ broken_replacement(const char *what, const void *buf, size_t len,
 	swap_to("swap_v2.so");
 	wait_version("2");
 	p = list_entry("swap.so");
-	state = member_str(p, "state");
+	state = json_path_str(p, "state");
 	CHECK(state != NULL && strcmp(state, "loaded") == 0 &&
 	    json_object_object_get_ex(p, "error", NULL) &&
-	    member_str(p, "error") == NULL, "%s: after swap_v2.so want state "
-	    "loaded and error null: %s", what, reply_text(p));
+	    json_path_str(p, "error") == NULL, "%s: after swap_v2.so want "
+	    "state loaded and error null: %s", what, reply_text(p));
 	json_object_put(p);
 	CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
 }
@@ -524,9 +497,9 @@ complete_loaded(void *arg)
 	if (load_attempts(a->file) <= a->more_than)
 		return 0;
 	p = list_entry(a->file);
-	ok = str_is(member_str(p, "state"), "loaded") &&
-	    str_is(member_str(p, "version"), "2") &&
-	    member_str(p, "error") == NULL;
+	ok = str_is(json_path_str(p, "state"), "loaded") &&
+	    str_is(json_path_str(p, "version"), "2") &&
+	    json_path_str(p, "error") == NULL;
 	json_object_put(p);
 	return ok;
 }
@@ -583,9 +556,9 @@ Test(reload, claim_of_other_plugins_command_is_refused, .timeout = 60)
 	    "cannot install other_claims_swap.so");
 	wait_error("other_claims_swap.so");
 	p = list_entry("other_claims_swap.so");
-	err = member_str(p, "error");
-	state = member_str(p, "state");
-	name = member_str(p, "name");
+	err = json_path_str(p, "error");
+	state = json_path_str(p, "state");
+	name = json_path_str(p, "name");
 	CHECK(state != NULL && strcmp(state, "failed") == 0 && name != NULL &&
 	    strcmp(name, "claimer") == 0, "want claimer failed: %s",
 	    reply_text(p));
@@ -597,7 +570,7 @@ Test(reload, claim_of_other_plugins_command_is_refused, .timeout = 60)
 	    "claimer.own of a refused plugin is published");
 	CHECK(answers_version((void *)"1"), "swap.version lost its owner");
 	p = list_entry("swap.so");
-	CHECK(str_is(member_str(p, "state"), "loaded"),
+	CHECK(str_is(json_path_str(p, "state"), "loaded"),
 	    "swap.so: %s", reply_text(p));
 	json_object_put(p);
 	CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
@@ -620,7 +593,7 @@ Test(reload, removal_and_drop_in, .timeout = 60)
 	    "cannot install good.so");
 	wait_status("test.echo", 200);
 	p = list_entry("good.so");
-	CHECK(p != NULL && str_is(member_str(p, "state"), "loaded"),
+	CHECK(p != NULL && str_is(json_path_str(p, "state"), "loaded"),
 	    "good.so: %s", reply_text(p));
 	json_object_put(p);
 	CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
@@ -674,7 +647,7 @@ Test(reload, identical_bytes_make_no_generation, .timeout = 60)
 
 	p = list_entry("swap.so");
 	CHECK(member_int(p, "generation") == gen && member_int(p, "loads") ==
-	    loads && str_is(member_str(p, "state"), "loaded"),
+	    loads && str_is(json_path_str(p, "state"), "loaded"),
 	    "identical bytes made a new generation (was %lld, loads %lld): %s",
 	    (long long)gen, (long long)loads, reply_text(p));
 	json_object_put(p);
@@ -751,10 +724,8 @@ Test(reload, watch_false_needs_reload, .timeout = 60)
 	struct want_status echo404 = { "echo", 404 };
 	json_object *j, *p;
 
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-	fd = client_connect(daemon_socket_path(d));
-	CHECK(fd != -1, "connect failed");
+	d = check_start(&o);
+	fd = check_connect();
 	CHECK(answers_version((void *)"1"), "swap_v1.so not loaded at start");
 
 	CHECK(daemon_install_plugin(d, "good.so", NULL) == 0,
@@ -806,7 +777,8 @@ log_find(int (*match)(json_object *))
 static int
 is_swap_line(json_object *j)
 {
-	const char *m = member_str(j, "message"), *pl = member_str(j, "plugin");
+	const char *m = json_path_str(j, "message");
+	const char *pl = json_path_str(j, "plugin");
 
 	return m != NULL && strstr(m, "swapped") != NULL && pl != NULL &&
 	    strcmp(pl, "swap") == 0;
@@ -815,7 +787,8 @@ is_swap_line(json_object *j)
 static int
 is_refusal_line(json_object *j)
 {
-	const char *lv = member_str(j, "level"), *f = member_str(j, "file");
+	const char *lv = json_path_str(j, "level");
+	const char *f = json_path_str(j, "file");
 
 	return lv != NULL && strcmp(lv, "error") == 0 && f != NULL &&
 	    strcmp(f, "swap.so") == 0;
@@ -846,9 +819,9 @@ Test(reload, log_lines, .timeout = 60)
 	CHECK(wait_until(log_has, &w, WAIT_MS), "no \"swapped\" log line "
 	    "for plugin swap");
 	j = w.found;
-	v = member_str(j, "version");
-	ov = member_str(j, "old_version");
-	reason = member_str(j, "reason");
+	v = json_path_str(j, "version");
+	ov = json_path_str(j, "old_version");
+	reason = json_path_str(j, "reason");
 	CHECK(v != NULL && strcmp(v, "2") == 0 && ov != NULL &&
 	    strcmp(ov, "1") == 0 && member_int(j, "generation") > 0 &&
 	    reason != NULL && reason[0] != '\0', "swap log line: %s, want "
@@ -861,9 +834,10 @@ Test(reload, log_lines, .timeout = 60)
 	CHECK(wait_until(log_has, &w, WAIT_MS), "no level error log line "
 	    "for file swap.so after garbage replaced it");
 	j = w.found;
-	reason = member_str(j, "reason");
-	CHECK(reason != NULL && reason[0] != '\0' && member_str(j,
-	    "plugin") != NULL && strcmp(member_str(j, "plugin"), "swap") == 0,
+	reason = json_path_str(j, "reason");
+	CHECK(reason != NULL && reason[0] != '\0' &&
+	    json_path_str(j, "plugin") != NULL &&
+	    strcmp(json_path_str(j, "plugin"), "swap") == 0,
 	    "refusal log line: %s, want plugin swap and a reason",
 	    reply_text(j));
 	json_object_put(j);

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -31,49 +30,22 @@ teardown(void)
 	if (fd != -1)
 		close(fd);
 	fd = -1;
-	daemon_free(d);
+	check_free();
 	d = NULL;
 }
 
 TestSuite(reload_load, .fini = teardown);
-
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
-
-static const char *
-member_str(json_object *j, const char *key)
-{
-	json_object *v;
-
-	if (j == NULL || !json_object_object_get_ex(j, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
 
 /* The version in a swap.version reply: 1, 2, or 0 if it is not a 200 with
  * one of those. */
 static int
 reply_version(json_object *j)
 {
-	const char *v = member_str(reply_body(j), "version");
+	const char *v = json_path_str(reply_body(j), "version");
 
 	if (reply_status(j) != 200 || v == NULL)
 		return 0;
 	return strcmp(v, "1") == 0 ? 1 : strcmp(v, "2") == 0 ? 2 : 0;
-}
-
-static void
-nap_ms(int ms)
-{
-	struct timespec ts = { 0, (long)ms * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
 }
 
 /* Call swap.version on the test's connection until it answers version
@@ -107,16 +79,10 @@ wait_version(int want, int cycle)
 static void
 start_swap(const char *config)
 {
-	struct daemon_opts o = { .config = config };
-
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-	fd = client_connect(daemon_socket_path(d));
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
 	/* The daemon accepts before its watcher runs (a bug that
 	 * test_reload.c's drop_in_right_after_start shows): wait for it. */
-	CHECK(daemon_log_wait(d, "ready on", WAIT_MS), "no \"ready\" log "
-	    "line");
+	fd = check_start_ready(config, WAIT_MS);
+	d = check_daemon();
 	CHECK(daemon_install_plugin(d, "swap_v1.so", "swap.so") == 0,
 	    "cannot install swap_v1.so");
 	wait_version(1, 0);

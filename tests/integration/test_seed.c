@@ -15,21 +15,7 @@
 
 static struct daemon *d;
 
-static void
-teardown(void)
-{
-	daemon_free(d);
-	d = NULL;
-}
-
-TestSuite(seed, .fini = teardown);
-
-#define CHECK(cond, ...) do {                                             \
-	if (!(cond)) {                                                    \
-		daemon_dump_log(d);                                       \
-		cr_assert_fail(__VA_ARGS__);                              \
-	}                                                                 \
-} while (0)
+TestSuite(seed, .fini = check_free);
 
 static const char *const seed_plugins[] = { "plugins/orders.so",
     "plugins/users.so", NULL };
@@ -37,42 +23,15 @@ static const char *const seed_plugins[] = { "plugins/orders.so",
 static void
 start(void)
 {
-	struct daemon_opts o = {
-		.plugins = seed_plugins,
-		.config = "[plugin:orders]\ndatabase = orders.db\n\n"
-		    "[plugin:users]\ndatabase = users.db\n",
-	};
-
-	d = daemon_start(&o);
-	cr_assert_not_null(d, "daemon did not start (its log is above)");
-}
-
-static void
-stop_clean(void)
-{
-	int st = daemon_stop(d);
-
-	CHECK(st == 0, "daemon exit status %d, want 0", st);
-}
-
-static json_object *
-expect(int fd, const char *line, int status, const char *code)
-{
-	json_object *j = client_call(fd, line);
-
-	CHECK(reply_status(j) == status, "%s\n -> %s\n want status %d", line,
-	    reply_text(j), status);
-	if (code != NULL)
-		CHECK(reply_error_code(j) != NULL &&
-		    strcmp(reply_error_code(j), code) == 0,
-		    "%s\n -> %s\n want code %s", line, reply_text(j), code);
-	return j;
+	d = check_start_with(seed_plugins,
+	    "[plugin:orders]\ndatabase = orders.db\n\n"
+	    "[plugin:users]\ndatabase = users.db\n");
 }
 
 static void
 expect_body(int fd, const char *line, int status, const char *body)
 {
-	json_object *j = expect(fd, line, status, NULL);
+	json_object *j = check_call(fd, line, status, NULL);
 	json_object *want = json_tokener_parse(body);
 
 	cr_assert_not_null(want);
@@ -85,22 +44,13 @@ expect_body(int fd, const char *line, int status, const char *body)
 static void
 expect_names(int fd, const char *line, const char *field)
 {
-	json_object *j = expect(fd, line, 400, "invalid_payload");
+	json_object *j = check_call(fd, line, 400, "invalid_payload");
 
 	CHECK(reply_error_message(j) != NULL &&
 	    strstr(reply_error_message(j), field) != NULL,
 	    "%s\n -> %s\n message does not name %s", line, reply_text(j),
 	    field);
 	json_object_put(j);
-}
-
-static int
-connect_ok(void)
-{
-	int fd = client_connect(daemon_socket_path(d));
-
-	CHECK(fd != -1, "connect %s failed", daemon_socket_path(d));
-	return fd;
 }
 
 Test(seed, orders, .timeout = 60)
@@ -112,14 +62,14 @@ Test(seed, orders, .timeout = 60)
 	int fd;
 
 	start();
-	fd = connect_ok();
+	fd = check_connect();
 	expect_body(fd, process, 200,
 	    "{\"orderId\":\"o-1\",\"status\":\"PROCESSING\"}");
-	json_object_put(expect(fd, process, 409, NULL));
-	json_object_put(expect(fd, "{\"commandType\":\"REFUND_ORDER\","
+	json_object_put(check_call(fd, process, 409, NULL));
+	json_object_put(check_call(fd, "{\"commandType\":\"REFUND_ORDER\","
 	    "\"payload\":{\"orderId\":\"o-1\",\"refundAmount\":100}}", 422,
 	    "refund_exceeds_amount"));
-	json_object_put(expect(fd, "{\"commandType\":\"REFUND_ORDER\","
+	json_object_put(check_call(fd, "{\"commandType\":\"REFUND_ORDER\","
 	    "\"payload\":{\"orderId\":\"o-404\",\"refundAmount\":1}}", 404,
 	    "order_not_found"));
 	expect_body(fd, "{\"commandType\":\"REFUND_ORDER\",\"payload\":"
@@ -132,7 +82,7 @@ Test(seed, orders, .timeout = 60)
 	/* The relative database path is relative to the config's dir. */
 	snprintf(db, sizeof(db), "%s/orders.db", daemon_dir(d));
 	CHECK(access(db, F_OK) == 0, "%s was not created", db);
-	stop_clean();
+	check_stop_clean();
 }
 
 Test(seed, users, .timeout = 60)
@@ -142,8 +92,8 @@ Test(seed, users, .timeout = 60)
 	int fd;
 
 	start();
-	fd = connect_ok();
-	j = expect(fd, "{\"commandType\":\"user.create\",\"payload\":"
+	fd = check_connect();
+	j = check_call(fd, "{\"commandType\":\"user.create\",\"payload\":"
 	    "{\"name\":\"Ada\",\"email\":\"ada@example.com\"}}", 201, NULL);
 	id = json_path(j, "body/userId");
 	CHECK(json_object_is_type(id, json_type_string) &&
@@ -155,15 +105,15 @@ Test(seed, users, .timeout = 60)
 
 	expect_names(fd, "{\"commandType\":\"user.create\",\"payload\":"
 	    "{\"name\":\"Bob\"}}", "email");
-	json_object_put(expect(fd, "{\"commandType\":\"user.delete\","
+	json_object_put(check_call(fd, "{\"commandType\":\"user.delete\","
 	    "\"payload\":{\"user_id\":\"no-such-user\"}}", 404, NULL));
 
 	/* The created user can be deleted, once. */
-	json_object_put(expect(fd, line, 200, NULL));
-	json_object_put(expect(fd, line, 404, NULL));
+	json_object_put(check_call(fd, line, 200, NULL));
+	json_object_put(check_call(fd, line, 404, NULL));
 	close(fd);
 
 	snprintf(db, sizeof(db), "%s/users.db", daemon_dir(d));
 	CHECK(access(db, F_OK) == 0, "%s was not created", db);
-	stop_clean();
+	check_stop_clean();
 }

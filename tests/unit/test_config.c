@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fixture.h"
 #include "log.h"
 
 static char tmpdir[64];
@@ -23,22 +23,11 @@ static char path[256];   /* the ini file of the current test */
 static struct config cfg;
 static char err[1024];
 
-/* nftw() callback: remove one entry of the temporary tree. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* A fresh temporary directory and a default config per test. */
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cmdhost-test-config-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
+	fixture_mkdtemp(tmpdir, sizeof(tmpdir), "config");
 	snprintf(path, sizeof(path), "%s/cmdhost.ini", tmpdir);
 	cr_assert_eq(config_init(&cfg), 0);
 	err[0] = '\0';
@@ -49,7 +38,7 @@ static void
 teardown(void)
 {
 	config_fini(&cfg);
-	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fixture_rmtree(tmpdir);
 }
 
 TestSuite(config, .init = setup, .fini = teardown);

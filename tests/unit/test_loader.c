@@ -7,10 +7,8 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 
 #include "config.h"
 #include "executor.h"
+#include "fixture.h"
 #include "loader.h"
 #include "registry.h"
 
@@ -32,25 +31,13 @@ static char copy_dir[128];
 static struct config cfg;
 static char err[1024];
 
-/* nftw() callback: remove one entry of the temporary tree. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* Per test: a temporary directory with copies/ inside, and a default
  * config. */
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cmdhost-test-loader-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
-	snprintf(copy_dir, sizeof(copy_dir), "%s/copies", tmpdir);
-	cr_assert_eq(mkdir(copy_dir, 0700), 0);
+	fixture_mkdtemp(tmpdir, sizeof(tmpdir), "loader");
+	fixture_subdir(copy_dir, sizeof(copy_dir), tmpdir, "copies");
 	cr_assert_eq(config_init(&cfg), 0);
 	err[0] = '\0';
 }
@@ -60,26 +47,10 @@ static void
 teardown(void)
 {
 	config_fini(&cfg);
-	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fixture_rmtree(tmpdir);
 }
 
 TestSuite(loader, .init = setup, .fini = teardown);
-
-/* The number of entries of dir, without "." and "..". */
-static int
-count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
 
 /* Write len bytes of data to tmpdir/name; returns the path in out. */
 static void
@@ -128,8 +99,8 @@ expect_refused(const char *path, const char *file, const char *why,
 		cr_assert_str_eq(name, want_name);
 	}
 	free(name);
-	cr_assert_eq(count_entries(copy_dir), 0, "%s: private copy left in "
-	    "%s", file, copy_dir);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0,
+	    "%s: private copy left in %s", file, copy_dir);
 }
 
 /* The command `name` of g, asserted present. */
@@ -257,9 +228,9 @@ Test(loader, good_plugin_loads_with_its_commands)
 	cr_assert_null(c->fields[7].name);
 
 	/* The private copy is unlinked as soon as it is mapped. */
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 	loader_unload(g);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 Test(loader, unload_accepts_null)
@@ -289,7 +260,7 @@ Test(loader, each_load_is_a_fresh_copy)
 	cr_assert_neq(a->state, b->state);
 	cr_assert_neq((void *)a->commands[0].execute,
 	    (void *)b->commands[0].execute);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 	loader_unload(a);
 	loader_unload(b);
 }
@@ -305,7 +276,7 @@ Test(loader, symlink_to_a_plugin_loads)
 	cr_assert_str_eq(g->name, "good");
 	cr_assert_str_eq(g->file, "link.so");
 	loader_unload(g);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 Test(loader, duplicate_command_alone_loads)

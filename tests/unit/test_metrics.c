@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "fixture.h"
 #include "metrics.h"
 
 static struct cmd_stats *s;
@@ -265,19 +266,6 @@ Test(metrics, concurrent_records_are_not_lost)
 	cr_assert_eq(sum, 100000);
 }
 
-/* The member `key` of o, asserted present and of type t. */
-static struct json_object *
-member(struct json_object *o, const char *key, enum json_type t)
-{
-	struct json_object *v = NULL;
-
-	cr_assert(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s",
-	    key, json_object_to_json_string(o));
-	cr_assert(json_object_is_type(v, t), "\"%s\" has the wrong type in %s",
-	    key, json_object_to_json_string(o));
-	return v;
-}
-
 Test(metrics, command_json_shape)
 {
 	struct json_object *o, *st, *lat;
@@ -289,34 +277,25 @@ Test(metrics, command_json_shape)
 	atomic_store(&s->in_flight, 2);
 	o = metrics_cmd_json(s);
 	cr_assert_not_null(o);
-	cr_assert_eq(json_object_get_int64(member(o, "calls", json_type_int)),
-	    102);
-	cr_assert_eq(json_object_get_int64(member(o, "in_flight",
-	    json_type_int)), 2);
-	cr_assert_eq(json_object_get_int64(member(o, "timeouts",
-	    json_type_int)), 1);
-	st = member(o, "status", json_type_object);
+	cr_assert_eq(fixture_int(o, "calls"), 102);
+	cr_assert_eq(fixture_int(o, "in_flight"), 2);
+	cr_assert_eq(fixture_int(o, "timeouts"), 1);
+	st = fixture_member(o, "status", json_type_object);
 	cr_assert_eq(json_object_object_length(st), 3, "%s",
 	    json_object_to_json_string(st));
-	cr_assert_eq(json_object_get_int64(member(st, "200", json_type_int)),
-	    100);
-	cr_assert_eq(json_object_get_int64(member(st, "404", json_type_int)),
-	    1);
-	cr_assert_eq(json_object_get_int64(member(st, "504", json_type_int)),
-	    1);
-	lat = member(o, "latency_us", json_type_object);
-	cr_assert_eq(json_object_get_int64(member(lat, "max", json_type_int)),
-	    5000);
-	cr_assert_eq((uint64_t)json_object_get_int64(member(lat, "p50",
-	    json_type_int)), metrics_cmd_quantile(s, 0.5));
-	cr_assert_eq((uint64_t)json_object_get_int64(member(lat, "p90",
-	    json_type_int)), metrics_cmd_quantile(s, 0.9));
-	cr_assert_eq((uint64_t)json_object_get_int64(member(lat, "p99",
-	    json_type_int)), metrics_cmd_quantile(s, 0.99));
-	cr_assert_leq(json_object_get_int64(member(lat, "p50", json_type_int)),
-	    json_object_get_int64(member(lat, "p90", json_type_int)));
-	cr_assert_leq(json_object_get_int64(member(lat, "p90", json_type_int)),
-	    json_object_get_int64(member(lat, "p99", json_type_int)));
+	cr_assert_eq(fixture_int(st, "200"), 100);
+	cr_assert_eq(fixture_int(st, "404"), 1);
+	cr_assert_eq(fixture_int(st, "504"), 1);
+	lat = fixture_member(o, "latency_us", json_type_object);
+	cr_assert_eq(fixture_int(lat, "max"), 5000);
+	cr_assert_eq((uint64_t)fixture_int(lat, "p50"),
+	    metrics_cmd_quantile(s, 0.5));
+	cr_assert_eq((uint64_t)fixture_int(lat, "p90"),
+	    metrics_cmd_quantile(s, 0.9));
+	cr_assert_eq((uint64_t)fixture_int(lat, "p99"),
+	    metrics_cmd_quantile(s, 0.99));
+	cr_assert_leq(fixture_int(lat, "p50"), fixture_int(lat, "p90"));
+	cr_assert_leq(fixture_int(lat, "p90"), fixture_int(lat, "p99"));
 	json_object_put(o);
 }
 
@@ -324,15 +303,12 @@ Test(metrics, command_json_when_empty)
 {
 	struct json_object *o = metrics_cmd_json(s), *lat;
 
-	cr_assert_eq(json_object_get_int64(member(o, "calls", json_type_int)),
-	    0);
-	cr_assert_eq(json_object_object_length(member(o, "status",
+	cr_assert_eq(fixture_int(o, "calls"), 0);
+	cr_assert_eq(json_object_object_length(fixture_member(o, "status",
 	    json_type_object)), 0);
-	lat = member(o, "latency_us", json_type_object);
-	cr_assert_eq(json_object_get_int64(member(lat, "p50", json_type_int)),
-	    0);
-	cr_assert_eq(json_object_get_int64(member(lat, "max", json_type_int)),
-	    0);
+	lat = fixture_member(o, "latency_us", json_type_object);
+	cr_assert_eq(fixture_int(lat, "p50"), 0);
+	cr_assert_eq(fixture_int(lat, "max"), 0);
 	json_object_put(o);
 }
 
@@ -352,18 +328,12 @@ Test(metrics, daemon_json_shape)
 	atomic_store(&d.unavailable, 2);
 	o = metrics_daemon_json(&d, 6500);
 	cr_assert_not_null(o);
-	cr_assert_eq(json_object_get_int64(member(o, "uptime_s",
-	    json_type_int)), 5);
-	c = member(o, "connections", json_type_object);
-	cr_assert_eq(json_object_get_int64(member(c, "open", json_type_int)),
-	    3);
-	cr_assert_eq(json_object_get_int64(member(c, "total", json_type_int)),
-	    10);
-	cr_assert_eq(json_object_get_int64(member(o, "requests",
-	    json_type_int)), 77);
-	cr_assert_eq(json_object_get_int64(member(o, "bytes_in",
-	    json_type_int)), 4096);
-	cr_assert_eq(json_object_get_int64(member(o, "bytes_out",
-	    json_type_int)), 8192);
+	cr_assert_eq(fixture_int(o, "uptime_s"), 5);
+	c = fixture_member(o, "connections", json_type_object);
+	cr_assert_eq(fixture_int(c, "open"), 3);
+	cr_assert_eq(fixture_int(c, "total"), 10);
+	cr_assert_eq(fixture_int(o, "requests"), 77);
+	cr_assert_eq(fixture_int(o, "bytes_in"), 4096);
+	cr_assert_eq(fixture_int(o, "bytes_out"), 8192);
 	json_object_put(o);
 }

@@ -6,10 +6,8 @@
  */
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +20,7 @@
 
 #include "config.h"
 #include "executor.h"
+#include "fixture.h"
 #include "log.h"
 #include "registry.h"
 
@@ -35,28 +34,15 @@ static struct config cfg;
 static struct registry *r;
 static int reader;
 
-/* nftw() callback: remove one entry of the temporary tree. */
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* Per test: empty plugins/ and copies/ in a temporary directory, a
  * default config, a registry over them and a reader slot. */
 static void
 setup(void)
 {
 	log_init(LOGL_WARN, LOGF_TEXT);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cmdhost-test-registry-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp: %s", strerror(errno));
-	snprintf(plugin_dir, sizeof(plugin_dir), "%s/plugins", tmpdir);
-	snprintf(copy_dir, sizeof(copy_dir), "%s/copies", tmpdir);
-	cr_assert_eq(mkdir(plugin_dir, 0700), 0);
-	cr_assert_eq(mkdir(copy_dir, 0700), 0);
+	fixture_mkdtemp(tmpdir, sizeof(tmpdir), "registry");
+	fixture_subdir(plugin_dir, sizeof(plugin_dir), tmpdir, "plugins");
+	fixture_subdir(copy_dir, sizeof(copy_dir), tmpdir, "copies");
 	cr_assert_eq(config_init(&cfg), 0);
 	r = registry_new(&cfg, plugin_dir, copy_dir);
 	cr_assert_not_null(r);
@@ -70,26 +56,10 @@ teardown(void)
 {
 	registry_free(r);
 	config_fini(&cfg);
-	nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fixture_rmtree(tmpdir);
 }
 
 TestSuite(registry, .init = setup, .fini = teardown);
-
-/* The number of entries of dir, without "." and "..". */
-static int
-count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
 
 /*
  * Put a copy of the file src into plugin_dir as `file`, replacing any
@@ -274,7 +244,7 @@ Test(registry, scan_loads_good)
 	expect_absent("test.ech");
 	expect_counts(1, GOOD_COMMANDS, 0);
 	/* Nothing is left in the private copy directory. */
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 Test(registry, scan_without_report)
@@ -332,7 +302,7 @@ Test(registry, conflicting_plugin_is_refused_whole)
 	expect_served_by("test.fields", "good", 1);
 	expect_absent("dup.only");
 	expect_counts(1, GOOD_COMMANDS, 1);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 Test(registry, one_plugin_name_one_file)
@@ -529,7 +499,7 @@ Test(registry, changed_file_swaps_generations)
 		generation_release(cur->gen);
 	}
 	generation_release(old->gen);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 struct lookup_thread {
@@ -593,7 +563,7 @@ Test(registry, swaps_never_hide_a_command_from_readers)
 		cr_assert_gt(t[i].found, 0);
 	}
 	expect_served_by("test.echo", "good", 11);
-	cr_assert_eq(count_entries(copy_dir), 0);
+	cr_assert_eq(fixture_count_entries(copy_dir), 0);
 }
 
 Test(registry, other_files_are_ignored)
@@ -646,29 +616,17 @@ plugin_entry(struct json_object *list, const char *file)
 	return NULL;
 }
 
-/* The member `key` of o, asserted present and of type t. */
-static struct json_object *
-member(struct json_object *o, const char *key, enum json_type t)
-{
-	struct json_object *v = NULL;
-
-	cr_assert(json_object_object_get_ex(o, key, &v), "no \"%s\" in %s",
-	    key, json_object_to_json_string(o));
-	cr_assert(json_object_is_type(v, t), "\"%s\" has the wrong type in %s",
-	    key, json_object_to_json_string(o));
-	return v;
-}
-
 /* The command of a host.list plugin entry named name. */
 static struct json_object *
 command_entry(struct json_object *plugin, const char *name)
 {
-	struct json_object *cmds = member(plugin, "commands", json_type_array);
+	struct json_object *cmds = fixture_member(plugin, "commands",
+	    json_type_array);
 
 	for (size_t i = 0; i < json_object_array_length(cmds); i++) {
 		struct json_object *c = json_object_array_get_idx(cmds, i);
 
-		if (strcmp(json_object_get_string(member(c, "name",
+		if (strcmp(json_object_get_string(fixture_member(c, "name",
 		    json_type_string)), name) == 0)
 			return c;
 	}
@@ -696,86 +654,85 @@ Test(registry, list_json_shape)
 	    json_object_to_json_string(list));
 
 	p = plugin_entry(list, "good.so");
-	cr_assert_str_eq(json_object_get_string(member(p, "name",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "name",
 	    json_type_string)), "good");
-	cr_assert_str_eq(json_object_get_string(member(p, "version",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "version",
 	    json_type_string)), "1.0.0");
-	cr_assert_eq(json_object_get_int64(member(p, "generation",
-	    json_type_int)), 1);
-	cr_assert_str_eq(json_object_get_string(member(p, "state",
+	cr_assert_eq(fixture_int(p, "generation"), 1);
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "state",
 	    json_type_string)), "loaded");
 	cr_assert(json_object_object_get_ex(p, "error", NULL));
 	cr_assert_null(json_object_object_get(p, "error"));
-	stamp = json_object_get_string(member(p, "loaded_at",
+	stamp = json_object_get_string(fixture_member(p, "loaded_at",
 	    json_type_string));
 	/* RFC 3339 in UTC: 2024-01-02T03:04:05.678Z */
 	cr_assert_geq(strlen(stamp), 20, "%s", stamp);
 	cr_assert(stamp[4] == '-' && stamp[7] == '-' && stamp[10] == 'T' &&
 	    stamp[13] == ':' && stamp[16] == ':', "%s", stamp);
 	cr_assert_eq(stamp[strlen(stamp) - 1], 'Z', "%s", stamp);
-	cr_assert_eq(json_object_array_length(member(p, "commands",
+	cr_assert_eq(json_object_array_length(fixture_member(p, "commands",
 	    json_type_array)), GOOD_COMMANDS);
 
 	c = command_entry(p, "test.echo");
-	cr_assert_str_eq(json_object_get_string(member(c, "summary",
+	cr_assert_str_eq(json_object_get_string(fixture_member(c, "summary",
 	    json_type_string)), "Reply the payload");
-	cr_assert_eq(json_object_array_length(member(c, "flags",
+	cr_assert_eq(json_object_array_length(fixture_member(c, "flags",
 	    json_type_array)), 0);
-	cr_assert_eq(json_object_array_length(member(c, "fields",
+	cr_assert_eq(json_object_array_length(fixture_member(c, "fields",
 	    json_type_array)), 0);
 
 	c = command_entry(p, "test.sleep");
-	a = member(c, "flags", json_type_array);
+	a = fixture_member(c, "flags", json_type_array);
 	cr_assert_eq(json_object_array_length(a), 1);
 	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(a,
 	    0)), "blocking");
 
 	c = command_entry(p, "test.fields");
-	a = member(c, "fields", json_type_array);
+	a = fixture_member(c, "fields", json_type_array);
 	cr_assert_eq(json_object_array_length(a), 7);
 	f = json_object_array_get_idx(a, 0);
-	cr_assert_str_eq(json_object_get_string(member(f, "name",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "name",
 	    json_type_string)), "s");
-	cr_assert_str_eq(json_object_get_string(member(f, "type",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "type",
 	    json_type_string)), "string");
-	cr_assert_eq(json_object_get_boolean(member(f, "required",
+	cr_assert_eq(json_object_get_boolean(fixture_member(f, "required",
 	    json_type_boolean)), 1);
 	f = json_object_array_get_idx(a, 2);
-	cr_assert_str_eq(json_object_get_string(member(f, "type",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "type",
 	    json_type_string)), "integer");
 	f = json_object_array_get_idx(a, 5);
-	cr_assert_str_eq(json_object_get_string(member(f, "name",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "name",
 	    json_type_string)), "a");
-	cr_assert_str_eq(json_object_get_string(member(f, "type",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "type",
 	    json_type_string)), "array");
-	cr_assert_eq(json_object_get_boolean(member(f, "required",
+	cr_assert_eq(json_object_get_boolean(fixture_member(f, "required",
 	    json_type_boolean)), 0);
 	f = json_object_array_get_idx(a, 6);
-	cr_assert_str_eq(json_object_get_string(member(f, "type",
+	cr_assert_str_eq(json_object_get_string(fixture_member(f, "type",
 	    json_type_string)), "any");
 
 	/* The descriptor could not be trusted: the file name stands in. */
 	p = plugin_entry(list, "bm.so");
-	cr_assert_str_eq(json_object_get_string(member(p, "name",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "name",
 	    json_type_string)), "bm");
-	cr_assert_str_eq(json_object_get_string(member(p, "state",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "state",
 	    json_type_string)), "failed");
-	cr_assert_not_null(strstr(json_object_get_string(member(p, "error",
-	    json_type_string)), "magic"));
-	cr_assert_eq(json_object_array_length(member(p, "commands",
+	cr_assert_not_null(strstr(json_object_get_string(fixture_member(p,
+	    "error", json_type_string)), "magic"));
+	cr_assert_eq(json_object_array_length(fixture_member(p, "commands",
 	    json_type_array)), 0);
 	cr_assert(json_object_object_get_ex(p, "generation", NULL));
 	cr_assert_null(json_object_object_get(p, "generation"));
 
 	/* The descriptor was read: its name is shown. */
 	p = plugin_entry(list, "zz_dup.so");
-	cr_assert_str_eq(json_object_get_string(member(p, "name",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "name",
 	    json_type_string)), "dup");
-	cr_assert_str_eq(json_object_get_string(member(p, "state",
+	cr_assert_str_eq(json_object_get_string(fixture_member(p, "state",
 	    json_type_string)), "failed");
-	cr_assert_not_null(strstr(json_object_get_string(member(p, "error",
-	    json_type_string)), "good"));
-	cr_assert_eq(json_object_array_length(member(p, "commands",
+	cr_assert_not_null(strstr(json_object_get_string(fixture_member(p,
+	    "error", json_type_string)), "good"));
+	cr_assert_eq(json_object_array_length(fixture_member(p, "commands",
 	    json_type_array)), 0);
 
 	json_object_put(list);
