@@ -44,6 +44,9 @@ config_init(struct config *cfg)
 	cfg->queue_depth = 1024;
 	cfg->inline_budget_us = 2000;
 	cfg->max_request_bytes = 1048576;
+	cfg->max_pending_bytes = 1048576;
+	cfg->idle_timeout_ms = 300000;
+	cfg->allow_insecure_plugins = 0;
 	cfg->max_connections = 1024;
 	cfg->default_timeout_ms = 30000;
 	cfg->shutdown_timeout_ms = 10000;
@@ -216,6 +219,27 @@ config_set_host(struct config *cfg, const char *key, const char *value,
 			return -1;
 		}
 		cfg->max_request_bytes = (size_t)v;
+		return 0;
+	}
+	if (strcmp(key, "max_pending_bytes") == 0) {
+		if (parse_int(value, 4096, 1LL << 30, &v) < 0) {
+			snprintf(err, errlen, "max_pending_bytes: '%s' is not an "
+			    "integer in 4096..%lld", value, 1LL << 30);
+			return -1;
+		}
+		cfg->max_pending_bytes = (size_t)v;
+		return 0;
+	}
+	if (strcmp(key, "idle_timeout_ms") == 0)
+		return int_key(value, 0, 86400000, &cfg->idle_timeout_ms, err,
+		    errlen, key);
+	if (strcmp(key, "allow_insecure_plugins") == 0) {
+		if ((lv = parse_bool(value)) < 0) {
+			snprintf(err, errlen, "allow_insecure_plugins: '%s' is "
+			    "not true or false", value);
+			return -1;
+		}
+		cfg->allow_insecure_plugins = lv;
 		return 0;
 	}
 	if (strcmp(key, "log_level") == 0) {

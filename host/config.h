@@ -29,6 +29,9 @@ struct config {
 	int queue_depth;     /* pool queue; full -> 503 */
 	int inline_budget_us;/* slower inline calls move their command to the pool */
 	size_t max_request_bytes;
+	size_t max_pending_bytes; /* unsent replies before a peer is not read */
+	int idle_timeout_ms;  /* close a connection idle this long; 0: never */
+	int allow_insecure_plugins; /* load files others may write (dev only) */
 	int max_connections;
 	int default_timeout_ms;
 	int shutdown_timeout_ms;

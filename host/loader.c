@@ -71,12 +71,42 @@ loader_hash_file(const char *path, uint64_t *hash)
 	return 0;
 }
 
-/* Copy src to a new file dst (mode 0600) and hash the bytes copied.
- * Returns 0 or -1 with the reason in err. */
+/*
+ * Is st (a plugin file or its directory) safe to load code from?  Like
+ * sudo and ssh: owned by root or by the daemon's user, not writable by
+ * others, and writable by its group only if that is root's or the
+ * daemon's.  Returns 0 or -1 with the reason in err.
+ */
 static int
-copy_file(const char *src, const char *dst, uint64_t *hash, char *err,
+check_owner(const struct stat *st, const char *what, char *err,
     size_t errlen)
 {
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(err, errlen, "refused: %s is owned by uid %u, neither "
+		    "root nor the daemon's user (allow_insecure_plugins = true "
+		    "to load it anyway, for development only)", what,
+		    (unsigned)st->st_uid);
+		return -1;
+	}
+	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) &&
+	    st->st_gid != 0 && st->st_gid != getegid())) {
+		snprintf(err, errlen, "refused: %s is writable by other users "
+		    "(mode %04o; allow_insecure_plugins = true to load it "
+		    "anyway, for development only)", what,
+		    (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy src to a new file dst (mode 0600) and hash the bytes copied.
+ * Unless insecure, refuse a source that others could have written.
+ * Returns 0 or -1 with the reason in err. */
+static int
+copy_file(const char *src, const char *dst, int insecure, uint64_t *hash,
+    char *err, size_t errlen)
+{
+	struct stat st;
 	unsigned char block[65536];
 	int in = -1, out = -1, rc = -1;
 	ssize_t n;
@@ -88,6 +118,10 @@ copy_file(const char *src, const char *dst, uint64_t *hash, char *err,
 		snprintf(err, errlen, "cannot open: %s", strerror(errno));
 		goto out;
 	}
+	/* Checked on the open file: what was checked is what is copied. */
+	if (!insecure && (fstat(in, &st) < 0 ||
+	    check_owner(&st, "the file", err, errlen) < 0))
+		goto out;
 	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600)) < 0) {
 		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
@@ -453,7 +487,25 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	atomic_init(&g->cold, 1);
 	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
 	    atomic_fetch_add(&copies, 1), file);
-	if (copy_file(path, copy, &g->content_hash, err, errlen) < 0)
+	if (!cfg->allow_insecure_plugins) {
+		char dir[4096], *slash;
+		struct stat dst;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		else
+			snprintf(dir, sizeof(dir), ".");
+		if (stat(dir, &dst) < 0) {
+			snprintf(err, errlen, "cannot stat the plugin directory: "
+			    "%s", strerror(errno));
+			goto fail;
+		}
+		if (check_owner(&dst, "the plugin directory", err, errlen) < 0)
+			goto fail;
+	}
+	if (copy_file(path, copy, cfg->allow_insecure_plugins,
+	    &g->content_hash, err, errlen) < 0)
 		goto fail;
 	if ((g->copy_path = strdup(copy)) == NULL) {
 		unlink(copy);

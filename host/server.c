@@ -43,9 +43,6 @@
 #define READ_CHUNK 65536
 #define READS_PER_WAKE 4
 #define MAX_EVENTS 256
-/* A connection whose unsent replies pass this is not read from until they
- * drain: a client that sends and never reads cannot grow the daemon. */
-#define WBUF_HIGH (1024 * 1024)
 /* An empty write buffer larger than this is freed; smaller ones are kept,
  * since a busy connection would only allocate them again. */
 #define WBUF_KEEP (256 * 1024)
@@ -74,6 +71,7 @@ struct conn {
 	int dead;                 /* an I/O error: close at once */
 	int closed;               /* closed; freed after this batch */
 	int busy;                 /* a call of it is on the pool */
+	int64_t active_ms;        /* last time a request line arrived */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
@@ -89,6 +87,8 @@ struct loop {
 	int reader;
 	int listening;
 	int stop_seen;            /* the stop was acted on once */
+	int64_t now_ms;           /* CLOCK_MONOTONIC, once per loop turn */
+	int64_t idle_check_ms;    /* next sweep for idle connections */
 	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
 	struct json_tokener *tok;
 	pthread_mutex_t cq_lock;
@@ -578,6 +578,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 			break;
 		}
 		len = (size_t)(nl - line);
+		c->active_ms = c->loop->now_ms;
 		if (c->discarding) {
 			c->discarding = 0;
 		} else if (len > max) {
@@ -606,6 +607,15 @@ process_lines(struct conn *c)
 }
 
 /* ------------------------------------------------------------ connections */
+
+/* A connection whose unsent replies pass max_pending_bytes is not read
+ * from until they drain: a client that sends and never reads cannot grow
+ * the daemon, and its requests wait in its own socket buffer. */
+static int
+backlogged(const struct conn *c)
+{
+	return buf_size(&c->wbuf) >= c->loop->srv->cfg->max_pending_bytes;
+}
 
 static void
 conn_flush(struct conn *c)
@@ -636,7 +646,7 @@ conn_flush(struct conn *c)
 		buf_free(&c->wbuf); /* a very big reply went out: give it back */
 	/* While a call is on the pool, later lines wait, unread; so do they
 	 * while too many replies wait for the peer to read them. */
-	want = (c->eof || c->busy || buf_size(&c->wbuf) >= WBUF_HIGH ? 0 :
+	want = (c->eof || c->busy || backlogged(c) ? 0 :
 	    EPOLLIN) | (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
 	set_events(c, want);
 }
@@ -667,7 +677,7 @@ conn_readable(struct conn *c)
 	struct server *srv = l->srv;
 
 	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy &&
-	    buf_size(&c->wbuf) < WBUF_HIGH; i++) {
+	    !backlogged(c); i++) {
 		/* With nothing buffered, read into the loop's scratch space and
 		 * frame from there: only a partial line is copied. */
 		int direct = buf_size(&c->rbuf) == 0;
@@ -868,6 +878,7 @@ accept_some(struct loop *l)
 			continue;
 		}
 		c->events = EPOLLIN;
+		c->active_ms = l->now_ms;
 		c->next = l->conns;
 		if (l->conns != NULL)
 			l->conns->prev = c;
@@ -991,6 +1002,41 @@ expire(struct loop *l, int force)
 
 /* Stop accepting; connections already waiting in the backlog are told
  * 503 rather than reset when the socket closes. */
+static int64_t
+mono_ms(void)
+{
+	return executor_now_ns() / 1000000;
+}
+
+/*
+ * Close connections that have had nothing to do for idle_timeout_ms: no
+ * call running, no reply waiting to be sent, and no complete request line
+ * for that long (a half line that never ends counts as idle).  Returns
+ * the ms until the next sweep, or -1 when idle connections never close.
+ */
+static int
+sweep_idle(struct loop *l)
+{
+	int limit = l->srv->cfg->idle_timeout_ms;
+
+	if (limit <= 0)
+		return -1;
+	if (l->now_ms < l->idle_check_ms)
+		return (int)(l->idle_check_ms - l->now_ms);
+	for (struct conn *c = l->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->q_head == NULL && buf_size(&c->wbuf) == 0 &&
+		    l->now_ms - c->active_ms >= limit) {
+			log_debug("closing a connection idle for %d ms", limit);
+			conn_close(c);
+		}
+	}
+	/* Sweep a few times per timeout: a connection lives at most about
+	 * 1.25 times idle_timeout_ms without a request. */
+	l->idle_check_ms = l->now_ms + (limit >= 4 ? limit / 4 : 1);
+	return (int)(l->idle_check_ms - l->now_ms);
+}
+
 static void
 stop_listening(struct loop *l)
 {
@@ -1021,6 +1067,13 @@ loop_main(void *arg)
 		 * are judged. */
 		take_completions(l);
 		timeout = expire(l, stopping == 2);
+		l->now_ms = mono_ms();
+		{
+			int idle = sweep_idle(l);
+
+			if (idle >= 0 && (timeout < 0 || idle < timeout))
+				timeout = idle;
+		}
 		bury(l);
 
 		if (stopping) {
@@ -1049,6 +1102,7 @@ loop_main(void *arg)
 			log_error("epoll_wait");
 			break;
 		}
+		l->now_ms = mono_ms();
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
 
