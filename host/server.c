@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "config.h"
 #include "executor.h"
+#include "frame.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -66,7 +67,7 @@ struct conn {
 	struct buf rbuf;
 	struct buf wbuf;
 	struct slot *q_head, *q_tail;
-	int discarding;           /* skipping the rest of an oversized line */
+	struct framer framer;     /* line framing state */
 	int eof;                  /* the peer will send nothing more */
 	int dead;                 /* an I/O error: close at once */
 	int closed;               /* closed; freed after this batch */
@@ -550,45 +551,34 @@ out:
 
 /*
  * Handle each complete line in p[0..n) for c, stopping early when a call of
- * c goes to the pool (later lines must wait for it).  A partial line longer
- * than max_request_bytes is answered 413 at once and the rest of it is
- * skipped.  Returns how many bytes were used up.
+ * c goes to the pool (later lines must wait for it).  A line longer than
+ * max_request_bytes is answered 413 (at once, even before its end) and the
+ * rest of it is skipped.  Returns how many bytes were used up.
  */
 static size_t
 frame_lines(struct conn *c, char *p, size_t n)
 {
-	size_t max = c->loop->srv->cfg->max_request_bytes, used = 0;
+	size_t used = 0;
 	char msg[128];
 
 	while (used < n && !c->dead && !c->busy) {
-		char *line = p + used, *nl;
-		size_t left = n - used, len;
+		const char *line;
+		size_t len, u;
+		int ev = frame_next(&c->framer, p + used, n - used, &line, &len,
+		    &u);
 
-		if ((nl = memchr(line, '\n', left)) == NULL) {
-			if (c->discarding) {
-				used = n;
-			} else if (left > max) {
-				snprintf(msg, sizeof(msg), "request line longer "
-				    "than max_request_bytes (%zu)", max);
-				reply_error(c, NULL, 413, "request_too_large",
-				    msg);
-				c->discarding = 1;
-				used = n;
-			}
-			break;
-		}
-		len = (size_t)(nl - line);
-		c->active_ms = c->loop->now_ms;
-		if (c->discarding) {
-			c->discarding = 0;
-		} else if (len > max) {
-			snprintf(msg, sizeof(msg), "request line longer than "
-			    "max_request_bytes (%zu)", max);
-			reply_error(c, NULL, 413, "request_too_large", msg);
-		} else if (strspn(line, " \t\r") < len) {
+		used += u;
+		if (ev == FRAME_LINE) {
+			c->active_ms = c->loop->now_ms;
 			handle_line(c, line, len);
+		} else if (ev == FRAME_TOO_LONG) {
+			c->active_ms = c->loop->now_ms;
+			snprintf(msg, sizeof(msg), "request line longer than "
+			    "max_request_bytes (%zu)", c->framer.max);
+			reply_error(c, NULL, 413, "request_too_large", msg);
+		} else if (u == 0) {
+			break; /* a partial line: wait for more */
 		}
-		used += len + 1;
 	}
 	return used;
 }
@@ -716,7 +706,7 @@ conn_readable(struct conn *c)
 		}
 		if (n == 0) {
 			/* A last line without '\n' is still a request. */
-			if (buf_size(&c->rbuf) > 0 && !c->discarding &&
+			if (buf_size(&c->rbuf) > 0 && !c->framer.discarding &&
 			    buf_put(&c->rbuf, "\n", 1) == 0)
 				process_lines(c);
 			c->eof = 1;
@@ -879,6 +869,7 @@ accept_some(struct loop *l)
 		}
 		c->events = EPOLLIN;
 		c->active_ms = l->now_ms;
+		frame_init(&c->framer, srv->cfg->max_request_bytes);
 		c->next = l->conns;
 		if (l->conns != NULL)
 			l->conns->prev = c;
