@@ -25,6 +25,9 @@ ifeq ($(SANITIZE),1)
 B        := build/asan
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),thread)
+B        := build/tsan
+SAN      := -fsanitize=thread -fno-omit-frame-pointer
 else
 B        := build
 SAN      :=
@@ -38,6 +41,16 @@ CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcrit
 
 ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
+# Criterion cannot run under ThreadSanitizer: with SANITIZE=thread only the
+# daemon and the plugins are instrumented, the integration tests drive them
+# from plain test binaries, and unit tests are not run.
+ifeq ($(SANITIZE),thread)
+TEST_CFLAGS  := $(STD) $(WARN) $(CFLAGS) -MMD -MP -Isdk/include $(JSON_CFLAGS)
+TEST_LDFLAGS := $(LDFLAGS)
+else
+TEST_CFLAGS  := $(ALL_CFLAGS)
+TEST_LDFLAGS := $(ALL_LDFLAGS)
+endif
 
 # ---------------------------------------------------------------- host
 HOST_SRCS   := $(filter-out host/cli%.c,$(wildcard host/*.c))
@@ -119,7 +132,7 @@ $(B)/tests/plugins/%.so: $(B)/obj/tests/plugins/%.o
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CRIT_CFLAGS) $(TEST_DEFS) -Ihost -Itests/integration -c -o $@ $<
+	$(CC) $(TEST_CFLAGS) $(CRIT_CFLAGS) $(TEST_DEFS) -Ihost -Itests/integration -c -o $@ $<
 
 $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(CORE_OBJS)
 	@mkdir -p $(dir $@)
@@ -127,7 +140,7 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(CORE_OBJS)
 
 $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
+	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
 
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
@@ -141,12 +154,18 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	$(DAEMON) -c conf/cmdhost.ini
 
+ifeq ($(SANITIZE),thread)
+RUN_TESTS := $(INTEG_BINS)
+else
+RUN_TESTS := $(UNIT_BINS) $(INTEG_BINS)
+endif
+
 test: deps
 	@$(MAKE) --no-print-directory test-build
-	@scripts/run-tests.sh $(B) $(UNIT_BINS) $(INTEG_BINS)
+	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
 .PHONY: test-build check-header
-test-build: all check-header $(TPLUGINS) $(UNIT_BINS) $(INTEG_BINS)
+test-build: all check-header $(TPLUGINS) $(RUN_TESTS)
 
 # The SDK header must compile alone, warning-free, as C11 and as C++17.
 check-header:
@@ -164,6 +183,38 @@ bench: deps
 
 .PHONY: bench-build
 bench-build: all $(TPLUGINS) $(BENCH_BINS)
+
+# Fuzzing (clang's libFuzzer, with ASan+UBSan): each harness in
+# tests/fuzz/ runs for FUZZ_SECONDS, starting from the corpus kept in
+# tests/fuzz/corpus/NAME/; new inputs go to build/fuzz/corpus-NAME/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := $(STD) -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Isdk/include -Ihost \
+                $(JSON_CFLAGS)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+# The host sources each harness links with.
+FUZZ_SRCS_request := host/request.c host/buf.c
+FUZZ_SRCS_frame   := host/frame.c
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(JSON_LIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	@scripts/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZ_NAMES); do \
+	    mkdir -p build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
+	        build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
+	done
 
 clean:
 	rm -rf build

@@ -4,6 +4,10 @@
 set -eu
 
 PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat"
+# --fuzz: also what `make fuzz` needs (clang with libFuzzer).
+if [ "${1:-}" = "--fuzz" ]; then
+	PKGS="$PKGS clang libclang-rt-dev"
+fi
 
 missing=""
 for p in $PKGS; do
