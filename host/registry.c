@@ -716,9 +716,10 @@ registry_list_json(struct registry *r)
 		json_object_object_add(o, "file", json_object_new_string(p->file));
 		json_object_object_add(o, "generation",
 		    g ? json_object_new_int64((int64_t)g->number) : NULL);
+		/* A new file is listed before its first load finishes. */
 		json_object_object_add(o, "state", json_object_new_string(
-		    g == NULL ? "failed" : p->last_error ? "degraded" :
-		    "loaded"));
+		    g != NULL ? (p->last_error ? "degraded" : "loaded") :
+		    p->last_error ? "failed" : "loading"));
 		if (g != NULL) {
 			log_timestamp(stamp, sizeof(stamp), g->loaded_at_ms);
 			json_object_object_add(o, "loaded_at",

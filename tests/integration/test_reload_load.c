@@ -389,9 +389,10 @@ resources_back(void *arg)
 	    count_copy_maps(r->pid) <= r->maps + 2;
 }
 
-/* Under ASan each load is far slower and freed memory sits in quarantine,
+/* Under a sanitizer (ASan here, or a daemon built with one) each load is
+ * far slower and freed memory sits in quarantine or shadow memory,
  * so there are fewer cycles and no RSS bound. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(CMDHOST_DAEMON_SANITIZED)
 #define SWAP_CYCLES 200
 #define CHECK_RSS 0
 #else
