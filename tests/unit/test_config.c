@@ -463,3 +463,33 @@ Test(config, set_string_replaces)
 	cr_assert_str_eq(s, "second");
 	free(s);
 }
+
+Test(config, watcher_and_connection_keys)
+{
+	cr_assert_eq(cfg.watch, 1);
+	cr_assert_eq(cfg.reload_debounce_ms, 20);
+	cr_assert_eq(cfg.max_pending_bytes, 1048576);
+	cr_assert_eq(cfg.idle_timeout_ms, 300000);
+	cr_assert_eq(cfg.allow_insecure_plugins, 0);
+	cr_assert_eq(load("[host]\nwatch = false\nreload_debounce_ms = 0\n"
+	    "max_pending_bytes = 4096\nidle_timeout_ms = 0\n"
+	    "allow_insecure_plugins = yes\n"), 0, "%s", err);
+	cr_assert_eq(cfg.watch, 0);
+	cr_assert_eq(cfg.reload_debounce_ms, 0);
+	cr_assert_eq(cfg.max_pending_bytes, 4096);
+	cr_assert_eq(cfg.idle_timeout_ms, 0);
+	cr_assert_eq(cfg.allow_insecure_plugins, 1);
+}
+
+Test(config, watcher_and_connection_bad_values)
+{
+	expect_error_at("[host]\nwatch = maybe\n", 2, "watch");
+	expect_error_at("[host]\nallow_insecure_plugins = 2\n", 2,
+	    "allow_insecure_plugins");
+	expect_error_at("[host]\nmax_pending_bytes = 100\n", 2,
+	    "max_pending_bytes");
+	expect_error_at("[host]\nidle_timeout_ms = -1\n", 2,
+	    "idle_timeout_ms");
+	expect_error_at("[host]\nreload_debounce_ms = 60001\n", 2,
+	    "reload_debounce_ms");
+}
