@@ -28,22 +28,31 @@ request_tokener_new(void)
 /*
  * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
  * U+10FFFF.  json-c's own check looks at byte structure only.  Returns the
- * offset of the first bad byte, or n when all is well.
+ * offset of the first bad byte, or n when all is well.  *digits gets the
+ * longest run of ASCII digits seen (the integer check below needs it).
  */
 static size_t
-utf8_check(const unsigned char *s, size_t n)
+utf8_check(const unsigned char *s, size_t n, size_t *digits)
 {
-	size_t i = 0;
+	size_t i = 0, run = 0;
 
+	*digits = 0;
 	while (i < n) {
 		unsigned char c = s[i];
 		unsigned char lo = 0x80, hi = 0xbf;
 		size_t need;
 
 		if (c < 0x80) {
+			if (c >= '0' && c <= '9') {
+				if (++run > *digits)
+					*digits = run;
+			} else {
+				run = 0;
+			}
 			i++;
 			continue;
 		}
+		run = 0;
 		if (c >= 0xc2 && c <= 0xdf) {
 			need = 1;
 		} else if (c >= 0xe0 && c <= 0xef) {
@@ -69,6 +78,58 @@ utf8_check(const unsigned char *s, size_t n)
 		i += need + 1;
 	}
 	return n;
+}
+
+/*
+ * json-c clamps an integer that does not fit in 64 bits to the nearest
+ * limit, silently.  Find integer tokens (outside strings) in p[0..n)
+ * beyond int64 (negative) or uint64 (positive).  Returns 1 if one is there.
+ */
+static int
+has_huge_integer(const char *p, size_t n)
+{
+	static const char max_neg[] = "9223372036854775808";
+	static const char max_pos[] = "18446744073709551615";
+
+	for (size_t i = 0; i < n; i++) {
+		size_t start, digits;
+		const char *limit;
+		int neg = 0;
+
+		if (p[i] == '"') {
+			/* Skip the string, escapes included. */
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			continue;
+		}
+		if (p[i] == '-' && i + 1 < n && p[i + 1] >= '0' &&
+		    p[i + 1] <= '9') {
+			neg = 1;
+			i++;
+		} else if (p[i] < '0' || p[i] > '9') {
+			continue;
+		}
+		start = i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		digits = i - start;
+		if (i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E')) {
+			/* A double: json-c keeps its text; skip the rest. */
+			while (i < n && ((p[i] >= '0' && p[i] <= '9') ||
+			    p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
+			    p[i] == '+' || p[i] == '-'))
+				i++;
+			i--;
+			continue;
+		}
+		limit = neg ? max_neg : max_pos;
+		if (digits > strlen(limit) || (digits == strlen(limit) &&
+		    memcmp(p + start, limit, digits) > 0))
+			return 1;
+		i--;
+	}
+	return 0;
 }
 
 /* json-c accepts the non-JSON tokens NaN, Infinity and -Infinity even when
@@ -126,16 +187,19 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 {
 	static const char nul = '\0';
 	struct json_object *root, *v;
+	size_t digits;
 	enum json_tokener_error jerr;
 
 	memset(req, 0, sizeof(*req));
 	while (len > 0 && is_space(line[len - 1]))
 		len--;
 	{
-		size_t bad = utf8_check((const unsigned char *)line, len);
+		size_t bad = utf8_check((const unsigned char *)line, len,
+		    &digits);
 
 		if (bad < len) {
-			snprintf(err, errlen, "invalid JSON: malformed utf-8 at offset %zu", bad);
+			snprintf(err, errlen, "invalid JSON: malformed utf-8 at "
+			    "offset %zu", bad);
 			return -1;
 		}
 	}
@@ -192,6 +256,14 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 			return -1;
 		}
 		req->id = v;
+	}
+	/* Only a line with 19 digits in a row can hold such an integer; it is
+	 * refused once the id is known, so the reply can carry it. */
+	if (digits >= 19 && has_huge_integer(line, len)) {
+		snprintf(err, errlen, "an integer does not fit in 64 bits (send "
+		    "it as a string, or as a number with a fraction or "
+		    "exponent)");
+		return -1;
 	}
 	if (!json_object_object_get_ex(root, "command", &v) || v == NULL)
 		json_object_object_get_ex(root, "commandType", &v);

@@ -438,6 +438,13 @@ write_config(struct daemon *d, const struct daemon_opts *opts)
 struct daemon *
 daemon_start(const struct daemon_opts *opts)
 {
+	return daemon_start_prepared(opts, NULL, NULL);
+}
+
+struct daemon *
+daemon_start_prepared(const struct daemon_opts *opts,
+    int (*prepare)(const char *dir, void *arg), void *arg)
+{
 	static const struct daemon_opts none;
 	struct daemon *d;
 	char from[PATH_MAX], to[PATH_MAX];
@@ -473,6 +480,10 @@ daemon_start(const struct daemon_opts *opts)
 	}
 	if (write_config(d, opts) == -1) {
 		fprintf(stderr, "harness: config: %s\n", strerror(errno));
+		goto fail;
+	}
+	if (prepare != NULL && prepare(d->dir, arg) == -1) {
+		fprintf(stderr, "harness: prepare %s failed\n", d->dir);
 		goto fail;
 	}
 	if (spawn_daemon(d) == -1) {
@@ -1249,6 +1260,16 @@ struct daemon *
 check_start(const struct daemon_opts *opts)
 {
 	test_daemon = daemon_start(opts);
+	cr_assert_not_null(test_daemon,
+	    "daemon did not start (its log is above)");
+	return test_daemon;
+}
+
+struct daemon *
+check_start_prepared(const struct daemon_opts *opts,
+    int (*prepare)(const char *dir, void *arg), void *arg)
+{
+	test_daemon = daemon_start_prepared(opts, prepare, arg);
 	cr_assert_not_null(test_daemon,
 	    "daemon did not start (its log is above)");
 	return test_daemon;

@@ -55,6 +55,16 @@ struct daemon_opts {
 struct daemon *daemon_start(const struct daemon_opts *opts);
 
 /*
+ * daemon_start(), but once the temp dir, its plugins/ dir (with the
+ * plugins of opts copied in) and the config exist, and before the daemon
+ * is spawned, call prepare(dir, arg) with the temp dir (borrowed) so the
+ * test can put files of its own there.  prepare returns 0, or -1 to give
+ * up (daemon_start_prepared() then returns NULL).  prepare may be NULL.
+ */
+struct daemon *daemon_start_prepared(const struct daemon_opts *opts,
+    int (*prepare)(const char *dir, void *arg), void *arg);
+
+/*
  * Send SIGTERM and wait (up to 20 s) for the daemon to exit.  Returns its
  * exit status (0..255), 128+N if signal N killed it, or -1 if it did not
  * exit in time (it is then SIGKILLed and reaped).  Calling it again returns
@@ -279,6 +289,10 @@ struct daemon *check_daemon(void);
  * start.  Returns it, borrowed: check_free() frees it.
  */
 struct daemon *check_start(const struct daemon_opts *opts);
+
+/* check_start() through daemon_start_prepared(opts, prepare, arg). */
+struct daemon *check_start_prepared(const struct daemon_opts *opts,
+    int (*prepare)(const char *dir, void *arg), void *arg);
 
 /* check_start() with only .plugins and .config set (each may be NULL). */
 struct daemon *check_start_with(const char *const *plugins,

@@ -768,3 +768,23 @@ Test(format, replies_append_one_line_each)
 	json_object_put(id);
 	buf_free(&b);
 }
+
+/* json-c would clamp these silently; they are refused instead.  Integers
+ * at the limits, doubles of any size and digits inside strings are fine. */
+Test(parse, integers_beyond_64_bits_are_refused)
+{
+	expect_refused("{\"command\":\"c\",\"payload\":18446744073709551616}",
+	    "64 bits");
+	expect_refused("{\"command\":\"c\",\"payload\":[-9223372036854775809]}",
+	    "64 bits");
+	expect_refused("{\"command\":\"c\",\"payload\":{\"n\":"
+	    "123456789012345678901234567890}}", "64 bits");
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
+	    "[18446744073709551615,-9223372036854775808]}"), 0, "%s", err);
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
+	    "[1e999999,123456789012345678901234567890.5]}"), 0, "%s", err);
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
+	    "\"123456789012345678901234567890\"}"), 0, "%s", err);
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":{"
+	    "\"123456789012345678901234567890\":1}}"), 0, "%s", err);
+}

@@ -1,0 +1,384 @@
+/*
+ * test_badplugins.c - every kind of bad plugin file, present at start-up
+ * and dropped in (by rename) while the daemon runs: each is refused with a
+ * specific message, shown as failed by host.list, logged, and good.so
+ * keeps serving throughout.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(badplugins, .fini = check_free);
+
+/* How a bad file is made. */
+enum make {
+	MAKE_BYTES,	/* write `src` (a string) as the file */
+	MAKE_DIR,	/* a directory */
+	MAKE_DANGLING,	/* a symlink to a path that does not exist */
+	MAKE_MACHINE,	/* good.so with e_machine patched to `src` */
+	MAKE_COPY	/* a copy of built test plugin `src` */
+};
+
+/* One bad kind: how to make it, its file name at start-up and on reload
+ * (they differ only where scan order matters), its name in host.list, and
+ * words its error must hold (compared without case). */
+static const struct kind {
+	const char *what;
+	enum make make;
+	const char *src;
+	const char *file;
+	const char *reload_file;
+	const char *name;
+	const char *words[2];
+} kinds[] = {
+	{ "empty file", MAKE_BYTES, "", "empty.so", NULL, "empty",
+	    { "empty file" } },
+	{ "text file", MAKE_BYTES, "#!/bin/sh\necho not a plugin\n",
+	    "text.so", NULL, "text", { "not an ELF" } },
+	{ "directory", MAKE_DIR, NULL, "x.so", NULL, "x",
+	    { "not a regular file" } },
+	{ "dangling symlink", MAKE_DANGLING, NULL, "dangling.so", NULL,
+	    "dangling", { "cannot stat", "no such file" } },
+	{ "ELF for another machine", MAKE_MACHINE, NULL, "machine.so", NULL,
+	    "machine", { "another machine", "e_machine" } },
+	{ "no descriptor", MAKE_COPY, "no_descriptor.so",
+	    "no_descriptor.so", NULL, "no_descriptor",
+	    { "no 'cmdhost_plugin' descriptor" } },
+	{ "wrong magic", MAKE_COPY, "bad_magic.so", "bad_magic.so", NULL,
+	    "bad_magic", { "bad descriptor magic", "0xdeadbeef" } },
+	{ "ABI major 99", MAKE_COPY, "bad_abi.so", "bad_abi.so", NULL,
+	    "bad_abi", { "incompatible", "99." } },
+	{ "ABI minor newer", MAKE_COPY, "newer_minor.so", "newer_minor.so",
+	    NULL, "newer_minor", { "newer than the daemon", "1.999" } },
+	{ "registration error", MAKE_COPY, "reg_fails.so", "reg_fails.so",
+	    NULL, "reg_fails", { "registration failed",
+	    "database unreachable" } },
+	{ "invalid command name", MAKE_COPY, "bad_name.so", "bad_name.so",
+	    NULL, "bad_name", { "invalid command name", "bad name!" } },
+	{ "reserved command name", MAKE_COPY, "reserved_name.so",
+	    "reserved_name.so", NULL, "reserved_name", { "reserved",
+	    "host.evil" } },
+	/* At start-up the scan is in name order: "zz_" sorts after good.so,
+	 * so good owns test.echo before dup asks for it. */
+	{ "duplicate command", MAKE_COPY, "dup_command.so",
+	    "zz_dup_command.so", "dup_command.so", "dup",
+	    { "'test.echo' is already registered", "'good'" } },
+	{ "NULL execute", MAKE_COPY, "null_execute.so", "null_execute.so",
+	    NULL, "null_execute", { "no execute function", "nx.cmd" } },
+};
+
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* An e_machine other than the daemon's: aarch64 (183), or x86-64 (62)
+ * when the daemon itself runs on aarch64. */
+static unsigned
+other_machine(void)
+{
+#if defined(__aarch64__)
+	return 62;
+#else
+	return 183;
+#endif
+}
+
+/* Write len bytes of buf to a new file `path` (mode 0755).  Returns 0 or
+ * -1. */
+static int
+write_new(const char *path, const void *buf, size_t len)
+{
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755))
+	    == -1)
+		return -1;
+	if (len > 0 && write(fd, buf, len) != (ssize_t)len)
+		rc = -1;
+	if (close(fd) == -1)
+		rc = -1;
+	return rc;
+}
+
+/*
+ * Make kind k as <dir>/plugins/<as>: built under a dot name first and then
+ * renamed into place, so a watcher sees it appear whole.  Returns 0 or -1.
+ */
+static int
+make_kind(const char *dir, const struct kind *k, const char *as)
+{
+	char tmp[4096], to[4096], from[4096];
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	unsigned m;
+	int rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s/plugins/.%s.tmp", dir, as);
+	snprintf(to, sizeof(to), "%s/plugins/%s", dir, as);
+	switch (k->make) {
+	case MAKE_BYTES:
+		rc = write_new(tmp, k->src, strlen(k->src));
+		break;
+	case MAKE_DIR:
+		rc = mkdir(tmp, 0755);
+		break;
+	case MAKE_DANGLING:
+		rc = symlink("/nonexistent/cmdhost-test/plugin.so", tmp);
+		break;
+	case MAKE_MACHINE:
+	case MAKE_COPY:
+		if (harness_plugin_path(k->make == MAKE_COPY ? k->src :
+		    "good.so", from, sizeof(from)) == -1 ||
+		    (buf = harness_read_bytes(from, &len)) == NULL)
+			break;
+		if (k->make == MAKE_MACHINE) {
+			/* e_machine: 2 bytes at offset 18, little-endian
+			 * (ELFDATA2LSB on the hosts we run on). */
+			if (len < 20)
+				break;
+			m = other_machine();
+			buf[18] = (unsigned char)(m & 0xff);
+			buf[19] = (unsigned char)(m >> 8);
+		}
+		rc = write_new(tmp, buf, len);
+		break;
+	}
+	free(buf);
+	if (rc == 0 && rename(tmp, to) == -1)
+		rc = -1;
+	return rc;
+}
+
+/* prepare() for daemon_start_prepared(): every bad kind in plugins/. */
+static int
+make_all(const char *dir, void *arg)
+{
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < NKINDS; i++)
+		if (make_kind(dir, &kinds[i], kinds[i].file) == -1) {
+			fprintf(stderr, "cannot make %s: %s\n", kinds[i].file,
+			    strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+/* The element of host.list's plugins[] whose "file" is `file`, or NULL. */
+static json_object *
+find_file(json_object *plugins, const char *file)
+{
+	size_t i, n;
+	const char *f;
+
+	if (!json_object_is_type(plugins, json_type_array))
+		return NULL;
+	n = json_object_array_length(plugins);
+	for (i = 0; i < n; i++) {
+		f = json_path_str(json_object_array_get_idx(plugins, i),
+		    "file");
+		if (f != NULL && strcmp(f, file) == 0)
+			return json_object_array_get_idx(plugins, i);
+	}
+	return NULL;
+}
+
+/*
+ * Non-zero if the log has an error (or warn) line about `file` whose
+ * message or reason holds `word`.
+ */
+static int
+log_has_refusal(const char *log, const char *file, const char *word)
+{
+	const char *p = log, *nl, *level, *f, *msg, *reason;
+	char *line;
+	json_object *j;
+	int found = 0;
+
+	while (!found && *p != '\0') {
+		nl = strchr(p, '\n');
+		line = strndup(p, nl != NULL ? (size_t)(nl - p) : strlen(p));
+		cr_assert_not_null(line);
+		if (strstr(line, file) != NULL &&
+		    (j = json_tokener_parse(line)) != NULL) {
+			level = json_path_str(j, "level");
+			f = json_path_str(j, "file");
+			msg = json_path_str(j, "message");
+			reason = json_path_str(j, "reason");
+			found = level != NULL && (strcmp(level, "error") == 0 ||
+			    strcmp(level, "warn") == 0) && f != NULL &&
+			    strcmp(f, file) == 0 &&
+			    ((msg != NULL && strcasestr(msg, word) != NULL) ||
+			    (reason != NULL && strcasestr(reason, word) !=
+			    NULL));
+			json_object_put(j);
+		}
+		free(line);
+		p = nl != NULL ? nl + 1 : p + strlen(p);
+	}
+	return found;
+}
+
+/* good.so still answers test.echo itself. */
+static void
+good_serves(int fd, const char *when)
+{
+	json_object *j = check_call(fd, "{\"command\":\"test.echo\","
+	    "\"payload\":{\"v\":42}}", 200, NULL);
+
+	CHECK(json_object_get_int(json_path(j, "body/v")) == 42,
+	    "%s: test.echo answered %s", when, reply_text(j));
+	json_object_put(j);
+}
+
+/* Require host.list entry `p` (for file `file`, kind k) to be failed with
+ * k's words in its error, and a log line for it. */
+static void
+check_refused(json_object *list, const struct kind *k, const char *file,
+    const char *when)
+{
+	json_object *p = find_file(json_path(list, "body/plugins"), file);
+	const char *state, *name, *err;
+	char *log;
+	size_t w;
+
+	CHECK(p != NULL, "%s, %s (%s): not in host.list: %s", when, k->what,
+	    file, reply_text(list));
+	state = json_path_str(p, "state");
+	name = json_path_str(p, "name");
+	err = json_path_str(p, "error");
+	CHECK(state != NULL && strcmp(state, "failed") == 0,
+	    "%s, %s: want state failed: %s", when, k->what, reply_text(p));
+	CHECK(name != NULL && strcmp(name, k->name) == 0,
+	    "%s, %s: want name %s: %s", when, k->what, k->name,
+	    reply_text(p));
+	CHECK(err != NULL, "%s, %s: no error: %s", when, k->what,
+	    reply_text(p));
+	for (w = 0; w < 2 && k->words[w] != NULL; w++)
+		CHECK(strcasestr(err, k->words[w]) != NULL,
+		    "%s, %s: error \"%s\" does not say \"%s\"", when, k->what,
+		    err, k->words[w]);
+	log = daemon_log(check_daemon());
+	cr_assert_not_null(log);
+	CHECK(log_has_refusal(log, file, k->words[0]),
+	    "%s, %s: no error log line with file \"%s\" saying \"%s\"",
+	    when, k->what, file, k->words[0]);
+	free(log);
+}
+
+Test(badplugins, refused_at_start_up, .timeout = 60)
+{
+	static const char *const good[] = { "good.so", NULL };
+	struct daemon_opts o = { .plugins = good };
+	json_object *j;
+	size_t i;
+	int fd;
+
+	check_start_prepared(&o, make_all, NULL);
+	fd = check_connect();
+	good_serves(fd, "start-up");
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
+	    json_object_get_int(json_path(j, "body/failed")) == (int)NKINDS,
+	    "health: %s, want 1 plugin and %zu failed", reply_text(j),
+	    NKINDS);
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	CHECK(json_object_array_length(json_path(j, "body/plugins")) ==
+	    NKINDS + 1, "host.list: %s", reply_text(j));
+	for (i = 0; i < NKINDS; i++)
+		check_refused(j, &kinds[i], kinds[i].file, "start-up");
+	json_object_put(j);
+	/* Nothing of the refused files is published. */
+	json_object_put(check_call(fd, "{\"command\":\"nx.cmd\"}", 404,
+	    NULL));
+	json_object_put(check_call(fd, "{\"command\":\"dup.only\"}", 404,
+	    NULL));
+	json_object_put(check_call(fd, "{\"command\":\"host.evil\"}", 404,
+	    NULL));
+	good_serves(fd, "after start-up checks");
+	close(fd);
+	check_stop_clean();
+}
+
+struct listed {
+	int fd;
+	const char *file;
+	json_object *list;	/* the last host.list reply, owned */
+};
+
+/* Condition for wait_until(): host.list shows l->file, done loading (a
+ * file being loaded shows as state "loading" for a moment). */
+static int
+file_listed(void *arg)
+{
+	struct listed *l = arg;
+	json_object *p;
+	const char *state;
+
+	json_object_put(l->list);
+	l->list = client_call(l->fd, "{\"command\":\"host.list\"}");
+	p = find_file(json_path(l->list, "body/plugins"), l->file);
+	state = json_path_str(p, "state");
+	return state != NULL && strcmp(state, "loading") != 0;
+}
+
+Test(badplugins, refused_on_hot_reload, .timeout = 90)
+{
+	static const char *const good[] = { "good.so", NULL };
+	struct listed l = { -1, NULL, NULL };
+	json_object *j, *failed;
+	const char *file;
+	char when[128];
+	size_t i;
+	int fd;
+
+	check_start_with(good, NULL);
+	fd = check_connect();
+	CHECK(daemon_log_wait(check_daemon(), "ready on", 10000),
+	    "no \"ready on\" log line");
+	l.fd = fd;
+	for (i = 0; i < NKINDS; i++) {
+		file = kinds[i].reload_file != NULL ? kinds[i].reload_file :
+		    kinds[i].file;
+		CHECK(make_kind(daemon_dir(check_daemon()), &kinds[i], file)
+		    == 0, "cannot make %s: %s", file, strerror(errno));
+		/* The watcher picks it up by itself. */
+		l.file = file;
+		snprintf(when, sizeof(when), "hot reload (watcher)");
+		CHECK(wait_until(file_listed, &l, 10000), "%s: %s (%s) never "
+		    "showed in host.list: %s", when, kinds[i].what, file,
+		    reply_text(l.list));
+		check_refused(l.list, &kinds[i], file, when);
+		good_serves(fd, kinds[i].what);
+	}
+	json_object_put(l.list);
+
+	/* An explicit rescan refuses them all again, by file. */
+	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
+	failed = json_path(j, "body/failed");
+	CHECK(json_object_is_type(failed, json_type_array) &&
+	    json_object_array_length(failed) == NKINDS,
+	    "host.reload: %s, want %zu failed", reply_text(j), NKINDS);
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	for (i = 0; i < NKINDS; i++)
+		check_refused(j, &kinds[i], kinds[i].reload_file != NULL ?
+		    kinds[i].reload_file : kinds[i].file, "host.reload");
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
+	    json_object_get_int(json_path(j, "body/failed")) == (int)NKINDS,
+	    "health: %s", reply_text(j));
+	json_object_put(j);
+	good_serves(fd, "after every refusal");
+	close(fd);
+	check_stop_clean();
+}
