@@ -479,38 +479,52 @@ fail:
 	return -1;
 }
 
-/* Unpublish plugin p's commands and drop its generation. */
+static void plugin_free(struct plugin *p);
+
+/* Unpublish plugin p's commands and drop its generation; if `forget`,
+ * also take p off the list (and free it) in the same step, so that no view
+ * shows it half gone. */
 static void
 unload_one(struct registry *r, struct plugin *p, struct json_object *report,
-    const char *why)
+    const char *why, int forget)
 {
 	struct generation *old = p->current;
-	struct cmd_table *t;
-	char err[256];
+	struct cmd_table *t = NULL;
+	struct plugin **pp;
+	char err[256], file[256];
 
+	snprintf(file, sizeof(file), "%s", p->file);
+	pthread_mutex_lock(&r->view_lock);
+	if (old != NULL) {
+		if ((t = build_table(r, p, NULL, err, sizeof(err))) == NULL) {
+			pthread_mutex_unlock(&r->view_lock);
+			log_errorx("cannot unload %s: %s", p->file, err);
+			return;
+		}
+		p->current = NULL;
+		publish(r, t);
+	}
+	if (forget) {
+		for (pp = &r->plugins; *pp != p; pp = &(*pp)->next)
+			;
+		*pp = p->next;
+		plugin_free(p);
+	}
+	pthread_mutex_unlock(&r->view_lock);
 	if (old == NULL)
 		return;
-	pthread_mutex_lock(&r->view_lock);
-	if ((t = build_table(r, p, NULL, err, sizeof(err))) == NULL) {
-		pthread_mutex_unlock(&r->view_lock);
-		log_errorx("cannot unload %s: %s", p->file, err);
-		return;
-	}
-	p->current = NULL;
-	publish(r, t);
-	pthread_mutex_unlock(&r->view_lock);
 	{
 		struct log_ctx lc = LOG_CTX_INIT;
 
 		lc.plugin = old->name;
 		lc.version = old->version;
-		lc.file = p->file;
+		lc.file = file;
 		lc.generation = (long long)old->number;
 		lc.reason = why;
 		log_emit(LOGL_INFO, &lc, "plugin unpublished (%s); its commands "
 		    "answer 404 from now on", why);
 	}
-	report_add(report, "unloaded", p->file, NULL);
+	report_add(report, "unloaded", file, NULL);
 	generation_release(old);
 }
 
@@ -565,13 +579,7 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 	if (lstat(path, &st) < 0 && errno == ENOENT) {
 		if (p == NULL)
 			return 0;
-		unload_one(r, p, report, "its file was removed");
-		pthread_mutex_lock(&r->view_lock);
-		for (pp = &r->plugins; *pp != p; pp = &(*pp)->next)
-			;
-		*pp = p->next;
-		pthread_mutex_unlock(&r->view_lock);
-		plugin_free(p);
+		unload_one(r, p, report, "its file was removed", 1);
 		return 0;
 	}
 	if (p == NULL) {
@@ -784,7 +792,7 @@ registry_free(struct registry *r)
 	for (p = r->plugins; p != NULL; p = p->next) {
 		if (p->current == NULL)
 			continue;
-		unload_one(r, p, NULL, "the daemon is stopping");
+		unload_one(r, p, NULL, "the daemon is stopping", 0);
 	}
 	pthread_mutex_unlock(&r->lock);
 	for (p = r->plugins; p != NULL; p = next) {
