@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <locale.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,6 +499,13 @@ pool_main(void *arg)
 	struct invocation *inv;
 
 	executor_thread_locale();
+	/* Pool work is the slow kind: it must not preempt the event loops
+	 * when it wakes up (SCHED_BATCH turns off wakeup preemption). */
+	{
+		struct sched_param sp = { 0 };
+
+		pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+	}
 	pthread_mutex_lock(&ex->lock);
 	for (;;) {
 		int expected = INV_QUEUED;
