@@ -12,17 +12,9 @@
 #include <time.h>
 
 #include "config.h"
+#include "log.h"
 #include "metrics.h"
 #include "registry.h"
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int
 admin_allowed(const struct admin *a, uid_t peer_uid)
@@ -72,7 +64,7 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		json_object_object_add(body, "failed",
 		    json_object_new_int(failed));
 		json_object_object_add(body, "uptime_s", json_object_new_int64(
-		    (wall_ms() - a->stats->started_ms) / 1000));
+		    (log_now_ms() - a->stats->started_ms) / 1000));
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.list") == 0) {
@@ -82,7 +74,7 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.stats") == 0) {
-		body = metrics_daemon_json(a->stats, wall_ms());
+		body = metrics_daemon_json(a->stats, log_now_ms());
 		json_object_object_add(body, "commands",
 		    registry_stats_json(a->reg));
 		return ok(out, req, body);

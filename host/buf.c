@@ -82,43 +82,55 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
+size_t
+buf_json_escape(unsigned char c, char e[6])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+		return 0;
+	e[0] = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		e[1] = (char)c;
+		return 2;
+	case '\n':
+		e[1] = 'n';
+		return 2;
+	case '\t':
+		e[1] = 't';
+		return 2;
+	case '\r':
+		e[1] = 'r';
+		return 2;
+	default:
+		e[1] = 'u';
+		e[2] = '0';
+		e[3] = '0';
+		e[4] = hex[c >> 4];
+		e[5] = hex[c & 15];
+		return 6;
+	}
+}
+
 int
 buf_put_json_string(struct buf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
 	const char *run = s;
 
 	if (buf_put(b, "\"", 1) < 0)
 		return -ENOMEM;
 	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		char e[6] = { '\\', 'u', '0', '0', 0, 0 };
-		size_t elen;
+		char e[6];
+		size_t elen = buf_json_escape((unsigned char)*s, e);
 
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+		if (elen == 0)
 			continue;
-		if (buf_put(b, run, (size_t)(s - run)) < 0)
+		if (buf_put(b, run, (size_t)(s - run)) < 0 ||
+		    buf_put(b, e, elen) < 0)
 			return -ENOMEM;
 		run = s + 1;
-		if (c == '"' || c == '\\') {
-			e[1] = (char)c;
-			elen = 2;
-		} else if (c == '\n') {
-			e[1] = 'n';
-			elen = 2;
-		} else if (c == '\t') {
-			e[1] = 't';
-			elen = 2;
-		} else if (c == '\r') {
-			e[1] = 'r';
-			elen = 2;
-		} else {
-			e[4] = hex[c >> 4];
-			e[5] = hex[c & 15];
-			elen = 6;
-		}
-		if (buf_put(b, e, elen) < 0)
-			return -ENOMEM;
 	}
 	if (buf_put(b, run, (size_t)(s - run)) < 0)
 		return -ENOMEM;

@@ -36,6 +36,10 @@ int buf_printf(struct buf *b, const char *fmt, ...)
  * control bytes.  Returns 0 or -ENOMEM. */
 int buf_put_json_string(struct buf *b, const char *s);
 
+/* The JSON escape of byte c, written to e: its length (2 or 6), or 0 when
+ * c stands for itself inside a JSON string. */
+size_t buf_json_escape(unsigned char c, char e[6]);
+
 /* Drop n bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
 

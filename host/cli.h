@@ -56,6 +56,11 @@ void cli_buf_fini(struct cli_buf *b);
  * -errno; bytes read before an error stay in b. */
 int cli_buf_read_all(int fd, struct cli_buf *b);
 
+/* One read(2) of up to CLI_READ_CHUNK bytes from fd appended to b (kept
+ * NUL-terminated), retried on EINTR.  Returns the bytes read, 0 at EOF, or
+ * -errno. */
+ssize_t cli_buf_read_some(int fd, struct cli_buf *b);
+
 /* cli_conn.c - the wire: each function here prints its own "cmdhost: ..."
  * message on failure, so callers only pass the exit status on. */
 

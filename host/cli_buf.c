@@ -58,23 +58,27 @@ cli_buf_fini(struct cli_buf *b)
 	b->len = b->cap = 0;
 }
 
+ssize_t
+cli_buf_read_some(int fd, struct cli_buf *b)
+{
+	ssize_t r;
+
+	if (cli_buf_reserve(b, CLI_READ_CHUNK) < 0)
+		return -ENOMEM;
+	while ((r = read(fd, b->data + b->len, CLI_READ_CHUNK)) < 0)
+		if (errno != EINTR)
+			return -errno;
+	b->len += (size_t)r;
+	b->data[b->len] = '\0';
+	return r;
+}
+
 int
 cli_buf_read_all(int fd, struct cli_buf *b)
 {
 	ssize_t r;
 
-	for (;;) {
-		if (cli_buf_reserve(b, CLI_READ_CHUNK) < 0)
-			return -ENOMEM;
-		r = read(fd, b->data + b->len, CLI_READ_CHUNK);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return 0;
-		b->len += (size_t)r;
-		b->data[b->len] = '\0';
-	}
+	while ((r = cli_buf_read_some(fd, b)) > 0)
+		;
+	return (int)r;
 }

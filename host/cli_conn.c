@@ -162,18 +162,8 @@ read_line(int fd, struct cli_buf *b)
 		scanned = b->len;
 		if (b->len > LINE_MAX_LEN)
 			return -EMSGSIZE;
-		if (cli_buf_reserve(b, CLI_READ_CHUNK) < 0)
-			return -ENOMEM;
-		r = read(fd, b->data + b->len, CLI_READ_CHUNK);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return 0;
-		b->len += (size_t)r;
-		b->data[b->len] = '\0';
+		if ((r = cli_buf_read_some(fd, b)) <= 0)
+			return r;
 	}
 }
 

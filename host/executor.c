@@ -25,6 +25,7 @@
 #include "loader.h"
 #include "log.h"
 #include "registry.h"
+#include "request.h"
 
 #define FAST_RUNS 16
 
@@ -115,58 +116,12 @@ executor_thread_cache_free(void)
 	inv_cached = 0;
 }
 
-/* The JSON text of an id (integer or string) into buf, or NULL if it does
- * not fit (the caller then lets json-c do it). */
-static const char *
-id_to_text(struct json_object *id, char *buf, size_t size)
-{
-	const char *s;
-	size_t n;
-
-	if (json_object_is_type(id, json_type_int)) {
-		int64_t v = json_object_get_int64(id);
-		uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-		char tmp[24], *p = tmp + sizeof(tmp);
-
-		do {
-			*--p = (char)('0' + u % 10);
-			u /= 10;
-		} while (u != 0);
-		if (v < 0)
-			*--p = '-';
-		n = (size_t)(tmp + sizeof(tmp) - p);
-		if (n >= size || json_object_get_type(id) != json_type_int ||
-		    (v == INT64_MAX && json_object_get_uint64(id) > INT64_MAX))
-			return NULL; /* a uint64 beyond int64: json-c knows */
-		memcpy(buf, p, n);
-		buf[n] = '\0';
-		return buf;
-	}
-	/* A string: quote it; anything that needs escaping goes to json-c. */
-	s = json_object_get_string(id);
-	n = strlen(s);
-	if (n + 3 > size)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f)
-			return NULL;
-	}
-	buf[0] = '"';
-	memcpy(buf + 1, s, n);
-	buf[n + 1] = '"';
-	buf[n + 2] = '\0';
-	return buf;
-}
-
 struct invocation *
 invocation_new(struct command *cmd, struct json_object *root,
     struct json_object *id, struct json_object *payload, int64_t rid_ms,
     unsigned rid_loop, uint64_t rid_seq)
 {
 	struct invocation *inv;
-	const char *text;
 
 	if ((inv = inv_cache) != NULL) {
 		inv_cache = inv->next;
@@ -186,11 +141,10 @@ invocation_new(struct command *cmd, struct json_object *root,
 	put_hex(inv->request_id + 11, rid_loop & 0xff, 2);
 	put_hex(inv->request_id + 13, rid_seq & 0xfffffff, 7);
 	inv->request_id[20] = '\0';
-	if (id != NULL && (inv->id_text = id_to_text(id, inv->id_buf,
+	if (id != NULL && (inv->id_text = request_id_format(id, inv->id_buf,
 	    sizeof(inv->id_buf))) == NULL) {
-		text = json_object_to_json_string_ext(id, JSON_C_TO_STRING_PLAIN |
-		    JSON_C_TO_STRING_NOSLASHESCAPE);
-		if ((inv->id_text = strdup(text)) == NULL) {
+		/* Too long for the buffer: a copy of json-c's text. */
+		if ((inv->id_text = strdup(request_id_text(id))) == NULL) {
 			free(inv);
 			return NULL;
 		}
@@ -589,12 +543,10 @@ executor_new(const struct config *cfg)
 	return ex;
 }
 
-/* Append inv to the pool's queue, whatever its length: for calls that were
- * already accepted (a SERIAL call handed the gate). */
+/* Append inv to the queue; ex->lock is held. */
 static void
-push(struct executor *ex, struct invocation *inv)
+push_locked(struct executor *ex, struct invocation *inv)
 {
-	pthread_mutex_lock(&ex->lock);
 	inv->next = NULL;
 	if (ex->tail != NULL)
 		ex->tail->next = inv;
@@ -603,6 +555,15 @@ push(struct executor *ex, struct invocation *inv)
 	ex->tail = inv;
 	ex->queued++;
 	pthread_cond_signal(&ex->work);
+}
+
+/* Append inv to the pool's queue, whatever its length: for calls that were
+ * already accepted (a SERIAL call handed the gate). */
+static void
+push(struct executor *ex, struct invocation *inv)
+{
+	pthread_mutex_lock(&ex->lock);
+	push_locked(ex, inv);
 	pthread_mutex_unlock(&ex->lock);
 }
 
@@ -610,14 +571,15 @@ push(struct executor *ex, struct invocation *inv)
 static int
 queue(struct executor *ex, struct invocation *inv)
 {
+	int rc = EXEC_QUEUED;
+
 	pthread_mutex_lock(&ex->lock);
-	if (ex->stopping || ex->queued >= ex->cfg->queue_depth) {
-		pthread_mutex_unlock(&ex->lock);
-		return EXEC_REJECTED;
-	}
+	if (ex->stopping || ex->queued >= ex->cfg->queue_depth)
+		rc = EXEC_REJECTED;
+	else
+		push_locked(ex, inv);
 	pthread_mutex_unlock(&ex->lock);
-	push(ex, inv);
-	return EXEC_QUEUED;
+	return rc;
 }
 
 int

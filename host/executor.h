@@ -70,7 +70,6 @@ struct invocation {
 	int64_t start_ns;             /* CLOCK_MONOTONIC */
 	int64_t deadline_ns;
 	int64_t end_ns;
-	int cold;                     /* the first call of its generation */
 
 	/* The result, filled by the call. */
 	int finished;

@@ -426,15 +426,6 @@ loader_api(void)
 	return &host_api;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Free a generation whose plugin code may or may not have been called. */
 static void
 generation_destroy(struct generation *g)
@@ -484,7 +475,6 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 		return -1;
 	}
 	atomic_init(&g->refs, 1);
-	atomic_init(&g->cold, 1);
 	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
 	    atomic_fetch_add(&copies, 1), file);
 	if (!cfg->allow_insecure_plugins) {
@@ -567,7 +557,6 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 		snprintf(err, errlen, "descriptor has no registration function");
 		goto fail;
 	}
-	g->desc = d;
 
 	memset(&reg, 0, sizeof(reg));
 	reg.api = &host_api;
@@ -587,7 +576,7 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 		snprintf(err, errlen, "registration added no command");
 		goto fail_registered;
 	}
-	g->loaded_at_ms = now_ms();
+	g->loaded_at_ms = log_now_ms();
 	*out = g;
 	return 0;
 

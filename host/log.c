@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 static int log_threshold = LOGL_INFO;
 static int log_fmt = LOGF_JSON;
 
@@ -51,6 +53,15 @@ int
 log_enabled(int level)
 {
 	return level >= log_threshold;
+}
+
+long long
+log_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void
@@ -93,31 +104,14 @@ puts_(struct line *l, const char *s)
 static void
 put_escaped(struct line *l, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-
 	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
 		char e[6];
+		size_t elen = buf_json_escape((unsigned char)*s, e);
 
-		if (c == '"' || c == '\\') {
-			e[0] = '\\';
-			e[1] = (char)c;
-			put(l, e, 2);
-		} else if (c == '\n') {
-			put(l, "\\n", 2);
-		} else if (c == '\t') {
-			put(l, "\\t", 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			e[0] = '\\';
-			e[1] = 'u';
-			e[2] = '0';
-			e[3] = '0';
-			e[4] = hex[c >> 4];
-			e[5] = hex[c & 15];
-			put(l, e, 6);
-		} else {
-			put(l, (const char *)&c, 1);
-		}
+		if (elen > 0)
+			put(l, e, elen);
+		else
+			put(l, s, 1);
 	}
 }
 
@@ -159,15 +153,12 @@ void
 log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 {
 	struct line l;
-	struct timespec ts;
 	char stamp[40], msg[4096], num[32];
 
 	if (level < log_threshold)
 		return;
 	l.len = 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	log_timestamp(stamp, sizeof(stamp),
-	    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	log_timestamp(stamp, sizeof(stamp), log_now_ms());
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 
 	if (log_fmt == LOGF_JSON) {

@@ -61,6 +61,9 @@ void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatalx(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
+/* Milliseconds since the epoch (CLOCK_REALTIME), as timestamps use. */
+long long log_now_ms(void);
+
 /* Format the current UTC time as RFC 3339 with milliseconds into buf
  * (at least 32 bytes). */
 void log_timestamp(char *buf, unsigned long size, long long unix_ms);

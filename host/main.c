@@ -58,15 +58,6 @@ absolutize(const char *arg, char **out)
 	return config_set_string(out, buf) < 0 ? -1 : 0;
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -159,7 +150,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&stats, 0, sizeof(stats));
-	stats.started_ms = wall_ms();
+	stats.started_ms = log_now_ms();
 
 	tmp = getenv("TMPDIR");
 	snprintf(copy_dir, sizeof(copy_dir), "%s/cmdhostd.XXXXXX",

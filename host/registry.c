@@ -38,7 +38,6 @@ struct plugin {
 	char *name;               /* owned: descriptor name if ever read */
 	struct generation *current; /* published, one reference */
 	char *last_error;         /* owned, or NULL */
-	uint64_t failed_hash;     /* content that last failed */
 	int present;              /* seen by the current scan */
 	uint64_t loads, load_failures;
 	struct plugin *next;
@@ -430,7 +429,6 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	p->current = g;
 	p->loads++;
 	set_error(p, NULL);
-	p->failed_hash = 0;
 	publish(r, t);
 	lc.plugin = g->name;
 	lc.version = g->version;
@@ -458,12 +456,7 @@ fail:
 		free(p->name);
 		p->name = name;
 	}
-	if (g != NULL) {
-		p->failed_hash = g->content_hash;
-		generation_release(g);
-	} else {
-		loader_hash_file(path, &p->failed_hash);
-	}
+	generation_release(g);
 	p->load_failures++;
 	set_error(p, err);
 	lc.plugin = p->name;

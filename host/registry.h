@@ -48,14 +48,12 @@ struct generation {
 	char *file;               /* owned: the file's name in plugin_dir */
 	char *copy_path;          /* owned: the private copy dlopen'd */
 	void *handle;             /* dlopen handle */
-	const cmdhost_plugin_desc *desc; /* in the image */
 	void *state;              /* the plugin's, freed by fini */
 	cmdhost_fini_fn fini;
 	struct command *commands; /* owned array */
 	size_t n_commands;
 	int64_t loaded_at_ms;
 	uint64_t content_hash;    /* of the file's bytes */
-	atomic_int cold;          /* 1 until its first call */
 	struct registry *registry; /* set when published; finalizes it */
 	struct generation *reap_next;
 };

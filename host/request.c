@@ -404,6 +404,54 @@ request_id_text(struct json_object *id)
 	    SERIALIZE_FLAGS);
 }
 
+const char *
+request_id_format(struct json_object *id, char *buf, size_t size)
+{
+	const char *s;
+	size_t n = 0;
+
+	if (json_object_is_type(id, json_type_int)) {
+		int64_t v = json_object_get_int64(id);
+		uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+		char tmp[24], *p = tmp + sizeof(tmp);
+
+		/* A uint64 beyond int64 reads back as INT64_MAX: json-c's. */
+		if (v == INT64_MAX && json_object_get_uint64(id) > INT64_MAX)
+			return NULL;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u != 0);
+		if (v < 0)
+			*--p = '-';
+		n = (size_t)(tmp + sizeof(tmp) - p);
+		if (n >= size)
+			return NULL;
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		return buf;
+	}
+	if (size < 3)
+		return NULL;
+	buf[n++] = '"';
+	for (s = json_object_get_string(id); *s != '\0'; s++) {
+		char e[6];
+		size_t elen = buf_json_escape((unsigned char)*s, e);
+
+		if (elen == 0) {
+			e[0] = *s;
+			elen = 1;
+		}
+		if (n + elen + 2 > size)
+			return NULL;
+		memcpy(buf + n, e, elen);
+		n += elen;
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
 static int
 put_id(struct buf *out, const char *id_text)
 {

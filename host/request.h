@@ -68,6 +68,12 @@ int request_format_ok_text(struct buf *out, const char *id_text, int status,
 int request_format_error_text(struct buf *out, const char *id_text,
     int status, const char *code, const char *message);
 
+/* The JSON text of an id (string or integer) written into buf (size
+ * bytes, owned by the caller), without json-c's print buffer.  Returns buf,
+ * or NULL when it does not fit (then use request_id_text()). */
+const char *request_id_format(struct json_object *id, char *buf,
+    size_t size);
+
 /* The JSON text of an id (string or integer), or NULL for none.  Borrowed
  * from the object (json-c keeps it), valid until the object changes. */
 const char *request_id_text(struct json_object *id);

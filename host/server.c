@@ -89,6 +89,7 @@ struct loop {
 	int listening;
 	int stop_seen;            /* the stop was acted on once */
 	int64_t now_ms;           /* CLOCK_MONOTONIC, once per loop turn */
+	int64_t wall_ms;          /* the wall clock then (request ids) */
 	int64_t idle_check_ms;    /* next sweep for idle connections */
 	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
 	struct json_tokener *tok;
@@ -125,15 +126,6 @@ struct server {
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ socket */
 
@@ -454,7 +446,7 @@ dispatch(struct conn *c, struct request *req)
 		return;
 	}
 	if ((inv = invocation_new(cmd, req->root, req->id, req->payload,
-	    wall_ms(), (unsigned)l->index, ++l->seq)) == NULL) {
+	    l->wall_ms, (unsigned)l->index, ++l->seq)) == NULL) {
 		generation_release(cmd->gen);
 		reply_error(c, req->id, 503, "unavailable", "out of memory");
 		return;
@@ -464,10 +456,6 @@ dispatch(struct conn *c, struct request *req)
 	    srv->cfg->default_timeout_ms;
 	inv->start_ns = executor_now_ns();
 	inv->deadline_ns = inv->start_ns + timeout_ms * 1000000;
-	/* Only the first call of a generation writes the shared flag. */
-	inv->cold = atomic_load_explicit(&cmd->gen->cold,
-	    memory_order_relaxed) && atomic_exchange_explicit(&cmd->gen->cold,
-	    0, memory_order_relaxed);
 	inv->done = on_pool_done;
 	inv->owner = l;
 	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
@@ -802,7 +790,7 @@ static void
 out_of_fds(struct loop *l)
 {
 	struct server *srv = l->srv;
-	int64_t now = wall_ms();
+	int64_t now = l->now_ms;
 	int fd;
 
 	if (now - l->emfile_logged_ms >= 1000) {
@@ -1094,6 +1082,7 @@ loop_main(void *arg)
 			break;
 		}
 		l->now_ms = mono_ms();
+		l->wall_ms = log_now_ms();
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
 

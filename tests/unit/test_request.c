@@ -788,3 +788,38 @@ Test(parse, integers_beyond_64_bits_are_refused)
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":{"
 	    "\"123456789012345678901234567890\":1}}"), 0, "%s", err);
 }
+
+/* request_id_format() writes what json-c would, escaped, or gives up when
+ * the buffer is too small. */
+Test(format, id_format_matches_json_c)
+{
+	static const char *const ids[] = { "42", "-9223372036854775808",
+	    "18446744073709551615", "\"plain\"", "\"a\\\"b\\\\c\\n\\u0001\"",
+	    "\"\"", NULL };
+	char buf[48];
+
+	for (int i = 0; ids[i] != NULL; i++) {
+		struct json_object *id = json_tokener_parse(ids[i]);
+		const char *t = request_id_format(id, buf, sizeof(buf));
+		struct json_object *back;
+
+		cr_assert_not_null(id, "%s", ids[i]);
+		if (t == NULL) {
+			/* Only json-c's uint64 beyond int64 is left to it. */
+			cr_assert_str_eq(ids[i], "18446744073709551615");
+		} else {
+			back = json_tokener_parse(t);
+			cr_assert(json_object_equal(back, id), "%s -> %s", ids[i],
+			    t);
+			json_object_put(back);
+		}
+		json_object_put(id);
+	}
+	{
+		struct json_object *id = json_object_new_string(
+		    "a string id far too long for a buffer of 48 bytes");
+
+		cr_assert_null(request_id_format(id, buf, sizeof(buf)));
+		json_object_put(id);
+	}
+}
