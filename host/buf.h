@@ -49,4 +49,9 @@ void buf_reset(struct buf *b);
 /* Free the memory; b is empty and reusable afterwards. */
 void buf_free(struct buf *b);
 
+/* The length (1..4) of the strict UTF-8 sequence (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF) at s, of which n >= 1 bytes
+ * may be read, or 0 when it is not one. */
+size_t buf_utf8_seq(const unsigned char *s, size_t n);
+
 #endif /* CMDHOST_BUF_H */

@@ -55,6 +55,7 @@ config_init(struct config *cfg)
 	cfg->log_level = LOGL_INFO;
 	cfg->log_format = LOGF_JSON;
 	if (config_set_string(&cfg->socket, "cmdhost.sock") < 0 ||
+	    config_set_string(&cfg->service, "cmdhostd") < 0 ||
 	    config_set_string(&cfg->plugin_dir, "plugins") < 0) {
 		config_fini(cfg);
 		return -ENOMEM;
@@ -95,6 +96,46 @@ parse_bool(const char *s)
 			return 0;
 	}
 	return -1;
+}
+
+static int
+bool_key(const char *value, int *field, char *err, size_t errlen,
+    const char *key)
+{
+	int v = parse_bool(value);
+
+	if (v < 0) {
+		snprintf(err, errlen, "%s: '%s' is not true or false", key,
+		    value);
+		return -1;
+	}
+	*field = v;
+	return 0;
+}
+
+/* service: 1..64 printable ASCII bytes, no quotes or backslashes, so that
+ * every log line can carry it verbatim. */
+static int
+service_key(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || n > 64) {
+		snprintf(err, errlen, "service: must be 1..64 characters");
+		return -1;
+	}
+	for (const char *p = value; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
+			snprintf(err, errlen, "service: '%s' may hold only "
+			    "printable ASCII without spaces, quotes or "
+			    "backslashes", value);
+			return -1;
+		}
+	if (config_set_string(&cfg->service, value) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -271,6 +312,12 @@ config_set_host(struct config *cfg, const char *key, const char *value,
 		cfg->watch = lv;
 		return 0;
 	}
+	if (strcmp(key, "access_log") == 0)
+		return bool_key(value, &cfg->access_log, err, errlen, key);
+	if (strcmp(key, "reply_request_id") == 0)
+		return bool_key(value, &cfg->reply_request_id, err, errlen, key);
+	if (strcmp(key, "service") == 0)
+		return service_key(cfg, value, err, errlen);
 	if (strcmp(key, "reload_debounce_ms") == 0)
 		return int_key(value, 0, 60000, &cfg->reload_debounce_ms, err,
 		    errlen, key);
@@ -409,6 +456,7 @@ config_fini(struct config *cfg)
 	free(cfg->path);
 	free(cfg->socket);
 	free(cfg->plugin_dir);
+	free(cfg->service);
 	for (size_t i = 0; i < cfg->n_plugin_kvs; i++) {
 		free(cfg->plugin_kvs[i].plugin);
 		free(cfg->plugin_kvs[i].key);

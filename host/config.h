@@ -39,6 +39,9 @@ struct config {
 	int reload_debounce_ms; /* quiet time before a changed file loads */
 	int log_level;       /* enum log_level */
 	int log_format;      /* enum log_format */
+	char *service;       /* owned: the "service" of every log line */
+	int access_log;      /* one log line per request */
+	int reply_request_id;/* every reply carries "request_id" */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */

@@ -86,16 +86,6 @@ inv_of(cmdhost_ctx *ctx)
 	return (struct invocation *)(void *)ctx;
 }
 
-/* Write v as n lowercase hex digits. */
-static void
-put_hex(char *p, uint64_t v, int n)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (int i = n - 1; i >= 0; i--, v >>= 4)
-		p[i] = hex[v & 15];
-}
-
 /*
  * Each event-loop thread keeps a few freed invocations for reuse: they are
  * made and freed on that thread (pool completions come back to it).
@@ -136,11 +126,15 @@ invocation_new(struct command *cmd, struct json_object *root,
 	inv->id = id;
 	inv->payload = payload;
 	atomic_init(&inv->state, INV_QUEUED);
-	/* Sortable by time: 11 hex digits of ms, 2 of loop, 7 of sequence. */
-	put_hex(inv->request_id, (uint64_t)rid_ms, 11);
-	put_hex(inv->request_id + 11, rid_loop & 0xff, 2);
-	put_hex(inv->request_id + 13, rid_seq & 0xfffffff, 7);
-	inv->request_id[20] = '\0';
+	inv->peer_pid = -1;
+	inv->peer_uid = -1;
+	request_id_make(inv->request_id, rid_ms, rid_loop, rid_seq);
+	/* The first call a generation serves is its cold start; after it, a
+	 * plain load of a flag that no longer changes. */
+	if (!atomic_load_explicit(&cmd->gen->served, memory_order_relaxed) &&
+	    !atomic_exchange_explicit(&cmd->gen->served, 1,
+	    memory_order_relaxed))
+		inv->cold_start = 1;
 	if (id != NULL && (inv->id_text = request_id_format(id, inv->id_buf,
 	    sizeof(inv->id_buf))) == NULL) {
 		/* Too long for the buffer: a copy of json-c's text. */
@@ -212,6 +206,22 @@ const char *
 invocation_request_id(struct invocation *inv)
 {
 	return inv->request_id;
+}
+
+void
+invocation_log_ctx(const struct invocation *inv, struct log_ctx *lc)
+{
+	const struct generation *g = inv->cmd->gen;
+
+	lc->request_id = inv->request_id;
+	lc->id = inv->id_text;
+	lc->command = inv->cmd->name;
+	lc->plugin = g->name;
+	lc->version = g->version;
+	lc->generation = (long long)g->number;
+	lc->cold_start = inv->cold_start;
+	lc->pid = inv->peer_pid;
+	lc->uid = inv->peer_uid;
 }
 
 void
@@ -301,11 +311,7 @@ executor_ctx_log(cmdhost_ctx *ctx, int level, const char *message)
 		level = LOGL_INFO;
 	if (!log_enabled(level))
 		return;
-	lc.request_id = invocation_request_id(inv);
-	lc.command = inv->cmd->name;
-	lc.plugin = inv->cmd->gen->name;
-	lc.version = inv->cmd->gen->version;
-	lc.generation = (long long)inv->cmd->gen->number;
+	invocation_log_ctx(inv, &lc);
 	log_emit(level, &lc, "%s", message ? message : "");
 }
 

@@ -66,6 +66,9 @@ struct invocation {
 	const char *id_text;          /* id as JSON (id_buf or owned), or NULL */
 	char id_buf[48];
 	char request_id[24];          /* the daemon's id (invocation_new) */
+	int cold_start;               /* the first call of its generation */
+	long long peer_pid;           /* the client's, -1 when unknown */
+	long long peer_uid;
 	atomic_int state;             /* enum inv_state */
 	int64_t start_ns;             /* CLOCK_MONOTONIC */
 	int64_t deadline_ns;
@@ -81,6 +84,7 @@ struct invocation {
 
 	/* The owner's (the server's); the executor does not touch these. */
 	invocation_done_fn done;      /* called on a pool thread */
+	int want_request_id;          /* the reply carries request_id */
 	void *owner;                  /* read by done (any thread) */
 	void *owner_slot;             /* the owner's thread only */
 	struct invocation *next;
@@ -145,6 +149,12 @@ void executor_thread_cache_free(void);
 
 /* The daemon's request id of inv (made on first use).  Borrowed. */
 const char *invocation_request_id(struct invocation *inv);
+
+/* Fill the request-context fields of lc (request id, client id, command,
+ * plugin, version, generation, cold start, peer) from inv; the strings
+ * are borrowed from inv and live as long as it. */
+struct log_ctx;
+void invocation_log_ctx(const struct invocation *inv, struct log_ctx *lc);
 
 /* Set an error result (code and message copied).  Any earlier body is
  * dropped. */

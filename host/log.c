@@ -1,9 +1,11 @@
 /*
  * log.c - structured log lines on stderr.
  *
- * Each line is formatted into a stack buffer and written with a single
- * write(2); a line longer than the buffer is cut, never split.  This file
- * does not decide what is worth logging; callers do.
+ * Each line is formatted into a stack buffer whose size every field's
+ * bound respects, and written with a single write(2), or collected in the
+ * thread's own buffer (log_thread_buffer) and written with the rest of its
+ * batch: no lock is taken, and threads never interleave within a line.
+ * This file does not decide what is worth logging; callers do.
  */
 #include "log.h"
 
@@ -18,14 +20,35 @@
 
 static int log_threshold = LOGL_INFO;
 static int log_fmt = LOGF_JSON;
+static char log_service[65];
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
+/* Bounds that keep every line inside struct line: the message's escaped
+ * form, each other string field's, and the raw id. */
+#define MSG_MAX   8192
+#define FIELD_MAX 512
+#define ID_MAX    256
+#define LINE_MAX_ 16384
+
+/* A thread's buffered lines (log_thread_buffer). */
+struct tbuf {
+	char *data;
+	size_t len, cap;
+};
+static _Thread_local struct tbuf *tl_buf;
+
+/* The calling thread's last formatted second, "YYYY-MM-DDTHH:MM:SS". */
+static _Thread_local long long tl_stamp_sec = -1;
+static _Thread_local char tl_stamp[64];
+
 void
-log_init(int level, int format)
+log_init(int level, int format, const char *service)
 {
 	log_threshold = level;
 	log_fmt = format;
+	snprintf(log_service, sizeof(log_service), "%s",
+	    service != NULL ? service : "");
 }
 
 int
@@ -67,18 +90,66 @@ log_now_ms(void)
 void
 log_timestamp(char *buf, unsigned long size, long long unix_ms)
 {
-	time_t secs = (time_t)(unix_ms / 1000);
-	struct tm tm;
+	long long sec = unix_ms / 1000;
 
-	gmtime_r(&secs, &tm);
-	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+	if (sec != tl_stamp_sec) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		snprintf(tl_stamp, sizeof(tl_stamp),
+		    "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		tl_stamp_sec = sec;
+	}
+	snprintf(buf, size, "%s.%03dZ", tl_stamp, (int)(unix_ms % 1000));
 }
 
-/* A bounded output buffer; writes past the end are dropped. */
+int
+log_thread_buffer(int on)
+{
+	if (!on) {
+		log_flush();
+		if (tl_buf != NULL)
+			free(tl_buf->data);
+		free(tl_buf);
+		tl_buf = NULL;
+		return 0;
+	}
+	if (tl_buf != NULL)
+		return 0;
+	if ((tl_buf = calloc(1, sizeof(*tl_buf))) == NULL)
+		return -1;
+	tl_buf->cap = 4 * LINE_MAX_;
+	if ((tl_buf->data = malloc(tl_buf->cap)) == NULL) {
+		free(tl_buf);
+		tl_buf = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Write n bytes to stderr; a short write to stderr is not retried. */
+static void
+write_out(const char *p, size_t n)
+{
+	if (n > 0 && write(STDERR_FILENO, p, n) < 0)
+		return;
+}
+
+void
+log_flush(void)
+{
+	if (tl_buf == NULL || tl_buf->len == 0)
+		return;
+	write_out(tl_buf->data, tl_buf->len);
+	tl_buf->len = 0;
+}
+
+/* One line being built; the bounds above keep it from filling up. */
 struct line {
-	char buf[8192];
+	char buf[LINE_MAX_];
 	size_t len;
 };
 
@@ -99,43 +170,46 @@ puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* Append s as the inside of a JSON string: quotes, backslashes and every
- * control byte are escaped, so no plugin text can break the line. */
+/*
+ * Append s as the inside of a JSON string, at most `max` bytes of it:
+ * quotes, backslashes and every control byte are escaped and bytes that
+ * are not UTF-8 become U+FFFD, so no plugin text can break the line.  A
+ * cut falls between characters and is marked with "...".
+ */
 static void
-put_escaped(struct line *l, const char *s)
+put_escaped(struct line *l, const char *s, size_t max)
 {
-	for (; *s != '\0'; s++) {
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s), used = 0;
+
+	while (left > 0) {
 		char e[6];
-		size_t elen = buf_json_escape((unsigned char)*s, e);
+		const char *out = e;
+		size_t n = buf_json_escape(*p, e), adv = 1;
 
-		if (elen > 0)
-			put(l, e, elen);
-		else
-			put(l, s, 1);
+		if (n == 0) {
+			if ((adv = buf_utf8_seq(p, left)) == 0) {
+				out = "\\ufffd";
+				n = 6;
+				adv = 1;
+			} else {
+				out = (const char *)p;
+				n = adv;
+			}
+		}
+		if (used + n > max - 3) {
+			puts_(l, "...");
+			return;
+		}
+		put(l, out, n);
+		used += n;
+		p += adv;
+		left -= adv;
 	}
 }
 
 static void
-put_field_str(struct line *l, const char *key, const char *val)
-{
-	if (val == NULL)
-		return;
-	if (log_fmt == LOGF_JSON) {
-		puts_(l, ",\"");
-		puts_(l, key);
-		puts_(l, "\":\"");
-		put_escaped(l, val);
-		puts_(l, "\"");
-	} else {
-		puts_(l, " ");
-		puts_(l, key);
-		puts_(l, "=");
-		put_escaped(l, val);
-	}
-}
-
-static void
-put_field_num(struct line *l, const char *key, const char *num)
+put_key(struct line *l, const char *key)
 {
 	if (log_fmt == LOGF_JSON) {
 		puts_(l, ",\"");
@@ -146,14 +220,71 @@ put_field_num(struct line *l, const char *key, const char *num)
 		puts_(l, key);
 		puts_(l, "=");
 	}
+}
+
+static void
+put_field_str(struct line *l, const char *key, const char *val)
+{
+	if (val == NULL)
+		return;
+	put_key(l, key);
+	if (log_fmt == LOGF_JSON)
+		puts_(l, "\"");
+	put_escaped(l, val, FIELD_MAX);
+	if (log_fmt == LOGF_JSON)
+		puts_(l, "\"");
+}
+
+static void
+put_field_ll(struct line *l, const char *key, long long v)
+{
+	char num[24];
+
+	if (v < 0)
+		return;
+	snprintf(num, sizeof(num), "%lld", v);
+	put_key(l, key);
 	puts_(l, num);
+}
+
+static void
+put_ctx(struct line *l, const struct log_ctx *ctx)
+{
+	char num[32];
+
+	put_field_str(l, "request_id", ctx->request_id);
+	if (ctx->id != NULL && strlen(ctx->id) <= ID_MAX) {
+		put_key(l, "id");
+		puts_(l, ctx->id); /* JSON text made by the daemon */
+	}
+	put_field_str(l, "command", ctx->command);
+	put_field_str(l, "plugin", ctx->plugin);
+	put_field_str(l, "plugin_version", ctx->version);
+	put_field_ll(l, "generation", ctx->generation);
+	put_field_str(l, "file", ctx->file);
+	put_field_str(l, "old_plugin_version", ctx->old_version);
+	put_field_ll(l, "old_generation", ctx->old_generation);
+	put_field_str(l, "reason", ctx->reason);
+	put_field_ll(l, "status", ctx->status);
+	put_field_str(l, "error_code", ctx->error_code);
+	if (ctx->duration_ms >= 0) {
+		snprintf(num, sizeof(num), "%.3f", ctx->duration_ms);
+		put_key(l, "duration_ms");
+		puts_(l, num);
+	}
+	if (ctx->cold_start >= 0) {
+		put_key(l, "cold_start");
+		puts_(l, ctx->cold_start ? "true" : "false");
+	}
+	put_field_ll(l, "pid", ctx->pid);
+	put_field_ll(l, "uid", ctx->uid);
 }
 
 void
 log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 {
 	struct line l;
-	char stamp[40], msg[4096], num[32];
+	char stamp[40], msg[MSG_MAX];
 
 	if (level < log_threshold)
 		return;
@@ -167,47 +298,37 @@ log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 		puts_(&l, "\",\"level\":\"");
 		puts_(&l, level_names[level]);
 		puts_(&l, "\",\"message\":\"");
-		put_escaped(&l, msg);
+		put_escaped(&l, msg, MSG_MAX);
 		puts_(&l, "\"");
+		if (log_service[0] != '\0') {
+			puts_(&l, ",\"service\":\"");
+			puts_(&l, log_service); /* checked by the config */
+			puts_(&l, "\"");
+		}
 	} else {
 		puts_(&l, stamp);
 		puts_(&l, " ");
 		puts_(&l, level_names[level]);
 		puts_(&l, " ");
-		put_escaped(&l, msg);
-	}
-	if (ctx != NULL) {
-		put_field_str(&l, "request_id", ctx->request_id);
-		put_field_str(&l, "command", ctx->command);
-		put_field_str(&l, "plugin", ctx->plugin);
-		put_field_str(&l, "version", ctx->version);
-		put_field_str(&l, "file", ctx->file);
-		if (ctx->generation >= 0) {
-			snprintf(num, sizeof(num), "%lld", ctx->generation);
-			put_field_num(&l, "generation", num);
-		}
-		put_field_str(&l, "old_version", ctx->old_version);
-		if (ctx->old_generation >= 0) {
-			snprintf(num, sizeof(num), "%lld", ctx->old_generation);
-			put_field_num(&l, "old_generation", num);
-		}
-		put_field_str(&l, "reason", ctx->reason);
-		if (ctx->status >= 0) {
-			snprintf(num, sizeof(num), "%d", ctx->status);
-			put_field_num(&l, "status", num);
-		}
-		put_field_str(&l, "error_code", ctx->error_code);
-		if (ctx->duration_ms >= 0) {
-			snprintf(num, sizeof(num), "%.3f", ctx->duration_ms);
-			put_field_num(&l, "duration_ms", num);
+		put_escaped(&l, msg, MSG_MAX);
+		if (log_service[0] != '\0') {
+			puts_(&l, " service=");
+			puts_(&l, log_service);
 		}
 	}
+	if (ctx != NULL)
+		put_ctx(&l, ctx);
 	if (log_fmt == LOGF_JSON)
 		l.buf[l.len++] = '}';
 	l.buf[l.len++] = '\n';
-	/* One write per line; a short write to stderr is not retried. */
-	if (write(STDERR_FILENO, l.buf, l.len) < 0)
+	if (tl_buf == NULL) {
+		write_out(l.buf, l.len); /* one write per line */
 		return;
+	}
+	if (tl_buf->len + l.len > tl_buf->cap)
+		log_flush();
+	memcpy(tl_buf->data + tl_buf->len, l.buf, l.len);
+	tl_buf->len += l.len;
 }
 
 void
@@ -261,5 +382,6 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog_errno(LOGL_ERROR, 0, fmt, ap);
 	va_end(ap);
+	log_flush();
 	exit(1);
 }

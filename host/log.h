@@ -14,27 +14,47 @@ enum log_level { LOGL_DEBUG = 0, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
 enum log_format { LOGF_JSON = 0, LOGF_TEXT };
 
 /* Context fields a line may carry; NULL strings and negative numbers are
- * left out.  All pointers are borrowed for the call. */
+ * left out.  All pointers are borrowed for the call.  Strings are escaped
+ * (bad UTF-8 becomes U+FFFD) and cut at a bound, so no field can break a
+ * line; `id` is the client's id as JSON text, written as it is when short
+ * enough and left out otherwise. */
 struct log_ctx {
 	const char *request_id;
+	const char *id;
 	const char *command;
 	const char *plugin;
-	const char *version;
+	const char *version;        /* written as "plugin_version" */
 	const char *file;
 	const char *error_code;
-	const char *old_version;
+	const char *old_version;    /* written as "old_plugin_version" */
 	const char *reason;
 	long long generation;
 	long long old_generation;
 	int status;
 	double duration_ms;
+	int cold_start;             /* -1 unknown, 0, 1 */
+	long long pid;              /* the peer's */
+	long long uid;
 };
 
-#define LOG_CTX_INIT \
-	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1, -1.0 }
+#define LOG_CTX_INIT { .generation = -1, .old_generation = -1, \
+	.status = -1, .duration_ms = -1.0, .cold_start = -1, .pid = -1, \
+	.uid = -1 }
 
-/* Set the threshold and the format; callable before threads start. */
-void log_init(int level, int format);
+/* Set the threshold, the format and the service name every line carries
+ * (copied; at most 64 bytes, NULL for none); before threads start. */
+void log_init(int level, int format, const char *service);
+
+/*
+ * Per-thread buffering, for the event loops: after log_thread_buffer(1),
+ * the calling thread's lines collect in a buffer of its own that is
+ * written with one write(2) by log_flush() (call it before the thread
+ * sleeps) or when it fills up.  log_thread_buffer(0) flushes and frees it.
+ * Other threads write each line at once.  Returns 0, or -1 (ENOMEM: lines
+ * are then written at once).
+ */
+int log_thread_buffer(int on);
+void log_flush(void);
 
 /* Parse "debug|info|warn|error" / "json|text"; -1 when unknown. */
 int log_level_parse(const char *s);

@@ -128,7 +128,7 @@ main(int argc, char **argv)
 		config_fini(&cfg);
 		return 0;
 	}
-	log_init(cfg.log_level, cfg.log_format);
+	log_init(cfg.log_level, cfg.log_format, cfg.service);
 
 	/* Relative paths in the file are relative to the file's directory. */
 	if ((dir_copy = strdup(config_path)) == NULL ||

@@ -1,8 +1,16 @@
 /*
- * metrics.h - lock-free counters: per command and per daemon.
+ * metrics.h - counters per command and per daemon, with no lock and no
+ * shared cache line in the hot path.
  *
- * Hot-path updates are relaxed atomic adds; readers (host.stats) see a
+ * Every counter is split into METRICS_SHARDS shards, each on cache lines
+ * of its own; a thread always updates the shard it was given on its first
+ * update (threads are numbered as they come, modulo METRICS_SHARDS), with
+ * relaxed atomic adds that no other thread contends for unless there are
+ * more threads than shards.  Readers (host.stats) add the shards up: a
  * consistent-enough snapshot without stopping anyone.
+ *
+ * Built with -DCMDHOST_NO_METRICS every update compiles to nothing (the
+ * benchmark's baseline); the read side then reports zeros.
  */
 #ifndef CMDHOST_METRICS_H
 #define CMDHOST_METRICS_H
@@ -12,42 +20,116 @@
 
 #include <json-c/json.h>
 
-#define METRICS_BUCKETS 168 /* 4 per power of two, up to ~2^42 us */
+#define METRICS_SHARDS 8
+#define METRICS_BUCKETS 168     /* 4 per power of two, up to ~2^42 us */
+#define METRICS_STATUS_SLOTS 16 /* distinct status codes kept per shard */
+
+/* One status code's count; code 0 marks a free slot. */
+struct status_slot {
+	atomic_int code;
+	atomic_uint_fast64_t n;
+};
+
+struct cmd_shard {
+	atomic_uint_fast64_t calls;
+	atomic_uint_fast64_t timeouts;
+	atomic_uint_fast64_t max_us;
+	atomic_int_fast64_t in_flight;
+	atomic_uint_fast64_t other_status; /* codes that found no slot */
+	struct status_slot status[METRICS_STATUS_SLOTS];
+	atomic_uint_fast64_t buckets[METRICS_BUCKETS];
+} __attribute__((aligned(64)));
 
 struct cmd_stats {
 	char *name;                  /* owned */
-	struct cmd_stats *next;      /* registry's list */
-	atomic_uint_fast64_t calls;
-	atomic_uint_fast64_t by_status[600];
-	atomic_uint_fast64_t timeouts;
-	atomic_int_fast64_t in_flight;
-	atomic_uint_fast64_t max_us;
-	atomic_uint_fast64_t buckets[METRICS_BUCKETS];
+	struct cmd_shard shard[METRICS_SHARDS];
 };
+
+/* The daemon's counters; the gauges (CONNS_OPEN) are sums of +1 and -1. */
+enum daemon_counter {
+	DM_CONNS_OPEN = 0,
+	DM_CONNS_TOTAL,
+	DM_CONNS_REFUSED,
+	DM_REQUESTS,
+	DM_BYTES_IN,
+	DM_BYTES_OUT,
+	DM_UNAVAILABLE,      /* 503 replies of every kind */
+	DM_COUNT
+};
+
+struct daemon_shard {
+	atomic_int_fast64_t v[DM_COUNT];
+} __attribute__((aligned(64)));
 
 struct daemon_stats {
 	int64_t started_ms;
-	atomic_int_fast64_t conns_open;
-	atomic_uint_fast64_t conns_total;
-	atomic_uint_fast64_t conns_refused;
-	atomic_uint_fast64_t requests;
-	atomic_uint_fast64_t bytes_in;
-	atomic_uint_fast64_t bytes_out;
-	atomic_uint_fast64_t unavailable;
+	struct daemon_shard shard[METRICS_SHARDS];
 };
+
+/* The calling thread's shard index (assigned on first call). */
+int metrics_shard(void);
 
 /* Returns new (metrics_cmd_free), or NULL.  name is copied. */
 struct cmd_stats *metrics_cmd_new(const char *name);
 void metrics_cmd_free(struct cmd_stats *s);
 
+#ifdef CMDHOST_NO_METRICS
+static inline void metrics_cmd_record(struct cmd_stats *s, int status,
+    uint64_t micros) { (void)s; (void)status; (void)micros; }
+static inline void metrics_cmd_enter(struct cmd_stats *s) { (void)s; }
+static inline void metrics_cmd_leave(struct cmd_stats *s) { (void)s; }
+static inline void metrics_add(struct daemon_stats *d,
+    enum daemon_counter k, int64_t n) { (void)d; (void)k; (void)n; }
+#else
 /* Count one finished call: its status and how long it took. */
 void metrics_cmd_record(struct cmd_stats *s, int status, uint64_t micros);
+
+/* A call of s started / ended (the in-flight gauge). */
+static inline void
+metrics_cmd_enter(struct cmd_stats *s)
+{
+	atomic_fetch_add_explicit(&s->shard[metrics_shard()].in_flight, 1,
+	    memory_order_relaxed);
+}
+
+static inline void
+metrics_cmd_leave(struct cmd_stats *s)
+{
+	atomic_fetch_sub_explicit(&s->shard[metrics_shard()].in_flight, 1,
+	    memory_order_relaxed);
+}
+
+/* Add n (may be negative) to daemon counter k. */
+static inline void
+metrics_add(struct daemon_stats *d, enum daemon_counter k, int64_t n)
+{
+	atomic_fetch_add_explicit(&d->shard[metrics_shard()].v[k], n,
+	    memory_order_relaxed);
+}
+#endif
+
+/* Sums over the shards. */
+uint64_t metrics_cmd_calls(const struct cmd_stats *s);
+uint64_t metrics_cmd_status(const struct cmd_stats *s, int status);
+uint64_t metrics_cmd_max(const struct cmd_stats *s);
+uint64_t metrics_cmd_timeouts(const struct cmd_stats *s);
+int64_t metrics_cmd_in_flight(const struct cmd_stats *s);
+int64_t metrics_daemon_get(const struct daemon_stats *d,
+    enum daemon_counter k);
 
 /* The upper bound, in microseconds, of the q-quantile (0 < q <= 1), or 0
  * when nothing was recorded. */
 uint64_t metrics_cmd_quantile(const struct cmd_stats *s, double q);
 
-/* Returns a new JSON object (one reference, caller puts) describing s. */
+/* The histogram: the count of bucket i (summed) and the largest value
+ * (microseconds) that falls in it. */
+uint64_t metrics_bucket_count(const struct cmd_stats *s, unsigned i);
+uint64_t metrics_bucket_upper(unsigned i);
+
+/* Returns a new JSON object (one reference, caller puts) describing s:
+ * calls, status {code: n}, timeouts, in_flight, latency_us {p50, p90,
+ * p99, max}, and histogram [[upper_us, count], ...] of the non-empty
+ * buckets. */
 struct json_object *metrics_cmd_json(const struct cmd_stats *s);
 
 /* Returns a new JSON object with the daemon counters. */

@@ -42,6 +42,7 @@ struct command {
  * last reference is released (generation_release). */
 struct generation {
 	atomic_long refs;
+	atomic_int served;        /* it has taken its first call */
 	uint64_t number;          /* grows with each published load */
 	char *name;               /* owned copy of the descriptor's name */
 	char *version;            /* owned copy */

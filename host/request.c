@@ -26,21 +26,19 @@ request_tokener_new(void)
 }
 
 /*
- * Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
- * U+10FFFF.  json-c's own check looks at byte structure only.  Returns the
- * offset of the first bad byte, or n when all is well.  *digits gets the
- * longest run of ASCII digits seen (the integer check below needs it).
+ * Strict UTF-8 (see buf_utf8_seq).  json-c's own check looks at byte
+ * structure only.  Returns the offset of the first bad byte, or n when all
+ * is well.  *digits gets the longest run of ASCII digits seen (the integer
+ * check below needs it).
  */
 static size_t
 utf8_check(const unsigned char *s, size_t n, size_t *digits)
 {
-	size_t i = 0, run = 0;
+	size_t i = 0, run = 0, len;
 
 	*digits = 0;
 	while (i < n) {
 		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xbf;
-		size_t need;
 
 		if (c < 0x80) {
 			if (c >= '0' && c <= '9') {
@@ -53,29 +51,9 @@ utf8_check(const unsigned char *s, size_t n, size_t *digits)
 			continue;
 		}
 		run = 0;
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* past U+10FFFF */
-		} else {
+		if ((len = buf_utf8_seq(s + i, n - i)) == 0)
 			return i;
-		}
-		if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k <= need; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				return i;
-		i += need + 1;
+		i += len;
 	}
 	return n;
 }
@@ -286,6 +264,15 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 			return -1;
 		}
 		req->timeout_ms = t;
+	}
+	if (json_object_object_get_ex(root, "want_request_id", &v) &&
+	    v != NULL) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			snprintf(err, errlen, "\"want_request_id\" must be true "
+			    "or false");
+			return -1;
+		}
+		req->want_request_id = json_object_get_boolean(v);
 	}
 	if (!json_object_object_get_ex(root, "payload", &v) || v == NULL) {
 		/* Absent or null: an empty object, owned by root. */
@@ -527,5 +514,35 @@ request_format_error_text(struct buf *out, const char *id, int status,
 		out->len = out->start + mark;
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+void
+request_id_make(char out[REQUEST_ID_LEN + 1], int64_t unix_ms,
+    unsigned source, uint64_t seq)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t parts[3] = { (uint64_t)unix_ms, source & 0xff,
+	    seq & 0xfffffff };
+	int widths[3] = { 11, 2, 7 }, at = 0;
+
+	for (int k = 0; k < 3; k++)
+		for (int i = widths[k] - 1; i >= 0; i--)
+			out[at++] = hex[(parts[k] >> (4 * i)) & 0xf];
+	out[at] = '\0';
+}
+
+int
+request_put_request_id(struct buf *out, const char *rid)
+{
+	size_t len = buf_size(out);
+
+	/* Replies end in "}\n": reopen the object. */
+	if (len < 2 || memcmp(buf_head(out) + len - 2, "}\n", 2) != 0)
+		return -EINVAL;
+	out->len -= 2;
+	if (buf_puts(out, ",\"request_id\":") < 0 ||
+	    buf_put_json_string(out, rid) < 0 || buf_put(out, "}\n", 2) < 0)
+		return -ENOMEM;
 	return 0;
 }

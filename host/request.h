@@ -26,7 +26,11 @@ struct request {
 	const char *command;         /* borrowed from root */
 	struct json_object *payload; /* borrowed from root, never NULL on 0 */
 	int64_t timeout_ms;          /* 0: the default */
+	int want_request_id;         /* "want_request_id": true */
 };
+
+/* The daemon's request ids: 20 hex digits, sortable by time. */
+#define REQUEST_ID_LEN 20
 
 /* A tokener set up for requests (strict, UTF-8, depth limit).  Returns new
  * (json_tokener_free), or NULL. */
@@ -77,5 +81,16 @@ const char *request_id_format(struct json_object *id, char *buf,
 /* The JSON text of an id (string or integer), or NULL for none.  Borrowed
  * from the object (json-c keeps it), valid until the object changes. */
 const char *request_id_text(struct json_object *id);
+
+/* Write a request id into out: 11 hex digits of unix_ms, 2 of `source`
+ * (which loop or thread), 7 of `seq` (that source's counter): unique while
+ * no source makes 2^28 ids in one millisecond, and ordered by time. */
+void request_id_make(char out[REQUEST_ID_LEN + 1], int64_t unix_ms,
+    unsigned source, uint64_t seq);
+
+/* Add "request_id": rid (borrowed) to the reply that was just formatted at
+ * the end of out.  Returns 0, -ENOMEM, or -EINVAL if out does not end in a
+ * reply. */
+int request_put_request_id(struct buf *out, const char *rid);
 
 #endif /* CMDHOST_REQUEST_H */

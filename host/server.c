@@ -316,15 +316,70 @@ reply_target(struct conn *c)
 	return &s->out;
 }
 
+/* Log a finished request as the config says: errors always (4xx at
+ * warn, 5xx at error), the rest with access_log, and a generation's first
+ * call.  lc holds the context and the status. */
 static void
-reply_error(struct conn *c, struct json_object *id, int status,
+log_reply(const struct config *cfg, const struct log_ctx *lc,
+    const char *message)
+{
+	int level = lc->status >= 500 ? LOGL_ERROR :
+	    lc->status >= 400 ? LOGL_WARN : LOGL_INFO;
+
+	if (level == LOGL_INFO && !cfg->access_log && lc->cold_start != 1)
+		return;
+	if (log_enabled(level))
+		log_emit(level, lc, "%s", message);
+}
+
+/* The reply just formatted into out gets its request id when the client
+ * (want) or the config asks for it; then it is logged.  lc->request_id
+ * must be set. */
+static void
+finish_reply(struct conn *c, struct buf *out, int want,
+    const struct log_ctx *lc, const char *message)
+{
+	const struct config *cfg = c->loop->srv->cfg;
+
+	if ((want || cfg->reply_request_id) &&
+	    request_put_request_id(out, lc->request_id) < 0)
+		c->dead = 1;
+	log_reply(cfg, lc, message);
+}
+
+/* A new request id of loop l, into rid. */
+static void
+next_request_id(struct loop *l, char rid[REQUEST_ID_LEN + 1])
+{
+	request_id_make(rid, l->wall_ms, (unsigned)l->index, ++l->seq);
+}
+
+/* Answer req (NULL when the line could not be read as one) with an error
+ * that no plugin made. */
+static void
+reply_error(struct conn *c, const struct request *req, int status,
     const char *code, const char *message)
 {
 	struct buf *out = reply_target(c);
+	struct log_ctx lc = LOG_CTX_INIT;
+	char rid[REQUEST_ID_LEN + 1];
 
-	if (out == NULL || request_format_error(out, id, status, code,
-	    message) < 0)
+	if (out == NULL || request_format_error(out, req ? req->id : NULL,
+	    status, code, message) < 0) {
 		c->dead = 1; /* cannot keep the order promise: drop the peer */
+		return;
+	}
+	next_request_id(c->loop, rid);
+	lc.request_id = rid;
+	if (req != NULL) {
+		lc.id = req->id ? request_id_text(req->id) : NULL;
+		lc.command = req->command;
+	}
+	lc.status = status;
+	lc.error_code = code;
+	lc.pid = c->pid;
+	lc.uid = c->uid;
+	finish_reply(c, out, req ? req->want_request_id : 0, &lc, message);
 }
 
 /* Move ready slots at the head of c's queue into its write buffer. */
@@ -348,25 +403,23 @@ drain_slots(struct conn *c)
 
 /* ------------------------------------------------------------ dispatch */
 
+/* Request id, log line and count of inv's reply, just formatted into
+ * out with `status` after `dur_ns`. */
 static void
-log_call(const struct invocation *inv, int status, const char *code,
-    const char *message)
+finish_call(struct conn *c, struct buf *out, struct invocation *inv,
+    int status, const char *code, const char *message, int64_t dur_ns)
 {
 	struct log_ctx lc = LOG_CTX_INIT;
 
-	lc.request_id = invocation_request_id((struct invocation *)inv);
-	lc.command = inv->cmd->name;
-	lc.plugin = inv->cmd->gen->name;
-	lc.version = inv->cmd->gen->version;
-	lc.generation = (long long)inv->cmd->gen->number;
+	metrics_cmd_record(inv->cmd->stats, status, (uint64_t)dur_ns / 1000);
+	invocation_log_ctx(inv, &lc);
 	lc.status = status;
 	lc.error_code = code;
-	lc.duration_ms = (double)(inv->end_ns - inv->start_ns) / 1e6;
-	log_emit(status >= 500 ? LOGL_WARN : LOGL_DEBUG, &lc, "%s",
-	    message ? message : "call finished");
+	lc.duration_ms = (double)dur_ns / 1e6;
+	finish_reply(c, out, inv->want_request_id, &lc, message);
 }
 
-/* Format inv's result into out and count it.  Does not free inv. */
+/* Format inv's result into out, count and log it.  Does not free inv. */
 static void
 format_result(struct conn *c, struct buf *out, struct invocation *inv)
 {
@@ -379,12 +432,13 @@ format_result(struct conn *c, struct buf *out, struct invocation *inv)
 		rc = request_format_error_text(out, inv->id_text, inv->status,
 		    inv->code ? inv->code : "internal_error",
 		    inv->message ? inv->message : "out of memory");
-	if (rc < 0)
+	if (rc < 0) {
 		c->dead = 1;
-	metrics_cmd_record(inv->cmd->stats, inv->status,
-	    (uint64_t)(inv->end_ns - inv->start_ns) / 1000);
-	if (inv->status >= 500 || log_enabled(LOGL_DEBUG))
-		log_call(inv, inv->status, inv->code, inv->message);
+		return;
+	}
+	finish_call(c, out, inv, inv->status, inv->code, inv->status < 300 ?
+	    "call finished" : inv->message ? inv->message : "out of memory",
+	    inv->end_ns - inv->start_ns);
 }
 
 /* Runs on a pool thread: hand inv back to its loop. */
@@ -435,20 +489,20 @@ dispatch(struct conn *c, struct request *req)
 	if (cmd == NULL) {
 		snprintf(err, sizeof(err), "no plugin registers the command "
 		    "'%.200s'", req->command);
-		reply_error(c, req->id, 404, "unknown_command", err);
+		reply_error(c, req, 404, "unknown_command", err);
 		return;
 	}
 	if (request_check_fields(cmd->fields, req->payload, err,
 	    sizeof(err)) < 0) {
 		metrics_cmd_record(cmd->stats, 400, 0);
 		generation_release(cmd->gen);
-		reply_error(c, req->id, 400, "invalid_payload", err);
+		reply_error(c, req, 400, "invalid_payload", err);
 		return;
 	}
 	if ((inv = invocation_new(cmd, req->root, req->id, req->payload,
 	    l->wall_ms, (unsigned)l->index, ++l->seq)) == NULL) {
 		generation_release(cmd->gen);
-		reply_error(c, req->id, 503, "unavailable", "out of memory");
+		reply_error(c, req, 503, "unavailable", "out of memory");
 		return;
 	}
 	req->root = NULL; /* inv owns it now */
@@ -458,18 +512,18 @@ dispatch(struct conn *c, struct request *req)
 	inv->deadline_ns = inv->start_ns + timeout_ms * 1000000;
 	inv->done = on_pool_done;
 	inv->owner = l;
-	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
-	    memory_order_relaxed);
+	inv->want_request_id = req->want_request_id;
+	inv->peer_pid = c->pid;
+	inv->peer_uid = c->uid;
+	metrics_cmd_enter(cmd->stats);
 
 	rc = executor_submit(srv->ex, inv);
 	if (rc != EXEC_QUEUED) {
 		struct buf *out;
 
-		atomic_fetch_sub_explicit(&cmd->stats->in_flight, 1,
-		    memory_order_relaxed);
+		metrics_cmd_leave(cmd->stats);
 		if (rc == EXEC_REJECTED) {
-			atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
-			    memory_order_relaxed);
+			metrics_add(srv->stats, DM_UNAVAILABLE, 1);
 			inv->end_ns = executor_now_ns();
 			invocation_set_error(inv, 503, "unavailable",
 			    "the command queue is full; retry later");
@@ -503,6 +557,34 @@ dispatch(struct conn *c, struct request *req)
 	l->pending = s;
 }
 
+/* Answer a host.* command. */
+static void
+admin_call(struct conn *c, const struct request *req)
+{
+	struct buf *out = reply_target(c);
+	struct log_ctx lc = LOG_CTX_INIT;
+	char rid[REQUEST_ID_LEN + 1];
+	int64_t t0 = executor_now_ns();
+	int status;
+
+	if (out == NULL || (status = admin_handle(&c->loop->srv->admin,
+	    c->uid, req, out)) < 0) {
+		c->dead = 1;
+		return;
+	}
+	next_request_id(c->loop, rid);
+	lc.request_id = rid;
+	lc.id = req->id ? request_id_text(req->id) : NULL;
+	lc.command = req->command;
+	lc.plugin = "host";
+	lc.status = status;
+	lc.pid = c->pid;
+	lc.uid = c->uid;
+	lc.duration_ms = (double)(executor_now_ns() - t0) / 1e6;
+	finish_reply(c, out, req->want_request_id, &lc, status < 300 ?
+	    "call finished" : "host command refused");
+}
+
 static void
 handle_line(struct conn *c, const char *line, size_t len)
 {
@@ -510,26 +592,20 @@ handle_line(struct conn *c, const char *line, size_t len)
 	struct request req;
 	char err[256];
 
-	atomic_fetch_add_explicit(&srv->stats->requests, 1,
-	    memory_order_relaxed);
+	metrics_add(srv->stats, DM_REQUESTS, 1);
 	if (request_parse(c->loop->tok, line, len, &req, err,
 	    sizeof(err)) < 0) {
-		reply_error(c, req.id, 400, "bad_request", err);
+		reply_error(c, &req, 400, "bad_request", err);
 		goto out;
 	}
 	if (atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
-		    memory_order_relaxed);
-		reply_error(c, req.id, 503, "unavailable",
+		metrics_add(srv->stats, DM_UNAVAILABLE, 1);
+		reply_error(c, &req, 503, "unavailable",
 		    "the daemon is shutting down");
 		goto out;
 	}
 	if (strncmp(req.command, "host.", 5) == 0) {
-		struct buf *out = reply_target(c);
-
-		if (out == NULL || admin_handle(&srv->admin, c->uid, &req,
-		    out) < 0)
-			c->dead = 1;
+		admin_call(c, &req);
 		goto out;
 	}
 	dispatch(c, &req);
@@ -607,8 +683,7 @@ conn_flush(struct conn *c)
 		    MSG_NOSIGNAL);
 
 		if (n > 0) {
-			atomic_fetch_add_explicit(&srv->stats->bytes_out,
-			    (uint64_t)n, memory_order_relaxed);
+			metrics_add(srv->stats, DM_BYTES_OUT, n);
 			buf_consume(&c->wbuf, (size_t)n);
 		} else if (n < 0 && errno == EINTR) {
 			continue;
@@ -676,8 +751,7 @@ conn_readable(struct conn *c)
 		}
 		n = read(c->fd, dst, room);
 		if (n > 0) {
-			atomic_fetch_add_explicit(&srv->stats->bytes_in,
-			    (uint64_t)n, memory_order_relaxed);
+			metrics_add(srv->stats, DM_BYTES_IN, n);
 			if (direct) {
 				size_t used = frame_lines(c, dst, (size_t)n);
 
@@ -739,8 +813,7 @@ conn_close(struct conn *c)
 	buf_free(&c->rbuf);
 	buf_free(&c->wbuf);
 	atomic_fetch_sub(&l->srv->n_conns, 1);
-	atomic_fetch_sub_explicit(&l->srv->stats->conns_open, 1,
-	    memory_order_relaxed);
+	metrics_add(l->srv->stats, DM_CONNS_OPEN, -1);
 	/* Later events of this batch may still name c: free it after. */
 	c->closed = 1;
 	c->fd = -1;
@@ -774,10 +847,8 @@ refuse(struct server *srv, int fd, const char *why)
 	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("could not tell a refused peer why");
 	close(fd);
-	atomic_fetch_add_explicit(&srv->stats->conns_refused, 1,
-	    memory_order_relaxed);
-	atomic_fetch_add_explicit(&srv->stats->unavailable, 1,
-	    memory_order_relaxed);
+	metrics_add(srv->stats, DM_CONNS_REFUSED, 1);
+	metrics_add(srv->stats, DM_UNAVAILABLE, 1);
 }
 
 /*
@@ -862,10 +933,8 @@ accept_some(struct loop *l)
 		if (l->conns != NULL)
 			l->conns->prev = c;
 		l->conns = c;
-		atomic_fetch_add_explicit(&srv->stats->conns_open, 1,
-		    memory_order_relaxed);
-		atomic_fetch_add_explicit(&srv->stats->conns_total, 1,
-		    memory_order_relaxed);
+		metrics_add(srv->stats, DM_CONNS_OPEN, 1);
+		metrics_add(srv->stats, DM_CONNS_TOTAL, 1);
 	}
 }
 
@@ -886,8 +955,7 @@ take_completions(struct loop *l)
 
 		next = inv->next;
 		l->n_pool--;
-		atomic_fetch_sub_explicit(&inv->cmd->stats->in_flight, 1,
-		    memory_order_relaxed);
+		metrics_cmd_leave(inv->cmd->stats);
 		if (s != NULL) {
 			struct conn *c = s->conn;
 
@@ -913,6 +981,7 @@ expire(struct loop *l, int force)
 {
 	int64_t now = executor_now_ns(), next = -1;
 	struct slot *s, *snext;
+	const char *msg, *code;
 	int touched = 0;
 
 	for (s = l->pending; s != NULL; s = snext) {
@@ -933,33 +1002,23 @@ expire(struct loop *l, int force)
 		c->busy = 0;
 		/* Only the id text: a running call may use the id object. */
 		if (!force)
-			request_format_error_text(&s->out, inv->id_text, 504,
-			    "timeout", executor_cancel(inv) ?
+			msg = executor_cancel(inv) ?
 			    "the command did not start before its deadline" :
-			    "the command did not finish before its deadline");
+			    "the command did not finish before its deadline; "
+			    "its late result will be dropped";
 		else if (executor_cancel(inv))
-			request_format_error_text(&s->out, inv->id_text, 503,
-			    "unavailable", "the daemon is shutting down; the "
-			    "call was not started");
+			msg = "the daemon is shutting down; the call was not "
+			    "started";
 		else
-			request_format_error_text(&s->out, inv->id_text, 503,
-			    "unavailable", "the daemon is shutting down; the "
-			    "call did not finish in time and its result will "
-			    "be dropped");
-		metrics_cmd_record(inv->cmd->stats, force ? 503 : 504,
-		    (uint64_t)(now - inv->start_ns) / 1000);
-		if (!force) {
-			struct log_ctx lc = LOG_CTX_INIT;
-
-			lc.request_id = invocation_request_id(inv);
-			lc.command = inv->cmd->name;
-			lc.plugin = inv->cmd->gen->name;
-			lc.status = 504;
-			lc.error_code = "timeout";
-			lc.duration_ms = (double)(now - inv->start_ns) / 1e6;
-			log_emit(LOGL_WARN, &lc, "call timed out; its late "
-			    "result will be dropped");
-		}
+			msg = "the daemon is shutting down; the call did not "
+			    "finish in time and its result will be dropped";
+		code = force ? "unavailable" : "timeout";
+		if (request_format_error_text(&s->out, inv->id_text,
+		    force ? 503 : 504, code, msg) < 0)
+			c->dead = 1;
+		else
+			finish_call(c, &s->out, inv, force ? 503 : 504, code,
+			    msg, now - inv->start_ns);
 		/* Closing c here would free slots later in this list. */
 		conn_flush(c);
 		touched = 1;
@@ -1038,6 +1097,7 @@ loop_main(void *arg)
 	struct epoll_event events[MAX_EVENTS];
 
 	executor_thread_locale();
+	log_thread_buffer(1);
 	for (;;) {
 		int stopping = atomic_load(&srv->stopping);
 		int timeout, n;
@@ -1076,6 +1136,7 @@ loop_main(void *arg)
 			    (l->n_pool == 0 || stopping == 2))
 				break;
 		}
+		log_flush(); /* this turn's log lines, in one write */
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait");
@@ -1119,6 +1180,7 @@ loop_main(void *arg)
 		}
 	}
 	executor_thread_cache_free();
+	log_thread_buffer(0);
 	pthread_mutex_lock(&srv->exit_lock);
 	srv->loops_exited++;
 	pthread_cond_broadcast(&srv->exit_cond);

@@ -819,13 +819,13 @@ Test(reload, log_lines, .timeout = 60)
 	CHECK(wait_until(log_has, &w, WAIT_MS), "no \"swapped\" log line "
 	    "for plugin swap");
 	j = w.found;
-	v = json_path_str(j, "version");
-	ov = json_path_str(j, "old_version");
+	v = json_path_str(j, "plugin_version");
+	ov = json_path_str(j, "old_plugin_version");
 	reason = json_path_str(j, "reason");
 	CHECK(v != NULL && strcmp(v, "2") == 0 && ov != NULL &&
 	    strcmp(ov, "1") == 0 && member_int(j, "generation") > 0 &&
 	    reason != NULL && reason[0] != '\0', "swap log line: %s, want "
-	    "version 2, old_version 1, generation, reason", reply_text(j));
+	    "plugin_version 2, old_plugin_version 1, generation, reason", reply_text(j));
 	json_object_put(j);
 
 	CHECK(daemon_write_plugin(d, "swap.so", "garbage\n", 8,

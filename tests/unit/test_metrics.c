@@ -61,7 +61,7 @@ record_and_check(uint64_t *v, size_t n)
 			max = v[i];
 	}
 	qsort(v, n, sizeof(*v), cmp_u64);
-	cr_assert_eq(atomic_load(&s->max_us), max);
+	cr_assert_eq(metrics_cmd_max(s), max);
 	for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
 		size_t rank = (size_t)(qs[k] * (double)n);
 		uint64_t truth, got = metrics_cmd_quantile(s, qs[k]);
@@ -84,8 +84,8 @@ record_and_check(uint64_t *v, size_t n)
 Test(metrics, new_is_empty)
 {
 	cr_assert_str_eq(s->name, "test.echo");
-	cr_assert_eq(atomic_load(&s->calls), 0);
-	cr_assert_eq(atomic_load(&s->max_us), 0);
+	cr_assert_eq(metrics_cmd_calls(s), 0);
+	cr_assert_eq(metrics_cmd_max(s), 0);
 	cr_assert_eq(metrics_cmd_quantile(s, 0.5), 0);
 	cr_assert_eq(metrics_cmd_quantile(s, 1.0), 0);
 	metrics_cmd_free(NULL);
@@ -111,14 +111,14 @@ Test(metrics, statuses_and_timeouts)
 	metrics_cmd_record(s, 504, 1000);
 	metrics_cmd_record(s, 504, 2000);
 	metrics_cmd_record(s, 599, 1);
-	cr_assert_eq(atomic_load(&s->calls), 7);
-	cr_assert_eq(atomic_load(&s->by_status[200]), 3);
-	cr_assert_eq(atomic_load(&s->by_status[404]), 1);
-	cr_assert_eq(atomic_load(&s->by_status[504]), 2);
-	cr_assert_eq(atomic_load(&s->by_status[599]), 1);
-	cr_assert_eq(atomic_load(&s->by_status[500]), 0);
-	cr_assert_eq(atomic_load(&s->timeouts), 2);
-	cr_assert_eq(atomic_load(&s->max_us), 2000);
+	cr_assert_eq(metrics_cmd_calls(s), 7);
+	cr_assert_eq(metrics_cmd_status(s, 200), 3);
+	cr_assert_eq(metrics_cmd_status(s, 404), 1);
+	cr_assert_eq(metrics_cmd_status(s, 504), 2);
+	cr_assert_eq(metrics_cmd_status(s, 599), 1);
+	cr_assert_eq(metrics_cmd_status(s, 500), 0);
+	cr_assert_eq(metrics_cmd_timeouts(s), 2);
+	cr_assert_eq(metrics_cmd_max(s), 2000);
 }
 
 Test(metrics, out_of_range_status_is_only_counted_as_a_call)
@@ -127,9 +127,29 @@ Test(metrics, out_of_range_status_is_only_counted_as_a_call)
 	metrics_cmd_record(s, -1, 1);
 	metrics_cmd_record(s, 600, 1);
 	metrics_cmd_record(s, 99999, 1);
-	cr_assert_eq(atomic_load(&s->calls), 4);
-	for (int i = 0; i < 600; i++)
-		cr_assert_eq(atomic_load(&s->by_status[i]), 0, "status %d", i);
+	cr_assert_eq(metrics_cmd_calls(s), 4);
+	for (int i = 0; i < 700; i++)
+		cr_assert_eq(metrics_cmd_status(s, i), 0, "status %d", i);
+}
+
+/* A shard keeps METRICS_STATUS_SLOTS distinct codes exactly; more distinct
+ * codes than that are still counted as calls, under "other". */
+Test(metrics, more_distinct_statuses_than_slots_go_to_other)
+{
+	struct json_object *o, *st;
+	int n = METRICS_STATUS_SLOTS + 4;
+
+	for (int i = 0; i < n; i++)
+		metrics_cmd_record(s, 400 + i, 1);
+	metrics_cmd_record(s, 400, 1);
+	cr_assert_eq(metrics_cmd_calls(s), (uint64_t)n + 1);
+	cr_assert_eq(metrics_cmd_status(s, 400), 2);
+	o = metrics_cmd_json(s);
+	st = fixture_member(o, "status", json_type_object);
+	cr_assert_eq(json_object_object_length(st), METRICS_STATUS_SLOTS + 1,
+	    "%s", json_object_to_json_string(st));
+	cr_assert_eq(fixture_int(st, "other"), 4);
+	json_object_put(o);
 }
 
 Test(metrics, uniform_1_to_1000)
@@ -146,7 +166,7 @@ Test(metrics, uniform_1_to_1000)
 	cr_assert_geq(metrics_cmd_quantile(s, 0.99), 990);
 	cr_assert_leq(metrics_cmd_quantile(s, 0.99), 1000);
 	cr_assert_eq(metrics_cmd_quantile(s, 1.0), 1000);
-	cr_assert_eq(atomic_load(&s->max_us), 1000);
+	cr_assert_eq(metrics_cmd_max(s), 1000);
 }
 
 Test(metrics, constant_value_is_exact)
@@ -194,7 +214,7 @@ Test(metrics, powers_of_two_and_neighbours)
 		v[n++] = (1ULL << e) + 1;
 	}
 	record_and_check(v, n);
-	cr_assert_eq(atomic_load(&s->max_us), (1ULL << 37) + 1);
+	cr_assert_eq(metrics_cmd_max(s), (1ULL << 37) + 1);
 }
 
 Test(metrics, pseudo_random_wide_range)
@@ -219,11 +239,11 @@ Test(metrics, max_is_exact)
 	metrics_cmd_record(s, 200, 123457);
 	metrics_cmd_record(s, 200, 99);
 	metrics_cmd_record(s, 200, 123456);
-	cr_assert_eq(atomic_load(&s->max_us), 123457);
+	cr_assert_eq(metrics_cmd_max(s), 123457);
 	cr_assert_eq(metrics_cmd_quantile(s, 1.0), 123457);
 	/* 1 << 40 us is about 12.7 days: still counted. */
 	metrics_cmd_record(s, 504, 1ULL << 40);
-	cr_assert_eq(atomic_load(&s->max_us), 1ULL << 40);
+	cr_assert_eq(metrics_cmd_max(s), 1ULL << 40);
 	cr_assert_eq(metrics_cmd_quantile(s, 1.0), 1ULL << 40);
 }
 
@@ -257,12 +277,12 @@ Test(metrics, concurrent_records_are_not_lost)
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
-	cr_assert_eq(atomic_load(&s->calls), 100000);
-	cr_assert_eq(atomic_load(&s->by_status[200]), 50000);
-	cr_assert_eq(atomic_load(&s->by_status[500]), 50000);
-	cr_assert_eq(atomic_load(&s->max_us), 3999);
+	cr_assert_eq(metrics_cmd_calls(s), 100000);
+	cr_assert_eq(metrics_cmd_status(s, 200), 50000);
+	cr_assert_eq(metrics_cmd_status(s, 500), 50000);
+	cr_assert_eq(metrics_cmd_max(s), 3999);
 	for (int i = 0; i < METRICS_BUCKETS; i++)
-		sum += atomic_load(&s->buckets[i]);
+		sum += metrics_bucket_count(s, (unsigned)i);
 	cr_assert_eq(sum, 100000);
 }
 
@@ -274,7 +294,8 @@ Test(metrics, command_json_shape)
 		metrics_cmd_record(s, 200, i * 10);
 	metrics_cmd_record(s, 404, 3);
 	metrics_cmd_record(s, 504, 5000);
-	atomic_store(&s->in_flight, 2);
+	metrics_cmd_enter(s);
+	metrics_cmd_enter(s);
 	o = metrics_cmd_json(s);
 	cr_assert_not_null(o);
 	cr_assert_eq(fixture_int(o, "calls"), 102);
@@ -319,13 +340,14 @@ Test(metrics, daemon_json_shape)
 
 	memset(&d, 0, sizeof(d));
 	d.started_ms = 1000;
-	atomic_store(&d.conns_open, 3);
-	atomic_store(&d.conns_total, 10);
-	atomic_store(&d.conns_refused, 1);
-	atomic_store(&d.requests, 77);
-	atomic_store(&d.bytes_in, 4096);
-	atomic_store(&d.bytes_out, 8192);
-	atomic_store(&d.unavailable, 2);
+	metrics_add(&d, DM_CONNS_OPEN, 4);
+	metrics_add(&d, DM_CONNS_OPEN, -1);
+	metrics_add(&d, DM_CONNS_TOTAL, 10);
+	metrics_add(&d, DM_CONNS_REFUSED, 1);
+	metrics_add(&d, DM_REQUESTS, 77);
+	metrics_add(&d, DM_BYTES_IN, 4096);
+	metrics_add(&d, DM_BYTES_OUT, 8192);
+	metrics_add(&d, DM_UNAVAILABLE, 2);
 	o = metrics_daemon_json(&d, 6500);
 	cr_assert_not_null(o);
 	cr_assert_eq(fixture_int(o, "uptime_s"), 5);

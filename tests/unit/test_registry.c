@@ -39,7 +39,7 @@ static int reader;
 static void
 setup(void)
 {
-	log_init(LOGL_WARN, LOGF_TEXT);
+	log_init(LOGL_WARN, LOGF_TEXT, NULL);
 	fixture_mkdtemp(tmpdir, sizeof(tmpdir), "registry");
 	fixture_subdir(plugin_dir, sizeof(plugin_dir), tmpdir, "plugins");
 	fixture_subdir(copy_dir, sizeof(copy_dir), tmpdir, "copies");
