@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "executor.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -75,8 +76,12 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	if (strcmp(name, "host.stats") == 0) {
 		body = metrics_daemon_json(a->stats, log_now_ms());
+		json_object_object_add(body, "queue_depth", json_object_new_int(
+		    executor_queue_depth(a->ex)));
 		json_object_object_add(body, "commands",
 		    registry_stats_json(a->reg));
+		json_object_object_add(body, "plugins",
+		    registry_plugin_stats_json(a->reg));
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.reload") == 0) {

@@ -15,12 +15,14 @@
 
 struct config;
 struct daemon_stats;
+struct executor;
 struct registry;
 
 struct admin {
 	const struct config *cfg;    /* borrowed */
 	struct registry *reg;        /* borrowed */
 	struct daemon_stats *stats;  /* borrowed */
+	struct executor *ex;         /* borrowed */
 	uid_t self_uid;
 };
 

@@ -34,7 +34,8 @@ usage(FILE *f)
 "  ping                    round trip to the daemon\n"
 "  health [--json]         daemon health\n"
 "  list [--json]           loaded plugins and their commands\n"
-"  stats [--json]          per-command counters and latencies\n"
+"  stats [--json | --prometheus]\n"
+"                          counters and latencies per command and plugin\n"
 "  reload                  rescan the plugin directory (admin only)\n"
 "  send                    pipe JSON request lines from stdin, print replies\n"
 "  help                    this text\n"
@@ -201,18 +202,22 @@ cmd_list(const struct cli_opts *o, int argc, char **argv)
 	return rc;
 }
 
-/* cmdhost stats [--json]: a summary line, then one row per command. */
+/* cmdhost stats [--json | --prometheus]: a summary, then one row per
+ * command and per plugin; or the body as JSON or as Prometheus text. */
 static int
 cmd_stats(const struct cli_opts *o, int argc, char **argv)
 {
 	struct json_object *reply = NULL, *body;
-	int rc, raw;
+	int rc, raw = 0;
 
-	if ((raw = json_flag(argc, argv)) < 0)
+	if (argc == 2 && strcmp(argv[1], "--prometheus") == 0)
+		raw = 2;
+	else if ((raw = json_flag(argc, argv)) < 0)
 		return CLI_EXIT_USAGE;
 	if ((rc = cli_conn_call_admin(o, "host.stats", &reply, &body)) != 0)
 		return rc;
-	rc = raw ? cli_print_json(body) : cli_print_stats(body);
+	rc = raw == 2 ? cli_print_prometheus(body) :
+	    raw ? cli_print_json(body) : cli_print_stats(body);
 	json_object_put(reply);
 	return rc;
 }

@@ -133,4 +133,8 @@ int cli_print_list(struct json_object *body);
  * (printed). */
 int cli_print_stats(struct json_object *body);
 
+/* cli_prom.c: print the host.stats body in the Prometheus text format.
+ * Returns 0, or CLI_EXIT_REPLY_ERROR if stdout failed. */
+int cli_print_prometheus(struct json_object *body);
+
 #endif /* CMDHOST_CLI_H */

@@ -246,7 +246,7 @@ cli_print_list(struct json_object *body)
 	return 0;
 }
 
-#define STATS_COLS 8
+#define STATS_COLS 10
 #define STATS_CELL 32
 
 /* One row of the stats table: the command name borrowed from the body,
@@ -266,7 +266,8 @@ stats_row_cmp(const void *a, const void *b)
 
 /*
  * Fill row r from one command's stats object `c` (borrowed): calls, 2xx,
- * 4xx, 5xx (summed from "status"), in flight, p50, p99, max.
+ * 4xx, 5xx (summed from "status"), timeouts, in flight, p50, p90, p99,
+ * max.
  */
 static void
 stats_row_fill(struct stats_row *r, struct json_object *c)
@@ -293,25 +294,73 @@ stats_row_fill(struct stats_row *r, struct json_object *c)
 		else
 			snprintf(r->cells[1 + k], STATS_CELL, "-");
 	}
-	fmt_num(c, "in_flight", r->cells[4], STATS_CELL);
+	fmt_num(c, "timeouts", r->cells[4], STATS_CELL);
+	fmt_num(c, "in_flight", r->cells[5], STATS_CELL);
 	json_object_object_get_ex(c, "latency_us", &lat);
-	fmt_num(lat, "p50", r->cells[5], STATS_CELL);
-	fmt_num(lat, "p99", r->cells[6], STATS_CELL);
-	fmt_num(lat, "max", r->cells[7], STATS_CELL);
+	fmt_num(lat, "p50", r->cells[6], STATS_CELL);
+	fmt_num(lat, "p90", r->cells[7], STATS_CELL);
+	fmt_num(lat, "p99", r->cells[8], STATS_CELL);
+	fmt_num(lat, "max", r->cells[9], STATS_CELL);
+}
+
+#define PSTATS_COLS 6
+
+/* The plugins part of host.stats: one row per plugin file. */
+static int
+print_plugin_stats(struct json_object *body)
+{
+	static const char *head[PSTATS_COLS] = {
+		"PLUGIN_FILE", "VERSION", "GEN", "LOADS", "FAILURES",
+		"LAST_SWAP"
+	};
+	struct json_object *plugins;
+	const char *cells[PSTATS_COLS];
+	char gen[STATS_CELL], loads[STATS_CELL], fails[STATS_CELL];
+	int widths[PSTATS_COLS] = { 0 }, pass;
+
+	if (!json_object_object_get_ex(body, "plugins", &plugins) ||
+	    !json_object_is_type(plugins, json_type_object) ||
+	    json_object_object_length(plugins) == 0)
+		return 0;
+	widen(widths, head, PSTATS_COLS);
+	/* Pass 0 measures the columns, pass 1 prints. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			putchar('\n');
+			print_row(head, widths, PSTATS_COLS, 0x1cu);
+		}
+		json_object_object_foreach(plugins, file, p) {
+			cells[0] = file;
+			cells[1] = get_str(p, "version", "-");
+			fmt_num(p, "generation", gen, sizeof(gen));
+			cells[2] = gen;
+			fmt_num(p, "loads", loads, sizeof(loads));
+			cells[3] = loads;
+			fmt_num(p, "load_failures", fails, sizeof(fails));
+			cells[4] = fails;
+			cells[5] = get_str(p, "last_swap", "-");
+			if (pass == 0)
+				widen(widths, cells, PSTATS_COLS);
+			else
+				print_row(cells, widths, PSTATS_COLS, 0x1cu);
+		}
+	}
+	return 0;
 }
 
 int
 cli_print_stats(struct json_object *body)
 {
 	static const char *head[STATS_COLS + 1] = {
-		"COMMAND", "CALLS", "2XX", "4XX", "5XX", "IN_FLIGHT",
-		"P50_US", "P99_US", "MAX_US"
+		"COMMAND", "CALLS", "2XX", "4XX", "5XX", "TIMEOUTS",
+		"IN_FLIGHT", "P50_US", "P90_US", "P99_US", "MAX_US"
 	};
 	struct json_object *conns = NULL, *cmds;
 	struct stats_row *rows = NULL;
 	const char *cells[STATS_COLS + 1];
 	char up[STATS_CELL], open_c[STATS_CELL], total[STATS_CELL];
-	char reqs[STATS_CELL];
+	char reqs[STATS_CELL], bin[STATS_CELL], bout[STATS_CELL];
+	char unav[STATS_CELL], queue[STATS_CELL];
 	int widths[STATS_COLS + 1] = { 0 };
 	size_t n = 0, i, k;
 
@@ -320,12 +369,17 @@ cli_print_stats(struct json_object *body)
 	fmt_num(conns, "open", open_c, sizeof(open_c));
 	fmt_num(conns, "total", total, sizeof(total));
 	fmt_num(body, "requests", reqs, sizeof(reqs));
-	printf("uptime %s s, connections %s open / %s total, requests %s\n",
-	    up, open_c, total, reqs);
+	fmt_num(body, "bytes_in", bin, sizeof(bin));
+	fmt_num(body, "bytes_out", bout, sizeof(bout));
+	fmt_num(body, "unavailable", unav, sizeof(unav));
+	fmt_num(body, "queue_depth", queue, sizeof(queue));
+	printf("uptime %s s, connections %s open / %s total, requests %s\n"
+	    "bytes %s in / %s out, 503s %s, pool queue %s\n",
+	    up, open_c, total, reqs, bin, bout, unav, queue);
 	if (!json_object_object_get_ex(body, "commands", &cmds) ||
 	    !json_object_is_type(cmds, json_type_object) ||
 	    json_object_object_length(cmds) == 0)
-		return 0;
+		return print_plugin_stats(body);
 	rows = calloc((size_t)json_object_object_length(cmds), sizeof(*rows));
 	if (rows == NULL) {
 		fprintf(stderr, "cmdhost: out of memory\n");
@@ -353,5 +407,5 @@ cli_print_stats(struct json_object *body)
 		print_row(cells, widths, STATS_COLS + 1, ~1u);
 	}
 	free(rows);
-	return 0;
+	return print_plugin_stats(body);
 }

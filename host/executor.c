@@ -633,6 +633,17 @@ executor_submit(struct executor *ex, struct invocation *inv)
 }
 
 int
+executor_queue_depth(struct executor *ex)
+{
+	int n;
+
+	pthread_mutex_lock(&ex->lock);
+	n = ex->queued;
+	pthread_mutex_unlock(&ex->lock);
+	return n;
+}
+
+int
 executor_stop(struct executor *ex, int64_t deadline_ns)
 {
 	pthread_mutex_lock(&ex->lock);

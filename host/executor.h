@@ -112,6 +112,9 @@ int executor_submit(struct executor *ex, struct invocation *inv);
  * by anything that runs a command in-process. */
 void executor_run_call(struct invocation *inv);
 
+/* How many calls wait in the pool's queue now. */
+int executor_queue_depth(struct executor *ex);
+
 /* Refuse new pool work and wait until the pool is idle and its threads
  * have exited, or until deadline_ns (CLOCK_MONOTONIC).  Returns 0 when all
  * threads exited, -1 when some are still inside a command. */

@@ -124,6 +124,7 @@ metrics_cmd_record(struct cmd_stats *s, int status, uint64_t micros)
 		    memory_order_relaxed);
 	atomic_fetch_add_explicit(&sh->buckets[bucket_of(micros)], 1,
 	    memory_order_relaxed);
+	atomic_fetch_add_explicit(&sh->sum_us, micros, memory_order_relaxed);
 	max = atomic_load_explicit(&sh->max_us, memory_order_relaxed);
 	while (micros > max && !atomic_compare_exchange_weak_explicit(
 	    &sh->max_us, &max, micros, memory_order_relaxed,
@@ -181,6 +182,12 @@ uint64_t
 metrics_cmd_timeouts(const struct cmd_stats *s)
 {
 	return SUM(s, timeouts);
+}
+
+uint64_t
+metrics_cmd_sum_us(const struct cmd_stats *s)
+{
+	return SUM(s, sum_us);
 }
 
 int64_t
@@ -276,6 +283,8 @@ metrics_cmd_json(const struct cmd_stats *s)
 	    metrics_cmd_quantile(s, 0.99)));
 	json_object_object_add(lat, "max",
 	    json_object_new_uint64(metrics_cmd_max(s)));
+	json_object_object_add(lat, "sum",
+	    json_object_new_uint64(metrics_cmd_sum_us(s)));
 	json_object_object_add(o, "latency_us", lat);
 	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
 		uint64_t n = metrics_bucket_count(s, i);

@@ -34,6 +34,7 @@ struct cmd_shard {
 	atomic_uint_fast64_t calls;
 	atomic_uint_fast64_t timeouts;
 	atomic_uint_fast64_t max_us;
+	atomic_uint_fast64_t sum_us;
 	atomic_int_fast64_t in_flight;
 	atomic_uint_fast64_t other_status; /* codes that found no slot */
 	struct status_slot status[METRICS_STATUS_SLOTS];
@@ -113,6 +114,7 @@ uint64_t metrics_cmd_calls(const struct cmd_stats *s);
 uint64_t metrics_cmd_status(const struct cmd_stats *s, int status);
 uint64_t metrics_cmd_max(const struct cmd_stats *s);
 uint64_t metrics_cmd_timeouts(const struct cmd_stats *s);
+uint64_t metrics_cmd_sum_us(const struct cmd_stats *s);
 int64_t metrics_cmd_in_flight(const struct cmd_stats *s);
 int64_t metrics_daemon_get(const struct daemon_stats *d,
     enum daemon_counter k);
@@ -128,8 +130,8 @@ uint64_t metrics_bucket_upper(unsigned i);
 
 /* Returns a new JSON object (one reference, caller puts) describing s:
  * calls, status {code: n}, timeouts, in_flight, latency_us {p50, p90,
- * p99, max}, and histogram [[upper_us, count], ...] of the non-empty
- * buckets. */
+ * p99, max, sum}, and histogram_us [[upper_us, count], ...] of the
+ * non-empty buckets (the last bucket's upper bound is 2^64-1). */
 struct json_object *metrics_cmd_json(const struct cmd_stats *s);
 
 /* Returns a new JSON object with the daemon counters. */

@@ -757,6 +757,47 @@ registry_stats_json(struct registry *r)
 	return o;
 }
 
+struct json_object *
+registry_plugin_stats_json(struct registry *r)
+{
+	struct json_object *o = json_object_new_object();
+	char stamp[40];
+
+	pthread_mutex_lock(&r->view_lock);
+	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
+		struct json_object *po = json_object_new_object();
+		struct generation *g = p->current;
+
+		json_object_object_add(po, "file",
+		    json_object_new_string(p->file));
+		json_object_object_add(po, "name", json_object_new_string(
+		    g ? g->name : p->name ? p->name : p->file));
+		json_object_object_add(po, "version",
+		    json_str_or_null(g ? g->version : NULL));
+		json_object_object_add(po, "generation",
+		    g ? json_object_new_int64((int64_t)g->number) : NULL);
+		json_object_object_add(po, "loads",
+		    json_object_new_uint64(p->loads));
+		json_object_object_add(po, "load_failures",
+		    json_object_new_uint64(p->load_failures));
+		if (g != NULL) {
+			log_timestamp(stamp, sizeof(stamp), g->loaded_at_ms);
+			json_object_object_add(po, "last_swap",
+			    json_object_new_string(stamp));
+			json_object_object_add(po, "last_swap_ms",
+			    json_object_new_int64(g->loaded_at_ms));
+		} else {
+			json_object_object_add(po, "last_swap", NULL);
+			json_object_object_add(po, "last_swap_ms", NULL);
+		}
+		/* Keyed by file: two files may claim one name while one of
+		 * them is refused. */
+		json_object_object_add(o, p->file, po);
+	}
+	pthread_mutex_unlock(&r->view_lock);
+	return o;
+}
+
 void
 registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 {

@@ -109,6 +109,10 @@ struct json_object *registry_list_json(struct registry *r);
 /* Returns a new JSON object: command name -> stats (host.stats). */
 struct json_object *registry_stats_json(struct registry *r);
 
+/* Returns a new JSON object: plugin file -> {file, version, generation,
+ * loads, load_failures, last_swap, last_swap_ms} (host.stats). */
+struct json_object *registry_plugin_stats_json(struct registry *r);
+
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,
     int *failed);

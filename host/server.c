@@ -229,6 +229,7 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.cfg = cfg;
 	srv->admin.reg = reg;
 	srv->admin.stats = stats;
+	srv->admin.ex = ex;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
 	executor_cond_init(&srv->exit_cond);
