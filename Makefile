@@ -179,11 +179,16 @@ check-header:
 	    -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
 
 # Benchmarks: an optimized build of its own in build/bench, then
-# scripts/bench.sh runs every scenario and writes build/bench.json.
+# scripts/bench.sh runs every scenario and writes build/bench.json; then
+# the cost of metrics and logging against the same daemon built with
+# metrics compiled out (build/bench-nometrics): build/bench-obs.json.
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
 	    bench-build
+	@$(MAKE) --no-print-directory B=build/bench-nometrics \
+	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
+	@scripts/bench-obs.sh build/bench build/bench-nometrics
 
 .PHONY: bench-build
 bench-build: all $(TPLUGINS) $(BENCH_BINS)

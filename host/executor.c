@@ -312,7 +312,7 @@ executor_ctx_log(cmdhost_ctx *ctx, int level, const char *message)
 	if (!log_enabled(level))
 		return;
 	invocation_log_ctx(inv, &lc);
-	log_emit(level, &lc, "%s", message ? message : "");
+	log_emit_str(level, &lc, message ? message : "");
 }
 
 int

@@ -91,6 +91,7 @@ void
 log_timestamp(char *buf, unsigned long size, long long unix_ms)
 {
 	long long sec = unix_ms / 1000;
+	int ms = (int)(unix_ms % 1000);
 
 	if (sec != tl_stamp_sec) {
 		time_t t = (time_t)sec;
@@ -103,7 +104,19 @@ log_timestamp(char *buf, unsigned long size, long long unix_ms)
 		    tm.tm_sec);
 		tl_stamp_sec = sec;
 	}
-	snprintf(buf, size, "%s.%03dZ", tl_stamp, (int)(unix_ms % 1000));
+	/* "YYYY-MM-DDTHH:MM:SS" + ".mmmZ", without printf. */
+	if (size < 25) {
+		if (size > 0)
+			buf[0] = '\0'; /* the header asks for 32 bytes */
+		return;
+	}
+	memcpy(buf, tl_stamp, 19);
+	buf[19] = '.';
+	buf[20] = (char)('0' + ms / 100);
+	buf[21] = (char)('0' + ms / 10 % 10);
+	buf[22] = (char)('0' + ms % 10);
+	buf[23] = 'Z';
+	buf[24] = '\0';
 }
 
 int
@@ -147,16 +160,17 @@ log_flush(void)
 	tl_buf->len = 0;
 }
 
-/* One line being built; the bounds above keep it from filling up. */
+/* One line being built, in the thread's buffer or on the stack, with
+ * LINE_MAX_ bytes of room: the bounds above keep it from filling up. */
 struct line {
-	char buf[LINE_MAX_];
+	char *buf;
 	size_t len;
 };
 
-static void
+static inline void
 put(struct line *l, const char *s, size_t n)
 {
-	size_t room = sizeof(l->buf) - 2 - l->len; /* keep room for "}\n" */
+	size_t room = LINE_MAX_ - 2 - l->len; /* keep room for "}\n" */
 
 	if (n > room)
 		n = room;
@@ -169,6 +183,9 @@ puts_(struct line *l, const char *s)
 {
 	put(l, s, strlen(s));
 }
+
+/* Append a string literal, its length known at compile time. */
+#define PUT_LIT(l, lit) put((l), (lit), sizeof(lit) - 1)
 
 /*
  * Append s as the inside of a JSON string, at most `max` bytes of it:
@@ -185,9 +202,28 @@ put_escaped(struct line *l, const char *s, size_t max)
 	while (left > 0) {
 		char e[6];
 		const char *out = e;
-		size_t n = buf_json_escape(*p, e), adv = 1;
+		size_t n, adv, run = 0;
 
-		if (n == 0) {
+		/* A run of printable ASCII that needs no escape goes at once. */
+		while (run < left && p[run] >= 0x20 && p[run] < 0x7f &&
+		    p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run > 0) {
+			if (used + run > max - 3)
+				run = max - 3 > used ? max - 3 - used : 0;
+			put(l, (const char *)p, run);
+			used += run;
+			p += run;
+			left -= run;
+			if (left == 0)
+				return;
+			if (used >= max - 3) {
+				puts_(l, "...");
+				return;
+			}
+		}
+		adv = 1;
+		if ((n = buf_json_escape(*p, e)) == 0) {
 			if ((adv = buf_utf8_seq(p, left)) == 0) {
 				out = "\\ufffd";
 				n = 6;
@@ -208,50 +244,63 @@ put_escaped(struct line *l, const char *s, size_t max)
 	}
 }
 
+/* Append v in decimal. */
 static void
-put_key(struct line *l, const char *key)
-{
-	if (log_fmt == LOGF_JSON) {
-		puts_(l, ",\"");
-		puts_(l, key);
-		puts_(l, "\":");
-	} else {
-		puts_(l, " ");
-		puts_(l, key);
-		puts_(l, "=");
-	}
-}
-
-static void
-put_field_str(struct line *l, const char *key, const char *val)
-{
-	if (val == NULL)
-		return;
-	put_key(l, key);
-	if (log_fmt == LOGF_JSON)
-		puts_(l, "\"");
-	put_escaped(l, val, FIELD_MAX);
-	if (log_fmt == LOGF_JSON)
-		puts_(l, "\"");
-}
-
-static void
-put_field_ll(struct line *l, const char *key, long long v)
+put_u64(struct line *l, unsigned long long v)
 {
 	char num[24];
+	int at = sizeof(num);
 
-	if (v < 0)
-		return;
-	snprintf(num, sizeof(num), "%lld", v);
-	put_key(l, key);
-	puts_(l, num);
+	do {
+		num[--at] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	put(l, num + at, sizeof(num) - (size_t)at);
 }
+
+/* Start field `key`: ,"key": in JSON, " key=" in text.  The KEY macro
+ * makes both forms of a literal key at compile time. */
+static inline void
+put_key2(struct line *l, const char *json, size_t jlen, const char *text,
+    size_t tlen)
+{
+	if (log_fmt == LOGF_JSON)
+		put(l, json, jlen);
+	else
+		put(l, text, tlen);
+}
+
+#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1, " " k "=", \
+	sizeof(" " k "=") - 1
+#define put_key(l, k) put_key2((l), KEY(k))
+
+static void
+put_str_value(struct line *l, const char *val)
+{
+	if (log_fmt == LOGF_JSON)
+		PUT_LIT(l, "\"");
+	put_escaped(l, val, FIELD_MAX);
+	if (log_fmt == LOGF_JSON)
+		PUT_LIT(l, "\"");
+}
+
+#define put_field_str(l, k, val) do {                                    \
+	if ((val) != NULL) {                                            \
+		put_key((l), k);                                        \
+		put_str_value((l), (val));                              \
+	}                                                               \
+} while (0)
+
+#define put_field_ll(l, k, v) do {                                       \
+	if ((v) >= 0) {                                                 \
+		put_key((l), k);                                        \
+		put_u64((l), (unsigned long long)(v));                  \
+	}                                                               \
+} while (0)
 
 static void
 put_ctx(struct line *l, const struct log_ctx *ctx)
 {
-	char num[32];
-
 	put_field_str(l, "request_id", ctx->request_id);
 	if (ctx->id != NULL && strlen(ctx->id) <= ID_MAX) {
 		put_key(l, "id");
@@ -268,13 +317,23 @@ put_ctx(struct line *l, const struct log_ctx *ctx)
 	put_field_ll(l, "status", ctx->status);
 	put_field_str(l, "error_code", ctx->error_code);
 	if (ctx->duration_ms >= 0) {
-		snprintf(num, sizeof(num), "%.3f", ctx->duration_ms);
+		/* Milliseconds with three decimals, without printf. */
+		unsigned long long us = (unsigned long long)(ctx->duration_ms *
+		    1000.0 + 0.5);
+		char frac[4] = { (char)('0' + us / 100 % 10),
+		    (char)('0' + us / 10 % 10), (char)('0' + us % 10), '\0' };
+
 		put_key(l, "duration_ms");
-		puts_(l, num);
+		put_u64(l, us / 1000);
+		PUT_LIT(l, ".");
+		put(l, frac, 3);
 	}
 	if (ctx->cold_start >= 0) {
 		put_key(l, "cold_start");
-		puts_(l, ctx->cold_start ? "true" : "false");
+		if (ctx->cold_start)
+			PUT_LIT(l, "true");
+		else
+			PUT_LIT(l, "false");
 	}
 	put_field_ll(l, "pid", ctx->pid);
 	put_field_ll(l, "uid", ctx->uid);
@@ -283,36 +342,50 @@ put_ctx(struct line *l, const struct log_ctx *ctx)
 void
 log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 {
-	struct line l;
-	char stamp[40], msg[MSG_MAX];
+	char msg[MSG_MAX];
 
 	if (level < log_threshold)
 		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_emit_str(level, ctx, msg);
+}
+
+void
+log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
+{
+	char stack[LINE_MAX_], stamp[40];
+	struct line l;
+
+	if (level < log_threshold)
+		return;
+	/* Straight into the thread's buffer when it has room for a line. */
+	if (tl_buf != NULL && tl_buf->cap - tl_buf->len < LINE_MAX_)
+		log_flush();
+	l.buf = tl_buf != NULL ? tl_buf->data + tl_buf->len : stack;
 	l.len = 0;
 	log_timestamp(stamp, sizeof(stamp), log_now_ms());
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 
 	if (log_fmt == LOGF_JSON) {
-		puts_(&l, "{\"timestamp\":\"");
+		PUT_LIT(&l, "{\"timestamp\":\"");
 		puts_(&l, stamp);
-		puts_(&l, "\",\"level\":\"");
+		PUT_LIT(&l, "\",\"level\":\"");
 		puts_(&l, level_names[level]);
-		puts_(&l, "\",\"message\":\"");
+		PUT_LIT(&l, "\",\"message\":\"");
 		put_escaped(&l, msg, MSG_MAX);
-		puts_(&l, "\"");
+		PUT_LIT(&l, "\"");
 		if (log_service[0] != '\0') {
-			puts_(&l, ",\"service\":\"");
+			PUT_LIT(&l, ",\"service\":\"");
 			puts_(&l, log_service); /* checked by the config */
-			puts_(&l, "\"");
+			PUT_LIT(&l, "\"");
 		}
 	} else {
 		puts_(&l, stamp);
-		puts_(&l, " ");
+		PUT_LIT(&l, " ");
 		puts_(&l, level_names[level]);
-		puts_(&l, " ");
+		PUT_LIT(&l, " ");
 		put_escaped(&l, msg, MSG_MAX);
 		if (log_service[0] != '\0') {
-			puts_(&l, " service=");
+			PUT_LIT(&l, " service=");
 			puts_(&l, log_service);
 		}
 	}
@@ -321,14 +394,10 @@ log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
 	if (log_fmt == LOGF_JSON)
 		l.buf[l.len++] = '}';
 	l.buf[l.len++] = '\n';
-	if (tl_buf == NULL) {
+	if (tl_buf != NULL)
+		tl_buf->len += l.len;
+	else
 		write_out(l.buf, l.len); /* one write per line */
-		return;
-	}
-	if (tl_buf->len + l.len > tl_buf->cap)
-		log_flush();
-	memcpy(tl_buf->data + tl_buf->len, l.buf, l.len);
-	tl_buf->len += l.len;
 }
 
 void

@@ -68,6 +68,8 @@ void log_emit(int level, const struct log_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_emitv(int level, const struct log_ctx *ctx, const char *fmt,
     va_list ap);
+/* The same with the message as it is (borrowed): no formatting. */
+void log_emit_str(int level, const struct log_ctx *ctx, const char *msg);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -47,18 +47,6 @@ metrics_cmd_free(struct cmd_stats *s)
 	free(s);
 }
 
-static unsigned
-bucket_of(uint64_t v)
-{
-	unsigned e, idx;
-
-	if (v < 4)
-		return (unsigned)v;
-	e = 63u - (unsigned)__builtin_clzll(v);
-	idx = 4 * (e - 1) + (unsigned)((v >> (e - 2)) & 3);
-	return idx < METRICS_BUCKETS ? idx : METRICS_BUCKETS - 1;
-}
-
 uint64_t
 metrics_bucket_upper(unsigned idx)
 {
@@ -74,6 +62,18 @@ metrics_bucket_upper(unsigned idx)
 }
 
 #ifndef CMDHOST_NO_METRICS
+static unsigned
+bucket_of(uint64_t v)
+{
+	unsigned e, idx;
+
+	if (v < 4)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	idx = 4 * (e - 1) + (unsigned)((v >> (e - 2)) & 3);
+	return idx < METRICS_BUCKETS ? idx : METRICS_BUCKETS - 1;
+}
+
 /* Count one reply of `status` in shard sh: its slot, claimed on first use
  * (open addressing); a shard that has seen more distinct codes than slots
  * counts the rest as "other". */

@@ -329,8 +329,7 @@ log_reply(const struct config *cfg, const struct log_ctx *lc,
 
 	if (level == LOGL_INFO && !cfg->access_log && lc->cold_start != 1)
 		return;
-	if (log_enabled(level))
-		log_emit(level, lc, "%s", message);
+	log_emit_str(level, lc, message);
 }
 
 /* The reply just formatted into out gets its request id when the client

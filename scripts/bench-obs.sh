@@ -1,0 +1,135 @@
+#!/bin/bash
+# bench-obs.sh - what metrics and logging cost: echo throughput of one
+# optimized daemon build (A) with access_log off and (B) with access_log
+# on, its lines going to a file, against (C) the same sources built with
+# -DCMDHOST_NO_METRICS.  The three run in turn, ROUNDS times, and the
+# ratios use the medians, so a drifting machine hurts all three alike.
+# Usage: scripts/bench-obs.sh BUILD_DIR NOMETRICS_BUILD_DIR
+# Env:   BENCH_OBS_SECONDS (default 3) per run; BENCH_OBS_ROUNDS (5).
+# Writes BUILD_DIR/../bench-obs.json.  Only a non-OK or lost request
+# fails it: the ratios are reported, not enforced.
+set -u
+
+[ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR NOMETRICS_BUILD_DIR" >&2; exit 2; }
+BUILD=$(cd "$1" && pwd) || exit 2
+NOMET=$(cd "$2" && pwd) || exit 2
+OUT=$(dirname "$BUILD")/bench-obs.json
+SECS=${BENCH_OBS_SECONDS:-3}
+ROUNDS=${BENCH_OBS_ROUNDS:-5}
+LOADGEN=$BUILD/bench/loadgen
+
+for f in "$BUILD/cmdhostd" "$NOMET/cmdhostd" "$LOADGEN" \
+    "$BUILD/plugins/echo.so"; do
+	[ -e "$f" ] || { echo "bench-obs: missing $f (run make bench)" >&2; exit 2; }
+done
+
+TMP=$(mktemp -d /tmp/cmdhost-bench-obs.XXXXXX) || exit 1
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "bench-obs: interrupted" >&2; exit 130' INT TERM HUP
+
+FAILS=""
+jget() {
+	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
+}
+
+# start NAME DAEMON EXTRA: a daemon in $TMP/NAME with echo.so; its stderr
+# (the log) goes to $TMP/NAME/log, a file.
+start() {
+	local dir=$TMP/$1 i
+	mkdir -p "$dir/plugins"
+	cp "$BUILD/plugins/echo.so" "$dir/plugins/"
+	printf '[host]\nsocket = cmdhost.sock\nplugin_dir = plugins\n%s\n' \
+	    "$3" >"$dir/cmdhost.ini"
+	"$2" -c "$dir/cmdhost.ini" 2>"$dir/log" &
+	PIDS="$PIDS $!"
+	PID[$1]=$!
+	for i in $(seq 200); do
+		"$LOADGEN" -s "$dir/cmdhost.sock" -q '{"command":"host.ping"}' \
+		    >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "bench-obs: $1 did not start" >&2
+	exit 1
+}
+
+declare -A PID
+# cpu_ticks PID: the process's user + system time, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+start nometrics "$NOMET/cmdhostd" ""
+start metrics "$BUILD/cmdhostd" "access_log = false"
+start access "$BUILD/cmdhostd" "access_log = true"
+
+REQ='{"command":"echo","payload":{"msg":"hello"}}'
+declare -A RPS CPU
+echo "bench-obs: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+    "$ROUNDS rounds of ${SECS}s, echo c=16 p=32"
+for r in $(seq "$ROUNDS"); do
+	for name in nometrics metrics access; do
+		t0=$(cpu_ticks "${PID[$name]}")
+		line=$("$LOADGEN" -s "$TMP/$name/cmdhost.sock" -c 16 -p 32 \
+		    -d "$SECS" -w 0.5 -r "$REQ" 2>"$TMP/err")
+		t1=$(cpu_ticks "${PID[$name]}")
+		if [ "$(jget non_ok "$line")" != 0 ] || [ "$(jget lost "$line")" != 0 ]; then
+			FAILS="$FAILS $name:round$r"
+			echo "bench-obs: $name round $r: $line $(cat "$TMP/err")" >&2
+		fi
+		# The daemon's CPU per request, warm-up included on both sides
+		# (loadgen sends through it too): less noisy than rps when
+		# others share the machine.
+		cpr=$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$(jget requests "$line")" \
+		    -v w="$(jget warmup_requests "$line")" -v rps="$(jget rps "$line")" \
+		    -v s="$SECS" 'BEGIN { tot = rps * (s + 0.5); if (tot > 0)
+			printf "%.3f", t / hz * 1e6 / tot; else print "null" }')
+		RPS[$name]="${RPS[$name]:-} $(jget rps "$line")"
+		CPU[$name]="${CPU[$name]:-} $cpr"
+		printf '  round %d %-10s %10s rps  %6s µs CPU/request\n' "$r" "$name" \
+		    "$(jget rps "$line")" "$cpr"
+	done
+done
+
+median() {
+	printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) print "null"; else if (NR % 2) print v[(NR + 1) / 2];
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+M_NOMET=$(median "${RPS[nometrics]}")
+M_MET=$(median "${RPS[metrics]}")
+M_ACC=$(median "${RPS[access]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "null"; else printf "%.3f\n", a / b }'; }
+R_MET=$(ratio "$M_MET" "$M_NOMET")
+R_ACC=$(ratio "$M_ACC" "$M_NOMET")
+C_NOMET=$(median "${CPU[nometrics]}")
+C_MET=$(median "${CPU[metrics]}")
+C_ACC=$(median "${CPU[access]}")
+# CPU ratios inverted, so that like rps higher is better.
+RC_MET=$(ratio "$C_NOMET" "$C_MET")
+RC_ACC=$(ratio "$C_NOMET" "$C_ACC")
+LOG_LINES=$(wc -l <"$TMP/access/log")
+LOG_BYTES=$(wc -c <"$TMP/access/log")
+
+echo
+echo "observability cost (medians of $ROUNDS runs, echo c=16 p=32):"
+printf '  %-40s %10s rps %7s µs CPU/req\n' "metrics compiled out" "$M_NOMET" "$C_NOMET"
+printf '  %-40s %10s rps %7s µs CPU/req  ratios: rps %s, CPU %s (target >= 0.97)\n' \
+    "metrics, access_log = false" "$M_MET" "$C_MET" "$R_MET" "$RC_MET"
+printf '  %-40s %10s rps %7s µs CPU/req  ratios: rps %s, CPU %s (target >= 0.85)\n' \
+    "metrics, access_log = true (to a file)" "$M_ACC" "$C_ACC" "$R_ACC" "$RC_ACC"
+echo "  access log: $LOG_LINES lines, $LOG_BYTES bytes written"
+
+printf '{"date":"%s","rounds":%s,"seconds":%s,"rps":{"nometrics":[%s],"metrics":[%s],"access_log":[%s]},"median":{"nometrics":%s,"metrics":%s,"access_log":%s},"ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"cpu_us_per_request":{"nometrics":%s,"metrics":%s,"access_log":%s},"cpu_ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"access_log_lines":%s}\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ROUNDS" "$SECS" \
+    "$(echo ${RPS[nometrics]} | tr ' ' ,)" "$(echo ${RPS[metrics]} | tr ' ' ,)" \
+    "$(echo ${RPS[access]} | tr ' ' ,)" "$M_NOMET" "$M_MET" "$M_ACC" \
+    "$R_MET" "$R_ACC" "$C_NOMET" "$C_MET" "$C_ACC" "$RC_MET" "$RC_ACC" \
+    "$LOG_LINES" >"$OUT"
+echo "bench-obs: wrote $OUT"
+[ -z "$FAILS" ] || { echo "bench-obs: FAILED:$FAILS" >&2; exit 1; }
+exit 0
