@@ -1,0 +1,222 @@
+/*
+ * test_log.c - unit tests of log.c: every line is one JSON object whatever
+ * its fields hold (bounds, cuts between characters, bad UTF-8, an id too
+ * long to copy), text lines stay one line, and a thread's buffered lines
+ * reach stderr only when it flushes.  stderr is pointed at a temp file for
+ * each test.
+ */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "fixture.h"
+#include "log.h"
+
+static char path[64];
+static int saved_stderr = -1;
+
+/* stderr goes to a fresh temp file. */
+static void
+setup(void)
+{
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/cmdhost-test-log-XXXXXX");
+	cr_assert((fd = mkstemp(path)) >= 0);
+	saved_stderr = dup(STDERR_FILENO);
+	cr_assert(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+	log_init(LOGL_DEBUG, LOGF_JSON, "svc");
+}
+
+static void
+teardown(void)
+{
+	log_thread_buffer(0);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	unlink(path);
+}
+
+TestSuite(log, .init = setup, .fini = teardown);
+
+/* What was written so far: a new string (free it). */
+static char *
+written(void)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)n + 1);
+	cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/* The one line written, parsed strictly as one JSON object (put it). */
+static json_object *
+only_line(void)
+{
+	char *text = written();
+	size_t len = strlen(text);
+	struct json_tokener *tok = json_tokener_new();
+	json_object *j;
+
+	cr_assert(len > 0 && text[len - 1] == '\n', "no line: %s", text);
+	cr_assert_null(strchr(text, '\n') == text + len - 1 ? NULL : text,
+	    "more than one line: %s", text);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	j = json_tokener_parse_ex(tok, text, (int)len - 1);
+	cr_assert(j != NULL && json_tokener_get_error(tok) ==
+	    json_tokener_success && (size_t)json_tokener_get_parse_end(tok) ==
+	    len - 1, "not one JSON object: %.300s", text);
+	json_tokener_free(tok);
+	free(text);
+	return j;
+}
+
+static const char *
+member(json_object *j, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(j, key, &v) ?
+	    json_object_get_string(v) : NULL;
+}
+
+Test(log, a_huge_message_and_fields_still_make_one_valid_line)
+{
+	size_t n = 100000;
+	char *msg = malloc(n + 1), *field = malloc(n + 1), *id = malloc(400);
+	struct log_ctx lc = LOG_CTX_INIT;
+	json_object *j;
+	const char *m;
+
+	/* Quotes double when escaped; a multibyte character sits where the
+	 * cut could fall inside it. */
+	for (size_t i = 0; i < n; i++)
+		msg[i] = i % 3 == 0 ? '"' : i % 3 == 1 ? '\xc3' : '\xa9';
+	msg[n] = '\0';
+	memset(field, 'f', n);
+	field[n] = '\0';
+	memset(id, '7', 399);
+	id[399] = '\0';
+	lc.command = field;
+	lc.plugin = field;
+	lc.reason = field;
+	lc.id = id; /* too long to copy verbatim: left out */
+	lc.status = 200;
+	log_emit_str(LOGL_INFO, &lc, msg);
+	j = only_line();
+	m = member(j, "message");
+	cr_assert(m != NULL && strlen(m) > 1000 && strlen(m) < 9000,
+	    "message cut to its bound");
+	cr_assert_eq(strcmp(m + strlen(m) - 3, "..."), 0, "a cut is marked");
+	cr_assert(strlen(member(j, "command")) <= 512, "field bound");
+	cr_assert_null(member(j, "id"));
+	cr_assert_str_eq(member(j, "service"), "svc");
+	cr_assert_str_eq(member(j, "status"), "200");
+	json_object_put(j);
+	free(msg);
+	free(field);
+	free(id);
+}
+
+Test(log, bad_utf8_and_controls_are_replaced_or_escaped)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	json_object *j;
+
+	lc.error_code = "x\xff\x01y";
+	log_emit_str(LOGL_WARN, &lc, "a\xc0\xafz\nq");
+	j = only_line();
+	cr_assert_str_eq(member(j, "message"),
+	    "a\xef\xbf\xbd\xef\xbf\xbdz\nq");
+	cr_assert_str_eq(member(j, "error_code"), "x\xef\xbf\xbd\x01y");
+	cr_assert_str_eq(member(j, "level"), "warn");
+	json_object_put(j);
+}
+
+Test(log, numbers_and_booleans)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	json_object *j, *v;
+
+	lc.duration_ms = 12.3456;
+	lc.cold_start = 1;
+	lc.pid = 42;
+	lc.uid = 0;
+	lc.generation = 3;
+	lc.id = "\"a\\\"b\"";
+	log_emit_str(LOGL_INFO, &lc, "m");
+	j = only_line();
+	cr_assert(json_object_object_get_ex(j, "duration_ms", &v) &&
+	    json_object_is_type(v, json_type_double));
+	cr_assert_float_eq(json_object_get_double(v), 12.346, 1e-9);
+	cr_assert(json_object_object_get_ex(j, "cold_start", &v) &&
+	    json_object_get_boolean(v));
+	cr_assert_str_eq(member(j, "pid"), "42");
+	cr_assert_str_eq(member(j, "uid"), "0");
+	cr_assert_str_eq(member(j, "generation"), "3");
+	cr_assert_str_eq(member(j, "id"), "a\"b");
+	cr_assert_null(member(j, "status"), "unset numbers are left out");
+	json_object_put(j);
+}
+
+Test(log, buffered_lines_wait_for_the_flush)
+{
+	char *text;
+
+	cr_assert_eq(log_thread_buffer(1), 0);
+	for (int i = 0; i < 3; i++)
+		log_emit(LOGL_INFO, NULL, "line %d", i);
+	text = written();
+	cr_assert_str_eq(text, "", "written before the flush: %s", text);
+	free(text);
+	log_flush();
+	text = written();
+	cr_assert(strstr(text, "line 0") && strstr(text, "line 2") &&
+	    strchr(strchr(strchr(text, '\n') + 1, '\n') + 1, '\n') != NULL);
+	free(text);
+	/* A full buffer flushes by itself. */
+	for (int i = 0; i < 2000; i++)
+		log_emit(LOGL_INFO, NULL, "filler %d", i);
+	text = written();
+	cr_assert(strstr(text, "filler 0") != NULL, "a full buffer was not "
+	    "written");
+	free(text);
+	log_thread_buffer(0);
+	text = written();
+	cr_assert(strstr(text, "filler 1999") != NULL, "off flushes");
+	free(text);
+}
+
+Test(log, level_threshold_and_text_format)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	char *text;
+
+	log_init(LOGL_WARN, LOGF_TEXT, NULL);
+	log_emit_str(LOGL_INFO, NULL, "hidden");
+	lc.command = "c md";
+	lc.status = 404;
+	log_emit_str(LOGL_ERROR, &lc, "two\nlines");
+	text = written();
+	cr_assert_null(strstr(text, "hidden"));
+	cr_assert(strstr(text, " error two\\nlines command=c md status=404\n")
+	    != NULL, "text line: %s", text);
+	cr_assert_eq(strchr(text, '\n'), text + strlen(text) - 1);
+	free(text);
+}
