@@ -110,8 +110,16 @@ $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 $(DAEMON): $(HOST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
-$(CLI): $(CLI_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JSON_LIBS)
+# The CLI's check and exec run plugins in-process with the daemon's own
+# loader, executor and request code: they come from this archive, so the
+# linker takes only the objects they need.
+CORE_LIB    := $(B)/obj/libcmdhost-core.a
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CLI): $(CLI_OBJS) $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
