@@ -4,19 +4,25 @@
 #   make run          install deps if missing, build, run the daemon
 #   make test         install deps if missing, build, run every test
 #   make test SANITIZE=1   the same under ASan+UBSan, in build/asan/
+#   make install      PREFIX (default /usr/local) and DESTDIR honoured;
+#                     installs what is built in $(B), see "install" below
+#   make uninstall    removes what install put there
 #
-# CC, CFLAGS, LDFLAGS and PREFIX may be overridden.
+# CC, CXX, CFLAGS, CXXFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden.
 
 CC       ?= cc
 CXX      ?= c++
 PKG_CONFIG ?= pkg-config
 CFLAGS   ?= -O2 -g
+CXXFLAGS ?= -O2 -g
 LDFLAGS  ?=
 PREFIX   ?= /usr/local
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-format-nonliteral
 STD      := -std=c11 -D_GNU_SOURCE
+# The C-only warnings (prototypes) do not apply to C++.
+CXXWARN  := -Wall -Wextra -Wshadow -Wformat=2 -Wno-format-nonliteral
 
 .DEFAULT_GOAL := all
 
@@ -41,6 +47,8 @@ CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcrit
 
 ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
+ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include \
+            $(JSON_CFLAGS)
 # Criterion cannot run under ThreadSanitizer: with SANITIZE=thread only the
 # daemon and the plugins are instrumented, the integration tests drive them
 # from plain test binaries, and unit tests are not run.
@@ -62,12 +70,18 @@ DAEMON      := $(B)/cmdhostd
 CLI         := $(B)/cmdhost
 
 # ---------------------------------------------------------------- plugins
-# plugins/NAME/*.c -> $(B)/plugins/NAME.so ; LIBS_NAME adds libraries.
-PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+# plugins/NAME/*.c and *.cpp -> $(B)/plugins/NAME.so ; LIBS_NAME adds
+# libraries.  A plugin with C++ sources is linked by $(CXX).
+PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c \
+                plugins/*/*.cpp))))
 PLUGIN_NAMES := $(sort $(filter-out lib,$(PLUGIN_NAMES)))
 PLUGINS      := $(PLUGIN_NAMES:%=$(B)/plugins/%.so)
 LIBS_users   := -lsqlite3
 LIBS_orders  := -lsqlite3
+# C++ keeps instantiations of std templates exported whatever the
+# visibility; a version script exports the descriptor alone.
+LIBS_cxx_kv  := -Wl,--version-script=sdk/plugin.map
+$(B)/plugins/cxx_kv.so: sdk/plugin.map
 # plugins/lib/*.c: code shared by the example plugins, linked into each
 # plugin that lists it (every plugin keeps its own copy: no shared state).
 PLUGIN_LIB   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/lib/*.c))
@@ -129,10 +143,17 @@ $(B)/obj/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
 
-.SECONDEXPANSION:
-$(B)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(B)/obj/,$$(wildcard plugins/$$*/*.c)))
+$(B)/obj/plugins/%.o: plugins/%.cpp
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIBS_$*) $(JSON_LIBS)
+	$(CXX) $(ALL_CXXFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+.SECONDEXPANSION:
+PLUGIN_OBJS_OF = $(patsubst %.cpp,%.o,$(patsubst %.c,%.o,$(addprefix \
+    $(B)/obj/,$(wildcard plugins/$(1)/*.c plugins/$(1)/*.cpp))))
+$(B)/plugins/%.so: $$(call PLUGIN_OBJS_OF,$$*)
+	@mkdir -p $(dir $@)
+	$(if $(wildcard plugins/$*/*.cpp),$(CXX),$(CC)) $(ALL_LDFLAGS) -shared \
+	    -o $@ $(filter %.o,$^) $(LIBS_$*) $(JSON_LIBS)
 
 $(B)/obj/tests/plugins/%.o: tests/plugins/%.c
 	@mkdir -p $(dir $@)
@@ -181,10 +202,10 @@ test-build: all check-header $(TPLUGINS) $(RUN_TESTS)
 
 # The SDK header must compile alone, warning-free, as C11 and as C++17.
 check-header:
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
-	    -fsyntax-only -x c sdk/include/cmdhost/plugin.h
-	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
-	    -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror $(JSON_CFLAGS) \
+	    -Isdk/include -fsyntax-only -x c sdk/include/cmdhost/plugin.h
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror $(JSON_CFLAGS) \
+	    -Isdk/include -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
 
 # Benchmarks: an optimized build of its own in build/bench, then
 # scripts/bench.sh runs every scenario and writes build/bench.json.
