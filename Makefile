@@ -99,7 +99,8 @@ INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
 HARNESS_OBJ := $(B)/obj/tests/integration/harness.o
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
-               -DCMDHOST_SOURCE_DIR='"$(abspath .)"'
+               -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
+               -DCMDHOST_SANITIZE='"$(SANITIZE)"'
 ifneq ($(SANITIZE),0)
 # The daemon under test runs under a sanitizer: memory figures mean little.
 TEST_DEFS   += -DCMDHOST_DAEMON_SANITIZED=1
