@@ -47,7 +47,8 @@ struct plugin_args {
 
 /*
  * Split argv (after the subcommand's name) into --config FILE and
- * positional arguments.  Returns 0, or -1 after printing usage.
+ * positional arguments; a borrows from argv.  Returns 0, or -1 after
+ * printing usage.
  */
 static int
 args_parse(int argc, char **argv, struct plugin_args *a)
@@ -68,8 +69,9 @@ args_parse(int argc, char **argv, struct plugin_args *a)
 }
 
 /*
- * Make path absolute against the current directory, into out (size
- * bytes), before anything changes directory.  Returns 0 or -1.
+ * Make path (borrowed) absolute against the current directory, into out
+ * (the caller's, size bytes), before anything changes directory.
+ * Returns 0, or -1 when it does not fit.
  */
 static int
 absolutize(const char *path, char *out, size_t size)
@@ -159,8 +161,9 @@ load(struct plugin_env *env, const char *abs, struct generation **g,
 
 /* ------------------------------------------------------------ check */
 
-/* Print one command of a loaded generation: name, flags, summary, then
- * its fields as name:type ("!" = required), as `cmdhost list` does. */
+/* Print one command (borrowed) of a loaded generation: name, flags,
+ * summary, then its fields as name:type ("!" = required), as `cmdhost
+ * list` does. */
 static void
 print_command(const struct command *c)
 {
@@ -200,8 +203,9 @@ print_generation(const char *file, const struct generation *g)
 /*
  * What the registry refuses when several files load side by side: a
  * plugin name or a command that an earlier file (loaded[0..n), with
- * their file names) already has.  Same words as registry.c.  Returns 0,
- * or -1 with the reason in err.
+ * their absolute paths in files[]; all borrowed, NULL entries were
+ * refused) already has.  Same words as registry.c.  Returns 0, or -1
+ * with the reason in err.
  */
 static int
 conflicts(struct generation *const *loaded, char *const *files, int n,
@@ -316,9 +320,10 @@ find_command(struct generation *g, const char *name)
 }
 
 /*
- * Run the request line `line` (borrowed) against generation g as the
- * daemon's dispatch does, and format the reply line into out.  Returns
- * the reply's status, or -1 on ENOMEM.
+ * Run the request line `line` (borrowed) against generation g (borrowed;
+ * the call takes a reference of its own while it runs) as the daemon's
+ * dispatch does, and append the reply line to out (the caller's).
+ * Returns the reply's status, or -1 on ENOMEM.
  */
 static int
 run_line(const struct config *cfg, struct generation *g, const char *line,
