@@ -4,19 +4,25 @@
 #   make run          install deps if missing, build, run the daemon
 #   make test         install deps if missing, build, run every test
 #   make test SANITIZE=1   the same under ASan+UBSan, in build/asan/
+#   make install      PREFIX (default /usr/local) and DESTDIR honoured;
+#                     installs what is built in $(B), see "install" below
+#   make uninstall    removes what install put there
 #
-# CC, CFLAGS, LDFLAGS and PREFIX may be overridden.
+# CC, CXX, CFLAGS, CXXFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden.
 
 CC       ?= cc
 CXX      ?= c++
 PKG_CONFIG ?= pkg-config
 CFLAGS   ?= -O2 -g
+CXXFLAGS ?= -O2 -g
 LDFLAGS  ?=
 PREFIX   ?= /usr/local
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wno-format-nonliteral
 STD      := -std=c11 -D_GNU_SOURCE
+# The C-only warnings (prototypes) do not apply to C++.
+CXXWARN  := -Wall -Wextra -Wshadow -Wformat=2 -Wno-format-nonliteral
 
 .DEFAULT_GOAL := all
 
@@ -41,6 +47,8 @@ CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcrit
 
 ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
+ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include \
+            $(JSON_CFLAGS)
 # Criterion cannot run under ThreadSanitizer: with SANITIZE=thread only the
 # daemon and the plugins are instrumented, the integration tests drive them
 # from plain test binaries, and unit tests are not run.
@@ -62,12 +70,18 @@ DAEMON      := $(B)/cmdhostd
 CLI         := $(B)/cmdhost
 
 # ---------------------------------------------------------------- plugins
-# plugins/NAME/*.c -> $(B)/plugins/NAME.so ; LIBS_NAME adds libraries.
-PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+# plugins/NAME/*.c and *.cpp -> $(B)/plugins/NAME.so ; LIBS_NAME adds
+# libraries.  A plugin with C++ sources is linked by $(CXX).
+PLUGIN_NAMES := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c \
+                plugins/*/*.cpp))))
 PLUGIN_NAMES := $(sort $(filter-out lib,$(PLUGIN_NAMES)))
 PLUGINS      := $(PLUGIN_NAMES:%=$(B)/plugins/%.so)
 LIBS_users   := -lsqlite3
 LIBS_orders  := -lsqlite3
+# C++ keeps instantiations of std templates exported whatever the
+# visibility; a version script exports the descriptor alone.
+LIBS_cxx_kv  := -Wl,--version-script=sdk/plugin.map
+$(B)/plugins/cxx_kv.so: sdk/plugin.map
 # plugins/lib/*.c: code shared by the example plugins, linked into each
 # plugin that lists it (every plugin keeps its own copy: no shared state).
 PLUGIN_LIB   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/lib/*.c))
@@ -85,7 +99,8 @@ INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
 HARNESS_OBJ := $(B)/obj/tests/integration/harness.o
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
-               -DCMDHOST_SOURCE_DIR='"$(abspath .)"'
+               -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
+               -DCMDHOST_SANITIZE='"$(SANITIZE)"'
 ifneq ($(SANITIZE),0)
 # The daemon under test runs under a sanitizer: memory figures mean little.
 TEST_DEFS   += -DCMDHOST_DAEMON_SANITIZED=1
@@ -94,7 +109,7 @@ endif
 BENCH_SRCS  := $(wildcard tests/bench/*.c)
 BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all run test deps clean bench
+.PHONY: all run test deps clean bench install uninstall
 
 # Keep objects between builds (they are intermediate files to make).
 .SECONDARY:
@@ -105,13 +120,23 @@ all: $(DAEMON) $(CLI) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
 $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 	@mkdir -p $(dir $@)
-	sed 's|@PREFIX@|$(abspath sdk)|' $< > $@
+	sed -e 's|@PREFIX@|$(abspath sdk)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
+	    -e 's|@PLUGIN_MAP@|$(abspath sdk/plugin.map)|' \
+	    -e 's|@PLUGINDIR@|$(abspath $(B)/plugins)|' $< > $@
 
 $(DAEMON): $(HOST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
-$(CLI): $(CLI_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JSON_LIBS)
+# The CLI's check and exec run plugins in-process with the daemon's own
+# loader, executor and request code: they come from this archive, so the
+# linker takes only the objects they need.
+CORE_LIB    := $(B)/obj/libcmdhost-core.a
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CLI): $(CLI_OBJS) $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -121,10 +146,17 @@ $(B)/obj/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
 
-.SECONDEXPANSION:
-$(B)/plugins/%.so: $$(subst .c,.o,$$(addprefix $(B)/obj/,$$(wildcard plugins/$$*/*.c)))
+$(B)/obj/plugins/%.o: plugins/%.cpp
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIBS_$*) $(JSON_LIBS)
+	$(CXX) $(ALL_CXXFLAGS) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+.SECONDEXPANSION:
+PLUGIN_OBJS_OF = $(patsubst %.cpp,%.o,$(patsubst %.c,%.o,$(addprefix \
+    $(B)/obj/,$(wildcard plugins/$(1)/*.c plugins/$(1)/*.cpp))))
+$(B)/plugins/%.so: $$(call PLUGIN_OBJS_OF,$$*)
+	@mkdir -p $(dir $@)
+	$(if $(wildcard plugins/$*/*.cpp),$(CXX),$(CC)) $(ALL_LDFLAGS) -shared \
+	    -o $@ $(filter %.o,$^) $(LIBS_$*) $(JSON_LIBS)
 
 $(B)/obj/tests/plugins/%.o: tests/plugins/%.c
 	@mkdir -p $(dir $@)
@@ -169,14 +201,105 @@ test: deps
 	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
 .PHONY: test-build check-header
-test-build: all check-header $(TPLUGINS) $(RUN_TESTS)
+test-build: all check-header check-man $(TPLUGINS) $(RUN_TESTS)
 
 # The SDK header must compile alone, warning-free, as C11 and as C++17.
 check-header:
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
-	    -fsyntax-only -x c sdk/include/cmdhost/plugin.h
-	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror $(JSON_CFLAGS) -Isdk/include \
-	    -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Werror $(JSON_CFLAGS) \
+	    -Isdk/include -fsyntax-only -x c sdk/include/cmdhost/plugin.h
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror $(JSON_CFLAGS) \
+	    -Isdk/include -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
+
+# ---------------------------------------------------------------- install
+# make install [PREFIX=/usr/local] [DESTDIR=]: what is built in $(B) (so
+# SANITIZE=1 installs the build/asan binaries), nothing rebuilt by hand.
+#   sbin/cmdhostd                      the daemon (section 8)
+#   bin/cmdhost                        the client, check and exec
+#   bin/cmdhost-new-plugin             scripts/new-plugin
+#   include/cmdhost/plugin.h           the SDK header
+#   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
+#   lib/cmdhost/plugins/*.so           the example plugins
+#   share/cmdhost/plugin.map           version script for C++ plugins
+#   share/doc/cmdhost/                 plugin-guide.md, examples/cmdhost.ini
+#   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost.ini(5),
+#                                      cmdhost-plugin(7), cmdhostd(8)
+BINDIR      := $(PREFIX)/bin
+SBINDIR     := $(PREFIX)/sbin
+INCLUDEDIR  := $(PREFIX)/include
+LIBDIR      := $(PREFIX)/lib
+PKGCONFIGDIR := $(LIBDIR)/pkgconfig
+PLUGINDIR   := $(LIBDIR)/cmdhost/plugins
+DATADIR     := $(PREFIX)/share
+DOCDIR      := $(DATADIR)/doc/cmdhost
+MANDIR      := $(DATADIR)/man
+RUNSOCKET   := /run/cmdhost/cmdhost.sock
+STATEDIR    := /var/lib/cmdhost
+MAN_PAGES   := $(wildcard man/*.[1-8])
+INSTALL     ?= install
+
+$(B)/install/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
+	    -e 's|@PLUGIN_MAP@|$${prefix}/share/cmdhost/plugin.map|' \
+	    -e 's|@PLUGINDIR@|$${prefix}/lib/cmdhost/plugins|' $< > $@
+
+# The example configuration for an installed daemon: the make-run file
+# with the socket, plugin_dir and databases of an installed system.
+$(B)/install/cmdhost.ini: conf/cmdhost.ini FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|^; cmdhost.ini - .*|; cmdhost.ini - an example for an installed cmdhostd (see cmdhost.ini(5)).|' \
+	    -e 's|^socket = .*|socket = $(RUNSOCKET)|' \
+	    -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
+	    -e 's|^database = .*/\([a-z]*\.db\)$$|database = $(STATEDIR)/\1|' \
+	    $< > $@
+
+.PHONY: FORCE
+FORCE:
+
+install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(INCLUDEDIR)/cmdhost $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(DATADIR)/cmdhost \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/cmdhostd
+	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/cmdhost
+	$(INSTALL) -m 0755 scripts/new-plugin $(DESTDIR)$(BINDIR)/cmdhost-new-plugin
+	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin.h $(DESTDIR)$(INCLUDEDIR)/cmdhost/
+	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(INSTALL) -m 0755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
+	$(INSTALL) -m 0644 sdk/README.md $(DESTDIR)$(DOCDIR)/plugin-guide.md
+	$(INSTALL) -m 0644 $(B)/install/cmdhost.ini $(DESTDIR)$(DOCDIR)/examples/
+	for m in $(MAN_PAGES); do \
+	    $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/cmdhostd $(DESTDIR)$(BINDIR)/cmdhost \
+	    $(DESTDIR)$(BINDIR)/cmdhost-new-plugin \
+	    $(DESTDIR)$(INCLUDEDIR)/cmdhost/plugin.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/cmdhost-plugin.pc \
+	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
+	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
+	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
+	    $(DESTDIR)$(DOCDIR)/examples/cmdhost.ini
+	for m in $(notdir $(MAN_PAGES)); do \
+	    rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; \
+	done
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/cmdhost $(DESTDIR)$(PLUGINDIR) \
+	    $(DESTDIR)$(LIBDIR)/cmdhost $(DESTDIR)$(DATADIR)/cmdhost \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# The man pages must render without a warning.
+.PHONY: check-man
+check-man:
+	@for m in $(MAN_PAGES); do \
+	    out=$$(MANWIDTH=80 man -l --warnings $$m 2>&1 >/dev/null; \
+	        groff -ww -z -man $$m 2>&1); \
+	    if [ -n "$$out" ]; then echo "$$m: $$out"; exit 1; fi; \
+	done; echo "man pages: $(words $(MAN_PAGES)) render cleanly"
 
 # Benchmarks: an optimized build of its own in build/bench, then
 # scripts/bench.sh runs every scenario and writes build/bench.json; then

@@ -1,9 +1,9 @@
 /*
  * cli.c - cmdhost, the command-line client of cmdhostd: main, the global
  * options and one small handler per subcommand.  The wire lives in
- * cli_conn.c and the tables in cli_print.c; the client speaks only wire
- * protocol v1, links json-c alone and knows nothing of the daemon's
- * internals.
+ * cli_conn.c and the tables in cli_print.c; the socket commands speak only
+ * wire protocol v1.  check and exec, which run a plugin file without a
+ * daemon, live in cli_plugin.c.
  */
 #include "cli.h"
 
@@ -21,9 +21,8 @@
 /* Subcommand handlers: argc/argv start at the subcommand's name. */
 typedef int (*subcmd_fn)(const struct cli_opts *o, int argc, char **argv);
 
-/* Print usage to `f`.  Never fails. */
-static void
-usage(FILE *f)
+void
+cli_usage(FILE *f)
 {
 	fputs(
 "usage: cmdhost [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
@@ -38,15 +37,23 @@ usage(FILE *f)
 "                          counters and latencies per command and plugin\n"
 "  reload                  rescan the plugin directory (admin only)\n"
 "  send                    pipe JSON request lines from stdin, print replies\n"
+"  check [--config FILE] PLUGIN.so [PLUGIN.so...]\n"
+"                          load plugin files as the daemon would, no daemon\n"
+"                          needed; print descriptor, ABI and commands\n"
+"  exec [--config FILE] PLUGIN.so COMMAND [PAYLOAD]\n"
+"                          run one command of a plugin file in-process;\n"
+"                          print the reply line the daemon would send\n"
 "  help                    this text\n"
 "\n"
 "options:\n"
 "  -s SOCKET      socket path (default: $CMDHOST_SOCKET, else cmdhost.sock\n"
-"                 next to this executable)\n"
-"  -t TIMEOUT_MS  ask the daemon for this deadline (not used by send)\n"
+"                 next to this executable if cmdhostd is there too, else\n"
+"                 " CLI_INSTALLED_SOCKET ")\n"
+"  -t TIMEOUT_MS  deadline of the call (not used by send)\n"
 "  -i ID          request id, integer or string (default 1; not used by send)\n"
 "\n"
-"exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection\n",
+"exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection,\n"
+"4 plugin file refused (check, exec)\n",
 	    f);
 }
 
@@ -85,32 +92,45 @@ payload_read(const char *arg, struct cli_buf *b)
 	return 0;
 }
 
-/* cmdhost invoke NAME [PAYLOAD]: print the body, exit 0/1/2/3. */
-static int
-cmd_invoke(const struct cli_opts *o, int argc, char **argv)
+int
+cli_payload_parse(const char *arg, struct json_object **out)
 {
-	struct json_object *payload = NULL, *reply = NULL, *body;
 	struct cli_buf text = { 0 };
 	char err[128];
 	int rc;
 
-	if (argc < 2 || argc > 3) {
-		usage(stderr);
-		return CLI_EXIT_USAGE;
-	}
-	if ((rc = payload_read(argc == 3 ? argv[2] : "{}", &text)) != 0)
+	*out = NULL;
+	if ((rc = payload_read(arg, &text)) != 0)
 		goto out;
 	if (cli_buf_reserve(&text, 0) < 0) {
 		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
-	if (cli_conn_parse_json(text.data, text.len, &payload, err,
+	if (cli_conn_parse_json(text.data, text.len, out, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "cmdhost: payload is not valid JSON: %s\n",
 		    err);
 		rc = CLI_EXIT_USAGE;
-		goto out;
 	}
+out:
+	cli_buf_fini(&text);
+	return rc;
+}
+
+/* cmdhost invoke NAME [PAYLOAD]: print the body, exit 0/1/2/3. */
+static int
+cmd_invoke(const struct cli_opts *o, int argc, char **argv)
+{
+	struct json_object *payload = NULL, *reply = NULL, *body;
+	int rc;
+
+	if (argc < 2 || argc > 3) {
+		cli_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if ((rc = cli_payload_parse(argc == 3 ? argv[2] : "{}", &payload))
+	    != 0)
+		goto out;
 	if ((rc = cli_conn_call(o, argv[1], payload, &reply, NULL)) != 0)
 		goto out;
 	if ((rc = cli_conn_reply_check(reply, &body)) != 0)
@@ -119,7 +139,6 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 out:
 	json_object_put(reply);
 	json_object_put(payload);
-	cli_buf_fini(&text);
 	return rc;
 }
 
@@ -133,7 +152,7 @@ cmd_ping(const struct cli_opts *o, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 1) {
-		usage(stderr);
+		cli_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
 	if ((payload = json_object_new_object()) == NULL)
@@ -157,7 +176,7 @@ json_flag(int argc, char **argv)
 		return 0;
 	if (argc == 2 && strcmp(argv[1], "--json") == 0)
 		return 1;
-	usage(stderr);
+	cli_usage(stderr);
 	return -1;
 }
 
@@ -172,7 +191,7 @@ cmd_body(const struct cli_opts *o, int argc, char **argv)
 	if (strcmp(argv[0], "reload") == 0) {
 		command = "host.reload";
 		if (argc != 1) {
-			usage(stderr);
+			cli_usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
 	} else {
@@ -228,7 +247,7 @@ cmd_send(const struct cli_opts *o, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
-		usage(stderr);
+		cli_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
 	return cli_conn_send(o);
@@ -241,7 +260,7 @@ cmd_help(const struct cli_opts *o, int argc, char **argv)
 	(void)o;
 	(void)argc;
 	(void)argv;
-	usage(stdout);
+	cli_usage(stdout);
 	return 0;
 }
 
@@ -258,6 +277,8 @@ static const struct {
 	{ "stats", cmd_stats, 1 },
 	{ "reload", cmd_body, 1 },
 	{ "send", cmd_send, 1 },
+	{ "check", cli_plugin_check, 0 },
+	{ "exec", cli_plugin_exec, 0 },
 	{ "help", cmd_help, 0 },
 };
 
@@ -293,17 +314,17 @@ main(int argc, char **argv)
 			o.id = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			cli_usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			cli_usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1) {
-		usage(stderr);
+		cli_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
 	for (i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++) {
@@ -323,6 +344,6 @@ main(int argc, char **argv)
 		return rc;
 	}
 	fprintf(stderr, "cmdhost: unknown command '%s'\n", argv[0]);
-	usage(stderr);
+	cli_usage(stderr);
 	return CLI_EXIT_USAGE;
 }

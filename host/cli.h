@@ -1,13 +1,17 @@
 /*
  * cli.h - internal interface of cmdhost, the command-line client.  It is
- * shared by host/cli*.c only; the daemon never includes it, and the client
- * links none of the daemon's objects.
+ * shared by host/cli*.c only; the daemon never includes it.  The socket
+ * commands speak only the wire protocol; `check` and `exec`
+ * (cli_plugin.c) link the daemon's loader, executor and request code to
+ * run a plugin file in-process.
  */
 #ifndef CMDHOST_CLI_H
 #define CMDHOST_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -15,6 +19,11 @@
 #define CLI_EXIT_REPLY_ERROR 1 /* the daemon answered with an error */
 #define CLI_EXIT_USAGE       2 /* bad arguments or payload */
 #define CLI_EXIT_CONN        3 /* could not talk to the daemon */
+#define CLI_EXIT_REFUSED     4 /* check, exec: the plugin file is refused */
+
+/* The socket of an installed daemon (its example config says so), used
+ * when no cmdhostd sits next to the cmdhost executable. */
+#define CLI_INSTALLED_SOCKET "/run/cmdhost/cmdhost.sock"
 
 #define CLI_READ_CHUNK  65536 /* bytes asked of each read() */
 #define CLI_PLAIN_FLAGS \
@@ -35,6 +44,19 @@ struct cli_buf {
 	size_t len;
 	size_t cap;
 };
+
+/* cli.c */
+
+/* Print usage to f.  Never fails. */
+void cli_usage(FILE *f);
+
+/*
+ * Read a payload argument: JSON text, "@FILE" or "-" (stdin), parsed as
+ * exactly one JSON value.  Returns 0 with a new object in *out
+ * (json_object_put it; NULL for JSON null), or CLI_EXIT_USAGE after
+ * printing why.
+ */
+int cli_payload_parse(const char *arg, struct json_object **out);
 
 /* cli_buf.c */
 
@@ -65,10 +87,12 @@ ssize_t cli_buf_read_some(int fd, struct cli_buf *b);
  * message on failure, so callers only pass the exit status on. */
 
 /*
- * Set o->socket_path from -s (already there), $CMDHOST_SOCKET, or the
- * directory of /proc/self/exe.  The default path is stored in o->owned
- * (the caller frees it).  Returns 0, or -errno if the executable's path
- * cannot be read; prints nothing.
+ * Set o->socket_path from -s (already there), $CMDHOST_SOCKET, else
+ * cmdhost.sock in the directory of /proc/self/exe when a cmdhostd sits
+ * there too (a build tree), else CLI_INSTALLED_SOCKET.  A default path
+ * built from the executable's is stored in o->owned (the caller frees
+ * it).  Returns 0, or -errno if the executable's path cannot be read;
+ * prints nothing.
  */
 int cli_conn_resolve(struct cli_opts *o);
 
@@ -81,6 +105,15 @@ int cli_conn_resolve(struct cli_opts *o);
  */
 int cli_conn_parse_json(const char *text, size_t len,
     struct json_object **out, char *err, size_t errlen);
+
+/*
+ * Build the request line (with its '\n') that invoke sends for `command`
+ * (borrowed) and `payload` (borrowed; the request takes its own
+ * reference), with o's id and timeout.  Returns a new string (free it) or
+ * NULL on ENOMEM.
+ */
+char *cli_conn_request_line(const struct cli_opts *o, const char *command,
+    struct json_object *payload);
 
 /*
  * Send one request for `command` (borrowed) with `payload` (borrowed; the
@@ -136,5 +169,25 @@ int cli_print_stats(struct json_object *body);
 /* cli_prom.c: print the host.stats body in the Prometheus text format.
  * Returns 0, or CLI_EXIT_REPLY_ERROR if stdout failed. */
 int cli_print_prometheus(struct json_object *body);
+
+/* cli_plugin.c - a plugin file run in-process, without a daemon. */
+
+/*
+ * cmdhost check [--config FILE] PLUGIN.so [PLUGIN.so...]: load each file
+ * as the daemon would (one directory, in the order given) and print what
+ * it registers.  argv starts at "check".  Returns 0 when every file
+ * loads, CLI_EXIT_REFUSED when one is refused (the reason is printed),
+ * CLI_EXIT_USAGE on bad arguments.
+ */
+int cli_plugin_check(const struct cli_opts *o, int argc, char **argv);
+
+/*
+ * cmdhost exec [--config FILE] PLUGIN.so COMMAND [PAYLOAD]: run one call
+ * through the daemon's field checks, validate and execute, and print the
+ * reply line the daemon would send.  argv starts at "exec".  Returns 0 on
+ * a 2xx reply, CLI_EXIT_REPLY_ERROR on another, CLI_EXIT_USAGE on bad
+ * arguments or payload, CLI_EXIT_REFUSED when the file is refused.
+ */
+int cli_plugin_exec(const struct cli_opts *o, int argc, char **argv);
 
 #endif /* CMDHOST_CLI_H */

@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #define SOCKET_NAME  "cmdhost.sock"
+#define DAEMON_NAME  "cmdhostd"
 #define PARSE_DEPTH  256             /* deeper than any body we expect */
 #define SEND_HIGH    (1024 * 1024)   /* stop reading stdin above this */
 #define LINE_MAX_LEN (1024u * 1024u * 1024u) /* refuse a reply over 1 GiB */
@@ -57,6 +58,15 @@ cli_conn_resolve(struct cli_opts *o)
 	exe[n] = '\0';
 	if ((slash = strrchr(exe, '/')) == NULL)
 		return -ENOENT;
+	/* An installed cmdhost has no daemon beside it (cmdhostd goes to
+	 * sbin/); a build tree has both. */
+	if ((size_t)(slash - exe) + sizeof(DAEMON_NAME) + 1 > sizeof(exe))
+		return -ENAMETOOLONG;
+	memcpy(slash + 1, DAEMON_NAME, sizeof(DAEMON_NAME));
+	if (access(exe, X_OK) < 0) {
+		o->socket_path = CLI_INSTALLED_SOCKET;
+		return 0;
+	}
 	slash[1] = '\0';
 	len = strlen(exe) + sizeof(SOCKET_NAME);
 	if ((o->owned = malloc(len)) == NULL)
@@ -221,13 +231,8 @@ cli_conn_parse_json(const char *text, size_t len, struct json_object **out,
 	return 0;
 }
 
-/*
- * Build a request line (with its '\n') for `command` and `payload`
- * (borrowed; a reference is taken for the request).  Returns a new string
- * (free it) or NULL on ENOMEM.
- */
-static char *
-request_format(const struct cli_opts *o, const char *command,
+char *
+cli_conn_request_line(const struct cli_opts *o, const char *command,
     struct json_object *payload)
 {
 	struct json_object *req, *id;
@@ -284,7 +289,7 @@ cli_conn_call(const struct cli_opts *o, const char *command,
 	*reply = NULL;
 	if ((fd = conn_open(o->socket_path)) < 0)
 		return CLI_EXIT_CONN;
-	if ((line = request_format(o, command, payload)) == NULL) {
+	if ((line = cli_conn_request_line(o, command, payload)) == NULL) {
 		fprintf(stderr, "cmdhost: out of memory\n");
 		goto out;
 	}

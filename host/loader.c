@@ -548,6 +548,8 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	}
 	if (name_out != NULL)
 		*name_out = strdup(d->name);
+	g->abi_major = d->abi_major;
+	g->abi_minor = d->abi_minor;
 	if ((g->name = strdup(d->name)) == NULL ||
 	    (g->version = strdup(d->version ? d->version : "")) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -46,6 +46,8 @@ struct generation {
 	uint64_t number;          /* grows with each published load */
 	char *name;               /* owned copy of the descriptor's name */
 	char *version;            /* owned copy */
+	unsigned abi_major;       /* the descriptor's ABI */
+	unsigned abi_minor;
 	char *file;               /* owned: the file's name in plugin_dir */
 	char *copy_path;          /* owned: the private copy dlopen'd */
 	void *handle;             /* dlopen handle */

@@ -3,7 +3,7 @@
 # Does nothing when every package is already installed.
 set -eu
 
-PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat"
+PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat man-db groff-base"
 # --fuzz: also what `make fuzz` needs (clang with libFuzzer).
 if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"

@@ -210,12 +210,21 @@ cmdhost_add_command(cmdhost_registrar *reg, const cmdhost_command *cmd)
 }
 
 /* The host function table of a registrar or a context, for
- * CMDHOST_API_HAS(cmdhost_api(reg), member) checks.  Borrowed, static. */
+ * CMDHOST_API_HAS(cmdhost_api(reg), member) checks.  Borrowed, static.
+ * (In C++ the function's name hides the struct's, which -Wshadow would
+ * report in every plugin: write `struct cmdhost_api` for the type.) */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 static inline const struct cmdhost_api *
 cmdhost_api(const void *reg_or_ctx)
 {
 	return CMDHOST__API(reg_or_ctx);
 }
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 /* The plugin's name as the descriptor gives it.  Borrowed. */
 static inline const char *
