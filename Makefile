@@ -220,7 +220,8 @@ check-header:
 #   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
 #   lib/cmdhost/plugins/*.so           the example plugins
 #   share/cmdhost/plugin.map           version script for C++ plugins
-#   share/doc/cmdhost/                 plugin-guide.md, examples/cmdhost.ini
+#   share/doc/cmdhost/                 plugin-guide.md, observability.md,
+#                                      examples/cmdhost.ini
 #   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost.ini(5),
 #                                      cmdhost-plugin(7), cmdhostd(8)
 BINDIR      := $(PREFIX)/bin
@@ -271,6 +272,7 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/README.md $(DESTDIR)$(DOCDIR)/plugin-guide.md
+	$(INSTALL) -m 0644 docs/observability.md $(DESTDIR)$(DOCDIR)/observability.md
 	$(INSTALL) -m 0644 $(B)/install/cmdhost.ini $(DESTDIR)$(DOCDIR)/examples/
 	for m in $(MAN_PAGES); do \
 	    $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
@@ -284,6 +286,7 @@ uninstall:
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
+	    $(DESTDIR)$(DOCDIR)/observability.md \
 	    $(DESTDIR)$(DOCDIR)/examples/cmdhost.ini
 	for m in $(notdir $(MAN_PAGES)); do \
 	    rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; \

@@ -3,7 +3,9 @@
 # Does nothing when every package is already installed.
 set -eu
 
-PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat man-db groff-base"
+# prometheus: only for its promtool, which the tests run on the output of
+# `cmdhost stats --prometheus` (the Prometheus server is not started).
+PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat man-db groff-base prometheus"
 # --fuzz: also what `make fuzz` needs (clang with libFuzzer).
 if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"
@@ -23,6 +25,16 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Server packages (prometheus) start their service when installed; on a
+# machine without a policy of its own, forbid that for this install.
+POLICY=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$POLICY" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+	$SUDO chmod 755 "$POLICY"
+	made_policy=1
+	trap '$SUDO rm -f "$POLICY"' EXIT
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -158,6 +158,7 @@ Test(kit, install_template_check_exec_deploy, .timeout = 300)
 			"usr/lib/cmdhost/plugins/cxx_kv.so",
 			"usr/share/cmdhost/plugin.map",
 			"usr/share/doc/cmdhost/plugin-guide.md",
+			"usr/share/doc/cmdhost/observability.md",
 			"usr/share/doc/cmdhost/examples/cmdhost.ini",
 			"usr/share/man/man1/cmdhost.1",
 			"usr/share/man/man5/cmdhost.ini.5",
