@@ -82,7 +82,7 @@ check_owner(const struct stat *st, const char *what, char *err,
     size_t errlen)
 {
 	if (st->st_uid != 0 && st->st_uid != geteuid()) {
-		snprintf(err, errlen, "refused: %s is owned by uid %u, neither "
+		snprintf(err, errlen, "%s is owned by uid %u, neither "
 		    "root nor the daemon's user (allow_insecure_plugins = true "
 		    "to load it anyway, for development only)", what,
 		    (unsigned)st->st_uid);
@@ -90,7 +90,7 @@ check_owner(const struct stat *st, const char *what, char *err,
 	}
 	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) &&
 	    st->st_gid != 0 && st->st_gid != getegid())) {
-		snprintf(err, errlen, "refused: %s is writable by other users "
+		snprintf(err, errlen, "%s is writable by other users "
 		    "(mode %04o; allow_insecure_plugins = true to load it "
 		    "anyway, for development only)", what,
 		    (unsigned)(st->st_mode & 07777));

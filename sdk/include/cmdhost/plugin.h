@@ -322,8 +322,10 @@ cmdhost_time_left_ms(cmdhost_ctx *ctx)
 	return CMDHOST__API(ctx)->ctx_time_left_ms(ctx);
 }
 
-/* Log a message with the request's context (request id, command, plugin,
- * version) added.  printf-style; the text is copied and escaped. */
+/* Log a message with the request's context added by the daemon
+ * (request_id, the client's id, command, plugin, plugin_version,
+ * generation, cold_start, the client's pid and uid).  printf-style; the
+ * text is copied, escaped and cut at 1 KiB. */
 static inline void
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
