@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "buf.h"
 #include "cli.h"
 
 /* The histogram's bounds: 2^k - 1 microseconds for k in [FIRST, LAST]. */
@@ -39,18 +40,31 @@ family(const char *name, const char *type, const char *help)
 	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Print s as a label value: backslash, quote and newline escaped. */
+/* Print s as a label value: backslash, quote and newline escaped, bytes
+ * that are not UTF-8 (a file name may hold any) replaced by U+FFFD. */
 static void
 label_value(const char *s)
 {
+	size_t left = strlen(s), len;
+
 	putchar('"');
-	for (; *s != '\0'; s++) {
+	while (left > 0) {
 		if (*s == '\\' || *s == '"')
 			printf("\\%c", *s);
 		else if (*s == '\n')
 			fputs("\\n", stdout);
+		else if ((len = buf_utf8_seq((const unsigned char *)s,
+		    left)) > 1) {
+			fwrite(s, 1, len, stdout);
+			s += len;
+			left -= len;
+			continue;
+		} else if (len == 0)
+			fputs("\xef\xbf\xbd", stdout);
 		else
 			putchar(*s);
+		s++;
+		left--;
 	}
 	putchar('"');
 }

@@ -129,12 +129,6 @@ invocation_new(struct command *cmd, struct json_object *root,
 	inv->peer_pid = -1;
 	inv->peer_uid = -1;
 	request_id_make(inv->request_id, rid_ms, rid_loop, rid_seq);
-	/* The first call a generation serves is its cold start; after it, a
-	 * plain load of a flag that no longer changes. */
-	if (!atomic_load_explicit(&cmd->gen->served, memory_order_relaxed) &&
-	    !atomic_exchange_explicit(&cmd->gen->served, 1,
-	    memory_order_relaxed))
-		inv->cold_start = 1;
 	if (id != NULL && (inv->id_text = request_id_format(id, inv->id_buf,
 	    sizeof(inv->id_buf))) == NULL) {
 		/* Too long for the buffer: a copy of json-c's text. */
@@ -219,7 +213,8 @@ invocation_log_ctx(const struct invocation *inv, struct log_ctx *lc)
 	lc->plugin = g->name;
 	lc->version = g->version;
 	lc->generation = (long long)g->number;
-	lc->cold_start = inv->cold_start;
+	lc->cold_start = atomic_load_explicit(&inv->cold_start,
+	    memory_order_relaxed);
 	lc->pid = inv->peer_pid;
 	lc->uid = inv->peer_uid;
 }
@@ -371,6 +366,15 @@ executor_run_call(struct invocation *inv)
 {
 	struct command *cmd = inv->cmd;
 	int rc;
+
+	/* The first call a generation runs is its cold start (a call refused
+	 * or expired before it ran is not); after it, a plain load of a flag
+	 * that no longer changes. */
+	if (!atomic_load_explicit(&cmd->gen->served, memory_order_relaxed) &&
+	    !atomic_exchange_explicit(&cmd->gen->served, 1,
+	    memory_order_relaxed))
+		atomic_store_explicit(&inv->cold_start, 1,
+		    memory_order_relaxed);
 
 	if (cmd->validate != NULL) {
 		rc = cmd->validate(&inv->ctx);

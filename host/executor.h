@@ -66,7 +66,7 @@ struct invocation {
 	const char *id_text;          /* id as JSON (id_buf or owned), or NULL */
 	char id_buf[48];
 	char request_id[24];          /* the daemon's id (invocation_new) */
-	int cold_start;               /* the first call of its generation */
+	atomic_int cold_start;        /* it ran first in its generation */
 	long long peer_pid;           /* the client's, -1 when unknown */
 	long long peer_uid;
 	atomic_int state;             /* enum inv_state */
@@ -85,6 +85,7 @@ struct invocation {
 	/* The owner's (the server's); the executor does not touch these. */
 	invocation_done_fn done;      /* called on a pool thread */
 	int want_request_id;          /* the reply carries request_id */
+	int answered;                 /* replied before it finished (504) */
 	void *owner;                  /* read by done (any thread) */
 	void *owner_slot;             /* the owner's thread only */
 	struct invocation *next;

@@ -23,6 +23,7 @@
 
 #include <cmdhost/plugin.h>
 
+#include "buf.h"
 #include "config.h"
 #include "executor.h"
 #include "log.h"
@@ -257,6 +258,25 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return rc;
+}
+
+/* A valid version: at most 128 bytes of UTF-8 with no control bytes (it
+ * goes into logs, JSON and Prometheus labels as it is). */
+static int
+valid_version(const char *s)
+{
+	size_t n = strlen(s), i = 0, len;
+
+	if (n > CMDHOST_NAME_MAX)
+		return 0;
+	while (i < n) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
+		    (len = buf_utf8_seq((const unsigned char *)s + i,
+		    n - i)) == 0)
+			return 0;
+		i += len;
+	}
+	return 1;
 }
 
 /* A valid command or plugin name: [A-Za-z0-9_.:-]{1,128}. */
@@ -544,6 +564,11 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	if (!valid_name(d->name)) {
 		snprintf(err, errlen, "invalid plugin name (must match "
 		    "[A-Za-z0-9_.:-]{1,128})");
+		goto fail;
+	}
+	if (d->version != NULL && !valid_version(d->version)) {
+		snprintf(err, errlen, "invalid plugin version (at most 128 "
+		    "bytes of UTF-8 without control characters)");
 		goto fail;
 	}
 	if (name_out != NULL)

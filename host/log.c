@@ -1,15 +1,16 @@
 /*
  * log.c - structured log lines on stderr.
  *
- * Each line is formatted into a stack buffer whose size every field's
- * bound respects, and written with a single write(2), or collected in the
- * thread's own buffer (log_thread_buffer) and written with the rest of its
- * batch: no lock is taken, and threads never interleave within a line.
+ * Each line is formatted, with no lock, into a buffer whose size every
+ * field's bound respects: the thread's own batch buffer
+ * (log_thread_buffer), written with the rest of its batch, or the stack,
+ * written at once.  Writes take one lock and finish, so lines never mix.
  * This file does not decide what is worth logging; callers do.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,12 +144,33 @@ log_thread_buffer(int on)
 	return 0;
 }
 
-/* Write n bytes to stderr; a short write to stderr is not retried. */
+/*
+ * Write n bytes to stderr, all of them, under one lock: a pipe or a socket
+ * (systemd, docker, "| tee") only keeps writes of up to PIPE_BUF bytes
+ * whole, and a batch is longer.  The lock is taken once per batch (once
+ * per loop turn), not per line.  A write that fails for good drops the
+ * rest.
+ */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 write_out(const char *p, size_t n)
 {
-	if (n > 0 && write(STDERR_FILENO, p, n) < 0)
-		return;
+	int saved = errno;
+
+	pthread_mutex_lock(&write_lock);
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		n -= (size_t)w;
+	}
+	pthread_mutex_unlock(&write_lock);
+	errno = saved;
 }
 
 void
@@ -274,13 +296,30 @@ put_key2(struct line *l, const char *json, size_t jlen, const char *text,
 	sizeof(" " k "=") - 1
 #define put_key(l, k) put_key2((l), KEY(k))
 
+/* In text lines a value is quoted (JSON-style) when it is empty or holds
+ * anything but plain printable ASCII, so that no value can pass for a
+ * field of its own. */
+static int
+text_needs_quotes(const char *val)
+{
+	if (*val == '\0')
+		return 1;
+	for (; *val != '\0'; val++)
+		if (*val <= ' ' || *val >= 0x7f || *val == '"' || *val == '=' ||
+		    *val == '\\')
+			return 1;
+	return 0;
+}
+
 static void
 put_str_value(struct line *l, const char *val)
 {
-	if (log_fmt == LOGF_JSON)
+	int quote = log_fmt == LOGF_JSON || text_needs_quotes(val);
+
+	if (quote)
 		PUT_LIT(l, "\"");
 	put_escaped(l, val, FIELD_MAX);
-	if (log_fmt == LOGF_JSON)
+	if (quote)
 		PUT_LIT(l, "\"");
 }
 
@@ -304,7 +343,13 @@ put_ctx(struct line *l, const struct log_ctx *ctx)
 	put_field_str(l, "request_id", ctx->request_id);
 	if (ctx->id != NULL && strlen(ctx->id) <= ID_MAX) {
 		put_key(l, "id");
-		puts_(l, ctx->id); /* JSON text made by the daemon */
+		/* JSON text made by the daemon (json-c leaves DEL as it is;
+		 * it can only stand inside a string). */
+		for (const char *p = ctx->id; *p != '\0'; p++)
+			if (*p == 0x7f)
+				PUT_LIT(l, "\\u007f");
+			else
+				put(l, p, 1);
 	}
 	put_field_str(l, "command", ctx->command);
 	put_field_str(l, "plugin", ctx->plugin);
@@ -382,8 +427,9 @@ log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
 		puts_(&l, stamp);
 		PUT_LIT(&l, " ");
 		puts_(&l, level_names[level]);
-		PUT_LIT(&l, " ");
+		PUT_LIT(&l, " \"");
 		put_escaped(&l, msg, MSG_MAX);
+		PUT_LIT(&l, "\"");
 		if (log_service[0] != '\0') {
 			PUT_LIT(&l, " service=");
 			puts_(&l, log_service);

@@ -1,9 +1,11 @@
 /*
  * log.h - structured logging to stderr, one line per event.
  *
- * JSON objects by default, or "time level message key=value" text for
- * people.  Every line is built in a buffer and written with one write(2),
- * so threads never interleave within a line and no lock is taken.
+ * JSON objects by default, or `time level "message" key=value` text for
+ * people (values quoted when they need it).  A line is built in a buffer
+ * (the thread's batch buffer, or the stack) with no lock; a batch or a
+ * lone line is then written whole under one lock, so lines never mix,
+ * even on a pipe.
  */
 #ifndef CMDHOST_LOG_H
 #define CMDHOST_LOG_H

@@ -339,12 +339,14 @@ static void
 finish_reply(struct conn *c, struct buf *out, int want,
     const struct log_ctx *lc, const char *message)
 {
-	const struct config *cfg = c->loop->srv->cfg;
+	struct server *srv = c->loop->srv;
 
-	if ((want || cfg->reply_request_id) &&
+	if ((want || srv->cfg->reply_request_id) &&
 	    request_put_request_id(out, lc->request_id) < 0)
 		c->dead = 1;
-	log_reply(cfg, lc, message);
+	if (lc->status == 503)
+		metrics_add(srv->stats, DM_UNAVAILABLE, 1);
+	log_reply(srv->cfg, lc, message);
 }
 
 /* A new request id of loop l, into rid. */
@@ -523,7 +525,6 @@ dispatch(struct conn *c, struct request *req)
 
 		metrics_cmd_leave(cmd->stats);
 		if (rc == EXEC_REJECTED) {
-			metrics_add(srv->stats, DM_UNAVAILABLE, 1);
 			inv->end_ns = executor_now_ns();
 			invocation_set_error(inv, 503, "unavailable",
 			    "the command queue is full; retry later");
@@ -578,6 +579,8 @@ admin_call(struct conn *c, const struct request *req)
 	lc.command = req->command;
 	lc.plugin = "host";
 	lc.status = status;
+	lc.error_code = status == 403 ? "forbidden" : status == 404 ?
+	    "unknown_command" : NULL;
 	lc.pid = c->pid;
 	lc.uid = c->uid;
 	lc.duration_ms = (double)(executor_now_ns() - t0) / 1e6;
@@ -599,7 +602,6 @@ handle_line(struct conn *c, const char *line, size_t len)
 		goto out;
 	}
 	if (atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
-		metrics_add(srv->stats, DM_UNAVAILABLE, 1);
 		reply_error(c, &req, 503, "unavailable",
 		    "the daemon is shutting down");
 		goto out;
@@ -940,6 +942,29 @@ accept_some(struct loop *l)
 
 /* ------------------------------------------------------------ the loop */
 
+/* A pool call whose client closed the connection before its reply: it
+ * is counted (if it ran) and logged, though nobody gets the reply. */
+static void
+log_orphan(struct invocation *inv)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	int64_t dur = inv->end_ns - inv->start_ns;
+
+	invocation_log_ctx(inv, &lc);
+	if (inv->status == 0) {
+		log_emit_str(LOGL_WARN, &lc, "the client closed the connection "
+		    "before the call ran; it was not run");
+		return;
+	}
+	metrics_cmd_record(inv->cmd->stats, inv->status, (uint64_t)dur / 1000);
+	lc.status = inv->status;
+	lc.error_code = inv->code;
+	lc.duration_ms = (double)dur / 1e6;
+	log_emit_str(inv->status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
+	    "the client closed the connection before the reply; the result "
+	    "was dropped");
+}
+
 /* Take the pool's finished calls and put their replies in place. */
 static void
 take_completions(struct loop *l)
@@ -968,7 +993,9 @@ take_completions(struct loop *l)
 			conn_flush(c);
 			conn_maybe_close(c);
 		} else {
-			invocation_free(inv); /* answered 504, or peer gone */
+			if (!inv->answered)
+				log_orphan(inv); /* the peer hung up */
+			invocation_free(inv);
 		}
 	}
 }
@@ -1013,6 +1040,7 @@ expire(struct loop *l, int force)
 			msg = "the daemon is shutting down; the call did not "
 			    "finish in time and its result will be dropped";
 		code = force ? "unavailable" : "timeout";
+		inv->answered = 1;
 		if (request_format_error_text(&s->out, inv->id_text,
 		    force ? 503 : 504, code, msg) < 0)
 			c->dead = 1;

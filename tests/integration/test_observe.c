@@ -335,7 +335,7 @@ Test(observe, text_format_keeps_one_line_per_event)
 	fd = check_connect();
 	rid = call_rid(fd, "{\"command\":\"test.log\",\"payload\":"
 	    "{\"hostile\":true},\"want_request_id\":true}", 200);
-	CHECK(daemon_log_wait(check_daemon(), "call finished", WAIT_MS),
+	CHECK(daemon_log_wait(check_daemon(), "\"call finished\"", WAIT_MS),
 	    "no access line");
 	text = daemon_log(check_daemon());
 	/* Two lines name the request: the plugin's and the access line. */
@@ -343,7 +343,8 @@ Test(observe, text_format_keeps_one_line_per_event)
 	    at = strstr(at + 1, rid))
 		n++;
 	CHECK(n == 2, "request id %s in %d lines, want 2:\n%s", rid, n, text);
-	CHECK(strstr(text, " info call finished service=cmdhostd request_id=")
+	CHECK(strstr(text, " info \"call finished\" service=cmdhostd "
+	    "request_id=")
 	    != NULL && strstr(text, " command=test.log plugin=logger "
 	    "plugin_version=1.0.0 generation=") != NULL &&
 	    strstr(text, " status=200 duration_ms=") != NULL,
@@ -682,7 +683,7 @@ Test(observe, percentiles_follow_a_slower_command)
 	s = stats(fd);
 	p50 = int_of(s, "commands/test.sleep/latency_us/p50");
 	p99 = int_of(s, "commands/test.sleep/latency_us/p99");
-	CHECK(p50 >= 2000 && p99 < 40000, "after 20 x 2 ms: p50 %lld, p99 "
+	CHECK(p50 >= 2000 && p50 < 40000, "after 20 x 2 ms: p50 %lld, p99 "
 	    "%lld", (long long)p50, (long long)p99);
 	json_object_put(s);
 
@@ -1075,5 +1076,108 @@ Test(observe, stats_table_shows_commands_and_plugins)
 	}
 	free(out);
 	free(err);
+	check_stop_clean();
+}
+
+/* ------------------------------------------------------------ edge cases */
+
+struct in_flight_wait {
+	int fd;
+	const char *path;
+};
+
+static int
+shows_in_flight(void *arg)
+{
+	struct in_flight_wait *w = arg;
+	json_object *r = client_call(w->fd, "{\"command\":\"host.stats\"}");
+	int ok = int_of(reply_body(r), w->path) == 1;
+
+	json_object_put(r);
+	return ok;
+}
+
+/* A call that never ran (expired in the pool's queue) does not use up its
+ * generation's cold start: the first call that runs gets it. */
+Test(observe, cold_start_goes_to_the_first_call_that_runs)
+{
+	static const char *const plugins[] = { "good.so", "swap_v1.so", NULL };
+	struct in_flight_wait w;
+	char *rid_late, *rid_first;
+	json_object *j;
+	int fd_slow, fd;
+
+	check_start_with(plugins, "pool_threads = 1\naccess_log = true");
+	fd_slow = check_connect();
+	fd = check_connect();
+	CHECK(client_send(fd_slow, "{\"command\":\"swap.slow\",\"payload\":"
+	    "{\"ms\":600}}") == 0, "send swap.slow");
+	w.fd = fd;
+	w.path = "commands/swap.slow/in_flight";
+	CHECK(wait_until(shows_in_flight, &w, WAIT_MS), "swap.slow never "
+	    "held the pool");
+	/* good.so's first call waits behind it and expires unstarted. */
+	rid_late = call_rid(fd, "{\"command\":\"test.sleep\",\"payload\":"
+	    "{\"ms\":1},\"timeout_ms\":50,\"want_request_id\":true}", 504);
+	{
+		char *line = client_recv_line(fd_slow);
+
+		CHECK(line != NULL && strstr(line, "\"status\":200") != NULL,
+		    "swap.slow: %s", line ? line : "no reply");
+		free(line);
+	}
+	rid_first = call_rid(fd, "{\"command\":\"test.echo\","
+	    "\"want_request_id\":true}", 200);
+
+	j = wait_line(rid_late, NULL);
+	CHECK(json_path(j, "cold_start") != NULL &&
+	    !json_object_get_boolean(json_path(j, "cold_start")),
+	    "a call that never ran took the cold start: %s", reply_text(j));
+	json_object_put(j);
+	j = wait_line(rid_first, NULL);
+	CHECK(json_object_get_boolean(json_path(j, "cold_start")),
+	    "the first call that ran is not the cold start: %s",
+	    reply_text(j));
+	json_object_put(j);
+	free(rid_late);
+	free(rid_first);
+	close(fd_slow);
+	close(fd);
+	check_stop_clean();
+}
+
+/* A client that hangs up while its call runs on the pool: the call is
+ * still counted and logged, with a message that says the reply was lost. */
+Test(observe, a_call_whose_client_hung_up_is_counted_and_logged)
+{
+	struct line_query q = { "command", "test.sleep",
+	    "the client closed the connection before the reply; the result "
+	    "was dropped", NULL };
+	struct in_flight_wait w;
+	json_object *s;
+	int fd_gone, fd;
+
+	check_start_with(good_plugins, NULL);
+	fd_gone = check_connect();
+	fd = check_connect();
+	CHECK(client_send(fd_gone, "{\"command\":\"test.sleep\",\"payload\":"
+	    "{\"ms\":300}}") == 0, "send");
+	w.fd = fd;
+	w.path = "commands/test.sleep/in_flight";
+	CHECK(wait_until(shows_in_flight, &w, WAIT_MS), "the call never "
+	    "started");
+	close(fd_gone);
+	CHECK(wait_until(find_line, &q, WAIT_MS), "no log line for the call "
+	    "whose client hung up");
+	CHECK(int_of(q.found, "status") == 200 && str_eq(q.found, "level",
+	    "warn"), "%s", reply_text(q.found));
+	json_object_put(q.found);
+	s = stats(fd);
+	CHECK(int_of(s, "commands/test.sleep/calls") == 1 &&
+	    int_of(s, "commands/test.sleep/status/200") == 1 &&
+	    int_of(s, "commands/test.sleep/in_flight") == 0,
+	    "the call was not counted: %s", reply_text(s));
+	json_object_put(s);
+	close(fd);
 	check_stop_clean();
 }

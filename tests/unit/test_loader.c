@@ -327,6 +327,12 @@ Test(loader, bad_command_name)
 	    "bad_name");
 }
 
+Test(loader, version_with_control_or_bad_utf8)
+{
+	expect_refused(TPLUGIN("bad_version"), "bad_version.so",
+	    "invalid plugin version", NULL);
+}
+
 Test(loader, reserved_command_name)
 {
 	expect_refused(TPLUGIN("reserved_name"), "reserved_name.so", "reserved",

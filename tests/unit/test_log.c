@@ -8,6 +8,8 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,8 +217,122 @@ Test(log, level_threshold_and_text_format)
 	log_emit_str(LOGL_ERROR, &lc, "two\nlines");
 	text = written();
 	cr_assert_null(strstr(text, "hidden"));
-	cr_assert(strstr(text, " error two\\nlines command=c md status=404\n")
-	    != NULL, "text line: %s", text);
+	cr_assert(strstr(text, " error \"two\\nlines\" command=\"c md\" "
+	    "status=404\n") != NULL, "text line: %s", text);
 	cr_assert_eq(strchr(text, '\n'), text + strlen(text) - 1);
 	free(text);
+}
+
+/* A text value that looks like more fields is quoted, so it stays one. */
+Test(log, text_values_cannot_pass_for_fields)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	char *text;
+
+	log_init(LOGL_INFO, LOGF_TEXT, "svc");
+	lc.command = "ok status=500";
+	lc.plugin = "plain";
+	log_emit_str(LOGL_INFO, &lc, "hi request_id=0");
+	text = written();
+	cr_assert(strstr(text, " info \"hi request_id=0\" service=svc "
+	    "command=\"ok status=500\" plugin=plain\n") != NULL,
+	    "text line: %s", text);
+	free(text);
+}
+
+/* ---------------------------------------------------------------- pipe */
+
+#define PIPE_THREADS 4
+#define PIPE_BATCHES 60
+#define PIPE_LINES 30
+
+/* One writer: batches of long buffered lines, flushed per batch, as an
+ * event loop does. */
+static void *
+pipe_writer(void *arg)
+{
+	char pad[1200];
+	int t = (int)(intptr_t)arg;
+
+	memset(pad, 'a' + t, sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	log_thread_buffer(1);
+	for (int b = 0; b < PIPE_BATCHES; b++) {
+		for (int i = 0; i < PIPE_LINES; i++)
+			log_emit(LOGL_INFO, NULL, "t%d b%d i%d %s", t, b, i, pad);
+		log_flush();
+	}
+	log_thread_buffer(0);
+	return NULL;
+}
+
+struct pipe_reader {
+	int fd;
+	char *text;
+	size_t len, cap;
+};
+
+/* Read the pipe in small pieces until EOF, so that writers find it full. */
+static void *
+pipe_reader_main(void *arg)
+{
+	struct pipe_reader *r = arg;
+	ssize_t n;
+
+	for (;;) {
+		if (r->len + 512 > r->cap) {
+			r->cap = r->cap ? 2 * r->cap : 1 << 20;
+			r->text = realloc(r->text, r->cap);
+		}
+		if ((n = read(r->fd, r->text + r->len, 256)) <= 0)
+			break;
+		r->len += (size_t)n;
+	}
+	r->text[r->len] = '\0';
+	return NULL;
+}
+
+/* Batches of several threads written to a pipe that is often full: every
+ * line arrives whole (a pipe keeps only writes of PIPE_BUF bytes whole). */
+Test(log, lines_of_many_threads_stay_whole_on_a_pipe, .timeout = 60)
+{
+	pthread_t w[PIPE_THREADS], rt;
+	struct pipe_reader r = { -1, NULL, 0, 0 };
+	int fds[2], lines = 0;
+	char *line, *next;
+
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert(dup2(fds[1], STDERR_FILENO) >= 0);
+	close(fds[1]);
+	r.fd = fds[0];
+	cr_assert_eq(pthread_create(&rt, NULL, pipe_reader_main, &r), 0);
+	for (int t = 0; t < PIPE_THREADS; t++)
+		cr_assert_eq(pthread_create(&w[t], NULL, pipe_writer,
+		    (void *)(intptr_t)t), 0);
+	for (int t = 0; t < PIPE_THREADS; t++)
+		pthread_join(w[t], NULL);
+	/* EOF for the reader: the pipe's last write end is stderr. */
+	dup2(saved_stderr, STDERR_FILENO);
+	pthread_join(rt, NULL);
+	close(fds[0]);
+
+	for (line = r.text; *line != '\0'; line = next) {
+		struct json_tokener *tok = json_tokener_new();
+		json_object *j;
+		size_t len;
+
+		next = strchr(line, '\n');
+		cr_assert_not_null(next, "a line without its end");
+		*next++ = '\0';
+		len = strlen(line);
+		j = json_tokener_parse_ex(tok, line, (int)len);
+		cr_assert(j != NULL && (size_t)json_tokener_get_parse_end(tok) ==
+		    len, "line %d mixed up: %.120s", lines, line);
+		json_object_put(j);
+		json_tokener_free(tok);
+		lines++;
+	}
+	cr_assert_eq(lines, PIPE_THREADS * PIPE_BATCHES * PIPE_LINES);
+	free(r.text);
+	/* teardown() restores stderr again and unlinks the unused file. */
 }

@@ -161,7 +161,8 @@ typedef struct cmdhost_plugin_desc {
 	uint16_t abi_major;
 	uint16_t abi_minor;
 	const char *name;    /* the plugin's name: its [plugin:NAME] section */
-	const char *version; /* free text, shown by host.list */
+	const char *version; /* free text, shown by host.list: at most 128
+	                      * bytes of UTF-8, no control characters */
 	cmdhost_register_fn register_fn;
 } cmdhost_plugin_desc;
 
