@@ -209,10 +209,14 @@ invocation_log_ctx(const struct invocation *inv, struct log_ctx *lc)
 
 	lc->request_id = inv->request_id;
 	lc->id = inv->id_text;
-	lc->command = inv->cmd->name;
-	lc->plugin = g->name;
-	lc->version = g->version;
-	lc->generation = (long long)g->number;
+	if (inv->cmd->log_frag != NULL) {
+		lc->frag = inv->cmd->log_frag;
+	} else {
+		lc->command = inv->cmd->name;
+		lc->plugin = g->name;
+		lc->version = g->version;
+		lc->generation = (long long)g->number;
+	}
 	lc->cold_start = atomic_load_explicit(&inv->cold_start,
 	    memory_order_relaxed);
 	lc->pid = inv->peer_pid;

@@ -452,6 +452,8 @@ generation_destroy(struct generation *g)
 {
 	if (g == NULL)
 		return;
+	for (size_t i = 0; i < g->n_commands; i++)
+		free(g->commands[i].log_frag);
 	free(g->commands);
 	if (g->handle != NULL)
 		dlclose(g->handle);

@@ -22,8 +22,16 @@
 static int log_threshold = LOGL_INFO;
 static int log_fmt = LOGF_JSON;
 static char log_service[65];
+/* The service field as each format writes it, and its length. */
+static char service_field[96];
+static size_t service_len;
+static int log_epoch;        /* bumped by log_init: cached prefixes expire */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const size_t level_lens[] = { 5, 4, 4, 5 };
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+#define STAMP_LEN 24
 
 /* Bounds that keep every line inside struct line: the message's escaped
  * form, each other string field's, and the raw id. */
@@ -39,6 +47,16 @@ struct tbuf {
 };
 static _Thread_local struct tbuf *tl_buf;
 
+/* The start of the calling thread's last line (timestamp to service), for
+ * the next line of the same millisecond, level and message. */
+static _Thread_local struct {
+	long long ms;
+	int level, epoch;
+	size_t mlen, len;
+	char msg[96];
+	char text[256];
+} tl_prefix = { .ms = -1 };
+
 /* The calling thread's last formatted second, "YYYY-MM-DDTHH:MM:SS". */
 static _Thread_local long long tl_stamp_sec = -1;
 static _Thread_local char tl_stamp[64];
@@ -50,6 +68,13 @@ log_init(int level, int format, const char *service)
 	log_fmt = format;
 	snprintf(log_service, sizeof(log_service), "%s",
 	    service != NULL ? service : "");
+	service_field[0] = '\0';
+	if (log_service[0] != '\0')
+		snprintf(service_field, sizeof(service_field), format ==
+		    LOGF_JSON ? ",\"service\":\"%s\"" : " service=%s",
+		    log_service); /* checked by the config */
+	service_len = strlen(service_field);
+	log_epoch++;
 }
 
 int
@@ -340,7 +365,15 @@ put_str_value(struct line *l, const char *val)
 static void
 put_ctx(struct line *l, const struct log_ctx *ctx)
 {
-	put_field_str(l, "request_id", ctx->request_id);
+	if (ctx->request_id != NULL) {
+		/* Made by the daemon (request_id_make): hex digits only. */
+		put_key(l, "request_id");
+		if (log_fmt == LOGF_JSON)
+			PUT_LIT(l, "\"");
+		puts_(l, ctx->request_id);
+		if (log_fmt == LOGF_JSON)
+			PUT_LIT(l, "\"");
+	}
 	if (ctx->id != NULL && strlen(ctx->id) <= ID_MAX) {
 		put_key(l, "id");
 		/* JSON text made by the daemon (json-c leaves DEL as it is;
@@ -351,6 +384,8 @@ put_ctx(struct line *l, const struct log_ctx *ctx)
 			else
 				put(l, p, 1);
 	}
+	if (ctx->frag != NULL)
+		puts_(l, ctx->frag);
 	put_field_str(l, "command", ctx->command);
 	put_field_str(l, "plugin", ctx->plugin);
 	put_field_str(l, "plugin_version", ctx->version);
@@ -400,6 +435,8 @@ log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
 {
 	char stack[LINE_MAX_], stamp[40];
 	struct line l;
+	long long ms;
+	size_t mlen;
 
 	if (level < log_threshold)
 		return;
@@ -408,33 +445,45 @@ log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
 		log_flush();
 	l.buf = tl_buf != NULL ? tl_buf->data + tl_buf->len : stack;
 	l.len = 0;
-	log_timestamp(stamp, sizeof(stamp), log_now_ms());
+	ms = ctx != NULL && ctx->unix_ms > 0 ? ctx->unix_ms : log_now_ms();
+	/* Lines of one millisecond with the same level and message (access
+	 * lines under load) share everything up to the request's fields. */
+	mlen = strlen(msg);
+	if (ms == tl_prefix.ms && level == tl_prefix.level &&
+	    tl_prefix.epoch == log_epoch &&
+	    mlen == tl_prefix.mlen && memcmp(msg, tl_prefix.msg, mlen) == 0) {
+		put(&l, tl_prefix.text, tl_prefix.len);
+		goto context;
+	}
+	log_timestamp(stamp, sizeof(stamp), ms);
 
 	if (log_fmt == LOGF_JSON) {
 		PUT_LIT(&l, "{\"timestamp\":\"");
-		puts_(&l, stamp);
+		put(&l, stamp, STAMP_LEN);
 		PUT_LIT(&l, "\",\"level\":\"");
-		puts_(&l, level_names[level]);
+		put(&l, level_names[level], level_lens[level]);
 		PUT_LIT(&l, "\",\"message\":\"");
 		put_escaped(&l, msg, MSG_MAX);
 		PUT_LIT(&l, "\"");
-		if (log_service[0] != '\0') {
-			PUT_LIT(&l, ",\"service\":\"");
-			puts_(&l, log_service); /* checked by the config */
-			PUT_LIT(&l, "\"");
-		}
 	} else {
-		puts_(&l, stamp);
+		put(&l, stamp, STAMP_LEN);
 		PUT_LIT(&l, " ");
-		puts_(&l, level_names[level]);
+		put(&l, level_names[level], level_lens[level]);
 		PUT_LIT(&l, " \"");
 		put_escaped(&l, msg, MSG_MAX);
 		PUT_LIT(&l, "\"");
-		if (log_service[0] != '\0') {
-			PUT_LIT(&l, " service=");
-			puts_(&l, log_service);
-		}
 	}
+	put(&l, service_field, service_len);
+	if (mlen < sizeof(tl_prefix.msg) && l.len < sizeof(tl_prefix.text)) {
+		tl_prefix.ms = ms;
+		tl_prefix.level = level;
+		tl_prefix.epoch = log_epoch;
+		tl_prefix.mlen = mlen;
+		memcpy(tl_prefix.msg, msg, mlen);
+		tl_prefix.len = l.len;
+		memcpy(tl_prefix.text, l.buf, l.len);
+	}
+context:
 	if (ctx != NULL)
 		put_ctx(&l, ctx);
 	if (log_fmt == LOGF_JSON)
@@ -499,4 +548,19 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	log_flush();
 	exit(1);
+}
+
+char *
+log_fragment(const struct log_ctx *ctx)
+{
+	char stack[LINE_MAX_];
+	struct line l = { stack, 0 };
+	char *out;
+
+	put_ctx(&l, ctx);
+	if ((out = malloc(l.len + 1)) == NULL)
+		return NULL;
+	memcpy(out, stack, l.len);
+	out[l.len] = '\0';
+	return out;
 }

@@ -23,6 +23,7 @@ enum log_format { LOGF_JSON = 0, LOGF_TEXT };
 struct log_ctx {
 	const char *request_id;
 	const char *id;
+	const char *frag;           /* fields made by log_fragment(), as is */
 	const char *command;
 	const char *plugin;
 	const char *version;        /* written as "plugin_version" */
@@ -37,11 +38,18 @@ struct log_ctx {
 	int cold_start;             /* -1 unknown, 0, 1 */
 	long long pid;              /* the peer's */
 	long long uid;
+	long long unix_ms;          /* the line's time; 0: now */
 };
 
 #define LOG_CTX_INIT { .generation = -1, .old_generation = -1, \
 	.status = -1, .duration_ms = -1.0, .cold_start = -1, .pid = -1, \
 	.uid = -1 }
+
+/* Returns the fields of ctx formatted as log lines write them (in the
+ * format log_init() set), as a new string (free it) to put in a later
+ * ctx's `frag`: context that many lines share is formatted once.  NULL on
+ * ENOMEM. */
+char *log_fragment(const struct log_ctx *ctx);
 
 /* Set the threshold, the format and the service name every line carries
  * (copied; at most 64 bytes, NULL for none); before threads start. */

@@ -425,6 +425,17 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 		}
 	}
 	g->number = ++r->next_generation;
+	for (size_t i = 0; i < g->n_commands; i++) {
+		struct log_ctx fc = LOG_CTX_INIT;
+
+		fc.command = g->commands[i].name;
+		fc.plugin = g->name;
+		fc.version = g->version;
+		fc.generation = (long long)g->number;
+		/* NULL (out of memory) only costs speed: see
+		 * invocation_log_ctx(). */
+		g->commands[i].log_frag = log_fragment(&fc);
+	}
 	g->registry = r;
 	p->current = g;
 	p->loads++;

@@ -36,6 +36,9 @@ struct command {
 	struct generation *gen;      /* the owner */
 	struct cmd_stats *stats;     /* per name: owned by the registry */
 	struct cmd_sched *sched;     /* per name: owned by the registry */
+	char *log_frag;              /* owned: its log context (command,
+	                              * plugin, version, generation) made
+	                              * once by log_fragment(), or NULL */
 };
 
 /* One loaded copy of a plugin file.  Freed by loader_unload() when its

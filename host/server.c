@@ -418,6 +418,7 @@ finish_call(struct conn *c, struct buf *out, struct invocation *inv,
 	lc.status = status;
 	lc.error_code = code;
 	lc.duration_ms = (double)dur_ns / 1e6;
+	lc.unix_ms = c->loop->wall_ms; /* this loop turn's clock */
 	finish_reply(c, out, inv->want_request_id, &lc, message);
 }
 
