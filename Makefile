@@ -52,8 +52,16 @@ TEST_CFLAGS  := $(ALL_CFLAGS)
 TEST_LDFLAGS := $(ALL_LDFLAGS)
 endif
 
+NATS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
+NATS_LIBS   := $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
+
 # ---------------------------------------------------------------- host
-HOST_SRCS   := $(filter-out host/cli%.c,$(wildcard host/*.c))
+# The NATS module: the only code linked with libnats.  cmdhostd dlopens it
+# when the configuration has a [nats] section (see host/nats_host.h).
+NATS_MOD_SRCS := host/nats_bridge.c host/nats_srv.c host/nats_js.c
+NATS_MOD_OBJS := $(NATS_MOD_SRCS:%.c=$(B)/obj/pic/%.o)
+NATS_MODULE   := $(B)/lib/cmdhost-nats.so
+HOST_SRCS   := $(filter-out host/cli%.c $(NATS_MOD_SRCS),$(wildcard host/*.c))
 HOST_OBJS   := $(HOST_SRCS:%.c=$(B)/obj/%.o)
 CORE_OBJS   := $(filter-out $(B)/obj/host/main.o,$(HOST_OBJS))
 CLI_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard host/cli*.c))
@@ -99,7 +107,7 @@ BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 # Keep objects between builds (they are intermediate files to make).
 .SECONDARY:
 
-all: $(DAEMON) $(CLI) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
+all: $(DAEMON) $(CLI) $(NATS_MODULE) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
 
 # For building plugins against this source tree:
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
@@ -111,11 +119,21 @@ $(DAEMON): $(HOST_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(CLI): $(CLI_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JSON_LIBS) $(NATS_LIBS)
+
+$(NATS_MODULE): $(NATS_MOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(NATS_LIBS) $(JSON_LIBS) -lpthread
+
+$(B)/obj/pic/host/%.o: host/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/obj/host/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CFLAGS_EXTRA) -c -o $@ $<
 
 $(B)/obj/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
@@ -169,7 +187,13 @@ test: deps
 	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
 .PHONY: test-build check-header
-test-build: all check-header $(TPLUGINS) $(RUN_TESTS)
+test-build: all check-header $(TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
+
+# nats.js, the independent client of the NATS discovery tests (pinned by
+# tests/nats/package-lock.json; node_modules is not committed).
+tests/nats/node_modules/.ok: tests/nats/package.json tests/nats/package-lock.json
+	cd tests/nats && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # The SDK header must compile alone, warning-free, as C11 and as C++17.
 check-header:
