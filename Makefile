@@ -164,6 +164,14 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
 
+# The NATS tests also run a nats-server and speak to it with cnats.
+NATS_HARNESS_OBJ := $(B)/obj/tests/integration/nats_harness.o
+NATS_TESTS := $(filter $(B)/tests/integration/test_nats%,$(INTEG_BINS))
+$(NATS_TESTS): $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o \
+    $(HARNESS_OBJ) $(NATS_HARNESS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(NATS_LIBS) $(JSON_LIBS) -lpthread
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) -O2 -g $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread -lm

@@ -299,11 +299,35 @@ on_reconnected(natsConnection *nc, void *closure)
 	bridge_log(closure, LOGL_INFO, "nats: reconnected to %s", url);
 }
 
+/* The last callback libnats makes for a connection: bridge_stop waits
+ * for it before freeing the bridge. */
 static void
 on_closed(natsConnection *nc, void *closure)
 {
+	struct bridge *b = closure;
+
 	(void)nc;
-	bridge_log(closure, LOGL_INFO, "nats: connection closed");
+	bridge_log(b, LOGL_INFO, "nats: connection closed");
+	pthread_mutex_lock(&b->lock);
+	b->closed = 1;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Close the connection and wait (bounded) for its closed callback. */
+static void
+close_connection(struct bridge *b)
+{
+	struct timespec ts;
+
+	natsConnection_Close(b->nc);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&b->lock);
+	while (!b->closed)
+		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void
@@ -512,7 +536,7 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	}
 	if (b->nc != NULL) {
 		natsConnection_FlushTimeout(b->nc, 1000);
-		natsConnection_Close(b->nc);
+		close_connection(b);
 		natsConnection_Destroy(b->nc);
 	}
 	natsOptions_Destroy(b->opts);

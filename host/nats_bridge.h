@@ -45,6 +45,7 @@ struct bridge {
 	struct endpoint *endpoints;
 	int dirty;                  /* the command table changed */
 	int stopping;
+	int closed;                 /* libnats called the closed callback */
 	pthread_t sync_thread;
 	int sync_started;
 	natsSubscription *srv_subs[9];
