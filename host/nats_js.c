@@ -367,8 +367,17 @@ js_stop(struct nats_js *js, int64_t deadline_ns)
 		pthread_join(js->thread, NULL);
 	/* What we hold finishes and is settled (acked) by its reply. */
 	pthread_mutex_lock(&js->lock);
-	while (js->held > 0 && bridge_now_ns() < deadline_ns)
-		nap(js, 5);
+	while (js->held > 0 && bridge_now_ns() < deadline_ns) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 5000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&js->cond, &js->lock, &ts);
+	}
 	held = js->held;
 	pthread_mutex_unlock(&js->lock);
 	if (held > 0) {
