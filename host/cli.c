@@ -26,7 +26,7 @@ static void
 usage(FILE *f)
 {
 	fputs(
-"usage: cmdhost [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
+"usage: cmdhost [--nats URL] [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
 "\n"
 "commands:\n"
 "  invoke NAME [PAYLOAD]   call command NAME; PAYLOAD is JSON text, @FILE\n"
@@ -37,6 +37,8 @@ usage(FILE *f)
 "  stats [--json]          per-command counters and latencies\n"
 "  reload                  rescan the plugin directory (admin only)\n"
 "  send                    pipe JSON request lines from stdin, print replies\n"
+"  publish NAME [PAYLOAD]  (--nats only) put an event for NAME on the\n"
+"                          JetStream stream; prints its stream and seq\n"
 "  help                    this text\n"
 "\n"
 "options:\n"
@@ -44,6 +46,8 @@ usage(FILE *f)
 "                 next to this executable)\n"
 "  -t TIMEOUT_MS  ask the daemon for this deadline (not used by send)\n"
 "  -i ID          request id, integer or string (default 1; not used by send)\n"
+"  --nats URL     talk to the daemons through NATS instead of the socket:\n"
+"                 invoke, list (every daemon, by discovery) and publish\n"
 "\n"
 "exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection\n",
 	    f);
@@ -108,6 +112,13 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 		fprintf(stderr, "cmdhost: payload is not valid JSON: %s\n",
 		    err);
 		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (o->nats_url != NULL) {
+		if (strcmp(argv[0], "publish") == 0)
+			rc = cli_nats_publish(o, argv[1], payload);
+		else
+			rc = cli_nats_invoke(o, argv[1], text.data, text.len);
 		goto out;
 	}
 	if ((rc = cli_conn_call(o, argv[1], payload, &reply, NULL)) != 0)
@@ -194,6 +205,8 @@ cmd_list(const struct cli_opts *o, int argc, char **argv)
 
 	if ((raw = json_flag(argc, argv)) < 0)
 		return CLI_EXIT_USAGE;
+	if (o->nats_url != NULL)
+		return cli_nats_list(o, raw);
 	if ((rc = cli_conn_call_admin(o, "host.list", &reply, &body)) != 0)
 		return rc;
 	rc = raw ? cli_print_json(body) : cli_print_list(body);
@@ -254,7 +267,16 @@ static const struct {
 	{ "reload", cmd_body, 1 },
 	{ "send", cmd_send, 1 },
 	{ "help", cmd_help, 0 },
+	{ "publish", cmd_invoke, 0 },
 };
+
+/* The subcommands that work over NATS. */
+static int
+nats_capable(const char *name)
+{
+	return strcmp(name, "invoke") == 0 || strcmp(name, "list") == 0 ||
+	    strcmp(name, "publish") == 0 || strcmp(name, "help") == 0;
+}
 
 /*
  * Parse the global options, find the subcommand and run it.  The exit
@@ -268,6 +290,18 @@ main(int argc, char **argv)
 	size_t i;
 	int ch, rc = CLI_EXIT_USAGE, err;
 
+	/* --nats URL (or --nats=URL) comes first, before the short options. */
+	if (argc >= 2 && strncmp(argv[1], "--nats=", 7) == 0) {
+		o.nats_url = argv[1] + 7;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	} else if (argc >= 3 && strcmp(argv[1], "--nats") == 0) {
+		o.nats_url = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
 	while ((ch = getopt(argc, argv, "+s:t:i:h")) != -1) {
 		switch (ch) {
 		case 's':
@@ -304,7 +338,14 @@ main(int argc, char **argv)
 	for (i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++) {
 		if (strcmp(argv[0], subcmds[i].name) != 0)
 			continue;
-		if (subcmds[i].needs_socket &&
+		if ((o.nats_url != NULL) != (strcmp(argv[0], "publish") == 0) &&
+		    (o.nats_url == NULL || !nats_capable(argv[0]))) {
+			fprintf(stderr, "cmdhost: %s %s\n", argv[0],
+			    o.nats_url ? "works over the socket only (drop "
+			    "--nats)" : "needs --nats URL");
+			return CLI_EXIT_USAGE;
+		}
+		if (subcmds[i].needs_socket && o.nats_url == NULL &&
 		    (err = cli_conn_resolve(&o)) < 0) {
 			fprintf(stderr, "cmdhost: cannot find the default "
 			    "socket (use -s or CMDHOST_SOCKET): %s\n",

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "nats_harness.h"
@@ -367,4 +368,62 @@ Test(nats, discovery_with_nats_js_services_client)
 		}
 	}
 	json_object_put(out);
+}
+
+/* Run build/cmdhost --nats URL args...; returns the exit status, stdout
+ * and stderr in *out / *err (free them). */
+static int
+cli(char **out, char **err, const char *a1, const char *a2, const char *a3)
+{
+	char *argv[] = { (char *)CMDHOST_BUILD_DIR "/cmdhost",
+	    (char *)"--nats", (char *)natsd_url(srv), (char *)a1, (char *)a2,
+	    (char *)a3, NULL };
+	int status = -1;
+
+	cr_assert_eq(run_command(argv, NULL, 20000, &status, out, err), 0);
+	return status;
+}
+
+Test(nats, cli_invoke_list_publish)
+{
+	const char *const p[] = { "good.so", "record.so", NULL };
+	char rec[128], extra[512], *out = NULL, *err = NULL;
+	int64_t deadline;
+	int counts[4], st;
+
+	snprintf(rec, sizeof(rec), "/tmp/cmdhost-cli-record.%d",
+	    (int)getpid());
+	unlink(rec);
+	snprintf(extra, sizeof(extra), "[jetstream]\nack_wait_ms = 40000\n"
+	    "[plugin:record]\nfile = %s\n", rec);
+	d1 = start_on_nats(p, extra, "record.event");
+	cr_assert(daemon_log_wait(d1, "nats: consuming stream", 10000));
+
+	st = cli(&out, &err, "invoke", "test.echo", "{\"k\":\"v\"}");
+	cr_assert_eq(st, 0, "%s", err);
+	cr_assert_str_eq(out, "{\"k\":\"v\"}\n");
+	free(out);
+	free(err);
+	st = cli(&out, &err, "invoke", "no.such", "{}");
+	cr_assert_eq(st, 1);
+	cr_assert(strstr(err, "404 unknown_command") != NULL, "%s", err);
+	free(out);
+	free(err);
+	st = cli(&out, &err, "list", NULL, NULL);
+	cr_assert_eq(st, 0, "%s", err);
+	cr_assert(strstr(out, "1 daemon on") != NULL, "%s", out);
+	cr_assert(strstr(out, "cmdhost.cmd.test.echo") != NULL, "%s", out);
+	free(out);
+	free(err);
+	st = cli(&out, &err, "publish", "record.event", "{\"id\":2}");
+	cr_assert_eq(st, 0, "%s", err);
+	cr_assert(strstr(out, "\"seq\":1") != NULL, "%s", out);
+	free(out);
+	free(err);
+	deadline = now_ms() + 5000;
+	while (count_ids(rec, counts, 4) < 1 && now_ms() < deadline)
+		nap_ms(10);
+	cr_assert_eq(counts[2], 1, "the event was not consumed");
+	unlink(rec);
+	cr_assert_eq(daemon_stop(d1), 0);
 }
