@@ -176,6 +176,11 @@ $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) -O2 -g $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread -lm
 
+# The NATS load generator speaks NATS through cnats.
+$(B)/bench/natsgen: tests/bench/natsgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) -O2 -g $(NATS_CFLAGS) -o $@ $< $(NATS_LIBS) -lpthread
+
 # ---------------------------------------------------------------- targets
 deps:
 	@scripts/install-deps.sh
