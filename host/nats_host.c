@@ -296,6 +296,24 @@ make_line(struct buf *line, const char *command, const char *payload,
 	return rc < 0 ? -1 : 0;
 }
 
+/* Does payload[0..len) parse alone as one JSON value? */
+static int
+payload_is_json(const char *payload, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
+	struct json_object *o;
+	int ok;
+
+	if (tok == NULL)
+		return 1;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, payload, (int)len);
+	ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success;
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ok;
+}
+
 static void
 host_call(void *hp, const char *command, const char *payload, size_t len,
     const char *id_text, int64_t timeout_ms, nats_reply_fn fn, void *arg)
@@ -327,6 +345,15 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	    err, sizeof(err));
 	buf_free(&line);
 	if (rc < 0) {
+		/* The line is ours; say which part of the message was bad. */
+		if (len > 0 && !payload_is_json(payload, len))
+			snprintf(err, sizeof(err), "the payload (the message "
+			    "data) is not valid JSON");
+		else if (id_text != NULL && *id_text != '\0' &&
+		    (strncmp(err, "\"id\"", 4) == 0 ||
+		    strncmp(err, "invalid JSON", 12) == 0))
+			snprintf(err, sizeof(err), "the Cmdhost-Id header must "
+			    "be JSON: a string in quotes or an integer");
 		answer_error(h, req.id, 400, "bad_request", err, fn, arg);
 		goto out;
 	}

@@ -160,6 +160,13 @@ Test(nats, headers_statuses_and_timeout)
 	r = nclient_call(nc, "test.echo", "{not json", NULL, 0, 5000, &st);
 	cr_assert_eq(reply_status(r), 400, "%s", reply_text(r));
 	cr_assert_str_eq(reply_error_code(r), "bad_request");
+	cr_assert(strstr(reply_error_message(r), "payload") != NULL, "%s",
+	    reply_text(r));
+	json_object_put(r);
+	r = nclient_call(nc, "test.echo", "{}", "not-json", 0, 5000, &st);
+	cr_assert_eq(reply_status(r), 400, "%s", reply_text(r));
+	cr_assert(strstr(reply_error_message(r), "Cmdhost-Id") != NULL, "%s",
+	    reply_text(r));
 	json_object_put(r);
 	r = nclient_call(nc, "test.fields", "{\"s\":1}", NULL, 0, 5000, &st);
 	cr_assert_eq(reply_status(r), 400, "%s", reply_text(r));
