@@ -27,7 +27,8 @@ struct nats_config;
 /*
  * Called exactly once per nats_host_api.call, on any thread (maybe before
  * call returns): `reply` is the reply object's JSON text, as the socket
- * sends it but without the '\n', `len` bytes, borrowed for the call;
+ * sends it but without the '\n', `len` bytes and NUL-terminated, borrowed
+ * for the call;
  * `status` is its status.
  */
 typedef void (*nats_reply_fn)(void *arg, const char *reply, size_t len,

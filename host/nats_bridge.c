@@ -517,8 +517,14 @@ bridge_stop(void *bp, int64_t deadline_ns)
 		pthread_join(b->sync_thread, NULL);
 	/* No new requests; those already delivered are handed over. */
 	for (ep = b->endpoints; ep != NULL; ep = ep->next) {
-		sub_finish(ep->sub, deadline_ns);
+		natsSubscription *sub;
+
+		/* Not drained under the lock: callbacks being drained take it. */
+		pthread_mutex_lock(&b->lock);
+		sub = ep->sub;
 		ep->sub = NULL;
+		pthread_mutex_unlock(&b->lock);
+		sub_finish(sub, deadline_ns);
 	}
 	srv_stop(b);
 	/* Replies of calls still running go out before we close. */

@@ -93,6 +93,14 @@ host_logv(int level, const char *fmt, va_list ap)
 	log_emitv(level, NULL, fmt, ap);
 }
 
+/* The reply line in out as a C string: its '\n' becomes the NUL. */
+static const char *
+reply_text(struct buf *out)
+{
+	buf_head(out)[buf_size(out) - 1] = '\0';
+	return buf_head(out);
+}
+
 /* Format the reply of a finished inv, send it, count it. */
 static void
 answer_inv(struct nats_host *h, struct invocation *inv, nats_reply_fn fn,
@@ -127,7 +135,7 @@ answer_inv(struct nats_host *h, struct invocation *inv, nats_reply_fn fn,
 	if (rc < 0)
 		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
 	else
-		fn(arg, buf_head(&out), buf_size(&out) - 1, inv->status);
+		fn(arg, reply_text(&out), buf_size(&out) - 1, inv->status);
 	buf_free(&out);
 	atomic_fetch_sub(&h->in_flight, 1);
 }
@@ -141,7 +149,7 @@ answer_error(struct nats_host *h, struct json_object *id, int status,
 	if (request_format_error(&out, id, status, code, message) < 0)
 		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
 	else
-		fn(arg, buf_head(&out), buf_size(&out) - 1, status);
+		fn(arg, reply_text(&out), buf_size(&out) - 1, status);
 	buf_free(&out);
 	atomic_fetch_sub(&h->in_flight, 1);
 }
@@ -214,7 +222,7 @@ answer_timeout(struct nats_host *h, struct ncall *c, int64_t now)
 	    why) < 0)
 		c->fn(c->arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
 	else
-		c->fn(c->arg, buf_head(&out), buf_size(&out) - 1, 504);
+		c->fn(c->arg, reply_text(&out), buf_size(&out) - 1, 504);
 	buf_free(&out);
 	atomic_fetch_sub(&h->in_flight, 1);
 }

@@ -191,10 +191,15 @@ Test(nats_js, refused_event_dead_lettered_once)
 
 	cr_assert_eq(natsConnection_SubscribeSync(&sub, nc,
 	    "cmdhost.dead.>"), NATS_OK);
+	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
 	d1 = start_consumer(0, "max_deliver = 4");
 	publish("record.reject", 7, NULL);
 	got = dead_letters(sub, 1, 1500, &dl);
-	cr_assert_eq(got, 1, "%d dead letters", got);
+	if (got != 1) {
+		daemon_dump_log(d1);
+		natsSubscription_Destroy(sub);
+		cr_assert_fail("%d dead letters", got);
+	}
 	cr_assert_eq(json_object_get_int(json_path(dl, "reply/status")), 422,
 	    "%s", reply_text(dl));
 	cr_assert_eq(json_object_get_int(json_path(dl, "deliveries")), 1);
@@ -215,10 +220,15 @@ Test(nats_js, failing_event_retried_max_deliver_times)
 
 	cr_assert_eq(natsConnection_SubscribeSync(&sub, nc,
 	    "cmdhost.dead.>"), NATS_OK);
+	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
 	d1 = start_consumer(0, "max_deliver = 3");
 	publish("record.fail", 3, NULL);
 	got = dead_letters(sub, 1, 1500, &dl);
-	cr_assert_eq(got, 1, "%d dead letters", got);
+	if (got != 1) {
+		daemon_dump_log(d1);
+		natsSubscription_Destroy(sub);
+		cr_assert_fail("%d dead letters", got);
+	}
 	cr_assert_eq(json_object_get_int(json_path(dl, "reply/status")), 500,
 	    "%s", reply_text(dl));
 	cr_assert_eq(json_object_get_int(json_path(dl, "deliveries")), 3);
