@@ -134,6 +134,8 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 
 /* ------------------------------------------------------------ sync */
 
+/* The endpoint of command `name`, borrowed from b (b->lock held), or
+ * NULL. */
 static struct endpoint *
 endpoint_find(struct bridge *b, const char *name)
 {

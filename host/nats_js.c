@@ -184,7 +184,7 @@ handle(struct nats_js *js, natsMsg *msg)
 /* Create the stream (work queue) unless it exists, and bind the durable
  * pull consumer.  Returns 0, or -1 to retry later. */
 static int
-bind(struct nats_js *js)
+js_bind(struct nats_js *js)
 {
 	struct bridge *b = js->b;
 	const struct nats_config *c = b->cfg;
@@ -292,7 +292,7 @@ js_main(void *arg)
 	pthread_mutex_lock(&js->lock);
 	while (!js->stop && js->sub == NULL) {
 		pthread_mutex_unlock(&js->lock);
-		if (bind(js) == 0) {
+		if (js_bind(js) == 0) {
 			pthread_mutex_lock(&js->lock);
 			break;
 		}

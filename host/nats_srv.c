@@ -32,6 +32,7 @@ struct srv_sub {
 };
 static struct srv_sub srv_closures[3];
 
+/* Returns a new object (put it) describing ep for `kind`; b->lock held. */
 static struct json_object *
 endpoint_json(struct endpoint *ep, const struct nats_config *cfg,
     enum srv_kind kind)
