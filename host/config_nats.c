@@ -29,6 +29,7 @@ config_nats_init(struct nats_config *nc)
 	nc->reconnect_wait_ms = 250;
 	nc->max_reconnect = -1;
 	nc->delivery_threads = 2;
+	nc->send_asap = 1;
 	nc->js_max_deliver = 5;
 	nc->js_nak_delay_ms = 1000;
 	nc->js_fetch_batch = 32;
@@ -136,6 +137,15 @@ set_nats(struct nats_config *nc, const char *key, const char *value,
 	if (strcmp(key, "max_reconnect") == 0)
 		return int_val(key, value, -1, 1000000, &nc->max_reconnect,
 		    err, errlen);
+	if (strcmp(key, "send_asap") == 0) {
+		if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+			nc->send_asap = value[0] == 't';
+			return 0;
+		}
+		snprintf(err, errlen, "send_asap: '%s' is not true or false",
+		    value);
+		return -1;
+	}
 	if (strcmp(key, "delivery_threads") == 0)
 		return int_val(key, value, 1, 64, &nc->delivery_threads, err,
 		    errlen);

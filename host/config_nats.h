@@ -24,6 +24,7 @@ struct nats_config {
 	int reconnect_wait_ms;
 	int max_reconnect;       /* -1: forever */
 	int delivery_threads;    /* cnats message delivery threads */
+	int send_asap;           /* replies leave at once (no 1 ms batch) */
 
 	int js_enabled;          /* a [jetstream] section was seen */
 	char *js_stream;         /* owned: "CMDHOST_EVENTS" */

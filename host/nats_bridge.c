@@ -397,6 +397,11 @@ make_options(struct bridge *b)
 	 * reader slot, so their number must not grow with the commands. */
 	if (s == NATS_OK)
 		s = natsOptions_UseGlobalMessageDelivery(o, true);
+	/* A reply goes out at once, not after libnats' 1 ms flush batch:
+	 * someone is waiting for it (send_asap = false trades that for
+	 * fewer writes under heavy load). */
+	if (s == NATS_OK)
+		s = natsOptions_SetSendAsap(o, c->send_asap != 0);
 	if (s == NATS_OK && c->credentials != NULL)
 		s = natsOptions_SetUserCredentialsFromFiles(o, c->credentials,
 		    NULL);

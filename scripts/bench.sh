@@ -256,9 +256,9 @@ stop "$PID_floor_jsonc" floor_jsonc
 # loopback, one daemon): the same requests in flight through each, in this
 # run.  natsgen keeps N requests in flight on one NATS connection.
 NATS_SUMMARY=""
-run_nats() { # KEY LABEL INFLIGHT
+run_nats() { # KEY LABEL INFLIGHT [-a]
 	local line
-	line=$("$BIN/natsgen" -u "$NATS_URL" -c "$3" -d "$SECS" -w "$WARM" \
+	line=$("$BIN/natsgen" ${4:-} -u "$NATS_URL" -c "$3" -d "$SECS" -w "$WARM" \
 	    -s cmdhost.cmd.echo -m '{"msg":"hello"}' 2>"$TMP/natsgen.err")
 	case $line in
 	'{'*) ;;
@@ -306,7 +306,7 @@ url = $NATS_URL" "$BUILD/plugins/echo.so"
 		done
 		S_NATSD=$TMP/nats/cmdhost.sock
 		run nats.c1.socket "echo c=1 in flight" socket "$S_NATSD" 1 1 "$SMALL"
-		run_nats nats.c1.nats "echo c=1 in flight" 1
+		run_nats nats.c1.nats "echo c=1 in flight" 1 -a
 		run nats.c64.socket "echo 64 in flight" socket "$S_NATSD" 16 4 "$SMALL"
 		run_nats nats.c64.nats "echo 64 in flight" 64
 		NATS_SUMMARY="nats: 64 in flight: NATS $(jget rps "${R[nats.c64.nats]}") rps p50 $(jget p50_us "${R[nats.c64.nats]}") p99 $(jget p99_us "${R[nats.c64.nats]}") µs, socket $(jget rps "${R[nats.c64.socket]}") rps p50 $(jget p50_us "${R[nats.c64.socket]}") p99 $(jget p99_us "${R[nats.c64.socket]}") µs; 1 in flight: NATS p50 $(jget p50_us "${R[nats.c1.nats]}") µs, socket p50 $(jget p50_us "${R[nats.c1.socket]}") µs"

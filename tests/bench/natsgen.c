@@ -5,8 +5,11 @@
  * loadgen's shape: requests, ok, non_ok, lost, rps, p50_us, p99_us,
  * p999_us, max_us, warmup_non_ok.
  *
- *   natsgen -u URL -c INFLIGHT -d SECONDS [-w WARMUP] -s SUBJECT -m PAYLOAD
+ *   natsgen [-a] -u URL -c INFLIGHT -d SECONDS [-w WARMUP] -s SUBJECT -m PAYLOAD
  *
+ * -a sends each request at once (as natsConnection_Request does); without
+ * it libnats batches publishes for up to 1 ms, as a pipelining client
+ * would.
  * A reply is ok when it carries "status":200.  Built with -lnats.
  */
 #include <inttypes.h>
@@ -110,7 +113,7 @@ main(int argc, char **argv)
 {
 	const char *url = "nats://127.0.0.1:4222";
 	double secs = 5, warm = 0.5;
-	int inflight = 64, ch, busy = 0;
+	int inflight = 64, ch, busy = 0, asap = 0;
 	natsSubscription *sub = NULL;
 	natsOptions *o = NULL;
 	unsigned n;
@@ -119,8 +122,9 @@ main(int argc, char **argv)
 
 	subject = "cmdhost.cmd.echo";
 	payload = "{\"msg\":\"hello\"}";
-	while ((ch = getopt(argc, argv, "u:c:d:w:s:m:")) != -1) {
+	while ((ch = getopt(argc, argv, "au:c:d:w:s:m:")) != -1) {
 		switch (ch) {
+		case 'a': asap = 1; break;
 		case 'u': url = optarg; break;
 		case 'c': inflight = atoi(optarg); break;
 		case 'd': secs = atof(optarg); break;
@@ -140,6 +144,7 @@ main(int argc, char **argv)
 		return 1;
 	if (natsOptions_Create(&o) != NATS_OK ||
 	    natsOptions_SetURL(o, url) != NATS_OK ||
+	    natsOptions_SetSendAsap(o, asap) != NATS_OK ||
 	    natsConnection_Connect(&nc, o) != NATS_OK) {
 		fprintf(stderr, "natsgen: cannot connect to %s\n", url);
 		return 1;

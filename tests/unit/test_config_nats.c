@@ -65,6 +65,7 @@ Test(config_nats, defaults)
 	cr_assert_str_eq(cfg.nats.queue_group, "cmdhost");
 	cr_assert_str_eq(cfg.nats.service_name, "cmdhost");
 	cr_assert_eq(cfg.nats.max_reconnect, -1);
+	cr_assert_eq(cfg.nats.send_asap, 1);
 	cr_assert_null(cfg.nats.credentials);
 	cr_assert_eq(cfg.nats.js_enabled, 0);
 }
@@ -103,6 +104,8 @@ Test(config_nats, bad_names)
 	cr_assert(strstr(err, "not a valid NATS name") != NULL, "%s", err);
 	cr_assert_eq(load("[nats]\n[jetstream]\nstream = A.B\n"), -1);
 	cr_assert(strstr(err, "not a valid NATS name") != NULL, "%s", err);
+	cr_assert_eq(load("[nats]\nsend_asap = maybe\n"), -1);
+	cr_assert(strstr(err, "send_asap") != NULL, "%s", err);
 	cr_assert_eq(load("[nats]\nurl =\n"), -1);
 	cr_assert(strstr(err, "url: must not be empty") != NULL, "%s", err);
 }
