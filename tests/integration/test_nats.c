@@ -434,3 +434,72 @@ Test(nats, cli_invoke_list_publish)
 	unlink(rec);
 	cr_assert_eq(daemon_stop(d1), 0);
 }
+
+Test(nats, server_down_at_start_then_up)
+{
+	const char *const p[] = { "good.so", NULL };
+	struct daemon_opts o = { 0 };
+	char *cfg = natsd_config(srv, NULL);
+	natsStatus st;
+	json_object *r;
+	int64_t deadline;
+	int back = 0;
+
+	cr_assert_eq(natsd_stop(srv), 0);
+	o.plugins = p;
+	o.config = cfg;
+	d1 = daemon_start(&o);
+	free(cfg);
+	cr_assert(d1 != NULL, "the daemon must start without NATS");
+	cr_assert(daemon_log_wait(d1, "no server reachable", 5000));
+	r = client_call_once(daemon_socket_path(d1),
+	    "{\"command\":\"test.echo\",\"payload\":{}}");
+	cr_assert_eq(reply_status(r), 200, "%s", reply_text(r));
+	json_object_put(r);
+	cr_assert_eq(natsd_restart(srv), 0);
+	cr_assert(daemon_log_wait(d1, "nats: connected to", 10000));
+	connect_client();
+	deadline = now_ms() + 10000;
+	while (!back && now_ms() < deadline) {
+		r = nclient_call(nc, "test.echo", "{}", NULL, 0, 500, &st);
+		back = reply_status(r) == 200;
+		json_object_put(r);
+		if (!back)
+			nap_ms(20);
+	}
+	cr_assert(back, "no NATS service after the server came up");
+	cr_assert_eq(daemon_stop(d1), 0);
+}
+
+/* Does /proc/PID/maps mention libnats? */
+static int
+maps_libnats(pid_t pid)
+{
+	char path[64], line[512];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "libnats") != NULL)
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+Test(nats, no_section_no_libnats)
+{
+	const char *const p[] = { "good.so", NULL };
+	struct daemon_opts o = { 0 };
+
+	o.plugins = p;
+	d1 = daemon_start(&o);
+	cr_assert(d1 != NULL);
+	cr_assert_eq(maps_libnats(daemon_pid(d1)), 0,
+	    "libnats is mapped without [nats]");
+	d2 = start_on_nats(p, NULL, "test.echo");
+	cr_assert_eq(maps_libnats(daemon_pid(d2)), 1,
+	    "libnats is not mapped with [nats]");
+}
