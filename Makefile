@@ -60,8 +60,16 @@ TEST_CFLAGS  := $(ALL_CFLAGS)
 TEST_LDFLAGS := $(ALL_LDFLAGS)
 endif
 
+NATS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
+NATS_LIBS   := $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
+
 # ---------------------------------------------------------------- host
-HOST_SRCS   := $(filter-out host/cli%.c,$(wildcard host/*.c))
+# The NATS module: the only code linked with libnats.  cmdhostd dlopens it
+# when the configuration has a [nats] section (see host/nats_host.h).
+NATS_MOD_SRCS := host/nats_bridge.c host/nats_srv.c host/nats_js.c
+NATS_MOD_OBJS := $(NATS_MOD_SRCS:%.c=$(B)/obj/pic/%.o)
+NATS_MODULE   := $(B)/lib/cmdhost-nats.so
+HOST_SRCS   := $(filter-out host/cli%.c $(NATS_MOD_SRCS),$(wildcard host/*.c))
 HOST_OBJS   := $(HOST_SRCS:%.c=$(B)/obj/%.o)
 CORE_OBJS   := $(filter-out $(B)/obj/host/main.o,$(HOST_OBJS))
 CLI_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard host/cli*.c))
@@ -114,7 +122,7 @@ BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 # Keep objects between builds (they are intermediate files to make).
 .SECONDARY:
 
-all: $(DAEMON) $(CLI) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
+all: $(DAEMON) $(CLI) $(NATS_MODULE) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
 
 # For building plugins against this source tree:
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
@@ -136,11 +144,21 @@ $(CORE_LIB): $(CORE_OBJS)
 	$(AR) rcs $@ $^
 
 $(CLI): $(CLI_OBJS) $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) $(NATS_LIBS) -ldl -lpthread
+
+$(NATS_MODULE): $(NATS_MOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(NATS_LIBS) $(JSON_LIBS) -lpthread
+
+$(B)/obj/pic/host/%.o: host/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/obj/host/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CFLAGS_EXTRA) -c -o $@ $<
 
 $(B)/obj/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
@@ -178,9 +196,22 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
 
+# The NATS tests also run a nats-server and speak to it with cnats.
+NATS_HARNESS_OBJ := $(B)/obj/tests/integration/nats_harness.o
+NATS_TESTS := $(filter $(B)/tests/integration/test_nats%,$(INTEG_BINS))
+$(NATS_TESTS): $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o \
+    $(HARNESS_OBJ) $(NATS_HARNESS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(NATS_LIBS) $(JSON_LIBS) -lpthread
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) -O2 -g $(JSON_CFLAGS) -o $@ $< $(JSON_LIBS) -lpthread -lm
+
+# The NATS load generator speaks NATS through cnats.
+$(B)/bench/natsgen: tests/bench/natsgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) -O2 -g $(NATS_CFLAGS) -o $@ $< $(NATS_LIBS) -lpthread
 
 # ---------------------------------------------------------------- targets
 deps:
@@ -201,7 +232,13 @@ test: deps
 	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
 .PHONY: test-build check-header
-test-build: all check-header check-man $(TPLUGINS) $(RUN_TESTS)
+test-build: all check-header check-man $(TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
+
+# nats.js, the independent client of the NATS discovery tests (pinned by
+# tests/nats/package-lock.json; node_modules is not committed).
+tests/nats/node_modules/.ok: tests/nats/package.json tests/nats/package-lock.json
+	cd tests/nats && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # The SDK header must compile alone, warning-free, as C11 and as C++17.
 check-header:
@@ -219,6 +256,7 @@ check-header:
 #   include/cmdhost/plugin.h           the SDK header
 #   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
 #   lib/cmdhost/plugins/*.so           the example plugins
+#   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
 #   share/cmdhost/plugin.map           version script for C++ plugins
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
 #                                      examples/cmdhost.ini
@@ -270,6 +308,7 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin.h $(DESTDIR)$(INCLUDEDIR)/cmdhost/
 	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(INSTALL) -m 0755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	$(INSTALL) -m 0755 $(NATS_MODULE) $(DESTDIR)$(LIBDIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/README.md $(DESTDIR)$(DOCDIR)/plugin-guide.md
 	$(INSTALL) -m 0644 docs/observability.md $(DESTDIR)$(DOCDIR)/observability.md
@@ -284,6 +323,7 @@ uninstall:
 	    $(DESTDIR)$(INCLUDEDIR)/cmdhost/plugin.h \
 	    $(DESTDIR)$(PKGCONFIGDIR)/cmdhost-plugin.pc \
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
+	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-nats.so \
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
 	    $(DESTDIR)$(DOCDIR)/observability.md \

@@ -25,7 +25,7 @@ void
 cli_usage(FILE *f)
 {
 	fputs(
-"usage: cmdhost [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
+"usage: cmdhost [--nats URL] [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
 "\n"
 "commands:\n"
 "  invoke NAME [PAYLOAD]   call command NAME; PAYLOAD is JSON text, @FILE\n"
@@ -43,6 +43,8 @@ cli_usage(FILE *f)
 "  exec [--config FILE] PLUGIN.so COMMAND [PAYLOAD]\n"
 "                          run one command of a plugin file in-process;\n"
 "                          print the reply line the daemon would send\n"
+"  publish NAME [PAYLOAD]  (--nats only) put an event for NAME on the\n"
+"                          JetStream stream; prints its stream and seq\n"
 "  help                    this text\n"
 "\n"
 "options:\n"
@@ -51,6 +53,8 @@ cli_usage(FILE *f)
 "                 " CLI_INSTALLED_SOCKET ")\n"
 "  -t TIMEOUT_MS  deadline of the call (not used by send)\n"
 "  -i ID          request id, integer or string (default 1; not used by send)\n"
+"  --nats URL     talk to the daemons through NATS instead of the socket:\n"
+"                 invoke, list (every daemon, by discovery) and publish\n"
 "\n"
 "exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection,\n"
 "4 plugin file refused (check, exec)\n",
@@ -117,7 +121,8 @@ out:
 	return rc;
 }
 
-/* cmdhost invoke NAME [PAYLOAD]: print the body, exit 0/1/2/3. */
+/* cmdhost invoke NAME [PAYLOAD] (and publish, over NATS): print the body,
+ * exit 0/1/2/3. */
 static int
 cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 {
@@ -131,6 +136,18 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_payload_parse(argc == 3 ? argv[2] : "{}", &payload))
 	    != 0)
 		goto out;
+	if (o->nats_url != NULL) {
+		size_t len;
+		const char *text = json_object_to_json_string_length(payload,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		    &len);
+
+		if (strcmp(argv[0], "publish") == 0)
+			rc = cli_nats_publish(o, argv[1], payload);
+		else
+			rc = cli_nats_invoke(o, argv[1], text, len);
+		goto out;
+	}
 	if ((rc = cli_conn_call(o, argv[1], payload, &reply, NULL)) != 0)
 		goto out;
 	if ((rc = cli_conn_reply_check(reply, &body)) != 0)
@@ -214,6 +231,8 @@ cmd_list(const struct cli_opts *o, int argc, char **argv)
 
 	if ((raw = json_flag(argc, argv)) < 0)
 		return CLI_EXIT_USAGE;
+	if (o->nats_url != NULL)
+		return cli_nats_list(o, raw);
 	if ((rc = cli_conn_call_admin(o, "host.list", &reply, &body)) != 0)
 		return rc;
 	rc = raw ? cli_print_json(body) : cli_print_list(body);
@@ -280,7 +299,16 @@ static const struct {
 	{ "check", cli_plugin_check, 0 },
 	{ "exec", cli_plugin_exec, 0 },
 	{ "help", cmd_help, 0 },
+	{ "publish", cmd_invoke, 0 },
 };
+
+/* The subcommands that work over NATS. */
+static int
+nats_capable(const char *name)
+{
+	return strcmp(name, "invoke") == 0 || strcmp(name, "list") == 0 ||
+	    strcmp(name, "publish") == 0 || strcmp(name, "help") == 0;
+}
 
 /*
  * Parse the global options, find the subcommand and run it.  The exit
@@ -294,6 +322,18 @@ main(int argc, char **argv)
 	size_t i;
 	int ch, rc = CLI_EXIT_USAGE, err;
 
+	/* --nats URL (or --nats=URL) comes first, before the short options. */
+	if (argc >= 2 && strncmp(argv[1], "--nats=", 7) == 0) {
+		o.nats_url = argv[1] + 7;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	} else if (argc >= 3 && strcmp(argv[1], "--nats") == 0) {
+		o.nats_url = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
 	while ((ch = getopt(argc, argv, "+s:t:i:h")) != -1) {
 		switch (ch) {
 		case 's':
@@ -330,7 +370,14 @@ main(int argc, char **argv)
 	for (i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++) {
 		if (strcmp(argv[0], subcmds[i].name) != 0)
 			continue;
-		if (subcmds[i].needs_socket &&
+		if ((o.nats_url != NULL) != (strcmp(argv[0], "publish") == 0) &&
+		    (o.nats_url == NULL || !nats_capable(argv[0]))) {
+			fprintf(stderr, "cmdhost: %s %s\n", argv[0],
+			    o.nats_url ? "works over the socket only (drop "
+			    "--nats)" : "needs --nats URL");
+			return CLI_EXIT_USAGE;
+		}
+		if (subcmds[i].needs_socket && o.nats_url == NULL &&
 		    (err = cli_conn_resolve(&o)) < 0) {
 			fprintf(stderr, "cmdhost: cannot find the default "
 			    "socket (use -s or CMDHOST_SOCKET): %s\n",

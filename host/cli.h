@@ -35,6 +35,7 @@ struct cli_opts {
 	char *owned;             /* NULL or the default path (freed at exit) */
 	const char *id;          /* -i, or NULL for 1; borrowed from argv */
 	long long timeout_ms;    /* -t, or 0 for none */
+	const char *nats_url;    /* --nats URL, or NULL: the socket */
 };
 
 /* A growable byte buffer; data is NUL-terminated when not NULL.  The
@@ -189,5 +190,23 @@ int cli_plugin_check(const struct cli_opts *o, int argc, char **argv);
  * arguments or payload, CLI_EXIT_REFUSED when the file is refused.
  */
 int cli_plugin_exec(const struct cli_opts *o, int argc, char **argv);
+
+/* cli_nats.c - the same over NATS (--nats URL); each prints its own
+ * message on failure and returns an exit status. */
+
+/* Request `command` with the payload text (len bytes, JSON already
+ * checked) and print the body; "no responders" is reported as 404. */
+int cli_nats_invoke(const struct cli_opts *o, const char *command,
+    const char *payload, size_t len);
+
+/* List every daemon answering $SRV.INFO.cmdhost and its commands (raw:
+ * the info replies as one JSON array). */
+int cli_nats_list(const struct cli_opts *o, int raw);
+
+/* Put {"command", "payload"[, "id"]} on the JetStream subject
+ * cmdhost.events.<command> ($CMDHOST_NATS_EVENTS overrides the prefix);
+ * print {"stream", "seq"}.  payload is borrowed. */
+int cli_nats_publish(const struct cli_opts *o, const char *command,
+    struct json_object *payload);
 
 #endif /* CMDHOST_CLI_H */

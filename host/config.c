@@ -54,7 +54,8 @@ config_init(struct config *cfg)
 	cfg->reload_debounce_ms = 20;
 	cfg->log_level = LOGL_INFO;
 	cfg->log_format = LOGF_JSON;
-	if (config_set_string(&cfg->socket, "cmdhost.sock") < 0 ||
+	if (config_nats_init(&cfg->nats) < 0 ||
+	    config_set_string(&cfg->socket, "cmdhost.sock") < 0 ||
 	    config_set_string(&cfg->service, "cmdhostd") < 0 ||
 	    config_set_string(&cfg->plugin_dir, "plugins") < 0) {
 		config_fini(cfg);
@@ -382,6 +383,12 @@ on_key(void *user, const char *section, const char *key, const char *value)
 	struct parse_state *ps = user;
 	char err[512];
 
+	if (strcmp(section, "nats") == 0 || strcmp(section, "jetstream") == 0) {
+		if (config_nats_set(&ps->cfg->nats, section, key,
+		    value ? value : "", err, sizeof(err)) == 0)
+			return 1;
+		goto fail;
+	}
 	if (key == NULL)
 		return 1; /* section header alone (INI_CALL_HANDLER_ON_NEW_SECTION) */
 	if (value == NULL)
@@ -400,8 +407,9 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		    "it under [host]", key);
 	} else {
 		snprintf(err, sizeof(err), "unknown section [%s] (expected "
-		    "[host] or [plugin:NAME])", section);
+		    "[host], [nats], [jetstream] or [plugin:NAME])", section);
 	}
+fail:
 	if (!ps->failed) {
 		snprintf(ps->err, sizeof(ps->err), "%s", err);
 		ps->failed = 1;
@@ -429,8 +437,14 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	line = ini_parse(path, on_key, &ps);
-	if (line == 0)
+	if (line == 0) {
+		if (config_nats_check(&cfg->nats, cfg->default_timeout_ms,
+		    ps.err, sizeof(ps.err)) < 0) {
+			snprintf(err, errlen, "%s: %s", path, ps.err);
+			return -1;
+		}
 		return 0;
+	}
 	if (line == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno :
 		    ENOENT));
@@ -463,5 +477,6 @@ config_fini(struct config *cfg)
 		free(cfg->plugin_kvs[i].value);
 	}
 	free(cfg->plugin_kvs);
+	config_nats_fini(&cfg->nats);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "config_nats.h"
+
 #define CONFIG_MAX_ADMIN_UIDS 64
 
 /* One key of a [plugin:NAME] section. */
@@ -46,6 +48,7 @@ struct config {
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
+	struct nats_config nats; /* [nats] and [jetstream] */
 };
 
 /* Fill cfg with the defaults (strings are owned copies).  Returns 0 or

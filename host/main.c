@@ -23,6 +23,7 @@
 #include "executor.h"
 #include "log.h"
 #include "metrics.h"
+#include "nats_host.h"
 #include "registry.h"
 #include "server.h"
 #include "watcher.h"
@@ -69,6 +70,7 @@ main(int argc, char **argv)
 	struct executor *ex = NULL;
 	struct server *srv = NULL;
 	struct watcher *watcher = NULL;
+	struct nats_host *nats = NULL;
 	sigset_t sigs;
 	char err[1024], copy_dir[PATH_MAX];
 	const char *tmp;
@@ -194,6 +196,14 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* NATS only when configured: then the module is loaded, else
+	 * libnats is never mapped. */
+	if (cfg.nats.enabled && (nats = nats_host_start(&cfg, reg, ex, &stats,
+	    CMDHOSTD_VERSION, err, sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		rc = 1;
+		goto out;
+	}
 	{
 		int plugins, commands, failed;
 
@@ -224,6 +234,9 @@ main(int argc, char **argv)
 	watcher = NULL;
 	deadline = executor_now_ns() + (int64_t)cfg.shutdown_timeout_ms *
 	    1000000;
+	/* NATS first: stop fetching events, finish and ack what is held,
+	 * drain the subscriptions, close the connection. */
+	nats_host_stop(nats, deadline);
 	rc = server_stop(srv, deadline);
 	server_close(srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */
@@ -239,6 +252,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 out:
 	watcher_stop(watcher);
+	nats_host_stop(nats, executor_now_ns());
 	if (srv != NULL) {
 		server_stop(srv, executor_now_ns());
 		server_close(srv);
@@ -249,6 +263,7 @@ out:
 	if (ex != NULL &&
 	    executor_stop(ex, executor_now_ns() + 1000000000LL) == 0)
 		executor_free(ex);
+	nats_host_free(nats);
 	registry_free(reg);
 	rmdir(copy_dir);
 	config_fini(&cfg);

@@ -64,6 +64,8 @@ struct registry {
 	struct plugin *plugins;
 	struct per_name *names;   /* by command name, never shrinks */
 	uint64_t next_generation;
+	registry_publish_fn on_publish; /* under lock */
+	void *publish_arg;
 
 	/* Generations whose last reference is gone are finalized here, off
 	 * the threads that serve requests. */
@@ -271,6 +273,18 @@ publish(struct registry *r, struct cmd_table *next)
 		while (atomic_load(&r->hazards[i].table) == old)
 			sched_yield();
 	free(old);
+	if (r->on_publish != NULL)
+		r->on_publish(r->publish_arg);
+}
+
+void
+registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
+    void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->on_publish = fn;
+	r->publish_arg = arg;
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* What outlives generations, per command name: statistics and the

@@ -118,6 +118,14 @@ struct json_object *registry_stats_json(struct registry *r);
  * loads, load_failures, last_swap, last_swap_ms} (host.stats). */
 struct json_object *registry_plugin_stats_json(struct registry *r);
 
+/* Called after each new command table is published (a load, a swap or an
+ * unload), with the registry's writer lock held: it must only take note
+ * (signal a thread) and never call back into the registry.  fn NULL
+ * clears the hook.  arg is borrowed. */
+typedef void (*registry_publish_fn)(void *arg);
+void registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
+    void *arg);
+
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,
     int *failed);

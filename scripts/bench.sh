@@ -251,6 +251,74 @@ stop "$PID_main" "cmdhostd (main)"
 stop "$PID_floor_transport" floor_transport
 stop "$PID_floor_jsonc" floor_jsonc
 
+# ---------------------------------------------------------------- f. NATS
+# The same daemon answers over its socket and over NATS (one nats-server on
+# loopback, one daemon): the same requests in flight through each, in this
+# run.  natsgen keeps N requests in flight on one NATS connection.
+NATS_SUMMARY=""
+run_nats() { # KEY LABEL INFLIGHT [-a]
+	local line
+	line=$("$BIN/natsgen" ${4:-} -u "$NATS_URL" -c "$3" -d "$SECS" -w "$WARM" \
+	    -s cmdhost.cmd.echo -m '{"msg":"hello"}' 2>"$TMP/natsgen.err")
+	case $line in
+	'{'*) ;;
+	*) line='{"error":"natsgen failed"}'; cat "$TMP/natsgen.err" >&2 ;;
+	esac
+	R[$1]=$line
+	KEYS="$KEYS $1"
+	ROWS="$ROWS$1|$2|nats
+"
+	if [ "$(jget non_ok "$line")" != 0 ] || [ "$(jget lost "$line")" != 0 ]; then
+		fail "$2 (nats): $line"
+	fi
+	printf '  %-28s %-10s %9s rps  p50 %6s  p99 %6s µs\n' "$2" nats \
+	    "$(jget rps "$line")" "$(jget p50_us "$line")" "$(jget p99_us "$line")"
+}
+if command -v nats-server >/dev/null 2>&1 && [ -x "$BIN/natsgen" ] &&
+    [ -e "$BUILD/lib/cmdhost-nats.so" ]; then
+	echo "== NATS: echo over NATS beside the same load over the socket"
+	NATS_PID=""
+	for try in 1 2 3 4 5; do
+		NATS_PORT=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && continue
+		nats-server -a 127.0.0.1 -p "$NATS_PORT" -sd "$TMP/nats-store" \
+		    >"$TMP/nats-server.log" 2>&1 &
+		NATS_PID=$!
+		for i in $(seq 100); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break
+			kill -0 "$NATS_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		if kill -0 "$NATS_PID" 2>/dev/null; then break; fi
+		NATS_PID=""
+	done
+	if [ -z "$NATS_PID" ]; then
+		fail "nats-server did not start"
+	else
+		PIDS="$PIDS $NATS_PID"
+		NATS_URL=nats://127.0.0.1:$NATS_PORT
+		start_daemon nats "
+[nats]
+url = $NATS_URL" "$BUILD/plugins/echo.so"
+		for i in $(seq 100); do
+			grep -q 'subscribed cmdhost.cmd.echo' "$TMP/nats/stderr.log" && break
+			sleep 0.05
+		done
+		S_NATSD=$TMP/nats/cmdhost.sock
+		run nats.c1.socket "echo c=1 in flight" socket "$S_NATSD" 1 1 "$SMALL"
+		run_nats nats.c1.nats "echo c=1 in flight" 1 -a
+		run nats.c64.socket "echo 64 in flight" socket "$S_NATSD" 16 4 "$SMALL"
+		run_nats nats.c64.nats "echo 64 in flight" 64
+		NATS_SUMMARY="nats: 64 in flight: NATS $(jget rps "${R[nats.c64.nats]}") rps p50 $(jget p50_us "${R[nats.c64.nats]}") p99 $(jget p99_us "${R[nats.c64.nats]}") µs, socket $(jget rps "${R[nats.c64.socket]}") rps p50 $(jget p50_us "${R[nats.c64.socket]}") p99 $(jget p99_us "${R[nats.c64.socket]}") µs; 1 in flight: NATS p50 $(jget p50_us "${R[nats.c1.nats]}") µs, socket p50 $(jget p50_us "${R[nats.c1.socket]}") µs"
+		stop "$PID_nats" "cmdhostd (nats)"
+		kill -TERM "$NATS_PID" 2>/dev/null
+		wait "$NATS_PID" 2>/dev/null
+		del_pid "$NATS_PID"
+	fi
+else
+	echo "== NATS: skipped (needs nats-server, natsgen and cmdhost-nats.so)"
+fi
+
 # ---------------------------------------------------------------- d. idle
 echo "== idle: daemon with the shipped plugins, then $IDLE_N idle connections"
 SHIPPED=$(ls "$BUILD"/plugins/*.so)
@@ -347,6 +415,7 @@ echo "memory: shipped plugins ($(basename -a $SHIPPED | tr '\n' ' ')) idle ${RSS
     "after closing them ${RSS_AFTER_CLOSE} KiB"
 echo "swap: rename to first reply from the new version over $(jget swaps "$SWAP_LAT") swaps:" \
     "p50 $(jget p50_ms "$SWAP_LAT") ms, p99 $(jget p99_ms "$SWAP_LAT") ms, max $(jget max_ms "$SWAP_LAT") ms"
+[ -n "$NATS_SUMMARY" ] && echo "$NATS_SUMMARY"
 echo "swap: swap.version c=16 p=32 $(jget rps "${R[swap.swapping]}") rps with" \
     "$(jget swaps "$SWAPPER") swaps, $SWAP_STEADY rps without (mean of two runs):" \
     "ratio $SWAP_RATIO"

@@ -3,9 +3,17 @@
 # Does nothing when every package is already installed.
 set -eu
 
+PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat man-db groff-base"
 # prometheus: only for its promtool, which the tests run on the output of
 # `cmdhost stats --prometheus` (the Prometheus server is not started).
-PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqlite3-dev socat man-db groff-base prometheus"
+PKGS="$PKGS prometheus"
+# NATS: the server for the tests, cnats for the bridge module and the CLI.
+PKGS="$PKGS nats-server libnats-dev"
+# The discovery tests use nats.js (npm) as an independent client; a Node.js
+# installed some other way (nodesource, nvm) is fine.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PKGS="$PKGS nodejs npm"
+fi
 # --fuzz: also what `make fuzz` needs (clang with libFuzzer).
 if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"

@@ -156,6 +156,7 @@ Test(kit, install_template_check_exec_deploy, .timeout = 300)
 			"usr/lib/pkgconfig/cmdhost-plugin.pc",
 			"usr/lib/cmdhost/plugins/echo.so",
 			"usr/lib/cmdhost/plugins/cxx_kv.so",
+			"usr/lib/cmdhost/cmdhost-nats.so",
 			"usr/share/cmdhost/plugin.map",
 			"usr/share/doc/cmdhost/plugin-guide.md",
 			"usr/share/doc/cmdhost/observability.md",

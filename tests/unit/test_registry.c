@@ -773,3 +773,43 @@ Test(registry, free_accepts_null)
 {
 	registry_free(NULL);
 }
+
+/* The publish hook: counts calls and checks what a reader sees then. */
+static int hook_calls;
+static int hook_saw_echo;
+
+static void
+count_publish(void *arg)
+{
+	struct command *c;
+
+	cr_assert_eq(arg, &hook_calls);
+	hook_calls++;
+	/* The new table is already current when the hook runs. */
+	c = registry_lookup(r, reader, "test.echo");
+	hook_saw_echo = c != NULL;
+	if (c != NULL)
+		generation_release(c->gen);
+}
+
+Test(registry, publish_hook_runs_after_each_swap)
+{
+	int failures;
+
+	hook_calls = 0;
+	registry_set_publish_hook(r, count_publish, &hook_calls);
+	install(TPLUGIN("good"), "good.so", NULL);
+	json_object_put(scan(&failures));
+	cr_assert_eq(hook_calls, 1);
+	cr_assert_eq(hook_saw_echo, 1);
+	json_object_put(scan(&failures)); /* unchanged: nothing published */
+	cr_assert_eq(hook_calls, 1);
+	uninstall("good.so");
+	json_object_put(scan(&failures));
+	cr_assert_eq(hook_calls, 2);
+	cr_assert_eq(hook_saw_echo, 0);
+	registry_set_publish_hook(r, NULL, NULL);
+	install(TPLUGIN("good"), "good.so", NULL);
+	json_object_put(scan(&failures));
+	cr_assert_eq(hook_calls, 2, "a cleared hook ran");
+}

@@ -1,0 +1,57 @@
+/*
+ * config_nats.h - the [nats] and [jetstream] sections of cmdhost.ini.
+ *
+ * Parsed here, used by the NATS bridge module (cmdhost-nats.so).  Without
+ * a [nats] section, `enabled` stays 0 and the daemon never loads NATS.
+ */
+#ifndef CMDHOST_CONFIG_NATS_H
+#define CMDHOST_CONFIG_NATS_H
+
+#include <stddef.h>
+
+struct nats_config {
+	int enabled;             /* a [nats] section was seen */
+	char *url;               /* owned: one or several, comma-separated */
+	char *subject_prefix;    /* owned: "cmdhost.cmd." */
+	char *queue_group;       /* owned: "cmdhost" */
+	char *service_name;      /* owned: "cmdhost" ($SRV discovery) */
+	char *credentials;       /* owned or NULL: a .creds file */
+	char *user;              /* owned or NULL */
+	char *password;          /* owned or NULL */
+	char *token;             /* owned or NULL */
+	char *tls_ca;            /* owned or NULL: CA file, turns TLS on */
+	char *module;            /* owned or NULL: path of cmdhost-nats.so */
+	int reconnect_wait_ms;
+	int max_reconnect;       /* -1: forever */
+	int delivery_threads;    /* cnats message delivery threads */
+	int send_asap;           /* replies leave at once (no 1 ms batch) */
+
+	int js_enabled;          /* a [jetstream] section was seen */
+	char *js_stream;         /* owned: "CMDHOST_EVENTS" */
+	char *js_subjects;       /* owned: "cmdhost.events.>" (comma list) */
+	char *js_durable;        /* owned: "cmdhost" */
+	char *js_dead_letter;    /* owned: prefix, "cmdhost.dead." */
+	int js_ack_wait_ms;      /* 0: default_timeout_ms + 5000 */
+	int js_max_deliver;
+	int js_nak_delay_ms;
+	int js_fetch_batch;
+	int js_max_inflight;     /* events held at once by this daemon */
+};
+
+/* Fill nc with the defaults (owned copies).  Returns 0 or -ENOMEM. */
+int config_nats_init(struct nats_config *nc);
+
+/* Set a key of section "nats" or "jetstream" from text.  Returns 0 or -1
+ * with the reason (no file:line) in err. */
+int config_nats_set(struct nats_config *nc, const char *section,
+    const char *key, const char *value, char *err, size_t errlen);
+
+/* Checks across keys, after the whole file is read (default_timeout_ms is
+ * the [host] one).  Returns 0 or -1 with the reason in err. */
+int config_nats_check(struct nats_config *nc, int default_timeout_ms,
+    char *err, size_t errlen);
+
+/* Free what nc owns; nc may be zeroed.  NULL is ok. */
+void config_nats_fini(struct nats_config *nc);
+
+#endif /* CMDHOST_CONFIG_NATS_H */
