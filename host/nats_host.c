@@ -101,12 +101,36 @@ reply_text(struct buf *out)
 	return buf_head(out);
 }
 
+/*
+ * The reply just formatted into out (rc: its formatting's result) gets
+ * its request id when asked for, is counted (503s) and logged by the
+ * daemon's rules, and is sent.  lc holds the context and the status.
+ */
+static void
+send_reply(struct nats_host *h, struct buf *out, int rc, int want,
+    const struct log_ctx *lc, const char *message, nats_reply_fn fn,
+    void *arg)
+{
+	if (rc == 0 && (want || h->cfg->reply_request_id))
+		rc = request_put_request_id(out, lc->request_id);
+	if (lc->status == 503)
+		metrics_add(h->stats, DM_UNAVAILABLE, 1);
+	log_request(h->cfg->access_log, lc, message);
+	if (rc < 0)
+		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
+	else
+		fn(arg, reply_text(out), buf_size(out) - 1, lc->status);
+	atomic_fetch_sub(&h->in_flight, 1);
+}
+
 /* Format the reply of a finished inv, send it, count it. */
 static void
 answer_inv(struct nats_host *h, struct invocation *inv, nats_reply_fn fn,
     void *arg)
 {
 	struct buf out = BUF_INIT;
+	struct log_ctx lc = LOG_CTX_INIT;
+	int64_t dur = inv->end_ns - inv->start_ns;
 	int rc;
 
 	if (inv->status >= 200 && inv->status < 300)
@@ -116,42 +140,42 @@ answer_inv(struct nats_host *h, struct invocation *inv, nats_reply_fn fn,
 		rc = request_format_error_text(&out, inv->id_text, inv->status,
 		    inv->code ? inv->code : "internal_error",
 		    inv->message ? inv->message : "out of memory");
-	metrics_cmd_record(inv->cmd->stats, inv->status,
-	    (uint64_t)(inv->end_ns - inv->start_ns) / 1000);
-	atomic_fetch_sub_explicit(&inv->cmd->stats->in_flight, 1,
-	    memory_order_relaxed);
-	if (inv->status >= 500) {
-		struct log_ctx lc = LOG_CTX_INIT;
-
-		lc.request_id = invocation_request_id(inv);
-		lc.command = inv->cmd->name;
-		lc.plugin = inv->cmd->gen->name;
-		lc.status = inv->status;
-		lc.error_code = inv->code;
-		lc.duration_ms = (double)(inv->end_ns - inv->start_ns) / 1e6;
-		log_emit(LOGL_WARN, &lc, "%s (over NATS)", inv->message ?
-		    inv->message : "call failed");
-	}
-	if (rc < 0)
-		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
-	else
-		fn(arg, reply_text(&out), buf_size(&out) - 1, inv->status);
+	metrics_cmd_record(inv->cmd->stats, inv->status, (uint64_t)dur / 1000);
+	metrics_cmd_leave(inv->cmd->stats);
+	invocation_log_ctx(inv, &lc);
+	lc.status = inv->status;
+	lc.error_code = inv->status < 300 ? NULL : inv->code;
+	lc.duration_ms = (double)dur / 1e6;
+	send_reply(h, &out, rc, inv->want_request_id, &lc, inv->status < 300 ?
+	    "call finished (NATS)" : inv->message ? inv->message :
+	    "out of memory", fn, arg);
 	buf_free(&out);
-	atomic_fetch_sub(&h->in_flight, 1);
 }
 
+/* Answer req (or a message that did not make one: req NULL) with an
+ * error no plugin made. */
 static void
-answer_error(struct nats_host *h, struct json_object *id, int status,
+answer_error(struct nats_host *h, const struct request *req, int status,
     const char *code, const char *message, nats_reply_fn fn, void *arg)
 {
 	struct buf out = BUF_INIT;
+	struct log_ctx lc = LOG_CTX_INIT;
+	char rid[REQUEST_ID_LEN + 1];
+	int rc;
 
-	if (request_format_error(&out, id, status, code, message) < 0)
-		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
-	else
-		fn(arg, reply_text(&out), buf_size(&out) - 1, status);
+	rc = request_format_error(&out, req ? req->id : NULL, status, code,
+	    message);
+	request_id_make(rid, log_now_ms(), 0xff, atomic_fetch_add(&h->seq, 1));
+	lc.request_id = rid;
+	if (req != NULL) {
+		lc.id = req->id ? request_id_text(req->id) : NULL;
+		lc.command = req->command;
+	}
+	lc.status = status;
+	lc.error_code = code;
+	send_reply(h, &out, rc, req ? req->want_request_id : 0, &lc, message,
+	    fn, arg);
 	buf_free(&out);
-	atomic_fetch_sub(&h->in_flight, 1);
 }
 
 static void
@@ -207,24 +231,18 @@ answer_timeout(struct nats_host *h, struct ncall *c, int64_t now)
 	    "before its deadline" : "the command did not finish before its "
 	    "deadline";
 
+	int rc;
+
 	metrics_cmd_record(inv->cmd->stats, 504,
 	    (uint64_t)(now - inv->start_ns) / 1000);
-	atomic_fetch_sub_explicit(&inv->cmd->stats->in_flight, 1,
-	    memory_order_relaxed);
-	lc.request_id = invocation_request_id(inv);
-	lc.command = inv->cmd->name;
+	metrics_cmd_leave(inv->cmd->stats);
+	invocation_log_ctx(inv, &lc);
 	lc.status = 504;
 	lc.error_code = "timeout";
 	lc.duration_ms = (double)(now - inv->start_ns) / 1e6;
-	log_emit(LOGL_WARN, &lc, "call over NATS timed out; its late result "
-	    "will be dropped");
-	if (request_format_error_text(&out, inv->id_text, 504, "timeout",
-	    why) < 0)
-		c->fn(c->arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
-	else
-		c->fn(c->arg, reply_text(&out), buf_size(&out) - 1, 504);
+	rc = request_format_error_text(&out, inv->id_text, 504, "timeout", why);
+	send_reply(h, &out, rc, inv->want_request_id, &lc, why, c->fn, c->arg);
 	buf_free(&out);
-	atomic_fetch_sub(&h->in_flight, 1);
 }
 
 /* Answer 504 for pool calls past their deadline; sleep until the next. */
@@ -335,8 +353,7 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	int rc;
 
 	atomic_fetch_add(&h->in_flight, 1);
-	atomic_fetch_add_explicit(&h->stats->requests, 1,
-	    memory_order_relaxed);
+	metrics_add(h->stats, DM_REQUESTS, 1);
 	memset(&req, 0, sizeof(req));
 	if (thread_setup(h) < 0) {
 		answer_error(h, NULL, 503, "unavailable", "no reader slot left "
@@ -362,20 +379,20 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 		    strncmp(err, "invalid JSON", 12) == 0))
 			snprintf(err, sizeof(err), "the Cmdhost-Id header must "
 			    "be JSON: a string in quotes or an integer");
-		answer_error(h, req.id, 400, "bad_request", err, fn, arg);
+		answer_error(h, &req, 400, "bad_request", err, fn, arg);
 		goto out;
 	}
 	if ((cmd = registry_lookup(h->reg, tl_reader, req.command)) == NULL) {
 		snprintf(err, sizeof(err), "no plugin registers the command "
 		    "'%.200s'", req.command);
-		answer_error(h, req.id, 404, "unknown_command", err, fn, arg);
+		answer_error(h, &req, 404, "unknown_command", err, fn, arg);
 		goto out;
 	}
 	if (request_check_fields(cmd->fields, req.payload, err,
 	    sizeof(err)) < 0) {
 		metrics_cmd_record(cmd->stats, 400, 0);
 		generation_release(cmd->gen);
-		answer_error(h, req.id, 400, "invalid_payload", err, fn, arg);
+		answer_error(h, &req, 400, "invalid_payload", err, fn, arg);
 		goto out;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
@@ -383,7 +400,7 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	    log_now_ms(), 0xff, atomic_fetch_add(&h->seq, 1))) == NULL) {
 		free(c);
 		generation_release(cmd->gen);
-		answer_error(h, req.id, 503, "unavailable", "out of memory", fn,
+		answer_error(h, &req, 503, "unavailable", "out of memory", fn,
 		    arg);
 		goto out;
 	}
@@ -396,8 +413,8 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	    req.timeout_ms : h->cfg->default_timeout_ms) * 1000000LL;
 	c->inv->done = pool_done;
 	c->inv->owner = c;
-	atomic_fetch_add_explicit(&cmd->stats->in_flight, 1,
-	    memory_order_relaxed);
+	c->inv->want_request_id = req.want_request_id;
+	metrics_cmd_enter(cmd->stats);
 	/* Listed before submit: the pool may finish it before we return. */
 	pthread_mutex_lock(&h->lock);
 	c->listed = 1;
@@ -414,8 +431,6 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	unlist(h, c);
 	pthread_mutex_unlock(&h->lock);
 	if (rc == EXEC_REJECTED) {
-		atomic_fetch_add_explicit(&h->stats->unavailable, 1,
-		    memory_order_relaxed);
 		c->inv->end_ns = executor_now_ns();
 		invocation_set_error(c->inv, 503, "unavailable",
 		    "the command queue is full; retry later");

@@ -317,21 +317,6 @@ reply_target(struct conn *c)
 	return &s->out;
 }
 
-/* Log a finished request as the config says: errors always (4xx at
- * warn, 5xx at error), the rest with access_log, and a generation's first
- * call.  lc holds the context and the status. */
-static void
-log_reply(const struct config *cfg, const struct log_ctx *lc,
-    const char *message)
-{
-	int level = lc->status >= 500 ? LOGL_ERROR :
-	    lc->status >= 400 ? LOGL_WARN : LOGL_INFO;
-
-	if (level == LOGL_INFO && !cfg->access_log && lc->cold_start != 1)
-		return;
-	log_emit_str(level, lc, message);
-}
-
 /* The reply just formatted into out gets its request id when the client
  * (want) or the config asks for it; then it is logged.  lc->request_id
  * must be set. */
@@ -346,7 +331,7 @@ finish_reply(struct conn *c, struct buf *out, int want,
 		c->dead = 1;
 	if (lc->status == 503)
 		metrics_add(srv->stats, DM_UNAVAILABLE, 1);
-	log_reply(srv->cfg, lc, message);
+	log_request(srv->cfg->access_log, lc, message);
 }
 
 /* A new request id of loop l, into rid. */
