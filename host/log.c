@@ -178,12 +178,12 @@ log_thread_buffer(int on)
  */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Write all of p[0..n) to stderr; write_lock is held. */
 static void
-write_out(const char *p, size_t n)
+write_locked(const char *p, size_t n)
 {
 	int saved = errno;
 
-	pthread_mutex_lock(&write_lock);
 	while (n > 0) {
 		ssize_t w = write(STDERR_FILENO, p, n);
 
@@ -194,8 +194,15 @@ write_out(const char *p, size_t n)
 		p += w;
 		n -= (size_t)w;
 	}
-	pthread_mutex_unlock(&write_lock);
 	errno = saved;
+}
+
+static void
+write_out(const char *p, size_t n)
+{
+	pthread_mutex_lock(&write_lock);
+	write_locked(p, n);
+	pthread_mutex_unlock(&write_lock);
 }
 
 void
@@ -205,6 +212,24 @@ log_flush(void)
 		return;
 	write_out(tl_buf->data, tl_buf->len);
 	tl_buf->len = 0;
+}
+
+int
+log_flush_some(void)
+{
+	if (tl_buf == NULL || tl_buf->len == 0)
+		return 0;
+	/* While another thread writes, keep the lines for the next turn
+	 * rather than sleep on the lock; a buffer half full waits. */
+	if (tl_buf->len < tl_buf->cap / 2 &&
+	    pthread_mutex_trylock(&write_lock) != 0)
+		return 1;
+	if (tl_buf->len >= tl_buf->cap / 2)
+		pthread_mutex_lock(&write_lock);
+	write_locked(tl_buf->data, tl_buf->len);
+	pthread_mutex_unlock(&write_lock);
+	tl_buf->len = 0;
+	return 0;
 }
 
 /* One line being built, in the thread's buffer or on the stack, with

@@ -73,6 +73,12 @@ void log_init(int level, int format, const char *service);
 int log_thread_buffer(int on);
 void log_flush(void);
 
+/* log_flush() for an event loop's turn: when another thread is writing,
+ * returns 1 and keeps the lines for the next call instead of waiting
+ * (unless the buffer is half full); then the caller should call again
+ * within a millisecond or so.  Returns 0 when nothing is left. */
+int log_flush_some(void);
+
 /* Parse "debug|info|warn|error" / "json|text"; -1 when unknown. */
 int log_level_parse(const char *s);
 int log_format_parse(const char *s);

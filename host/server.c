@@ -1150,7 +1150,10 @@ loop_main(void *arg)
 			    (l->n_pool == 0 || stopping == 2))
 				break;
 		}
-		log_flush(); /* this turn's log lines, in one write */
+		/* This turn's log lines, in one write; if another thread
+		 * is writing, they go with the next turn, in 1 ms at most. */
+		if (log_flush_some() && (timeout < 0 || timeout > 1))
+			timeout = 1;
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait");

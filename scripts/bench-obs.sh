@@ -29,6 +29,7 @@ cleanup() {
 	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	rm -rf "$TMP"
+	[ -n "${SHM:-}" ] && rm -f "$SHM"
 }
 trap cleanup EXIT
 trap 'echo "bench-obs: interrupted" >&2; exit 130' INT TERM HUP
@@ -38,15 +39,15 @@ jget() {
 	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
 }
 
-# start NAME DAEMON EXTRA: a daemon in $TMP/NAME with echo.so; its stderr
-# (the log) goes to $TMP/NAME/log, a file.
+# start NAME DAEMON EXTRA [LOG]: a daemon in $TMP/NAME with echo.so; its
+# stderr (the log) goes to LOG, by default the file $TMP/NAME/log.
 start() {
 	local dir=$TMP/$1 i
 	mkdir -p "$dir/plugins"
 	cp "$BUILD/plugins/echo.so" "$dir/plugins/"
 	printf '[host]\nsocket = cmdhost.sock\nplugin_dir = plugins\n%s\n' \
 	    "$3" >"$dir/cmdhost.ini"
-	"$2" -c "$dir/cmdhost.ini" 2>"$dir/log" &
+	"$2" -c "$dir/cmdhost.ini" 2>"${4:-$dir/log}" &
 	PIDS="$PIDS $!"
 	PID[$1]=$!
 	for i in $(seq 200); do
@@ -66,13 +67,18 @@ TICK=$(getconf CLK_TCK)
 start nometrics "$NOMET/cmdhostd" ""
 start metrics "$BUILD/cmdhostd" "access_log = false"
 start access "$BUILD/cmdhostd" "access_log = true"
+# The same, its log to a file in memory (tmpfs) and to /dev/null: how
+# much of the access log's cost is the file system's.
+SHM=$(mktemp /dev/shm/cmdhost-bench-obs.XXXXXX 2>/dev/null || echo "$TMP/shm.log")
+start access_tmpfs "$BUILD/cmdhostd" "access_log = true" "$SHM"
+start access_null "$BUILD/cmdhostd" "access_log = true" /dev/null
 
 REQ='{"command":"echo","payload":{"msg":"hello"}}'
 declare -A RPS CPU
 echo "bench-obs: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
     "$ROUNDS rounds of ${SECS}s, echo c=16 p=32"
 for r in $(seq "$ROUNDS"); do
-	for name in nometrics metrics access; do
+	for name in nometrics metrics access access_tmpfs access_null; do
 		t0=$(cpu_ticks "${PID[$name]}")
 		line=$("$LOADGEN" -s "$TMP/$name/cmdhost.sock" -c 16 -p 32 \
 		    -d "$SECS" -w 0.5 -r "$REQ" 2>"$TMP/err")
@@ -103,15 +109,21 @@ median() {
 M_NOMET=$(median "${RPS[nometrics]}")
 M_MET=$(median "${RPS[metrics]}")
 M_ACC=$(median "${RPS[access]}")
+M_SHM=$(median "${RPS[access_tmpfs]}")
+M_NULL=$(median "${RPS[access_null]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "null"; else printf "%.3f\n", a / b }'; }
 R_MET=$(ratio "$M_MET" "$M_NOMET")
 R_ACC=$(ratio "$M_ACC" "$M_NOMET")
 C_NOMET=$(median "${CPU[nometrics]}")
 C_MET=$(median "${CPU[metrics]}")
 C_ACC=$(median "${CPU[access]}")
+C_SHM=$(median "${CPU[access_tmpfs]}")
+C_NULL=$(median "${CPU[access_null]}")
 # CPU ratios inverted, so that like rps higher is better.
 RC_MET=$(ratio "$C_NOMET" "$C_MET")
 RC_ACC=$(ratio "$C_NOMET" "$C_ACC")
+R_SHM=$(ratio "$M_SHM" "$M_NOMET")
+R_NULL=$(ratio "$M_NULL" "$M_NOMET")
 LOG_LINES=$(wc -l <"$TMP/access/log")
 LOG_BYTES=$(wc -c <"$TMP/access/log")
 
@@ -122,13 +134,18 @@ printf '  %-40s %10s rps %7s µs CPU/req  ratios: rps %s, CPU %s (target >= 0.97
     "metrics, access_log = false" "$M_MET" "$C_MET" "$R_MET" "$RC_MET"
 printf '  %-40s %10s rps %7s µs CPU/req  ratios: rps %s, CPU %s (target >= 0.85)\n' \
     "metrics, access_log = true (to a file)" "$M_ACC" "$C_ACC" "$R_ACC" "$RC_ACC"
-echo "  access log: $LOG_LINES lines, $LOG_BYTES bytes written"
+printf '  %-40s %10s rps %7s µs CPU/req  ratio: rps %s\n' \
+    "  the same, log on tmpfs" "$M_SHM" "$C_SHM" "$R_SHM"
+printf '  %-40s %10s rps %7s µs CPU/req  ratio: rps %s\n' \
+    "  the same, log to /dev/null" "$M_NULL" "$C_NULL" "$R_NULL"
+echo "  access log: $LOG_LINES lines, $LOG_BYTES bytes written to the file"
 
-printf '{"date":"%s","rounds":%s,"seconds":%s,"rps":{"nometrics":[%s],"metrics":[%s],"access_log":[%s]},"median":{"nometrics":%s,"metrics":%s,"access_log":%s},"ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"cpu_us_per_request":{"nometrics":%s,"metrics":%s,"access_log":%s},"cpu_ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"access_log_lines":%s}\n' \
+printf '{"date":"%s","rounds":%s,"seconds":%s,"rps":{"nometrics":[%s],"metrics":[%s],"access_log":[%s]},"median":{"nometrics":%s,"metrics":%s,"access_log":%s},"ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"cpu_us_per_request":{"nometrics":%s,"metrics":%s,"access_log":%s},"cpu_ratio":{"metrics_vs_nometrics":%s,"access_log_vs_nometrics":%s},"access_log_tmpfs":{"rps":%s,"cpu_us":%s,"ratio":%s},"access_log_null":{"rps":%s,"cpu_us":%s,"ratio":%s},"access_log_lines":%s}\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ROUNDS" "$SECS" \
     "$(echo ${RPS[nometrics]} | tr ' ' ,)" "$(echo ${RPS[metrics]} | tr ' ' ,)" \
     "$(echo ${RPS[access]} | tr ' ' ,)" "$M_NOMET" "$M_MET" "$M_ACC" \
     "$R_MET" "$R_ACC" "$C_NOMET" "$C_MET" "$C_ACC" "$RC_MET" "$RC_ACC" \
+    "$M_SHM" "$C_SHM" "$R_SHM" "$M_NULL" "$C_NULL" "$R_NULL" \
     "$LOG_LINES" >"$OUT"
 echo "bench-obs: wrote $OUT"
 [ -z "$FAILS" ] || { echo "bench-obs: FAILED:$FAILS" >&2; exit 1; }
