@@ -10,17 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-set_str(char **field, const char *value)
-{
-	char *copy = strdup(value);
-
-	if (copy == NULL)
-		return -ENOMEM;
-	free(*field);
-	*field = copy;
-	return 0;
-}
+#include "config.h"
 
 int
 config_nats_init(struct nats_config *nc)
@@ -34,14 +24,14 @@ config_nats_init(struct nats_config *nc)
 	nc->js_nak_delay_ms = 1000;
 	nc->js_fetch_batch = 32;
 	nc->js_max_inflight = 64;
-	if (set_str(&nc->url, "nats://127.0.0.1:4222") < 0 ||
-	    set_str(&nc->subject_prefix, "cmdhost.cmd.") < 0 ||
-	    set_str(&nc->queue_group, "cmdhost") < 0 ||
-	    set_str(&nc->service_name, "cmdhost") < 0 ||
-	    set_str(&nc->js_stream, "CMDHOST_EVENTS") < 0 ||
-	    set_str(&nc->js_subjects, "cmdhost.events.>") < 0 ||
-	    set_str(&nc->js_durable, "cmdhost") < 0 ||
-	    set_str(&nc->js_dead_letter, "cmdhost.dead.") < 0) {
+	if (config_set_string(&nc->url, "nats://127.0.0.1:4222") < 0 ||
+	    config_set_string(&nc->subject_prefix, "cmdhost.cmd.") < 0 ||
+	    config_set_string(&nc->queue_group, "cmdhost") < 0 ||
+	    config_set_string(&nc->service_name, "cmdhost") < 0 ||
+	    config_set_string(&nc->js_stream, "CMDHOST_EVENTS") < 0 ||
+	    config_set_string(&nc->js_subjects, "cmdhost.events.>") < 0 ||
+	    config_set_string(&nc->js_durable, "cmdhost") < 0 ||
+	    config_set_string(&nc->js_dead_letter, "cmdhost.dead.") < 0) {
 		config_nats_fini(nc);
 		return -ENOMEM;
 	}
@@ -90,7 +80,7 @@ static int
 str_key(char **field, const char *key, const char *value, char *err,
     size_t errlen)
 {
-	if (set_str(field, value) < 0) {
+	if (config_set_string(field, value) < 0) {
 		snprintf(err, errlen, "%s: out of memory", key);
 		return -1;
 	}
