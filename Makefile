@@ -259,7 +259,7 @@ check-header:
 #   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
 #   share/cmdhost/plugin.map           version script for C++ plugins
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
-#                                      examples/cmdhost.ini
+#                                      scale-out.md, examples/cmdhost.ini
 #   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost.ini(5),
 #                                      cmdhost-plugin(7), cmdhostd(8)
 BINDIR      := $(PREFIX)/bin
@@ -312,6 +312,7 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/README.md $(DESTDIR)$(DOCDIR)/plugin-guide.md
 	$(INSTALL) -m 0644 docs/observability.md $(DESTDIR)$(DOCDIR)/observability.md
+	$(INSTALL) -m 0644 docs/scale-out.md $(DESTDIR)$(DOCDIR)/scale-out.md
 	$(INSTALL) -m 0644 $(B)/install/cmdhost.ini $(DESTDIR)$(DOCDIR)/examples/
 	for m in $(MAN_PAGES); do \
 	    $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
@@ -327,6 +328,7 @@ uninstall:
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
 	    $(DESTDIR)$(DOCDIR)/observability.md \
+	    $(DESTDIR)$(DOCDIR)/scale-out.md \
 	    $(DESTDIR)$(DOCDIR)/examples/cmdhost.ini
 	for m in $(notdir $(MAN_PAGES)); do \
 	    rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; \
