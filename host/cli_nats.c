@@ -14,6 +14,7 @@
 
 #define CMD_PREFIX_ENV "CMDHOST_NATS_PREFIX"
 #define EVENT_PREFIX_ENV "CMDHOST_NATS_EVENTS"
+#define SERVICE_ENV "CMDHOST_NATS_SERVICE"
 #define DEFAULT_CMD_PREFIX "cmdhost.cmd."
 #define DEFAULT_EVENT_PREFIX "cmdhost.events."
 #define LIST_WAIT_MS 1000
@@ -140,9 +141,14 @@ discover(natsConnection *nc)
 		snprintf(inbox, sizeof(inbox), "%s", (const char *)ib);
 		s = natsConnection_SubscribeSync(&sub, nc, inbox);
 	}
-	if (s == NATS_OK)
-		s = natsConnection_PublishRequestString(nc, "$SRV.INFO.cmdhost",
-		    inbox, "");
+	if (s == NATS_OK) {
+		char subject[256];
+
+		/* The daemons' [nats] service_name (default cmdhost). */
+		snprintf(subject, sizeof(subject), "$SRV.INFO.%s",
+		    env_or(SERVICE_ENV, "cmdhost"));
+		s = natsConnection_PublishRequestString(nc, subject, inbox, "");
+	}
 	natsInbox_Destroy(ib);
 	if (s != NATS_OK) {
 		fprintf(stderr, "cmdhost: discovery: %s\n",

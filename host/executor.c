@@ -601,7 +601,7 @@ executor_submit(struct executor *ex, struct invocation *inv)
 {
 	struct command *cmd = inv->cmd;
 	struct cmd_sched *sc = cmd->sched;
-	int on_pool = (cmd->flags & CMDHOST_BLOCKING) ||
+	int on_pool = inv->pool_only || (cmd->flags & CMDHOST_BLOCKING) ||
 	    atomic_load_explicit(&sc->offloaded, memory_order_relaxed);
 	int rc;
 

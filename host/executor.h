@@ -86,6 +86,8 @@ struct invocation {
 	invocation_done_fn done;      /* called on a pool thread */
 	int want_request_id;          /* the reply carries request_id */
 	int answered;                 /* replied before it finished (504) */
+	int pool_only;                /* set by the owner: never run it on
+	                               * the submitting thread */
 	void *owner;                  /* read by done (any thread) */
 	void *owner_slot;             /* the owner's thread only */
 	struct invocation *next;

@@ -235,8 +235,10 @@ main(int argc, char **argv)
 	deadline = executor_now_ns() + (int64_t)cfg.shutdown_timeout_ms *
 	    1000000;
 	/* NATS first: stop fetching events, finish and ack what is held,
-	 * drain the subscriptions, close the connection. */
-	nats_host_stop(nats, deadline);
+	 * drain the subscriptions, close the connection; in at most half
+	 * of the time, so that the socket's calls keep the rest. */
+	nats_host_stop(nats, executor_now_ns() +
+	    (int64_t)cfg.shutdown_timeout_ms * 500000);
 	rc = server_stop(srv, deadline);
 	server_close(srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */

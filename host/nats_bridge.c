@@ -177,6 +177,13 @@ sync_subscriptions(struct bridge *b)
 	struct endpoint *ep;
 
 	pthread_mutex_lock(&b->lock);
+	/* Subscriptions drained since an earlier sync are freed once done. */
+	for (ep = b->endpoints; ep != NULL; ep = ep->next)
+		if (ep->old_sub != NULL && natsSubscription_WaitForDrainCompletion(
+		    ep->old_sub, 1) == NATS_OK) {
+			natsSubscription_Destroy(ep->old_sub);
+			ep->old_sub = NULL;
+		}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(cmds, i), *v;
 		const char *name, *summary = NULL;
@@ -220,8 +227,18 @@ sync_subscriptions(struct bridge *b)
 		}
 		if (present)
 			continue;
-		natsSubscription_Unsubscribe(ep->sub);
-		natsSubscription_Destroy(ep->sub);
+		/* Drain, not unsubscribe: the requests it already holds are
+		 * still handed over (and answered 404); freed once done. */
+		if (ep->old_sub != NULL) {
+			natsSubscription_Destroy(ep->old_sub);
+			ep->old_sub = NULL;
+		}
+		if (natsSubscription_Drain(ep->sub) == NATS_OK) {
+			ep->old_sub = ep->sub;
+		} else {
+			natsSubscription_Unsubscribe(ep->sub);
+			natsSubscription_Destroy(ep->sub);
+		}
 		ep->sub = NULL;
 		bridge_log(b, LOGL_INFO, "nats: unsubscribed %s (the command is "
 		    "gone)", ep->subject);
@@ -486,7 +503,8 @@ fail:
 	return NULL;
 }
 
-/* Drain (or, when that cannot work, unsubscribe) and destroy sub. */
+/* Wait (until deadline_ns, at least 1 ms) for a draining sub, and
+ * destroy it. */
 static void
 sub_finish(natsSubscription *sub, int64_t deadline_ns)
 {
@@ -494,12 +512,7 @@ sub_finish(natsSubscription *sub, int64_t deadline_ns)
 
 	if (sub == NULL)
 		return;
-	if (left < 100)
-		left = 100;
-	if (natsSubscription_Drain(sub) == NATS_OK)
-		natsSubscription_WaitForDrainCompletion(sub, left);
-	else
-		natsSubscription_Unsubscribe(sub);
+	natsSubscription_WaitForDrainCompletion(sub, left > 1 ? left : 1);
 	natsSubscription_Destroy(sub);
 }
 
@@ -522,16 +535,26 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	pthread_mutex_unlock(&b->lock);
 	if (b->sync_started)
 		pthread_join(b->sync_thread, NULL);
-	/* No new requests; those already delivered are handed over. */
+	/* No new requests; those already delivered are handed over.  All
+	 * subscriptions start draining at once, then share one deadline
+	 * (not under the lock: callbacks being drained take it). */
 	for (ep = b->endpoints; ep != NULL; ep = ep->next) {
-		natsSubscription *sub;
+		pthread_mutex_lock(&b->lock);
+		if (ep->sub != NULL && natsSubscription_Drain(ep->sub) !=
+		    NATS_OK)
+			natsSubscription_Unsubscribe(ep->sub);
+		pthread_mutex_unlock(&b->lock);
+	}
+	for (ep = b->endpoints; ep != NULL; ep = ep->next) {
+		natsSubscription *sub, *old;
 
-		/* Not drained under the lock: callbacks being drained take it. */
 		pthread_mutex_lock(&b->lock);
 		sub = ep->sub;
-		ep->sub = NULL;
+		old = ep->old_sub;
+		ep->sub = ep->old_sub = NULL;
 		pthread_mutex_unlock(&b->lock);
 		sub_finish(sub, deadline_ns);
+		sub_finish(old, deadline_ns);
 	}
 	srv_stop(b);
 	/* Replies of calls still running go out before we close. */

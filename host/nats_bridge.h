@@ -25,6 +25,8 @@ struct endpoint {
 	char *subject;              /* owned: prefix + name */
 	char *summary;              /* owned or NULL */
 	natsSubscription *sub;      /* owned, or NULL: not subscribed */
+	natsSubscription *old_sub;  /* owned: drained after its command went
+	                             * (requests it holds get their 404) */
 	atomic_uint_fast64_t num_requests;
 	atomic_uint_fast64_t num_errors;
 	atomic_uint_fast64_t processing_ns;

@@ -45,7 +45,9 @@ struct ncall {
 	nats_reply_fn fn;
 	void *arg;
 	struct ncall *prev, *next;  /* h->pending, while on the pool */
-	int listed;
+	int listed;                 /* on h->pending: nobody answered yet */
+	int refs;                   /* the pool's, and the timer's while it
+	                             * answers; h->lock guards both fields */
 };
 
 struct nats_host {
@@ -200,11 +202,27 @@ drop_inv(struct invocation *inv)
 	executor_thread_cache_free();
 }
 
-/* A pool thread finished c->inv: answer unless the timer did. */
+/* Drop one reference to c; the last one frees it and its invocation. */
 static void
-pool_done(struct invocation *inv)
+call_release(struct ncall *c)
 {
-	struct ncall *c = inv->owner;
+	struct nats_host *h = c->h;
+	int last;
+
+	pthread_mutex_lock(&h->lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&h->lock);
+	if (last) {
+		drop_inv(c->inv);
+		free(c);
+	}
+}
+
+/* c->inv is finished (or was refused): answer unless the timer did, then
+ * drop the pool's reference. */
+static void
+call_done(struct ncall *c)
+{
 	struct nats_host *h = c->h;
 	int mine;
 
@@ -214,9 +232,15 @@ pool_done(struct invocation *inv)
 		unlist(h, c);
 	pthread_mutex_unlock(&h->lock);
 	if (mine)
-		answer_inv(h, inv, c->fn, c->arg);
-	drop_inv(inv);
-	free(c);
+		answer_inv(h, c->inv, c->fn, c->arg);
+	call_release(c);
+}
+
+/* A pool thread finished inv. */
+static void
+pool_done(struct invocation *inv)
+{
+	call_done(inv->owner);
 }
 
 /* Answer 504 for c, which the pool still holds: only the id text of its
@@ -268,9 +292,12 @@ timer_main(void *arg)
 				continue;
 			}
 			unlist(h, c);
-			/* The pool still owns inv; only its result is ours. */
+			/* The pool still runs inv: a reference of our own keeps
+			 * c and inv alive while we answer. */
+			c->refs++;
 			pthread_mutex_unlock(&h->lock);
 			answer_timeout(h, c, now);
+			call_release(c);
 			pthread_mutex_lock(&h->lock);
 			cnext = h->pending; /* the list may have changed */
 		}
@@ -414,6 +441,10 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	c->inv->done = pool_done;
 	c->inv->owner = c;
 	c->inv->want_request_id = req.want_request_id;
+	/* Never run on a libnats delivery thread: a slow command would
+	 * stall every subscription that thread serves. */
+	c->inv->pool_only = 1;
+	c->refs = 1;
 	metrics_cmd_enter(cmd->stats);
 	/* Listed before submit: the pool may finish it before we return. */
 	pthread_mutex_lock(&h->lock);
@@ -427,17 +458,14 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	rc = executor_submit(h->ex, c->inv);
 	if (rc == EXEC_QUEUED)
 		goto out;
-	pthread_mutex_lock(&h->lock);
-	unlist(h, c);
-	pthread_mutex_unlock(&h->lock);
+	/* Refused (pool_only calls never run in place): answered here,
+	 * unless the timer already did. */
 	if (rc == EXEC_REJECTED) {
 		c->inv->end_ns = executor_now_ns();
 		invocation_set_error(c->inv, 503, "unavailable",
 		    "the command queue is full; retry later");
 	}
-	answer_inv(h, c->inv, fn, arg);
-	drop_inv(c->inv);
-	free(c);
+	call_done(c);
 out:
 	request_fini(&req);
 }

@@ -187,6 +187,40 @@ Test(nats, headers_statuses_and_timeout)
 	cr_assert_eq(daemon_stop(d1), 0, "daemon did not stop cleanly");
 }
 
+/* A command without CMDHOST_BLOCKING that overruns the request's timeout:
+ * NATS calls never run on a libnats delivery thread, so the 504 comes in
+ * time, exactly once, the daemon lives on, and a fast command is answered
+ * while the slow one still runs. */
+Test(nats, slow_inline_command_times_out_once)
+{
+	const char *const p[] = { "good.so", "slow_inline.so", NULL };
+	natsStatus st;
+	json_object *r;
+	int64_t t0;
+
+	d1 = start_on_nats(p, NULL, "slow.inline");
+	connect_client();
+	t0 = now_ms();
+	r = nclient_call(nc, "slow.inline", "{\"ms\":700}", "\"late\"", 100,
+	    5000, &st);
+	cr_assert_eq(reply_status(r), 504, "%s", reply_text(r));
+	cr_assert_lt(now_ms() - t0, 650, "the 504 waited for the command");
+	json_object_put(r);
+	r = nclient_call(nc, "test.echo", "{}", NULL, 0, 5000, &st);
+	cr_assert_eq(reply_status(r), 200, "a fast call waited: %s",
+	    reply_text(r));
+	json_object_put(r);
+	/* After the slow call ended: still alive, one reply line logged. */
+	cr_assert(daemon_log_wait(d1, "\"command\":\"slow.inline\"", 5000));
+	r = client_call_once(daemon_socket_path(d1),
+	    "{\"command\":\"host.stats\"}");
+	cr_assert_eq(reply_status(r), 200, "the daemon died: %s",
+	    reply_text(r));
+	json_object_put(r);
+	cr_assert_eq(calls_of(d1, "slow.inline"), 1);
+	cr_assert_eq(daemon_stop(d1), 0, "daemon did not stop cleanly");
+}
+
 Test(nats, killed_daemon_loses_only_its_in_flight)
 {
 	const char *const p[] = { "good.so", NULL };
