@@ -59,11 +59,22 @@ bridge_count(struct bridge *b, struct endpoint *ep, int status, int64_t ns,
 	if (status < 400)
 		return;
 	atomic_fetch_add_explicit(&ep->num_errors, 1, memory_order_relaxed);
-	pthread_mutex_lock(&b->lock);
-	snprintf(ep->last_error, sizeof(ep->last_error), "%.*s",
-	    (int)(len < sizeof(ep->last_error) ? len :
-	    sizeof(ep->last_error) - 1), reply);
-	pthread_mutex_unlock(&b->lock);
+	/* As the micro protocol has it: "<code>:<description>", here the
+	 * status and the reply's error.message. */
+	{
+		struct json_object *r = json_tokener_parse(reply), *m = NULL;
+		const char *msg = "";
+
+		if (r != NULL && json_object_object_get_ex(r, "error", &m) &&
+		    json_object_object_get_ex(m, "message", &m))
+			msg = json_object_get_string(m);
+		pthread_mutex_lock(&b->lock);
+		snprintf(ep->last_error, sizeof(ep->last_error), "%d:%s",
+		    status, msg);
+		pthread_mutex_unlock(&b->lock);
+		json_object_put(r);
+	}
+	(void)len;
 }
 
 /* The host's reply for one request: publish it (with the micro error

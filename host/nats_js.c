@@ -171,6 +171,10 @@ handle(struct nats_js *js, natsMsg *msg)
 	if (json_object_object_get_ex(o, "timeout_ms", &v) &&
 	    json_object_is_type(v, json_type_int))
 		timeout_ms = json_object_get_int64(v);
+	/* An event must be settled before ack_wait hands it to another
+	 * daemon: its deadline ends a second before that. */
+	if (timeout_ms > (int64_t)b->cfg->js_ack_wait_ms - 1000)
+		timeout_ms = b->cfg->js_ack_wait_ms - 1000;
 	if (ev->command == NULL) {
 		json_object_put(o);
 		on_event_reply(ev, bad, sizeof(bad) - 1, 503);
