@@ -24,6 +24,7 @@
 #include "config.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "request.h"
 
@@ -137,6 +138,45 @@ invocation_new(struct command *cmd, struct json_object *root,
 			return NULL;
 		}
 	}
+	return inv;
+}
+
+struct invocation *
+invocation_for_request(struct registry *reg, int reader, struct request *req,
+    int64_t default_timeout_ms, int64_t rid_ms, unsigned rid_src,
+    uint64_t rid_seq, int *status, const char **code, char *err,
+    size_t errlen)
+{
+	struct command *cmd;
+	struct invocation *inv;
+
+	if ((cmd = registry_lookup(reg, reader, req->command)) == NULL) {
+		*status = 404;
+		*code = "unknown_command";
+		snprintf(err, errlen, "no plugin registers the command "
+		    "'%.200s'", req->command);
+		return NULL;
+	}
+	if (request_check_fields(cmd->fields, req->payload, err, errlen) < 0) {
+		metrics_cmd_record(cmd->stats, 400, 0);
+		generation_release(cmd->gen);
+		*status = 400;
+		*code = "invalid_payload";
+		return NULL;
+	}
+	if ((inv = invocation_new(cmd, req->root, req->id, req->payload,
+	    rid_ms, rid_src, rid_seq)) == NULL) {
+		generation_release(cmd->gen);
+		*status = 503;
+		*code = "unavailable";
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	req->root = NULL; /* inv owns it now */
+	inv->want_request_id = req->want_request_id;
+	inv->start_ns = executor_now_ns();
+	inv->deadline_ns = inv->start_ns + (req->timeout_ms ? req->timeout_ms :
+	    default_timeout_ms) * 1000000;
 	return inv;
 }
 

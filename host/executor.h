@@ -136,6 +136,23 @@ struct invocation *invocation_new(struct command *cmd, struct json_object *root,
     struct json_object *id, struct json_object *payload, int64_t rid_ms,
     unsigned rid_loop, uint64_t rid_seq);
 
+/*
+ * The invocation of a parsed request, as every transport makes it: look
+ * the command up (reader: the caller's registry slot), check the payload's
+ * declared fields (a failure counts as a 400 call of the command), and
+ * take req->root (then NULL).  The deadline comes from req->timeout_ms or
+ * default_timeout_ms, start_ns is now, the request id is made from rid_ms,
+ * rid_src and rid_seq.  Returns a new invocation (invocation_free) holding
+ * a reference on its generation, or NULL with the error reply's status and
+ * code (static) and the message in err; req is then unchanged.
+ */
+struct registry;
+struct request;
+struct invocation *invocation_for_request(struct registry *reg, int reader,
+    struct request *req, int64_t default_timeout_ms, int64_t rid_ms,
+    unsigned rid_src, uint64_t rid_seq, int *status, const char **code,
+    char *err, size_t errlen);
+
 /* Mark inv, answered by its owner, so that the pool never starts it.
  * Returns 1 if it will not run, 0 if it is already running (its result
  * will be dropped by the owner).  Any thread. */

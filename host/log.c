@@ -589,14 +589,3 @@ log_fragment(const struct log_ctx *ctx)
 	out[l.len] = '\0';
 	return out;
 }
-
-void
-log_request(int access_log, const struct log_ctx *ctx, const char *message)
-{
-	int level = ctx->status >= 500 ? LOGL_ERROR :
-	    ctx->status >= 400 ? LOGL_WARN : LOGL_INFO;
-
-	if (level == LOGL_INFO && !access_log && ctx->cold_start != 1)
-		return;
-	log_emit_str(level, ctx, message);
-}

@@ -45,13 +45,6 @@ struct log_ctx {
 	.status = -1, .duration_ms = -1.0, .cold_start = -1, .pid = -1, \
 	.uid = -1 }
 
-/* Log a finished request by the daemon's rules: errors always (4xx at
- * warn, 5xx at error), a generation's first call (cold_start) at info,
- * every other one at info only when access_log is set.  ctx must hold the
- * status. */
-void log_request(int access_log, const struct log_ctx *ctx,
-    const char *message);
-
 /* Returns the fields of ctx formatted as log lines write them (in the
  * format log_init() set), as a new string (free it) to put in a later
  * ctx's `frag`: context that many lines share is formatted once.  NULL on

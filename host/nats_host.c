@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "nats_api.h"
 #include "registry.h"
+#include "reply.h"
 #include "request.h"
 
 #ifndef CMDHOST_LIBDIR
@@ -103,25 +104,17 @@ reply_text(struct buf *out)
 	return buf_head(out);
 }
 
-/*
- * The reply just formatted into out (rc: its formatting's result) gets
- * its request id when asked for, is counted (503s) and logged by the
- * daemon's rules, and is sent.  lc holds the context and the status.
- */
+/* Send the reply in out (rc < 0: it could not be made: send the
+ * out-of-memory reply instead) with `status`; one call of the module
+ * less in flight. */
 static void
-send_reply(struct nats_host *h, struct buf *out, int rc, int want,
-    const struct log_ctx *lc, const char *message, nats_reply_fn fn,
-    void *arg)
+send_reply(struct nats_host *h, struct buf *out, int rc, int status,
+    nats_reply_fn fn, void *arg)
 {
-	if (rc == 0 && (want || h->cfg->reply_request_id))
-		rc = request_put_request_id(out, lc->request_id);
-	if (lc->status == 503)
-		metrics_add(h->stats, DM_UNAVAILABLE, 1);
-	log_request(h->cfg->access_log, lc, message);
 	if (rc < 0)
 		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
 	else
-		fn(arg, reply_text(out), buf_size(out) - 1, lc->status);
+		fn(arg, reply_text(out), buf_size(out) - 1, status);
 	atomic_fetch_sub(&h->in_flight, 1);
 }
 
@@ -148,9 +141,11 @@ answer_inv(struct nats_host *h, struct invocation *inv, nats_reply_fn fn,
 	lc.status = inv->status;
 	lc.error_code = inv->status < 300 ? NULL : inv->code;
 	lc.duration_ms = (double)dur / 1e6;
-	send_reply(h, &out, rc, inv->want_request_id, &lc, inv->status < 300 ?
-	    "call finished (NATS)" : inv->message ? inv->message :
-	    "out of memory", fn, arg);
+	if (rc == 0)
+		rc = reply_finish(h->cfg, h->stats, &out, inv->want_request_id,
+		    &lc, inv->status < 300 ? "call finished (NATS)" :
+		    inv->message ? inv->message : "out of memory");
+	send_reply(h, &out, rc, inv->status, fn, arg);
 	buf_free(&out);
 }
 
@@ -161,22 +156,13 @@ answer_error(struct nats_host *h, const struct request *req, int status,
     const char *code, const char *message, nats_reply_fn fn, void *arg)
 {
 	struct buf out = BUF_INIT;
-	struct log_ctx lc = LOG_CTX_INIT;
 	char rid[REQUEST_ID_LEN + 1];
 	int rc;
 
-	rc = request_format_error(&out, req ? req->id : NULL, status, code,
-	    message);
 	request_id_make(rid, log_now_ms(), 0xff, atomic_fetch_add(&h->seq, 1));
-	lc.request_id = rid;
-	if (req != NULL) {
-		lc.id = req->id ? request_id_text(req->id) : NULL;
-		lc.command = req->command;
-	}
-	lc.status = status;
-	lc.error_code = code;
-	send_reply(h, &out, rc, req ? req->want_request_id : 0, &lc, message,
-	    fn, arg);
+	rc = reply_error(h->cfg, h->stats, &out, req, rid, status, code,
+	    message, -1, -1);
+	send_reply(h, &out, rc, status, fn, arg);
 	buf_free(&out);
 }
 
@@ -265,7 +251,10 @@ answer_timeout(struct nats_host *h, struct ncall *c, int64_t now)
 	lc.error_code = "timeout";
 	lc.duration_ms = (double)(now - inv->start_ns) / 1e6;
 	rc = request_format_error_text(&out, inv->id_text, 504, "timeout", why);
-	send_reply(h, &out, rc, inv->want_request_id, &lc, why, c->fn, c->arg);
+	if (rc == 0)
+		rc = reply_finish(h->cfg, h->stats, &out, inv->want_request_id,
+		    &lc, why);
+	send_reply(h, &out, rc, 504, c->fn, c->arg);
 	buf_free(&out);
 }
 
@@ -376,8 +365,9 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	struct request req;
 	struct command *cmd;
 	struct ncall *c;
+	const char *code;
 	char err[512];
-	int rc;
+	int rc, status;
 
 	atomic_fetch_add(&h->in_flight, 1);
 	metrics_add(h->stats, DM_REQUESTS, 1);
@@ -409,38 +399,25 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 		answer_error(h, &req, 400, "bad_request", err, fn, arg);
 		goto out;
 	}
-	if ((cmd = registry_lookup(h->reg, tl_reader, req.command)) == NULL) {
-		snprintf(err, sizeof(err), "no plugin registers the command "
-		    "'%.200s'", req.command);
-		answer_error(h, &req, 404, "unknown_command", err, fn, arg);
-		goto out;
-	}
-	if (request_check_fields(cmd->fields, req.payload, err,
-	    sizeof(err)) < 0) {
-		metrics_cmd_record(cmd->stats, 400, 0);
-		generation_release(cmd->gen);
-		answer_error(h, &req, 400, "invalid_payload", err, fn, arg);
-		goto out;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->inv = invocation_new(cmd, req.root, req.id, req.payload,
-	    log_now_ms(), 0xff, atomic_fetch_add(&h->seq, 1))) == NULL) {
-		free(c);
-		generation_release(cmd->gen);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		answer_error(h, &req, 503, "unavailable", "out of memory", fn,
 		    arg);
 		goto out;
 	}
-	req.root = NULL; /* the invocation owns it */
+	if ((c->inv = invocation_for_request(h->reg, tl_reader, &req,
+	    h->cfg->default_timeout_ms, log_now_ms(), 0xff,
+	    atomic_fetch_add(&h->seq, 1), &status, &code, err,
+	    sizeof(err))) == NULL) {
+		free(c);
+		answer_error(h, &req, status, code, err, fn, arg);
+		goto out;
+	}
+	cmd = c->inv->cmd;
 	c->h = h;
 	c->fn = fn;
 	c->arg = arg;
-	c->inv->start_ns = executor_now_ns();
-	c->inv->deadline_ns = c->inv->start_ns + (req.timeout_ms ?
-	    req.timeout_ms : h->cfg->default_timeout_ms) * 1000000LL;
 	c->inv->done = pool_done;
 	c->inv->owner = c;
-	c->inv->want_request_id = req.want_request_id;
 	/* Never run on a libnats delivery thread: a slow command would
 	 * stall every subscription that thread serves. */
 	c->inv->pool_only = 1;

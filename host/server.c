@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "reply.h"
 #include "buf.h"
 #include "config.h"
 #include "executor.h"
@@ -317,21 +318,15 @@ reply_target(struct conn *c)
 	return &s->out;
 }
 
-/* The reply just formatted into out gets its request id when the client
- * (want) or the config asks for it; then it is logged.  lc->request_id
- * must be set. */
+/* reply_finish() for a reply of c; c is dropped if it fails. */
 static void
 finish_reply(struct conn *c, struct buf *out, int want,
     const struct log_ctx *lc, const char *message)
 {
 	struct server *srv = c->loop->srv;
 
-	if ((want || srv->cfg->reply_request_id) &&
-	    request_put_request_id(out, lc->request_id) < 0)
+	if (reply_finish(srv->cfg, srv->stats, out, want, lc, message) < 0)
 		c->dead = 1;
-	if (lc->status == 503)
-		metrics_add(srv->stats, DM_UNAVAILABLE, 1);
-	log_request(srv->cfg->access_log, lc, message);
 }
 
 /* A new request id of loop l, into rid. */
@@ -344,29 +339,17 @@ next_request_id(struct loop *l, char rid[REQUEST_ID_LEN + 1])
 /* Answer req (NULL when the line could not be read as one) with an error
  * that no plugin made. */
 static void
-reply_error(struct conn *c, const struct request *req, int status,
+reply_err(struct conn *c, const struct request *req, int status,
     const char *code, const char *message)
 {
+	struct server *srv = c->loop->srv;
 	struct buf *out = reply_target(c);
-	struct log_ctx lc = LOG_CTX_INIT;
 	char rid[REQUEST_ID_LEN + 1];
 
-	if (out == NULL || request_format_error(out, req ? req->id : NULL,
-	    status, code, message) < 0) {
-		c->dead = 1; /* cannot keep the order promise: drop the peer */
-		return;
-	}
 	next_request_id(c->loop, rid);
-	lc.request_id = rid;
-	if (req != NULL) {
-		lc.id = req->id ? request_id_text(req->id) : NULL;
-		lc.command = req->command;
-	}
-	lc.status = status;
-	lc.error_code = code;
-	lc.pid = c->pid;
-	lc.uid = c->uid;
-	finish_reply(c, out, req ? req->want_request_id : 0, &lc, message);
+	if (out == NULL || reply_error(srv->cfg, srv->stats, out, req, rid,
+	    status, code, message, c->pid, c->uid) < 0)
+		c->dead = 1; /* cannot keep the order promise: drop the peer */
 }
 
 /* Move ready slots at the head of c's queue into its write buffer. */
@@ -469,38 +452,19 @@ dispatch(struct conn *c, struct request *req)
 	struct command *cmd;
 	struct invocation *inv;
 	struct slot *s;
+	const char *code;
 	char err[512];
-	int64_t timeout_ms;
-	int rc;
+	int rc, status;
 
-	cmd = registry_lookup(srv->reg, l->reader, req->command);
-	if (cmd == NULL) {
-		snprintf(err, sizeof(err), "no plugin registers the command "
-		    "'%.200s'", req->command);
-		reply_error(c, req, 404, "unknown_command", err);
+	if ((inv = invocation_for_request(srv->reg, l->reader, req,
+	    srv->cfg->default_timeout_ms, l->wall_ms, (unsigned)l->index,
+	    ++l->seq, &status, &code, err, sizeof(err))) == NULL) {
+		reply_err(c, req, status, code, err);
 		return;
 	}
-	if (request_check_fields(cmd->fields, req->payload, err,
-	    sizeof(err)) < 0) {
-		metrics_cmd_record(cmd->stats, 400, 0);
-		generation_release(cmd->gen);
-		reply_error(c, req, 400, "invalid_payload", err);
-		return;
-	}
-	if ((inv = invocation_new(cmd, req->root, req->id, req->payload,
-	    l->wall_ms, (unsigned)l->index, ++l->seq)) == NULL) {
-		generation_release(cmd->gen);
-		reply_error(c, req, 503, "unavailable", "out of memory");
-		return;
-	}
-	req->root = NULL; /* inv owns it now */
-	timeout_ms = req->timeout_ms ? req->timeout_ms :
-	    srv->cfg->default_timeout_ms;
-	inv->start_ns = executor_now_ns();
-	inv->deadline_ns = inv->start_ns + timeout_ms * 1000000;
+	cmd = inv->cmd;
 	inv->done = on_pool_done;
 	inv->owner = l;
-	inv->want_request_id = req->want_request_id;
 	inv->peer_pid = c->pid;
 	inv->peer_uid = c->uid;
 	metrics_cmd_enter(cmd->stats);
@@ -584,11 +548,11 @@ handle_line(struct conn *c, const char *line, size_t len)
 	metrics_add(srv->stats, DM_REQUESTS, 1);
 	if (request_parse(c->loop->tok, line, len, &req, err,
 	    sizeof(err)) < 0) {
-		reply_error(c, &req, 400, "bad_request", err);
+		reply_err(c, &req, 400, "bad_request", err);
 		goto out;
 	}
 	if (atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
-		reply_error(c, &req, 503, "unavailable",
+		reply_err(c, &req, 503, "unavailable",
 		    "the daemon is shutting down");
 		goto out;
 	}
@@ -627,7 +591,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 			c->active_ms = c->loop->now_ms;
 			snprintf(msg, sizeof(msg), "request line longer than "
 			    "max_request_bytes (%zu)", c->framer.max);
-			reply_error(c, NULL, 413, "request_too_large", msg);
+			reply_err(c, NULL, 413, "request_too_large", msg);
 		} else if (u == 0) {
 			break; /* a partial line: wait for more */
 		}
