@@ -106,47 +106,48 @@ sample_s(const char *name, const char *label, const char *value,
 	sample(name, label, value, extra, text);
 }
 
+/* The daemon's own families: one unlabelled sample each, from member
+ * `key` of the body, or of its "connections" object when `conn`. */
+static const struct {
+	const char *name, *type, *help, *key;
+	int conn;
+} daemon_families[] = {
+	{ "cmdhost_uptime_seconds", "gauge",
+	    "Seconds since the daemon started.", "uptime_s", 0 },
+	{ "cmdhost_connections_open", "gauge",
+	    "Client connections open now.", "open", 1 },
+	{ "cmdhost_connections_total", "counter",
+	    "Client connections accepted.", "total", 1 },
+	{ "cmdhost_connections_refused_total", "counter",
+	    "Connections refused (max_connections, out of fds, stopping).",
+	    "refused", 1 },
+	{ "cmdhost_requests_total", "counter",
+	    "Request lines read, host commands and bad lines included.",
+	    "requests", 0 },
+	{ "cmdhost_received_bytes_total", "counter",
+	    "Bytes read from clients.", "bytes_in", 0 },
+	{ "cmdhost_sent_bytes_total", "counter", "Bytes sent to clients.",
+	    "bytes_out", 0 },
+	{ "cmdhost_unavailable_total", "counter",
+	    "Replies and refusals with status 503.", "unavailable", 0 },
+	{ "cmdhost_queue_depth", "gauge",
+	    "Calls waiting in the pool's queue.", "queue_depth", 0 },
+};
+
 static void
 daemon_metrics(struct json_object *b)
 {
 	struct json_object *conns = NULL;
 
 	json_object_object_get_ex(b, "connections", &conns);
-	family("cmdhost_uptime_seconds", "gauge",
-	    "Seconds since the daemon started.");
-	sample_i("cmdhost_uptime_seconds", NULL, NULL, NULL,
-	    num(b, "uptime_s"));
-	family("cmdhost_connections_open", "gauge",
-	    "Client connections open now.");
-	sample_i("cmdhost_connections_open", NULL, NULL, NULL,
-	    num(conns, "open"));
-	family("cmdhost_connections_total", "counter",
-	    "Client connections accepted.");
-	sample_i("cmdhost_connections_total", NULL, NULL, NULL,
-	    num(conns, "total"));
-	family("cmdhost_connections_refused_total", "counter",
-	    "Connections refused (max_connections, out of fds, stopping).");
-	sample_i("cmdhost_connections_refused_total", NULL, NULL, NULL,
-	    num(conns, "refused"));
-	family("cmdhost_requests_total", "counter",
-	    "Request lines read, host commands and bad lines included.");
-	sample_i("cmdhost_requests_total", NULL, NULL, NULL,
-	    num(b, "requests"));
-	family("cmdhost_received_bytes_total", "counter",
-	    "Bytes read from clients.");
-	sample_i("cmdhost_received_bytes_total", NULL, NULL, NULL,
-	    num(b, "bytes_in"));
-	family("cmdhost_sent_bytes_total", "counter", "Bytes sent to clients.");
-	sample_i("cmdhost_sent_bytes_total", NULL, NULL, NULL,
-	    num(b, "bytes_out"));
-	family("cmdhost_unavailable_total", "counter",
-	    "Replies and refusals with status 503.");
-	sample_i("cmdhost_unavailable_total", NULL, NULL, NULL,
-	    num(b, "unavailable"));
-	family("cmdhost_queue_depth", "gauge",
-	    "Calls waiting in the pool's queue.");
-	sample_i("cmdhost_queue_depth", NULL, NULL, NULL,
-	    num(b, "queue_depth"));
+	for (size_t i = 0; i < sizeof(daemon_families) /
+	    sizeof(daemon_families[0]); i++) {
+		family(daemon_families[i].name, daemon_families[i].type,
+		    daemon_families[i].help);
+		sample_i(daemon_families[i].name, NULL, NULL, NULL,
+		    num(daemon_families[i].conn ? conns : b,
+		    daemon_families[i].key));
+	}
 }
 
 /* Every command's samples of one family, by fn. */

@@ -21,7 +21,6 @@
 
 static int log_threshold = LOGL_INFO;
 static int log_fmt = LOGF_JSON;
-static char log_service[65];
 /* The service field as each format writes it, and its length. */
 static char service_field[96];
 static size_t service_len;
@@ -66,13 +65,11 @@ log_init(int level, int format, const char *service)
 {
 	log_threshold = level;
 	log_fmt = format;
-	snprintf(log_service, sizeof(log_service), "%s",
-	    service != NULL ? service : "");
 	service_field[0] = '\0';
-	if (log_service[0] != '\0')
+	if (service != NULL && service[0] != '\0')
 		snprintf(service_field, sizeof(service_field), format ==
-		    LOGF_JSON ? ",\"service\":\"%s\"" : " service=%s",
-		    log_service); /* checked by the config */
+		    LOGF_JSON ? ",\"service\":\"%.64s\"" : " service=%.64s",
+		    service); /* checked by the config */
 	service_len = strlen(service_field);
 	log_epoch++;
 }

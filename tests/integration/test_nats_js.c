@@ -182,24 +182,38 @@ dead_letters(natsSubscription *sub, int want, int quiet_ms, json_object **last)
 	return got;
 }
 
-Test(nats_js, refused_event_dead_lettered_once)
+/*
+ * Start a consumer with `extra` config, publish one event of `command`
+ * with payload id `id`, and wait for exactly one dead letter (failing the
+ * test otherwise).  Returns it (json_object_put() it).
+ */
+static json_object *
+one_dead_letter(const char *extra, const char *command, int id)
 {
 	natsSubscription *sub = NULL;
-	json_object *dl;
-	int counts[8];
+	json_object *dl = NULL;
 	int got;
 
 	cr_assert_eq(natsConnection_SubscribeSync(&sub, nc,
 	    "cmdhost.dead.>"), NATS_OK);
 	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
-	d1 = start_consumer(0, "max_deliver = 4");
-	publish("record.reject", 7, NULL);
+	d1 = start_consumer(0, extra);
+	publish(command, id, NULL);
 	got = dead_letters(sub, 1, 1500, &dl);
+	natsSubscription_Destroy(sub);
 	if (got != 1) {
 		daemon_dump_log(d1);
-		natsSubscription_Destroy(sub);
 		cr_assert_fail("%d dead letters", got);
 	}
+	return dl;
+}
+
+Test(nats_js, refused_event_dead_lettered_once)
+{
+	json_object *dl = one_dead_letter("max_deliver = 4", "record.reject",
+	    7);
+	int counts[8];
+
 	cr_assert_eq(json_object_get_int(json_path(dl, "reply/status")), 422,
 	    "%s", reply_text(dl));
 	cr_assert_eq(json_object_get_int(json_path(dl, "deliveries")), 1);
@@ -207,35 +221,20 @@ Test(nats_js, refused_event_dead_lettered_once)
 	    7);
 	cr_assert_eq(count_ids(files[0], counts, 8), 1, "retried");
 	json_object_put(dl);
-	natsSubscription_Destroy(sub);
 	cr_assert_eq(daemon_stop(d1), 0);
 }
 
 Test(nats_js, failing_event_retried_max_deliver_times)
 {
-	natsSubscription *sub = NULL;
-	json_object *dl;
+	json_object *dl = one_dead_letter("max_deliver = 3", "record.fail", 3);
 	int counts[8];
-	int got;
 
-	cr_assert_eq(natsConnection_SubscribeSync(&sub, nc,
-	    "cmdhost.dead.>"), NATS_OK);
-	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
-	d1 = start_consumer(0, "max_deliver = 3");
-	publish("record.fail", 3, NULL);
-	got = dead_letters(sub, 1, 1500, &dl);
-	if (got != 1) {
-		daemon_dump_log(d1);
-		natsSubscription_Destroy(sub);
-		cr_assert_fail("%d dead letters", got);
-	}
 	cr_assert_eq(json_object_get_int(json_path(dl, "reply/status")), 500,
 	    "%s", reply_text(dl));
 	cr_assert_eq(json_object_get_int(json_path(dl, "deliveries")), 3);
 	cr_assert_eq(count_ids(files[0], counts, 8), 3);
 	cr_assert_eq(counts[3], 3);
 	json_object_put(dl);
-	natsSubscription_Destroy(sub);
 	cr_assert_eq(daemon_stop(d1), 0);
 }
 

@@ -5,10 +5,10 @@
  */
 #include <cmdhost/plugin.h>
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "sleep.h"
 
 /* The [plugin:good] greeting captured at registration: NULL or a copy
  * owned by the generation, freed by fini. */
@@ -97,19 +97,9 @@ created_execute(cmdhost_ctx *ctx)
 static int
 sleep_execute(cmdhost_ctx *ctx)
 {
-	json_object *ms, *body;
-	struct timespec ts;
-	int64_t n = 0;
+	int64_t n = sleep_payload_ms(ctx);
+	json_object *body = json_object_new_object();
 
-	if (json_object_object_get_ex(cmdhost_payload(ctx), "ms", &ms))
-		n = json_object_get_int64(ms);
-	if (n < 0)
-		n = 0;
-	ts.tv_sec = (time_t)(n / 1000);
-	ts.tv_nsec = (long)(n % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-	body = json_object_new_object();
 	json_object_object_add(body, "slept", json_object_new_int64(n));
 	return cmdhost_ok(ctx, body);
 }

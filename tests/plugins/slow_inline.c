@@ -5,25 +5,14 @@
  */
 #include <cmdhost/plugin.h>
 
-#include <errno.h>
-#include <time.h>
+#include "sleep.h"
 
 static int
 slow_execute(cmdhost_ctx *ctx)
 {
-	json_object *ms, *body;
-	struct timespec ts;
-	int64_t n = 0;
+	int64_t n = sleep_payload_ms(ctx);
+	json_object *body = json_object_new_object();
 
-	if (json_object_object_get_ex(cmdhost_payload(ctx), "ms", &ms))
-		n = json_object_get_int64(ms);
-	if (n < 0)
-		n = 0;
-	ts.tv_sec = (time_t)(n / 1000);
-	ts.tv_nsec = (long)(n % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-	body = json_object_new_object();
 	json_object_object_add(body, "slept", json_object_new_int64(n));
 	return cmdhost_ok(ctx, body);
 }

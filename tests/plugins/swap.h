@@ -11,11 +11,11 @@
 
 #include <cmdhost/plugin.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "sleep.h"
 
 struct swap_state {
 	char marker[1024]; /* "" when no marker file */
@@ -34,16 +34,7 @@ reply_version(cmdhost_ctx *ctx)
 static int
 swap_slow(cmdhost_ctx *ctx)
 {
-	struct json_object *ms = NULL;
-	struct timespec ts;
-	int64_t n = 0;
-
-	if (json_object_object_get_ex(cmdhost_payload(ctx), "ms", &ms))
-		n = json_object_get_int64(ms);
-	ts.tv_sec = (time_t)(n / 1000);
-	ts.tv_nsec = (long)(n % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	sleep_payload_ms(ctx);
 	return reply_version(ctx);
 }
 
