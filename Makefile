@@ -45,7 +45,8 @@ INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
 CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
 
-ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include $(JSON_CFLAGS)
+ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include -Ihost \
+            $(JSON_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
 ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include \
             $(JSON_CFLAGS)
@@ -53,7 +54,8 @@ ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include 
 # daemon and the plugins are instrumented, the integration tests drive them
 # from plain test binaries, and unit tests are not run.
 ifeq ($(SANITIZE),thread)
-TEST_CFLAGS  := $(STD) $(WARN) $(CFLAGS) -MMD -MP -Isdk/include $(JSON_CFLAGS)
+TEST_CFLAGS  := $(STD) $(WARN) $(CFLAGS) -MMD -MP -Isdk/include -Ihost \
+            $(JSON_CFLAGS)
 TEST_LDFLAGS := $(LDFLAGS)
 else
 TEST_CFLAGS  := $(ALL_CFLAGS)
@@ -64,15 +66,21 @@ NATS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
 NATS_LIBS   := $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
 
 # ---------------------------------------------------------------- host
-# The NATS module: the only code linked with libnats.  cmdhostd dlopens it
-# when the configuration has a [nats] section (see host/nats_host.h).
-NATS_MOD_SRCS := host/nats_bridge.c host/nats_srv.c host/nats_js.c
+# One folder per program, each naming its sources in a fragment: no
+# wildcard decides which program a file joins (see docs/architecture.md).
+include host/core/core.mk host/daemon/daemon.mk host/cli/cli.mk \
+        host/nats/nats.mk
+
+CORE_OBJS   := $(CORE_SRCS:%.c=$(B)/obj/%.o)
+CORE_LIB    := $(B)/obj/libcmdhost-core.a
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
+# What unit tests link besides core: the daemon without its main().
+DAEMON_LIB_OBJS := $(filter-out $(B)/obj/host/daemon/main.o,$(DAEMON_OBJS))
+CLI_OBJS    := $(CLI_SRCS:%.c=$(B)/obj/%.o)
+# The NATS module: cmdhostd dlopens it when the configuration has a
+# [nats] section (see host/daemon/nats_host.h).
 NATS_MOD_OBJS := $(NATS_MOD_SRCS:%.c=$(B)/obj/pic/%.o)
 NATS_MODULE   := $(B)/lib/cmdhost-nats.so
-HOST_SRCS   := $(filter-out host/cli%.c $(NATS_MOD_SRCS),$(wildcard host/*.c))
-HOST_OBJS   := $(HOST_SRCS:%.c=$(B)/obj/%.o)
-CORE_OBJS   := $(filter-out $(B)/obj/host/main.o,$(HOST_OBJS))
-CLI_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(wildcard host/cli*.c))
 
 DAEMON      := $(B)/cmdhostd
 CLI         := $(B)/cmdhost
@@ -132,13 +140,10 @@ $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 	    -e 's|@PLUGIN_MAP@|$(abspath sdk/plugin.map)|' \
 	    -e 's|@PLUGINDIR@|$(abspath $(B)/plugins)|' $< > $@
 
-$(DAEMON): $(HOST_OBJS)
+$(DAEMON): $(DAEMON_OBJS) $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
-# The CLI's check and exec run plugins in-process with the daemon's own
-# loader, executor and request code: they come from this archive, so the
-# linker takes only the objects they need.
-CORE_LIB    := $(B)/obj/libcmdhost-core.a
+# The linker takes only the objects of the archive a program needs.
 $(CORE_LIB): $(CORE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -154,7 +159,7 @@ $(B)/obj/pic/host/%.o: host/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
-$(B)/obj/host/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
+$(B)/obj/host/daemon/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -186,9 +191,10 @@ $(B)/tests/plugins/%.so: $(B)/obj/tests/plugins/%.o
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $(CRIT_CFLAGS) $(TEST_DEFS) -Ihost -Itests/integration -c -o $@ $<
+	$(CC) $(TEST_CFLAGS) $(CRIT_CFLAGS) $(TEST_DEFS) -Ihost/core -Ihost/daemon \
+	    -Itests/integration -c -o $@ $<
 
-$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(CORE_OBJS)
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(DAEMON_LIB_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
@@ -367,13 +373,13 @@ bench-build: all $(TPLUGINS) $(BENCH_BINS)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := $(STD) -g -O1 -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=undefined -Isdk/include -Ihost \
+                -fno-sanitize-recover=undefined -Isdk/include -Ihost/core \
                 $(JSON_CFLAGS)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # The host sources each harness links with.
-FUZZ_SRCS_request := host/request.c host/buf.c
-FUZZ_SRCS_frame   := host/frame.c
+FUZZ_SRCS_request := host/core/request.c host/core/buf.c
+FUZZ_SRCS_frame   := host/core/frame.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)

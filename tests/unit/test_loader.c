@@ -3,7 +3,7 @@
  * tests/plugins: a good plugin loads with all its commands and unloads, each
  * misbehaving plugin and each non-plugin file is refused with a specific
  * reason, and no private copy is ever left behind.  Commands of the loaded
- * generation are run through executor_run_call() to see the API table work.
+ * generation are run through invocation_run() to see the API table work.
  */
 #include <criterion/criterion.h>
 
@@ -19,7 +19,9 @@
 #include <json-c/json.h>
 
 #include "config.h"
-#include "executor.h"
+#include "api.h"
+#include "clock.h"
+#include "invocation.h"
 #include "fixture.h"
 #include "loader.h"
 #include "registry.h"
@@ -134,16 +136,16 @@ run(struct generation *g, const char *name, const char *payload,
 	generation_hold(g);
 	inv = invocation_new(cmd, root, NULL, p, 0, 0, 1);
 	cr_assert_not_null(inv);
-	inv->start_ns = executor_now_ns();
+	inv->start_ns = clock_mono_ns();
 	inv->deadline_ns = inv->start_ns + budget_ns;
-	executor_run_call(inv);
+	invocation_run(inv);
 	cr_assert(inv->finished, "%s did not finish", name);
 	return inv;
 }
 
 Test(loader, api_table)
 {
-	const struct cmdhost_api *api = loader_api();
+	const struct cmdhost_api *api = api_table();
 
 	cr_assert_not_null(api);
 	cr_assert_eq(api->size, sizeof(struct cmdhost_api));

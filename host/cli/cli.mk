@@ -1,0 +1,9 @@
+# host/cli: cmdhost, the client.  Links core for check and exec.
+CLI_SRCS := \
+	host/cli/cli.c \
+	host/cli/cli_buf.c \
+	host/cli/cli_conn.c \
+	host/cli/cli_nats.c \
+	host/cli/cli_plugin.c \
+	host/cli/cli_print.c \
+	host/cli/cli_prom.c

@@ -1,0 +1,388 @@
+/*
+ * cli_prom.c - the host.stats body in the Prometheus text exposition
+ * format (version 0.0.4), for `cmdhost stats --prometheus`: a textfile
+ * collector or a cron job can ship it as it is.
+ *
+ * Every family has HELP and TYPE lines, counters end in _total, times are
+ * in seconds, and each command's latency histogram is given with
+ * cumulative buckets at powers of two microseconds (the daemon's own
+ * buckets are finer and line up with these bounds, so the counts are
+ * exact).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "core/buf.h"
+#include "cli.h"
+
+/* The histogram's bounds: 2^k - 1 microseconds for k in [FIRST, LAST]. */
+#define PROM_FIRST_POW 3   /* 7 us */
+#define PROM_LAST_POW  25  /* 33.5 s */
+
+/* A number member of obj, or 0. */
+static int64_t
+num(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (obj == NULL || !json_object_object_get_ex(obj, key, &v) ||
+	    v == NULL)
+		return 0;
+	return json_object_get_int64(v);
+}
+
+static void
+family(const char *name, const char *type, const char *help)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Print s as a label value: backslash, quote and newline escaped, bytes
+ * that are not UTF-8 (a file name may hold any) replaced by U+FFFD. */
+static void
+label_value(const char *s)
+{
+	size_t left = strlen(s), len;
+
+	putchar('"');
+	while (left > 0) {
+		if (*s == '\\' || *s == '"')
+			printf("\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", stdout);
+		else if ((len = buf_utf8_seq((const unsigned char *)s,
+		    left)) > 1) {
+			fwrite(s, 1, len, stdout);
+			s += len;
+			left -= len;
+			continue;
+		} else if (len == 0)
+			fputs("\xef\xbf\xbd", stdout);
+		else
+			putchar(*s);
+		s++;
+		left--;
+	}
+	putchar('"');
+}
+
+/* One sample: NAME{LABEL="VALUE"[,EXTRA]} V, where extra is preformatted
+ * label text (may be NULL). */
+static void
+sample(const char *name, const char *label, const char *value,
+    const char *extra, const char *v)
+{
+	printf("%s", name);
+	if (label != NULL) {
+		printf("{%s=", label);
+		label_value(value);
+		if (extra != NULL)
+			printf(",%s", extra);
+		putchar('}');
+	}
+	printf(" %s\n", v);
+}
+
+static void
+sample_i(const char *name, const char *label, const char *value,
+    const char *extra, int64_t v)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%" PRId64, v);
+	sample(name, label, value, extra, text);
+}
+
+static void
+sample_s(const char *name, const char *label, const char *value,
+    const char *extra, double seconds)
+{
+	char text[40];
+
+	snprintf(text, sizeof(text), "%.9g", seconds);
+	sample(name, label, value, extra, text);
+}
+
+/* The daemon's own families: one unlabelled sample each, from member
+ * `key` of the body, or of its "connections" object when `conn`. */
+static const struct {
+	const char *name, *type, *help, *key;
+	int conn;
+} daemon_families[] = {
+	{ "cmdhost_uptime_seconds", "gauge",
+	    "Seconds since the daemon started.", "uptime_s", 0 },
+	{ "cmdhost_connections_open", "gauge",
+	    "Client connections open now.", "open", 1 },
+	{ "cmdhost_connections_total", "counter",
+	    "Client connections accepted.", "total", 1 },
+	{ "cmdhost_connections_refused_total", "counter",
+	    "Connections refused (max_connections, out of fds, stopping).",
+	    "refused", 1 },
+	{ "cmdhost_requests_total", "counter",
+	    "Request lines read, host commands and bad lines included.",
+	    "requests", 0 },
+	{ "cmdhost_received_bytes_total", "counter",
+	    "Bytes read from clients.", "bytes_in", 0 },
+	{ "cmdhost_sent_bytes_total", "counter", "Bytes sent to clients.",
+	    "bytes_out", 0 },
+	{ "cmdhost_unavailable_total", "counter",
+	    "Replies and refusals with status 503.", "unavailable", 0 },
+	{ "cmdhost_queue_depth", "gauge",
+	    "Calls waiting in the pool's queue.", "queue_depth", 0 },
+};
+
+static void
+daemon_metrics(struct json_object *b)
+{
+	struct json_object *conns = NULL;
+
+	json_object_object_get_ex(b, "connections", &conns);
+	for (size_t i = 0; i < sizeof(daemon_families) /
+	    sizeof(daemon_families[0]); i++) {
+		family(daemon_families[i].name, daemon_families[i].type,
+		    daemon_families[i].help);
+		sample_i(daemon_families[i].name, NULL, NULL, NULL,
+		    num(daemon_families[i].conn ? conns : b,
+		    daemon_families[i].key));
+	}
+}
+
+/* Every command's samples of one family, by fn. */
+typedef void (*cmd_fn)(const char *name, struct json_object *c);
+
+static void
+each_command(struct json_object *cmds, cmd_fn fn)
+{
+	json_object_object_foreach(cmds, name, c)
+		fn(name, c);
+}
+
+static void
+cmd_calls(const char *name, struct json_object *c)
+{
+	sample_i("cmdhost_command_calls_total", "command", name, NULL,
+	    num(c, "calls"));
+}
+
+static void
+cmd_replies(const char *name, struct json_object *c)
+{
+	struct json_object *st;
+	char extra[48];
+
+	if (!json_object_object_get_ex(c, "status", &st) ||
+	    !json_object_is_type(st, json_type_object))
+		return;
+	json_object_object_foreach(st, code, n) {
+		snprintf(extra, sizeof(extra), "status=\"%.16s\"", code);
+		sample_i("cmdhost_command_replies_total", "command", name,
+		    extra, json_object_get_int64(n));
+	}
+}
+
+static void
+cmd_timeouts(const char *name, struct json_object *c)
+{
+	sample_i("cmdhost_command_timeouts_total", "command", name, NULL,
+	    num(c, "timeouts"));
+}
+
+static void
+cmd_in_flight(const char *name, struct json_object *c)
+{
+	sample_i("cmdhost_command_in_flight", "command", name, NULL,
+	    num(c, "in_flight"));
+}
+
+/* The number of calls in c's histogram. */
+static int64_t
+hist_total(struct json_object *c)
+{
+	struct json_object *hist;
+	int64_t total = 0;
+
+	if (!json_object_object_get_ex(c, "histogram_us", &hist) ||
+	    !json_object_is_type(hist, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(hist); i++)
+		total += json_object_get_int64(json_object_array_get_idx(
+		    json_object_array_get_idx(hist, i), 1));
+	return total;
+}
+
+static void
+cmd_quantiles(const char *name, struct json_object *c)
+{
+	static const char *const keys[] = { "p50", "p90", "p99" };
+	static const char *const qs[] = { "0.5", "0.9", "0.99" };
+	struct json_object *lat = NULL;
+	char extra[32];
+
+	json_object_object_get_ex(c, "latency_us", &lat);
+	for (int i = 0; i < 3; i++) {
+		snprintf(extra, sizeof(extra), "quantile=\"%s\"", qs[i]);
+		sample_s("cmdhost_command_latency_seconds", "command",
+		    name, extra, (double)num(lat, keys[i]) / 1e6);
+	}
+	sample_s("cmdhost_command_latency_seconds_sum", "command", name, NULL,
+	    (double)num(lat, "sum") / 1e6);
+	sample_i("cmdhost_command_latency_seconds_count", "command", name,
+	    NULL, hist_total(c));
+}
+
+static void
+cmd_max(const char *name, struct json_object *c)
+{
+	struct json_object *lat = NULL;
+
+	json_object_object_get_ex(c, "latency_us", &lat);
+	sample_s("cmdhost_command_latency_max_seconds", "command", name, NULL,
+	    (double)num(lat, "max") / 1e6);
+}
+
+/* The histogram family: cumulative counts at each bound, +Inf, sum and
+ * count.  histogram_us is [[upper_us, count], ...], ascending. */
+static void
+cmd_histogram(const char *name, struct json_object *c)
+{
+	struct json_object *hist = NULL, *lat = NULL;
+	size_t n = 0, at = 0;
+	int64_t cum = 0, total = 0;
+	char extra[48];
+
+	if (json_object_object_get_ex(c, "histogram_us", &hist) &&
+	    json_object_is_type(hist, json_type_array))
+		n = json_object_array_length(hist);
+	total = hist_total(c);
+	for (int k = PROM_FIRST_POW; k <= PROM_LAST_POW; k++) {
+		uint64_t bound = ((uint64_t)1 << k) - 1;
+
+		for (; at < n; at++) {
+			struct json_object *pair = json_object_array_get_idx(
+			    hist, at);
+			uint64_t up = (uint64_t)json_object_get_uint64(
+			    json_object_array_get_idx(pair, 0));
+
+			if (up > bound)
+				break;
+			cum += json_object_get_int64(
+			    json_object_array_get_idx(pair, 1));
+		}
+		snprintf(extra, sizeof(extra), "le=\"%.9g\"",
+		    (double)bound / 1e6);
+		sample_i("cmdhost_command_duration_seconds_bucket", "command",
+		    name, extra, cum);
+	}
+	sample_i("cmdhost_command_duration_seconds_bucket", "command", name,
+	    "le=\"+Inf\"", total);
+	json_object_object_get_ex(c, "latency_us", &lat);
+	sample_s("cmdhost_command_duration_seconds_sum", "command", name, NULL,
+	    (double)num(lat, "sum") / 1e6);
+	sample_i("cmdhost_command_duration_seconds_count", "command", name,
+	    NULL, total);
+}
+
+static void
+command_metrics(struct json_object *cmds)
+{
+	family("cmdhost_command_calls_total", "counter",
+	    "Calls of each command that reached its plugin or its field "
+	    "checks.");
+	each_command(cmds, cmd_calls);
+	family("cmdhost_command_replies_total", "counter",
+	    "Replies of each command, by status code.");
+	each_command(cmds, cmd_replies);
+	family("cmdhost_command_timeouts_total", "counter",
+	    "Calls of each command answered 504.");
+	each_command(cmds, cmd_timeouts);
+	family("cmdhost_command_in_flight", "gauge",
+	    "Calls of each command running or queued now.");
+	each_command(cmds, cmd_in_flight);
+	family("cmdhost_command_latency_seconds", "summary",
+	    "Latency quantiles of each command since start (upper bounds of "
+	    "~19% wide buckets).");
+	each_command(cmds, cmd_quantiles);
+	family("cmdhost_command_latency_max_seconds", "gauge",
+	    "The slowest call of each command since start.");
+	each_command(cmds, cmd_max);
+	family("cmdhost_command_duration_seconds", "histogram",
+	    "How long calls of each command took, from dispatch to reply.");
+	each_command(cmds, cmd_histogram);
+}
+
+/* Per plugin file: a family with its samples; a key ending in "_ms" is
+ * a Unix time in milliseconds, given in seconds. */
+static void
+plugin_family(struct json_object *plugins, const char *name,
+    const char *type, const char *help, const char *key)
+{
+	size_t klen = strlen(key);
+	int ms = klen > 3 && strcmp(key + klen - 3, "_ms") == 0;
+
+	family(name, type, help);
+	json_object_object_foreach(plugins, file, p) {
+		struct json_object *v;
+		int64_t n;
+		char text[40];
+
+		if (!json_object_object_get_ex(p, key, &v) || v == NULL)
+			continue; /* never loaded */
+		n = json_object_get_int64(v);
+		if (ms)
+			snprintf(text, sizeof(text), "%" PRId64 ".%03d",
+			    n / 1000, (int)(n % 1000));
+		else
+			snprintf(text, sizeof(text), "%" PRId64, n);
+		sample(name, "file", file, NULL, text);
+	}
+}
+
+static void
+plugin_metrics(struct json_object *plugins)
+{
+	family("cmdhost_plugin_info", "gauge",
+	    "1 per plugin file that serves, labelled with its name and "
+	    "version.");
+	json_object_object_foreach(plugins, file, p) {
+		struct json_object *v;
+
+		if (!json_object_object_get_ex(p, "version", &v) || v == NULL)
+			continue; /* never loaded */
+		fputs("cmdhost_plugin_info{file=", stdout);
+		label_value(file);
+		fputs(",plugin=", stdout);
+		label_value(json_object_get_string(json_object_object_get(p,
+		    "name")));
+		fputs(",version=", stdout);
+		label_value(json_object_get_string(v));
+		fputs("} 1\n", stdout);
+	}
+	plugin_family(plugins, "cmdhost_plugin_generation", "gauge",
+	    "The generation number serving for each plugin file.",
+	    "generation");
+	plugin_family(plugins, "cmdhost_plugin_loads_total", "counter",
+	    "Successful loads of each plugin file.", "loads");
+	plugin_family(plugins, "cmdhost_plugin_load_failures_total", "counter",
+	    "Refused loads of each plugin file.", "load_failures");
+	plugin_family(plugins, "cmdhost_plugin_last_swap_timestamp_seconds",
+	    "gauge", "When the serving generation of each plugin file was "
+	    "published (Unix time).", "last_swap_ms");
+}
+
+int
+cli_print_prometheus(struct json_object *body)
+{
+	struct json_object *cmds, *plugins;
+
+	daemon_metrics(body);
+	if (json_object_object_get_ex(body, "commands", &cmds) &&
+	    json_object_is_type(cmds, json_type_object))
+		command_metrics(cmds);
+	if (json_object_object_get_ex(body, "plugins", &plugins) &&
+	    json_object_is_type(plugins, json_type_object))
+		plugin_metrics(plugins);
+	return fflush(stdout) == 0 ? 0 : CLI_EXIT_REPLY_ERROR;
+}

@@ -1,0 +1,284 @@
+/*
+ * api.c - the host function table every plugin reaches the host through
+ * (cmdhost/plugin.h): the registration calls (reg_*) that run inside a
+ * plugin's register_fn, and the call context (ctx_*) of validate and
+ * execute.  The whole table is here, in the header's order.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "generation.h"
+#include "invocation.h"
+#include "log.h"
+
+/* ------------------------------------------------------------ registration */
+
+static void
+reg_fail(struct cmdhost_registrar *reg, const char *fmt, const char *arg)
+{
+	if (reg->failed)
+		return; /* keep the first reason */
+	reg->failed = 1;
+	snprintf(reg->err, sizeof(reg->err), fmt, arg);
+}
+
+static const char *
+api_reg_config(cmdhost_registrar *reg, const char *key)
+{
+	if (key == NULL)
+		return NULL;
+	return config_plugin_value(reg->cfg, reg->g->name, key);
+}
+
+static void
+api_reg_set_state(cmdhost_registrar *reg, void *state, cmdhost_fini_fn fini)
+{
+	reg->g->state = state;
+	reg->g->fini = fini;
+}
+
+static int
+api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
+    size_t size)
+{
+	struct generation *g = reg->g;
+	cmdhost_command cmd;
+	struct command *c;
+
+	memset(&cmd, 0, sizeof(cmd));
+	if (in == NULL || size < offsetof(cmdhost_command, flags) +
+	    sizeof(in->flags)) {
+		reg_fail(reg, "%s", "cmdhost_add_command: command struct too "
+		    "small");
+		return -1;
+	}
+	memcpy(&cmd, in, size < sizeof(cmd) ? size : sizeof(cmd));
+	if (!generation_valid_name(cmd.name)) {
+		reg_fail(reg, "invalid command name '%s' (must match "
+		    "[A-Za-z0-9_.:-]{1,128})", cmd.name ? cmd.name : "(null)");
+		return -1;
+	}
+	if (strncmp(cmd.name, "host.", 5) == 0) {
+		reg_fail(reg, "command name '%s' uses the reserved prefix "
+		    "'host.'", cmd.name);
+		return -1;
+	}
+	if (cmd.execute == NULL) {
+		reg_fail(reg, "command '%s' has no execute function", cmd.name);
+		return -1;
+	}
+	if (cmd.fields != NULL) {
+		for (const cmdhost_field *f = cmd.fields; f->name != NULL; f++) {
+			if (f->type < CMDHOST_ANY || f->type > CMDHOST_ARRAY) {
+				reg_fail(reg, "command '%s': field of unknown "
+				    "type", cmd.name);
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < g->n_commands; i++) {
+		if (strcmp(g->commands[i].name, cmd.name) == 0) {
+			reg_fail(reg, "command '%s' added twice", cmd.name);
+			return -1;
+		}
+	}
+	if (g->n_commands == reg->cap) {
+		size_t cap = reg->cap ? reg->cap * 2 : 4;
+		struct command *cs = realloc(g->commands, cap * sizeof(*cs));
+
+		if (cs == NULL) {
+			reg_fail(reg, "%s", "out of memory");
+			return -1;
+		}
+		g->commands = cs;
+		reg->cap = cap;
+	}
+	c = &g->commands[g->n_commands];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", cmd.name);
+	c->summary = cmd.summary;
+	c->fields = cmd.fields;
+	c->validate = cmd.validate;
+	c->execute = cmd.execute;
+	c->flags = cmd.flags;
+	c->gen = g;
+	g->n_commands++;
+	return 0;
+}
+
+static void
+api_reg_error(cmdhost_registrar *reg, const char *message)
+{
+	reg_fail(reg, "%s", message ? message : "(no message)");
+}
+
+static void
+api_reg_log(cmdhost_registrar *reg, int level, const char *message)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	if (level < LOGL_DEBUG || level > LOGL_ERROR)
+		level = LOGL_INFO;
+	lc.plugin = reg->g->name;
+	lc.version = reg->g->version;
+	lc.file = reg->g->file;
+	log_emit(level, &lc, "%s", message ? message : "");
+}
+
+static const char *
+api_reg_plugin_name(cmdhost_registrar *reg)
+{
+	return reg->g->name;
+}
+
+/* ------------------------------------------------------------ call context */
+
+static void *
+api_ctx_state(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->cmd->gen->state;
+}
+
+static struct json_object *
+api_ctx_payload(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->payload;
+}
+
+static const char *
+api_ctx_payload_text(cmdhost_ctx *ctx, size_t *len)
+{
+	struct invocation *inv = invocation_of(ctx);
+
+	if (inv->payload_text == NULL) {
+		size_t n = 0;
+		const char *s = json_object_to_json_string_length(inv->payload,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+		inv->payload_text = strdup(s ? s : "null");
+		inv->payload_len = inv->payload_text ? strlen(inv->payload_text) :
+		    0;
+	}
+	if (len != NULL)
+		*len = inv->payload_len;
+	return inv->payload_text ? inv->payload_text : "null";
+}
+
+static const char *
+api_ctx_request_id(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->request_id;
+}
+
+static const char *
+api_ctx_command(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->cmd->name;
+}
+
+static int64_t
+api_ctx_time_left_ms(cmdhost_ctx *ctx)
+{
+	int64_t left = invocation_of(ctx)->deadline_ns - clock_mono_ns();
+
+	return left > 0 ? left / 1000000 : 0;
+}
+
+static void
+api_ctx_log(cmdhost_ctx *ctx, int level, const char *message)
+{
+	struct invocation *inv = invocation_of(ctx);
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	if (level < LOGL_DEBUG || level > LOGL_ERROR)
+		level = LOGL_INFO;
+	if (!log_enabled(level))
+		return;
+	invocation_log_ctx(inv, &lc);
+	log_emit_str(level, &lc, message ? message : "");
+}
+
+static int
+api_ctx_respond(cmdhost_ctx *ctx, int status, struct json_object *body)
+{
+	struct invocation *inv = invocation_of(ctx);
+
+	if (inv->finished) {
+		if (body != NULL)
+			json_object_put(body);
+		return -1;
+	}
+	if (status < 200 || status > 299) {
+		char msg[96];
+
+		if (body != NULL)
+			json_object_put(body);
+		snprintf(msg, sizeof(msg), "command replied with status %d, "
+		    "which is not 2xx", status);
+		invocation_set_error(inv, 500, "command_failed", msg);
+		return -1;
+	}
+	inv->status = status;
+	inv->body = body;
+	inv->finished = 1;
+	return 0;
+}
+
+static int
+api_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
+    const char *message)
+{
+	struct invocation *inv = invocation_of(ctx);
+
+	if (inv->finished)
+		return -1;
+	if (status < 400 || status > 599)
+		status = 500;
+	if (code == NULL || *code == '\0')
+		code = "command_failed";
+	invocation_set_error(inv, status, code,
+	    message ? message : "command failed");
+	return 0;
+}
+
+static struct json_object *
+api_ctx_client_id(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->id;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static const struct cmdhost_api host_api = {
+	.size = sizeof(struct cmdhost_api),
+	.abi_major = CMDHOST_ABI_MAJOR,
+	.abi_minor = CMDHOST_ABI_MINOR,
+	.reg_config = api_reg_config,
+	.reg_set_state = api_reg_set_state,
+	.reg_add_command = api_reg_add_command,
+	.reg_error = api_reg_error,
+	.reg_log = api_reg_log,
+	.reg_plugin_name = api_reg_plugin_name,
+	.ctx_state = api_ctx_state,
+	.ctx_payload = api_ctx_payload,
+	.ctx_payload_text = api_ctx_payload_text,
+	.ctx_request_id = api_ctx_request_id,
+	.ctx_command = api_ctx_command,
+	.ctx_time_left_ms = api_ctx_time_left_ms,
+	.ctx_log = api_ctx_log,
+	.ctx_respond = api_ctx_respond,
+	.ctx_fail = api_ctx_fail,
+	.ctx_client_id = api_ctx_client_id,
+};
+
+const struct cmdhost_api *
+api_table(void)
+{
+	return &host_api;
+}
+

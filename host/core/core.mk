@@ -1,0 +1,17 @@
+# host/core: the static library libcmdhost-core.a, linked by every program
+# that parses the wire or runs plugin code (cmdhostd, cmdhost).  Nothing
+# here includes from the folders above it.
+CORE_SRCS := \
+	host/core/api.c \
+	host/core/buf.c \
+	host/core/clock.c \
+	host/core/config.c \
+	host/core/config_nats.c \
+	host/core/frame.c \
+	host/core/generation.c \
+	host/core/invocation.c \
+	host/core/loader.c \
+	host/core/log.c \
+	host/core/metrics.c \
+	host/core/request.c \
+	host/core/thread.c

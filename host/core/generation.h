@@ -1,0 +1,93 @@
+/*
+ * generation.h - the plugin types every program shares: a generation (one
+ * loaded copy of one plugin file) and its commands.
+ *
+ * The loader makes generations and the registry publishes them; calls hold
+ * references.  This header knows nothing of the registry: a published
+ * generation carries a hook that takes over its last reference.
+ */
+#ifndef CMDHOST_GENERATION_H
+#define CMDHOST_GENERATION_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmdhost/plugin.h>
+
+struct cmd_stats;
+struct cmd_sched;
+struct generation;
+
+/* One command of one generation.  Strings and fields are borrowed from the
+ * plugin's image and live as long as the generation. */
+struct command {
+	char name[CMDHOST_NAME_MAX + 1];
+	const char *summary;
+	const cmdhost_field *fields;
+	cmdhost_validate_fn validate;
+	cmdhost_execute_fn execute;
+	unsigned flags;
+	struct generation *gen;      /* the owner */
+	struct cmd_stats *stats;     /* per name: owned by the registry, or
+	                              * NULL outside the daemon */
+	struct cmd_sched *sched;     /* per name: owned by the registry */
+	char *log_frag;              /* owned: its log context (command,
+	                              * plugin, version, generation) made
+	                              * once by log_fragment(), or NULL */
+};
+
+/*
+ * Called when the last reference to a published generation is dropped,
+ * on the thread that dropped it; it takes the generation over (it must
+ * end in loader_unload(), maybe on another thread).  arg is the
+ * generation's release_arg.
+ */
+typedef void (*generation_release_fn)(struct generation *g, void *arg);
+
+/* One loaded copy of a plugin file.  Freed by loader_unload() when its
+ * last reference is released (generation_release). */
+struct generation {
+	atomic_long refs;
+	atomic_int served;        /* it has taken its first call */
+	uint64_t number;          /* grows with each published load */
+	char *name;               /* owned copy of the descriptor's name */
+	char *version;            /* owned copy */
+	unsigned abi_major;       /* the descriptor's ABI */
+	unsigned abi_minor;
+	char *file;               /* owned: the file's name in plugin_dir */
+	char *copy_path;          /* owned: the private copy dlopen'd */
+	void *handle;             /* dlopen handle */
+	void *state;              /* the plugin's, freed by fini */
+	cmdhost_fini_fn fini;
+	struct command *commands; /* owned array */
+	size_t n_commands;
+	int64_t loaded_at_ms;
+	uint64_t content_hash;    /* of the file's bytes */
+	generation_release_fn release; /* set when published, else NULL */
+	void *release_arg;        /* borrowed: the publisher's */
+	struct generation *reap_next; /* the publisher's list */
+};
+
+/* Take and drop a reference.  Dropping the last one hands the generation
+ * to its release hook; a generation that has none (never published) is
+ * unloaded on the calling thread.  NULL is ok for release. */
+void generation_hold(struct generation *g);
+void generation_release(struct generation *g);
+
+/* The command of g named `name`, borrowed from g, or NULL. */
+struct command *generation_command(struct generation *g, const char *name);
+
+/*
+ * The one conflict rule of plugins loaded side by side (the registry and
+ * `cmdhost check` both apply it): g may not load next to `other` (both
+ * borrowed) if they have the same plugin name or share a command name.
+ * Returns 0, or -1 with the reason, in the daemon's words, in err.
+ */
+int generation_conflict(const struct generation *g,
+    const struct generation *other, char *err, size_t errlen);
+
+/* True for a valid command or plugin name: [A-Za-z0-9_.:-]{1,128}. */
+int generation_valid_name(const char *s);
+
+#endif /* CMDHOST_GENERATION_H */

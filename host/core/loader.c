@@ -1,0 +1,454 @@
+/*
+ * loader.c - load one plugin file as a generation, all or nothing.
+ *
+ * Order of checks: the file is a regular file; its private copy dlopens;
+ * the descriptor symbol exists; magic and ABI match (no plugin code has
+ * been called yet, apart from ELF constructors, which dlopen runs); the
+ * registration function succeeds and every command it adds is valid.
+ * This file never logs: reasons go back in the caller's buffer.
+ */
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmdhost/plugin.h>
+
+#include "api.h"
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "generation.h"
+#include "log.h"
+
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+
+static void
+fnv(uint64_t *h, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		*h ^= p[i];
+		*h *= FNV_PRIME;
+	}
+}
+
+int
+loader_hash_file(const char *path, uint64_t *hash)
+{
+	unsigned char block[65536];
+	ssize_t n;
+	int fd;
+
+	*hash = FNV_OFFSET;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	while ((n = read(fd, block, sizeof(block))) > 0)
+		fnv(hash, block, (size_t)n);
+	if (n < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Is st (a plugin file or its directory) safe to load code from?  Like
+ * sudo and ssh: owned by root or by the daemon's user, not writable by
+ * others, and writable by its group only if that is root's or the
+ * daemon's.  Returns 0 or -1 with the reason in err.
+ */
+static int
+check_owner(const struct stat *st, const char *what, char *err,
+    size_t errlen)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(err, errlen, "%s is owned by uid %u, neither "
+		    "root nor the daemon's user (allow_insecure_plugins = true "
+		    "to load it anyway, for development only)", what,
+		    (unsigned)st->st_uid);
+		return -1;
+	}
+	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) &&
+	    st->st_gid != 0 && st->st_gid != getegid())) {
+		snprintf(err, errlen, "%s is writable by other users "
+		    "(mode %04o; allow_insecure_plugins = true to load it "
+		    "anyway, for development only)", what,
+		    (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy src to a new file dst (mode 0600) and hash the bytes copied.
+ * Unless insecure, refuse a source that others could have written.
+ * Returns 0 or -1 with the reason in err. */
+static int
+copy_file(const char *src, const char *dst, int insecure, uint64_t *hash,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	unsigned char block[65536];
+	int in = -1, out = -1, rc = -1;
+	ssize_t n;
+
+	*hash = FNV_OFFSET;
+	if ((in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 &&
+	    (errno != ELOOP ||
+	    (in = open(src, O_RDONLY | O_CLOEXEC)) < 0)) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		goto out;
+	}
+	/* Checked on the open file: what was checked is what is copied. */
+	if (!insecure && (fstat(in, &st) < 0 ||
+	    check_owner(&st, "the file", err, errlen) < 0))
+		goto out;
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) < 0) {
+		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
+		    strerror(errno));
+		goto out;
+	}
+	while ((n = read(in, block, sizeof(block))) > 0) {
+		fnv(hash, block, (size_t)n);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, block + off, (size_t)(n - off));
+
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				snprintf(err, errlen, "cannot write private "
+				    "copy: %s", strerror(errno));
+				goto out;
+			}
+			off += w;
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0 && rc == 0) {
+		snprintf(err, errlen, "cannot write private copy: %s",
+		    strerror(errno));
+		rc = -1;
+	}
+	if (rc < 0 && out >= 0)
+		unlink(dst);
+	return rc;
+}
+
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define HOST_MACHINE EM_386
+#elif defined(__arm__)
+#define HOST_MACHINE EM_ARM
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+#if UINTPTR_MAX == 0xffffffffffffffffu
+typedef Elf64_Ehdr Ehdr;
+typedef Elf64_Phdr Phdr;
+#define HOST_CLASS ELFCLASS64
+#else
+typedef Elf32_Ehdr Ehdr;
+typedef Elf32_Phdr Phdr;
+#define HOST_CLASS ELFCLASS32
+#endif
+
+/*
+ * Check that the file at path is a complete shared object for this
+ * machine before dlopen maps it: a truncated file whose segments reach
+ * past its end would make the mapping fault (SIGBUS) instead of failing.
+ * Returns 0 or -1 with the reason in err.
+ */
+static int
+elf_check(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	Ehdr eh;
+	Phdr ph;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "empty file");
+		goto out;
+	}
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+		snprintf(err, errlen, "not an ELF shared object");
+		goto out;
+	}
+	if (eh.e_ident[EI_CLASS] != HOST_CLASS) {
+		snprintf(err, errlen, "ELF class %d does not match this "
+		    "daemon's (%d-bit)", eh.e_ident[EI_CLASS],
+		    HOST_CLASS == ELFCLASS64 ? 64 : 32);
+		goto out;
+	}
+#ifdef HOST_MACHINE
+	if (eh.e_machine != HOST_MACHINE) {
+		snprintf(err, errlen, "ELF for another machine (e_machine %u, "
+		    "this daemon runs on %u)", (unsigned)eh.e_machine,
+		    (unsigned)HOST_MACHINE);
+		goto out;
+	}
+#endif
+	if (eh.e_type != ET_DYN) {
+		snprintf(err, errlen, "not a shared object (ELF type %u)",
+		    (unsigned)eh.e_type);
+		goto out;
+	}
+	if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 ||
+	    (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Phdr) >
+	    (uint64_t)st.st_size) {
+		snprintf(err, errlen, "truncated ELF file (program headers "
+		    "past its end)");
+		goto out;
+	}
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff +
+		    (uint64_t)i * sizeof(ph))) != (ssize_t)sizeof(ph)) {
+			snprintf(err, errlen, "cannot read program header %u", i);
+			goto out;
+		}
+		if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) &&
+		    (uint64_t)ph.p_offset + (uint64_t)ph.p_filesz >
+		    (uint64_t)st.st_size) {
+			snprintf(err, errlen, "truncated ELF file (%lld of at "
+			    "least %llu bytes; still being written?)",
+			    (long long)st.st_size, (unsigned long long)
+			    (ph.p_offset + ph.p_filesz));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* A valid version: at most 128 bytes of UTF-8 with no control bytes (it
+ * goes into logs, JSON and Prometheus labels as it is). */
+static int
+valid_version(const char *s)
+{
+	size_t n = strlen(s), i = 0, len;
+
+	if (n > CMDHOST_NAME_MAX)
+		return 0;
+	while (i < n) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
+		    (len = buf_utf8_seq((const unsigned char *)s + i,
+		    n - i)) == 0)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* Free a generation whose plugin code may or may not have been called. */
+static void
+generation_destroy(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < g->n_commands; i++)
+		free(g->commands[i].log_frag);
+	free(g->commands);
+	if (g->handle != NULL)
+		dlclose(g->handle);
+	if (g->copy_path != NULL)
+		unlink(g->copy_path); /* normally gone already */
+	free(g->copy_path);
+	free(g->name);
+	free(g->version);
+	free(g->file);
+	free(g);
+}
+
+int
+loader_load(const struct config *cfg, const char *path, const char *file,
+    const char *copy_dir, struct generation **out, char **name_out,
+    char *err, size_t errlen)
+{
+	static atomic_uint copies;
+	struct cmdhost_registrar reg;
+	const cmdhost_plugin_desc *d;
+	struct generation *g;
+	struct stat st;
+	char copy[4096];
+	int rc;
+
+	*out = NULL;
+	if (name_out != NULL)
+		*name_out = NULL;
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		return -1;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->file = strdup(file)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(g);
+		return -1;
+	}
+	atomic_init(&g->refs, 1);
+	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
+	    atomic_fetch_add(&copies, 1), file);
+	if (!cfg->allow_insecure_plugins) {
+		char dir[4096], *slash;
+		struct stat dst;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		else
+			snprintf(dir, sizeof(dir), ".");
+		if (stat(dir, &dst) < 0) {
+			snprintf(err, errlen, "cannot stat the plugin directory: "
+			    "%s", strerror(errno));
+			goto fail;
+		}
+		if (check_owner(&dst, "the plugin directory", err, errlen) < 0)
+			goto fail;
+	}
+	if (copy_file(path, copy, cfg->allow_insecure_plugins,
+	    &g->content_hash, err, errlen) < 0)
+		goto fail;
+	if ((g->copy_path = strdup(copy)) == NULL) {
+		unlink(copy);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (elf_check(copy, err, errlen) < 0)
+		goto fail; /* generation_destroy removes the copy */
+	dlerror();
+	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	/* The mapping stays valid; nothing can overwrite the file now. */
+	unlink(copy);
+	free(g->copy_path);
+	g->copy_path = NULL;
+	if (g->handle == NULL) {
+		const char *e = dlerror();
+
+		snprintf(err, errlen, "cannot load: %s", e ? e : "dlopen failed");
+		/* dlerror names the private copy; the file name is logged. */
+		goto fail;
+	}
+	d = dlsym(g->handle, "cmdhost_plugin");
+	if (d == NULL) {
+		snprintf(err, errlen, "no 'cmdhost_plugin' descriptor symbol "
+		    "(was it built with CMDHOST_PLUGIN()?)");
+		goto fail;
+	}
+	if (d->magic != CMDHOST_MAGIC) {
+		snprintf(err, errlen, "bad descriptor magic 0x%08x (expected "
+		    "0x%08x): not a cmdhost plugin", d->magic, CMDHOST_MAGIC);
+		goto fail;
+	}
+	if (d->abi_major != CMDHOST_ABI_MAJOR) {
+		snprintf(err, errlen, "plugin ABI %u.%u is incompatible with the "
+		    "daemon's ABI %d.%d (major version differs)",
+		    d->abi_major, d->abi_minor, CMDHOST_ABI_MAJOR,
+		    CMDHOST_ABI_MINOR);
+		goto fail;
+	}
+	if (d->abi_minor > CMDHOST_ABI_MINOR) {
+		snprintf(err, errlen, "plugin ABI %u.%u is newer than the "
+		    "daemon's ABI %d.%d (upgrade cmdhostd)", d->abi_major,
+		    d->abi_minor, CMDHOST_ABI_MAJOR, CMDHOST_ABI_MINOR);
+		goto fail;
+	}
+	if (!generation_valid_name(d->name)) {
+		snprintf(err, errlen, "invalid plugin name (must match "
+		    "[A-Za-z0-9_.:-]{1,128})");
+		goto fail;
+	}
+	if (d->version != NULL && !valid_version(d->version)) {
+		snprintf(err, errlen, "invalid plugin version (at most 128 "
+		    "bytes of UTF-8 without control characters)");
+		goto fail;
+	}
+	if (name_out != NULL)
+		*name_out = strdup(d->name);
+	g->abi_major = d->abi_major;
+	g->abi_minor = d->abi_minor;
+	if ((g->name = strdup(d->name)) == NULL ||
+	    (g->version = strdup(d->version ? d->version : "")) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (d->register_fn == NULL) {
+		snprintf(err, errlen, "descriptor has no registration function");
+		goto fail;
+	}
+
+	memset(&reg, 0, sizeof(reg));
+	reg.api = api_table();
+	reg.cfg = cfg;
+	reg.g = g;
+	rc = d->register_fn(&reg);
+	if (rc != 0 || reg.failed) {
+		if (reg.failed)
+			snprintf(err, errlen, "registration failed: %s",
+			    reg.err);
+		else
+			snprintf(err, errlen, "registration failed: returned "
+			    "%d", rc);
+		goto fail_registered;
+	}
+	if (g->n_commands == 0) {
+		snprintf(err, errlen, "registration added no command");
+		goto fail_registered;
+	}
+	g->loaded_at_ms = clock_wall_ms();
+	*out = g;
+	return 0;
+
+fail_registered:
+	if (g->fini != NULL)
+		g->fini(g->state);
+fail:
+	generation_destroy(g);
+	return -1;
+}
+
+void
+loader_unload(struct generation *g)
+{
+	if (g == NULL)
+		return;
+	if (g->fini != NULL)
+		g->fini(g->state);
+	generation_destroy(g);
+}

@@ -1,0 +1,568 @@
+/*
+ * log.c - structured log lines on stderr.
+ *
+ * Each line is formatted, with no lock, into a buffer whose size every
+ * field's bound respects: the thread's own batch buffer
+ * (log_thread_buffer), written with the rest of its batch, or the stack,
+ * written at once.  Writes take one lock and finish, so lines never mix.
+ * This file does not decide what is worth logging; callers do.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+
+static int log_threshold = LOGL_INFO;
+static int log_fmt = LOGF_JSON;
+/* The service field as each format writes it, and its length. */
+static char service_field[96];
+static size_t service_len;
+static int log_epoch;        /* bumped by log_init: cached prefixes expire */
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const size_t level_lens[] = { 5, 4, 4, 5 };
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+#define STAMP_LEN 24
+
+/* Bounds that keep every line inside struct line: the message's escaped
+ * form, each other string field's, and the raw id. */
+#define MSG_MAX   8192
+#define FIELD_MAX 512
+#define ID_MAX    256
+#define LINE_MAX_ 16384
+
+/* A thread's buffered lines (log_thread_buffer). */
+struct tbuf {
+	char *data;
+	size_t len, cap;
+};
+static _Thread_local struct tbuf *tl_buf;
+
+/* The start of the calling thread's last line (timestamp to service), for
+ * the next line of the same millisecond, level and message. */
+static _Thread_local struct {
+	long long ms;
+	int level, epoch;
+	size_t mlen, len;
+	char msg[96];
+	char text[256];
+} tl_prefix = { .ms = -1 };
+
+/* The calling thread's last formatted second, "YYYY-MM-DDTHH:MM:SS". */
+static _Thread_local long long tl_stamp_sec = -1;
+static _Thread_local char tl_stamp[64];
+
+void
+log_init(int level, int format, const char *service)
+{
+	log_threshold = level;
+	log_fmt = format;
+	service_field[0] = '\0';
+	if (service != NULL && service[0] != '\0')
+		snprintf(service_field, sizeof(service_field), format ==
+		    LOGF_JSON ? ",\"service\":\"%.64s\"" : " service=%.64s",
+		    service); /* checked by the config */
+	service_len = strlen(service_field);
+	log_epoch++;
+}
+
+int
+log_level_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, level_names[i]) == 0)
+			return i;
+	if (strcmp(s, "warning") == 0)
+		return LOGL_WARN;
+	return -1;
+}
+
+int
+log_format_parse(const char *s)
+{
+	if (strcmp(s, "json") == 0)
+		return LOGF_JSON;
+	if (strcmp(s, "text") == 0)
+		return LOGF_TEXT;
+	return -1;
+}
+
+int
+log_enabled(int level)
+{
+	return level >= log_threshold;
+}
+
+void
+log_timestamp(char *buf, unsigned long size, long long unix_ms)
+{
+	long long sec = unix_ms / 1000;
+	int ms = (int)(unix_ms % 1000);
+
+	if (sec != tl_stamp_sec) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		snprintf(tl_stamp, sizeof(tl_stamp),
+		    "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		tl_stamp_sec = sec;
+	}
+	/* "YYYY-MM-DDTHH:MM:SS" + ".mmmZ", without printf. */
+	if (size < 25) {
+		if (size > 0)
+			buf[0] = '\0'; /* the header asks for 32 bytes */
+		return;
+	}
+	memcpy(buf, tl_stamp, 19);
+	buf[19] = '.';
+	buf[20] = (char)('0' + ms / 100);
+	buf[21] = (char)('0' + ms / 10 % 10);
+	buf[22] = (char)('0' + ms % 10);
+	buf[23] = 'Z';
+	buf[24] = '\0';
+}
+
+int
+log_thread_buffer(int on)
+{
+	if (!on) {
+		log_flush();
+		if (tl_buf != NULL)
+			free(tl_buf->data);
+		free(tl_buf);
+		tl_buf = NULL;
+		return 0;
+	}
+	if (tl_buf != NULL)
+		return 0;
+	if ((tl_buf = calloc(1, sizeof(*tl_buf))) == NULL)
+		return -1;
+	tl_buf->cap = 4 * LINE_MAX_;
+	if ((tl_buf->data = malloc(tl_buf->cap)) == NULL) {
+		free(tl_buf);
+		tl_buf = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Write n bytes to stderr, all of them, under one lock: a pipe or a socket
+ * (systemd, docker, "| tee") only keeps writes of up to PIPE_BUF bytes
+ * whole, and a batch is longer.  The lock is taken once per batch (once
+ * per loop turn), not per line.  A write that fails for good drops the
+ * rest.
+ */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Write all of p[0..n) to stderr; write_lock is held. */
+static void
+write_locked(const char *p, size_t n)
+{
+	int saved = errno;
+
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		n -= (size_t)w;
+	}
+	errno = saved;
+}
+
+static void
+write_out(const char *p, size_t n)
+{
+	pthread_mutex_lock(&write_lock);
+	write_locked(p, n);
+	pthread_mutex_unlock(&write_lock);
+}
+
+void
+log_flush(void)
+{
+	if (tl_buf == NULL || tl_buf->len == 0)
+		return;
+	write_out(tl_buf->data, tl_buf->len);
+	tl_buf->len = 0;
+}
+
+int
+log_flush_some(void)
+{
+	if (tl_buf == NULL || tl_buf->len == 0)
+		return 0;
+	/* While another thread writes, keep the lines for the next turn
+	 * rather than sleep on the lock; a buffer half full waits. */
+	if (tl_buf->len < tl_buf->cap / 2 &&
+	    pthread_mutex_trylock(&write_lock) != 0)
+		return 1;
+	if (tl_buf->len >= tl_buf->cap / 2)
+		pthread_mutex_lock(&write_lock);
+	write_locked(tl_buf->data, tl_buf->len);
+	pthread_mutex_unlock(&write_lock);
+	tl_buf->len = 0;
+	return 0;
+}
+
+/* One line being built, in the thread's buffer or on the stack, with
+ * LINE_MAX_ bytes of room: the bounds above keep it from filling up. */
+struct line {
+	char *buf;
+	size_t len;
+};
+
+static inline void
+put(struct line *l, const char *s, size_t n)
+{
+	size_t room = LINE_MAX_ - 2 - l->len; /* keep room for "}\n" */
+
+	if (n > room)
+		n = room;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+}
+
+static void
+puts_(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+/* Append a string literal, its length known at compile time. */
+#define PUT_LIT(l, lit) put((l), (lit), sizeof(lit) - 1)
+
+/*
+ * Append s as the inside of a JSON string, at most `max` bytes of it:
+ * quotes, backslashes and every control byte are escaped and bytes that
+ * are not UTF-8 become U+FFFD, so no plugin text can break the line.  A
+ * cut falls between characters and is marked with "...".
+ */
+static void
+put_escaped(struct line *l, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s), used = 0;
+
+	while (left > 0) {
+		char e[6];
+		const char *out = e;
+		size_t n, adv, run = 0;
+
+		/* A run of printable ASCII that needs no escape goes at once. */
+		while (run < left && p[run] >= 0x20 && p[run] < 0x7f &&
+		    p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run > 0) {
+			if (used + run > max - 3)
+				run = max - 3 > used ? max - 3 - used : 0;
+			put(l, (const char *)p, run);
+			used += run;
+			p += run;
+			left -= run;
+			if (left == 0)
+				return;
+			if (used >= max - 3) {
+				puts_(l, "...");
+				return;
+			}
+		}
+		adv = 1;
+		if ((n = buf_json_escape(*p, e)) == 0) {
+			if ((adv = buf_utf8_seq(p, left)) == 0) {
+				out = "\\ufffd";
+				n = 6;
+				adv = 1;
+			} else {
+				out = (const char *)p;
+				n = adv;
+			}
+		}
+		if (used + n > max - 3) {
+			puts_(l, "...");
+			return;
+		}
+		put(l, out, n);
+		used += n;
+		p += adv;
+		left -= adv;
+	}
+}
+
+/* Append v in decimal. */
+static void
+put_u64(struct line *l, unsigned long long v)
+{
+	char num[24];
+	int at = sizeof(num);
+
+	do {
+		num[--at] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	put(l, num + at, sizeof(num) - (size_t)at);
+}
+
+/* Start field `key`: ,"key": in JSON, " key=" in text.  The KEY macro
+ * makes both forms of a literal key at compile time. */
+static inline void
+put_key2(struct line *l, const char *json, size_t jlen, const char *text,
+    size_t tlen)
+{
+	if (log_fmt == LOGF_JSON)
+		put(l, json, jlen);
+	else
+		put(l, text, tlen);
+}
+
+#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1, " " k "=", \
+	sizeof(" " k "=") - 1
+#define put_key(l, k) put_key2((l), KEY(k))
+
+/* In text lines a value is quoted (JSON-style) when it is empty or holds
+ * anything but plain printable ASCII, so that no value can pass for a
+ * field of its own. */
+static int
+text_needs_quotes(const char *val)
+{
+	if (*val == '\0')
+		return 1;
+	for (; *val != '\0'; val++)
+		if (*val <= ' ' || *val >= 0x7f || *val == '"' || *val == '=' ||
+		    *val == '\\')
+			return 1;
+	return 0;
+}
+
+static void
+put_str_value(struct line *l, const char *val)
+{
+	int quote = log_fmt == LOGF_JSON || text_needs_quotes(val);
+
+	if (quote)
+		PUT_LIT(l, "\"");
+	put_escaped(l, val, FIELD_MAX);
+	if (quote)
+		PUT_LIT(l, "\"");
+}
+
+#define put_field_str(l, k, val) do {                                    \
+	if ((val) != NULL) {                                            \
+		put_key((l), k);                                        \
+		put_str_value((l), (val));                              \
+	}                                                               \
+} while (0)
+
+#define put_field_ll(l, k, v) do {                                       \
+	if ((v) >= 0) {                                                 \
+		put_key((l), k);                                        \
+		put_u64((l), (unsigned long long)(v));                  \
+	}                                                               \
+} while (0)
+
+static void
+put_ctx(struct line *l, const struct log_ctx *ctx)
+{
+	if (ctx->request_id != NULL) {
+		/* Made by the daemon (request_id_make): hex digits only. */
+		put_key(l, "request_id");
+		if (log_fmt == LOGF_JSON)
+			PUT_LIT(l, "\"");
+		puts_(l, ctx->request_id);
+		if (log_fmt == LOGF_JSON)
+			PUT_LIT(l, "\"");
+	}
+	if (ctx->id != NULL && strlen(ctx->id) <= ID_MAX) {
+		put_key(l, "id");
+		/* JSON text made by the daemon (json-c leaves DEL as it is;
+		 * it can only stand inside a string). */
+		for (const char *p = ctx->id; *p != '\0'; p++)
+			if (*p == 0x7f)
+				PUT_LIT(l, "\\u007f");
+			else
+				put(l, p, 1);
+	}
+	if (ctx->frag != NULL)
+		puts_(l, ctx->frag);
+	put_field_str(l, "command", ctx->command);
+	put_field_str(l, "plugin", ctx->plugin);
+	put_field_str(l, "plugin_version", ctx->version);
+	put_field_ll(l, "generation", ctx->generation);
+	put_field_str(l, "file", ctx->file);
+	put_field_str(l, "old_plugin_version", ctx->old_version);
+	put_field_ll(l, "old_generation", ctx->old_generation);
+	put_field_str(l, "reason", ctx->reason);
+	put_field_ll(l, "status", ctx->status);
+	put_field_str(l, "error_code", ctx->error_code);
+	if (ctx->duration_ms >= 0) {
+		/* Milliseconds with three decimals, without printf. */
+		unsigned long long us = (unsigned long long)(ctx->duration_ms *
+		    1000.0 + 0.5);
+		char frac[4] = { (char)('0' + us / 100 % 10),
+		    (char)('0' + us / 10 % 10), (char)('0' + us % 10), '\0' };
+
+		put_key(l, "duration_ms");
+		put_u64(l, us / 1000);
+		PUT_LIT(l, ".");
+		put(l, frac, 3);
+	}
+	if (ctx->cold_start >= 0) {
+		put_key(l, "cold_start");
+		if (ctx->cold_start)
+			PUT_LIT(l, "true");
+		else
+			PUT_LIT(l, "false");
+	}
+	put_field_ll(l, "pid", ctx->pid);
+	put_field_ll(l, "uid", ctx->uid);
+}
+
+void
+log_emitv(int level, const struct log_ctx *ctx, const char *fmt, va_list ap)
+{
+	char msg[MSG_MAX];
+
+	if (level < log_threshold)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_emit_str(level, ctx, msg);
+}
+
+void
+log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
+{
+	char stack[LINE_MAX_], stamp[40];
+	struct line l;
+	long long ms;
+	size_t mlen;
+
+	if (level < log_threshold)
+		return;
+	/* Straight into the thread's buffer when it has room for a line. */
+	if (tl_buf != NULL && tl_buf->cap - tl_buf->len < LINE_MAX_)
+		log_flush();
+	l.buf = tl_buf != NULL ? tl_buf->data + tl_buf->len : stack;
+	l.len = 0;
+	ms = ctx != NULL && ctx->unix_ms > 0 ? ctx->unix_ms : clock_wall_ms();
+	/* Lines of one millisecond with the same level and message (access
+	 * lines under load) share everything up to the request's fields. */
+	mlen = strlen(msg);
+	if (ms == tl_prefix.ms && level == tl_prefix.level &&
+	    tl_prefix.epoch == log_epoch &&
+	    mlen == tl_prefix.mlen && memcmp(msg, tl_prefix.msg, mlen) == 0) {
+		put(&l, tl_prefix.text, tl_prefix.len);
+		goto context;
+	}
+	log_timestamp(stamp, sizeof(stamp), ms);
+
+	if (log_fmt == LOGF_JSON) {
+		PUT_LIT(&l, "{\"timestamp\":\"");
+		put(&l, stamp, STAMP_LEN);
+		PUT_LIT(&l, "\",\"level\":\"");
+		put(&l, level_names[level], level_lens[level]);
+		PUT_LIT(&l, "\",\"message\":\"");
+		put_escaped(&l, msg, MSG_MAX);
+		PUT_LIT(&l, "\"");
+	} else {
+		put(&l, stamp, STAMP_LEN);
+		PUT_LIT(&l, " ");
+		put(&l, level_names[level], level_lens[level]);
+		PUT_LIT(&l, " \"");
+		put_escaped(&l, msg, MSG_MAX);
+		PUT_LIT(&l, "\"");
+	}
+	put(&l, service_field, service_len);
+	if (mlen < sizeof(tl_prefix.msg) && l.len < sizeof(tl_prefix.text)) {
+		tl_prefix.ms = ms;
+		tl_prefix.level = level;
+		tl_prefix.epoch = log_epoch;
+		tl_prefix.mlen = mlen;
+		memcpy(tl_prefix.msg, msg, mlen);
+		tl_prefix.len = l.len;
+		memcpy(tl_prefix.text, l.buf, l.len);
+	}
+context:
+	if (ctx != NULL)
+		put_ctx(&l, ctx);
+	if (log_fmt == LOGF_JSON)
+		l.buf[l.len++] = '}';
+	l.buf[l.len++] = '\n';
+	if (tl_buf != NULL)
+		tl_buf->len += l.len;
+	else
+		write_out(l.buf, l.len); /* one write per line */
+}
+
+void
+log_emit(int level, const struct log_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emitv(level, ctx, fmt, ap);
+	va_end(ap);
+}
+
+/* Format fmt, optionally followed by ": strerror(saved errno)". */
+static void
+vlog_errno(int level, int with_errno, const char *fmt, va_list ap)
+{
+	int saved = errno;
+	char msg[4096];
+
+	if (level < log_threshold)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno)
+		log_emit(level, NULL, "%s: %s", msg, strerror(saved));
+	else
+		log_emit(level, NULL, "%s", msg);
+	errno = saved;
+}
+
+#define LOG_FN(name, level, with_errno)                 \
+	void name(const char *fmt, ...)                 \
+	{                                               \
+		va_list ap;                             \
+		va_start(ap, fmt);                      \
+		vlog_errno(level, with_errno, fmt, ap); \
+		va_end(ap);                             \
+	}
+
+LOG_FN(log_debug, LOGL_DEBUG, 0)
+LOG_FN(log_info, LOGL_INFO, 0)
+LOG_FN(log_warn, LOGL_WARN, 1)
+LOG_FN(log_warnx, LOGL_WARN, 0)
+LOG_FN(log_error, LOGL_ERROR, 1)
+LOG_FN(log_errorx, LOGL_ERROR, 0)
+
+char *
+log_fragment(const struct log_ctx *ctx)
+{
+	char stack[LINE_MAX_];
+	struct line l = { stack, 0 };
+	char *out;
+
+	put_ctx(&l, ctx);
+	if ((out = malloc(l.len + 1)) == NULL)
+		return NULL;
+	memcpy(out, stack, l.len);
+	out[l.len] = '\0';
+	return out;
+}

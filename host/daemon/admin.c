@@ -1,0 +1,106 @@
+/*
+ * admin.c - host.ping, host.health, host.list, host.stats, host.reload.
+ *
+ * These run on the event-loop thread that read them; host.reload runs a
+ * rescan there too (loading is rare and the registry never blocks other
+ * readers while it works).
+ */
+#include "admin.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "dispatch.h"
+#include "registry.h"
+
+/* True when peer_uid may run mutating admin commands. */
+static int
+admin_allowed(const struct admin *a, uid_t peer_uid)
+{
+	if (peer_uid == 0 || peer_uid == a->self_uid)
+		return 1;
+	for (int i = 0; i < a->cfg->n_admin_uids; i++)
+		if (a->cfg->admin_uids[i] == peer_uid)
+			return 1;
+	return 0;
+}
+
+/* Append the reply with `body` (reference released here). */
+static int
+ok(struct buf *out, const struct request *req, struct json_object *body)
+{
+	int rc = request_format_ok(out, req->id, 200, body);
+
+	json_object_put(body);
+	return rc < 0 ? rc : 200;
+}
+
+int
+admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
+    struct buf *out)
+{
+	const char *name = req->command;
+	struct json_object *body;
+	int rc;
+
+	if (strcmp(name, "host.ping") == 0) {
+		body = json_object_new_object();
+		json_object_object_add(body, "pong", json_object_new_boolean(1));
+		return ok(out, req, body);
+	}
+	if (strcmp(name, "host.health") == 0) {
+		int plugins, commands, failed;
+
+		registry_counts(a->reg, &plugins, &commands, &failed);
+		body = json_object_new_object();
+		json_object_object_add(body, "status",
+		    json_object_new_string("ok"));
+		json_object_object_add(body, "plugins",
+		    json_object_new_int(plugins));
+		json_object_object_add(body, "commands",
+		    json_object_new_int(commands));
+		json_object_object_add(body, "failed",
+		    json_object_new_int(failed));
+		json_object_object_add(body, "uptime_s", json_object_new_int64(
+		    (clock_wall_ms() - a->stats->started_ms) / 1000));
+		return ok(out, req, body);
+	}
+	if (strcmp(name, "host.list") == 0) {
+		body = json_object_new_object();
+		json_object_object_add(body, "plugins",
+		    registry_list_json(a->reg));
+		return ok(out, req, body);
+	}
+	if (strcmp(name, "host.stats") == 0) {
+		body = metrics_daemon_json(a->stats, clock_wall_ms());
+		dispatch_stats(a->disp, body);
+		json_object_object_add(body, "commands",
+		    registry_stats_json(a->reg));
+		json_object_object_add(body, "plugins",
+		    registry_plugin_stats_json(a->reg));
+		return ok(out, req, body);
+	}
+	if (strcmp(name, "host.reload") == 0) {
+		if (!admin_allowed(a, peer_uid)) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "host.reload is for admins; "
+			    "uid %u is not one", (unsigned)peer_uid);
+			rc = request_format_error(out, req->id, 403,
+			    "forbidden", msg);
+			return rc < 0 ? rc : 403;
+		}
+		body = json_object_new_object();
+		registry_scan(a->reg, body);
+		return ok(out, req, body);
+	}
+	rc = request_format_error(out, req->id, 404, "unknown_command",
+	    "no such host command (host.ping, host.health, host.list, "
+	    "host.stats, host.reload)");
+	return rc < 0 ? rc : 404;
+}

@@ -1,0 +1,35 @@
+/*
+ * admin.h - the daemon's own commands, host.*.
+ *
+ * host.ping, host.health, host.list and host.stats are open to every peer;
+ * host.reload (and any later command that changes state) only to peers
+ * whose uid is the daemon's, root's, or listed in admin_uids.
+ */
+#ifndef CMDHOST_ADMIN_H
+#define CMDHOST_ADMIN_H
+
+#include <sys/types.h>
+
+#include "core/buf.h"
+#include "core/request.h"
+
+struct config;
+struct daemon_stats;
+struct dispatch;
+struct registry;
+
+struct admin {
+	const struct config *cfg;    /* borrowed */
+	struct registry *reg;        /* borrowed */
+	struct daemon_stats *stats;  /* borrowed */
+	struct dispatch *disp;       /* borrowed */
+	uid_t self_uid;
+};
+
+/* Answer the host.* request req (borrowed) from a peer with uid peer_uid:
+ * append exactly one reply line to out.  Returns the reply's status, or a
+ * negative errno when out could not grow (then nothing was appended). */
+int admin_handle(const struct admin *a, uid_t peer_uid,
+    const struct request *req, struct buf *out);
+
+#endif /* CMDHOST_ADMIN_H */

@@ -1,0 +1,12 @@
+# host/daemon: cmdhostd.  Links core; loads host/nats's module only when
+# the configuration has a [nats] section.
+DAEMON_SRCS := \
+	host/daemon/admin.c \
+	host/daemon/dispatch.c \
+	host/daemon/exec_pool.c \
+	host/daemon/main.c \
+	host/daemon/nats_host.c \
+	host/daemon/registry.c \
+	host/daemon/reply.c \
+	host/daemon/server.c \
+	host/daemon/watcher.c

@@ -1,0 +1,588 @@
+/*
+ * dispatch.c - lookup, field check, the call, its executor, its deadline,
+ * and its one completion.
+ *
+ * Who answers a call first wins, under d->lock for calls that left the
+ * submitting thread: the executor's result, the deadline timer (504), the
+ * owner going away, or a forced shutdown (503).  A call that runs inline
+ * never leaves its thread, takes no lock and is not on the timer's heap.
+ * A call holds up to two references: dispatch's (until done ran or the
+ * owner abandoned it) and the executor's (from taken to executed).
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/generation.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/request.h"
+#include "core/thread.h"
+#include "executor.h"
+#include "registry.h"
+#include "reply.h"
+
+#define NO_HEAP ((size_t)-1)
+
+struct dispatch {
+	const struct config *cfg;
+	struct registry *reg;
+	struct daemon_stats *stats;
+	struct executor *exec;       /* the in-process executor */
+
+	pthread_mutex_t lock;        /* heap, answers of calls off-thread */
+	pthread_cond_t cond;         /* the earliest deadline changed */
+	struct call **heap;          /* min-heap by inv.deadline_ns */
+	size_t n_heap, cap_heap;
+	int stop;
+	pthread_t timer;
+	int timer_started;
+};
+
+/* ------------------------------------------------------------ calls */
+
+/* Each event-loop thread keeps a few freed calls for reuse: most calls
+ * are made and freed on that thread. */
+#define CALL_CACHE_MAX 64
+static __thread struct call *call_cache;
+static __thread int call_cached;
+static __thread int call_cache_on;
+
+void
+dispatch_thread_cache(int on)
+{
+	struct call *c;
+
+	call_cache_on = on;
+	if (on)
+		return;
+	while ((c = call_cache) != NULL) {
+		call_cache = c->timer_next;
+		free(c);
+	}
+	call_cached = 0;
+}
+
+static struct call *
+call_alloc(void)
+{
+	struct call *c;
+
+	if ((c = call_cache) != NULL) {
+		call_cache = c->timer_next;
+		call_cached--;
+		return c;
+	}
+	return malloc(sizeof(*c));
+}
+
+static void
+call_release(struct call *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	invocation_fini(&c->inv);
+	if (call_cache_on && call_cached < CALL_CACHE_MAX) {
+		c->timer_next = call_cache;
+		call_cache = c;
+		call_cached++;
+		return;
+	}
+	free(c);
+}
+
+/* ------------------------------------------------------------ the heap */
+
+static int
+earlier(const struct call *a, const struct call *b)
+{
+	return a->inv.deadline_ns < b->inv.deadline_ns;
+}
+
+static void
+heap_set(struct dispatch *d, size_t i, struct call *c)
+{
+	d->heap[i] = c;
+	c->heap_idx = i;
+}
+
+static void
+heap_up(struct dispatch *d, size_t i)
+{
+	struct call *c = d->heap[i];
+
+	while (i > 0 && earlier(c, d->heap[(i - 1) / 2])) {
+		heap_set(d, i, d->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(d, i, c);
+}
+
+static void
+heap_down(struct dispatch *d, size_t i)
+{
+	struct call *c = d->heap[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+
+		if (l < d->n_heap && earlier(d->heap[l], c))
+			m = l;
+		if (l + 1 < d->n_heap && earlier(d->heap[l + 1],
+		    m == i ? c : d->heap[m]))
+			m = l + 1;
+		if (m == i)
+			break;
+		heap_set(d, i, d->heap[m]);
+		i = m;
+	}
+	heap_set(d, i, c);
+}
+
+/* Add c; d->lock is held.  Returns 0 or -ENOMEM. */
+static int
+heap_add(struct dispatch *d, struct call *c)
+{
+	if (d->n_heap == d->cap_heap) {
+		size_t cap = d->cap_heap ? d->cap_heap * 2 : 64;
+		struct call **h = realloc(d->heap, cap * sizeof(*h));
+
+		if (h == NULL)
+			return -ENOMEM;
+		d->heap = h;
+		d->cap_heap = cap;
+	}
+	heap_set(d, d->n_heap++, c);
+	heap_up(d, c->heap_idx);
+	if (c->heap_idx == 0)
+		pthread_cond_signal(&d->cond); /* a new earliest deadline */
+	return 0;
+}
+
+/* Take c off the heap if it is on it; d->lock is held. */
+static void
+heap_del(struct dispatch *d, struct call *c)
+{
+	size_t i = c->heap_idx;
+
+	if (i == NO_HEAP)
+		return;
+	c->heap_idx = NO_HEAP;
+	if (--d->n_heap == i)
+		return;
+	c = d->heap[d->n_heap]; /* the last one fills the hole */
+	heap_set(d, i, c);
+	heap_down(d, i);
+	heap_up(d, c->heap_idx);
+}
+
+/* ------------------------------------------------------------ answers */
+
+/* Run c's completion on this thread and drop dispatch's reference. */
+static void
+complete(struct call *c)
+{
+	c->done(c);
+	call_release(c);
+}
+
+void
+dispatch_complete(struct call *c)
+{
+	complete(c);
+}
+
+/* c was answered off its owner's thread: hand it over. */
+static void
+deliver(struct call *c)
+{
+	if (c->owner != NULL && c->owner->post != NULL)
+		c->owner->post(c->owner, c);
+	else
+		complete(c);
+}
+
+/* Answer c with `how` unless someone answered first; d->lock is held.
+ * Returns 1 if this answer won. */
+static int
+answer_locked(struct dispatch *d, struct call *c, int how, const char *msg)
+{
+	if (atomic_load_explicit(&c->answer, memory_order_relaxed) !=
+	    CALL_OPEN)
+		return 0;
+	atomic_store_explicit(&c->answer, how, memory_order_release);
+	c->answer_msg = msg;
+	c->answer_ns = clock_mono_ns();
+	heap_del(d, c);
+	return 1;
+}
+
+/* The executor took c: its reference, and its deadline on the heap. */
+static void
+on_taken(struct call *c)
+{
+	struct dispatch *d = c->d;
+
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&d->lock);
+	if (heap_add(d, c) < 0)
+		log_errorx("out of memory: a call's deadline is not watched");
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The executor is done with c (ran it, or found it cancelled). */
+static void
+on_executed(struct call *c)
+{
+	struct dispatch *d = c->d;
+	int won, was;
+
+	metrics_cmd_leave(c->inv.cmd->stats);
+	pthread_mutex_lock(&d->lock);
+	was = atomic_load_explicit(&c->answer, memory_order_relaxed);
+	won = answer_locked(d, c, CALL_RESULT, NULL);
+	pthread_mutex_unlock(&d->lock);
+	if (won)
+		deliver(c);
+	else if (was == CALL_ABANDONED)
+		dispatch_drop(c);
+	call_release(c); /* the executor's */
+}
+
+static void *
+timer_main(void *arg)
+{
+	struct dispatch *d = arg;
+
+	thread_use_c_locale();
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		int64_t now = clock_mono_ns();
+		struct call *due = NULL, *c;
+		struct timespec ts;
+
+		while (d->n_heap > 0 && d->heap[0]->inv.deadline_ns <= now) {
+			c = d->heap[0];
+			answer_locked(d, c, CALL_TIMEOUT, NULL);
+			c->timer_next = due;
+			due = c;
+		}
+		if (due != NULL) {
+			pthread_mutex_unlock(&d->lock);
+			while ((c = due) != NULL) {
+				due = c->timer_next;
+				/* Only the id text of c is read from now on: a
+				 * running call may be writing its result. */
+				c->answer_msg = c->ex->ops->cancel(c->ex, c) ?
+				    "the command did not start before its "
+				    "deadline" : "the command did not finish "
+				    "before its deadline; its late result will "
+				    "be dropped";
+				deliver(c);
+			}
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		if (d->n_heap > 0) {
+			ts = clock_mono_ts(d->heap[0]->inv.deadline_ns);
+			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+		} else {
+			pthread_cond_wait(&d->cond, &d->lock);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+int
+dispatch_abandon(struct call *c)
+{
+	struct dispatch *d = c->d;
+	int won;
+
+	pthread_mutex_lock(&d->lock);
+	won = answer_locked(d, c, CALL_ABANDONED, NULL);
+	pthread_mutex_unlock(&d->lock);
+	if (!won)
+		return 0; /* an answer is on its way to post: done(c) runs */
+	c->ex->ops->cancel(c->ex, c);
+	call_release(c); /* dispatch's: done(c) will never run */
+	return 1;
+}
+
+void
+dispatch_force(struct call *c)
+{
+	struct dispatch *d = c->d;
+	int won;
+
+	pthread_mutex_lock(&d->lock);
+	won = answer_locked(d, c, CALL_FORCED, NULL);
+	pthread_mutex_unlock(&d->lock);
+	if (!won)
+		return;
+	c->answer_msg = c->ex->ops->cancel(c->ex, c) ? "the daemon is "
+	    "shutting down; the call was not started" : "the daemon is "
+	    "shutting down; the call did not finish in time and its result "
+	    "will be dropped";
+	complete(c);
+}
+
+/* ------------------------------------------------------------ replies */
+
+int
+dispatch_status(const struct call *c)
+{
+	switch (atomic_load_explicit(&c->answer, memory_order_acquire)) {
+	case CALL_RESULT:
+		return c->inv.status;
+	case CALL_TIMEOUT:
+		return 504;
+	default:
+		return 503;
+	}
+}
+
+/* Status, code, message and duration of c's answer. */
+static void
+answer_of(const struct call *c, int *status, const char **code,
+    const char **msg, int64_t *dur)
+{
+	const struct invocation *inv = &c->inv;
+
+	*status = dispatch_status(c);
+	if (atomic_load_explicit(&c->answer, memory_order_acquire) ==
+	    CALL_RESULT) {
+		*code = inv->status < 300 ? NULL : inv->code ? inv->code :
+		    "internal_error";
+		*msg = inv->status < 300 ? NULL : inv->message ?
+		    inv->message : "out of memory";
+		*dur = inv->end_ns - inv->start_ns;
+		return;
+	}
+	*code = *status == 504 ? "timeout" : "unavailable";
+	*msg = c->answer_msg;
+	*dur = c->answer_ns - inv->start_ns;
+}
+
+int
+dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
+{
+	struct invocation *inv = &c->inv;
+	struct log_ctx lc = LOG_CTX_INIT;
+	const char *code, *msg;
+	int64_t dur;
+	int status, rc;
+
+	answer_of(c, &status, &code, &msg, &dur);
+	if (code == NULL)
+		rc = request_format_ok_text(out, inv->id_text, status,
+		    inv->body);
+	else
+		rc = request_format_error_text(out, inv->id_text, status, code,
+		    msg);
+	if (rc < 0)
+		return -ENOMEM;
+	metrics_cmd_record(inv->cmd->stats, status, (uint64_t)dur / 1000);
+	invocation_log_ctx(inv, &lc);
+	lc.status = status;
+	lc.error_code = code;
+	lc.duration_ms = (double)dur / 1e6;
+	lc.unix_ms = unix_ms;
+	return reply_finish(c->d->cfg, c->d->stats, out, inv->want_request_id,
+	    &lc, code == NULL ? (c->owner && c->owner->finished_msg ?
+	    c->owner->finished_msg : "call finished") : msg);
+}
+
+void
+dispatch_drop(struct call *c)
+{
+	struct invocation *inv = &c->inv;
+	struct log_ctx lc = LOG_CTX_INIT;
+	const char *code, *msg;
+	int64_t dur;
+	int status;
+
+	invocation_log_ctx(inv, &lc);
+	if (atomic_load_explicit(&c->answer, memory_order_acquire) ==
+	    CALL_ABANDONED) {
+		/* The executor's own word on it: ran, or never started. */
+		if (inv->status == 0) {
+			log_emit_str(LOGL_WARN, &lc, "the client closed the "
+			    "connection before the call ran; it was not run");
+			return;
+		}
+		status = inv->status;
+		code = inv->code;
+		dur = inv->end_ns - inv->start_ns;
+	} else {
+		answer_of(c, &status, &code, &msg, &dur);
+		if (atomic_load_explicit(&c->answer, memory_order_acquire) !=
+		    CALL_RESULT)
+			return; /* dispatch's own answer: nobody waited */
+	}
+	metrics_cmd_record(inv->cmd->stats, status, (uint64_t)dur / 1000);
+	lc.status = status;
+	lc.error_code = code;
+	lc.duration_ms = (double)dur / 1e6;
+	log_emit_str(status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
+	    "the client closed the connection before the reply; the result "
+	    "was dropped");
+}
+
+/* ------------------------------------------------------------ the path */
+
+int
+dispatch_call(struct dispatch *d, const struct dispatch_args *a,
+    struct request *req, struct call **callp, int *status, const char **code,
+    char *err, size_t errlen)
+{
+	struct command *cmd;
+	struct call *c;
+	int rc;
+
+	*callp = NULL;
+	if ((cmd = registry_lookup(d->reg, a->reader, req->command)) == NULL) {
+		*status = 404;
+		*code = "unknown_command";
+		snprintf(err, errlen, "no plugin registers the command "
+		    "'%.200s'", req->command);
+		return -1;
+	}
+	if (request_check_fields(cmd->fields, req->payload, err, errlen) < 0) {
+		metrics_cmd_record(cmd->stats, 400, 0);
+		generation_release(cmd->gen);
+		*status = 400;
+		*code = "invalid_payload";
+		return -1;
+	}
+	if ((c = call_alloc()) == NULL || invocation_init(&c->inv, cmd,
+	    req->root, req->id, req->payload, a->rid_ms, a->rid_src,
+	    a->rid_seq) < 0) {
+		free(c);
+		generation_release(cmd->gen);
+		*status = 503;
+		*code = "unavailable";
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	req->root = NULL; /* the call owns it now */
+	c->inv.want_request_id = req->want_request_id;
+	c->inv.peer_pid = a->pid;
+	c->inv.peer_uid = a->uid;
+	c->inv.start_ns = clock_mono_ns();
+	c->inv.deadline_ns = c->inv.start_ns + (req->timeout_ms ?
+	    req->timeout_ms : d->cfg->default_timeout_ms) * 1000000;
+	c->d = d;
+	c->ex = d->exec;
+	atomic_init(&c->refs, 1);
+	atomic_init(&c->answer, CALL_OPEN);
+	c->answer_msg = NULL;
+	c->answer_ns = 0;
+	c->pool_only = a->pool_only;
+	c->heap_idx = NO_HEAP;
+	c->owner = a->owner;
+	c->done = a->done;
+	c->owner_arg = a->owner_arg;
+	c->owner_slot = NULL;
+	c->taken = on_taken;
+	c->executed = on_executed;
+	c->timer_next = NULL;
+	metrics_cmd_enter(cmd->stats);
+
+	rc = c->ex->ops->submit(c->ex, c);
+	if (rc == EXEC_QUEUED) {
+		if (a->owner != NULL && a->owner->post != NULL)
+			*callp = c;
+		return DISPATCH_PENDING;
+	}
+	/* Nobody else has seen c: no lock needed. */
+	metrics_cmd_leave(cmd->stats);
+	if (rc == EXEC_DONE) {
+		atomic_store_explicit(&c->answer, CALL_RESULT,
+		    memory_order_relaxed);
+	} else {
+		c->inv.end_ns = clock_mono_ns();
+		atomic_store_explicit(&c->answer, CALL_REFUSED,
+		    memory_order_relaxed);
+		c->answer_ns = c->inv.end_ns;
+		c->answer_msg = "the command queue is full; retry later";
+	}
+	complete(c);
+	return DISPATCH_DONE;
+}
+
+/* ------------------------------------------------------------ life */
+
+struct dispatch *
+dispatch_new(const struct config *cfg, struct registry *reg,
+    struct daemon_stats *stats, char *err, size_t errlen)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->cfg = cfg;
+	d->reg = reg;
+	d->stats = stats;
+	pthread_mutex_init(&d->lock, NULL);
+	thread_cond_init(&d->cond);
+	if ((d->exec = exec_pool_new(cfg)) == NULL) {
+		snprintf(err, errlen, "cannot start the pool: %s",
+		    strerror(errno));
+		dispatch_free(d);
+		return NULL;
+	}
+	if ((errno = pthread_create(&d->timer, NULL, timer_main, d)) != 0) {
+		snprintf(err, errlen, "cannot start the deadline timer: %s",
+		    strerror(errno));
+		d->exec->ops->stop(d->exec, clock_mono_ns());
+		dispatch_free(d);
+		return NULL;
+	}
+	d->timer_started = 1;
+	return d;
+}
+
+void
+dispatch_stats(struct dispatch *d, struct json_object *into)
+{
+	d->exec->ops->stats(d->exec, into);
+}
+
+int
+dispatch_stop(struct dispatch *d, int64_t deadline_ns)
+{
+	if (d->exec != NULL && d->exec->ops->stop(d->exec, deadline_ns) < 0)
+		return -1;
+	if (d->timer_started) {
+		pthread_mutex_lock(&d->lock);
+		d->stop = 1;
+		pthread_cond_signal(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(d->timer, NULL);
+		d->timer_started = 0;
+	}
+	return 0;
+}
+
+void
+dispatch_free(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	if (d->exec != NULL)
+		d->exec->ops->free(d->exec);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d->heap);
+	free(d);
+}

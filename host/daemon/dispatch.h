@@ -1,0 +1,136 @@
+/*
+ * dispatch.h - the one call path of every transport.
+ *
+ * A transport (the socket's event loops, the NATS host) decodes a request
+ * and hands it here.  Dispatch looks the command up, checks the declared
+ * fields, makes the call, submits it to the plugin's executor, owns its
+ * deadline, and completes it exactly once -- with the result, a 503 or a
+ * 504 -- by the reply policy (request id, metrics, log).  The transport
+ * then only writes what dispatch_reply() formatted.
+ *
+ * The completion rule (libuv's): for every call that dispatch_call()
+ * accepted, the owner's done(c) runs exactly once, on the owner's thread:
+ * inside dispatch_call() when the call ran inline or was refused, else
+ * later -- an owner with a post function gets c handed to it from the
+ * thread that answered and runs dispatch_complete(c) on its own thread;
+ * an owner without one has done(c) run on the answering thread (a pool
+ * thread, or the deadline timer).  A call that fails to start returns an
+ * error and done is never called.  Deadlines are kept by dispatch's own
+ * timer thread, so they fire even when the thread that runs the call
+ * never returns.
+ */
+#ifndef CMDHOST_DISPATCH_H
+#define CMDHOST_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "call.h"
+#include "core/buf.h"
+
+struct config;
+struct daemon_stats;
+struct dispatch;
+struct registry;
+struct request;
+
+/* A transport that owns calls. */
+struct dispatch_owner {
+	/* NULL, or: hand c to the owner's thread (called from any thread,
+	 * once per call); there the owner calls dispatch_complete(c). */
+	void (*post)(struct dispatch_owner *o, struct call *c);
+	/* The log message of a call that finished 2xx ("call finished"). */
+	const char *finished_msg;
+};
+
+/* What a transport says about one request. */
+struct dispatch_args {
+	int reader;                   /* the caller's registry reader slot */
+	int64_t rid_ms;               /* request id: wall clock, */
+	unsigned rid_src;             /* source (loop) and */
+	uint64_t rid_seq;             /* that source's counter */
+	long long pid, uid;           /* the peer's, -1 when unknown */
+	int pool_only;                /* never run on the calling thread */
+	struct dispatch_owner *owner; /* borrowed, outlives its calls */
+	call_done_fn done;
+	void *owner_arg;              /* stored in c->owner_arg */
+};
+
+enum {
+	DISPATCH_DONE = 0,   /* done(c) already ran; c is gone */
+	DISPATCH_PENDING     /* done(c) will run later */
+};
+
+/*
+ * Returns a new dispatcher (dispatch_free) with its executors and its
+ * timer thread started, or NULL with the reason in err.  cfg, reg and
+ * stats are borrowed and must outlive it.
+ */
+struct dispatch *dispatch_new(const struct config *cfg, struct registry *reg,
+    struct daemon_stats *stats, char *err, size_t errlen);
+
+/*
+ * Run req (borrowed; req->root is taken on success).  Returns
+ * DISPATCH_DONE or DISPATCH_PENDING (then, for an owner with post, *callp
+ * is the call, valid on the owner's thread until done(c) runs or
+ * dispatch_abandon(); for others *callp is NULL).  Returns -1 when no
+ * call could be made (unknown command, fields, out of memory): then the
+ * error reply's status and code (static) and the message in err, and req
+ * is unchanged; the transport answers with reply_error().
+ */
+int dispatch_call(struct dispatch *d, const struct dispatch_args *a,
+    struct request *req, struct call **callp, int *status, const char **code,
+    char *err, size_t errlen);
+
+/* On the owner's thread, for a call handed to post: run done(c) and drop
+ * dispatch's reference (c is gone after). */
+void dispatch_complete(struct call *c);
+
+/*
+ * Inside done(c): append c's reply line to out (the caller's) -- the
+ * result, or the 503/504 dispatch answered with -- with its request id
+ * when asked, count it and log it at the line time unix_ms (0: now).
+ * Returns 0, or -ENOMEM (out may then hold part of it: drop the reply).
+ */
+int dispatch_reply(struct call *c, struct buf *out, long long unix_ms);
+
+/* The status dispatch_reply() formats for c (inside done). */
+int dispatch_status(const struct call *c);
+
+/*
+ * On the owner's thread: the owner of pending call c is going away (the
+ * peer hung up).  Returns 1 if nobody had answered c: it never will be,
+ * done(c) is not called, c is gone for the owner, and its result, when
+ * it comes, is logged as dropped.  Returns 0 if an answer was already
+ * handed to post: done(c) still runs when the owner takes it, and should
+ * call dispatch_drop() instead of replying.
+ */
+int dispatch_abandon(struct call *c);
+
+/* Inside done(c) of an owner that can no longer deliver: count and log
+ * the answer as dropped instead of replying. */
+void dispatch_drop(struct call *c);
+
+/* On the owner's thread, at a forced shutdown: answer pending call c with
+ * 503 now (done(c) runs before this returns) unless an answer is already
+ * on its way to post. */
+void dispatch_force(struct call *c);
+
+/* Add the executors' figures (queue_depth) to `into` (borrowed). */
+void dispatch_stats(struct dispatch *d, struct json_object *into);
+
+/* Stop the executors (see executor_ops.stop) until deadline_ns, then the
+ * timer.  Returns 0, or -1 when a call is still running (then the
+ * dispatcher must not be freed). */
+int dispatch_stop(struct dispatch *d, int64_t deadline_ns);
+
+/* Free after dispatch_stop() returned 0.  NULL is ok. */
+void dispatch_free(struct dispatch *d);
+
+/* Keep freed calls for reuse on the calling thread (on: an event loop),
+ * or free what it keeps (off, before the thread exits). */
+void dispatch_thread_cache(int on);
+
+#endif /* CMDHOST_DISPATCH_H */

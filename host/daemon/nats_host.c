@@ -1,0 +1,439 @@
+/*
+ * nats_host.c - run commands for the NATS module, and load it.
+ *
+ * A NATS request becomes a request line and then a call of dispatch,
+ * exactly as on the socket, so both paths check and answer alike; its
+ * reply leaves from whichever thread answers it (a pool thread, or
+ * dispatch's deadline timer).  This file never includes a NATS header.
+ */
+#include "nats_host.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/nats_api.h"
+#include "core/request.h"
+#include "core/thread.h"
+#include "dispatch.h"
+#include "registry.h"
+#include "reply.h"
+
+#ifndef CMDHOST_LIBDIR
+#define CMDHOST_LIBDIR "/usr/local/lib/cmdhost"
+#endif
+#define MODULE_FILE "cmdhost-nats.so"
+
+static const char OOM_REPLY[] = "{\"id\":null,\"status\":503,\"error\":"
+    "{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
+
+/* One call from the module: where its reply goes. */
+struct ncall {
+	struct nats_host *h;
+	nats_reply_fn fn;
+	void *arg;
+};
+
+struct nats_host {
+	struct nats_host_api api;
+	struct dispatch_owner owner; /* no post: replies leave from the
+	                              * thread that answers */
+	const struct config *cfg;
+	struct registry *reg;
+	struct dispatch *disp;
+	struct daemon_stats *stats;
+	void *handle;               /* dlopen of the module */
+	const struct nats_module *mod;
+	void *bridge;
+	atomic_int in_flight;
+	atomic_uint_fast64_t seq;
+};
+
+/* Per thread: the registry reader slot and the parser (freed by the key's
+ * destructor when a libnats thread exits). */
+static __thread int tl_reader = -1;
+static __thread struct json_tokener *tl_tok;
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void
+tok_free(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void
+tok_key_make(void)
+{
+	pthread_key_create(&tok_key, tok_free);
+}
+
+static void
+host_logv(int level, const char *fmt, va_list ap)
+{
+	log_emitv(level, NULL, fmt, ap);
+}
+
+/* The reply line in out as a C string: its '\n' becomes the NUL. */
+static const char *
+reply_text(struct buf *out)
+{
+	buf_head(out)[buf_size(out) - 1] = '\0';
+	return buf_head(out);
+}
+
+/* Send the reply in out (rc < 0: it could not be made: send the
+ * out-of-memory reply instead) with `status`; one call of the module
+ * less in flight. */
+static void
+send_reply(struct nats_host *h, struct buf *out, int rc, int status,
+    nats_reply_fn fn, void *arg)
+{
+	if (rc < 0)
+		fn(arg, OOM_REPLY, sizeof(OOM_REPLY) - 1, 503);
+	else
+		fn(arg, reply_text(out), buf_size(out) - 1, status);
+	atomic_fetch_sub(&h->in_flight, 1);
+}
+
+/* A call's completion, on whichever thread answered it: format, send. */
+static void
+on_call_done(struct call *call)
+{
+	struct ncall *nc = call->owner_arg;
+	struct buf out = BUF_INIT;
+	int rc = dispatch_reply(call, &out, 0);
+
+	send_reply(nc->h, &out, rc, dispatch_status(call), nc->fn, nc->arg);
+	buf_free(&out);
+	free(nc);
+}
+
+/* Answer req (or a message that did not make one: req NULL) with an
+ * error no plugin made. */
+static void
+answer_error(struct nats_host *h, const struct request *req, int status,
+    const char *code, const char *message, nats_reply_fn fn, void *arg)
+{
+	struct buf out = BUF_INIT;
+	char rid[REQUEST_ID_LEN + 1];
+	int rc;
+
+	request_id_make(rid, clock_wall_ms(), 0xff, atomic_fetch_add(&h->seq, 1));
+	rc = reply_error(h->cfg, h->stats, &out, req, rid, status, code,
+	    message, -1, -1);
+	send_reply(h, &out, rc, status, fn, arg);
+	buf_free(&out);
+}
+
+/* Set up the calling thread on first use: locale, reader slot, parser.
+ * Returns 0 or -1. */
+static int
+thread_setup(struct nats_host *h)
+{
+	if (tl_tok != NULL)
+		return 0;
+	thread_use_c_locale();
+	if (tl_reader < 0 && (tl_reader = registry_reader(h->reg)) < 0)
+		return -1;
+	if ((tl_tok = request_tokener_new()) == NULL)
+		return -1;
+	pthread_once(&tok_once, tok_key_make);
+	pthread_setspecific(tok_key, tl_tok);
+	return 0;
+}
+
+/* Build the request line the socket would have received. */
+static int
+make_line(struct buf *line, const char *command, const char *payload,
+    size_t len, const char *id_text, int64_t timeout_ms)
+{
+	int rc = buf_puts(line, "{\"command\":");
+
+	rc |= buf_put_json_string(line, command);
+	if (id_text != NULL && *id_text != '\0') {
+		rc |= buf_puts(line, ",\"id\":");
+		rc |= buf_puts(line, id_text);
+	}
+	if (timeout_ms > 0)
+		rc |= buf_printf(line, ",\"timeout_ms\":%lld",
+		    (long long)timeout_ms);
+	if (len > 0) {
+		rc |= buf_puts(line, ",\"payload\":");
+		rc |= buf_put(line, payload, len);
+	}
+	rc |= buf_puts(line, "}");
+	return rc < 0 ? -1 : 0;
+}
+
+/* Does payload[0..len) parse alone as one JSON value? */
+static int
+payload_is_json(const char *payload, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
+	struct json_object *o;
+	int ok;
+
+	if (tok == NULL)
+		return 1;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, payload, (int)len);
+	ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success;
+	json_object_put(o);
+	json_tokener_free(tok);
+	return ok;
+}
+
+static void
+host_call(void *hp, const char *command, const char *payload, size_t len,
+    const char *id_text, int64_t timeout_ms, nats_reply_fn fn, void *arg)
+{
+	struct nats_host *h = hp;
+	struct buf line = BUF_INIT;
+	struct dispatch_args a;
+	struct request req;
+	struct call *call;
+	struct ncall *nc;
+	const char *code;
+	char err[512];
+	int rc, status;
+
+	atomic_fetch_add(&h->in_flight, 1);
+	metrics_add(h->stats, DM_REQUESTS, 1);
+	memset(&req, 0, sizeof(req));
+	if (thread_setup(h) < 0) {
+		answer_error(h, NULL, 503, "unavailable", "no reader slot left "
+		    "for this thread", fn, arg);
+		return;
+	}
+	if (make_line(&line, command, payload, len, id_text, timeout_ms) < 0) {
+		buf_free(&line);
+		answer_error(h, NULL, 503, "unavailable", "out of memory", fn,
+		    arg);
+		return;
+	}
+	rc = request_parse(tl_tok, buf_head(&line), buf_size(&line), &req,
+	    err, sizeof(err));
+	buf_free(&line);
+	if (rc < 0) {
+		/* The line is ours; say which part of the message was bad. */
+		if (len > 0 && !payload_is_json(payload, len))
+			snprintf(err, sizeof(err), "the payload (the message "
+			    "data) is not valid JSON");
+		else if (id_text != NULL && *id_text != '\0' &&
+		    (strncmp(err, "\"id\"", 4) == 0 ||
+		    strncmp(err, "invalid JSON", 12) == 0))
+			snprintf(err, sizeof(err), "the Cmdhost-Id header must "
+			    "be JSON: a string in quotes or an integer");
+		answer_error(h, &req, 400, "bad_request", err, fn, arg);
+		goto out;
+	}
+	if ((nc = malloc(sizeof(*nc))) == NULL) {
+		answer_error(h, &req, 503, "unavailable", "out of memory", fn,
+		    arg);
+		goto out;
+	}
+	nc->h = h;
+	nc->fn = fn;
+	nc->arg = arg;
+	memset(&a, 0, sizeof(a));
+	a.reader = tl_reader;
+	a.rid_ms = clock_wall_ms();
+	a.rid_src = 0xff;
+	a.rid_seq = atomic_fetch_add(&h->seq, 1);
+	a.pid = a.uid = -1;
+	/* Never run on a libnats delivery thread: a slow command would
+	 * stall every subscription that thread serves. */
+	a.pool_only = 1;
+	a.owner = &h->owner;
+	a.done = on_call_done;
+	a.owner_arg = nc;
+	if (dispatch_call(h->disp, &a, &req, &call, &status, &code, err,
+	    sizeof(err)) < 0) {
+		free(nc);
+		answer_error(h, &req, status, code, err, fn, arg);
+	}
+out:
+	request_fini(&req);
+}
+
+static struct json_object *
+host_commands(void *hp)
+{
+	struct nats_host *h = hp;
+	struct json_object *list = registry_list_json(h->reg);
+	struct json_object *out = json_object_new_array();
+	size_t n = json_object_array_length(list);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(list, i);
+		struct json_object *cmds, *gen;
+		size_t m;
+
+		/* Only generations that serve (a failed file has none). */
+		if (!json_object_object_get_ex(p, "generation", &gen) ||
+		    gen == NULL ||
+		    !json_object_object_get_ex(p, "commands", &cmds))
+			continue;
+		m = json_object_array_length(cmds);
+		for (size_t j = 0; j < m; j++) {
+			struct json_object *c = json_object_array_get_idx(cmds,
+			    j), *o = json_object_new_object(), *v;
+
+			if (json_object_object_get_ex(c, "name", &v))
+				json_object_object_add(o, "name",
+				    json_object_get(v));
+			if (json_object_object_get_ex(c, "summary", &v))
+				json_object_object_add(o, "summary",
+				    json_object_get(v));
+			if (json_object_object_get_ex(p, "name", &v))
+				json_object_object_add(o, "plugin",
+				    json_object_get(v));
+			if (json_object_object_get_ex(p, "version", &v))
+				json_object_object_add(o, "version",
+				    json_object_get(v));
+			json_object_array_add(out, o);
+		}
+	}
+	json_object_put(list);
+	return out;
+}
+
+static void
+host_on_change(void *hp, void (*fn)(void *arg), void *arg)
+{
+	struct nats_host *h = hp;
+
+	registry_set_publish_hook(h->reg, fn, arg);
+}
+
+static int
+host_in_flight(void *hp)
+{
+	struct nats_host *h = hp;
+
+	return atomic_load(&h->in_flight);
+}
+
+/* Find and open the module.  Returns the dlopen handle or NULL (err). */
+static void *
+open_module(const struct config *cfg, char *err, size_t errlen)
+{
+	char exe[PATH_MAX], path[PATH_MAX + 64], path2[PATH_MAX + 64];
+	char tried[4 * PATH_MAX];
+	const char *cands[4];
+	int n = 0;
+	ssize_t len;
+	void *handle;
+
+	tried[0] = '\0';
+	if (cfg->nats.module != NULL) {
+		cands[n++] = cfg->nats.module;
+	} else {
+		len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (len > 0) {
+			char *slash;
+
+			exe[len] = '\0';
+			if ((slash = strrchr(exe, '/')) != NULL)
+				*slash = '\0';
+			snprintf(path, sizeof(path), "%s/lib/%s", exe,
+			    MODULE_FILE);
+			cands[n++] = path;
+			/* An installed daemon: PREFIX/sbin/../lib/cmdhost. */
+			snprintf(path2, sizeof(path2), "%s/../lib/cmdhost/%s",
+			    exe, MODULE_FILE);
+			cands[n++] = path2;
+		}
+		cands[n++] = CMDHOST_LIBDIR "/" MODULE_FILE;
+	}
+	for (int i = 0; i < n; i++) {
+		if ((handle = dlopen(cands[i], RTLD_NOW | RTLD_LOCAL)) != NULL)
+			return handle;
+		snprintf(tried + strlen(tried), sizeof(tried) - strlen(tried),
+		    "%s%s", i ? "; " : "", dlerror());
+	}
+	snprintf(err, errlen, "[nats] is configured but the NATS module "
+	    "cannot be loaded (%s)", tried);
+	return NULL;
+}
+
+struct nats_host *
+nats_host_start(const struct config *cfg, struct registry *reg,
+    struct dispatch *disp, struct daemon_stats *stats,
+    const char *daemon_version, char *err, size_t errlen)
+{
+	struct nats_host *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->cfg = cfg;
+	h->reg = reg;
+	h->disp = disp;
+	h->stats = stats;
+	h->owner.post = NULL;
+	h->owner.finished_msg = "call finished (NATS)";
+	if ((h->handle = open_module(cfg, err, errlen)) == NULL)
+		goto fail;
+	h->mod = dlsym(h->handle, NATS_MODULE_SYMBOL);
+	if (h->mod == NULL || h->mod->size < sizeof(*h->mod) ||
+	    h->mod->version != NATS_API_VERSION) {
+		snprintf(err, errlen, "the NATS module has no %s of version %d",
+		    NATS_MODULE_SYMBOL, NATS_API_VERSION);
+		goto fail;
+	}
+	h->api.size = sizeof(h->api);
+	h->api.version = NATS_API_VERSION;
+	h->api.host = h;
+	h->api.cfg = &cfg->nats;
+	h->api.default_timeout_ms = cfg->default_timeout_ms;
+	h->api.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+	h->api.daemon_version = daemon_version;
+	h->api.logv = host_logv;
+	h->api.call = host_call;
+	h->api.commands = host_commands;
+	h->api.on_change = host_on_change;
+	h->api.in_flight = host_in_flight;
+	h->api.thread_init = thread_use_c_locale;
+	if ((h->bridge = h->mod->start(&h->api, err, errlen)) == NULL)
+		goto fail;
+	return h;
+fail:
+	nats_host_free(h);
+	return NULL;
+}
+
+void
+nats_host_stop(struct nats_host *h, int64_t deadline_ns)
+{
+	if (h == NULL || h->bridge == NULL)
+		return;
+	h->mod->stop(h->bridge, deadline_ns);
+	h->bridge = NULL;
+	registry_set_publish_hook(h->reg, NULL, NULL);
+}
+
+void
+nats_host_free(struct nats_host *h)
+{
+	if (h == NULL)
+		return;
+	nats_host_stop(h, clock_mono_ns());
+	/* The module stays mapped: libnats may keep threads of its own
+	 * until the process exits. */
+	free(h);
+}

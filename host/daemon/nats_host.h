@@ -1,0 +1,39 @@
+/*
+ * nats_host.h - the daemon's side of NATS: load cmdhost-nats.so when the
+ * configuration has a [nats] section and serve the table it calls.
+ *
+ * Without [nats] nothing here runs and libnats is never mapped.  The
+ * module is looked for at [nats] module, then next to the daemon binary
+ * (<dir of cmdhostd>/lib/cmdhost-nats.so), then in CMDHOST_LIBDIR.
+ */
+#ifndef CMDHOST_NATS_HOST_H
+#define CMDHOST_NATS_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct daemon_stats;
+struct dispatch;
+struct registry;
+struct nats_host;
+
+/*
+ * Load the module and start the bridge (it connects in the background; a
+ * NATS server that is down is not an error).  All pointers are borrowed
+ * and must outlive the host.  Returns new (nats_host_stop, then
+ * nats_host_free), or NULL with the reason in err.
+ */
+struct nats_host *nats_host_start(const struct config *cfg,
+    struct registry *reg, struct dispatch *disp, struct daemon_stats *stats,
+    const char *daemon_version, char *err, size_t errlen);
+
+/* Stop the bridge: no new NATS work, replies of running calls sent (until
+ * deadline_ns, CLOCK_MONOTONIC), connection closed.  NULL is ok. */
+void nats_host_stop(struct nats_host *h, int64_t deadline_ns);
+
+/* Free the host; only after dispatch_stop() returned 0 (calls it
+ * started report back to it).  NULL is ok. */
+void nats_host_free(struct nats_host *h);
+
+#endif /* CMDHOST_NATS_HOST_H */

@@ -1,0 +1,50 @@
+/*
+ * server.h - the listening socket and the event loops that serve it.
+ *
+ * Each of `workers` threads runs its own epoll loop: it accepts connections
+ * (EPOLLEXCLUSIVE on the shared listening socket), frames lines, parses
+ * requests, dispatches them and writes the replies of each connection in
+ * request order.  The server never loads plugins and never exits the
+ * process.
+ */
+#ifndef CMDHOST_SERVER_H
+#define CMDHOST_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct daemon_stats;
+struct dispatch;
+struct registry;
+struct server;
+
+/*
+ * Bind the socket at cfg->socket with cfg->socket_mode (no moment wider:
+ * the umask is set around bind), after checking that no live daemon
+ * answers there (a stale socket file is removed).  Returns a new server
+ * (server_free), or NULL with the reason in err.  All pointers are
+ * borrowed and must outlive the server.
+ */
+struct server *server_new(const struct config *cfg, struct registry *reg,
+    struct dispatch *disp, struct daemon_stats *stats, char *err,
+    size_t errlen);
+
+/* Start the loop threads.  Returns 0 or a negative errno. */
+int server_start(struct server *srv);
+
+/* Stop accepting, answer new requests 503, let in-flight calls finish
+ * until deadline_ns (CLOCK_MONOTONIC), then answer what is left with 503,
+ * close every connection and join the loops.  Returns 0, or -1 when a loop
+ * is stuck in an inline call a second past the deadline (then the server
+ * must not be freed). */
+int server_stop(struct server *srv, int64_t deadline_ns);
+
+/* Close the listening socket and remove its file if it is still ours. */
+void server_close(struct server *srv);
+
+/* Free the server after server_stop(), once dispatch_stop() returned 0
+ * (no call runs any more) and before dispatch_free().  NULL is ok. */
+void server_free(struct server *srv);
+
+#endif /* CMDHOST_SERVER_H */

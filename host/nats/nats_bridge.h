@@ -1,0 +1,78 @@
+/*
+ * nats_bridge.h - inside the NATS module (cmdhost-nats.so): what its
+ * files share.  nats_bridge.c owns the connection and the per-command
+ * subscriptions, nats_srv.c answers $SRV discovery, nats_js.c consumes
+ * the JetStream work queue.  Nothing outside the module includes this.
+ */
+#ifndef CMDHOST_NATS_BRIDGE_H
+#define CMDHOST_NATS_BRIDGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <nats/nats.h>
+
+#include "core/config_nats.h"
+#include "core/nats_api.h"
+
+/* One command as a NATS endpoint.  Kept (with its counters) until the
+ * bridge stops, even while its command is gone; sub is NULL then. */
+struct endpoint {
+	struct endpoint *next;
+	struct bridge *b;
+	char *name;                 /* owned: the command */
+	char *subject;              /* owned: prefix + name */
+	char *summary;              /* owned or NULL */
+	natsSubscription *sub;      /* owned, or NULL: not subscribed */
+	natsSubscription *old_sub;  /* owned: drained after its command went
+	                             * (requests it holds get their 404) */
+	atomic_uint_fast64_t num_requests;
+	atomic_uint_fast64_t num_errors;
+	atomic_uint_fast64_t processing_ns;
+	char last_error[160];       /* under bridge lock */
+};
+
+struct nats_js;
+
+struct bridge {
+	const struct nats_host_api *api;  /* borrowed */
+	const struct nats_config *cfg;    /* borrowed */
+	natsOptions *opts;
+	natsConnection *nc;
+	char id[24];                /* this daemon's service instance id */
+	char started[40];           /* RFC 3339, for $SRV.STATS */
+	pthread_mutex_t lock;       /* endpoints, dirty, stopping */
+	pthread_cond_t cond;
+	struct endpoint *endpoints;
+	int dirty;                  /* the command table changed */
+	int stopping;
+	int closed;                 /* libnats called the closed callback */
+	pthread_t sync_thread;
+	int sync_started;
+	natsSubscription *srv_subs[9];
+	struct nats_js *js;
+};
+
+/* nats_bridge.c */
+void bridge_log(const struct bridge *b, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Count one finished request of ep (status, elapsed ns). */
+void bridge_count(struct bridge *b, struct endpoint *ep, int status,
+    int64_t ns, const char *reply, size_t len);
+int64_t bridge_now_ns(void);
+
+/* nats_srv.c: subscribe/unsubscribe the $SRV subjects.  Returns 0 or -1
+ * (logged). */
+int srv_start(struct bridge *b);
+void srv_stop(struct bridge *b);
+
+/* nats_js.c: start the consumer thread (it creates or binds the stream
+ * and the durable consumer, retrying while NATS is down).  Returns new
+ * (js_stop frees) or NULL (logged). */
+struct nats_js *js_start(struct bridge *b);
+/* Stop fetching, wait (until deadline_ns) for the events held to finish
+ * and be acked, then free.  NULL is ok. */
+void js_stop(struct nats_js *js, int64_t deadline_ns);
+
+#endif /* CMDHOST_NATS_BRIDGE_H */
