@@ -171,10 +171,21 @@ Test(loader, broken_plugins_are_refused, .timeout = 60)
 	}
 	free(log);
 	json_object_put(j);
+	close(fd);
+	check_stop_clean();
+}
+
+Test(loader, plugin_config_section_absent, .timeout = 60)
+{
+	static const char *const good[] = { "good.so", NULL };
+	json_object *j, *body;
+	int fd;
 
 	/* Without [plugin:good] greeting, test.config replies null. */
+	d = check_start_with(good, NULL);
+	fd = check_connect();
 	j = check_call(fd, "{\"command\":\"test.config\"}", 200, NULL);
-	CHECK(json_object_object_get_ex(j, "body", &err) && err == NULL,
+	CHECK(json_object_object_get_ex(j, "body", &body) && body == NULL,
 	    "test.config without config: %s", reply_text(j));
 	json_object_put(j);
 	close(fd);
