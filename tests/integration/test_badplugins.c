@@ -1,8 +1,10 @@
 /*
  * test_badplugins.c - one numbered table of bad plugin files (cases[]
- * below), each present at start-up and dropped in (by rename) while the
- * daemon runs: each is refused with a specific message, shown as failed by
- * host.list, logged, and good.so keeps serving throughout.
+ * below), each driven three ways: present at start-up, dropped in (by
+ * rename) for the watcher, and dropped in for an explicit host.reload with
+ * the watcher off.  Each is refused with a specific message, shown as
+ * failed by host.list, logged, publishes nothing, and good.so keeps
+ * serving throughout.
  */
 #include <criterion/criterion.h>
 
@@ -28,11 +30,12 @@ enum make {
 };
 
 /*
- * The cases, numbered in the order the loader checks a file: each row is
+ * The cases, numbered in the order the loader checks a file.  Each row:
  * its number, what it is, how it is made (and from what), its file name at
- * start-up and on reload (they differ only where scan order matters), its
- * name in host.list, and words its error must hold (compared without
- * case).  A failing check names the case by number and what.
+ * start-up and when dropped in later (they differ only where scan order
+ * matters), its name in host.list, words its error must hold (compared
+ * without case), and a command it asks for that must never be published
+ * (or NULL).  A failing check names the case by number and what.
  *
  * 1.x  the file itself, refused before dlopen()
  * 2.x  the descriptor, refused before any plugin code is called
@@ -47,53 +50,56 @@ static const struct bad_case {
 	const char *reload_file;
 	const char *name;
 	const char *words[3];
+	const char *unpublished;
 } cases[] = {
 	{ "1.1", "dangling symlink", MAKE_DANGLING, NULL,
 	    "dangling.so", NULL, "dangling",
-	    { "cannot stat", "no such file" } },
+	    { "cannot stat", "no such file" }, NULL },
 	{ "1.2", "directory", MAKE_DIR, NULL,
 	    "x.so", NULL, "x",
-	    { "not a regular file" } },
+	    { "not a regular file" }, NULL },
 	{ "1.3", "empty file", MAKE_BYTES, "",
 	    "empty.so", NULL, "empty",
-	    { "empty file" } },
+	    { "empty file" }, NULL },
 	{ "1.4", "text file", MAKE_BYTES, "#!/bin/sh\necho not a plugin\n",
 	    "text.so", NULL, "text",
-	    { "not an ELF" } },
+	    { "not an ELF" }, NULL },
 	{ "1.5", "ELF for another machine", MAKE_MACHINE, NULL,
 	    "machine.so", NULL, "machine",
-	    { "another machine", "e_machine" } },
+	    { "another machine", "e_machine" }, NULL },
 
 	{ "2.1", "no descriptor", MAKE_COPY, "no_descriptor.so",
 	    "no_descriptor.so", NULL, "no_descriptor",
-	    { "no 'cmdhost_plugin' descriptor" } },
+	    { "no 'cmdhost_plugin' descriptor" }, NULL },
 	{ "2.2", "wrong magic", MAKE_COPY, "bad_magic.so",
 	    "bad_magic.so", NULL, "bad_magic",
-	    { "bad descriptor magic", "0xdeadbeef" } },
+	    { "bad descriptor magic", "0xdeadbeef" }, NULL },
 	{ "2.3", "ABI major 99", MAKE_COPY, "bad_abi.so",
 	    "bad_abi.so", NULL, "bad_abi",
-	    { "incompatible", "99." } },
+	    { "incompatible", "99.", "abi" }, NULL },
 	{ "2.4", "ABI minor newer", MAKE_COPY, "newer_minor.so",
 	    "newer_minor.so", NULL, "newer_minor",
-	    { "newer than the daemon", "1.999" } },
+	    { "newer than the daemon", "1.999", "abi" }, NULL },
 
 	{ "3.1", "registration error", MAKE_COPY, "reg_fails.so",
 	    "reg_fails.so", NULL, "reg_fails",
-	    { "registration failed", "database unreachable" } },
+	    { "registration failed", "database unreachable" },
+	    "regfail.cmd" },
 	{ "3.2", "invalid command name", MAKE_COPY, "bad_name.so",
 	    "bad_name.so", NULL, "bad_name",
-	    { "invalid command name", "bad name!" } },
+	    { "invalid command name", "bad name!" }, "bad name!" },
 	{ "3.3", "reserved command name", MAKE_COPY, "reserved_name.so",
 	    "reserved_name.so", NULL, "reserved_name",
-	    { "reserved", "host.evil" } },
+	    { "reserved", "host.evil" }, "host.evil" },
 	/* At start-up the scan is in name order: "zz_" sorts after good.so,
-	 * so good owns test.echo before dup asks for it. */
+	 * so good owns test.echo before dup asks for it.  Dropped in later,
+	 * good already owns it. */
 	{ "3.4", "duplicate command", MAKE_COPY, "dup_command.so",
 	    "zz_dup_command.so", "dup_command.so", "dup",
-	    { "'test.echo' is already registered", "'good'" } },
+	    { "'test.echo' is already registered", "'good'" }, "dup.only" },
 	{ "3.5", "NULL execute", MAKE_COPY, "null_execute.so",
 	    "null_execute.so", NULL, "null_execute",
-	    { "no execute function", "nx.cmd" } },
+	    { "no execute function", "nx.cmd" }, "nx.cmd" },
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -264,7 +270,8 @@ log_has_refusal(const char *log, const char *file, const char *word)
 	return found;
 }
 
-/* good.so still answers test.echo itself. */
+/* good.so still serves: test.echo (also claimed by case 3.4) answered by
+ * good itself, and test.created with its 201. */
 static void
 good_serves(int fd, const char *when)
 {
@@ -274,6 +281,8 @@ good_serves(int fd, const char *when)
 	CHECK(json_object_get_int(json_path(j, "body/v")) == 42,
 	    "%s: test.echo answered %s", when, reply_text(j));
 	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"test.created\"}", 201,
+	    NULL));
 }
 
 /* Require the host.list entry for case c's `file` to be failed with c's
@@ -311,38 +320,87 @@ check_refused(json_object *list, const struct bad_case *c, const char *file,
 	free(log);
 }
 
+/* Require case c's command, if it has one, to answer 404. */
+static void
+check_unpublished(int fd, const struct bad_case *c, const char *when)
+{
+	json_object *j;
+	char line[256], tag[256];
+
+	if (c->unpublished == NULL)
+		return;
+	case_tag(c, when, tag, sizeof(tag));
+	snprintf(line, sizeof(line), "{\"command\":\"%s\"}", c->unpublished);
+	j = client_call(fd, line);
+	CHECK(reply_status(j) == 404, "%s: %s was published: %s", tag,
+	    c->unpublished, reply_text(j));
+	json_object_put(j);
+}
+
+/*
+ * Once every case is in plugins/ and has been seen (as file name
+ * case_file(c, reload)): host.list shows good.so loaded and every case
+ * refused, host.health counts 1 plugin and a failure per case, nothing of
+ * a case is published, and good.so serves.
+ */
+static void
+check_all_refused(int fd, int reload, const char *when)
+{
+	json_object *j, *good;
+	const char *state;
+	size_t i;
+
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	CHECK(json_object_array_length(json_path(j, "body/plugins")) ==
+	    NCASES + 1, "%s: host.list: %s, want %zu entries", when,
+	    reply_text(j), NCASES + 1);
+	good = find_file(json_path(j, "body/plugins"), "good.so");
+	state = json_path_str(good, "state");
+	CHECK(state != NULL && strcmp(state, "loaded") == 0,
+	    "%s: good.so: %s, want state loaded", when, reply_text(good));
+	for (i = 0; i < NCASES; i++)
+		check_refused(j, &cases[i], case_file(&cases[i], reload),
+		    when);
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
+	    json_object_get_int(json_path(j, "body/failed")) == (int)NCASES,
+	    "%s: health: %s, want 1 plugin and %zu failed", when,
+	    reply_text(j), NCASES);
+	json_object_put(j);
+	for (i = 0; i < NCASES; i++)
+		check_unpublished(fd, &cases[i], when);
+	good_serves(fd, when);
+}
+
+/* Require a host.reload reply to list every case (as file name
+ * case_file(c, 1)) as failed, and nothing else. */
+static void
+check_reload_failed(json_object *reply, const char *when)
+{
+	json_object *failed = json_path(reply, "body/failed");
+	char tag[256];
+	size_t i;
+
+	CHECK(json_object_is_type(failed, json_type_array) &&
+	    json_object_array_length(failed) == NCASES,
+	    "%s: host.reload: %s, want %zu failed", when, reply_text(reply),
+	    NCASES);
+	for (i = 0; i < NCASES; i++)
+		CHECK(find_file(failed, case_file(&cases[i], 1)) != NULL,
+		    "%s: not in failed[]: %s", case_tag(&cases[i], when, tag,
+		    sizeof(tag)), reply_text(reply));
+}
+
 Test(badplugins, refused_at_start_up, .timeout = 60)
 {
 	static const char *const good[] = { "good.so", NULL };
 	struct daemon_opts o = { .plugins = good };
-	json_object *j;
-	size_t i;
 	int fd;
 
 	check_start_prepared(&o, make_all, NULL);
 	fd = check_connect();
-	good_serves(fd, "start-up");
-	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
-	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
-	    json_object_get_int(json_path(j, "body/failed")) == (int)NCASES,
-	    "health: %s, want 1 plugin and %zu failed", reply_text(j),
-	    NCASES);
-	json_object_put(j);
-	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	CHECK(json_object_array_length(json_path(j, "body/plugins")) ==
-	    NCASES + 1, "host.list: %s", reply_text(j));
-	for (i = 0; i < NCASES; i++)
-		check_refused(j, &cases[i], case_file(&cases[i], 0),
-		    "start-up");
-	json_object_put(j);
-	/* Nothing of the refused files is published. */
-	json_object_put(check_call(fd, "{\"command\":\"nx.cmd\"}", 404,
-	    NULL));
-	json_object_put(check_call(fd, "{\"command\":\"dup.only\"}", 404,
-	    NULL));
-	json_object_put(check_call(fd, "{\"command\":\"host.evil\"}", 404,
-	    NULL));
-	good_serves(fd, "after start-up checks");
+	check_all_refused(fd, 0, "start-up");
 	close(fd);
 	check_stop_clean();
 }
@@ -372,8 +430,9 @@ file_listed(void *arg)
 Test(badplugins, refused_on_hot_reload, .timeout = 90)
 {
 	static const char *const good[] = { "good.so", NULL };
+	static const char when[] = "hot reload (watcher)";
 	struct listed l = { -1, NULL, NULL };
-	json_object *j, *failed;
+	json_object *j;
 	const char *file;
 	char tag[256];
 	size_t i;
@@ -386,7 +445,7 @@ Test(badplugins, refused_on_hot_reload, .timeout = 90)
 	l.fd = fd;
 	for (i = 0; i < NCASES; i++) {
 		file = case_file(&cases[i], 1);
-		case_tag(&cases[i], "hot reload (watcher)", tag, sizeof(tag));
+		case_tag(&cases[i], when, tag, sizeof(tag));
 		CHECK(make_case(daemon_dir(check_daemon()), &cases[i], file)
 		    == 0, "%s: cannot make %s: %s", tag, file,
 		    strerror(errno));
@@ -394,29 +453,49 @@ Test(badplugins, refused_on_hot_reload, .timeout = 90)
 		l.file = file;
 		CHECK(wait_until(file_listed, &l, 10000), "%s: %s never "
 		    "showed in host.list: %s", tag, file, reply_text(l.list));
-		check_refused(l.list, &cases[i], file, "hot reload (watcher)");
+		check_refused(l.list, &cases[i], file, when);
+		check_unpublished(fd, &cases[i], when);
 		good_serves(fd, tag);
 	}
 	json_object_put(l.list);
+	check_all_refused(fd, 1, when);
 
 	/* An explicit rescan refuses them all again, by file. */
 	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
-	failed = json_path(j, "body/failed");
-	CHECK(json_object_is_type(failed, json_type_array) &&
-	    json_object_array_length(failed) == NCASES,
-	    "host.reload: %s, want %zu failed", reply_text(j), NCASES);
+	check_reload_failed(j, "host.reload after the watcher");
 	json_object_put(j);
+	check_all_refused(fd, 1, "host.reload after the watcher");
+	close(fd);
+	check_stop_clean();
+}
+
+Test(badplugins, refused_by_host_reload, .timeout = 60)
+{
+	static const char *const good[] = { "good.so", NULL };
+	static const char when[] = "host.reload (no watcher)";
+	json_object *j;
+	const char *file;
+	char tag[256];
+	size_t i;
+	int fd;
+
+	/* watch = false: the files are first seen by host.reload itself. */
+	check_start_with(good, "watch = false\n");
+	fd = check_connect();
+	for (i = 0; i < NCASES; i++) {
+		file = case_file(&cases[i], 1);
+		CHECK(make_case(daemon_dir(check_daemon()), &cases[i], file)
+		    == 0, "%s: cannot make %s: %s", case_tag(&cases[i], when,
+		    tag, sizeof(tag)), file, strerror(errno));
+	}
 	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	for (i = 0; i < NCASES; i++)
-		check_refused(j, &cases[i], case_file(&cases[i], 1),
-		    "host.reload after the watcher");
+	CHECK(json_object_array_length(json_path(j, "body/plugins")) == 1,
+	    "%s: seen before host.reload: %s", when, reply_text(j));
 	json_object_put(j);
-	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
-	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
-	    json_object_get_int(json_path(j, "body/failed")) == (int)NCASES,
-	    "health: %s", reply_text(j));
+	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
+	check_reload_failed(j, when);
 	json_object_put(j);
-	good_serves(fd, "after every refusal");
+	check_all_refused(fd, 1, when);
 	close(fd);
 	check_stop_clean();
 }
