@@ -1,0 +1,29 @@
+/*
+ * harness_priv.h - what the parts of the harness (harness_*.c) share with
+ * each other and not with the tests: tests include harness.h alone.
+ */
+#ifndef CMDHOST_HARNESS_PRIV_H
+#define CMDHOST_HARNESS_PRIV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "harness.h"
+
+/* harness.c */
+
+/* A wait() status as daemon_stop() gives it: the exit status, 128+N for
+ * signal N, else -1. */
+int harness_decode_status(int ws);
+
+/* Append up to what one read() gives from fd to *buf (kept
+ * NUL-terminated).  Returns bytes read, 0 on EOF, -1 on error. */
+ssize_t harness_slurp(int fd, char **buf, size_t *len);
+
+/* harness_client.c */
+
+/* connect() to the Unix socket at `sock`, no timeouts set.  Returns the fd
+ * or -1 (errno set). */
+int harness_try_connect(const char *sock);
+
+#endif /* CMDHOST_HARNESS_PRIV_H */
