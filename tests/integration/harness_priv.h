@@ -10,11 +10,15 @@
 
 #include "harness.h"
 
-/* harness.c */
+/* harness_proc.c */
 
 /* A wait() status as daemon_stop() gives it: the exit status, 128+N for
  * signal N, else -1. */
 int harness_decode_status(int ws);
+
+/* Wait up to timeout_ms for child pid to exit.  Returns its status as
+ * harness_decode_status() gives it, or -1 if it still runs. */
+int harness_wait_pid(pid_t pid, int timeout_ms);
 
 /* Append up to what one read() gives from fd to *buf (kept
  * NUL-terminated).  Returns bytes read, 0 on EOF, -1 on error. */
