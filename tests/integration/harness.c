@@ -94,136 +94,12 @@ live_del(struct daemon *d)
 			live[i] = NULL;
 }
 
-/* buf = a "/" b.  Returns 0, or -1 if it does not fit. */
-static int
-path_join(char *buf, size_t size, const char *a, const char *b)
-{
-	int n = snprintf(buf, size, "%s/%s", a, b);
-
-	return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void
-rm_tree(const char *dir)
-{
-	if (dir[0] != '\0')
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int
 keep_dirs(void)
 {
 	const char *k = getenv("CMDHOST_KEEP_TEST_DIRS");
 
 	return k != NULL && k[0] != '\0' && strcmp(k, "0") != 0;
-}
-
-/* Read a whole file.  Returns a new string (free it) or NULL. */
-static char *
-read_file(const char *path)
-{
-	FILE *f;
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if ((f = fopen(path, "r")) == NULL)
-		return NULL;
-	for (;;) {
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap + 65536);
-
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-			cap += 65536;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	fclose(f);
-	if (buf == NULL && (buf = malloc(1)) == NULL)
-		return NULL;
-	buf[len] = '\0';
-	return buf;
-}
-
-static int
-write_file(const char *path, const char *text)
-{
-	FILE *f;
-	int rc = 0;
-
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	if (fputs(text, f) == EOF)
-		rc = -1;
-	if (fclose(f) == EOF)
-		rc = -1;
-	return rc;
-}
-
-static int
-copy_file(const char *from, const char *to)
-{
-	char buf[65536];
-	int in, out, rc = -1;
-	ssize_t n;
-
-	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	if (out == -1)
-		goto done;
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n)
-			goto done;
-	if (n == 0)
-		rc = 0;
-done:
-	if (out != -1 && close(out) == -1)
-		rc = -1;
-	close(in);
-	return rc;
-}
-
-/* Find a plugin file by the rules of daemon_opts.plugins. */
-static int
-find_plugin(const char *name, char *path, size_t size)
-{
-	static const char *const dirs[] = { "tests/plugins", "plugins" };
-	const char *ext;
-	size_t i;
-	int n;
-
-	ext = strlen(name) > 3 && strcmp(name + strlen(name) - 3, ".so") == 0
-	    ? "" : ".so";
-	if (strchr(name, '/') != NULL) {
-		n = snprintf(path, size, "%s/%s%s", CMDHOST_BUILD_DIR, name,
-		    ext);
-		return n < 0 || (size_t)n >= size ? -1 : access(path, R_OK);
-	}
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		n = snprintf(path, size, "%s/%s/%s%s", CMDHOST_BUILD_DIR,
-		    dirs[i], name, ext);
-		if (n >= 0 && (size_t)n < size && access(path, R_OK) == 0)
-			return 0;
-	}
-	return -1;
 }
 
 /* Make the temp dir and its plugins/ subdir into d->dir; fill the paths. */
@@ -237,12 +113,12 @@ make_dir(struct daemon *d)
 		d->dir[0] = '\0';
 		return -1;
 	}
-	if (path_join(sub, sizeof(sub), d->dir, "plugins") == -1 ||
+	if (harness_path_join(sub, sizeof(sub), d->dir, "plugins") == -1 ||
 	    mkdir(sub, 0755) == -1)
 		return -1;
-	if (path_join(d->config, sizeof(d->config), d->dir, "cmdhost.ini") ==
-	    -1 || path_join(d->log, sizeof(d->log), d->dir, "stderr.log") == -1
-	    || path_join(d->sock, sizeof(d->sock), d->dir, "cmdhost.sock") == -1)
+	if (harness_path_join(d->config, sizeof(d->config), d->dir, "cmdhost.ini") ==
+	    -1 || harness_path_join(d->log, sizeof(d->log), d->dir, "stderr.log") == -1
+	    || harness_path_join(d->sock, sizeof(d->sock), d->dir, "cmdhost.sock") == -1)
 		return -1;
 	return 0;
 }
@@ -312,7 +188,7 @@ spawn_daemon(struct daemon *d)
 static void
 report_failure(struct daemon *d, const char *why)
 {
-	char *log = read_file(d->log);
+	char *log = harness_read_text(d->log);
 
 	fprintf(stderr, "harness: daemon in %s: %s\n--- stderr.log ---\n%s"
 	    "--- end ---\n", d->dir, why, log != NULL ? log : "(none)\n");
@@ -331,7 +207,7 @@ write_config(struct daemon *d, const struct daemon_opts *opts)
 		if (opts->socket[0] == '/' && strlen(opts->socket) <
 		    sizeof(d->sock))
 			strcpy(d->sock, opts->socket);
-		else if (path_join(d->sock, sizeof(d->sock), d->dir,
+		else if (harness_path_join(d->sock, sizeof(d->sock), d->dir,
 		    opts->socket) == -1)
 			return -1;
 	}
@@ -340,7 +216,7 @@ write_config(struct daemon *d, const struct daemon_opts *opts)
 	    "cmdhost.sock", extra, n > 0 && extra[n - 1] != '\n' ? "\n" : "")
 	    == -1)
 		return -1;
-	rc = write_file(d->config, text);
+	rc = harness_write_text(d->config, text);
 	free(text);
 	return rc;
 }
@@ -374,15 +250,15 @@ daemon_start_prepared(const struct daemon_opts *opts,
 	if (opts->world_accessible && chmod(d->dir, 0755) == -1)
 		goto fail;
 	for (i = 0; opts->plugins != NULL && opts->plugins[i] != NULL; i++) {
-		if (find_plugin(opts->plugins[i], from, sizeof(from)) == -1) {
+		if (harness_plugin_path(opts->plugins[i], from, sizeof(from)) == -1) {
 			fprintf(stderr, "harness: plugin %s not found under "
 			    "%s\n", opts->plugins[i], CMDHOST_BUILD_DIR);
 			goto fail;
 		}
 		base = strrchr(from, '/') + 1;
-		if (path_join(to, sizeof(to), d->dir, "plugins") == -1 ||
-		    path_join(to + strlen(to), sizeof(to) - strlen(to), "",
-		    base) == -1 || copy_file(from, to) == -1) {
+		if (harness_path_join(to, sizeof(to), d->dir, "plugins") == -1 ||
+		    harness_path_join(to + strlen(to), sizeof(to) - strlen(to), "",
+		    base) == -1 || harness_copy_file(from, to) == -1) {
 			fprintf(stderr, "harness: copy %s: %s\n", from,
 			    strerror(errno));
 			goto fail;
@@ -429,7 +305,7 @@ daemon_start_prepared(const struct daemon_opts *opts,
 	free(d);
 	return NULL;
 fail:
-	rm_tree(d->dir);
+	harness_rm_tree(d->dir);
 	free(d);
 	return NULL;
 }
@@ -480,155 +356,8 @@ daemon_free(struct daemon *d)
 	}
 	live_del(d);
 	if (!keep_dirs())
-		rm_tree(d->dir);
+		harness_rm_tree(d->dir);
 	free(d);
-}
-
-int
-daemon_install_plugin(struct daemon *d, const char *name, const char *as)
-{
-	char from[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
-	const char *base;
-	int n;
-
-	if (find_plugin(name, from, sizeof(from)) == -1)
-		return -1;
-	base = as != NULL ? as : strrchr(from, '/') + 1;
-	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
-	    path_join(to, sizeof(to), dir, base) == -1)
-		return -1;
-	n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1;
-	if (copy_file(from, tmp) == -1 || rename(tmp, to) == -1) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-int
-harness_plugin_path(const char *name, char *path, size_t size)
-{
-	return find_plugin(name, path, size);
-}
-
-void *
-harness_read_bytes(const char *path, size_t *len)
-{
-	char *buf = NULL, *nb;
-	size_t cap = 0;
-	ssize_t n;
-	int fd;
-
-	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return NULL;
-	for (;;) {
-		if (cap - *len < 4096) {
-			if ((nb = realloc(buf, cap + 65536)) == NULL)
-				goto fail;
-			buf = nb;
-			cap += 65536;
-		}
-		n = read(fd, buf + *len, cap - *len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		*len += (size_t)n;
-	}
-	close(fd);
-	return buf;
-fail:
-	close(fd);
-	free(buf);
-	*len = 0;
-	return NULL;
-}
-
-/* Write all of buf to fd.  Returns 0 or -1. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
-daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
-    size_t len, enum plugin_write how)
-{
-	char dir[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
-	int fd, rc, n;
-
-	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
-	    path_join(to, sizeof(to), dir, as) == -1)
-		return -1;
-	if (how == PLUGIN_IN_PLACE) {
-		fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-		if (fd == -1)
-			return -1;
-		rc = write_all(fd, buf, len);
-		if (close(fd) == -1)
-			rc = -1;
-		return rc;
-	}
-	n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, as);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	if (fd == -1)
-		return -1;
-	rc = write_all(fd, buf, len);
-	if (close(fd) == -1)
-		rc = -1;
-	if (rc == -1 || rename(tmp, to) == -1) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-int
-daemon_overwrite_plugin(struct daemon *d, const char *name, const char *as)
-{
-	char from[PATH_MAX];
-	void *buf;
-	size_t len;
-	int rc;
-
-	if (find_plugin(name, from, sizeof(from)) == -1 ||
-	    (buf = harness_read_bytes(from, &len)) == NULL)
-		return -1;
-	rc = daemon_write_plugin(d, as, buf, len, PLUGIN_IN_PLACE);
-	free(buf);
-	return rc;
-}
-
-int
-daemon_remove_plugin(struct daemon *d, const char *as)
-{
-	char dir[PATH_MAX], path[PATH_MAX];
-
-	if (path_join(dir, sizeof(dir), d->dir, "plugins") == -1 ||
-	    path_join(path, sizeof(path), dir, as) == -1) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return unlink(path);
 }
 
 int
@@ -668,13 +397,13 @@ daemon_config_path(const struct daemon *d)
 char *
 daemon_log(const struct daemon *d)
 {
-	return read_file(d->log);
+	return harness_read_text(d->log);
 }
 
 int
 daemon_log_contains(const struct daemon *d, const char *text)
 {
-	char *log = read_file(d->log);
+	char *log = harness_read_text(d->log);
 	int found;
 
 	found = log != NULL && strstr(log, text) != NULL;
@@ -688,7 +417,7 @@ daemon_dump_log(const struct daemon *d)
 	char *log;
 	size_t n;
 
-	if (d == NULL || (log = read_file(d->log)) == NULL)
+	if (d == NULL || (log = harness_read_text(d->log)) == NULL)
 		return;
 	n = strlen(log);
 	fprintf(stderr, "--- %s (tail) ---\n%s--- end ---\n", d->log,
@@ -725,7 +454,7 @@ daemon_run_expect_fail_path(const char *config_text, int *exit_status,
 		*config_path = NULL;
 	if (make_dir(&d) == -1)
 		goto done;
-	if (config_text != NULL && write_file(d.config, config_text) == -1)
+	if (config_text != NULL && harness_write_text(d.config, config_text) == -1)
 		goto done;
 	if (spawn_daemon(&d) == -1)
 		goto done;
@@ -737,12 +466,12 @@ daemon_run_expect_fail_path(const char *config_text, int *exit_status,
 		rc = 0;
 	}
 	if (stderr_text != NULL)
-		*stderr_text = read_file(d.log);
+		*stderr_text = harness_read_text(d.log);
 	if (config_path != NULL)
 		*config_path = strdup(d.config);
 done:
 	live_del(&d);
-	rm_tree(d.dir);
+	harness_rm_tree(d.dir);
 	return rc;
 }
 

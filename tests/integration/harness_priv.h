@@ -10,6 +10,25 @@
 
 #include "harness.h"
 
+/* harness_files.c */
+
+/* buf = a "/" b.  Returns 0, or -1 if it does not fit. */
+int harness_path_join(char *buf, size_t size, const char *a, const char *b);
+
+/* Remove dir and everything under it (not following symlinks); "" is
+ * left alone. */
+void harness_rm_tree(const char *dir);
+
+/* The whole of file `path` as a new string (free it), or NULL. */
+char *harness_read_text(const char *path);
+
+/* Write `text` to `path` (created or truncated).  Returns 0 or -1. */
+int harness_write_text(const char *path, const char *text);
+
+/* Copy file `from` to `to` (created or truncated, mode 0755).  Returns 0
+ * or -1. */
+int harness_copy_file(const char *from, const char *to);
+
 /* harness_proc.c */
 
 /* A wait() status as daemon_stop() gives it: the exit status, 128+N for
