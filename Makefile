@@ -105,8 +105,8 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/%.c=$(B)/tests/%)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
-HARNESS_OBJ := $(patsubst %,$(B)/obj/tests/integration/%.o,harness \
-               harness_files harness_proc harness_client harness_reply harness_check)
+HARNESS_OBJ := $(patsubst %,$(B)/obj/tests/integration/harness_%.o, \
+               daemon files proc client reply check)
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
                -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
                -DCMDHOST_SANITIZE='"$(SANITIZE)"'

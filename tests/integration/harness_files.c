@@ -208,7 +208,8 @@ daemon_install_plugin(struct daemon *d, const char *name, const char *as)
 	if (harness_plugin_path(name, from, sizeof(from)) == -1)
 		return -1;
 	base = as != NULL ? as : strrchr(from, '/') + 1;
-	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins") == -1 ||
+	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins")
+	    == -1 ||
 	    harness_path_join(to, sizeof(to), dir, base) == -1)
 		return -1;
 	n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base);
@@ -228,7 +229,8 @@ daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
 	char dir[PATH_MAX], tmp[PATH_MAX], to[PATH_MAX];
 	int fd, rc, n;
 
-	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins") == -1 ||
+	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins")
+	    == -1 ||
 	    harness_path_join(to, sizeof(to), dir, as) == -1)
 		return -1;
 	if (how == PLUGIN_IN_PLACE) {
@@ -277,7 +279,8 @@ daemon_remove_plugin(struct daemon *d, const char *as)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
 
-	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins") == -1 ||
+	if (harness_path_join(dir, sizeof(dir), daemon_dir(d), "plugins")
+	    == -1 ||
 	    harness_path_join(path, sizeof(path), dir, as) == -1) {
 		errno = ENAMETOOLONG;
 		return -1;

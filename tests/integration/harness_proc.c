@@ -192,8 +192,8 @@ run_command(char *const argv[], const char *input, int timeout_ms,
 			}
 		}
 	}
-	st = harness_wait_pid(pid, (int)(deadline > now_ms() ? deadline - now_ms()
-	    : 0));
+	st = harness_wait_pid(pid, (int)(deadline > now_ms() ?
+	    deadline - now_ms() : 0));
 	if (st == -1) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

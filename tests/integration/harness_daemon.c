@@ -1,29 +1,22 @@
 /*
- * harness.c - start cmdhostd in a temp dir, wait for its socket, stop it,
- * and speak the line protocol to it as a client.  Only the check_* helpers
- * at the end assert; nothing sleeps except inside a wait-for-condition
- * loop with a deadline.
+ * harness_daemon.c - run a cmdhostd of the test's own: make its temp dir
+ * and config, start it and wait for its socket, signal, stop, wait for and
+ * free it, and read its log; or run one on a config expected to fail.
+ * Nothing asserts; nothing sleeps but in a loop with a deadline.
  */
 #include "harness_priv.h"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <grp.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef CMDHOST_BUILD_DIR
@@ -116,9 +109,10 @@ make_dir(struct daemon *d)
 	if (harness_path_join(sub, sizeof(sub), d->dir, "plugins") == -1 ||
 	    mkdir(sub, 0755) == -1)
 		return -1;
-	if (harness_path_join(d->config, sizeof(d->config), d->dir, "cmdhost.ini") ==
-	    -1 || harness_path_join(d->log, sizeof(d->log), d->dir, "stderr.log") == -1
-	    || harness_path_join(d->sock, sizeof(d->sock), d->dir, "cmdhost.sock") == -1)
+	if (harness_path_join(d->config, sizeof(d->config), d->dir,
+	    "cmdhost.ini") == -1 || harness_path_join(d->log, sizeof(d->log),
+	    d->dir, "stderr.log") == -1 || harness_path_join(d->sock,
+	    sizeof(d->sock), d->dir, "cmdhost.sock") == -1)
 		return -1;
 	return 0;
 }
@@ -233,7 +227,7 @@ daemon_start_prepared(const struct daemon_opts *opts,
 {
 	static const struct daemon_opts none;
 	struct daemon *d;
-	char from[PATH_MAX], to[PATH_MAX];
+	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
 	const char *base;
 	int64_t deadline;
 	int i, fd, st;
@@ -250,15 +244,16 @@ daemon_start_prepared(const struct daemon_opts *opts,
 	if (opts->world_accessible && chmod(d->dir, 0755) == -1)
 		goto fail;
 	for (i = 0; opts->plugins != NULL && opts->plugins[i] != NULL; i++) {
-		if (harness_plugin_path(opts->plugins[i], from, sizeof(from)) == -1) {
+		if (harness_plugin_path(opts->plugins[i], from, sizeof(from))
+		    == -1) {
 			fprintf(stderr, "harness: plugin %s not found under "
 			    "%s\n", opts->plugins[i], CMDHOST_BUILD_DIR);
 			goto fail;
 		}
 		base = strrchr(from, '/') + 1;
-		if (harness_path_join(to, sizeof(to), d->dir, "plugins") == -1 ||
-		    harness_path_join(to + strlen(to), sizeof(to) - strlen(to), "",
-		    base) == -1 || harness_copy_file(from, to) == -1) {
+		if (harness_path_join(dir, sizeof(dir), d->dir, "plugins") ==
+		    -1 || harness_path_join(to, sizeof(to), dir, base) == -1 ||
+		    harness_copy_file(from, to) == -1) {
 			fprintf(stderr, "harness: copy %s: %s\n", from,
 			    strerror(errno));
 			goto fail;
@@ -454,7 +449,8 @@ daemon_run_expect_fail_path(const char *config_text, int *exit_status,
 		*config_path = NULL;
 	if (make_dir(&d) == -1)
 		goto done;
-	if (config_text != NULL && harness_write_text(d.config, config_text) == -1)
+	if (config_text != NULL &&
+	    harness_write_text(d.config, config_text) == -1)
 		goto done;
 	if (spawn_daemon(&d) == -1)
 		goto done;
@@ -482,5 +478,3 @@ daemon_run_expect_fail(const char *config_text, int *exit_status,
 	return daemon_run_expect_fail_path(config_text, exit_status,
 	    stderr_text, NULL);
 }
-
-/* ------------------------------------------------------------ client */
