@@ -113,7 +113,8 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/%.c=$(B)/tests/%)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
-HARNESS_OBJ := $(B)/obj/tests/integration/harness.o
+HARNESS_OBJ := $(patsubst %,$(B)/obj/tests/integration/harness_%.o, \
+               daemon files proc client reply check)
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
                -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
                -DCMDHOST_SANITIZE='"$(SANITIZE)"'

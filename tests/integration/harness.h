@@ -1,8 +1,17 @@
 /*
  * harness.h - run a real cmdhostd in a temp dir and talk to it over its
- * socket, for the Criterion integration tests.  The daemon, client and
- * reply helpers never assert: they return an error value and the test
- * decides.  The check_* helpers at the end do assert, for the common cases.
+ * socket, for the Criterion integration tests.  The one header the tests
+ * include; its parts are grouped by the file that implements them:
+ *
+ *   harness_daemon.c  a daemon of the test's own: start, stop, wait, log
+ *   harness_files.c   plugins and other files in its dir
+ *   harness_proc.c    other commands (run_command), the clock, wait_until
+ *   harness_client.c  the client side of its socket
+ *   harness_reply.c   reading its JSON replies
+ *   harness_check.c   the check_* helpers, which assert
+ *
+ * Everything but the check_* helpers never asserts: it returns an error
+ * value and the test decides.
  */
 #ifndef CMDHOST_HARNESS_H
 #define CMDHOST_HARNESS_H
@@ -13,8 +22,7 @@
 
 #include <json-c/json.h>
 
-/* How long a client read waits before it gives up (SO_RCVTIMEO). */
-#define HARNESS_RECV_TIMEOUT_MS 10000
+/* ------------------------------------------- harness_daemon.c */
 
 struct daemon;
 
@@ -82,50 +90,6 @@ int daemon_wait(struct daemon *d, int timeout_ms);
  * it.  d may be NULL. */
 void daemon_free(struct daemon *d);
 
-/*
- * Copy plugin `name` (found as daemon_opts.plugins says) into the running
- * daemon's plugins/ dir as `as` (NULL: its own base name).  The copy is
- * written under a dot name and renamed into place, so a watcher never sees
- * a half-written file.  Returns 0 or -1.  Nothing is rescanned: send
- * host.reload or SIGHUP, or let the watcher see it.
- */
-int daemon_install_plugin(struct daemon *d, const char *name,
-    const char *as);
-
-/*
- * Where plugin `name` is found, by the rules of daemon_opts.plugins, into
- * path (size bytes).  Returns 0, or -1 if there is no such file.
- */
-int harness_plugin_path(const char *name, char *path, size_t size);
-
-/* The bytes of file `path`: a new buffer (free it) and *len, or NULL. */
-void *harness_read_bytes(const char *path, size_t *len);
-
-/* How daemon_write_plugin() puts bytes in place. */
-enum plugin_write {
-	/* Write a dot-name temp file in plugins/, then rename() it onto the
-	 * target: the watcher sees one complete file appear. */
-	PLUGIN_RENAME,
-	/* open(O_WRONLY | O_CREAT | O_TRUNC) the target itself and write
-	 * the bytes with one write(): "cp" over the file in place. */
-	PLUGIN_IN_PLACE
-};
-
-/*
- * Put `len` bytes of `buf` (borrowed) into the daemon's plugins/ dir as
- * `as`, the way `how` says.  Returns 0 or -1.  Nothing is rescanned.
- */
-int daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
-    size_t len, enum plugin_write how);
-
-/* Copy built plugin `name` over plugins/`as` in place (PLUGIN_IN_PLACE).
- * Returns 0 or -1. */
-int daemon_overwrite_plugin(struct daemon *d, const char *name,
-    const char *as);
-
-/* Remove plugins/`as`.  Returns 0 or -1 (errno set). */
-int daemon_remove_plugin(struct daemon *d, const char *as);
-
 /* Send signal `sig` to the daemon.  Returns 0 or -1 (errno set). */
 int daemon_signal(struct daemon *d, int sig);
 
@@ -170,6 +134,54 @@ int daemon_run_expect_fail(const char *config_text, int *exit_status,
 int daemon_run_expect_fail_path(const char *config_text, int *exit_status,
     char **stderr_text, char **config_path);
 
+/* -------------------------------------------- harness_files.c */
+
+/*
+ * Copy plugin `name` (found as daemon_opts.plugins says) into the running
+ * daemon's plugins/ dir as `as` (NULL: its own base name).  The copy is
+ * written under a dot name and renamed into place, so a watcher never sees
+ * a half-written file.  Returns 0 or -1.  Nothing is rescanned: send
+ * host.reload or SIGHUP, or let the watcher see it.
+ */
+int daemon_install_plugin(struct daemon *d, const char *name,
+    const char *as);
+
+/*
+ * Where plugin `name` is found, by the rules of daemon_opts.plugins, into
+ * path (size bytes).  Returns 0, or -1 if there is no such file.
+ */
+int harness_plugin_path(const char *name, char *path, size_t size);
+
+/* The bytes of file `path`: a new buffer (free it) and *len, or NULL. */
+void *harness_read_bytes(const char *path, size_t *len);
+
+/* How daemon_write_plugin() puts bytes in place. */
+enum plugin_write {
+	/* Write a dot-name temp file in plugins/, then rename() it onto the
+	 * target: the watcher sees one complete file appear. */
+	PLUGIN_RENAME,
+	/* open(O_WRONLY | O_CREAT | O_TRUNC) the target itself and write
+	 * the bytes with one write(): "cp" over the file in place. */
+	PLUGIN_IN_PLACE
+};
+
+/*
+ * Put `len` bytes of `buf` (borrowed) into the daemon's plugins/ dir as
+ * `as`, the way `how` says.  Returns 0 or -1.  Nothing is rescanned.
+ */
+int daemon_write_plugin(struct daemon *d, const char *as, const void *buf,
+    size_t len, enum plugin_write how);
+
+/* Copy built plugin `name` over plugins/`as` in place (PLUGIN_IN_PLACE).
+ * Returns 0 or -1. */
+int daemon_overwrite_plugin(struct daemon *d, const char *name,
+    const char *as);
+
+/* Remove plugins/`as`.  Returns 0 or -1 (errno set). */
+int daemon_remove_plugin(struct daemon *d, const char *as);
+
+/* --------------------------------------------- harness_proc.c */
+
 /*
  * Run argv (argv[0] is a path) with `input` (or nothing) on stdin, wait up
  * to timeout_ms, and collect its stdout and stderr as new strings (free
@@ -180,7 +192,23 @@ int daemon_run_expect_fail_path(const char *config_text, int *exit_status,
 int run_command(char *const argv[], const char *input, int timeout_ms,
     int *exit_status, char **out_text, char **err_text);
 
-/* ------------------------------------------------------------ client */
+/* Monotonic clock, milliseconds. */
+int64_t now_ms(void);
+
+/* Sleep ms milliseconds (resuming after signals).  Only for a polling loop
+ * that has a deadline; otherwise use wait_until(). */
+void nap_ms(int ms);
+
+/*
+ * Call cond(arg) every few milliseconds until it returns non-zero or
+ * timeout_ms have passed.  Returns non-zero if the condition came true.
+ */
+int wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* ------------------------------------------- harness_client.c */
+
+/* How long a client read waits before it gives up (SO_RCVTIMEO). */
+#define HARNESS_RECV_TIMEOUT_MS 10000
 
 /*
  * Connect to the Unix socket at `sock`.  Returns a blocking fd with
@@ -223,7 +251,7 @@ json_object *client_call_once(const char *sock, const char *line);
  */
 json_object *client_call_as(uid_t uid, const char *sock, const char *line);
 
-/* ------------------------------------------------------------ replies */
+/* -------------------------------------------- harness_reply.c */
 
 /* "status" of a reply, or -1 if absent or not an integer; j may be NULL. */
 int reply_status(json_object *j);
@@ -250,20 +278,7 @@ const char *reply_text(json_object *j);
  * a string.  Borrowed from j. */
 const char *json_path_str(json_object *j, const char *path);
 
-/* Monotonic clock, milliseconds. */
-int64_t now_ms(void);
-
-/* Sleep ms milliseconds (resuming after signals).  Only for a polling loop
- * that has a deadline; otherwise use wait_until(). */
-void nap_ms(int ms);
-
-/*
- * Call cond(arg) every few milliseconds until it returns non-zero or
- * timeout_ms have passed.  Returns non-zero if the condition came true.
- */
-int wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
-
-/* ------------------------------------------------------------ checks */
+/* -------------------------------------------- harness_check.c */
 
 /*
  * Unlike everything above, these helpers fail the running Criterion test

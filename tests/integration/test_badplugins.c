@@ -1,8 +1,10 @@
 /*
- * test_badplugins.c - every kind of bad plugin file, present at start-up
- * and dropped in (by rename) while the daemon runs: each is refused with a
- * specific message, shown as failed by host.list, logged, and good.so
- * keeps serving throughout.
+ * test_badplugins.c - one numbered table of bad plugin files (cases[]
+ * below), each driven three ways: present at start-up, dropped in (by
+ * rename) for the watcher, and dropped in for an explicit host.reload with
+ * the watcher off.  Each is refused with a specific message, shown as
+ * failed by host.list, logged, publishes nothing, and good.so keeps
+ * serving throughout.
  */
 #include <criterion/criterion.h>
 
@@ -23,59 +25,84 @@ enum make {
 	MAKE_BYTES,	/* write `src` (a string) as the file */
 	MAKE_DIR,	/* a directory */
 	MAKE_DANGLING,	/* a symlink to a path that does not exist */
-	MAKE_MACHINE,	/* good.so with e_machine patched to `src` */
+	MAKE_MACHINE,	/* good.so with e_machine patched to another machine's */
 	MAKE_COPY	/* a copy of built test plugin `src` */
 };
 
-/* One bad kind: how to make it, its file name at start-up and on reload
- * (they differ only where scan order matters), its name in host.list, and
- * words its error must hold (compared without case). */
-static const struct kind {
+/*
+ * The cases, numbered in the order the loader checks a file.  Each row:
+ * its number, what it is, how it is made (and from what), its file name at
+ * start-up and when dropped in later (they differ only where scan order
+ * matters), its name in host.list, words its error must hold (compared
+ * without case), and a command it asks for that must never be published
+ * (or NULL).  A failing check names the case by number and what.
+ *
+ * 1.x  the file itself, refused before dlopen()
+ * 2.x  the descriptor, refused before any plugin code is called
+ * 3.x  registration, refused as a whole: nothing of it is published
+ */
+static const struct bad_case {
+	const char *num;
 	const char *what;
 	enum make make;
 	const char *src;
 	const char *file;
 	const char *reload_file;
 	const char *name;
-	const char *words[2];
-} kinds[] = {
-	{ "empty file", MAKE_BYTES, "", "empty.so", NULL, "empty",
-	    { "empty file" } },
-	{ "text file", MAKE_BYTES, "#!/bin/sh\necho not a plugin\n",
-	    "text.so", NULL, "text", { "not an ELF" } },
-	{ "directory", MAKE_DIR, NULL, "x.so", NULL, "x",
-	    { "not a regular file" } },
-	{ "dangling symlink", MAKE_DANGLING, NULL, "dangling.so", NULL,
-	    "dangling", { "cannot stat", "no such file" } },
-	{ "ELF for another machine", MAKE_MACHINE, NULL, "machine.so", NULL,
-	    "machine", { "another machine", "e_machine" } },
-	{ "no descriptor", MAKE_COPY, "no_descriptor.so",
+	const char *words[3];
+	const char *unpublished;
+} cases[] = {
+	{ "1.1", "dangling symlink", MAKE_DANGLING, NULL,
+	    "dangling.so", NULL, "dangling",
+	    { "cannot stat", "no such file" }, NULL },
+	{ "1.2", "directory", MAKE_DIR, NULL,
+	    "x.so", NULL, "x",
+	    { "not a regular file" }, NULL },
+	{ "1.3", "empty file", MAKE_BYTES, "",
+	    "empty.so", NULL, "empty",
+	    { "empty file" }, NULL },
+	{ "1.4", "text file", MAKE_BYTES, "#!/bin/sh\necho not a plugin\n",
+	    "text.so", NULL, "text",
+	    { "not an ELF" }, NULL },
+	{ "1.5", "ELF for another machine", MAKE_MACHINE, NULL,
+	    "machine.so", NULL, "machine",
+	    { "another machine", "e_machine" }, NULL },
+
+	{ "2.1", "no descriptor", MAKE_COPY, "no_descriptor.so",
 	    "no_descriptor.so", NULL, "no_descriptor",
-	    { "no 'cmdhost_plugin' descriptor" } },
-	{ "wrong magic", MAKE_COPY, "bad_magic.so", "bad_magic.so", NULL,
-	    "bad_magic", { "bad descriptor magic", "0xdeadbeef" } },
-	{ "ABI major 99", MAKE_COPY, "bad_abi.so", "bad_abi.so", NULL,
-	    "bad_abi", { "incompatible", "99." } },
-	{ "ABI minor newer", MAKE_COPY, "newer_minor.so", "newer_minor.so",
-	    NULL, "newer_minor", { "newer than the daemon", "1.999" } },
-	{ "registration error", MAKE_COPY, "reg_fails.so", "reg_fails.so",
-	    NULL, "reg_fails", { "registration failed",
-	    "database unreachable" } },
-	{ "invalid command name", MAKE_COPY, "bad_name.so", "bad_name.so",
-	    NULL, "bad_name", { "invalid command name", "bad name!" } },
-	{ "reserved command name", MAKE_COPY, "reserved_name.so",
-	    "reserved_name.so", NULL, "reserved_name", { "reserved",
-	    "host.evil" } },
+	    { "no 'cmdhost_plugin' descriptor" }, NULL },
+	{ "2.2", "wrong magic", MAKE_COPY, "bad_magic.so",
+	    "bad_magic.so", NULL, "bad_magic",
+	    { "bad descriptor magic", "0xdeadbeef" }, NULL },
+	{ "2.3", "ABI major 99", MAKE_COPY, "bad_abi.so",
+	    "bad_abi.so", NULL, "bad_abi",
+	    { "incompatible", "99.", "abi" }, NULL },
+	{ "2.4", "ABI minor newer", MAKE_COPY, "newer_minor.so",
+	    "newer_minor.so", NULL, "newer_minor",
+	    { "newer than the daemon", "1.999", "abi" }, NULL },
+
+	{ "3.1", "registration error", MAKE_COPY, "reg_fails.so",
+	    "reg_fails.so", NULL, "reg_fails",
+	    { "registration failed", "database unreachable" },
+	    "regfail.cmd" },
+	{ "3.2", "invalid command name", MAKE_COPY, "bad_name.so",
+	    "bad_name.so", NULL, "bad_name",
+	    { "invalid command name", "bad name!" }, "bad name!" },
+	{ "3.3", "reserved command name", MAKE_COPY, "reserved_name.so",
+	    "reserved_name.so", NULL, "reserved_name",
+	    { "reserved", "host.evil" }, "host.evil" },
 	/* At start-up the scan is in name order: "zz_" sorts after good.so,
-	 * so good owns test.echo before dup asks for it. */
-	{ "duplicate command", MAKE_COPY, "dup_command.so",
+	 * so good owns test.echo before dup asks for it.  Dropped in later,
+	 * good already owns it. */
+	{ "3.4", "duplicate command", MAKE_COPY, "dup_command.so",
 	    "zz_dup_command.so", "dup_command.so", "dup",
-	    { "'test.echo' is already registered", "'good'" } },
-	{ "NULL execute", MAKE_COPY, "null_execute.so", "null_execute.so",
-	    NULL, "null_execute", { "no execute function", "nx.cmd" } },
+	    { "'test.echo' is already registered", "'good'" }, "dup.only" },
+	{ "3.5", "NULL execute", MAKE_COPY, "null_execute.so",
+	    "null_execute.so", NULL, "null_execute",
+	    { "no execute function", "nx.cmd" }, "nx.cmd" },
 };
 
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 /* An e_machine other than the daemon's: aarch64 (183), or x86-64 (62)
  * when the daemon itself runs on aarch64. */
@@ -107,11 +134,11 @@ write_new(const char *path, const void *buf, size_t len)
 }
 
 /*
- * Make kind k as <dir>/plugins/<as>: built under a dot name first and then
+ * Make case c as <dir>/plugins/<as>: built under a dot name first and then
  * renamed into place, so a watcher sees it appear whole.  Returns 0 or -1.
  */
 static int
-make_kind(const char *dir, const struct kind *k, const char *as)
+make_case(const char *dir, const struct bad_case *c, const char *as)
 {
 	char tmp[4096], to[4096], from[4096];
 	unsigned char *buf = NULL;
@@ -121,9 +148,9 @@ make_kind(const char *dir, const struct kind *k, const char *as)
 
 	snprintf(tmp, sizeof(tmp), "%s/plugins/.%s.tmp", dir, as);
 	snprintf(to, sizeof(to), "%s/plugins/%s", dir, as);
-	switch (k->make) {
+	switch (c->make) {
 	case MAKE_BYTES:
-		rc = write_new(tmp, k->src, strlen(k->src));
+		rc = write_new(tmp, c->src, strlen(c->src));
 		break;
 	case MAKE_DIR:
 		rc = mkdir(tmp, 0755);
@@ -133,11 +160,11 @@ make_kind(const char *dir, const struct kind *k, const char *as)
 		break;
 	case MAKE_MACHINE:
 	case MAKE_COPY:
-		if (harness_plugin_path(k->make == MAKE_COPY ? k->src :
+		if (harness_plugin_path(c->make == MAKE_COPY ? c->src :
 		    "good.so", from, sizeof(from)) == -1 ||
 		    (buf = harness_read_bytes(from, &len)) == NULL)
 			break;
-		if (k->make == MAKE_MACHINE) {
+		if (c->make == MAKE_MACHINE) {
 			/* e_machine: 2 bytes at offset 18, little-endian
 			 * (ELFDATA2LSB on the hosts we run on). */
 			if (len < 20)
@@ -155,23 +182,40 @@ make_kind(const char *dir, const struct kind *k, const char *as)
 	return rc;
 }
 
-/* prepare() for daemon_start_prepared(): every bad kind in plugins/. */
+/* Case c's file name at start-up (reload 0) or when dropped in later. */
+static const char *
+case_file(const struct bad_case *c, int reload)
+{
+	return reload && c->reload_file != NULL ? c->reload_file : c->file;
+}
+
+/* "case 2.3 (ABI major 99), <when>" into buf, for a failure message. */
+static const char *
+case_tag(const struct bad_case *c, const char *when, char *buf, size_t size)
+{
+	snprintf(buf, size, "case %s (%s), %s", c->num, c->what, when);
+	return buf;
+}
+
+/* prepare() for daemon_start_prepared(): every case in plugins/. */
 static int
 make_all(const char *dir, void *arg)
 {
 	size_t i;
 
 	(void)arg;
-	for (i = 0; i < NKINDS; i++)
-		if (make_kind(dir, &kinds[i], kinds[i].file) == -1) {
-			fprintf(stderr, "cannot make %s: %s\n", kinds[i].file,
-			    strerror(errno));
+	for (i = 0; i < NCASES; i++)
+		if (make_case(dir, &cases[i], case_file(&cases[i], 0)) == -1) {
+			fprintf(stderr, "case %s (%s): cannot make %s: %s\n",
+			    cases[i].num, cases[i].what,
+			    case_file(&cases[i], 0), strerror(errno));
 			return -1;
 		}
 	return 0;
 }
 
-/* The element of host.list's plugins[] whose "file" is `file`, or NULL. */
+/* The element of array `plugins` (host.list's plugins[], host.reload's
+ * failed[]) whose "file" is `file`, or NULL. */
 static json_object *
 find_file(json_object *plugins, const char *file)
 {
@@ -226,7 +270,8 @@ log_has_refusal(const char *log, const char *file, const char *word)
 	return found;
 }
 
-/* good.so still answers test.echo itself. */
+/* good.so still serves: test.echo (also claimed by case 3.4) answered by
+ * good itself, and test.created with its 201. */
 static void
 good_serves(int fd, const char *when)
 {
@@ -236,74 +281,126 @@ good_serves(int fd, const char *when)
 	CHECK(json_object_get_int(json_path(j, "body/v")) == 42,
 	    "%s: test.echo answered %s", when, reply_text(j));
 	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"test.created\"}", 201,
+	    NULL));
 }
 
-/* Require host.list entry `p` (for file `file`, kind k) to be failed with
- * k's words in its error, and a log line for it. */
+/* Require the host.list entry for case c's `file` to be failed with c's
+ * words in its error, and a log line for it. */
 static void
-check_refused(json_object *list, const struct kind *k, const char *file,
+check_refused(json_object *list, const struct bad_case *c, const char *file,
     const char *when)
 {
 	json_object *p = find_file(json_path(list, "body/plugins"), file);
 	const char *state, *name, *err;
+	char tag[256];
 	char *log;
 	size_t w;
 
-	CHECK(p != NULL, "%s, %s (%s): not in host.list: %s", when, k->what,
-	    file, reply_text(list));
+	case_tag(c, when, tag, sizeof(tag));
+	CHECK(p != NULL, "%s: %s not in host.list: %s", tag, file,
+	    reply_text(list));
 	state = json_path_str(p, "state");
 	name = json_path_str(p, "name");
 	err = json_path_str(p, "error");
 	CHECK(state != NULL && strcmp(state, "failed") == 0,
-	    "%s, %s: want state failed: %s", when, k->what, reply_text(p));
-	CHECK(name != NULL && strcmp(name, k->name) == 0,
-	    "%s, %s: want name %s: %s", when, k->what, k->name,
-	    reply_text(p));
-	CHECK(err != NULL, "%s, %s: no error: %s", when, k->what,
-	    reply_text(p));
-	for (w = 0; w < 2 && k->words[w] != NULL; w++)
-		CHECK(strcasestr(err, k->words[w]) != NULL,
-		    "%s, %s: error \"%s\" does not say \"%s\"", when, k->what,
-		    err, k->words[w]);
+	    "%s: want state failed: %s", tag, reply_text(p));
+	CHECK(name != NULL && strcmp(name, c->name) == 0,
+	    "%s: want name %s: %s", tag, c->name, reply_text(p));
+	CHECK(err != NULL, "%s: no error: %s", tag, reply_text(p));
+	for (w = 0; w < 3 && c->words[w] != NULL; w++)
+		CHECK(strcasestr(err, c->words[w]) != NULL,
+		    "%s: error \"%s\" does not say \"%s\"", tag, err,
+		    c->words[w]);
 	log = daemon_log(check_daemon());
 	cr_assert_not_null(log);
-	CHECK(log_has_refusal(log, file, k->words[0]),
-	    "%s, %s: no error log line with file \"%s\" saying \"%s\"",
-	    when, k->what, file, k->words[0]);
+	CHECK(log_has_refusal(log, file, c->words[0]),
+	    "%s: no error log line with file \"%s\" saying \"%s\"", tag,
+	    file, c->words[0]);
 	free(log);
+}
+
+/* Require case c's command, if it has one, to answer 404. */
+static void
+check_unpublished(int fd, const struct bad_case *c, const char *when)
+{
+	json_object *j;
+	char line[256], tag[256];
+
+	if (c->unpublished == NULL)
+		return;
+	case_tag(c, when, tag, sizeof(tag));
+	snprintf(line, sizeof(line), "{\"command\":\"%s\"}", c->unpublished);
+	j = client_call(fd, line);
+	CHECK(reply_status(j) == 404, "%s: %s was published: %s", tag,
+	    c->unpublished, reply_text(j));
+	json_object_put(j);
+}
+
+/*
+ * Once every case is in plugins/ and has been seen (as file name
+ * case_file(c, reload)): host.list shows good.so loaded and every case
+ * refused, host.health counts 1 plugin and a failure per case, nothing of
+ * a case is published, and good.so serves.
+ */
+static void
+check_all_refused(int fd, int reload, const char *when)
+{
+	json_object *j, *good;
+	const char *state;
+	size_t i;
+
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	CHECK(json_object_array_length(json_path(j, "body/plugins")) ==
+	    NCASES + 1, "%s: host.list: %s, want %zu entries", when,
+	    reply_text(j), NCASES + 1);
+	good = find_file(json_path(j, "body/plugins"), "good.so");
+	state = json_path_str(good, "state");
+	CHECK(state != NULL && strcmp(state, "loaded") == 0,
+	    "%s: good.so: %s, want state loaded", when, reply_text(good));
+	for (i = 0; i < NCASES; i++)
+		check_refused(j, &cases[i], case_file(&cases[i], reload),
+		    when);
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
+	    json_object_get_int(json_path(j, "body/failed")) == (int)NCASES,
+	    "%s: health: %s, want 1 plugin and %zu failed", when,
+	    reply_text(j), NCASES);
+	json_object_put(j);
+	for (i = 0; i < NCASES; i++)
+		check_unpublished(fd, &cases[i], when);
+	good_serves(fd, when);
+}
+
+/* Require a host.reload reply to list every case (as file name
+ * case_file(c, 1)) as failed, and nothing else. */
+static void
+check_reload_failed(json_object *reply, const char *when)
+{
+	json_object *failed = json_path(reply, "body/failed");
+	char tag[256];
+	size_t i;
+
+	CHECK(json_object_is_type(failed, json_type_array) &&
+	    json_object_array_length(failed) == NCASES,
+	    "%s: host.reload: %s, want %zu failed", when, reply_text(reply),
+	    NCASES);
+	for (i = 0; i < NCASES; i++)
+		CHECK(find_file(failed, case_file(&cases[i], 1)) != NULL,
+		    "%s: not in failed[]: %s", case_tag(&cases[i], when, tag,
+		    sizeof(tag)), reply_text(reply));
 }
 
 Test(badplugins, refused_at_start_up, .timeout = 60)
 {
 	static const char *const good[] = { "good.so", NULL };
 	struct daemon_opts o = { .plugins = good };
-	json_object *j;
-	size_t i;
 	int fd;
 
 	check_start_prepared(&o, make_all, NULL);
 	fd = check_connect();
-	good_serves(fd, "start-up");
-	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
-	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
-	    json_object_get_int(json_path(j, "body/failed")) == (int)NKINDS,
-	    "health: %s, want 1 plugin and %zu failed", reply_text(j),
-	    NKINDS);
-	json_object_put(j);
-	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	CHECK(json_object_array_length(json_path(j, "body/plugins")) ==
-	    NKINDS + 1, "host.list: %s", reply_text(j));
-	for (i = 0; i < NKINDS; i++)
-		check_refused(j, &kinds[i], kinds[i].file, "start-up");
-	json_object_put(j);
-	/* Nothing of the refused files is published. */
-	json_object_put(check_call(fd, "{\"command\":\"nx.cmd\"}", 404,
-	    NULL));
-	json_object_put(check_call(fd, "{\"command\":\"dup.only\"}", 404,
-	    NULL));
-	json_object_put(check_call(fd, "{\"command\":\"host.evil\"}", 404,
-	    NULL));
-	good_serves(fd, "after start-up checks");
+	check_all_refused(fd, 0, "start-up");
 	close(fd);
 	check_stop_clean();
 }
@@ -333,10 +430,11 @@ file_listed(void *arg)
 Test(badplugins, refused_on_hot_reload, .timeout = 90)
 {
 	static const char *const good[] = { "good.so", NULL };
+	static const char when[] = "hot reload (watcher)";
 	struct listed l = { -1, NULL, NULL };
-	json_object *j, *failed;
+	json_object *j;
 	const char *file;
-	char when[128];
+	char tag[256];
 	size_t i;
 	int fd;
 
@@ -345,40 +443,59 @@ Test(badplugins, refused_on_hot_reload, .timeout = 90)
 	CHECK(daemon_log_wait(check_daemon(), "ready on", 10000),
 	    "no \"ready on\" log line");
 	l.fd = fd;
-	for (i = 0; i < NKINDS; i++) {
-		file = kinds[i].reload_file != NULL ? kinds[i].reload_file :
-		    kinds[i].file;
-		CHECK(make_kind(daemon_dir(check_daemon()), &kinds[i], file)
-		    == 0, "cannot make %s: %s", file, strerror(errno));
+	for (i = 0; i < NCASES; i++) {
+		file = case_file(&cases[i], 1);
+		case_tag(&cases[i], when, tag, sizeof(tag));
+		CHECK(make_case(daemon_dir(check_daemon()), &cases[i], file)
+		    == 0, "%s: cannot make %s: %s", tag, file,
+		    strerror(errno));
 		/* The watcher picks it up by itself. */
 		l.file = file;
-		snprintf(when, sizeof(when), "hot reload (watcher)");
-		CHECK(wait_until(file_listed, &l, 10000), "%s: %s (%s) never "
-		    "showed in host.list: %s", when, kinds[i].what, file,
-		    reply_text(l.list));
-		check_refused(l.list, &kinds[i], file, when);
-		good_serves(fd, kinds[i].what);
+		CHECK(wait_until(file_listed, &l, 10000), "%s: %s never "
+		    "showed in host.list: %s", tag, file, reply_text(l.list));
+		check_refused(l.list, &cases[i], file, when);
+		check_unpublished(fd, &cases[i], when);
+		good_serves(fd, tag);
 	}
 	json_object_put(l.list);
+	check_all_refused(fd, 1, when);
 
 	/* An explicit rescan refuses them all again, by file. */
 	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
-	failed = json_path(j, "body/failed");
-	CHECK(json_object_is_type(failed, json_type_array) &&
-	    json_object_array_length(failed) == NKINDS,
-	    "host.reload: %s, want %zu failed", reply_text(j), NKINDS);
+	check_reload_failed(j, "host.reload after the watcher");
 	json_object_put(j);
+	check_all_refused(fd, 1, "host.reload after the watcher");
+	close(fd);
+	check_stop_clean();
+}
+
+Test(badplugins, refused_by_host_reload, .timeout = 60)
+{
+	static const char *const good[] = { "good.so", NULL };
+	static const char when[] = "host.reload (no watcher)";
+	json_object *j;
+	const char *file;
+	char tag[256];
+	size_t i;
+	int fd;
+
+	/* watch = false: the files are first seen by host.reload itself. */
+	check_start_with(good, "watch = false\n");
+	fd = check_connect();
+	for (i = 0; i < NCASES; i++) {
+		file = case_file(&cases[i], 1);
+		CHECK(make_case(daemon_dir(check_daemon()), &cases[i], file)
+		    == 0, "%s: cannot make %s: %s", case_tag(&cases[i], when,
+		    tag, sizeof(tag)), file, strerror(errno));
+	}
 	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	for (i = 0; i < NKINDS; i++)
-		check_refused(j, &kinds[i], kinds[i].reload_file != NULL ?
-		    kinds[i].reload_file : kinds[i].file, "host.reload");
+	CHECK(json_object_array_length(json_path(j, "body/plugins")) == 1,
+	    "%s: seen before host.reload: %s", when, reply_text(j));
 	json_object_put(j);
-	j = check_call(fd, "{\"command\":\"host.health\"}", 200, NULL);
-	CHECK(json_object_get_int(json_path(j, "body/plugins")) == 1 &&
-	    json_object_get_int(json_path(j, "body/failed")) == (int)NKINDS,
-	    "health: %s", reply_text(j));
+	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
+	check_reload_failed(j, when);
 	json_object_put(j);
-	good_serves(fd, "after every refusal");
+	check_all_refused(fd, 1, when);
 	close(fd);
 	check_stop_clean();
 }
