@@ -125,6 +125,193 @@ Test(config, defaults)
 	cr_assert_null(config_plugin_value(&cfg, "good", "greeting"));
 }
 
+/* Every default, pinned: the values config_init() gave before the keys
+ * became a table. */
+Test(config, every_default)
+{
+	cr_assert_eq(cfg.socket_mode, 0660);
+	cr_assert_str_eq(cfg.socket, "cmdhost.sock");
+	cr_assert_str_eq(cfg.plugin_dir, "plugins");
+	cr_assert_eq(cfg.workers, 0);
+	cr_assert_eq(cfg.pool_threads, 8);
+	cr_assert_eq(cfg.queue_depth, 1024);
+	cr_assert_eq(cfg.inline_budget_us, 2000);
+	cr_assert_eq(cfg.max_request_bytes, 1048576);
+	cr_assert_eq(cfg.max_pending_bytes, 1048576);
+	cr_assert_eq(cfg.idle_timeout_ms, 300000);
+	cr_assert_eq(cfg.allow_insecure_plugins, 0);
+	cr_assert_eq(cfg.max_connections, 1024);
+	cr_assert_eq(cfg.default_timeout_ms, 30000);
+	cr_assert_eq(cfg.shutdown_timeout_ms, 10000);
+	cr_assert_eq(cfg.watch, 1);
+	cr_assert_eq(cfg.reload_debounce_ms, 20);
+	cr_assert_eq(cfg.log_level, LOGL_INFO);
+	cr_assert_eq(cfg.log_format, LOGF_JSON);
+	cr_assert_str_eq(cfg.service, "cmdhostd");
+	cr_assert_eq(cfg.access_log, 0);
+	cr_assert_eq(cfg.reply_request_id, 0);
+	cr_assert_eq(cfg.n_admin_uids, 0);
+	cr_assert_null(cfg.path);
+
+	cr_assert_eq(cfg.nats.enabled, 0);
+	cr_assert_str_eq(cfg.nats.url, "nats://127.0.0.1:4222");
+	cr_assert_str_eq(cfg.nats.subject_prefix, "cmdhost.cmd.");
+	cr_assert_str_eq(cfg.nats.queue_group, "cmdhost");
+	cr_assert_str_eq(cfg.nats.service_name, "cmdhost");
+	cr_assert_null(cfg.nats.credentials);
+	cr_assert_null(cfg.nats.user);
+	cr_assert_null(cfg.nats.password);
+	cr_assert_null(cfg.nats.token);
+	cr_assert_null(cfg.nats.tls_ca);
+	cr_assert_null(cfg.nats.module);
+	cr_assert_eq(cfg.nats.reconnect_wait_ms, 250);
+	cr_assert_eq(cfg.nats.max_reconnect, -1);
+	cr_assert_eq(cfg.nats.delivery_threads, 2);
+	cr_assert_eq(cfg.nats.send_asap, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 0);
+	cr_assert_str_eq(cfg.nats.js_stream, "CMDHOST_EVENTS");
+	cr_assert_str_eq(cfg.nats.js_subjects, "cmdhost.events.>");
+	cr_assert_str_eq(cfg.nats.js_durable, "cmdhost");
+	cr_assert_str_eq(cfg.nats.js_dead_letter, "cmdhost.dead.");
+	cr_assert_eq(cfg.nats.js_ack_wait_ms, 0);
+	cr_assert_eq(cfg.nats.js_max_deliver, 5);
+	cr_assert_eq(cfg.nats.js_nak_delay_ms, 1000);
+	cr_assert_eq(cfg.nats.js_fetch_batch, 32);
+	cr_assert_eq(cfg.nats.js_max_inflight, 64);
+}
+
+/* Assert that text fails to load with exactly "PATH:LINE: reason". */
+static void
+expect_exact_error(const char *text, int line, const char *reason)
+{
+	char want[1024];
+
+	cr_assert_eq(load(text), -1, "accepted: %s", text);
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, reason);
+	cr_assert_str_eq(err, want, "file: %s", text);
+}
+
+/* The exact reasons, one per kind of check, pinned. */
+Test(config, error_texts)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *reason;
+	} cases[] = {
+		{ "[host]\nworkers = x\n", 2,
+		  "workers: 'x' is not an integer in 0..256" },
+		{ "[host]\nworkers = \n", 2,
+		  "workers: '' is not an integer in 0..256" },
+		{ "[host]\nmax_request_bytes = 63\n", 2,
+		  "max_request_bytes: '63' is not an integer in 64..1073741824" },
+		{ "[host]\nmax_pending_bytes = 1M\n", 2,
+		  "max_pending_bytes: '1M' is not an integer in "
+		  "4096..1073741824" },
+		{ "[host]\nsocket_mode = 0778\n", 2,
+		  "socket_mode: '0778' is not an octal mode from 0 to 0777" },
+		{ "[host]\nsocket_mode = +7\n", 2,
+		  "socket_mode: '+7' is not an octal mode from 0 to 0777" },
+		{ "[host]\nwatch = maybe\n", 2,
+		  "watch: 'maybe' is not true or false" },
+		{ "[host]\naccess_log = 2\n", 2,
+		  "access_log: '2' is not true or false" },
+		{ "[host]\nlog_level = loud\n", 2,
+		  "log_level: 'loud' is not one of debug, info, warn, error" },
+		{ "[host]\nlog_format = xml\n", 2,
+		  "log_format: 'xml' is not json or text" },
+		{ "[host]\nplugin_dir =\n", 2, "plugin_dir: must not be empty" },
+		{ "[host]\nsocket =\n", 2, "socket: must not be empty" },
+		{ "[host]\nservice =\n", 2, "service: must be 1..64 characters" },
+		{ "[host]\nservice = a\"b\n", 2, "service: 'a\"b' may hold only "
+		  "printable ASCII without spaces, quotes or backslashes" },
+		{ "[host]\nadmin_uids = 0, nosuchuserxyz\n", 2, "admin_uids: "
+		  "'nosuchuserxyz' is neither a uid nor a known user" },
+		{ "[host]\nnope = 1\n", 2, "unknown key 'nope' in [host]" },
+		{ "workers = 1\n", 1,
+		  "key 'workers' outside any section; put it under [host]" },
+		{ "[hots]\nworkers = 1\n", 2, "unknown section [hots] (expected "
+		  "[host], [nats], [jetstream] or [plugin:NAME])" },
+		{ "[host]\nworkers 1\n", 2,
+		  "syntax error (expected [section] or key = value)" },
+		{ "[nats]\nreconnect_wait_ms = 9\n", 2,
+		  "reconnect_wait_ms: '9' is not an integer in 10..600000" },
+		{ "[nats]\nmax_reconnect = -2\n", 2,
+		  "max_reconnect: '-2' is not an integer in -1..1000000" },
+		{ "[nats]\nsubject_prefix =\n", 2,
+		  "subject_prefix: must not be empty" },
+		{ "[nats]\nsubject_prefix = a b\n", 2,
+		  "subject_prefix: 'a b' is not a valid NATS name" },
+		{ "[nats]\nservice_name = a.b\n", 2,
+		  "service_name: 'a.b' is not a valid NATS name" },
+		{ "[nats]\nsend_asap = yes\n", 2,
+		  "send_asap: 'yes' is not true or false" },
+		{ "[nats]\nnope = 1\n", 2, "unknown key 'nope' in [nats]" },
+		{ "[nats]\n[jetstream]\nsubjects =\n", 3,
+		  "subjects: must not be empty" },
+		{ "[nats]\n[jetstream]\ndurable = a>\n", 3,
+		  "durable: 'a>' is not a valid NATS name" },
+		{ "[nats]\n[jetstream]\nfetch_batch = 1025\n", 3,
+		  "fetch_batch: '1025' is not an integer in 1..1024" },
+		{ "[nats]\n[jetstream]\nnope = 1\n", 3,
+		  "unknown key 'nope' in [jetstream]" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_exact_error(cases[i].text, cases[i].line,
+		    cases[i].reason);
+}
+
+/* The reasons of the checks after the file is read: "FILE: reason". */
+Test(config, cross_key_error_texts)
+{
+	char want[1024];
+
+	cr_assert_eq(load("[jetstream]\nstream = EV\n"), -1);
+	snprintf(want, sizeof(want), "%s: [jetstream] needs a [nats] section",
+	    path);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(load("[host]\ndefault_timeout_ms = 5000\n[nats]\nurl = x\n"
+	    "[jetstream]\nack_wait_ms = 5000\n"), -1);
+	snprintf(want, sizeof(want), "%s: [jetstream] ack_wait_ms (5000) must "
+	    "be above [host] default_timeout_ms (5000), or events would be "
+	    "redelivered while they still run", path);
+	cr_assert_str_eq(err, want);
+}
+
+/* The lenient words of [host] booleans; [nats] send_asap takes only
+ * true or false. */
+Test(config, boolean_words)
+{
+	static const char *const yes[] = { "true", "YES", "On", "1" };
+	static const char *const no[] = { "false", "No", "OFF", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		expect_good_value("access_log", yes[i]);
+		cr_assert_eq(cfg.access_log, 1, "%s", yes[i]);
+		expect_good_value("watch", no[i]);
+		cr_assert_eq(cfg.watch, 0, "%s", no[i]);
+	}
+	cr_assert_eq(load("[nats]\nsend_asap = false\n"), 0, "%s", err);
+	cr_assert_eq(cfg.nats.send_asap, 0);
+	cr_assert_eq(load("[nats]\nsend_asap = on\n"), -1);
+	cr_assert_eq(load("[nats]\nsend_asap = True\n"), -1);
+}
+
+/* A section header alone turns its section on when a key follows. */
+Test(config, sections_seen)
+{
+	cr_assert_eq(load("[nats]\nuser = u\n[jetstream]\nmax_deliver = 2\n"),
+	    0, "%s", err);
+	cr_assert_eq(cfg.nats.enabled, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 1);
+	cr_assert_str_eq(cfg.nats.user, "u");
+	cr_assert_eq(cfg.nats.js_ack_wait_ms, 35000);
+	/* Free-form strings take the empty string. */
+	cr_assert_eq(load("[nats]\npassword =\n"), 0, "%s", err);
+	cr_assert_str_eq(cfg.nats.password, "");
+}
+
 Test(config, fini_accepts_null_and_zeroed)
 {
 	struct config z;
