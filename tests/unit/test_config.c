@@ -1,8 +1,8 @@
 /*
  * test_config.c - unit tests of config.c: the defaults, config_load() of
  * real files in a temporary directory, every [host] key's checks, [nats]
- * and [jetstream] (config_nats.c), and the
- * "FILE:LINE: reason" errors.  Files are written without leading blanks,
+ * and [jetstream], the "FILE:LINE: reason" errors, and the key table
+ * against man/cmdhost.ini.5.  Files are written without leading blanks,
  * since inih reads an indented line as the continuation of the last value.
  */
 #include <criterion/criterion.h>
@@ -763,4 +763,202 @@ Test(config_nats, ack_wait_must_exceed_the_command_timeout)
 	    "[jetstream]\nack_wait_ms = 5000\n"), -1);
 	cr_assert(strstr(err, "ack_wait_ms (5000) must be above") != NULL,
 	    "%s", err);
+}
+
+/* ------------------------------------------------------------ the table
+ * config_keys(): the rows themselves, config_set() through them, and the
+ * man page naming each of them. */
+
+TestSuite(config_keys, .init = setup, .fini = teardown);
+
+/* Non-zero if the table has a row for [section] name. */
+static int
+is_key(const char *section, const char *name)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(k[i].section, section) == 0 &&
+		    strcmp(k[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+Test(config_keys, rows_are_whole_and_unique)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(strcmp(k[i].section, "host") == 0 ||
+		    strcmp(k[i].section, "nats") == 0 ||
+		    strcmp(k[i].section, "jetstream") == 0, "[%s] %s",
+		    k[i].section, k[i].name);
+		cr_assert_neq(k[i].name[0], '\0');
+		cr_assert_not_null(k[i].doc, "[%s] %s has no doc line",
+		    k[i].section, k[i].name);
+		cr_assert(k[i].doc[0] != '\0' && strchr(k[i].doc, '\n') ==
+		    NULL, "[%s] %s: the doc is not one line", k[i].section,
+		    k[i].name);
+		/* A string's max of 0 is no bound on its length. */
+		cr_assert(k[i].min <= k[i].max || (k[i].type == CONFIG_STRING
+		    && k[i].max == 0), "[%s] %s: range %lld..%lld",
+		    k[i].section, k[i].name, k[i].min, k[i].max);
+		cr_assert(k[i].type != CONFIG_ENUM || (k[i].parse != NULL &&
+		    k[i].words != NULL), "[%s] %s", k[i].section, k[i].name);
+		for (size_t j = 0; j < i; j++)
+			cr_assert(strcmp(k[i].section, k[j].section) != 0 ||
+			    strcmp(k[i].name, k[j].name) != 0,
+			    "[%s] %s has two rows", k[i].section, k[i].name);
+	}
+}
+
+/* Each row's default passes the row's own checks (ack_wait_ms's 0 stands
+ * for "default_timeout_ms + 5000", outside its range on purpose). */
+Test(config_keys, defaults_pass_their_checks)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+	char text[64], reason[256];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = text;
+
+		switch (k[i].type) {
+		case CONFIG_STRING:
+			if (k[i].def_str == NULL)
+				continue;
+			v = k[i].def_str;
+			break;
+		case CONFIG_INT:
+		case CONFIG_SIZE:
+			if (strcmp(k[i].name, "ack_wait_ms") == 0)
+				continue;
+			snprintf(text, sizeof(text), "%lld", k[i].def);
+			break;
+		case CONFIG_BOOL:
+			v = k[i].def ? "true" : "false";
+			break;
+		case CONFIG_MODE:
+			snprintf(text, sizeof(text), "%llo", k[i].def);
+			break;
+		case CONFIG_ENUM:
+			cr_assert_geq(k[i].def, 0);
+			continue;
+		case CONFIG_UIDS:
+			v = "";
+			break;
+		}
+		cr_assert_eq(config_set(&cfg, k[i].section, k[i].name, v,
+		    reason, sizeof(reason)), 0, "[%s] %s = %s: %s",
+		    k[i].section, k[i].name, v, reason);
+	}
+}
+
+Test(config_keys, set_by_section)
+{
+	char reason[256];
+
+	cr_assert_eq(config_set(&cfg, "nats", "url", "nats://x:1", reason,
+	    sizeof(reason)), 0, "%s", reason);
+	cr_assert_str_eq(cfg.nats.url, "nats://x:1");
+	cr_assert_eq(cfg.nats.enabled, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 0);
+	cr_assert_eq(config_set(&cfg, "jetstream", "max_inflight", "9",
+	    reason, sizeof(reason)), 0, "%s", reason);
+	cr_assert_eq(cfg.nats.js_max_inflight, 9);
+	cr_assert_eq(cfg.nats.js_enabled, 1);
+	/* A key of another section is unknown here. */
+	cr_assert_eq(config_set(&cfg, "host", "url", "x", reason,
+	    sizeof(reason)), -1);
+	cr_assert_str_eq(reason, "unknown key 'url' in [host]");
+	cr_assert_eq(config_set(&cfg, "plugin:good", "k", "v", reason,
+	    sizeof(reason)), -1);
+	cr_assert_str_eq(reason, "unknown section [plugin:good] (expected "
+	    "[host], [nats], [jetstream] or [plugin:NAME])");
+}
+
+#define MAN_PAGE CMDHOST_SOURCE_DIR "/man/cmdhost.ini.5"
+#define MAX_MAN_KEYS 256
+
+struct man_key {
+	char section[64];
+	char name[64];
+	int line;
+};
+
+/* The keys man/cmdhost.ini.5 names, into keys[] (at most MAX_MAN_KEYS):
+ * the ".B key" line that follows a ".TP" under ".SS [section]", but
+ * [plugin:NAME], whose keys are free-form.  Any other line after such a
+ * ".TP" fails the test: the key would go unchecked.  Returns the count. */
+static size_t
+read_man_keys(struct man_key *keys)
+{
+	FILE *f = fopen(MAN_PAGE, "r");
+	char line[512], section[64] = "";
+	int lineno = 0, after_tp = 0;
+	size_t n = 0, len;
+
+	cr_assert_not_null(f, "%s: %s", MAN_PAGE, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		len = strlen(line);
+		if (strncmp(line, ".SH", 3) == 0 || strncmp(line, ".SS", 3) == 0) {
+			section[0] = '\0';
+			if (strncmp(line, ".SS [", 5) == 0 && line[len - 1] == ']'
+			    && strncmp(line + 5, "plugin:", 7) != 0 &&
+			    len - 6 < sizeof(section))
+				snprintf(section, sizeof(section), "%.*s",
+				    (int)(len - 6), line + 5);
+			after_tp = 0;
+			continue;
+		}
+		if (after_tp) {
+			after_tp = 0;
+			cr_assert(strncmp(line, ".B ", 3) == 0 &&
+			    strchr(line + 3, ' ') == NULL, "%s:%d: a .TP in "
+			    "[%s] is not followed by \".B key\": %s", MAN_PAGE,
+			    lineno, section, line);
+			cr_assert_lt(n, MAX_MAN_KEYS);
+			cr_assert_lt(strlen(line + 3), sizeof(keys[n].name),
+			    "%s:%d: %s", MAN_PAGE, lineno, line);
+			memcpy(keys[n].section, section, sizeof(section));
+			memcpy(keys[n].name, line + 3, strlen(line + 3) + 1);
+			keys[n].line = lineno;
+			n++;
+			continue;
+		}
+		if (section[0] != '\0' && strcmp(line, ".TP") == 0)
+			after_tp = 1;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The man page names every key of the table once, in its section, and
+ * no key that the table has not. */
+Test(config_keys, man_page_names_every_key)
+{
+	static struct man_key man[MAX_MAN_KEYS];
+	size_t n_man = read_man_keys(man), n;
+	const struct config_key *k = config_keys(&n);
+
+	for (size_t i = 0; i < n_man; i++)
+		cr_expect(is_key(man[i].section, man[i].name), "%s:%d: [%s] %s "
+		    "is not a key of the table in config.c", MAN_PAGE,
+		    man[i].line, man[i].section, man[i].name);
+	for (size_t i = 0; i < n; i++) {
+		int times = 0;
+
+		for (size_t j = 0; j < n_man; j++)
+			if (strcmp(man[j].section, k[i].section) == 0 &&
+			    strcmp(man[j].name, k[i].name) == 0)
+				times++;
+		cr_expect_eq(times, 1, "%s names [%s] %s %d times, want once "
+		    "(\".TP\", then \".B %s\", under \".SS [%s]\")", MAN_PAGE,
+		    k[i].section, k[i].name, times, k[i].name, k[i].section);
+	}
 }
