@@ -1,8 +1,10 @@
 /*
  * config.c - read cmdhost.ini with inih into struct config.
  *
- * Every [host] key is checked here, with its range; [plugin:NAME] sections
- * are kept as free-form strings for the plugin to read.  Nothing here logs.
+ * One table, keys[], has a row per [host], [nats] and [jetstream] key (its
+ * type, range, default and field); config_init(), config_set() and
+ * config_fini() run through it.  [plugin:NAME] sections are kept as
+ * free-form strings for the plugin to read, and nothing here logs.
  */
 #include "config.h"
 
@@ -15,12 +17,217 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <ini.h>
 
 #include "log.h"
 
 #define PLUGIN_PREFIX "plugin:"
+
+static int check_sun_path(const char *, const char *, char *, size_t);
+static int check_service(const char *, const char *, char *, size_t);
+static int check_true_false(const char *, const char *, char *, size_t);
+
+/* The offset of field f of struct config, which must be of type T (else
+ * the _Generic has no match and the table does not compile). */
+#define FIELD(f, T) _Generic(((struct config *)0)->f, \
+	T: offsetof(struct config, f))
+
+/* One row of keys[] per kind of value; `dflt` is the default. */
+#define K_STR(sec, key, f, lo, hi, dflt, chk, text) { .section = sec, \
+	.name = key, .type = CONFIG_STRING, .min = lo, .max = hi, \
+	.def_str = dflt, .offset = FIELD(f, char *), .check = chk, \
+	.doc = text }
+#define K_INT(sec, key, f, lo, hi, dflt, text) { .section = sec, \
+	.name = key, .type = CONFIG_INT, .min = lo, .max = hi, .def = dflt, \
+	.offset = FIELD(f, int), .doc = text }
+#define K_SIZE(sec, key, f, lo, hi, dflt, text) { .section = sec, \
+	.name = key, .type = CONFIG_SIZE, .min = lo, .max = hi, \
+	.def = dflt, .offset = FIELD(f, size_t), .doc = text }
+#define K_BOOL(sec, key, f, dflt, chk, text) { .section = sec, \
+	.name = key, .type = CONFIG_BOOL, .min = 0, .max = 1, .def = dflt, \
+	.offset = FIELD(f, int), .check = chk, .doc = text }
+#define K_MODE(sec, key, f, hi, dflt, text) { .section = sec, \
+	.name = key, .type = CONFIG_MODE, .min = 0, .max = hi, .def = dflt, \
+	.offset = FIELD(f, mode_t), .doc = text }
+#define K_ENUM(sec, key, f, fn, w, dflt, text) { .section = sec, \
+	.name = key, .type = CONFIG_ENUM, .def = dflt, \
+	.offset = FIELD(f, int), .parse = fn, .words = w, .doc = text }
+#define K_UIDS(sec, key, f, text) { .section = sec, .name = key, \
+	.type = CONFIG_UIDS, .min = 0, .max = CONFIG_MAX_ADMIN_UIDS, \
+	.offset = FIELD(f, uid_t *), .doc = text }
+
+#define MIB 1048576
+#define GIB (1LL << 30)
+#define DAY_MS 86400000
+
+/* Every key of the file but [plugin:NAME] ones; keep man/cmdhost.ini.5 in
+ * step (test_config checks it names each row, and no other key). */
+static const struct config_key keys[] = {
+	K_STR("host", "socket", socket, 1, 0, "cmdhost.sock", check_sun_path,
+	    "path of the Unix socket"),
+	K_MODE("host", "socket_mode", socket_mode, 0777, 0660,
+	    "octal mode of the socket file"),
+	K_STR("host", "plugin_dir", plugin_dir, 1, 0, "plugins", NULL,
+	    "where *.so plugins are loaded from"),
+	K_INT("host", "workers", workers, 0, 256, 0,
+	    "event-loop threads; 0 is one per CPU"),
+	K_INT("host", "pool_threads", pool_threads, 1, 1024, 8,
+	    "threads that run blocking and slow commands"),
+	K_INT("host", "queue_depth", queue_depth, 1, 1 << 20, 1024,
+	    "calls that may wait for a pool thread; past it, 503"),
+	K_INT("host", "inline_budget_us", inline_budget_us, 0, 60000000, 2000,
+	    "an inline call slower than this moves its command to the pool"),
+	K_SIZE("host", "max_request_bytes", max_request_bytes, 64, GIB, MIB,
+	    "longest request line; longer lines get 413"),
+	K_SIZE("host", "max_pending_bytes", max_pending_bytes, 4096, GIB, MIB,
+	    "unsent replies past which a connection is not read"),
+	K_INT("host", "idle_timeout_ms", idle_timeout_ms, 0, DAY_MS, 300000,
+	    "close a connection idle this long; 0 never"),
+	K_INT("host", "max_connections", max_connections, 1, 1000000, 1024,
+	    "past it a new connection gets one 503 line"),
+	K_INT("host", "default_timeout_ms", default_timeout_ms, 1, DAY_MS,
+	    30000, "deadline of a call without timeout_ms"),
+	K_INT("host", "shutdown_timeout_ms", shutdown_timeout_ms, 0, DAY_MS,
+	    10000, "how long shutdown waits for calls in flight"),
+	K_BOOL("host", "watch", watch, 1, NULL,
+	    "reload changed plugin files by themselves (inotify)"),
+	K_INT("host", "reload_debounce_ms", reload_debounce_ms, 0, 60000, 20,
+	    "how long a file must be left alone before it is loaded"),
+	K_BOOL("host", "allow_insecure_plugins", allow_insecure_plugins, 0,
+	    NULL, "load plugin files others may write (development only)"),
+	K_ENUM("host", "log_level", log_level, log_level_parse,
+	    "one of debug, info, warn, error", LOGL_INFO,
+	    "the least severe level logged"),
+	K_ENUM("host", "log_format", log_format, log_format_parse,
+	    "json or text", LOGF_JSON, "json or text log lines"),
+	K_STR("host", "service", service, 1, 64, "cmdhostd", check_service,
+	    "the service field of every log line"),
+	K_BOOL("host", "access_log", access_log, 0, NULL,
+	    "one info log line per request"),
+	K_BOOL("host", "reply_request_id", reply_request_id, 0, NULL,
+	    "every reply carries the daemon's request_id"),
+	K_UIDS("host", "admin_uids", admin_uids,
+	    "uids or user names that may run host.reload, besides root"),
+
+	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
+	    "the NATS servers, comma-separated"),
+	K_STR("nats", "subject_prefix", nats.subject_prefix, 1, 0,
+	    "cmdhost.cmd.", config_nats_subject,
+	    "requests come on <prefix><command>"),
+	K_STR("nats", "queue_group", nats.queue_group, 1, 0, "cmdhost",
+	    config_nats_name, "the queue group all daemons share"),
+	K_STR("nats", "service_name", nats.service_name, 1, 0, "cmdhost",
+	    config_nats_name, "the service name in $SRV discovery"),
+	K_STR("nats", "credentials", nats.credentials, 0, 0, NULL, NULL,
+	    "a .creds file (JWT and nkey)"),
+	K_STR("nats", "user", nats.user, 0, 0, NULL, NULL,
+	    "user name, with password"),
+	K_STR("nats", "password", nats.password, 0, 0, NULL, NULL,
+	    "password of user"),
+	K_STR("nats", "token", nats.token, 0, 0, NULL, NULL,
+	    "an authentication token"),
+	K_STR("nats", "tls_ca", nats.tls_ca, 0, 0, NULL, NULL,
+	    "a CA file; turns TLS on"),
+	K_INT("nats", "reconnect_wait_ms", nats.reconnect_wait_ms, 10, 600000,
+	    250, "wait between reconnect attempts"),
+	K_INT("nats", "max_reconnect", nats.max_reconnect, -1, 1000000, -1,
+	    "reconnect attempts; -1 forever"),
+	K_INT("nats", "delivery_threads", nats.delivery_threads, 1, 64, 2,
+	    "libnats threads that deliver requests"),
+	K_BOOL("nats", "send_asap", nats.send_asap, 1, check_true_false,
+	    "replies leave at once (false: batched for up to 1 ms)"),
+	K_STR("nats", "module", nats.module, 0, 0, NULL, NULL,
+	    "path of cmdhost-nats.so"),
+
+	K_STR("jetstream", "stream", nats.js_stream, 1, 0, "CMDHOST_EVENTS",
+	    config_nats_name, "the work-queue stream, created if missing"),
+	K_STR("jetstream", "subjects", nats.js_subjects, 1, 0,
+	    "cmdhost.events.>", NULL,
+	    "subjects of the stream, comma-separated"),
+	K_STR("jetstream", "durable", nats.js_durable, 1, 0, "cmdhost",
+	    config_nats_name, "the pull consumer all daemons share"),
+	/* 0: [host] default_timeout_ms + 5000, set by config_nats_check() */
+	K_INT("jetstream", "ack_wait_ms", nats.js_ack_wait_ms, 1000, DAY_MS, 0,
+	    "how long an event may run before it is redelivered"),
+	K_INT("jetstream", "max_deliver", nats.js_max_deliver, 1, 1000, 5,
+	    "deliveries of an event before it is a dead letter"),
+	K_INT("jetstream", "nak_delay_ms", nats.js_nak_delay_ms, 0, 3600000,
+	    1000, "wait before a failed event is retried"),
+	K_STR("jetstream", "dead_letter_prefix", nats.js_dead_letter, 1, 0,
+	    "cmdhost.dead.", config_nats_subject,
+	    "dead letters go to <prefix><command>"),
+	K_INT("jetstream", "fetch_batch", nats.js_fetch_batch, 1, 1024, 32,
+	    "events fetched at once"),
+	K_INT("jetstream", "max_inflight", nats.js_max_inflight, 1, 65536, 64,
+	    "events one daemon holds at once"),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define NO_FLAG ((size_t)-1)
+
+static int finish_jetstream(struct config *, char *, size_t);
+
+/* The sections of keys[]: `seen` is the offset of the int that any line
+ * of the section sets to 1 (NO_FLAG: none); `finish` runs the checks
+ * across keys once the whole file is read. */
+static const struct section {
+	const char *name;
+	size_t seen;
+	int (*finish)(struct config *cfg, char *err, size_t errlen);
+} sections[] = {
+	{ "host", NO_FLAG, NULL },
+	{ "nats", FIELD(nats.enabled, int), NULL },
+	{ "jetstream", FIELD(nats.js_enabled, int), finish_jetstream },
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+const struct config_key *
+config_keys(size_t *n)
+{
+	*n = NKEYS;
+	return keys;
+}
+
+/* The field of row k in cfg. */
+static void *
+field_of(struct config *cfg, const struct config_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static const struct section *
+find_section(const char *name)
+{
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (strcmp(sections[i].name, name) == 0)
+			return &sections[i];
+	return NULL;
+}
+
+static void
+unknown_section(const char *name, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "unknown section [%s] (expected [host], [nats], "
+	    "[jetstream] or [plugin:NAME])", name);
+}
+
+/* A line of section s was read: turn its flag on. */
+static void
+section_seen(struct config *cfg, const struct section *s)
+{
+	if (s->seen != NO_FLAG)
+		*(int *)(void *)((char *)cfg + s->seen) = 1;
+}
+
+static int
+finish_jetstream(struct config *cfg, char *err, size_t errlen)
+{
+	return config_nats_check(&cfg->nats, cfg->default_timeout_ms, err,
+	    errlen);
+}
 
 int
 config_set_string(char **field, const char *value)
@@ -34,39 +241,11 @@ config_set_string(char **field, const char *value)
 	return 0;
 }
 
-int
-config_init(struct config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->socket_mode = 0660;
-	cfg->workers = 0;
-	cfg->pool_threads = 8;
-	cfg->queue_depth = 1024;
-	cfg->inline_budget_us = 2000;
-	cfg->max_request_bytes = 1048576;
-	cfg->max_pending_bytes = 1048576;
-	cfg->idle_timeout_ms = 300000;
-	cfg->allow_insecure_plugins = 0;
-	cfg->max_connections = 1024;
-	cfg->default_timeout_ms = 30000;
-	cfg->shutdown_timeout_ms = 10000;
-	cfg->watch = 1;
-	cfg->reload_debounce_ms = 20;
-	cfg->log_level = LOGL_INFO;
-	cfg->log_format = LOGF_JSON;
-	if (config_nats_init(&cfg->nats) < 0 ||
-	    config_set_string(&cfg->socket, "cmdhost.sock") < 0 ||
-	    config_set_string(&cfg->service, "cmdhostd") < 0 ||
-	    config_set_string(&cfg->plugin_dir, "plugins") < 0) {
-		config_fini(cfg);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Parse a decimal integer in [min, max]; whole string, no sign tricks. */
+/* The one integer parser: the whole of s in base (10 or 8), within
+ * [min, max]; leading blanks are skipped, trailing text is an error. */
 static int
-parse_int(const char *s, long long min, long long max, long long *out)
+parse_int(const char *s, int base, long long min, long long max,
+    long long *out)
 {
 	char *end;
 	long long v;
@@ -76,7 +255,7 @@ parse_int(const char *s, long long min, long long max, long long *out)
 	if (*s == '\0')
 		return -1;
 	errno = 0;
-	v = strtoll(s, &end, 10);
+	v = strtoll(s, &end, base);
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -1;
 	*out = v;
@@ -99,69 +278,77 @@ parse_bool(const char *s)
 	return -1;
 }
 
+/* socket: it must fit sun_path with its NUL. */
 static int
-bool_key(const char *value, int *field, char *err, size_t errlen,
-    const char *key)
+check_sun_path(const char *key, const char *value, char *err, size_t errlen)
 {
-	int v = parse_bool(value);
+	struct sockaddr_un sun;
 
-	if (v < 0) {
-		snprintf(err, errlen, "%s: '%s' is not true or false", key,
-		    value);
+	if (strlen(value) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: path longer than %zu bytes", key,
+		    sizeof(sun.sun_path) - 1);
 		return -1;
 	}
-	*field = v;
 	return 0;
 }
 
-/* service: 1..64 printable ASCII bytes, no quotes or backslashes, so that
- * every log line can carry it verbatim. */
+/* service: printable ASCII, no quotes or backslashes, so that every log
+ * line can carry it verbatim (its length is the row's range). */
 static int
-service_key(struct config *cfg, const char *value, char *err, size_t errlen)
+check_service(const char *key, const char *value, char *err, size_t errlen)
 {
-	size_t n = strlen(value);
-
-	if (n == 0 || n > 64) {
-		snprintf(err, errlen, "service: must be 1..64 characters");
-		return -1;
-	}
 	for (const char *p = value; *p != '\0'; p++)
 		if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\') {
-			snprintf(err, errlen, "service: '%s' may hold only "
+			snprintf(err, errlen, "%s: '%s' may hold only "
 			    "printable ASCII without spaces, quotes or "
-			    "backslashes", value);
+			    "backslashes", key, value);
 			return -1;
 		}
-	if (config_set_string(&cfg->service, value) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	return 0;
 }
 
+/* send_asap has always taken only the words true and false. */
 static int
-int_key(const char *value, long long min, long long max, int *field,
-    char *err, size_t errlen, const char *key)
+check_true_false(const char *key, const char *value, char *err,
+    size_t errlen)
 {
-	long long v;
+	if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0)
+		return 0;
+	snprintf(err, errlen, "%s: '%s' is not true or false", key, value);
+	return -1;
+}
 
-	if (parse_int(value, min, max, &v) < 0) {
-		snprintf(err, errlen, "%s: '%s' is not an integer in %lld..%lld",
-		    key, value, min, max);
+/* A string's length against the row's range. */
+static int
+check_length(const struct config_key *k, const char *value, char *err,
+    size_t errlen)
+{
+	long long n = (long long)strlen(value);
+
+	if (k->max > 0 && (n < k->min || n > k->max)) {
+		snprintf(err, errlen, "%s: must be %lld..%lld characters",
+		    k->name, k->min, k->max);
 		return -1;
 	}
-	*field = (int)v;
+	if (n < k->min) {
+		snprintf(err, errlen, "%s: must not be empty", k->name);
+		return -1;
+	}
 	return 0;
 }
 
+/* admin_uids: a comma- or blank-separated list of uids or user names; it
+ * replaces the list before. */
 static int
-parse_uids(struct config *cfg, const char *value, char *err, size_t errlen)
+set_uids(struct config *cfg, const struct config_key *k, const char *value,
+    char *err, size_t errlen)
 {
 	char *copy = strdup(value), *tok, *save = NULL;
+	uid_t *uids = field_of(cfg, k);
 	int rc = 0;
 
 	if (copy == NULL) {
-		snprintf(err, errlen, "admin_uids: out of memory");
+		snprintf(err, errlen, "%s: out of memory", k->name);
 		return -1;
 	}
 	cfg->n_admin_uids = 0;
@@ -170,160 +357,158 @@ parse_uids(struct config *cfg, const char *value, char *err, size_t errlen)
 		long long v;
 		uid_t uid;
 
-		if (parse_int(tok, 0, UINT_MAX - 1, &v) == 0) {
+		if (parse_int(tok, 10, 0, UINT_MAX - 1, &v) == 0) {
 			uid = (uid_t)v;
 		} else {
 			struct passwd *pw = getpwnam(tok);
 
 			if (pw == NULL) {
-				snprintf(err, errlen,
-				    "admin_uids: '%s' is neither a uid nor a "
-				    "known user", tok);
+				snprintf(err, errlen, "%s: '%s' is neither a "
+				    "uid nor a known user", k->name, tok);
 				rc = -1;
 				break;
 			}
 			uid = pw->pw_uid;
 		}
-		if (cfg->n_admin_uids == CONFIG_MAX_ADMIN_UIDS) {
-			snprintf(err, errlen, "admin_uids: more than %d entries",
-			    CONFIG_MAX_ADMIN_UIDS);
+		if (cfg->n_admin_uids == k->max) {
+			snprintf(err, errlen, "%s: more than %lld entries",
+			    k->name, k->max);
 			rc = -1;
 			break;
 		}
-		cfg->admin_uids[cfg->n_admin_uids++] = uid;
+		uids[cfg->n_admin_uids++] = uid;
 	}
 	free(copy);
 	return rc;
+}
+
+/* Read value as row k says and store it in cfg.  Returns 0 or -1 with
+ * "KEY: reason" in err. */
+static int
+set_value(struct config *cfg, const struct config_key *k, const char *value,
+    char *err, size_t errlen)
+{
+	void *field = field_of(cfg, k);
+	long long v;
+	int w;
+
+	if (k->type == CONFIG_STRING &&
+	    check_length(k, value, err, errlen) < 0)
+		return -1;
+	if (k->check != NULL && k->check(k->name, value, err, errlen) < 0)
+		return -1;
+	switch (k->type) {
+	case CONFIG_STRING:
+		if (config_set_string(field, value) < 0) {
+			snprintf(err, errlen, "%s: out of memory", k->name);
+			return -1;
+		}
+		return 0;
+	case CONFIG_INT:
+	case CONFIG_SIZE:
+		if (parse_int(value, 10, k->min, k->max, &v) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not an integer in "
+			    "%lld..%lld", k->name, value, k->min, k->max);
+			return -1;
+		}
+		if (k->type == CONFIG_INT)
+			*(int *)field = (int)v;
+		else
+			*(size_t *)field = (size_t)v;
+		return 0;
+	case CONFIG_MODE:
+		/* Octal digits only: no blank, sign or 0x. */
+		if (strspn(value, "01234567") != strlen(value) ||
+		    parse_int(value, 8, k->min, k->max, &v) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not an octal mode "
+			    "from %llo to 0%llo", k->name, value,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+			return -1;
+		}
+		*(mode_t *)field = (mode_t)v;
+		return 0;
+	case CONFIG_BOOL:
+		if ((w = parse_bool(value)) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not true or false",
+			    k->name, value);
+			return -1;
+		}
+		*(int *)field = w;
+		return 0;
+	case CONFIG_ENUM:
+		if ((w = k->parse(value)) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not %s", k->name,
+			    value, k->words);
+			return -1;
+		}
+		*(int *)field = w;
+		return 0;
+	case CONFIG_UIDS:
+		return set_uids(cfg, k, value, err, errlen);
+	}
+	snprintf(err, errlen, "%s: no reader for its type", k->name);
+	return -1;
+}
+
+int
+config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &keys[i];
+		void *field = field_of(cfg, k);
+
+		switch (k->type) {
+		case CONFIG_STRING:
+			if (k->def_str != NULL &&
+			    config_set_string(field, k->def_str) < 0) {
+				config_fini(cfg);
+				return -ENOMEM;
+			}
+			break;
+		case CONFIG_INT:
+		case CONFIG_BOOL:
+		case CONFIG_ENUM:
+			*(int *)field = (int)k->def;
+			break;
+		case CONFIG_SIZE:
+			*(size_t *)field = (size_t)k->def;
+			break;
+		case CONFIG_MODE:
+			*(mode_t *)field = (mode_t)k->def;
+			break;
+		case CONFIG_UIDS:
+			break; /* no uid */
+		}
+	}
+	return 0;
+}
+
+int
+config_set(struct config *cfg, const char *section, const char *key,
+    const char *value, char *err, size_t errlen)
+{
+	const struct section *s = find_section(section);
+
+	if (s == NULL) {
+		unknown_section(section, err, errlen);
+		return -1;
+	}
+	section_seen(cfg, s);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, key) == 0)
+			return set_value(cfg, &keys[i], value, err, errlen);
+	snprintf(err, errlen, "unknown key '%s' in [%s]", key, section);
+	return -1;
 }
 
 int
 config_set_host(struct config *cfg, const char *key, const char *value,
     char *err, size_t errlen)
 {
-	long long v;
-	int lv;
-
-	if (strcmp(key, "socket") == 0 || strcmp(key, "plugin_dir") == 0) {
-		if (*value == '\0') {
-			snprintf(err, errlen, "%s: must not be empty", key);
-			return -1;
-		}
-		if (strcmp(key, "socket") == 0 && strlen(value) >= 108) {
-			snprintf(err, errlen, "socket: path longer than 107 bytes");
-			return -1;
-		}
-		if (config_set_string(strcmp(key, "socket") == 0 ?
-		    &cfg->socket : &cfg->plugin_dir, value) < 0) {
-			snprintf(err, errlen, "%s: out of memory", key);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(key, "socket_mode") == 0) {
-		char *end;
-		unsigned long m;
-
-		errno = 0;
-		m = strtoul(value, &end, 8);
-		if (*value == '\0' || *end != '\0' || errno != 0 || m > 0777 ||
-		    strspn(value, "01234567") != strlen(value)) {
-			snprintf(err, errlen, "socket_mode: '%s' is not an octal "
-			    "mode from 0 to 0777", value);
-			return -1;
-		}
-		cfg->socket_mode = (mode_t)m;
-		return 0;
-	}
-	if (strcmp(key, "workers") == 0)
-		return int_key(value, 0, 256, &cfg->workers, err, errlen, key);
-	if (strcmp(key, "pool_threads") == 0)
-		return int_key(value, 1, 1024, &cfg->pool_threads, err, errlen,
-		    key);
-	if (strcmp(key, "queue_depth") == 0)
-		return int_key(value, 1, 1 << 20, &cfg->queue_depth, err, errlen,
-		    key);
-	if (strcmp(key, "inline_budget_us") == 0)
-		return int_key(value, 0, 60000000, &cfg->inline_budget_us, err,
-		    errlen, key);
-	if (strcmp(key, "max_connections") == 0)
-		return int_key(value, 1, 1000000, &cfg->max_connections, err,
-		    errlen, key);
-	if (strcmp(key, "default_timeout_ms") == 0)
-		return int_key(value, 1, 86400000, &cfg->default_timeout_ms,
-		    err, errlen, key);
-	if (strcmp(key, "shutdown_timeout_ms") == 0)
-		return int_key(value, 0, 86400000, &cfg->shutdown_timeout_ms,
-		    err, errlen, key);
-	if (strcmp(key, "max_request_bytes") == 0) {
-		if (parse_int(value, 64, 1LL << 30, &v) < 0) {
-			snprintf(err, errlen, "max_request_bytes: '%s' is not an "
-			    "integer in 64..%lld", value, 1LL << 30);
-			return -1;
-		}
-		cfg->max_request_bytes = (size_t)v;
-		return 0;
-	}
-	if (strcmp(key, "max_pending_bytes") == 0) {
-		if (parse_int(value, 4096, 1LL << 30, &v) < 0) {
-			snprintf(err, errlen, "max_pending_bytes: '%s' is not an "
-			    "integer in 4096..%lld", value, 1LL << 30);
-			return -1;
-		}
-		cfg->max_pending_bytes = (size_t)v;
-		return 0;
-	}
-	if (strcmp(key, "idle_timeout_ms") == 0)
-		return int_key(value, 0, 86400000, &cfg->idle_timeout_ms, err,
-		    errlen, key);
-	if (strcmp(key, "allow_insecure_plugins") == 0) {
-		if ((lv = parse_bool(value)) < 0) {
-			snprintf(err, errlen, "allow_insecure_plugins: '%s' is "
-			    "not true or false", value);
-			return -1;
-		}
-		cfg->allow_insecure_plugins = lv;
-		return 0;
-	}
-	if (strcmp(key, "log_level") == 0) {
-		if ((lv = log_level_parse(value)) < 0) {
-			snprintf(err, errlen, "log_level: '%s' is not one of "
-			    "debug, info, warn, error", value);
-			return -1;
-		}
-		cfg->log_level = lv;
-		return 0;
-	}
-	if (strcmp(key, "log_format") == 0) {
-		if ((lv = log_format_parse(value)) < 0) {
-			snprintf(err, errlen, "log_format: '%s' is not json or "
-			    "text", value);
-			return -1;
-		}
-		cfg->log_format = lv;
-		return 0;
-	}
-	if (strcmp(key, "admin_uids") == 0)
-		return parse_uids(cfg, value, err, errlen);
-	if (strcmp(key, "watch") == 0) {
-		if ((lv = parse_bool(value)) < 0) {
-			snprintf(err, errlen, "watch: '%s' is not true or false",
-			    value);
-			return -1;
-		}
-		cfg->watch = lv;
-		return 0;
-	}
-	if (strcmp(key, "access_log") == 0)
-		return bool_key(value, &cfg->access_log, err, errlen, key);
-	if (strcmp(key, "reply_request_id") == 0)
-		return bool_key(value, &cfg->reply_request_id, err, errlen, key);
-	if (strcmp(key, "service") == 0)
-		return service_key(cfg, value, err, errlen);
-	if (strcmp(key, "reload_debounce_ms") == 0)
-		return int_key(value, 0, 60000, &cfg->reload_debounce_ms, err,
-		    errlen, key);
-	snprintf(err, errlen, "unknown key '%s' in [host]", key);
-	return -1;
+	return config_set(cfg, "host", key, value, err, errlen);
 }
 
 static int
@@ -381,20 +566,20 @@ static int
 on_key(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *ps = user;
+	const struct section *s = find_section(section);
 	char err[512];
 
-	if (strcmp(section, "nats") == 0 || strcmp(section, "jetstream") == 0) {
-		if (config_nats_set(&ps->cfg->nats, section, key,
-		    value ? value : "", err, sizeof(err)) == 0)
-			return 1;
-		goto fail;
+	if (key == NULL) {
+		/* A section header alone (INI_CALL_HANDLER_ON_NEW_SECTION). */
+		if (s != NULL)
+			section_seen(ps->cfg, s);
+		return 1;
 	}
-	if (key == NULL)
-		return 1; /* section header alone (INI_CALL_HANDLER_ON_NEW_SECTION) */
 	if (value == NULL)
 		value = "";
-	if (strcmp(section, "host") == 0) {
-		if (config_set_host(ps->cfg, key, value, err, sizeof(err)) == 0)
+	if (s != NULL) {
+		if (config_set(ps->cfg, section, key, value, err,
+		    sizeof(err)) == 0)
 			return 1;
 	} else if (strncmp(section, PLUGIN_PREFIX, strlen(PLUGIN_PREFIX)) == 0 &&
 	    section[strlen(PLUGIN_PREFIX)] != '\0') {
@@ -406,10 +591,8 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		snprintf(err, sizeof(err), "key '%s' outside any section; put "
 		    "it under [host]", key);
 	} else {
-		snprintf(err, sizeof(err), "unknown section [%s] (expected "
-		    "[host], [nats], [jetstream] or [plugin:NAME])", section);
+		unknown_section(section, err, sizeof(err));
 	}
-fail:
 	if (!ps->failed) {
 		snprintf(ps->err, sizeof(ps->err), "%s", err);
 		ps->failed = 1;
@@ -438,10 +621,14 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	}
 	line = ini_parse(path, on_key, &ps);
 	if (line == 0) {
-		if (config_nats_check(&cfg->nats, cfg->default_timeout_ms,
-		    ps.err, sizeof(ps.err)) < 0) {
-			snprintf(err, errlen, "%s: %s", path, ps.err);
-			return -1;
+		for (size_t i = 0; i < NSECTIONS; i++) {
+			const struct section *s = &sections[i];
+
+			if (s->finish != NULL &&
+			    s->finish(cfg, ps.err, sizeof(ps.err)) < 0) {
+				snprintf(err, errlen, "%s: %s", path, ps.err);
+				return -1;
+			}
 		}
 		return 0;
 	}
@@ -468,15 +655,14 @@ config_fini(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->path);
-	free(cfg->socket);
-	free(cfg->plugin_dir);
-	free(cfg->service);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == CONFIG_STRING)
+			free(*(char **)field_of(cfg, &keys[i]));
 	for (size_t i = 0; i < cfg->n_plugin_kvs; i++) {
 		free(cfg->plugin_kvs[i].plugin);
 		free(cfg->plugin_kvs[i].key);
 		free(cfg->plugin_kvs[i].value);
 	}
 	free(cfg->plugin_kvs);
-	config_nats_fini(&cfg->nats);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -1,8 +1,9 @@
 /*
  * config.h - the daemon's configuration: defaults, the ini file, checks.
  *
- * config_load() parses the file with inih and fills a struct config; it
- * never logs and never exits: errors come back as "FILE:LINE: reason".
+ * One table of keys (config_keys()) drives the defaults, the parsing and
+ * the range checks; config_load() never logs and never exits: errors come
+ * back as "FILE:LINE: reason".
  */
 #ifndef CMDHOST_CONFIG_H
 #define CMDHOST_CONFIG_H
@@ -51,20 +52,62 @@ struct config {
 	struct nats_config nats; /* [nats] and [jetstream] */
 };
 
+/* The kind of value of a key, which says how its text is read. */
+enum config_type {
+	CONFIG_STRING,	/* char *, an owned copy; min..max bound the length
+			 * (max 0: no bound) */
+	CONFIG_INT,	/* int, decimal in min..max */
+	CONFIG_SIZE,	/* size_t, decimal in min..max */
+	CONFIG_BOOL,	/* int, true/yes/on/1 or false/no/off/0 */
+	CONFIG_MODE,	/* mode_t, octal digits in min..max */
+	CONFIG_ENUM,	/* int, a word that parse() knows */
+	CONFIG_UIDS	/* admin_uids[] and n_admin_uids: uids or user names */
+};
+
+/* One key of cmdhost.ini: a row of the table that config_init(),
+ * config_set() and config_fini() run through.  All strings are static. */
+struct config_key {
+	const char *section;	/* "host", "nats" or "jetstream" */
+	const char *name;
+	enum config_type type;
+	long long min, max;	/* the range (see enum config_type) */
+	long long def;		/* the default, unless a string */
+	const char *def_str;	/* CONFIG_STRING default; NULL: none */
+	size_t offset;		/* of the field in struct config */
+	int (*parse)(const char *word);	/* CONFIG_ENUM: value or -1 */
+	const char *words;	/* CONFIG_ENUM: the words, for errors */
+	/* More rules on the text, before it is read: 0, or -1 with "KEY:
+	 * reason" in err.  NULL: none. */
+	int (*check)(const char *key, const char *value, char *err,
+	    size_t errlen);
+	const char *doc;	/* one line */
+};
+
+/* The table of keys, *n rows.  Borrowed: static and read-only. */
+const struct config_key *config_keys(size_t *n);
+
 /* Fill cfg with the defaults (strings are owned copies).  Returns 0 or
  * -ENOMEM.  Release with config_fini(). */
 int config_init(struct config *cfg);
 
-/* Parse the ini file at path into cfg (which config_init() prepared).
+/* Parse the ini file at path (borrowed; cfg->path keeps an owned copy)
+ * into cfg, which config_init() prepared, then run the checks across keys.
  * Returns 0, or -1 with "FILE:LINE: reason" (or "FILE: reason") in err. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
-/* Set a [host] key from text, as the file would; used by the parser and by
- * tests.  Returns 0 or -1 with the reason (no file:line) in err. */
+/* Set `key` of [section] ("host", "nats" or "jetstream") from text, as
+ * the file would (the section counts as seen); strings are stored as owned
+ * copies, the arguments are borrowed.  Returns 0 or -1 with the reason (no
+ * file:line) in err. */
+int config_set(struct config *cfg, const char *section, const char *key,
+    const char *value, char *err, size_t errlen);
+
+/* config_set() of a [host] key. */
 int config_set_host(struct config *cfg, const char *key, const char *value,
     char *err, size_t errlen);
 
-/* Replace *field with a copy of value.  Returns 0 or -ENOMEM. */
+/* Replace *field with an owned copy of value (borrowed); the old string is
+ * freed.  Returns 0 or -ENOMEM (then *field is unchanged). */
 int config_set_string(char **field, const char *value);
 
 /* The value of `key` in [plugin:plugin], or NULL.  Borrowed from cfg. */

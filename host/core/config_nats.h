@@ -1,8 +1,9 @@
 /*
  * config_nats.h - the [nats] and [jetstream] sections of cmdhost.ini.
  *
- * Parsed here, used by the NATS bridge module (cmdhost-nats.so).  Without
- * a [nats] section, `enabled` stays 0 and the daemon never loads NATS.
+ * config.c's key table fills the struct and points its rows at the NATS
+ * rules below; the NATS module (cmdhost-nats.so) reads it.  Without a
+ * [nats] section, `enabled` stays 0 and the daemon never loads NATS.
  */
 #ifndef CMDHOST_CONFIG_NATS_H
 #define CMDHOST_CONFIG_NATS_H
@@ -38,20 +39,21 @@ struct nats_config {
 	int js_max_inflight;     /* events held at once by this daemon */
 };
 
-/* Fill nc with the defaults (owned copies).  Returns 0 or -ENOMEM. */
-int config_nats_init(struct nats_config *nc);
+/* The text of `key` as a NATS name (queue group, service, stream or
+ * durable name): not empty, no blanks, no '*', '>' or '.'.  key and value
+ * are borrowed.  Returns 0 or -1 with "KEY: reason" in err. */
+int config_nats_name(const char *key, const char *value, char *err,
+    size_t errlen);
 
-/* Set a key of section "nats" or "jetstream" from text.  Returns 0 or -1
- * with the reason (no file:line) in err. */
-int config_nats_set(struct nats_config *nc, const char *section,
-    const char *key, const char *value, char *err, size_t errlen);
+/* The text of `key` as a subject prefix: not empty, no blanks (wildcards
+ * and dots are fine).  Borrowed arguments; 0 or -1 with "KEY: reason". */
+int config_nats_subject(const char *key, const char *value, char *err,
+    size_t errlen);
 
 /* Checks across keys, after the whole file is read (default_timeout_ms is
- * the [host] one).  Returns 0 or -1 with the reason in err. */
+ * the [host] one); sets js_ack_wait_ms when it was left at 0.  Returns 0
+ * or -1 with the reason in err. */
 int config_nats_check(struct nats_config *nc, int default_timeout_ms,
     char *err, size_t errlen);
-
-/* Free what nc owns; nc may be zeroed.  NULL is ok. */
-void config_nats_fini(struct nats_config *nc);
 
 #endif /* CMDHOST_CONFIG_NATS_H */

@@ -1,8 +1,8 @@
 /*
  * test_config.c - unit tests of config.c: the defaults, config_load() of
  * real files in a temporary directory, every [host] key's checks, [nats]
- * and [jetstream] (config_nats.c), and the
- * "FILE:LINE: reason" errors.  Files are written without leading blanks,
+ * and [jetstream], the "FILE:LINE: reason" errors, and the key table
+ * against man/cmdhost.ini.5.  Files are written without leading blanks,
  * since inih reads an indented line as the continuation of the last value.
  */
 #include <criterion/criterion.h>
@@ -123,6 +123,193 @@ Test(config, defaults)
 	cr_assert_neq(cfg.socket[0], '\0');
 	cr_assert_neq(cfg.plugin_dir[0], '\0');
 	cr_assert_null(config_plugin_value(&cfg, "good", "greeting"));
+}
+
+/* Every default, pinned: the values config_init() gave before the keys
+ * became a table. */
+Test(config, every_default)
+{
+	cr_assert_eq(cfg.socket_mode, 0660);
+	cr_assert_str_eq(cfg.socket, "cmdhost.sock");
+	cr_assert_str_eq(cfg.plugin_dir, "plugins");
+	cr_assert_eq(cfg.workers, 0);
+	cr_assert_eq(cfg.pool_threads, 8);
+	cr_assert_eq(cfg.queue_depth, 1024);
+	cr_assert_eq(cfg.inline_budget_us, 2000);
+	cr_assert_eq(cfg.max_request_bytes, 1048576);
+	cr_assert_eq(cfg.max_pending_bytes, 1048576);
+	cr_assert_eq(cfg.idle_timeout_ms, 300000);
+	cr_assert_eq(cfg.allow_insecure_plugins, 0);
+	cr_assert_eq(cfg.max_connections, 1024);
+	cr_assert_eq(cfg.default_timeout_ms, 30000);
+	cr_assert_eq(cfg.shutdown_timeout_ms, 10000);
+	cr_assert_eq(cfg.watch, 1);
+	cr_assert_eq(cfg.reload_debounce_ms, 20);
+	cr_assert_eq(cfg.log_level, LOGL_INFO);
+	cr_assert_eq(cfg.log_format, LOGF_JSON);
+	cr_assert_str_eq(cfg.service, "cmdhostd");
+	cr_assert_eq(cfg.access_log, 0);
+	cr_assert_eq(cfg.reply_request_id, 0);
+	cr_assert_eq(cfg.n_admin_uids, 0);
+	cr_assert_null(cfg.path);
+
+	cr_assert_eq(cfg.nats.enabled, 0);
+	cr_assert_str_eq(cfg.nats.url, "nats://127.0.0.1:4222");
+	cr_assert_str_eq(cfg.nats.subject_prefix, "cmdhost.cmd.");
+	cr_assert_str_eq(cfg.nats.queue_group, "cmdhost");
+	cr_assert_str_eq(cfg.nats.service_name, "cmdhost");
+	cr_assert_null(cfg.nats.credentials);
+	cr_assert_null(cfg.nats.user);
+	cr_assert_null(cfg.nats.password);
+	cr_assert_null(cfg.nats.token);
+	cr_assert_null(cfg.nats.tls_ca);
+	cr_assert_null(cfg.nats.module);
+	cr_assert_eq(cfg.nats.reconnect_wait_ms, 250);
+	cr_assert_eq(cfg.nats.max_reconnect, -1);
+	cr_assert_eq(cfg.nats.delivery_threads, 2);
+	cr_assert_eq(cfg.nats.send_asap, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 0);
+	cr_assert_str_eq(cfg.nats.js_stream, "CMDHOST_EVENTS");
+	cr_assert_str_eq(cfg.nats.js_subjects, "cmdhost.events.>");
+	cr_assert_str_eq(cfg.nats.js_durable, "cmdhost");
+	cr_assert_str_eq(cfg.nats.js_dead_letter, "cmdhost.dead.");
+	cr_assert_eq(cfg.nats.js_ack_wait_ms, 0);
+	cr_assert_eq(cfg.nats.js_max_deliver, 5);
+	cr_assert_eq(cfg.nats.js_nak_delay_ms, 1000);
+	cr_assert_eq(cfg.nats.js_fetch_batch, 32);
+	cr_assert_eq(cfg.nats.js_max_inflight, 64);
+}
+
+/* Assert that text fails to load with exactly "PATH:LINE: reason". */
+static void
+expect_exact_error(const char *text, int line, const char *reason)
+{
+	char want[1024];
+
+	cr_assert_eq(load(text), -1, "accepted: %s", text);
+	snprintf(want, sizeof(want), "%s:%d: %s", path, line, reason);
+	cr_assert_str_eq(err, want, "file: %s", text);
+}
+
+/* The exact reasons, one per kind of check, pinned. */
+Test(config, error_texts)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *reason;
+	} cases[] = {
+		{ "[host]\nworkers = x\n", 2,
+		  "workers: 'x' is not an integer in 0..256" },
+		{ "[host]\nworkers = \n", 2,
+		  "workers: '' is not an integer in 0..256" },
+		{ "[host]\nmax_request_bytes = 63\n", 2,
+		  "max_request_bytes: '63' is not an integer in 64..1073741824" },
+		{ "[host]\nmax_pending_bytes = 1M\n", 2,
+		  "max_pending_bytes: '1M' is not an integer in "
+		  "4096..1073741824" },
+		{ "[host]\nsocket_mode = 0778\n", 2,
+		  "socket_mode: '0778' is not an octal mode from 0 to 0777" },
+		{ "[host]\nsocket_mode = +7\n", 2,
+		  "socket_mode: '+7' is not an octal mode from 0 to 0777" },
+		{ "[host]\nwatch = maybe\n", 2,
+		  "watch: 'maybe' is not true or false" },
+		{ "[host]\naccess_log = 2\n", 2,
+		  "access_log: '2' is not true or false" },
+		{ "[host]\nlog_level = loud\n", 2,
+		  "log_level: 'loud' is not one of debug, info, warn, error" },
+		{ "[host]\nlog_format = xml\n", 2,
+		  "log_format: 'xml' is not json or text" },
+		{ "[host]\nplugin_dir =\n", 2, "plugin_dir: must not be empty" },
+		{ "[host]\nsocket =\n", 2, "socket: must not be empty" },
+		{ "[host]\nservice =\n", 2, "service: must be 1..64 characters" },
+		{ "[host]\nservice = a\"b\n", 2, "service: 'a\"b' may hold only "
+		  "printable ASCII without spaces, quotes or backslashes" },
+		{ "[host]\nadmin_uids = 0, nosuchuserxyz\n", 2, "admin_uids: "
+		  "'nosuchuserxyz' is neither a uid nor a known user" },
+		{ "[host]\nnope = 1\n", 2, "unknown key 'nope' in [host]" },
+		{ "workers = 1\n", 1,
+		  "key 'workers' outside any section; put it under [host]" },
+		{ "[hots]\nworkers = 1\n", 2, "unknown section [hots] (expected "
+		  "[host], [nats], [jetstream] or [plugin:NAME])" },
+		{ "[host]\nworkers 1\n", 2,
+		  "syntax error (expected [section] or key = value)" },
+		{ "[nats]\nreconnect_wait_ms = 9\n", 2,
+		  "reconnect_wait_ms: '9' is not an integer in 10..600000" },
+		{ "[nats]\nmax_reconnect = -2\n", 2,
+		  "max_reconnect: '-2' is not an integer in -1..1000000" },
+		{ "[nats]\nsubject_prefix =\n", 2,
+		  "subject_prefix: must not be empty" },
+		{ "[nats]\nsubject_prefix = a b\n", 2,
+		  "subject_prefix: 'a b' is not a valid NATS name" },
+		{ "[nats]\nservice_name = a.b\n", 2,
+		  "service_name: 'a.b' is not a valid NATS name" },
+		{ "[nats]\nsend_asap = yes\n", 2,
+		  "send_asap: 'yes' is not true or false" },
+		{ "[nats]\nnope = 1\n", 2, "unknown key 'nope' in [nats]" },
+		{ "[nats]\n[jetstream]\nsubjects =\n", 3,
+		  "subjects: must not be empty" },
+		{ "[nats]\n[jetstream]\ndurable = a>\n", 3,
+		  "durable: 'a>' is not a valid NATS name" },
+		{ "[nats]\n[jetstream]\nfetch_batch = 1025\n", 3,
+		  "fetch_batch: '1025' is not an integer in 1..1024" },
+		{ "[nats]\n[jetstream]\nnope = 1\n", 3,
+		  "unknown key 'nope' in [jetstream]" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_exact_error(cases[i].text, cases[i].line,
+		    cases[i].reason);
+}
+
+/* The reasons of the checks after the file is read: "FILE: reason". */
+Test(config, cross_key_error_texts)
+{
+	char want[1024];
+
+	cr_assert_eq(load("[jetstream]\nstream = EV\n"), -1);
+	snprintf(want, sizeof(want), "%s: [jetstream] needs a [nats] section",
+	    path);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(load("[host]\ndefault_timeout_ms = 5000\n[nats]\nurl = x\n"
+	    "[jetstream]\nack_wait_ms = 5000\n"), -1);
+	snprintf(want, sizeof(want), "%s: [jetstream] ack_wait_ms (5000) must "
+	    "be above [host] default_timeout_ms (5000), or events would be "
+	    "redelivered while they still run", path);
+	cr_assert_str_eq(err, want);
+}
+
+/* The lenient words of [host] booleans; [nats] send_asap takes only
+ * true or false. */
+Test(config, boolean_words)
+{
+	static const char *const yes[] = { "true", "YES", "On", "1" };
+	static const char *const no[] = { "false", "No", "OFF", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		expect_good_value("access_log", yes[i]);
+		cr_assert_eq(cfg.access_log, 1, "%s", yes[i]);
+		expect_good_value("watch", no[i]);
+		cr_assert_eq(cfg.watch, 0, "%s", no[i]);
+	}
+	cr_assert_eq(load("[nats]\nsend_asap = false\n"), 0, "%s", err);
+	cr_assert_eq(cfg.nats.send_asap, 0);
+	cr_assert_eq(load("[nats]\nsend_asap = on\n"), -1);
+	cr_assert_eq(load("[nats]\nsend_asap = True\n"), -1);
+}
+
+/* A section header alone turns its section on when a key follows. */
+Test(config, sections_seen)
+{
+	cr_assert_eq(load("[nats]\nuser = u\n[jetstream]\nmax_deliver = 2\n"),
+	    0, "%s", err);
+	cr_assert_eq(cfg.nats.enabled, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 1);
+	cr_assert_str_eq(cfg.nats.user, "u");
+	cr_assert_eq(cfg.nats.js_ack_wait_ms, 35000);
+	/* Free-form strings take the empty string. */
+	cr_assert_eq(load("[nats]\npassword =\n"), 0, "%s", err);
+	cr_assert_str_eq(cfg.nats.password, "");
 }
 
 Test(config, fini_accepts_null_and_zeroed)
@@ -576,4 +763,202 @@ Test(config_nats, ack_wait_must_exceed_the_command_timeout)
 	    "[jetstream]\nack_wait_ms = 5000\n"), -1);
 	cr_assert(strstr(err, "ack_wait_ms (5000) must be above") != NULL,
 	    "%s", err);
+}
+
+/* ------------------------------------------------------------ the table
+ * config_keys(): the rows themselves, config_set() through them, and the
+ * man page naming each of them. */
+
+TestSuite(config_keys, .init = setup, .fini = teardown);
+
+/* Non-zero if the table has a row for [section] name. */
+static int
+is_key(const char *section, const char *name)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(k[i].section, section) == 0 &&
+		    strcmp(k[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+Test(config_keys, rows_are_whole_and_unique)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert(strcmp(k[i].section, "host") == 0 ||
+		    strcmp(k[i].section, "nats") == 0 ||
+		    strcmp(k[i].section, "jetstream") == 0, "[%s] %s",
+		    k[i].section, k[i].name);
+		cr_assert_neq(k[i].name[0], '\0');
+		cr_assert_not_null(k[i].doc, "[%s] %s has no doc line",
+		    k[i].section, k[i].name);
+		cr_assert(k[i].doc[0] != '\0' && strchr(k[i].doc, '\n') ==
+		    NULL, "[%s] %s: the doc is not one line", k[i].section,
+		    k[i].name);
+		/* A string's max of 0 is no bound on its length. */
+		cr_assert(k[i].min <= k[i].max || (k[i].type == CONFIG_STRING
+		    && k[i].max == 0), "[%s] %s: range %lld..%lld",
+		    k[i].section, k[i].name, k[i].min, k[i].max);
+		cr_assert(k[i].type != CONFIG_ENUM || (k[i].parse != NULL &&
+		    k[i].words != NULL), "[%s] %s", k[i].section, k[i].name);
+		for (size_t j = 0; j < i; j++)
+			cr_assert(strcmp(k[i].section, k[j].section) != 0 ||
+			    strcmp(k[i].name, k[j].name) != 0,
+			    "[%s] %s has two rows", k[i].section, k[i].name);
+	}
+}
+
+/* Each row's default passes the row's own checks (ack_wait_ms's 0 stands
+ * for "default_timeout_ms + 5000", outside its range on purpose). */
+Test(config_keys, defaults_pass_their_checks)
+{
+	size_t n;
+	const struct config_key *k = config_keys(&n);
+	char text[64], reason[256];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = text;
+
+		switch (k[i].type) {
+		case CONFIG_STRING:
+			if (k[i].def_str == NULL)
+				continue;
+			v = k[i].def_str;
+			break;
+		case CONFIG_INT:
+		case CONFIG_SIZE:
+			if (strcmp(k[i].name, "ack_wait_ms") == 0)
+				continue;
+			snprintf(text, sizeof(text), "%lld", k[i].def);
+			break;
+		case CONFIG_BOOL:
+			v = k[i].def ? "true" : "false";
+			break;
+		case CONFIG_MODE:
+			snprintf(text, sizeof(text), "%llo", k[i].def);
+			break;
+		case CONFIG_ENUM:
+			cr_assert_geq(k[i].def, 0);
+			continue;
+		case CONFIG_UIDS:
+			v = "";
+			break;
+		}
+		cr_assert_eq(config_set(&cfg, k[i].section, k[i].name, v,
+		    reason, sizeof(reason)), 0, "[%s] %s = %s: %s",
+		    k[i].section, k[i].name, v, reason);
+	}
+}
+
+Test(config_keys, set_by_section)
+{
+	char reason[256];
+
+	cr_assert_eq(config_set(&cfg, "nats", "url", "nats://x:1", reason,
+	    sizeof(reason)), 0, "%s", reason);
+	cr_assert_str_eq(cfg.nats.url, "nats://x:1");
+	cr_assert_eq(cfg.nats.enabled, 1);
+	cr_assert_eq(cfg.nats.js_enabled, 0);
+	cr_assert_eq(config_set(&cfg, "jetstream", "max_inflight", "9",
+	    reason, sizeof(reason)), 0, "%s", reason);
+	cr_assert_eq(cfg.nats.js_max_inflight, 9);
+	cr_assert_eq(cfg.nats.js_enabled, 1);
+	/* A key of another section is unknown here. */
+	cr_assert_eq(config_set(&cfg, "host", "url", "x", reason,
+	    sizeof(reason)), -1);
+	cr_assert_str_eq(reason, "unknown key 'url' in [host]");
+	cr_assert_eq(config_set(&cfg, "plugin:good", "k", "v", reason,
+	    sizeof(reason)), -1);
+	cr_assert_str_eq(reason, "unknown section [plugin:good] (expected "
+	    "[host], [nats], [jetstream] or [plugin:NAME])");
+}
+
+#define MAN_PAGE CMDHOST_SOURCE_DIR "/man/cmdhost.ini.5"
+#define MAX_MAN_KEYS 256
+
+struct man_key {
+	char section[64];
+	char name[64];
+	int line;
+};
+
+/* The keys man/cmdhost.ini.5 names, into keys[] (at most MAX_MAN_KEYS):
+ * the ".B key" line that follows a ".TP" under ".SS [section]", but
+ * [plugin:NAME], whose keys are free-form.  Any other line after such a
+ * ".TP" fails the test: the key would go unchecked.  Returns the count. */
+static size_t
+read_man_keys(struct man_key *keys)
+{
+	FILE *f = fopen(MAN_PAGE, "r");
+	char line[512], section[64] = "";
+	int lineno = 0, after_tp = 0;
+	size_t n = 0, len;
+
+	cr_assert_not_null(f, "%s: %s", MAN_PAGE, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		len = strlen(line);
+		if (strncmp(line, ".SH", 3) == 0 || strncmp(line, ".SS", 3) == 0) {
+			section[0] = '\0';
+			if (strncmp(line, ".SS [", 5) == 0 && line[len - 1] == ']'
+			    && strncmp(line + 5, "plugin:", 7) != 0 &&
+			    len - 6 < sizeof(section))
+				snprintf(section, sizeof(section), "%.*s",
+				    (int)(len - 6), line + 5);
+			after_tp = 0;
+			continue;
+		}
+		if (after_tp) {
+			after_tp = 0;
+			cr_assert(strncmp(line, ".B ", 3) == 0 &&
+			    strchr(line + 3, ' ') == NULL, "%s:%d: a .TP in "
+			    "[%s] is not followed by \".B key\": %s", MAN_PAGE,
+			    lineno, section, line);
+			cr_assert_lt(n, MAX_MAN_KEYS);
+			cr_assert_lt(strlen(line + 3), sizeof(keys[n].name),
+			    "%s:%d: %s", MAN_PAGE, lineno, line);
+			memcpy(keys[n].section, section, sizeof(section));
+			memcpy(keys[n].name, line + 3, strlen(line + 3) + 1);
+			keys[n].line = lineno;
+			n++;
+			continue;
+		}
+		if (section[0] != '\0' && strcmp(line, ".TP") == 0)
+			after_tp = 1;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The man page names every key of the table once, in its section, and
+ * no key that the table has not. */
+Test(config_keys, man_page_names_every_key)
+{
+	static struct man_key man[MAX_MAN_KEYS];
+	size_t n_man = read_man_keys(man), n;
+	const struct config_key *k = config_keys(&n);
+
+	for (size_t i = 0; i < n_man; i++)
+		cr_expect(is_key(man[i].section, man[i].name), "%s:%d: [%s] %s "
+		    "is not a key of the table in config.c", MAN_PAGE,
+		    man[i].line, man[i].section, man[i].name);
+	for (size_t i = 0; i < n; i++) {
+		int times = 0;
+
+		for (size_t j = 0; j < n_man; j++)
+			if (strcmp(man[j].section, k[i].section) == 0 &&
+			    strcmp(man[j].name, k[i].name) == 0)
+				times++;
+		cr_expect_eq(times, 1, "%s names [%s] %s %d times, want once "
+		    "(\".TP\", then \".B %s\", under \".SS [%s]\")", MAN_PAGE,
+		    k[i].section, k[i].name, times, k[i].name, k[i].section);
+	}
 }
