@@ -13,14 +13,19 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Sleep payload "ms" (missing or negative: 0) and return it. */
+/* Sleep payload "ms" (missing or negative: 0) and return it.  A payload
+ * "say" string is logged at info first, so that a test can tell that the
+ * call has started. */
 static inline int64_t
 sleep_payload_ms(cmdhost_ctx *ctx)
 {
-	json_object *ms;
+	json_object *ms, *say;
 	struct timespec ts;
 	int64_t n = 0;
 
+	if (json_object_object_get_ex(cmdhost_payload(ctx), "say", &say))
+		cmdhost_log(ctx, CMDHOST_LOG_INFO, "%s",
+		    json_object_get_string(say));
 	if (json_object_object_get_ex(cmdhost_payload(ctx), "ms", &ms))
 		n = json_object_get_int64(ms);
 	if (n < 0)
