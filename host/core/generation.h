@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <cmdhost/plugin.h>
 
@@ -66,7 +67,7 @@ struct generation {
 	uint64_t content_hash;    /* of the file's bytes */
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
-	struct generation *reap_next; /* the publisher's list */
+	SLIST_ENTRY(generation) reap_link; /* the publisher's list */
 };
 
 /* Take and drop a reference.  Dropping the last one hands the generation

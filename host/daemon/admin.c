@@ -1,9 +1,9 @@
 /*
  * admin.c - host.ping, host.health, host.list, host.stats, host.reload.
  *
- * These run on the event-loop thread that read them; host.reload runs a
- * rescan there too (loading is rare and the registry never blocks other
- * readers while it works).
+ * These run on the event-loop thread that read them, except the rescan of
+ * host.reload, which loads plugin code: the server runs it on the
+ * registry's scan thread (admin_is_reload tells it when).
  */
 #include "admin.h"
 
@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "dispatch.h"
 #include "registry.h"
+#include "views.h"
 
 /* True when peer_uid may run mutating admin commands. */
 static int
@@ -73,16 +74,16 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	if (strcmp(name, "host.list") == 0) {
 		body = json_object_new_object();
 		json_object_object_add(body, "plugins",
-		    registry_list_json(a->reg));
+		    view_plugins(a->reg));
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.stats") == 0) {
 		body = metrics_daemon_json(a->stats, clock_wall_ms());
 		dispatch_stats(a->disp, body);
 		json_object_object_add(body, "commands",
-		    registry_stats_json(a->reg));
+		    view_command_stats(a->reg));
 		json_object_object_add(body, "plugins",
-		    registry_plugin_stats_json(a->reg));
+		    view_plugin_stats(a->reg));
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.reload") == 0) {
@@ -95,12 +96,22 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 			    "forbidden", msg);
 			return rc < 0 ? rc : 403;
 		}
-		body = json_object_new_object();
-		registry_scan(a->reg, body);
-		return ok(out, req, body);
+		/* Allowed: the caller runs it off its thread (see
+		 * admin_is_reload). */
+		rc = request_format_error(out, req->id, 503, "unavailable",
+		    "host.reload runs on the registry's scan thread");
+		return rc < 0 ? rc : 503;
 	}
 	rc = request_format_error(out, req->id, 404, "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
 	    "host.stats, host.reload)");
 	return rc < 0 ? rc : 404;
+}
+
+int
+admin_is_reload(const struct admin *a, uid_t peer_uid,
+    const struct request *req)
+{
+	return strcmp(req->command, "host.reload") == 0 &&
+	    admin_allowed(a, peer_uid);
 }

@@ -32,4 +32,10 @@ struct admin {
 int admin_handle(const struct admin *a, uid_t peer_uid,
     const struct request *req, struct buf *out);
 
+/* True when req is a host.reload that peer_uid may run: then the caller
+ * runs the rescan off its thread (registry_scan_async) and replies with
+ * its report, instead of calling admin_handle(). */
+int admin_is_reload(const struct admin *a, uid_t peer_uid,
+    const struct request *req);
+
 #endif /* CMDHOST_ADMIN_H */

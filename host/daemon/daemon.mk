@@ -2,6 +2,7 @@
 # the configuration has a [nats] section.
 DAEMON_SRCS := \
 	host/daemon/admin.c \
+	host/daemon/cmd_table.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/main.c \
@@ -9,4 +10,5 @@ DAEMON_SRCS := \
 	host/daemon/registry.c \
 	host/daemon/reply.c \
 	host/daemon/server.c \
+	host/daemon/views.c \
 	host/daemon/watcher.c

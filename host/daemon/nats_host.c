@@ -30,6 +30,7 @@
 #include "dispatch.h"
 #include "registry.h"
 #include "reply.h"
+#include "views.h"
 
 #ifndef CMDHOST_LIBDIR
 #define CMDHOST_LIBDIR "/usr/local/lib/cmdhost"
@@ -273,42 +274,8 @@ static struct json_object *
 host_commands(void *hp)
 {
 	struct nats_host *h = hp;
-	struct json_object *list = registry_list_json(h->reg);
-	struct json_object *out = json_object_new_array();
-	size_t n = json_object_array_length(list);
 
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *p = json_object_array_get_idx(list, i);
-		struct json_object *cmds, *gen;
-		size_t m;
-
-		/* Only generations that serve (a failed file has none). */
-		if (!json_object_object_get_ex(p, "generation", &gen) ||
-		    gen == NULL ||
-		    !json_object_object_get_ex(p, "commands", &cmds))
-			continue;
-		m = json_object_array_length(cmds);
-		for (size_t j = 0; j < m; j++) {
-			struct json_object *c = json_object_array_get_idx(cmds,
-			    j), *o = json_object_new_object(), *v;
-
-			if (json_object_object_get_ex(c, "name", &v))
-				json_object_object_add(o, "name",
-				    json_object_get(v));
-			if (json_object_object_get_ex(c, "summary", &v))
-				json_object_object_add(o, "summary",
-				    json_object_get(v));
-			if (json_object_object_get_ex(p, "name", &v))
-				json_object_object_add(o, "plugin",
-				    json_object_get(v));
-			if (json_object_object_get_ex(p, "version", &v))
-				json_object_object_add(o, "version",
-				    json_object_get(v));
-			json_object_array_add(out, o);
-		}
-	}
-	json_object_put(list);
-	return out;
+	return view_commands(h->reg);
 }
 
 static void

@@ -1,81 +1,87 @@
 /*
  * registry.c - plugins, their generations, and the published command table.
  *
- * Writers (start-up, rescans, the watcher) serialize on one mutex, build a
- * complete new table and swap it in with one atomic store; then they wait
- * until no reader's hazard pointer names the old table before freeing it
- * and dropping the references of generations that left.  Request lookups
- * take no lock.  Admin views (host.list, host.stats) take a second mutex
- * that writers hold only while they change what those views show, never
- * while a plugin loads.
+ * Writers (start-up, rescans, the watcher, the scan thread) serialize on
+ * one mutex, build a complete new table and publish it (cmd_table.c);
+ * request lookups take no lock.  Views take a second mutex that writers
+ * hold only while they change what views show, never while a plugin
+ * loads.  Two threads of the registry's own: the reaper finalizes
+ * generations whose last reference is gone, off the threads that serve
+ * requests; the scanner runs rescans asked for from event loops.
  */
 #include "registry.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <sched.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include "core/config.h"
 #include "core/loader.h"
 #include "core/log.h"
-#include "core/request.h"
 #include "executor.h"
-
-/* An immutable open-addressing table of command pointers. */
-struct cmd_table {
-	size_t mask;              /* slots - 1 (slots is a power of two) */
-	size_t count;
-	struct command *slots[];
-};
 
 /* One plugin file of plugin_dir. */
 struct plugin {
+	TAILQ_ENTRY(plugin) link; /* r->plugins, in directory order */
 	char *file;               /* owned: name in plugin_dir */
 	char *name;               /* owned: descriptor name if ever read */
 	struct generation *current; /* published, one reference */
 	char *last_error;         /* owned, or NULL */
 	int present;              /* seen by the current scan */
 	uint64_t loads, load_failures;
-	struct plugin *next;
 };
 
-/* A hazard slot on a cache line of its own: readers on different threads
- * never write to a line that another reader or the table pointer uses. */
-struct hazard {
-	_Atomic(struct cmd_table *) table;
-	char pad[64 - sizeof(void *)];
+/* What outlives generations, per command name: statistics and the
+ * executor's scheduling state (SERIAL gate, pool decision). */
+struct per_name {
+	SLIST_ENTRY(per_name) link;
+	struct cmd_stats *stats;  /* owned; stats->name is the name */
+	struct cmd_sched *sched;  /* owned */
+};
+
+/* A rescan asked for by registry_scan_async(). */
+struct scan_job {
+	STAILQ_ENTRY(scan_job) link;
+	registry_scan_fn fn;
+	void *arg;
 };
 
 struct registry {
-	_Alignas(64) _Atomic(struct cmd_table *) table;
-	char pad[64 - sizeof(void *)];
-	struct hazard hazards[REGISTRY_MAX_READERS];
-	atomic_int n_readers;
-
+	struct cmd_index index;   /* first: 64-byte aligned */
 	const struct config *cfg;
 	char *plugin_dir;
 	char *copy_dir;
 	pthread_mutex_t lock;     /* writers: one load or scan at a time */
-	pthread_mutex_t view_lock;/* plugins and names, as admin views see them */
-	struct plugin *plugins;
-	struct per_name *names;   /* by command name, never shrinks */
+	pthread_mutex_t view_lock;/* plugins and names, as views see them */
+	TAILQ_HEAD(, plugin) plugins;
+	SLIST_HEAD(, per_name) names; /* by command name, never shrinks */
 	uint64_t next_generation;
 	registry_publish_fn on_publish; /* under lock */
 	void *publish_arg;
 
-	/* Generations whose last reference is gone are finalized here, off
-	 * the threads that serve requests. */
+	/* The reaper. */
 	pthread_t reaper;
 	int reaper_started;
 	pthread_mutex_t reap_lock;
 	pthread_cond_t reap_cond;
-	struct generation *reap_head;
+	SLIST_HEAD(, generation) reap;
 	int reap_stop;
+
+	/* The scanner. */
+	pthread_t scanner;
+	int scanner_started;
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cond;
+	STAILQ_HEAD(, scan_job) jobs;
+	int jobs_stop;
 };
+
+/* ------------------------------------------------------------ threads */
 
 static void
 unload_logged(struct generation *g)
@@ -92,16 +98,14 @@ unload_logged(struct generation *g)
 }
 
 /* The release hook of published generations: the last reference is
- * gone. */
+ * gone.  fini may be slow (closing a database): never on a loop thread. */
 static void
 reap(struct generation *g, void *arg)
 {
 	struct registry *r = arg;
 
-	/* fini may be slow (closing a database): never on a loop thread. */
 	pthread_mutex_lock(&r->reap_lock);
-	g->reap_next = r->reap_head;
-	r->reap_head = g;
+	SLIST_INSERT_HEAD(&r->reap, g, reap_link);
 	pthread_cond_signal(&r->reap_cond);
 	pthread_mutex_unlock(&r->reap_lock);
 }
@@ -114,12 +118,11 @@ reaper_main(void *arg)
 
 	pthread_mutex_lock(&r->reap_lock);
 	for (;;) {
-		while (r->reap_head == NULL && !r->reap_stop)
+		while (SLIST_EMPTY(&r->reap) && !r->reap_stop)
 			pthread_cond_wait(&r->reap_cond, &r->reap_lock);
-		if (r->reap_head == NULL)
+		if ((g = SLIST_FIRST(&r->reap)) == NULL)
 			break;
-		g = r->reap_head;
-		r->reap_head = g->reap_next;
+		SLIST_REMOVE_HEAD(&r->reap, reap_link);
 		pthread_mutex_unlock(&r->reap_lock);
 		unload_logged(g);
 		pthread_mutex_lock(&r->reap_lock);
@@ -128,59 +131,65 @@ reaper_main(void *arg)
 	return NULL;
 }
 
-static uint64_t
-hash_name(const char *s)
+static void *
+scanner_main(void *arg)
 {
-	uint64_t h = 1469598103934665603ULL;
+	struct registry *r = arg;
+	struct scan_job *job;
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-static struct cmd_table *
-table_new(size_t count)
-{
-	size_t slots = 8;
-	struct cmd_table *t;
-
-	while (slots < count * 2)
-		slots *= 2;
-	t = calloc(1, sizeof(*t) + slots * sizeof(struct command *));
-	if (t == NULL)
-		return NULL;
-	t->mask = slots - 1;
-	return t;
-}
-
-static void
-table_insert(struct cmd_table *t, struct command *c)
-{
-	size_t i = (size_t)hash_name(c->name) & t->mask;
-
-	while (t->slots[i] != NULL)
-		i = (i + 1) & t->mask;
-	t->slots[i] = c;
-	t->count++;
-}
-
-static struct command *
-table_find(const struct cmd_table *t, const char *name)
-{
-	size_t i = (size_t)hash_name(name) & t->mask;
-
+	pthread_mutex_lock(&r->jobs_lock);
 	for (;;) {
-		struct command *c = t->slots[i];
+		struct json_object *report;
+		int failures;
 
-		if (c == NULL)
-			return NULL;
-		if (strcmp(c->name, name) == 0)
-			return c;
-		i = (i + 1) & t->mask;
+		while (STAILQ_EMPTY(&r->jobs) && !r->jobs_stop)
+			pthread_cond_wait(&r->jobs_cond, &r->jobs_lock);
+		if ((job = STAILQ_FIRST(&r->jobs)) == NULL)
+			break;
+		STAILQ_REMOVE_HEAD(&r->jobs, link);
+		pthread_mutex_unlock(&r->jobs_lock);
+		report = json_object_new_object();
+		failures = registry_scan(r, report);
+		job->fn(job->arg, report, failures);
+		free(job);
+		pthread_mutex_lock(&r->jobs_lock);
 	}
+	pthread_mutex_unlock(&r->jobs_lock);
+	return NULL;
 }
+
+int
+registry_scan_async(struct registry *r, registry_scan_fn fn, void *arg)
+{
+	struct scan_job *job = malloc(sizeof(*job));
+
+	if (job == NULL)
+		return -ENOMEM;
+	job->fn = fn;
+	job->arg = arg;
+	pthread_mutex_lock(&r->jobs_lock);
+	STAILQ_INSERT_TAIL(&r->jobs, job, link);
+	pthread_cond_signal(&r->jobs_cond);
+	pthread_mutex_unlock(&r->jobs_lock);
+	return 0;
+}
+
+/* Stop one of the two threads once its queue is empty. */
+static void
+stop_thread(pthread_t *t, int *started, pthread_mutex_t *lock,
+    pthread_cond_t *cond, int *stop)
+{
+	if (!*started)
+		return;
+	pthread_mutex_lock(lock);
+	*stop = 1;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(lock);
+	pthread_join(*t, NULL);
+	*started = 0;
+}
+
+/* ------------------------------------------------------------ the table */
 
 struct registry *
 registry_new(const struct config *cfg, const char *plugin_dir,
@@ -192,21 +201,20 @@ registry_new(const struct config *cfg, const char *plugin_dir,
 		return NULL;
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
-	r->plugin_dir = strdup(plugin_dir);
-	r->copy_dir = strdup(copy_dir);
-	if (r->plugin_dir == NULL || r->copy_dir == NULL) {
-		free(r->plugin_dir);
-		free(r->copy_dir);
-		free(r);
-		errno = ENOMEM;
-		return NULL;
-	}
+	TAILQ_INIT(&r->plugins);
+	SLIST_INIT(&r->names);
+	SLIST_INIT(&r->reap);
+	STAILQ_INIT(&r->jobs);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->view_lock, NULL);
 	pthread_mutex_init(&r->reap_lock, NULL);
 	pthread_cond_init(&r->reap_cond, NULL);
-	atomic_init(&r->table, table_new(0));
-	if (atomic_load(&r->table) == NULL) {
+	pthread_mutex_init(&r->jobs_lock, NULL);
+	pthread_cond_init(&r->jobs_cond, NULL);
+	r->plugin_dir = strdup(plugin_dir);
+	r->copy_dir = strdup(copy_dir);
+	if (r->plugin_dir == NULL || r->copy_dir == NULL ||
+	    cmd_index_init(&r->index) < 0) {
 		registry_free(r);
 		errno = ENOMEM;
 		return NULL;
@@ -216,51 +224,32 @@ registry_new(const struct config *cfg, const char *plugin_dir,
 		return NULL;
 	}
 	r->reaper_started = 1;
+	if ((errno = pthread_create(&r->scanner, NULL, scanner_main,
+	    r)) != 0) {
+		registry_free(r);
+		return NULL;
+	}
+	r->scanner_started = 1;
 	return r;
 }
 
 int
 registry_reader(struct registry *r)
 {
-	int slot = atomic_fetch_add(&r->n_readers, 1);
-
-	return slot < REGISTRY_MAX_READERS ? slot : -1;
+	return cmd_index_reader(&r->index);
 }
 
 struct command *
 registry_lookup(struct registry *r, int reader, const char *name)
 {
-	struct cmd_table *t;
-	struct command *c;
-
-	/* Publish the table we are about to read, then check that it is
-	 * still current: a writer that swapped after our store will see our
-	 * hazard and wait for us. */
-	do {
-		t = atomic_load(&r->table);
-		atomic_store(&r->hazards[reader].table, t);
-	} while (t != atomic_load(&r->table));
-	c = table_find(t, name);
-	if (c != NULL)
-		generation_hold(c->gen);
-	atomic_store_explicit(&r->hazards[reader].table, NULL,
-	    memory_order_release);
-	return c;
+	return cmd_index_lookup(&r->index, reader, name);
 }
 
-/* Swap in `next` and free the old table once no reader holds it. */
+/* Publish `next`; then tell the hook.  r->lock is held. */
 static void
 publish(struct registry *r, struct cmd_table *next)
 {
-	struct cmd_table *old = atomic_exchange(&r->table, next);
-	int n = atomic_load(&r->n_readers);
-
-	if (n > REGISTRY_MAX_READERS)
-		n = REGISTRY_MAX_READERS;
-	for (int i = 0; i < n; i++)
-		while (atomic_load(&r->hazards[i].table) == old)
-			sched_yield();
-	free(old);
+	cmd_index_publish(&r->index, next);
 	if (r->on_publish != NULL)
 		r->on_publish(r->publish_arg);
 }
@@ -275,14 +264,6 @@ registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* What outlives generations, per command name: statistics and the
- * executor's scheduling state (SERIAL gate, pool decision). */
-struct per_name {
-	struct per_name *next;
-	struct cmd_stats *stats;  /* owned; stats->name is the name */
-	struct cmd_sched *sched;  /* owned */
-};
-
 /* Give command c the per-name state of its name, made on first use.
  * Returns 0 or -ENOMEM.  r->lock is held. */
 static int
@@ -290,7 +271,7 @@ attach_per_name(struct registry *r, struct command *c)
 {
 	struct per_name *pn;
 
-	for (pn = r->names; pn != NULL; pn = pn->next)
+	SLIST_FOREACH(pn, &r->names, link)
 		if (strcmp(pn->stats->name, c->name) == 0)
 			break;
 	if (pn == NULL) {
@@ -302,8 +283,7 @@ attach_per_name(struct registry *r, struct command *c)
 			free(pn);
 			return -ENOMEM;
 		}
-		pn->next = r->names;
-		r->names = pn;
+		SLIST_INSERT_HEAD(&r->names, pn, link);
 	}
 	c->stats = pn->stats;
 	c->sched = pn->sched;
@@ -320,33 +300,33 @@ build_table(struct registry *r, struct plugin *p, struct generation *g,
     char *err, size_t errlen)
 {
 	struct cmd_table *t;
+	struct command *other;
 	struct plugin *q;
 	size_t count = g ? g->n_commands : 0;
 
-	for (q = r->plugins; q != NULL; q = q->next)
+	TAILQ_FOREACH(q, &r->plugins, link)
 		if (q != p && q->current != NULL)
 			count += q->current->n_commands;
-	if ((t = table_new(count)) == NULL) {
+	if ((t = cmd_table_new(count)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	for (q = r->plugins; q != NULL; q = q->next) {
+	TAILQ_FOREACH(q, &r->plugins, link) {
 		if (q == p || q->current == NULL)
 			continue;
 		for (size_t i = 0; i < q->current->n_commands; i++)
-			table_insert(t, &q->current->commands[i]);
+			(void)cmd_table_add(t, &q->current->commands[i],
+			    &other);
 	}
 	for (size_t i = 0; g != NULL && i < g->n_commands; i++) {
-		struct command *c = &g->commands[i], *other;
-
-		if ((other = table_find(t, c->name)) != NULL) {
+		if (cmd_table_add(t, &g->commands[i], &other) < 0) {
 			snprintf(err, errlen, "command '%s' is already "
-			    "registered by plugin '%s' (%s)", c->name,
-			    other->gen->name, other->gen->file);
-			free(t);
+			    "registered by plugin '%s' (%s)",
+			    g->commands[i].name, other->gen->name,
+			    other->gen->file);
+			cmd_table_free(t);
 			return NULL;
 		}
-		table_insert(t, c);
 	}
 	return t;
 }
@@ -354,7 +334,9 @@ build_table(struct registry *r, struct plugin *p, struct generation *g,
 static struct plugin *
 plugin_find(struct registry *r, const char *file)
 {
-	for (struct plugin *p = r->plugins; p != NULL; p = p->next)
+	struct plugin *p;
+
+	TAILQ_FOREACH(p, &r->plugins, link)
 		if (strcmp(p->file, file) == 0)
 			return p;
 	return NULL;
@@ -387,6 +369,8 @@ report_add(struct json_object *report, const char *key, const char *file,
 	json_object_array_add(arr, item);
 }
 
+/* ------------------------------------------------------------ loading */
+
 /* Try to load the file for plugin p and publish it.  Returns 0 or -1. */
 static int
 load_one(struct registry *r, struct plugin *p, const char *path,
@@ -394,6 +378,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 {
 	struct generation *g = NULL, *old = p->current;
 	struct cmd_table *t;
+	struct plugin *q;
 	struct log_ctx lc = LOG_CTX_INIT;
 	char err[1024], *name = NULL;
 	int rc;
@@ -409,7 +394,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	p->name = name;
 	name = NULL;
 	/* One plugin name, one file; one command, one plugin. */
-	for (struct plugin *q = r->plugins; q != NULL; q = q->next)
+	TAILQ_FOREACH(q, &r->plugins, link)
 		if (q != p && q->current != NULL && generation_conflict(g,
 		    q->current, err, sizeof(err)) < 0)
 			goto fail;
@@ -417,7 +402,7 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 		goto fail;
 	for (size_t i = 0; i < g->n_commands; i++) {
 		if (attach_per_name(r, &g->commands[i]) < 0) {
-			free(t);
+			cmd_table_free(t);
 			snprintf(err, sizeof(err), "out of memory");
 			goto fail;
 		}
@@ -493,7 +478,6 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report,
 {
 	struct generation *old = p->current;
 	struct cmd_table *t = NULL;
-	struct plugin **pp;
 	char err[256], file[256];
 
 	snprintf(file, sizeof(file), "%s", p->file);
@@ -508,9 +492,7 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report,
 		publish(r, t);
 	}
 	if (forget) {
-		for (pp = &r->plugins; *pp != p; pp = &(*pp)->next)
-			;
-		*pp = p->next;
+		TAILQ_REMOVE(&r->plugins, p, link);
 		plugin_free(p);
 	}
 	pthread_mutex_unlock(&r->view_lock);
@@ -572,7 +554,7 @@ report_init(struct json_object *report)
 static int
 sync_file(struct registry *r, const char *file, struct json_object *report)
 {
-	struct plugin *p, **pp;
+	struct plugin *p;
 	struct stat st;
 	uint64_t hash;
 	char path[4096];
@@ -593,9 +575,7 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 		}
 		/* Append, so that the first file keeps a name. */
 		pthread_mutex_lock(&r->view_lock);
-		for (pp = &r->plugins; *pp != NULL; pp = &(*pp)->next)
-			;
-		*pp = p;
+		TAILQ_INSERT_TAIL(&r->plugins, p, link);
 		pthread_mutex_unlock(&r->view_lock);
 	}
 	p->present = 1;
@@ -642,7 +622,7 @@ registry_scan(struct registry *r, struct json_object *report)
 		pthread_mutex_unlock(&r->lock);
 		return 1;
 	}
-	for (p = r->plugins; p != NULL; p = p->next)
+	TAILQ_FOREACH(p, &r->plugins, link)
 		p->present = 0;
 	for (int i = 0; i < n; i++) {
 		if (registry_is_plugin_file(names[i]->d_name))
@@ -651,10 +631,10 @@ registry_scan(struct registry *r, struct json_object *report)
 	}
 	free(names);
 	/* Files that are gone: unpublish, then forget. */
-	for (p = r->plugins; p != NULL; p = next) {
+	for (p = TAILQ_FIRST(&r->plugins); p != NULL; p = next) {
 		char *file;
 
-		next = p->next;
+		next = TAILQ_NEXT(p, link);
 		if (p->present)
 			continue;
 		if ((file = strdup(p->file)) == NULL)
@@ -666,154 +646,59 @@ registry_scan(struct registry *r, struct json_object *report)
 	return failures;
 }
 
-static struct json_object *
-json_str_or_null(const char *s)
+/* ------------------------------------------------------------ views */
+
+void
+registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 {
-	return s ? json_object_new_string(s) : NULL;
-}
-
-static struct json_object *
-command_json(const struct command *c)
-{
-	struct json_object *o = json_object_new_object();
-	struct json_object *flags = json_object_new_array();
-	struct json_object *fields = json_object_new_array();
-
-	json_object_object_add(o, "name", json_object_new_string(c->name));
-	json_object_object_add(o, "summary", json_str_or_null(c->summary));
-	if (c->flags & CMDHOST_SERIAL)
-		json_object_array_add(flags, json_object_new_string("serial"));
-	if (c->flags & CMDHOST_BLOCKING)
-		json_object_array_add(flags, json_object_new_string("blocking"));
-	json_object_object_add(o, "flags", flags);
-	for (const cmdhost_field *f = c->fields; f && f->name; f++) {
-		struct json_object *fo = json_object_new_object();
-
-		json_object_object_add(fo, "name",
-		    json_object_new_string(f->name));
-		json_object_object_add(fo, "type",
-		    json_object_new_string(request_type_name(f->type)));
-		json_object_object_add(fo, "required",
-		    json_object_new_boolean(f->required != 0));
-		json_object_array_add(fields, fo);
-	}
-	json_object_object_add(o, "fields", fields);
-	return o;
-}
-
-struct json_object *
-registry_list_json(struct registry *r)
-{
-	struct json_object *arr = json_object_new_array();
-	char stamp[40];
+	struct plugin *p;
 
 	pthread_mutex_lock(&r->view_lock);
-	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
-		struct json_object *o = json_object_new_object();
-		struct json_object *cmds = json_object_new_array();
-		struct generation *g = p->current;
+	TAILQ_FOREACH(p, &r->plugins, link) {
+		struct registry_plugin v;
 		char base[256];
 
-		if (p->name != NULL) {
-			snprintf(base, sizeof(base), "%s", p->name);
-		} else {
+		if (p->name == NULL) {
 			snprintf(base, sizeof(base), "%s", p->file);
 			base[strlen(base) - 3] = '\0'; /* drop ".so" */
 		}
-		json_object_object_add(o, "name", json_object_new_string(
-		    g ? g->name : base));
-		json_object_object_add(o, "version",
-		    json_str_or_null(g ? g->version : NULL));
-		json_object_object_add(o, "file", json_object_new_string(p->file));
-		json_object_object_add(o, "generation",
-		    g ? json_object_new_int64((int64_t)g->number) : NULL);
+		v.file = p->file;
+		v.g = p->current;
+		v.name = p->current ? p->current->name : p->name ? p->name :
+		    base;
 		/* A new file is listed before its first load finishes. */
-		json_object_object_add(o, "state", json_object_new_string(
-		    g != NULL ? (p->last_error ? "degraded" : "loaded") :
-		    p->last_error ? "failed" : "loading"));
-		if (g != NULL) {
-			log_timestamp(stamp, sizeof(stamp), g->loaded_at_ms);
-			json_object_object_add(o, "loaded_at",
-			    json_object_new_string(stamp));
-		} else {
-			json_object_object_add(o, "loaded_at", NULL);
-		}
-		json_object_object_add(o, "error", json_str_or_null(
-		    p->last_error));
-		json_object_object_add(o, "loads",
-		    json_object_new_uint64(p->loads));
-		json_object_object_add(o, "load_failures",
-		    json_object_new_uint64(p->load_failures));
-		for (size_t i = 0; g != NULL && i < g->n_commands; i++)
-			json_object_array_add(cmds,
-			    command_json(&g->commands[i]));
-		json_object_object_add(o, "commands", cmds);
-		json_object_array_add(arr, o);
+		v.state = p->current != NULL ? (p->last_error ? "degraded" :
+		    "loaded") : p->last_error ? "failed" : "loading";
+		v.read_name = p->name;
+		v.error = p->last_error;
+		v.loads = p->loads;
+		v.load_failures = p->load_failures;
+		if (fn(&v, arg) != 0)
+			break;
 	}
 	pthread_mutex_unlock(&r->view_lock);
-	return arr;
 }
 
-struct json_object *
-registry_stats_json(struct registry *r)
+void
+registry_each_name(struct registry *r, registry_name_fn fn, void *arg)
 {
-	struct json_object *o = json_object_new_object();
+	struct per_name *pn;
 
 	pthread_mutex_lock(&r->view_lock);
-	for (struct per_name *pn = r->names; pn != NULL; pn = pn->next)
-		json_object_object_add(o, pn->stats->name,
-		    metrics_cmd_json(pn->stats));
+	SLIST_FOREACH(pn, &r->names, link)
+		if (fn(pn->stats, arg) != 0)
+			break;
 	pthread_mutex_unlock(&r->view_lock);
-	return o;
-}
-
-struct json_object *
-registry_plugin_stats_json(struct registry *r)
-{
-	struct json_object *o = json_object_new_object();
-	char stamp[40];
-
-	pthread_mutex_lock(&r->view_lock);
-	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
-		struct json_object *po = json_object_new_object();
-		struct generation *g = p->current;
-
-		json_object_object_add(po, "file",
-		    json_object_new_string(p->file));
-		json_object_object_add(po, "name", json_object_new_string(
-		    g ? g->name : p->name ? p->name : p->file));
-		json_object_object_add(po, "version",
-		    json_str_or_null(g ? g->version : NULL));
-		json_object_object_add(po, "generation",
-		    g ? json_object_new_int64((int64_t)g->number) : NULL);
-		json_object_object_add(po, "loads",
-		    json_object_new_uint64(p->loads));
-		json_object_object_add(po, "load_failures",
-		    json_object_new_uint64(p->load_failures));
-		if (g != NULL) {
-			log_timestamp(stamp, sizeof(stamp), g->loaded_at_ms);
-			json_object_object_add(po, "last_swap",
-			    json_object_new_string(stamp));
-			json_object_object_add(po, "last_swap_ms",
-			    json_object_new_int64(g->loaded_at_ms));
-		} else {
-			json_object_object_add(po, "last_swap", NULL);
-			json_object_object_add(po, "last_swap_ms", NULL);
-		}
-		/* Keyed by file: two files may claim one name while one of
-		 * them is refused. */
-		json_object_object_add(o, p->file, po);
-	}
-	pthread_mutex_unlock(&r->view_lock);
-	return o;
 }
 
 void
 registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 {
+	struct plugin *p;
+
 	*plugins = *commands = *failed = 0;
 	pthread_mutex_lock(&r->view_lock);
-	for (struct plugin *p = r->plugins; p != NULL; p = p->next) {
+	TAILQ_FOREACH(p, &r->plugins, link) {
 		if (p->current != NULL) {
 			(*plugins)++;
 			*commands += (int)p->current->n_commands;
@@ -827,41 +712,40 @@ registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 void
 registry_free(struct registry *r)
 {
-	struct plugin *p, *next;
-	struct per_name *pn, *pnext;
+	struct plugin *p;
+	struct per_name *pn;
 
 	if (r == NULL)
 		return;
+	stop_thread(&r->scanner, &r->scanner_started, &r->jobs_lock,
+	    &r->jobs_cond, &r->jobs_stop);
 	pthread_mutex_lock(&r->lock);
-	for (p = r->plugins; p != NULL; p = p->next) {
+	TAILQ_FOREACH(p, &r->plugins, link) {
 		if (p->current == NULL)
 			continue;
 		unload_one(r, p, NULL, "the daemon is stopping", 0);
 	}
 	pthread_mutex_unlock(&r->lock);
-	for (p = r->plugins; p != NULL; p = next) {
-		next = p->next;
+	while ((p = TAILQ_FIRST(&r->plugins)) != NULL) {
+		TAILQ_REMOVE(&r->plugins, p, link);
 		plugin_free(p);
 	}
 	/* Finalize what the unloads above queued, then stop the reaper. */
-	if (r->reaper_started) {
-		pthread_mutex_lock(&r->reap_lock);
-		r->reap_stop = 1;
-		pthread_cond_signal(&r->reap_cond);
-		pthread_mutex_unlock(&r->reap_lock);
-		pthread_join(r->reaper, NULL);
-	}
-	for (pn = r->names; pn != NULL; pn = pnext) {
-		pnext = pn->next;
+	stop_thread(&r->reaper, &r->reaper_started, &r->reap_lock,
+	    &r->reap_cond, &r->reap_stop);
+	while ((pn = SLIST_FIRST(&r->names)) != NULL) {
+		SLIST_REMOVE_HEAD(&r->names, link);
 		metrics_cmd_free(pn->stats);
 		executor_sched_free(pn->sched);
 		free(pn);
 	}
-	free(atomic_load(&r->table));
+	cmd_index_fini(&r->index);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->view_lock);
 	pthread_mutex_destroy(&r->reap_lock);
 	pthread_cond_destroy(&r->reap_cond);
+	pthread_mutex_destroy(&r->jobs_lock);
+	pthread_cond_destroy(&r->jobs_cond);
 	free(r->plugin_dir);
 	free(r->copy_dir);
 	free(r);

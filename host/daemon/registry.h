@@ -1,29 +1,28 @@
 /*
- * registry.h - the command table and plugin generations.
+ * registry.h - plugin files, their generations, and the commands they
+ * publish.
  *
- * A generation is one loaded copy of one plugin file.  The table that maps
- * command names to commands is immutable once published; a change builds a
- * new table and swaps one pointer.  Readers never lock: a hazard pointer
- * per reader thread keeps a table alive while it is searched, and a
- * reference on the generation keeps a command alive while it runs.
+ * A generation is one loaded copy of one plugin file (core/generation.h).
+ * The registry brings the plugin directory and the published command
+ * table (cmd_table.h) in line, one writer at a time, and finalizes
+ * generations whose last call returned on a thread of its own.  Views
+ * (host.list, host.stats, NATS discovery) are built by iterating over
+ * plugins and command names (views.h); the registry makes no JSON of its
+ * own except a rescan's report.
  */
 #ifndef CMDHOST_REGISTRY_H
 #define CMDHOST_REGISTRY_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
 
-#include <cmdhost/plugin.h>
-
+#include "cmd_table.h"
 #include "core/generation.h"
 #include "core/metrics.h"
 
 struct config;
-
 struct registry;
 
 /* Returns new (registry_free), or NULL with errno.  cfg is borrowed and must
@@ -35,9 +34,9 @@ struct registry *registry_new(const struct config *cfg, const char *plugin_dir,
  * still in use are unloaded when their last call returns).  NULL is ok. */
 void registry_free(struct registry *r);
 
-/* Claim a reader slot for the calling thread (at most REGISTRY_MAX_READERS).
- * Returns the slot, or -1. */
-#define REGISTRY_MAX_READERS 256
+/* Claim a reader slot for the calling thread (at most
+ * REGISTRY_MAX_READERS).  Returns the slot, or -1. */
+#define REGISTRY_MAX_READERS CMD_TABLE_MAX_READERS
 int registry_reader(struct registry *r);
 
 /* Find a command by name.  Returns it with a reference taken on its
@@ -50,8 +49,20 @@ struct command *registry_lookup(struct registry *r, int reader,
  * file that fails keeps its previous generation serving.  If report is not
  * NULL, adds arrays "loaded", "unloaded", "failed" and "unchanged" to it
  * (borrowed object).  Returns the number of failures.  Serialized with
- * other writers by the registry's lock; never blocks readers. */
+ * other writers by the registry's lock; never blocks readers.  It loads
+ * plugin code: never call it on an event loop (see registry_scan_async). */
 int registry_scan(struct registry *r, struct json_object *report);
+
+/* Called once on the registry's scan thread when a scan asked for by
+ * registry_scan_async() is done, with its report (a new object: the
+ * function takes the reference) and its number of failures. */
+typedef void (*registry_scan_fn)(void *arg, struct json_object *report,
+    int failures);
+
+/* Have registry_scan() run on the registry's own scan thread, then
+ * fn(arg, ...) called there.  Returns 0 (fn will be called), or -ENOMEM
+ * (it will not). */
+int registry_scan_async(struct registry *r, registry_scan_fn fn, void *arg);
 
 /* Like registry_scan() for one file name of plugin_dir (what the watcher
  * calls when that file changed).  Names that are not plugin files (no
@@ -62,15 +73,32 @@ int registry_sync_file(struct registry *r, const char *file,
 /* True for the names the registry loads: "*.so", not starting with ".". */
 int registry_is_plugin_file(const char *name);
 
-/* Returns a new JSON array describing every plugin (host.list). */
-struct json_object *registry_list_json(struct registry *r);
+/* One plugin file as views see it; every pointer is borrowed for the
+ * duration of the callback only. */
+struct registry_plugin {
+	const char *file;           /* its name in plugin_dir */
+	const char *name;           /* the descriptor's, or the file's without
+	                             * ".so" when never read */
+	const char *read_name;      /* the descriptor's if ever read, or NULL */
+	const char *state;          /* "loaded", "degraded", "failed",
+	                             * "loading" */
+	const struct generation *g; /* what serves, or NULL */
+	const char *error;          /* the last load error, or NULL */
+	uint64_t loads, load_failures;
+};
 
-/* Returns a new JSON object: command name -> stats (host.stats). */
-struct json_object *registry_stats_json(struct registry *r);
+/* Call fn(p, arg) for every plugin file, in directory order, under the
+ * registry's view lock: fn must not call into the registry.  fn returns
+ * 0 to go on, non-zero to stop. */
+typedef int (*registry_plugin_fn)(const struct registry_plugin *p,
+    void *arg);
+void registry_each_plugin(struct registry *r, registry_plugin_fn fn,
+    void *arg);
 
-/* Returns a new JSON object: plugin file -> {file, version, generation,
- * loads, load_failures, last_swap, last_swap_ms} (host.stats). */
-struct json_object *registry_plugin_stats_json(struct registry *r);
+/* Call fn(stats, arg) for every command name ever published (its
+ * statistics outlive generations), under the view lock as above. */
+typedef int (*registry_name_fn)(const struct cmd_stats *stats, void *arg);
+void registry_each_name(struct registry *r, registry_name_fn fn, void *arg);
 
 /* Called after each new command table is published (a load, a swap or an
  * unload), with the registry's writer lock held: it must only take note

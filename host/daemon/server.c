@@ -54,13 +54,30 @@
 
 struct conn;
 
+struct reload_job;
+
 /* A reply place in a connection's queue. */
 struct slot {
 	STAILQ_ENTRY(slot) link;  /* the connection's queue */
 	LIST_ENTRY(slot) plink;   /* the loop's pending calls */
 	struct conn *conn;
-	struct call *call;        /* pending, or NULL when ready */
+	int waiting;              /* the reply is not ready yet */
+	struct call *call;        /* a pending call, or NULL */
+	struct reload_job *job;   /* a pending host.reload, or NULL */
 	struct buf out;           /* the reply line once ready */
+};
+
+/* A host.reload running on the registry's scan thread. */
+struct reload_job {
+	STAILQ_ENTRY(reload_job) link; /* the loop's queue, once done */
+	struct loop *loop;
+	struct slot *slot;        /* NULL once its connection closed */
+	char id_buf[48];
+	char *id_text;            /* id_buf, owned, or NULL */
+	int want_request_id;
+	long long pid, uid;
+	int64_t t0;
+	struct json_object *report; /* owned, once done */
 };
 
 struct conn {
@@ -100,6 +117,8 @@ struct loop {
 	struct json_tokener *tok;
 	pthread_mutex_t cq_lock;
 	struct call_queue cq;     /* answered calls posted to this loop */
+	STAILQ_HEAD(, reload_job) jobs; /* host.reloads done, under cq_lock */
+	int n_jobs;               /* host.reloads of this loop not back */
 	LIST_HEAD(, conn) conns;
 	LIST_HEAD(, conn) graveyard; /* closed, freed after the event batch */
 	LIST_HEAD(, slot) pending;   /* slots of calls not answered here */
@@ -132,6 +151,8 @@ struct server {
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void loop_post(struct dispatch_owner *o, struct call *c);
+static void process_lines(struct conn *c);
+static int conn_maybe_close(struct conn *c);
 
 /* ------------------------------------------------------------ socket */
 
@@ -261,6 +282,7 @@ server_new(const struct config *cfg, struct registry *reg,
 		l->epfd = l->evfd = -1;
 		pthread_mutex_init(&l->cq_lock, NULL);
 		STAILQ_INIT(&l->cq);
+		STAILQ_INIT(&l->jobs);
 		LIST_INIT(&l->conns);
 		LIST_INIT(&l->graveyard);
 		LIST_INIT(&l->pending);
@@ -368,7 +390,7 @@ drain_slots(struct conn *c)
 {
 	struct slot *s;
 
-	while ((s = STAILQ_FIRST(&c->slots)) != NULL && s->call == NULL) {
+	while ((s = STAILQ_FIRST(&c->slots)) != NULL && !s->waiting) {
 		if (buf_put(&c->wbuf, buf_head(&s->out), buf_size(&s->out)) < 0) {
 			c->dead = 1;
 			return;
@@ -417,6 +439,7 @@ on_call_done(struct call *call)
 		c = s->conn;
 		LIST_REMOVE(s, plink);
 		s->call = NULL;
+		s->waiting = 0;
 		c->busy = 0;
 		c->loop->n_pool--;
 		out = &s->out;
@@ -475,39 +498,160 @@ dispatch(struct conn *c, struct request *req)
 	}
 	s->conn = c;
 	s->call = call;
+	s->waiting = 1;
 	call->owner_slot = s;
 	STAILQ_INSERT_TAIL(&c->slots, s, link);
 	LIST_INSERT_HEAD(&l->pending, s, plink);
+}
+
+/* Log line and request id of a host.* reply just formatted into out. */
+static void
+finish_admin(struct conn *c, struct buf *out, const char *id_text,
+    const char *command, int want, int status, int64_t t0)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	char rid[REQUEST_ID_LEN + 1];
+
+	next_request_id(c->loop, rid);
+	lc.request_id = rid;
+	lc.id = id_text;
+	lc.command = command;
+	lc.plugin = "host";
+	lc.status = status;
+	lc.error_code = status == 403 ? "forbidden" : status == 404 ?
+	    "unknown_command" : status == 503 ? "unavailable" : NULL;
+	lc.pid = c->pid;
+	lc.uid = c->uid;
+	lc.duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
+	finish_reply(c, out, want, &lc, status < 300 ? "call finished" :
+	    "host command refused");
+}
+
+/* Runs on the registry's scan thread: hand the report to the loop. */
+static void
+reload_done(void *arg, struct json_object *report, int failures)
+{
+	struct reload_job *job = arg;
+	struct loop *l = job->loop;
+	int was_empty;
+
+	(void)failures;
+	job->report = report;
+	pthread_mutex_lock(&l->cq_lock);
+	was_empty = STAILQ_EMPTY(&l->jobs) && STAILQ_EMPTY(&l->cq);
+	STAILQ_INSERT_TAIL(&l->jobs, job, link);
+	pthread_mutex_unlock(&l->cq_lock);
+	if (was_empty)
+		loop_wake(l);
+}
+
+static void
+job_free(struct reload_job *job)
+{
+	if (job->id_text != job->id_buf)
+		free(job->id_text);
+	json_object_put(job->report);
+	free(job);
+}
+
+/* host.reload loads plugin code: never on this thread.  The rescan runs
+ * on the registry's scan thread; later lines of c wait for its reply. */
+static void
+reload_call(struct conn *c, const struct request *req)
+{
+	struct loop *l = c->loop;
+	struct reload_job *job;
+	struct slot *s;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (s = calloc(1, sizeof(*s))) == NULL) {
+		free(job);
+		reply_err(c, req, 503, "unavailable", "out of memory");
+		return;
+	}
+	job->loop = l;
+	job->slot = s;
+	job->want_request_id = req->want_request_id;
+	job->pid = c->pid;
+	job->uid = c->uid;
+	job->t0 = clock_mono_ns();
+	if (req->id != NULL && (job->id_text = (char *)request_id_format(
+	    req->id, job->id_buf, sizeof(job->id_buf))) == NULL &&
+	    (job->id_text = strdup(request_id_text(req->id))) == NULL) {
+		free(job);
+		free(s);
+		reply_err(c, req, 503, "unavailable", "out of memory");
+		return;
+	}
+	if (registry_scan_async(l->srv->reg, reload_done, job) < 0) {
+		job_free(job);
+		free(s);
+		reply_err(c, req, 503, "unavailable", "out of memory");
+		return;
+	}
+	s->conn = c;
+	s->job = job;
+	s->waiting = 1;
+	STAILQ_INSERT_TAIL(&c->slots, s, link);
+	c->busy = 1;
+	l->n_jobs++;
+}
+
+/* Put the reports of finished host.reloads in place. */
+static void
+take_jobs(struct loop *l)
+{
+	STAILQ_HEAD(, reload_job) q;
+	struct reload_job *job;
+
+	pthread_mutex_lock(&l->cq_lock);
+	STAILQ_INIT(&q);
+	STAILQ_CONCAT(&q, &l->jobs);
+	pthread_mutex_unlock(&l->cq_lock);
+	while ((job = STAILQ_FIRST(&q)) != NULL) {
+		struct slot *s = job->slot;
+		struct conn *c = s != NULL ? s->conn : NULL;
+
+		STAILQ_REMOVE_HEAD(&q, link);
+		l->n_jobs--;
+		if (c != NULL) {
+			s->job = NULL;
+			s->waiting = 0;
+			c->busy = 0;
+			if (request_format_ok_text(&s->out, job->id_text, 200,
+			    job->report) < 0)
+				c->dead = 1;
+			else
+				finish_admin(c, &s->out, job->id_text,
+				    "host.reload", job->want_request_id, 200,
+				    job->t0);
+			process_lines(c); /* the lines that waited */
+			conn_flush(c);
+			conn_maybe_close(c);
+		}
+		job_free(job);
+	}
 }
 
 /* Answer a host.* command. */
 static void
 admin_call(struct conn *c, const struct request *req)
 {
-	struct buf *out = reply_target(c);
-	struct log_ctx lc = LOG_CTX_INIT;
-	char rid[REQUEST_ID_LEN + 1];
+	struct buf *out;
 	int64_t t0 = clock_mono_ns();
 	int status;
 
-	if (out == NULL || (status = admin_handle(&c->loop->srv->admin,
-	    c->uid, req, out)) < 0) {
+	if (admin_is_reload(&c->loop->srv->admin, c->uid, req)) {
+		reload_call(c, req);
+		return;
+	}
+	if ((out = reply_target(c)) == NULL || (status = admin_handle(
+	    &c->loop->srv->admin, c->uid, req, out)) < 0) {
 		c->dead = 1;
 		return;
 	}
-	next_request_id(c->loop, rid);
-	lc.request_id = rid;
-	lc.id = req->id ? request_id_text(req->id) : NULL;
-	lc.command = req->command;
-	lc.plugin = "host";
-	lc.status = status;
-	lc.error_code = status == 403 ? "forbidden" : status == 404 ?
-	    "unknown_command" : NULL;
-	lc.pid = c->pid;
-	lc.uid = c->uid;
-	lc.duration_ms = (double)(clock_mono_ns() - t0) / 1e6;
-	finish_reply(c, out, req->want_request_id, &lc, status < 300 ?
-	    "call finished" : "host command refused");
+	finish_admin(c, out, req->id ? request_id_text(req->id) : NULL,
+	    req->command, req->want_request_id, status, t0);
 }
 
 static void
@@ -716,6 +860,8 @@ conn_close(struct conn *c)
 
 	while ((s = STAILQ_FIRST(&c->slots)) != NULL) {
 		STAILQ_REMOVE_HEAD(&c->slots, link);
+		if (s->job != NULL)
+			s->job->slot = NULL; /* its report will be dropped */
 		if (s->call != NULL) {
 			/* Nobody will be told; if it has not started, it
 			 * never will.  An answer already posted here finds
@@ -957,6 +1103,7 @@ loop_main(void *arg)
 		/* Answers that came back are taken before a forced stop
 		 * gives up on the rest. */
 		take_completions(l);
+		take_jobs(l);
 		if (stopping == 2)
 			force_pending(l);
 		l->now_ms = clock_mono_ms();
@@ -980,7 +1127,9 @@ loop_main(void *arg)
 			}
 			l->stop_seen = 1;
 			bury(l);
-			if (LIST_EMPTY(&l->conns) &&
+			/* A rescan posts back here: wait for it even when
+			 * forced. */
+			if (LIST_EMPTY(&l->conns) && l->n_jobs == 0 &&
 			    (l->n_pool == 0 || stopping == 2))
 				break;
 		}
@@ -1005,6 +1154,7 @@ loop_main(void *arg)
 				    errno != EAGAIN)
 					log_warn("eventfd read");
 				take_completions(l);
+				take_jobs(l);
 			} else if (p == srv) {
 				accept_some(l);
 			} else {
@@ -1137,6 +1287,7 @@ server_free(struct server *srv)
 	server_close(srv);
 	for (int i = 0; srv->loops != NULL && i < srv->n_loops; i++) {
 		struct loop *l = &srv->loops[i];
+		struct reload_job *job;
 		struct call *call;
 
 		while (!LIST_EMPTY(&l->conns))
@@ -1146,6 +1297,10 @@ server_free(struct server *srv)
 		while ((call = STAILQ_FIRST(&l->cq)) != NULL) {
 			STAILQ_REMOVE_HEAD(&l->cq, owner_link);
 			dispatch_complete(call);
+		}
+		while ((job = STAILQ_FIRST(&l->jobs)) != NULL) {
+			STAILQ_REMOVE_HEAD(&l->jobs, link);
+			job_free(job);
 		}
 		if (l->tok != NULL)
 			json_tokener_free(l->tok);

@@ -25,6 +25,7 @@
 #include "fixture.h"
 #include "log.h"
 #include "registry.h"
+#include "views.h"
 
 #define TPLUGIN(name) CMDHOST_BUILD_DIR "/tests/plugins/" name ".so"
 #define GOOD_COMMANDS 9
@@ -207,7 +208,7 @@ Test(registry, empty_directory)
 	json_object_put(report);
 	expect_absent("test.echo");
 	expect_counts(0, 0, 0);
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	cr_assert_eq(json_object_array_length(list), 0);
 	json_object_put(list);
 }
@@ -341,7 +342,7 @@ Test(registry, refused_commands_get_no_stats)
 	json_object_put(scan(&failures));
 	cr_assert_eq(failures, 1);
 	expect_absent("dup.only");
-	stats = registry_stats_json(r);
+	stats = view_command_stats(r);
 	listed = json_object_object_get_ex(stats, "dup.only", NULL);
 	n = json_object_object_length(stats);
 	json_object_put(stats);
@@ -369,7 +370,7 @@ Test(registry, removing_a_file_unloads_its_commands)
 	expect_absent("test.echo");
 	expect_absent("test.config");
 	expect_counts(0, 0, 0);
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	cr_assert_eq(json_object_array_length(list), 0);
 	json_object_put(list);
 }
@@ -428,7 +429,7 @@ Test(registry, bad_replacement_keeps_the_old_generation)
 	expect_absent("regfail.cmd");
 	expect_counts(1, GOOD_COMMANDS, 1);
 
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	cr_assert_eq(json_object_array_length(list), 1);
 	o = json_object_array_get_idx(list, 0);
 	v = json_object_object_get(o, "error");
@@ -457,7 +458,7 @@ Test(registry, bad_replacement_keeps_the_old_generation)
 	expect_files(report, "unchanged", good_file);
 	json_object_put(report);
 	expect_counts(1, GOOD_COMMANDS, 0);
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	o = json_object_array_get_idx(list, 0);
 	cr_assert_str_eq(json_object_get_string(json_object_object_get(o,
 	    "state")), "loaded");
@@ -584,7 +585,7 @@ Test(registry, other_files_are_ignored)
 	expect_files(report, "unchanged", none);
 	json_object_put(report);
 	expect_absent("test.echo");
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	cr_assert_eq(json_object_array_length(list), 0);
 	json_object_put(list);
 }
@@ -650,7 +651,7 @@ Test(registry, list_json_shape)
 	json_object_put(scan(&failures));
 	cr_assert_eq(failures, 2);
 
-	list = registry_list_json(r);
+	list = view_plugins(r);
 	cr_assert(json_object_is_type(list, json_type_array));
 	cr_assert_eq(json_object_array_length(list), 3, "%s",
 	    json_object_to_json_string(list));
@@ -748,7 +749,7 @@ Test(registry, stats_json_has_every_command)
 
 	install(TPLUGIN("good"), "good.so", NULL);
 	json_object_put(scan(&failures));
-	stats = registry_stats_json(r);
+	stats = view_command_stats(r);
 	cr_assert_eq(json_object_object_length(stats), GOOD_COMMANDS, "%s",
 	    json_object_to_json_string(stats));
 	cr_assert(json_object_object_get_ex(stats, "test.echo", &s));

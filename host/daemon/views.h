@@ -1,0 +1,29 @@
+/*
+ * views.h - the JSON views of the registry that admin commands and NATS
+ * discovery show, built with the registry's iterators.
+ */
+#ifndef CMDHOST_VIEWS_H
+#define CMDHOST_VIEWS_H
+
+#include <json-c/json.h>
+
+struct registry;
+
+/* Returns a new JSON array describing every plugin (host.list): name,
+ * version, file, generation, state, loaded_at, error, loads,
+ * load_failures, commands (name, summary, flags, fields). */
+struct json_object *view_plugins(struct registry *r);
+
+/* Returns a new JSON object: command name -> stats (host.stats). */
+struct json_object *view_command_stats(struct registry *r);
+
+/* Returns a new JSON object: plugin file -> {file, name, version,
+ * generation, loads, load_failures, last_swap, last_swap_ms}
+ * (host.stats). */
+struct json_object *view_plugin_stats(struct registry *r);
+
+/* Returns a new JSON array of {name, summary, plugin, version}, one per
+ * command now published (NATS discovery). */
+struct json_object *view_commands(struct registry *r);
+
+#endif /* CMDHOST_VIEWS_H */
