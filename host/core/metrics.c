@@ -47,8 +47,8 @@ metrics_cmd_free(struct cmd_stats *s)
 	free(s);
 }
 
-uint64_t
-metrics_bucket_upper(unsigned idx)
+static uint64_t
+bucket_upper(unsigned idx)
 {
 	unsigned e, m;
 
@@ -184,20 +184,20 @@ metrics_cmd_timeouts(const struct cmd_stats *s)
 	return SUM(s, timeouts);
 }
 
-uint64_t
-metrics_cmd_sum_us(const struct cmd_stats *s)
+static uint64_t
+cmd_sum_us(const struct cmd_stats *s)
 {
 	return SUM(s, sum_us);
 }
 
-int64_t
-metrics_cmd_in_flight(const struct cmd_stats *s)
+static int64_t
+cmd_in_flight(const struct cmd_stats *s)
 {
 	return (int64_t)SUM(s, in_flight);
 }
 
-int64_t
-metrics_daemon_get(const struct daemon_stats *d, enum daemon_counter k)
+static int64_t
+daemon_get(const struct daemon_stats *d, enum daemon_counter k)
 {
 	return (int64_t)SUM(d, v[k]);
 }
@@ -227,7 +227,7 @@ metrics_cmd_quantile(const struct cmd_stats *s, double q)
 	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
 		seen += counts[i];
 		if (seen >= rank) {
-			uint64_t up = metrics_bucket_upper(i);
+			uint64_t up = bucket_upper(i);
 
 			return up < max ? up : max;
 		}
@@ -274,7 +274,7 @@ metrics_cmd_json(const struct cmd_stats *s)
 	json_object_object_add(o, "timeouts",
 	    json_object_new_uint64(metrics_cmd_timeouts(s)));
 	json_object_object_add(o, "in_flight",
-	    json_object_new_int64(metrics_cmd_in_flight(s)));
+	    json_object_new_int64(cmd_in_flight(s)));
 	json_object_object_add(lat, "p50", json_object_new_uint64(
 	    metrics_cmd_quantile(s, 0.50)));
 	json_object_object_add(lat, "p90", json_object_new_uint64(
@@ -284,7 +284,7 @@ metrics_cmd_json(const struct cmd_stats *s)
 	json_object_object_add(lat, "max",
 	    json_object_new_uint64(metrics_cmd_max(s)));
 	json_object_object_add(lat, "sum",
-	    json_object_new_uint64(metrics_cmd_sum_us(s)));
+	    json_object_new_uint64(cmd_sum_us(s)));
 	json_object_object_add(o, "latency_us", lat);
 	for (unsigned i = 0; i < METRICS_BUCKETS; i++) {
 		uint64_t n = metrics_bucket_count(s, i);
@@ -294,7 +294,7 @@ metrics_cmd_json(const struct cmd_stats *s)
 			continue;
 		pair = json_object_new_array();
 		json_object_array_add(pair,
-		    json_object_new_uint64(metrics_bucket_upper(i)));
+		    json_object_new_uint64(bucket_upper(i)));
 		json_object_array_add(pair, json_object_new_uint64(n));
 		json_object_array_add(hist, pair);
 	}
@@ -311,19 +311,19 @@ metrics_daemon_json(const struct daemon_stats *d, int64_t now_ms)
 	json_object_object_add(o, "uptime_s", json_object_new_int64(
 	    (now_ms - d->started_ms) / 1000));
 	json_object_object_add(c, "open", json_object_new_int64(
-	    metrics_daemon_get(d, DM_CONNS_OPEN)));
+	    daemon_get(d, DM_CONNS_OPEN)));
 	json_object_object_add(c, "total", json_object_new_int64(
-	    metrics_daemon_get(d, DM_CONNS_TOTAL)));
+	    daemon_get(d, DM_CONNS_TOTAL)));
 	json_object_object_add(c, "refused", json_object_new_int64(
-	    metrics_daemon_get(d, DM_CONNS_REFUSED)));
+	    daemon_get(d, DM_CONNS_REFUSED)));
 	json_object_object_add(o, "connections", c);
 	json_object_object_add(o, "requests", json_object_new_int64(
-	    metrics_daemon_get(d, DM_REQUESTS)));
+	    daemon_get(d, DM_REQUESTS)));
 	json_object_object_add(o, "bytes_in", json_object_new_int64(
-	    metrics_daemon_get(d, DM_BYTES_IN)));
+	    daemon_get(d, DM_BYTES_IN)));
 	json_object_object_add(o, "bytes_out", json_object_new_int64(
-	    metrics_daemon_get(d, DM_BYTES_OUT)));
+	    daemon_get(d, DM_BYTES_OUT)));
 	json_object_object_add(o, "unavailable", json_object_new_int64(
-	    metrics_daemon_get(d, DM_UNAVAILABLE)));
+	    daemon_get(d, DM_UNAVAILABLE)));
 	return o;
 }

@@ -114,19 +114,13 @@ uint64_t metrics_cmd_calls(const struct cmd_stats *s);
 uint64_t metrics_cmd_status(const struct cmd_stats *s, int status);
 uint64_t metrics_cmd_max(const struct cmd_stats *s);
 uint64_t metrics_cmd_timeouts(const struct cmd_stats *s);
-uint64_t metrics_cmd_sum_us(const struct cmd_stats *s);
-int64_t metrics_cmd_in_flight(const struct cmd_stats *s);
-int64_t metrics_daemon_get(const struct daemon_stats *d,
-    enum daemon_counter k);
 
 /* The upper bound, in microseconds, of the q-quantile (0 < q <= 1), or 0
  * when nothing was recorded. */
 uint64_t metrics_cmd_quantile(const struct cmd_stats *s, double q);
 
-/* The histogram: the count of bucket i (summed) and the largest value
- * (microseconds) that falls in it. */
+/* The histogram: the count of bucket i (summed). */
 uint64_t metrics_bucket_count(const struct cmd_stats *s, unsigned i);
-uint64_t metrics_bucket_upper(unsigned i);
 
 /* Returns a new JSON object (one reference, caller puts) describing s:
  * calls, status {code: n}, timeouts, in_flight, latency_us {p50, p90,
