@@ -3,8 +3,10 @@
 DAEMON_SRCS := \
 	host/daemon/admin.c \
 	host/daemon/cmd_table.c \
+	host/daemon/conn.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
+	host/daemon/listener.c \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \
 	host/daemon/registry.c \

@@ -1,0 +1,154 @@
+/*
+ * server_priv.h - what server.c (the loops, accept, start and stop) and
+ * conn.c (one connection: read, frame, dispatch, ordered replies) share.
+ * Nothing outside these two files includes it.
+ */
+#ifndef CMDHOST_SERVER_PRIV_H
+#define CMDHOST_SERVER_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "admin.h"
+#include "call.h"
+#include "core/buf.h"
+#include "core/frame.h"
+#include "dispatch.h"
+#include "listener.h"
+
+#define READ_CHUNK 65536
+#define READS_PER_WAKE 4
+#define MAX_EVENTS 256
+/* An empty write buffer larger than this is freed; smaller ones are kept,
+ * since a busy connection would only allocate them again. */
+#define WBUF_KEEP (256 * 1024)
+
+struct conn;
+
+struct reload_job;
+
+/* A reply place in a connection's queue. */
+struct slot {
+	STAILQ_ENTRY(slot) link;  /* the connection's queue */
+	LIST_ENTRY(slot) plink;   /* the loop's pending calls */
+	struct conn *conn;
+	int waiting;              /* the reply is not ready yet */
+	struct call *call;        /* a pending call, or NULL */
+	struct reload_job *job;   /* a pending host.reload, or NULL */
+	struct buf out;           /* the reply line once ready */
+};
+
+/* A host.reload running on the registry's scan thread. */
+struct reload_job {
+	STAILQ_ENTRY(reload_job) link; /* the loop's queue, once done */
+	struct loop *loop;
+	struct slot *slot;        /* NULL once its connection closed */
+	char id_buf[48];
+	char *id_text;            /* id_buf, owned, or NULL */
+	int want_request_id;
+	long long pid, uid;
+	int64_t t0;
+	struct json_object *report; /* owned, once done */
+};
+
+struct conn {
+	struct loop *loop;
+	LIST_ENTRY(conn) link;    /* the loop's connections, or graveyard */
+	int fd;
+	uint32_t events;          /* what epoll watches now */
+	struct buf rbuf;
+	struct buf wbuf;
+	STAILQ_HEAD(, slot) slots; /* replies in request order */
+	struct framer framer;     /* line framing state */
+	int eof;                  /* the peer will send nothing more */
+	int dead;                 /* an I/O error: close at once */
+	int closed;               /* closed; freed after this batch */
+	int busy;                 /* a call of it is on the pool */
+	int64_t active_ms;        /* last time a request line arrived */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct loop {
+	struct dispatch_owner owner; /* first: dispatch posts to it */
+	struct server *srv;
+	int index;
+	pthread_t thread;
+	int started;
+	int epfd;
+	int evfd;
+	int reader;
+	int listening;
+	int stop_seen;            /* the stop was acted on once */
+	int64_t now_ms;           /* CLOCK_MONOTONIC, once per loop turn */
+	int64_t wall_ms;          /* the wall clock then (request ids) */
+	int64_t idle_check_ms;    /* next sweep for idle connections */
+	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
+	struct json_tokener *tok;
+	pthread_mutex_t cq_lock;
+	struct call_queue cq;     /* answered calls posted to this loop */
+	STAILQ_HEAD(, reload_job) jobs; /* host.reloads done, under cq_lock */
+	int n_jobs;               /* host.reloads of this loop not back */
+	LIST_HEAD(, conn) conns;
+	LIST_HEAD(, conn) graveyard; /* closed, freed after the event batch */
+	LIST_HEAD(, slot) pending;   /* slots of calls not answered here */
+	char scratch[READ_CHUNK]; /* reads land here; leftovers go to c->rbuf */
+	int n_pool;               /* calls of this loop still pending */
+	uint64_t seq;
+};
+
+struct server {
+	const struct config *cfg;
+	struct registry *reg;
+	struct dispatch *disp;
+	struct daemon_stats *stats;
+	struct admin admin;
+	int listen_fd;
+	int spare_fd;             /* given up to accept-and-refuse at EMFILE */
+	pthread_mutex_t spare_lock;
+	struct listener_id sock_id;
+	struct loop *loops;
+	int n_loops;
+	char max_conn_msg[64];
+	atomic_int n_conns;
+	atomic_int stopping;      /* 0 serving, 1 draining, 2 forced */
+	pthread_mutex_t exit_lock;
+	pthread_cond_t exit_cond;
+	int loops_exited;
+};
+
+/* conn.c */
+
+/* Read what c's peer sent and handle its complete lines. */
+void conn_readable(struct conn *c);
+/* Move ready replies into the write buffer and send what the peer takes;
+ * set what epoll watches. */
+void conn_flush(struct conn *c);
+/* Close c if it is finished (an error, the peer done and every reply
+ * written, or the daemon stopping and c idle).  Returns 1 if closed. */
+int conn_maybe_close(struct conn *c);
+/* Close c now: its pending calls are abandoned; c is freed after the
+ * event batch (server_bury). */
+void conn_close(struct conn *c);
+/* Handle the complete lines waiting in c's read buffer. */
+void conn_process(struct conn *c);
+/* The loops' dispatch_owner.post: hand an answered call to its loop (any
+ * thread). */
+void conn_post(struct dispatch_owner *o, struct call *c);
+/* Put the reports of finished host.reloads of l in place. */
+void conn_take_jobs(struct loop *l);
+/* Free a host.reload job (its report too). */
+void conn_job_free(struct reload_job *job);
+
+/* server.c */
+
+/* Wake l's epoll_wait (any thread). */
+void server_wake(struct loop *l);
+
+#endif /* CMDHOST_SERVER_PRIV_H */
