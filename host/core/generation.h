@@ -38,6 +38,13 @@ struct command {
 	                              * once by log_fragment(), or NULL */
 };
 
+/* Where a generation's calls run: dispatch keeps one executor of each
+ * kind and picks the generation's. */
+enum isolation {
+	ISOLATION_NONE = 0,       /* in the daemon's process (exec_pool.c) */
+	ISOLATION_KINDS
+};
+
 /*
  * Called when the last reference to a published generation is dropped,
  * on the thread that dropped it; it takes the generation over (it must
@@ -65,6 +72,7 @@ struct generation {
 	size_t n_commands;
 	int64_t loaded_at_ms;
 	uint64_t content_hash;    /* of the file's bytes */
+	enum isolation isolation; /* which executor runs its calls */
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
 	SLIST_ENTRY(generation) reap_link; /* the publisher's list */

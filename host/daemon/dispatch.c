@@ -34,7 +34,7 @@ struct dispatch {
 	const struct config *cfg;
 	struct registry *reg;
 	struct daemon_stats *stats;
-	struct executor *exec;       /* the in-process executor */
+	struct executor *exec[ISOLATION_KINDS]; /* one per kind */
 
 	pthread_mutex_t lock;        /* heap, answers of calls off-thread */
 	pthread_cond_t cond;         /* the earliest deadline changed */
@@ -480,7 +480,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	c->inv.deadline_ns = c->inv.start_ns + (req->timeout_ms ?
 	    req->timeout_ms : d->cfg->default_timeout_ms) * 1000000;
 	c->d = d;
-	c->ex = d->exec;
+	c->ex = d->exec[cmd->gen->isolation];
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->answer, CALL_OPEN);
 	c->answer_msg = NULL;
@@ -535,7 +535,7 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 	d->stats = stats;
 	pthread_mutex_init(&d->lock, NULL);
 	thread_cond_init(&d->cond);
-	if ((d->exec = exec_pool_new(cfg)) == NULL) {
+	if ((d->exec[ISOLATION_NONE] = exec_pool_new(cfg)) == NULL) {
 		snprintf(err, errlen, "cannot start the pool: %s",
 		    strerror(errno));
 		dispatch_free(d);
@@ -544,7 +544,7 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 	if ((errno = pthread_create(&d->timer, NULL, timer_main, d)) != 0) {
 		snprintf(err, errlen, "cannot start the deadline timer: %s",
 		    strerror(errno));
-		d->exec->ops->stop(d->exec, clock_mono_ns());
+		dispatch_stop(d, clock_mono_ns());
 		dispatch_free(d);
 		return NULL;
 	}
@@ -555,14 +555,18 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 void
 dispatch_stats(struct dispatch *d, struct json_object *into)
 {
-	d->exec->ops->stats(d->exec, into);
+	for (int k = 0; k < ISOLATION_KINDS; k++)
+		if (d->exec[k] != NULL)
+			d->exec[k]->ops->stats(d->exec[k], into);
 }
 
 int
 dispatch_stop(struct dispatch *d, int64_t deadline_ns)
 {
-	if (d->exec != NULL && d->exec->ops->stop(d->exec, deadline_ns) < 0)
-		return -1;
+	for (int k = 0; k < ISOLATION_KINDS; k++)
+		if (d->exec[k] != NULL &&
+		    d->exec[k]->ops->stop(d->exec[k], deadline_ns) < 0)
+			return -1;
 	if (d->timer_started) {
 		pthread_mutex_lock(&d->lock);
 		d->stop = 1;
@@ -579,8 +583,9 @@ dispatch_free(struct dispatch *d)
 {
 	if (d == NULL)
 		return;
-	if (d->exec != NULL)
-		d->exec->ops->free(d->exec);
+	for (int k = 0; k < ISOLATION_KINDS; k++)
+		if (d->exec[k] != NULL)
+			d->exec[k]->ops->free(d->exec[k]);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d->heap);
