@@ -2,12 +2,17 @@
  * nats_api.h - the seam between cmdhostd and its NATS module.
  *
  * The daemon never links libnats.  When the configuration has a [nats]
- * section it dlopens cmdhost-nats.so (built from host/nats_bridge.c,
- * nats_srv.c and nats_js.c, linked with -lnats) and talks to it through
- * two tables of function pointers: the host's (run a command, list
- * commands, be told when the command table changes, log) and the
- * module's (start, stop).  Both begin with their size and a version, as
- * the plugin ABI does, so a stale module is refused rather than called.
+ * section it dlopens cmdhost-nats.so (built from host/nats/, linked with
+ * -lnats) and talks to it through two tables of function pointers:
+ * the host's (run a command, list commands, be told when the command
+ * table changes, log) and the module's (start, stop).  Both begin with
+ * their size and a version, as the plugin ABI does, so a stale module is
+ * refused rather than called.  The [nats] configuration the module reads
+ * crosses the same way: struct nats_config is defined here, not in a
+ * daemon header, and carries its own size and version.
+ *
+ * Everything the module sees of the host is in this file: the module
+ * includes no other host header (its log levels are below too).
  */
 #ifndef CMDHOST_NATS_API_H
 #define CMDHOST_NATS_API_H
@@ -18,11 +23,66 @@
 
 #include <json-c/json.h>
 
-#define NATS_API_VERSION 1
+/* Version 2: struct nats_config crosses with a size and a version. */
+#define NATS_API_VERSION 2
 /* The module's one exported symbol. */
 #define NATS_MODULE_SYMBOL "cmdhost_nats_module"
 
-struct nats_config;
+/*
+ * The levels of nats_host_api.logv.  They equal core/log.h's enum
+ * log_level (nats_host_start() asserts it at compile time), so the host
+ * passes them on as they are; the module uses these, never log.h.
+ */
+#define NLOG_DEBUG 0
+#define NLOG_INFO  1
+#define NLOG_WARN  2
+#define NLOG_ERROR 3
+
+/*
+ * The layout version of struct nats_config.  Bump it when a field changes
+ * type, meaning or place; a field appended at the end only grows `size`
+ * (a module reads a config whose size is at least the sizeof it was built
+ * with).
+ */
+#define NATS_CONFIG_VERSION 1
+
+/*
+ * The [nats] and [jetstream] sections of cmdhost.ini.  core/config.c's
+ * key table fills it by field offsets (config_init() sets size and
+ * version; see core/config_nats.h for the rules of its keys); the strings
+ * are owned by the configuration, and the module borrows the whole struct
+ * through nats_host_api.cfg for as long as the host lives.
+ */
+struct nats_config {
+	size_t size;             /* sizeof(struct nats_config) */
+	int version;             /* NATS_CONFIG_VERSION */
+	int enabled;             /* a [nats] section was seen */
+	char *url;               /* owned: one or several, comma-separated */
+	char *subject_prefix;    /* owned: "cmdhost.cmd." */
+	char *queue_group;       /* owned: "cmdhost" */
+	char *service_name;      /* owned: "cmdhost" ($SRV discovery) */
+	char *credentials;       /* owned or NULL: a .creds file */
+	char *user;              /* owned or NULL */
+	char *password;          /* owned or NULL */
+	char *token;             /* owned or NULL */
+	char *tls_ca;            /* owned or NULL: CA file, turns TLS on */
+	char *module;            /* owned or NULL: path of cmdhost-nats.so */
+	int reconnect_wait_ms;
+	int max_reconnect;       /* -1: forever */
+	int delivery_threads;    /* cnats message delivery threads */
+	int send_asap;           /* replies leave at once (no 1 ms batch) */
+
+	int js_enabled;          /* a [jetstream] section was seen */
+	char *js_stream;         /* owned: "CMDHOST_EVENTS" */
+	char *js_subjects;       /* owned: "cmdhost.events.>" (comma list) */
+	char *js_durable;        /* owned: "cmdhost" */
+	char *js_dead_letter;    /* owned: prefix, "cmdhost.dead." */
+	int js_ack_wait_ms;      /* 0: default_timeout_ms + 5000 */
+	int js_max_deliver;
+	int js_nak_delay_ms;
+	int js_fetch_batch;
+	int js_max_inflight;     /* events held at once by this daemon */
+};
 
 /*
  * Called exactly once per nats_host_api.call, on any thread (maybe before
@@ -43,7 +103,7 @@ struct nats_host_api {
 	int shutdown_timeout_ms;
 	const char *daemon_version;     /* "0.1.0" */
 
-	/* Log one line at `level` (enum log_level). */
+	/* Log one line at `level` (an NLOG_* level). */
 	void (*logv)(int level, const char *fmt, va_list ap);
 
 	/*

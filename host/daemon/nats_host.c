@@ -377,6 +377,10 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 {
 	struct nats_host *h = calloc(1, sizeof(*h));
 
+	/* host_logv passes the module's levels to log.h as they are. */
+	_Static_assert(NLOG_DEBUG == LOGL_DEBUG && NLOG_INFO == LOGL_INFO &&
+	    NLOG_WARN == LOGL_WARN && NLOG_ERROR == LOGL_ERROR,
+	    "the seam's log levels must be log.h's");
 	if (h == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

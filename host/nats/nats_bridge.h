@@ -13,7 +13,6 @@
 
 #include <nats/nats.h>
 
-#include "core/config_nats.h"
 #include "core/nats_api.h"
 
 /* One command as a NATS endpoint.  Kept (with its counters) until the
