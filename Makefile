@@ -160,7 +160,9 @@ $(B)/obj/pic/host/%.o: host/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
-$(B)/obj/host/daemon/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
+# Where cmdhost-nats.so is installed; core/module.c (used by cmdhostd and
+# cmdhost alike) looks there last.
+$(B)/obj/host/core/module.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -27,6 +27,8 @@
 #define NATS_API_VERSION 2
 /* The module's one exported symbol. */
 #define NATS_MODULE_SYMBOL "cmdhost_nats_module"
+/* The module's file name (core/module.c says where it is looked for). */
+#define NATS_MODULE_FILE "cmdhost-nats.so"
 
 /*
  * The levels of nats_host_api.logv.  They equal core/log.h's enum
