@@ -77,8 +77,9 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
 # What unit tests link besides core: the daemon without its main().
 DAEMON_LIB_OBJS := $(filter-out $(B)/obj/host/daemon/main.o,$(DAEMON_OBJS))
 CLI_OBJS    := $(CLI_SRCS:%.c=$(B)/obj/%.o)
-# The NATS module: cmdhostd dlopens it when the configuration has a
-# [nats] section (see host/daemon/nats_host.h).
+# The NATS module, the one file linked with libnats: cmdhostd dlopens it
+# when the configuration has a [nats] section (host/daemon/nats_host.h),
+# cmdhost when --nats is given (host/cli/cli_nats.c).
 NATS_MOD_OBJS := $(NATS_MOD_SRCS:%.c=$(B)/obj/pic/%.o)
 NATS_MODULE   := $(B)/lib/cmdhost-nats.so
 
@@ -149,8 +150,9 @@ $(CORE_LIB): $(CORE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# No libnats: --nats dlopens the module (see host/cli/cli_nats.c).
 $(CLI): $(CLI_OBJS) $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) $(NATS_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(NATS_MODULE): $(NATS_MOD_OBJS)
 	@mkdir -p $(dir $@)

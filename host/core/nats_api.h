@@ -1,15 +1,17 @@
 /*
- * nats_api.h - the seam between cmdhostd and its NATS module.
+ * nats_api.h - the seam between cmdhostd, cmdhost and their NATS module.
  *
- * The daemon never links libnats.  When the configuration has a [nats]
- * section it dlopens cmdhost-nats.so (built from host/nats/, linked with
- * -lnats) and talks to it through two tables of function pointers:
- * the host's (run a command, list commands, be told when the command
- * table changes, log) and the module's (start, stop).  Both begin with
- * their size and a version, as the plugin ABI does, so a stale module is
- * refused rather than called.  The [nats] configuration the module reads
- * crosses the same way: struct nats_config is defined here, not in a
- * daemon header, and carries its own size and version.
+ * Neither program links libnats.  When the configuration has a [nats]
+ * section the daemon dlopens cmdhost-nats.so (built from host/nats/,
+ * linked with -lnats) and talks to it through two tables of function
+ * pointers: the host's (run a command, list commands, be told when the
+ * command table changes, log) and the module's (start, stop).  The
+ * client's --nats verbs load the same module (core/module.c finds it for
+ * both) and call a third table, the module's struct nats_cli.  Every
+ * table begins with its size and a version, as the plugin ABI does, so a
+ * stale module is refused rather than called.  The [nats] configuration
+ * the module reads crosses the same way: struct nats_config is defined
+ * here, not in a daemon header, and carries its own size and version.
  *
  * Everything the module sees of the host is in this file: the module
  * includes no other host header (its log levels are below too).
@@ -23,10 +25,13 @@
 
 #include <json-c/json.h>
 
-/* Version 2: struct nats_config crosses with a size and a version. */
+/* Version 2: struct nats_config crosses with a size and a version, and
+ * the module exports the client's table too. */
 #define NATS_API_VERSION 2
-/* The module's one exported symbol. */
+/* The module's table for cmdhostd (struct nats_module). */
 #define NATS_MODULE_SYMBOL "cmdhost_nats_module"
+/* The module's table for cmdhost --nats (struct nats_cli). */
+#define NATS_CLI_SYMBOL "cmdhost_nats_cli"
 /* The module's file name (core/module.c says where it is looked for). */
 #define NATS_MODULE_FILE "cmdhost-nats.so"
 
@@ -151,6 +156,56 @@ struct nats_module {
 	 * subscriptions, wait (until deadline_ns, CLOCK_MONOTONIC) for calls
 	 * to reply, close the connection and free the bridge. */
 	void (*stop)(void *bridge, int64_t deadline_ns);
+};
+
+/* What the calls of struct nats_cli return. */
+#define NATS_CLI_OK            0
+#define NATS_CLI_NO_RESPONDERS 1  /* request: nobody subscribes the subject */
+#define NATS_CLI_FAILED        2  /* no connection, no answer, bad answer */
+
+/*
+ * cmdhost --nats: the client side, one connection per call (opened to
+ * `url`, a comma-separated list as [nats] url takes, and closed before
+ * returning, with cnats' globals).  The module speaks NATS; the client
+ * keeps the verbs' arguments, output and exit statuses.  Every string
+ * argument is borrowed for the call.  On NATS_CLI_FAILED (and
+ * NATS_CLI_NO_RESPONDERS) err holds the reason, without a "cmdhost: "
+ * prefix; nothing is printed.
+ */
+struct nats_cli {
+	size_t size;                    /* sizeof(struct nats_cli) */
+	int version;                    /* NATS_API_VERSION */
+
+	/*
+	 * Request `subject` with data[0..len), the Cmdhost-Id header
+	 * `id_text` (JSON text; NULL: none) and Cmdhost-Timeout-Ms
+	 * `timeout_ms` (<= 0: none), waiting up to wait_ms for the reply.
+	 * Returns NATS_CLI_OK with the reply object in *reply (put it), or
+	 * *reply NULL and NATS_CLI_NO_RESPONDERS or NATS_CLI_FAILED (also
+	 * when the reply is not JSON).
+	 */
+	int (*request)(const char *url, const char *subject, const char *data,
+	    size_t len, const char *id_text, int64_t timeout_ms,
+	    int64_t wait_ms, struct json_object **reply, char *err,
+	    size_t errlen);
+
+	/*
+	 * Publish an empty request on `subject` ("$SRV.INFO.<service>") and
+	 * collect every JSON reply until none came for wait_ms.  Returns
+	 * NATS_CLI_OK with a new array in *all (put it; maybe empty), or
+	 * NATS_CLI_FAILED with *all NULL.
+	 */
+	int (*discover)(const char *url, const char *subject, int64_t wait_ms,
+	    struct json_object **all, char *err, size_t errlen);
+
+	/*
+	 * Publish data[0..len) to JetStream on `subject` and wait for the
+	 * stream's ack.  Returns NATS_CLI_OK with a new {"stream", "seq"} in
+	 * *ack (put it), or NATS_CLI_FAILED with *ack NULL (no stream takes
+	 * the subject is a failure too, err says so).
+	 */
+	int (*publish)(const char *url, const char *subject, const char *data,
+	    size_t len, struct json_object **ack, char *err, size_t errlen);
 };
 
 #endif /* CMDHOST_NATS_API_H */

@@ -18,9 +18,6 @@
 #include <unistd.h>
 
 
-#define HDR_ID "Cmdhost-Id"
-#define HDR_TIMEOUT "Cmdhost-Timeout-Ms"
-
 /* One request waiting for its reply. */
 struct pending {
 	struct bridge *b;
