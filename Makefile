@@ -116,9 +116,12 @@ INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
 HARNESS_OBJ := $(patsubst %,$(B)/obj/tests/integration/harness_%.o, \
                daemon files proc client reply check)
+# The last place core/module.c looks for cmdhost-nats.so.
+MODULE_LIBDIR := $(PREFIX)/lib/cmdhost
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
                -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
-               -DCMDHOST_SANITIZE='"$(SANITIZE)"'
+               -DCMDHOST_SANITIZE='"$(SANITIZE)"' \
+               -DCMDHOST_LIBDIR='"$(MODULE_LIBDIR)"'
 ifneq ($(SANITIZE),0)
 # The daemon under test runs under a sanitizer: memory figures mean little.
 TEST_DEFS   += -DCMDHOST_DAEMON_SANITIZED=1
@@ -164,7 +167,7 @@ $(B)/obj/pic/host/%.o: host/%.c
 
 # Where cmdhost-nats.so is installed; core/module.c (used by cmdhostd and
 # cmdhost alike) looks there last.
-$(B)/obj/host/core/module.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
+$(B)/obj/host/core/module.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(MODULE_LIBDIR)"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
