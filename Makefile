@@ -77,8 +77,9 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
 # What unit tests link besides core: the daemon without its main().
 DAEMON_LIB_OBJS := $(filter-out $(B)/obj/host/daemon/main.o,$(DAEMON_OBJS))
 CLI_OBJS    := $(CLI_SRCS:%.c=$(B)/obj/%.o)
-# The NATS module: cmdhostd dlopens it when the configuration has a
-# [nats] section (see host/daemon/nats_host.h).
+# The NATS module, the one file linked with libnats: cmdhostd dlopens it
+# when the configuration has a [nats] section (host/daemon/nats_host.h),
+# cmdhost when --nats is given (host/cli/cli_nats.c).
 NATS_MOD_OBJS := $(NATS_MOD_SRCS:%.c=$(B)/obj/pic/%.o)
 NATS_MODULE   := $(B)/lib/cmdhost-nats.so
 
@@ -115,9 +116,12 @@ INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 INTEG_BINS  := $(INTEG_SRCS:tests/%.c=$(B)/tests/%)
 HARNESS_OBJ := $(patsubst %,$(B)/obj/tests/integration/harness_%.o, \
                daemon files proc client reply check)
+# The last place core/module.c looks for cmdhost-nats.so.
+MODULE_LIBDIR := $(PREFIX)/lib/cmdhost
 TEST_DEFS   := -DCMDHOST_BUILD_DIR='"$(abspath $(B))"' \
                -DCMDHOST_SOURCE_DIR='"$(abspath .)"' \
-               -DCMDHOST_SANITIZE='"$(SANITIZE)"'
+               -DCMDHOST_SANITIZE='"$(SANITIZE)"' \
+               -DCMDHOST_LIBDIR='"$(MODULE_LIBDIR)"'
 ifneq ($(SANITIZE),0)
 # The daemon under test runs under a sanitizer: memory figures mean little.
 TEST_DEFS   += -DCMDHOST_DAEMON_SANITIZED=1
@@ -149,8 +153,9 @@ $(CORE_LIB): $(CORE_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# No libnats: --nats dlopens the module (see host/cli/cli_nats.c).
 $(CLI): $(CLI_OBJS) $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) $(NATS_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(NATS_MODULE): $(NATS_MOD_OBJS)
 	@mkdir -p $(dir $@)
@@ -160,7 +165,9 @@ $(B)/obj/pic/host/%.o: host/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(NATS_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
-$(B)/obj/host/daemon/nats_host.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(PREFIX)/lib/cmdhost"'
+# Where cmdhost-nats.so is installed; core/module.c (used by cmdhostd and
+# cmdhost alike) looks there last.
+$(B)/obj/host/core/module.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(MODULE_LIBDIR)"'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

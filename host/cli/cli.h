@@ -3,7 +3,8 @@
  * shared by host/cli*.c only; the daemon never includes it.  The socket
  * commands speak only the wire protocol; `check` and `exec`
  * (cli_plugin.c) link the daemon's loader, executor and request code to
- * run a plugin file in-process.
+ * run a plugin file in-process.  The --nats verbs (cli_nats.c) dlopen the
+ * NATS module: cmdhost itself links no libnats.
  */
 #ifndef CMDHOST_CLI_H
 #define CMDHOST_CLI_H
@@ -191,8 +192,10 @@ int cli_plugin_check(const struct cli_opts *o, int argc, char **argv);
  */
 int cli_plugin_exec(const struct cli_opts *o, int argc, char **argv);
 
-/* cli_nats.c - the same over NATS (--nats URL); each prints its own
- * message on failure and returns an exit status. */
+/* cli_nats.c - the same over NATS (--nats URL), through the NATS module
+ * (dlopened on first use; it cannot be loaded: CLI_EXIT_CONN, with every
+ * path tried printed); each prints its own message on failure and returns
+ * an exit status. */
 
 /* Request `command` with the payload text (len bytes, JSON already
  * checked) and print the body; "no responders" is reported as 404. */

@@ -1,4 +1,5 @@
-# host/cli: cmdhost, the client.  Links core for check and exec.
+# host/cli: cmdhost, the client.  Links core for check and exec, and
+# core's module search for --nats (which dlopens cmdhost-nats.so).
 CLI_SRCS := \
 	host/cli/cli.c \
 	host/cli/cli_buf.c \

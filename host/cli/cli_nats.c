@@ -1,17 +1,28 @@
 /*
  * cli_nats.c - cmdhost --nats URL: invoke a command, list every daemon
  * (through $SRV discovery) and publish events to the JetStream stream,
- * speaking NATS with cnats instead of the Unix socket.  Each function
- * prints its own "cmdhost: ..." message on failure.
+ * over NATS instead of the Unix socket.  Each function prints its own
+ * "cmdhost: ..." message on failure.
+ *
+ * cmdhost links no libnats: the NATS side of these verbs lives in the
+ * NATS module, cmdhost-nats.so (host/nats/nats_cli.c, the table
+ * cmdhost_nats_cli of core/nats_api.h), which is dlopened here only when
+ * --nats is given, found where cmdhostd finds it (core/module.c;
+ * $CMDHOST_NATS_MODULE plays the part of [nats] module).  This file keeps
+ * the rest: the arguments, the environment, the output, the exit status.
+ * See docs/scale-out.md for why the module is the verbs' home.
  */
 #include "cli.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <nats/nats.h>
+#include "core/module.h"
+#include "core/nats_api.h"
 
+#define MODULE_ENV "CMDHOST_NATS_MODULE"
 #define CMD_PREFIX_ENV "CMDHOST_NATS_PREFIX"
 #define EVENT_PREFIX_ENV "CMDHOST_NATS_EVENTS"
 #define SERVICE_ENV "CMDHOST_NATS_SERVICE"
@@ -27,33 +38,35 @@ env_or(const char *name, const char *def)
 	return v != NULL && *v != '\0' ? v : def;
 }
 
-/* Connect to o->nats_url.  Returns the connection or NULL (printed). */
-static natsConnection *
-nats_open(const struct cli_opts *o)
+/*
+ * Load the NATS module and its client table (kept mapped until exit, as
+ * the daemon keeps it).  Returns the table, or NULL after printing every
+ * path tried.
+ */
+static const struct nats_cli *
+module_load(void)
 {
-	natsConnection *nc = NULL;
-	natsOptions *opts = NULL;
-	natsStatus s;
+	const char *path = env_or(MODULE_ENV, NULL);
+	const struct nats_cli *t;
+	char tried[8192];
+	void *handle;
 
-	s = natsOptions_Create(&opts);
-	if (s == NATS_OK)
-		s = natsOptions_SetURL(opts, o->nats_url);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(&nc, opts);
-	natsOptions_Destroy(opts);
-	if (s != NATS_OK) {
-		fprintf(stderr, "cmdhost: cannot connect to NATS at %s: %s\n",
-		    o->nats_url, natsStatus_GetText(s));
+	if ((handle = module_open(path, NATS_MODULE_FILE, tried,
+	    sizeof(tried))) == NULL) {
+		fprintf(stderr, "cmdhost: --nats needs the NATS module, which "
+		    "cannot be loaded (%s)%s\n", tried, path != NULL ? "" :
+		    "; set " MODULE_ENV " to the path of " NATS_MODULE_FILE);
 		return NULL;
 	}
-	return nc;
-}
-
-static void
-nats_close(natsConnection *nc)
-{
-	natsConnection_Destroy(nc);
-	nats_Close();
+	t = dlsym(handle, NATS_CLI_SYMBOL);
+	if (t == NULL || t->size < sizeof(*t) ||
+	    t->version != NATS_API_VERSION) {
+		fprintf(stderr, "cmdhost: the NATS module has no %s of "
+		    "version %d (is it older than this cmdhost?)\n",
+		    NATS_CLI_SYMBOL, NATS_API_VERSION);
+		return NULL;
+	}
+	return t;
 }
 
 /* The -i id as JSON text into buf: an integer as it is, else a string. */
@@ -81,108 +94,52 @@ int
 cli_nats_invoke(const struct cli_opts *o, const char *command,
     const char *payload, size_t len)
 {
-	natsConnection *nc;
-	natsMsg *req = NULL, *rep = NULL;
+	const struct nats_cli *t;
 	struct json_object *reply = NULL, *body;
-	char subject[512], idbuf[256], tmo[24];
+	char subject[512], idbuf[256], err[1024];
 	int64_t wait = o->timeout_ms > 0 ? o->timeout_ms + 1000 : 35000;
-	natsStatus s;
-	int rc = CLI_EXIT_CONN;
+	int rc;
 
-	if ((nc = nats_open(o)) == NULL)
+	if ((t = module_load()) == NULL)
 		return CLI_EXIT_CONN;
 	snprintf(subject, sizeof(subject), "%s%s",
 	    env_or(CMD_PREFIX_ENV, DEFAULT_CMD_PREFIX), command);
-	s = natsMsg_Create(&req, subject, NULL, payload, (int)len);
-	if (s == NATS_OK)
-		s = natsMsgHeader_Set(req, "Cmdhost-Id",
-		    id_json(o, idbuf, sizeof(idbuf)));
-	if (s == NATS_OK && o->timeout_ms > 0) {
-		snprintf(tmo, sizeof(tmo), "%lld", o->timeout_ms);
-		s = natsMsgHeader_Set(req, "Cmdhost-Timeout-Ms", tmo);
-	}
-	if (s == NATS_OK)
-		s = natsConnection_RequestMsg(&rep, nc, req, wait);
-	if (s == NATS_NO_RESPONDERS) {
+	rc = t->request(o->nats_url, subject, payload, len,
+	    id_json(o, idbuf, sizeof(idbuf)), o->timeout_ms, wait, &reply,
+	    err, sizeof(err));
+	if (rc == NATS_CLI_NO_RESPONDERS) {
 		/* No daemon subscribes the command: as the socket says it. */
 		fprintf(stderr, "cmdhost: 404 unknown_command: no daemon on "
-		    "NATS serves '%s' (no responders on %s)\n", command,
-		    subject);
-		rc = CLI_EXIT_REPLY_ERROR;
-	} else if (s != NATS_OK) {
-		fprintf(stderr, "cmdhost: NATS request on %s: %s\n", subject,
-		    natsStatus_GetText(s));
-	} else if ((reply = json_tokener_parse(natsMsg_GetData(rep))) ==
-	    NULL) {
-		fprintf(stderr, "cmdhost: the reply is not JSON\n");
-	} else if ((rc = cli_conn_reply_check(reply, &body)) == 0) {
+		    "NATS serves '%s' (%s)\n", command, err);
+		return CLI_EXIT_REPLY_ERROR;
+	}
+	if (rc != NATS_CLI_OK) {
+		fprintf(stderr, "cmdhost: %s\n", err);
+		return CLI_EXIT_CONN;
+	}
+	if ((rc = cli_conn_reply_check(reply, &body)) == 0)
 		rc = cli_print_json(body);
-	}
 	json_object_put(reply);
-	natsMsg_Destroy(req);
-	natsMsg_Destroy(rep);
-	nats_close(nc);
 	return rc;
-}
-
-/* Collect every $SRV.INFO.cmdhost reply for LIST_WAIT_MS into a new array
- * (put it), or NULL (printed). */
-static struct json_object *
-discover(natsConnection *nc)
-{
-	natsSubscription *sub = NULL;
-	struct json_object *all = json_object_new_array();
-	char inbox[128];
-	natsInbox *ib = NULL;
-	natsStatus s;
-
-	s = natsInbox_Create(&ib);
-	if (s == NATS_OK) {
-		snprintf(inbox, sizeof(inbox), "%s", (const char *)ib);
-		s = natsConnection_SubscribeSync(&sub, nc, inbox);
-	}
-	if (s == NATS_OK) {
-		char subject[256];
-
-		/* The daemons' [nats] service_name (default cmdhost). */
-		snprintf(subject, sizeof(subject), "$SRV.INFO.%s",
-		    env_or(SERVICE_ENV, "cmdhost"));
-		s = natsConnection_PublishRequestString(nc, subject, inbox, "");
-	}
-	natsInbox_Destroy(ib);
-	if (s != NATS_OK) {
-		fprintf(stderr, "cmdhost: discovery: %s\n",
-		    natsStatus_GetText(s));
-		natsSubscription_Destroy(sub);
-		json_object_put(all);
-		return NULL;
-	}
-	for (;;) {
-		natsMsg *m = NULL;
-		struct json_object *j;
-
-		if (natsSubscription_NextMsg(&m, sub, LIST_WAIT_MS) != NATS_OK)
-			break;
-		if ((j = json_tokener_parse(natsMsg_GetData(m))) != NULL)
-			json_object_array_add(all, j);
-		natsMsg_Destroy(m);
-	}
-	natsSubscription_Destroy(sub);
-	return all;
 }
 
 int
 cli_nats_list(const struct cli_opts *o, int raw)
 {
-	natsConnection *nc;
+	const struct nats_cli *t;
 	struct json_object *all;
+	char subject[256], err[1024];
 	size_t n;
 	int rc = 0;
 
-	if ((nc = nats_open(o)) == NULL)
+	if ((t = module_load()) == NULL)
 		return CLI_EXIT_CONN;
-	if ((all = discover(nc)) == NULL) {
-		nats_close(nc);
+	/* The daemons' [nats] service_name (default cmdhost). */
+	snprintf(subject, sizeof(subject), "$SRV.INFO.%s",
+	    env_or(SERVICE_ENV, "cmdhost"));
+	if (t->discover(o->nats_url, subject, LIST_WAIT_MS, &all, err,
+	    sizeof(err)) != NATS_CLI_OK) {
+		fprintf(stderr, "cmdhost: %s\n", err);
 		return CLI_EXIT_CONN;
 	}
 	n = json_object_array_length(all);
@@ -218,7 +175,6 @@ cli_nats_list(const struct cli_opts *o, int raw)
 		}
 	}
 	json_object_put(all);
-	nats_close(nc);
 	return rc;
 }
 
@@ -226,20 +182,15 @@ int
 cli_nats_publish(const struct cli_opts *o, const char *command,
     struct json_object *payload)
 {
-	natsConnection *nc;
-	jsCtx *js = NULL;
-	jsPubAck *pa = NULL;
-	jsErrCode jerr = 0;
-	struct json_object *ev = json_object_new_object(), *out;
-	char subject[512], idbuf[256];
+	const struct nats_cli *t;
+	struct json_object *ev, *ack = NULL;
+	char subject[512], idbuf[256], err[1024];
 	const char *text;
-	natsStatus s;
 	int rc = CLI_EXIT_CONN;
 
-	if ((nc = nats_open(o)) == NULL) {
-		json_object_put(ev);
+	if ((t = module_load()) == NULL)
 		return CLI_EXIT_CONN;
-	}
+	ev = json_object_new_object();
 	json_object_object_add(ev, "command", json_object_new_string(command));
 	json_object_object_add(ev, "payload", json_object_get(payload));
 	if (o->id != NULL)
@@ -248,27 +199,12 @@ cli_nats_publish(const struct cli_opts *o, const char *command,
 	text = json_object_to_json_string_ext(ev, CLI_PLAIN_FLAGS);
 	snprintf(subject, sizeof(subject), "%s%s",
 	    env_or(EVENT_PREFIX_ENV, DEFAULT_EVENT_PREFIX), command);
-	s = natsConnection_JetStream(&js, nc, NULL);
-	if (s == NATS_OK)
-		s = js_Publish(&pa, js, subject, text, (int)strlen(text), NULL,
-		    &jerr);
-	if (s != NATS_OK) {
-		fprintf(stderr, "cmdhost: publish on %s: %s%s\n", subject,
-		    natsStatus_GetText(s), s == NATS_NO_RESPONDERS ?
-		    " (no stream takes this subject: is a daemon with "
-		    "[jetstream] running?)" : "");
-	} else {
-		out = json_object_new_object();
-		json_object_object_add(out, "stream",
-		    json_object_new_string(pa->Stream));
-		json_object_object_add(out, "seq",
-		    json_object_new_uint64(pa->Sequence));
-		rc = cli_print_json(out);
-		json_object_put(out);
-	}
-	jsPubAck_Destroy(pa);
-	jsCtx_Destroy(js);
+	if (t->publish(o->nats_url, subject, text, strlen(text), &ack, err,
+	    sizeof(err)) != NATS_CLI_OK)
+		fprintf(stderr, "cmdhost: %s\n", err);
+	else
+		rc = cli_print_json(ack);
+	json_object_put(ack);
 	json_object_put(ev);
-	nats_close(nc);
 	return rc;
 }

@@ -455,6 +455,9 @@ int
 config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	/* The NATS module checks these before it reads the rest. */
+	cfg->nats.size = sizeof(cfg->nats);
+	cfg->nats.version = NATS_CONFIG_VERSION;
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &keys[i];
 		void *field = field_of(cfg, k);

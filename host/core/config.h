@@ -86,7 +86,8 @@ struct config_key {
 /* The table of keys, *n rows.  Borrowed: static and read-only. */
 const struct config_key *config_keys(size_t *n);
 
-/* Fill cfg with the defaults (strings are owned copies).  Returns 0 or
+/* Fill cfg with the defaults (strings are owned copies; nats.size and
+ * nats.version say the layout to the NATS module).  Returns 0 or
  * -ENOMEM.  Release with config_fini(). */
 int config_init(struct config *cfg);
 

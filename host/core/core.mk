@@ -13,5 +13,6 @@ CORE_SRCS := \
 	host/core/loader.c \
 	host/core/log.c \
 	host/core/metrics.c \
+	host/core/module.c \
 	host/core/request.c \
 	host/core/thread.c

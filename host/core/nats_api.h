@@ -1,13 +1,20 @@
 /*
- * nats_api.h - the seam between cmdhostd and its NATS module.
+ * nats_api.h - the seam between cmdhostd, cmdhost and their NATS module.
  *
- * The daemon never links libnats.  When the configuration has a [nats]
- * section it dlopens cmdhost-nats.so (built from host/nats_bridge.c,
- * nats_srv.c and nats_js.c, linked with -lnats) and talks to it through
- * two tables of function pointers: the host's (run a command, list
- * commands, be told when the command table changes, log) and the
- * module's (start, stop).  Both begin with their size and a version, as
- * the plugin ABI does, so a stale module is refused rather than called.
+ * Neither program links libnats.  When the configuration has a [nats]
+ * section the daemon dlopens cmdhost-nats.so (built from host/nats/,
+ * linked with -lnats) and talks to it through two tables of function
+ * pointers: the host's (run a command, list commands, be told when the
+ * command table changes, log) and the module's (start, stop).  The
+ * client's --nats verbs load the same module (core/module.c finds it for
+ * both) and call a third table, the module's struct nats_cli.  Every
+ * table begins with its size and a version, as the plugin ABI does, so a
+ * stale module is refused rather than called.  The [nats] configuration
+ * the module reads crosses the same way: struct nats_config is defined
+ * here, not in a daemon header, and carries its own size and version.
+ *
+ * Everything the module sees of the host is in this file: the module
+ * includes no other host header (its log levels are below too).
  */
 #ifndef CMDHOST_NATS_API_H
 #define CMDHOST_NATS_API_H
@@ -18,11 +25,71 @@
 
 #include <json-c/json.h>
 
-#define NATS_API_VERSION 1
-/* The module's one exported symbol. */
+/* Version 2: struct nats_config crosses with a size and a version, and
+ * the module exports the client's table too. */
+#define NATS_API_VERSION 2
+/* The module's table for cmdhostd (struct nats_module). */
 #define NATS_MODULE_SYMBOL "cmdhost_nats_module"
+/* The module's table for cmdhost --nats (struct nats_cli). */
+#define NATS_CLI_SYMBOL "cmdhost_nats_cli"
+/* The module's file name (core/module.c says where it is looked for). */
+#define NATS_MODULE_FILE "cmdhost-nats.so"
 
-struct nats_config;
+/*
+ * The levels of nats_host_api.logv.  They equal core/log.h's enum
+ * log_level (nats_host_start() asserts it at compile time), so the host
+ * passes them on as they are; the module uses these, never log.h.
+ */
+#define NLOG_DEBUG 0
+#define NLOG_INFO  1
+#define NLOG_WARN  2
+#define NLOG_ERROR 3
+
+/*
+ * The layout version of struct nats_config.  Bump it when a field changes
+ * type, meaning or place; a field appended at the end only grows `size`
+ * (a module reads a config whose size is at least the sizeof it was built
+ * with).
+ */
+#define NATS_CONFIG_VERSION 1
+
+/*
+ * The [nats] and [jetstream] sections of cmdhost.ini.  core/config.c's
+ * key table fills it by field offsets (config_init() sets size and
+ * version; see core/config_nats.h for the rules of its keys); the strings
+ * are owned by the configuration, and the module borrows the whole struct
+ * through nats_host_api.cfg for as long as the host lives.
+ */
+struct nats_config {
+	size_t size;             /* sizeof(struct nats_config) */
+	int version;             /* NATS_CONFIG_VERSION */
+	int enabled;             /* a [nats] section was seen */
+	char *url;               /* owned: one or several, comma-separated */
+	char *subject_prefix;    /* owned: "cmdhost.cmd." */
+	char *queue_group;       /* owned: "cmdhost" */
+	char *service_name;      /* owned: "cmdhost" ($SRV discovery) */
+	char *credentials;       /* owned or NULL: a .creds file */
+	char *user;              /* owned or NULL */
+	char *password;          /* owned or NULL */
+	char *token;             /* owned or NULL */
+	char *tls_ca;            /* owned or NULL: CA file, turns TLS on */
+	char *module;            /* owned or NULL: path of cmdhost-nats.so */
+	int reconnect_wait_ms;
+	int max_reconnect;       /* -1: forever */
+	int delivery_threads;    /* cnats message delivery threads */
+	int send_asap;           /* replies leave at once (no 1 ms batch) */
+
+	int js_enabled;          /* a [jetstream] section was seen */
+	char *js_stream;         /* owned: "CMDHOST_EVENTS" */
+	char *js_subjects;       /* owned: "cmdhost.events.>" (comma list) */
+	char *js_durable;        /* owned: "cmdhost" */
+	char *js_dead_letter;    /* owned: prefix, "cmdhost.dead." */
+	int js_ack_wait_ms;      /* 0: default_timeout_ms + 5000 */
+	int js_max_deliver;
+	int js_nak_delay_ms;
+	int js_fetch_batch;
+	int js_max_inflight;     /* events held at once by this daemon */
+};
 
 /*
  * Called exactly once per nats_host_api.call, on any thread (maybe before
@@ -43,7 +110,7 @@ struct nats_host_api {
 	int shutdown_timeout_ms;
 	const char *daemon_version;     /* "0.1.0" */
 
-	/* Log one line at `level` (enum log_level). */
+	/* Log one line at `level` (an NLOG_* level). */
 	void (*logv)(int level, const char *fmt, va_list ap);
 
 	/*
@@ -89,6 +156,56 @@ struct nats_module {
 	 * subscriptions, wait (until deadline_ns, CLOCK_MONOTONIC) for calls
 	 * to reply, close the connection and free the bridge. */
 	void (*stop)(void *bridge, int64_t deadline_ns);
+};
+
+/* What the calls of struct nats_cli return. */
+#define NATS_CLI_OK            0
+#define NATS_CLI_NO_RESPONDERS 1  /* request: nobody subscribes the subject */
+#define NATS_CLI_FAILED        2  /* no connection, no answer, bad answer */
+
+/*
+ * cmdhost --nats: the client side, one connection per call (opened to
+ * `url`, a comma-separated list as [nats] url takes, and closed before
+ * returning, with cnats' globals).  The module speaks NATS; the client
+ * keeps the verbs' arguments, output and exit statuses.  Every string
+ * argument is borrowed for the call.  On NATS_CLI_FAILED (and
+ * NATS_CLI_NO_RESPONDERS) err holds the reason, without a "cmdhost: "
+ * prefix; nothing is printed.
+ */
+struct nats_cli {
+	size_t size;                    /* sizeof(struct nats_cli) */
+	int version;                    /* NATS_API_VERSION */
+
+	/*
+	 * Request `subject` with data[0..len), the Cmdhost-Id header
+	 * `id_text` (JSON text; NULL: none) and Cmdhost-Timeout-Ms
+	 * `timeout_ms` (<= 0: none), waiting up to wait_ms for the reply.
+	 * Returns NATS_CLI_OK with the reply object in *reply (put it), or
+	 * *reply NULL and NATS_CLI_NO_RESPONDERS or NATS_CLI_FAILED (also
+	 * when the reply is not JSON).
+	 */
+	int (*request)(const char *url, const char *subject, const char *data,
+	    size_t len, const char *id_text, int64_t timeout_ms,
+	    int64_t wait_ms, struct json_object **reply, char *err,
+	    size_t errlen);
+
+	/*
+	 * Publish an empty request on `subject` ("$SRV.INFO.<service>") and
+	 * collect every JSON reply until none came for wait_ms.  Returns
+	 * NATS_CLI_OK with a new array in *all (put it; maybe empty), or
+	 * NATS_CLI_FAILED with *all NULL.
+	 */
+	int (*discover)(const char *url, const char *subject, int64_t wait_ms,
+	    struct json_object **all, char *err, size_t errlen);
+
+	/*
+	 * Publish data[0..len) to JetStream on `subject` and wait for the
+	 * stream's ack.  Returns NATS_CLI_OK with a new {"stream", "seq"} in
+	 * *ack (put it), or NATS_CLI_FAILED with *ack NULL (no stream takes
+	 * the subject is a failure too, err says so).
+	 */
+	int (*publish)(const char *url, const char *subject, const char *data,
+	    size_t len, struct json_object **ack, char *err, size_t errlen);
 };
 
 #endif /* CMDHOST_NATS_API_H */

@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/module.h"
 #include "core/nats_api.h"
 #include "core/request.h"
 #include "core/thread.h"
@@ -31,11 +32,6 @@
 #include "registry.h"
 #include "reply.h"
 #include "views.h"
-
-#ifndef CMDHOST_LIBDIR
-#define CMDHOST_LIBDIR "/usr/local/lib/cmdhost"
-#endif
-#define MODULE_FILE "cmdhost-nats.so"
 
 static const char OOM_REPLY[] = "{\"id\":null,\"status\":503,\"error\":"
     "{\"code\":\"unavailable\",\"message\":\"out of memory\"}}";
@@ -294,47 +290,20 @@ host_in_flight(void *hp)
 	return atomic_load(&h->in_flight);
 }
 
-/* Find and open the module.  Returns the dlopen handle or NULL (err). */
+/* Find and open the module (core/module.c has the one search, shared
+ * with cmdhost --nats).  Returns the dlopen handle or NULL (err). */
 static void *
 open_module(const struct config *cfg, char *err, size_t errlen)
 {
-	char exe[PATH_MAX], path[PATH_MAX + 64], path2[PATH_MAX + 64];
 	char tried[4 * PATH_MAX];
-	const char *cands[4];
-	int n = 0;
-	ssize_t len;
 	void *handle;
 
-	tried[0] = '\0';
-	if (cfg->nats.module != NULL) {
-		cands[n++] = cfg->nats.module;
-	} else {
-		len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (len > 0) {
-			char *slash;
-
-			exe[len] = '\0';
-			if ((slash = strrchr(exe, '/')) != NULL)
-				*slash = '\0';
-			snprintf(path, sizeof(path), "%s/lib/%s", exe,
-			    MODULE_FILE);
-			cands[n++] = path;
-			/* An installed daemon: PREFIX/sbin/../lib/cmdhost. */
-			snprintf(path2, sizeof(path2), "%s/../lib/cmdhost/%s",
-			    exe, MODULE_FILE);
-			cands[n++] = path2;
-		}
-		cands[n++] = CMDHOST_LIBDIR "/" MODULE_FILE;
-	}
-	for (int i = 0; i < n; i++) {
-		if ((handle = dlopen(cands[i], RTLD_NOW | RTLD_LOCAL)) != NULL)
-			return handle;
-		snprintf(tried + strlen(tried), sizeof(tried) - strlen(tried),
-		    "%s%s", i ? "; " : "", dlerror());
-	}
-	snprintf(err, errlen, "[nats] is configured but the NATS module "
-	    "cannot be loaded (%s)", tried);
-	return NULL;
+	handle = module_open(cfg->nats.module, NATS_MODULE_FILE, tried,
+	    sizeof(tried));
+	if (handle == NULL)
+		snprintf(err, errlen, "[nats] is configured but the NATS "
+		    "module cannot be loaded (%s)", tried);
+	return handle;
 }
 
 struct nats_host *
@@ -344,6 +313,10 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 {
 	struct nats_host *h = calloc(1, sizeof(*h));
 
+	/* host_logv passes the module's levels to log.h as they are. */
+	_Static_assert(NLOG_DEBUG == LOGL_DEBUG && NLOG_INFO == LOGL_INFO &&
+	    NLOG_WARN == LOGL_WARN && NLOG_ERROR == LOGL_ERROR,
+	    "the seam's log levels must be log.h's");
 	if (h == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -3,8 +3,8 @@
  * configuration has a [nats] section and serve the table it calls.
  *
  * Without [nats] nothing here runs and libnats is never mapped.  The
- * module is looked for at [nats] module, then next to the daemon binary
- * (<dir of cmdhostd>/lib/cmdhost-nats.so), then in CMDHOST_LIBDIR.
+ * module is looked for at [nats] module, else where core/module.h says
+ * (<dir of cmdhostd>/lib/, <dir>/../lib/cmdhost/, CMDHOST_LIBDIR).
  */
 #ifndef CMDHOST_NATS_HOST_H
 #define CMDHOST_NATS_HOST_H

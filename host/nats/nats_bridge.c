@@ -17,10 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/log.h"
-
-#define HDR_ID "Cmdhost-Id"
-#define HDR_TIMEOUT "Cmdhost-Timeout-Ms"
 
 /* One request waiting for its reply. */
 struct pending {
@@ -105,7 +101,7 @@ on_reply(void *arg, const char *reply, size_t len, int status)
 	if (s == NATS_OK)
 		s = natsConnection_PublishMsg(b->nc, m);
 	if (s != NATS_OK)
-		bridge_log(b, LOGL_DEBUG, "nats: reply to %s not sent: %s",
+		bridge_log(b, NLOG_DEBUG, "nats: reply to %s not sent: %s",
 		    p->reply, natsStatus_GetText(s));
 	natsMsg_Destroy(m);
 	free(p);
@@ -216,12 +212,12 @@ sync_subscriptions(struct bridge *b)
 		    b->cfg->queue_group, on_request, ep);
 		if (s != NATS_OK) {
 			ep->sub = NULL;
-			bridge_log(b, LOGL_WARN, "nats: cannot subscribe %s: %s",
+			bridge_log(b, NLOG_WARN, "nats: cannot subscribe %s: %s",
 			    ep->subject, natsStatus_GetText(s));
 			continue;
 		}
 		natsSubscription_SetPendingLimits(ep->sub, -1, -1);
-		bridge_log(b, LOGL_INFO, "nats: subscribed %s (queue group %s)",
+		bridge_log(b, NLOG_INFO, "nats: subscribed %s (queue group %s)",
 		    ep->subject, b->cfg->queue_group);
 	}
 	for (ep = b->endpoints; ep != NULL; ep = ep->next) {
@@ -251,7 +247,7 @@ sync_subscriptions(struct bridge *b)
 			natsSubscription_Destroy(ep->sub);
 		}
 		ep->sub = NULL;
-		bridge_log(b, LOGL_INFO, "nats: unsubscribed %s (the command is "
+		bridge_log(b, NLOG_INFO, "nats: unsubscribed %s (the command is "
 		    "gone)", ep->subject);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -300,7 +296,7 @@ on_connected(natsConnection *nc, void *closure)
 
 	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
 		snprintf(url, sizeof(url), "?");
-	bridge_log(closure, LOGL_INFO, "nats: connected to %s", url);
+	bridge_log(closure, NLOG_INFO, "nats: connected to %s", url);
 }
 
 static void
@@ -315,7 +311,7 @@ on_disconnected(natsConnection *nc, void *closure)
 	pthread_mutex_unlock(&b->lock);
 	if (stopping)
 		return;
-	bridge_log(b, LOGL_WARN, "nats: disconnected; reconnecting in "
+	bridge_log(b, NLOG_WARN, "nats: disconnected; reconnecting in "
 	    "the background (the socket keeps serving)");
 }
 
@@ -326,7 +322,7 @@ on_reconnected(natsConnection *nc, void *closure)
 
 	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
 		snprintf(url, sizeof(url), "?");
-	bridge_log(closure, LOGL_INFO, "nats: reconnected to %s", url);
+	bridge_log(closure, NLOG_INFO, "nats: reconnected to %s", url);
 }
 
 /* The last callback libnats makes for a connection: bridge_stop waits
@@ -337,7 +333,7 @@ on_closed(natsConnection *nc, void *closure)
 	struct bridge *b = closure;
 
 	(void)nc;
-	bridge_log(b, LOGL_INFO, "nats: connection closed");
+	bridge_log(b, NLOG_INFO, "nats: connection closed");
 	pthread_mutex_lock(&b->lock);
 	b->closed = 1;
 	pthread_cond_broadcast(&b->cond);
@@ -366,7 +362,7 @@ on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
 {
 	(void)nc;
 	(void)sub;
-	bridge_log(closure, LOGL_WARN, "nats: %s", natsStatus_GetText(err));
+	bridge_log(closure, NLOG_WARN, "nats: %s", natsStatus_GetText(err));
 }
 
 /* A 22-character instance id from /dev/urandom (like a NUID). */
@@ -459,6 +455,16 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 		snprintf(err, errlen, "NATS module: host API version mismatch");
 		return NULL;
 	}
+	/* A layout we were not built for is refused, never read. */
+	if (api->cfg == NULL || api->cfg->size < sizeof(*api->cfg) ||
+	    api->cfg->version != NATS_CONFIG_VERSION) {
+		snprintf(err, errlen, "NATS module: [nats] configuration "
+		    "layout mismatch (version %d, %zu bytes; this module "
+		    "reads version %d, %zu bytes)", api->cfg ?
+		    api->cfg->version : 0, api->cfg ? api->cfg->size : 0,
+		    NATS_CONFIG_VERSION, sizeof(*api->cfg));
+		return NULL;
+	}
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -479,7 +485,7 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 	}
 	s = natsConnection_Connect(&b->nc, b->opts);
 	if (s == NATS_NOT_YET_CONNECTED) {
-		bridge_log(b, LOGL_WARN, "nats: no server reachable at %s yet; "
+		bridge_log(b, NLOG_WARN, "nats: no server reachable at %s yet; "
 		    "retrying in the background (the socket serves meanwhile)",
 		    b->cfg->url);
 	} else if (s != NATS_OK) {
@@ -505,7 +511,7 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 		    "consumer");
 		goto fail;
 	}
-	bridge_log(b, LOGL_INFO, "nats: service %s instance %s, subjects "
+	bridge_log(b, NLOG_INFO, "nats: service %s instance %s, subjects "
 	    "%s<command>, queue group %s", b->cfg->service_name, b->id,
 	    b->cfg->subject_prefix, b->cfg->queue_group);
 	return b;
@@ -575,7 +581,7 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	if (left > 0) {
 		/* Their replies will find the connection closed; the bridge
 		 * stays allocated for them. */
-		bridge_log(b, LOGL_WARN, "nats: %d call(s) still running at "
+		bridge_log(b, NLOG_WARN, "nats: %d call(s) still running at "
 		    "shutdown; their replies are dropped", left);
 		if (b->nc != NULL)
 			natsConnection_Close(b->nc);

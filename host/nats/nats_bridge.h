@@ -2,7 +2,8 @@
  * nats_bridge.h - inside the NATS module (cmdhost-nats.so): what its
  * files share.  nats_bridge.c owns the connection and the per-command
  * subscriptions, nats_srv.c answers $SRV discovery, nats_js.c consumes
- * the JetStream work queue.  Nothing outside the module includes this.
+ * the JetStream work queue; nats_cli.c is the client side, for cmdhost
+ * --nats.  Nothing outside the module includes this.
  */
 #ifndef CMDHOST_NATS_BRIDGE_H
 #define CMDHOST_NATS_BRIDGE_H
@@ -13,8 +14,11 @@
 
 #include <nats/nats.h>
 
-#include "core/config_nats.h"
 #include "core/nats_api.h"
+
+/* The request headers: the client's id (JSON text) and its deadline. */
+#define HDR_ID "Cmdhost-Id"
+#define HDR_TIMEOUT "Cmdhost-Timeout-Ms"
 
 /* One command as a NATS endpoint.  Kept (with its counters) until the
  * bridge stops, even while its command is gone; sub is NULL then. */

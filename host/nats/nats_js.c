@@ -17,7 +17,6 @@
 
 #include <json-c/json.h>
 
-#include "core/log.h"
 
 #define FETCH_WAIT_MS 500
 #define MAX_SUBJECTS 16
@@ -72,10 +71,10 @@ dead_letter(struct event *ev, const char *reply, size_t len)
 	s = natsConnection_PublishString(b->nc, subject,
 	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	if (s != NATS_OK)
-		bridge_log(b, LOGL_WARN, "nats: dead letter to %s not "
+		bridge_log(b, NLOG_WARN, "nats: dead letter to %s not "
 		    "published: %s", subject, natsStatus_GetText(s));
 	else
-		bridge_log(b, LOGL_WARN, "nats: event %llu dead-lettered to %s "
+		bridge_log(b, NLOG_WARN, "nats: event %llu dead-lettered to %s "
 		    "after %llu deliveries", (unsigned long long)ev->stream_seq,
 		    subject, (unsigned long long)ev->delivered);
 	json_object_put(o);
@@ -104,7 +103,7 @@ on_event_reply(void *arg, const char *reply, size_t len, int status)
 		atomic_fetch_add(&js->naked, 1);
 	}
 	if (s != NATS_OK)
-		bridge_log(js->b, LOGL_WARN, "nats: event not settled (%s); the "
+		bridge_log(js->b, NLOG_WARN, "nats: event not settled (%s); the "
 		    "server redelivers it after ack_wait", natsStatus_GetText(s));
 	natsMsg_Destroy(ev->msg);
 	free(ev->command);
@@ -224,13 +223,13 @@ js_bind(struct nats_js *js)
 		s = js_AddStream(&si, js->ctx, &sc, NULL, &jerr);
 		free(copy);
 		if (s != NATS_OK) {
-			bridge_log(b, LOGL_WARN, "nats: cannot create stream %s: "
+			bridge_log(b, NLOG_WARN, "nats: cannot create stream %s: "
 			    "%s (%d); retrying", c->js_stream,
 			    natsStatus_GetText(s), (int)jerr);
 			return -1;
 		}
 		jsStreamInfo_Destroy(si);
-		bridge_log(b, LOGL_INFO, "nats: created work-queue stream %s "
+		bridge_log(b, NLOG_INFO, "nats: created work-queue stream %s "
 		    "on %s", c->js_stream, c->js_subjects);
 	} else {
 		return -1; /* not connected yet, most likely */
@@ -246,7 +245,7 @@ js_bind(struct nats_js *js)
 	if (s == NATS_OK)
 		jsConsumerInfo_Destroy(ci);
 	else
-		bridge_log(b, LOGL_DEBUG, "nats: consumer %s not added (%s, "
+		bridge_log(b, NLOG_DEBUG, "nats: consumer %s not added (%s, "
 		    "%d): binding the existing one", c->js_durable,
 		    natsStatus_GetText(s), (int)jerr);
 	jsSubOptions_Init(&so);
@@ -257,12 +256,12 @@ js_bind(struct nats_js *js)
 	    &so, &jerr);
 	if (s != NATS_OK) {
 		js->sub = NULL;
-		bridge_log(b, LOGL_WARN, "nats: cannot bind consumer %s on %s: "
+		bridge_log(b, NLOG_WARN, "nats: cannot bind consumer %s on %s: "
 		    "%s (%d); retrying", c->js_durable, c->js_stream,
 		    natsStatus_GetText(s), (int)jerr);
 		return -1;
 	}
-	bridge_log(b, LOGL_INFO, "nats: consuming stream %s with durable %s "
+	bridge_log(b, NLOG_INFO, "nats: consuming stream %s with durable %s "
 	    "(ack_wait %d ms, max_deliver %d)", c->js_stream, c->js_durable,
 	    c->js_ack_wait_ms, c->js_max_deliver);
 	return 0;
@@ -347,7 +346,7 @@ js_start(struct bridge *b)
 	pthread_mutex_init(&js->lock, NULL);
 	pthread_cond_init(&js->cond, NULL);
 	if (pthread_create(&js->thread, NULL, js_main, js) != 0) {
-		bridge_log(b, LOGL_ERROR, "nats: cannot start the JetStream "
+		bridge_log(b, NLOG_ERROR, "nats: cannot start the JetStream "
 		    "thread");
 		js_stop(js, 0);
 		return NULL;
@@ -385,11 +384,11 @@ js_stop(struct nats_js *js, int64_t deadline_ns)
 	held = js->held;
 	pthread_mutex_unlock(&js->lock);
 	if (held > 0) {
-		bridge_log(js->b, LOGL_WARN, "nats: %d event(s) still running at "
+		bridge_log(js->b, NLOG_WARN, "nats: %d event(s) still running at "
 		    "shutdown; the server redelivers them after ack_wait", held);
 		return; /* their replies still use js */
 	}
-	bridge_log(js->b, LOGL_INFO, "nats: JetStream consumer stopped (%llu "
+	bridge_log(js->b, NLOG_INFO, "nats: JetStream consumer stopped (%llu "
 	    "acked, %llu terminated, %llu retried)",
 	    (unsigned long long)atomic_load(&js->acked),
 	    (unsigned long long)atomic_load(&js->termed),

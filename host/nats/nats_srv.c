@@ -14,7 +14,6 @@
 
 #include <json-c/json.h>
 
-#include "core/log.h"
 
 enum srv_kind { SRV_PING = 0, SRV_INFO, SRV_STATS };
 
@@ -148,7 +147,7 @@ srv_start(struct bridge *b)
 			    subject, on_srv, &srv_closures[k]);
 			if (s != NATS_OK) {
 				b->srv_subs[n] = NULL;
-				bridge_log(b, LOGL_ERROR, "nats: cannot subscribe "
+				bridge_log(b, NLOG_ERROR, "nats: cannot subscribe "
 				    "%s: %s", subject, natsStatus_GetText(s));
 				return -1;
 			}
