@@ -200,7 +200,8 @@ release(struct daemon *dm)
 	dm->watcher = NULL;
 	nats_host_stop(dm->nats, clock_mono_ns());
 	if (dm->srv != NULL) {
-		server_stop(dm->srv, clock_mono_ns());
+		/* Idle loops leave at once; a failed start-up has no calls. */
+		server_stop(dm->srv, clock_mono_ns() + 1000000000LL);
 		server_close(dm->srv);
 	}
 	if (dm->disp != NULL &&
