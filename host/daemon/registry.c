@@ -841,6 +841,9 @@ registry_free(struct registry *r)
 	pthread_mutex_unlock(&r->lock);
 	for (p = r->plugins; p != NULL; p = next) {
 		next = p->next;
+		/* Still published if unload_one() found no memory for a
+		 * table: no reader is left, drop its generation anyway. */
+		generation_release(p->current);
 		plugin_free(p);
 	}
 	/* Finalize what the unloads above queued, then stop the reaper. */
