@@ -206,6 +206,15 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(DAEMON_LIB_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
+# test_alloc fails allocations on purpose: its objects and the host code
+# call the allocators through tests/unit/failalloc.c (see failalloc.h).
+FAILALLOC_WRAP := malloc calloc realloc strdup strndup aligned_alloc \
+                  posix_memalign
+$(B)/tests/unit/test_alloc: $(B)/obj/tests/unit/failalloc.o | \
+    $(B)/tests/plugins/good.so
+$(B)/tests/unit/test_alloc: private ALL_LDFLAGS += \
+    $(FAILALLOC_WRAP:%=-Wl,--wrap=%)
+
 $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread

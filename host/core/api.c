@@ -164,8 +164,9 @@ api_ctx_payload_text(cmdhost_ctx *ctx, size_t *len)
 		inv->payload_len = inv->payload_text ? strlen(inv->payload_text) :
 		    0;
 	}
+	/* Out of memory: "null", with its own length. */
 	if (len != NULL)
-		*len = inv->payload_len;
+		*len = inv->payload_text ? inv->payload_len : 4;
 	return inv->payload_text ? inv->payload_text : "null";
 }
 

@@ -570,7 +570,15 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 	if (p == NULL) {
 		if ((p = calloc(1, sizeof(*p))) == NULL ||
 		    (p->file = strdup(file)) == NULL) {
+			/* Refused like a load that fails: logged, reported. */
+			struct log_ctx lc = LOG_CTX_INIT;
+
 			free(p);
+			lc.file = file;
+			lc.reason = "out of memory";
+			log_emit(LOGL_ERROR, &lc, "plugin refused: out of "
+			    "memory");
+			report_add(report, "failed", file, "out of memory");
 			return 1;
 		}
 		/* Append, so that the first file keeps a name. */
@@ -728,6 +736,9 @@ registry_free(struct registry *r)
 	pthread_mutex_unlock(&r->lock);
 	while ((p = TAILQ_FIRST(&r->plugins)) != NULL) {
 		TAILQ_REMOVE(&r->plugins, p, link);
+		/* Still published if unload_one() found no memory for a
+		 * table: no reader is left, drop its generation anyway. */
+		generation_release(p->current);
 		plugin_free(p);
 	}
 	/* Finalize what the unloads above queued, then stop the reaper. */
