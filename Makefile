@@ -42,6 +42,7 @@ endif
 JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
+SQLITE_LIBS := $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
 CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
 
@@ -146,7 +147,8 @@ $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 	    -e 's|@PLUGINDIR@|$(abspath $(B)/plugins)|' $< > $@
 
 $(DAEMON): $(DAEMON_OBJS) $(CORE_LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) $(SQLITE_LIBS) \
+	    -ldl -lpthread
 
 # The linker takes only the objects of the archive a program needs.
 $(CORE_LIB): $(CORE_OBJS)
@@ -204,7 +206,8 @@ $(B)/obj/tests/%.o: tests/%.c
 
 $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(DAEMON_LIB_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) \
+	    $(SQLITE_LIBS) -ldl -lpthread
 
 # test_alloc fails allocations on purpose: its objects and the host code
 # call the allocators through tests/unit/failalloc.c (see failalloc.h).

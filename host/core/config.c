@@ -110,6 +110,15 @@ static const struct config_key keys[] = {
 	    "every reply carries the daemon's request_id"),
 	K_UIDS("host", "admin_uids", admin_uids,
 	    "uids or user names that may run host.reload, besides root"),
+	K_STR("host", "state_dir", state_dir, 1, 0, "state", NULL,
+	    "where state that outlives a restart is kept (created 0700)"),
+	K_INT("host", "idempotency_ttl_s", idempotency_ttl_s, 1, 31 * 86400,
+	    3600, "how long a stored result replays"),
+	K_INT("host", "idempotency_memory", idempotency_memory, 1, 100000000,
+	    100000, "stored results kept in memory; older ones are read "
+	    "from disk"),
+	K_BOOL("host", "idempotency_shared", idempotency_shared, 0, NULL,
+	    "one key scope for every caller, not one per uid"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),

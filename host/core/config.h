@@ -45,6 +45,10 @@ struct config {
 	char *service;       /* owned: the "service" of every log line */
 	int access_log;      /* one log line per request */
 	int reply_request_id;/* every reply carries "request_id" */
+	char *state_dir;     /* owned: the idempotency store's home */
+	int idempotency_ttl_s;  /* how long a stored result replays */
+	int idempotency_memory; /* stored results kept in memory */
+	int idempotency_shared; /* one key scope for every caller */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */

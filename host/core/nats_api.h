@@ -142,7 +142,19 @@ struct nats_host_api {
 	/* Set up the calling thread the way the host's threads are (C
 	 * locale object); call first thing in threads the module creates. */
 	void (*thread_init)(void);
+
+	/* Appended (check size): call() with the request's idempotency key
+	 * (NUL-terminated, borrowed; NULL: none), as the NATS header
+	 * Idempotency-Key carries it. */
+	void (*call_keyed)(void *host, const char *command,
+	    const char *payload, size_t len, const char *id_text,
+	    int64_t timeout_ms, const char *idem_key, nats_reply_fn fn,
+	    void *arg);
 };
+
+/* Does the host table t have member m? */
+#define NATS_HOST_HAS(t, m) \
+	((t)->size >= offsetof(struct nats_host_api, m) + sizeof((t)->m))
 
 struct nats_module {
 	size_t size;                    /* sizeof(struct nats_module) */

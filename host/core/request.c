@@ -274,6 +274,20 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 		}
 		req->want_request_id = json_object_get_boolean(v);
 	}
+	if (json_object_object_get_ex(root, "idempotency_key", &v) &&
+	    v != NULL) {
+		size_t n;
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    (n = (size_t)json_object_get_string_len(v)) == 0 ||
+		    n > REQUEST_MAX_IDEM_KEY) {
+			snprintf(err, errlen, "\"idempotency_key\" must be a "
+			    "string of 1 to %d bytes", REQUEST_MAX_IDEM_KEY);
+			return -1;
+		}
+		req->idem_key = json_object_get_string(v);
+		req->idem_key_len = n;
+	}
 	if (!json_object_object_get_ex(root, "payload", &v) || v == NULL) {
 		/* Absent or null: an empty object, owned by root. */
 		v = json_object_new_object();
@@ -517,6 +531,50 @@ request_format_error_text(struct buf *out, const char *id, int status,
 	return 0;
 }
 
+int
+request_format_member(struct buf *out, int status, struct json_object *body,
+    const char *code, const char *message)
+{
+	size_t mark = buf_size(out), blen = 4;
+	const char *btext = "null";
+
+	if (status >= 200 && status < 300) {
+		if (body != NULL)
+			btext = json_object_to_json_string_length(body,
+			    SERIALIZE_FLAGS, &blen);
+		if (buf_put(out, btext, blen) < 0)
+			goto oom;
+		return 0;
+	}
+	if (buf_puts(out, "{\"code\":") < 0 ||
+	    buf_put_json_string(out, code) < 0 ||
+	    buf_puts(out, ",\"message\":") < 0 ||
+	    buf_put_json_string(out, message) < 0 || buf_put(out, "}", 1) < 0)
+		goto oom;
+	return 0;
+oom:
+	out->len = out->start + mark;
+	return -ENOMEM;
+}
+
+int
+request_format_stored(struct buf *out, const char *id, int status,
+    const char *text, size_t len)
+{
+	size_t mark = buf_size(out);
+	char num[3];
+
+	status_digits(num, status);
+	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+	    buf_puts(out, status < 300 ? ",\"body\":" : ",\"error\":") < 0 ||
+	    buf_put(out, text != NULL ? text : "null", text != NULL ? len :
+	    4) < 0 || buf_puts(out, ",\"replayed\":true}\n") < 0) {
+		out->len = out->start + mark;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 void
 request_id_make(char out[REQUEST_ID_LEN + 1], int64_t unix_ms,
     unsigned source, uint64_t seq)
@@ -545,4 +603,131 @@ request_put_request_id(struct buf *out, const char *rid)
 	    buf_put_json_string(out, rid) < 0 || buf_put(out, "}\n", 2) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+/* ------------------------------------------------------------ fingerprint */
+
+/* Two FNV-1a streams with different bases; mixed at the end. */
+struct fp_state {
+	uint64_t a, b;
+};
+
+static void
+fp_bytes(struct fp_state *st, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++) {
+		st->a = (st->a ^ c[i]) * 1099511628211ULL;
+		st->b = (st->b ^ c[i]) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+	}
+}
+
+/* A tag and a length before every value keep "ab"+"c" apart from
+ * "a"+"bc". */
+static void
+fp_tagged(struct fp_state *st, char tag, const void *p, size_t n)
+{
+	uint64_t len = n;
+
+	fp_bytes(st, &tag, 1);
+	fp_bytes(st, &len, sizeof(len));
+	fp_bytes(st, p, n);
+}
+
+static int
+key_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void
+fp_value(struct fp_state *st, struct json_object *v)
+{
+	char num[40];
+	int n;
+
+	switch (json_object_get_type(v)) {
+	case json_type_null:
+		fp_tagged(st, 'n', NULL, 0);
+		break;
+	case json_type_boolean:
+		fp_tagged(st, json_object_get_boolean(v) ? 't' : 'f', NULL, 0);
+		break;
+	case json_type_int:
+		n = snprintf(num, sizeof(num), "%lld",
+		    (long long)json_object_get_int64(v));
+		fp_tagged(st, 'i', num, (size_t)n);
+		break;
+	case json_type_double:
+		n = snprintf(num, sizeof(num), "%.17g",
+		    json_object_get_double(v));
+		fp_tagged(st, 'd', num, (size_t)n);
+		break;
+	case json_type_string:
+		fp_tagged(st, 's', json_object_get_string(v),
+		    (size_t)json_object_get_string_len(v));
+		break;
+	case json_type_array: {
+		size_t len = json_object_array_length(v);
+
+		fp_tagged(st, '[', &len, sizeof(len));
+		for (size_t i = 0; i < len; i++)
+			fp_value(st, json_object_array_get_idx(v, i));
+		break;
+	}
+	case json_type_object: {
+		size_t len = (size_t)json_object_object_length(v), i = 0;
+		const char *stack[32], **keys = stack;
+
+		if (len > 32 && (keys = malloc(len * sizeof(*keys))) == NULL) {
+			/* Out of memory: hash in json-c's order (a retry
+			 * with reordered members then mismatches). */
+			keys = NULL;
+		}
+		fp_tagged(st, '{', &len, sizeof(len));
+		if (keys == NULL) {
+			json_object_object_foreach(v, k, val) {
+				fp_tagged(st, 'k', k, strlen(k));
+				fp_value(st, val);
+			}
+			break;
+		}
+		json_object_object_foreach(v, k, val) {
+			(void)val;
+			keys[i++] = k;
+		}
+		qsort(keys, len, sizeof(*keys), key_cmp);
+		for (i = 0; i < len; i++) {
+			fp_tagged(st, 'k', keys[i], strlen(keys[i]));
+			fp_value(st, json_object_object_get(v, keys[i]));
+		}
+		if (keys != stack)
+			free(keys);
+		break;
+	}
+	}
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+void
+request_fingerprint(const char *command, struct json_object *payload,
+    uint64_t fp[2])
+{
+	struct fp_state st = { 1469598103934665603ULL, 0x6c62272e07bb0142ULL };
+
+	fp_tagged(&st, 'c', command, strlen(command));
+	fp_value(&st, payload);
+	fp[0] = mix(st.a ^ (st.b << 1));
+	fp[1] = mix(st.b ^ (st.a >> 1));
 }

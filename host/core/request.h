@@ -2,7 +2,8 @@
  * request.h - parse and check one request line; format one reply line.
  *
  * A request is one JSON object: {"id", "command" (or the seed's
- * "commandType"), "payload", "timeout_ms"}.  Parsing never logs; it says
+ * "commandType"), "payload", "timeout_ms", "want_request_id",
+ * "idempotency_key"}.  Parsing never logs; it says
  * what is wrong in a caller-supplied buffer, phrased for the client.
  */
 #ifndef CMDHOST_REQUEST_H
@@ -27,7 +28,13 @@ struct request {
 	struct json_object *payload; /* borrowed from root, never NULL on 0 */
 	int64_t timeout_ms;          /* 0: the default */
 	int want_request_id;         /* "want_request_id": true */
+	const char *idem_key;        /* "idempotency_key", borrowed from
+	                              * root (may hold any byte), or NULL */
+	size_t idem_key_len;         /* 1..REQUEST_MAX_IDEM_KEY */
 };
+
+/* The longest idempotency_key, in bytes. */
+#define REQUEST_MAX_IDEM_KEY 255
 
 /* The daemon's request ids: 20 hex digits, sortable by time. */
 #define REQUEST_ID_LEN 20
@@ -52,6 +59,13 @@ void request_fini(struct request *req);
 int request_check_fields(const cmdhost_field *fields,
     struct json_object *payload, char *err, size_t errlen);
 
+/* A 128-bit fingerprint of `command` and the canonical form of payload
+ * (both borrowed): object members in key order, numbers as json-c reads
+ * them, so that equal payloads sent with members in another order or
+ * other spacing match.  For idempotency keys. */
+void request_fingerprint(const char *command, struct json_object *payload,
+    uint64_t fp[2]);
+
 /* The name of a field type ("string", ...), for messages and host.list. */
 const char *request_type_name(int type);
 
@@ -71,6 +85,18 @@ int request_format_ok_text(struct buf *out, const char *id_text, int status,
     struct json_object *body);
 int request_format_error_text(struct buf *out, const char *id_text,
     int status, const char *code, const char *message);
+
+/* Append the JSON text of a reply's result member to out: for a 2xx the
+ * body (borrowed; NULL is null), else the error object {"code",
+ * "message"}.  What idempotency keys store.  Returns 0 or -ENOMEM. */
+int request_format_member(struct buf *out, int status,
+    struct json_object *body, const char *code, const char *message);
+
+/* Append a replayed reply: {"id":..,"status":..,"body" (2xx) or "error":
+ * text (len bytes, a member request_format_member() made; NULL is
+ * null),"replayed":true}\n.  Returns 0 or -ENOMEM. */
+int request_format_stored(struct buf *out, const char *id_text, int status,
+    const char *text, size_t len);
 
 /* The JSON text of an id (string or integer) written into buf (size
  * bytes, owned by the caller), without json-c's print buffer.  Returns buf,

@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 
 #include "core/invocation.h"
+#include "idem.h"
 
 struct call;
 struct dispatch;
@@ -29,7 +30,8 @@ enum call_answer {
 	CALL_REFUSED,    /* the executor would not take it: 503 */
 	CALL_TIMEOUT,    /* the deadline passed first: 504 */
 	CALL_FORCED,     /* shutdown gave up on it: 503 */
-	CALL_ABANDONED   /* the owner went away: nobody is told */
+	CALL_ABANDONED,  /* the owner went away: nobody is told */
+	CALL_REPLAY      /* its idempotency key's stored result */
 };
 
 struct call {
@@ -40,6 +42,9 @@ struct call {
 	atomic_int answer;            /* enum call_answer */
 	const char *answer_msg;       /* static: why dispatch answered */
 	int pool_only;                /* never run on the submitting thread */
+	struct idem_rec *idem;        /* its key's record while it runs */
+	struct idem_result replay;    /* CALL_REPLAY: owned */
+	int key_reply;                /* deliver once its result is stored */
 	size_t heap_idx;              /* in dispatch's deadline heap, or -1 */
 
 	/* The owner's, set before dispatch_call(); dispatch never reads

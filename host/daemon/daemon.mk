@@ -6,6 +6,7 @@ DAEMON_SRCS := \
 	host/daemon/conn.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
+	host/daemon/idem.c \
 	host/daemon/listener.c \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 #include "core/request.h"
 #include "core/thread.h"
 #include "executor.h"
+#include "idem.h"
 #include "registry.h"
 #include "reply.h"
 
@@ -35,6 +37,7 @@ struct dispatch {
 	struct registry *reg;
 	struct daemon_stats *stats;
 	struct executor *exec[ISOLATION_KINDS]; /* one per kind */
+	struct idem *idem;           /* idempotency records */
 
 	pthread_mutex_t lock;        /* heap, answers of calls off-thread */
 	pthread_cond_t cond;         /* the earliest deadline changed */
@@ -88,6 +91,7 @@ call_release(struct call *c)
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	invocation_fini(&c->inv);
+	free(c->replay.text);
 	if (call_cache_on && call_cached < CALL_CACHE_MAX) {
 		c->timer_next = call_cache;
 		call_cache = c;
@@ -223,6 +227,45 @@ answer_locked(struct dispatch *d, struct call *c, int how, const char *msg)
 	return 1;
 }
 
+/* finish_key()'s durable callback: the result is on disk. */
+static void
+key_durable(void *arg)
+{
+	struct call *c = arg;
+
+	if (c->key_reply) {
+		c->key_reply = 0;
+		deliver(c); /* dispatch's reference goes with it */
+	}
+	call_release(c); /* finish_key's */
+}
+
+/*
+ * c has its result (its first call under its key): store it, or drop
+ * the record, and -- when `reply`, the answer being the result -- hand
+ * the reply over once that is durable.  The caller took one reference
+ * for this; dispatch's own goes with the delivery.
+ */
+static void
+finish_key(struct call *c, int reply)
+{
+	struct invocation *inv = &c->inv;
+	struct idem_rec *rec = c->idem;
+	struct buf text = BUF_INIT;
+	int status = inv->status;
+
+	c->idem = NULL;
+	/* Only the member's text is kept: the id is the retry's own. */
+	if (idem_storable(status) && request_format_member(&text, status,
+	    inv->body, inv->code ? inv->code : "internal_error",
+	    inv->message ? inv->message : "out of memory") < 0)
+		status = 500; /* cannot store it: do not pretend to */
+	c->key_reply = reply;
+	idem_finish(c->d->idem, rec, status, buf_size(&text) ? buf_head(&text) :
+	    NULL, buf_size(&text), key_durable, c);
+	buf_free(&text);
+}
+
 /* The executor took c: its reference, and its deadline on the heap. */
 static void
 on_taken(struct call *c)
@@ -248,9 +291,15 @@ on_executed(struct call *c)
 	was = atomic_load_explicit(&c->answer, memory_order_relaxed);
 	won = answer_locked(d, c, CALL_RESULT, NULL);
 	pthread_mutex_unlock(&d->lock);
-	if (won)
+	if (c->idem != NULL) {
+		/* The result is stored before its reply leaves; a late one
+		 * (after a 504, a forced stop, a hang-up) is stored too. */
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+		finish_key(c, won);
+	} else if (won) {
 		deliver(c);
-	else if (was == CALL_ABANDONED)
+	}
+	if (!won && was == CALL_ABANDONED)
 		dispatch_drop(c);
 	call_release(c); /* the executor's */
 }
@@ -344,6 +393,8 @@ dispatch_status(const struct call *c)
 		return c->inv.status;
 	case CALL_TIMEOUT:
 		return 504;
+	case CALL_REPLAY:
+		return c->replay.status;
 	default:
 		return 503;
 	}
@@ -371,6 +422,32 @@ answer_of(const struct call *c, int *status, const char **code,
 	*dur = c->answer_ns - inv->start_ns;
 }
 
+/* dispatch_reply() of a replayed result: counted as a call of its
+ * command, and always logged. */
+static int
+reply_replay(struct call *c, struct buf *out, long long unix_ms)
+{
+	struct invocation *inv = &c->inv;
+	struct log_ctx lc = LOG_CTX_INIT;
+	static const char msg[] = "replayed the stored result of this "
+	    "idempotency_key; the command did not run";
+	int status = c->replay.status, rc;
+
+	if (request_format_stored(out, inv->id_text, status, c->replay.text,
+	    c->replay.len) < 0)
+		return -ENOMEM;
+	metrics_cmd_record(inv->cmd->stats, status, 0);
+	invocation_log_ctx(inv, &lc);
+	lc.status = status;
+	lc.duration_ms = (double)(clock_mono_ns() - inv->start_ns) / 1e6;
+	lc.unix_ms = unix_ms;
+	rc = reply_finish(c->d->cfg, c->d->stats, out, inv->want_request_id,
+	    &lc, msg);
+	if (!c->d->cfg->access_log && status < 400)
+		log_emit_str(LOGL_INFO, &lc, msg);
+	return rc;
+}
+
 int
 dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 {
@@ -380,6 +457,9 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	int64_t dur;
 	int status, rc;
 
+	if (atomic_load_explicit(&c->answer, memory_order_acquire) ==
+	    CALL_REPLAY)
+		return reply_replay(c, out, unix_ms);
 	answer_of(c, &status, &code, &msg, &dur);
 	if (code == NULL)
 		rc = request_format_ok_text(out, inv->id_text, status,
@@ -443,6 +523,9 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
     struct request *req, struct call **callp, int *status, const char **code,
     char *err, size_t errlen)
 {
+	struct idem_rec *rec = NULL;
+	struct idem_result res = { 0, NULL, 0 };
+	enum idem_verdict v = IDEM_RUN;
 	struct command *cmd;
 	struct call *c;
 	int rc;
@@ -462,9 +545,38 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		*code = "invalid_payload";
 		return -1;
 	}
+	if (req->idem_key != NULL) {
+		uint64_t fp[2];
+		int64_t timeout = req->timeout_ms ? req->timeout_ms :
+		    d->cfg->default_timeout_ms;
+
+		request_fingerprint(cmd->name, req->payload, fp);
+		v = idem_begin(d->idem, d->cfg->idempotency_shared ? "*" :
+		    a->scope ? a->scope : "-", cmd->name, req->idem_key,
+		    req->idem_key_len, fp, a->rid_ms + timeout, &rec, &res);
+		if (v == IDEM_BUSY || v == IDEM_MISMATCH) {
+			*status = v == IDEM_BUSY ? 409 : 422;
+			*code = v == IDEM_BUSY ? "idempotency_in_progress" :
+			    "idempotency_key_reused";
+			snprintf(err, errlen, v == IDEM_BUSY ? "a call with "
+			    "this idempotency_key is still running; retry "
+			    "later" : "this idempotency_key was used with "
+			    "another payload");
+			if (v == IDEM_BUSY)
+				idem_count_conflict(d->idem);
+			else
+				idem_count_mismatch(d->idem);
+			metrics_cmd_record(cmd->stats, *status, 0);
+			generation_release(cmd->gen);
+			return -1;
+		}
+	}
 	if ((c = call_alloc()) == NULL || invocation_init(&c->inv, cmd,
 	    req->root, req->id, req->payload, a->rid_ms, a->rid_src,
 	    a->rid_seq) < 0) {
+		if (rec != NULL)
+			idem_finish(d->idem, rec, 503, NULL, 0, NULL, NULL);
+		free(res.text);
 		free(c);
 		generation_release(cmd->gen);
 		*status = 503;
@@ -494,6 +606,15 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	c->taken = on_taken;
 	c->executed = on_executed;
 	c->timer_next = NULL;
+	c->idem = rec;
+	c->replay = res;
+	c->key_reply = 0;
+	if (v == IDEM_REPLAY) {
+		atomic_store_explicit(&c->answer, CALL_REPLAY,
+		    memory_order_relaxed);
+		complete(c);
+		return DISPATCH_DONE;
+	}
 	metrics_cmd_enter(cmd->stats);
 
 	rc = c->ex->ops->submit(c->ex, c);
@@ -507,18 +628,56 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	if (rc == EXEC_DONE) {
 		atomic_store_explicit(&c->answer, CALL_RESULT,
 		    memory_order_relaxed);
+		if (c->idem != NULL) {
+			/* Its reply waits for its stored result. */
+			if (a->owner != NULL && a->owner->post != NULL)
+				*callp = c;
+			atomic_fetch_add_explicit(&c->refs, 1,
+			    memory_order_relaxed);
+			finish_key(c, 1);
+			return DISPATCH_PENDING;
+		}
 	} else {
 		c->inv.end_ns = clock_mono_ns();
 		atomic_store_explicit(&c->answer, CALL_REFUSED,
 		    memory_order_relaxed);
 		c->answer_ns = c->inv.end_ns;
 		c->answer_msg = "the command queue is full; retry later";
+		if (c->idem != NULL) {
+			idem_finish(d->idem, c->idem, 503, NULL, 0, NULL,
+			    NULL);
+			c->idem = NULL;
+		}
 	}
 	complete(c);
 	return DISPATCH_DONE;
 }
 
 /* ------------------------------------------------------------ life */
+
+/* Open the idempotency store in state_dir (made 0700 if missing).
+ * Returns 0, or -1 with the path and the reason in err. */
+static int
+open_store(struct dispatch *d, char *err, size_t errlen)
+{
+	const char *dir = d->cfg->state_dir;
+	char path[4096];
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, errno ?
+		    strerror(errno) : "not a directory");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/idempotency.db", dir);
+	d->idem = idem_open(path, (int64_t)d->cfg->idempotency_ttl_s * 1000,
+	    (size_t)d->cfg->idempotency_memory, err, errlen);
+	return d->idem != NULL ? 0 : -1;
+}
 
 struct dispatch *
 dispatch_new(const struct config *cfg, struct registry *reg,
@@ -535,6 +694,10 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 	d->stats = stats;
 	pthread_mutex_init(&d->lock, NULL);
 	thread_cond_init(&d->cond);
+	if (open_store(d, err, errlen) < 0) {
+		dispatch_free(d);
+		return NULL;
+	}
 	if ((d->exec[ISOLATION_NONE] = exec_pool_new(cfg)) == NULL) {
 		snprintf(err, errlen, "cannot start the pool: %s",
 		    strerror(errno));
@@ -555,9 +718,24 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 void
 dispatch_stats(struct dispatch *d, struct json_object *into)
 {
+	struct json_object *o;
+	struct idem_stats st;
+
 	for (int k = 0; k < ISOLATION_KINDS; k++)
 		if (d->exec[k] != NULL)
 			d->exec[k]->ops->stats(d->exec[k], into);
+	if (d->idem == NULL)
+		return;
+	idem_get_stats(d->idem, &st);
+	o = json_object_new_object();
+	json_object_object_add(o, "replays", json_object_new_uint64(st.replays));
+	json_object_object_add(o, "conflicts",
+	    json_object_new_uint64(st.conflicts));
+	json_object_object_add(o, "mismatches",
+	    json_object_new_uint64(st.mismatches));
+	json_object_object_add(o, "stored", json_object_new_uint64(st.stored));
+	json_object_object_add(o, "records", json_object_new_uint64(st.records));
+	json_object_object_add(into, "idempotency", o);
 }
 
 int
@@ -575,6 +753,9 @@ dispatch_stop(struct dispatch *d, int64_t deadline_ns)
 		pthread_join(d->timer, NULL);
 		d->timer_started = 0;
 	}
+	/* Last: stored results release the replies that waited for them. */
+	idem_close(d->idem);
+	d->idem = NULL;
 	return 0;
 }
 
@@ -586,6 +767,7 @@ dispatch_free(struct dispatch *d)
 	for (int k = 0; k < ISOLATION_KINDS; k++)
 		if (d->exec[k] != NULL)
 			d->exec[k]->ops->free(d->exec[k]);
+	idem_close(d->idem);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d->heap);

@@ -6,7 +6,10 @@
  * fields, makes the call, submits it to the plugin's executor, owns its
  * deadline, and completes it exactly once -- with the result, a 503 or a
  * 504 -- by the reply policy (request id, metrics, log).  The transport
- * then only writes what dispatch_reply() formatted.
+ * then only writes what dispatch_reply() formatted.  A request with an
+ * idempotency_key runs once per (scope, command, key): a retry gets the
+ * stored result (idem.h), and a result is stored before its reply is
+ * released.
  *
  * The completion rule (libuv's): for every call that dispatch_call()
  * accepted, the owner's done(c) runs exactly once, on the owner's thread:
@@ -53,6 +56,8 @@ struct dispatch_args {
 	uint64_t rid_seq;             /* that source's counter */
 	long long pid, uid;           /* the peer's, -1 when unknown */
 	int pool_only;                /* never run on the calling thread */
+	const char *scope;            /* whose idempotency keys ("uid:1000",
+	                               * "nats"), borrowed for the call */
 	struct dispatch_owner *owner; /* borrowed, outlives its calls */
 	call_done_fn done;
 	void *owner_arg;              /* stored in c->owner_arg */

@@ -155,11 +155,16 @@ thread_setup(struct nats_host *h)
 /* Build the request line the socket would have received. */
 static int
 make_line(struct buf *line, const char *command, const char *payload,
-    size_t len, const char *id_text, int64_t timeout_ms)
+    size_t len, const char *id_text, int64_t timeout_ms,
+    const char *idem_key)
 {
 	int rc = buf_puts(line, "{\"command\":");
 
 	rc |= buf_put_json_string(line, command);
+	if (idem_key != NULL) {
+		rc |= buf_puts(line, ",\"idempotency_key\":");
+		rc |= buf_put_json_string(line, idem_key);
+	}
 	if (id_text != NULL && *id_text != '\0') {
 		rc |= buf_puts(line, ",\"id\":");
 		rc |= buf_puts(line, id_text);
@@ -194,8 +199,9 @@ payload_is_json(const char *payload, size_t len)
 }
 
 static void
-host_call(void *hp, const char *command, const char *payload, size_t len,
-    const char *id_text, int64_t timeout_ms, nats_reply_fn fn, void *arg)
+host_call_keyed(void *hp, const char *command, const char *payload,
+    size_t len, const char *id_text, int64_t timeout_ms, const char *idem_key,
+    nats_reply_fn fn, void *arg)
 {
 	struct nats_host *h = hp;
 	struct buf line = BUF_INIT;
@@ -215,7 +221,8 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 		    "for this thread", fn, arg);
 		return;
 	}
-	if (make_line(&line, command, payload, len, id_text, timeout_ms) < 0) {
+	if (make_line(&line, command, payload, len, id_text, timeout_ms,
+	    idem_key) < 0) {
 		buf_free(&line);
 		answer_error(h, NULL, 503, "unavailable", "out of memory", fn,
 		    arg);
@@ -251,6 +258,9 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	a.rid_src = 0xff;
 	a.rid_seq = atomic_fetch_add(&h->seq, 1);
 	a.pid = a.uid = -1;
+	/* NATS callers authenticate to the NATS server, not to cmdhost:
+	 * they share one scope of keys. */
+	a.scope = "nats";
 	/* Never run on a libnats delivery thread: a slow command would
 	 * stall every subscription that thread serves. */
 	a.pool_only = 1;
@@ -264,6 +274,14 @@ host_call(void *hp, const char *command, const char *payload, size_t len,
 	}
 out:
 	request_fini(&req);
+}
+
+static void
+host_call(void *hp, const char *command, const char *payload, size_t len,
+    const char *id_text, int64_t timeout_ms, nats_reply_fn fn, void *arg)
+{
+	host_call_keyed(hp, command, payload, len, id_text, timeout_ms, NULL,
+	    fn, arg);
 }
 
 static struct json_object *
@@ -349,6 +367,7 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 	h->api.on_change = host_on_change;
 	h->api.in_flight = host_in_flight;
 	h->api.thread_init = thread_use_c_locale;
+	h->api.call_keyed = host_call_keyed;
 	if ((h->bridge = h->mod->start(&h->api, err, errlen)) == NULL)
 		goto fail;
 	return h;

@@ -115,6 +115,7 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	struct endpoint *ep = closure;
 	struct bridge *b = ep->b;
 	const char *reply = natsMsg_GetReply(msg), *id = NULL, *tmo = NULL;
+	const char *key = NULL;
 	size_t rlen = reply ? strlen(reply) : 0;
 	struct pending *p;
 	int64_t timeout_ms = 0;
@@ -134,8 +135,16 @@ on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	if (natsMsgHeader_Get(msg, HDR_TIMEOUT, &tmo) == NATS_OK &&
 	    tmo != NULL)
 		timeout_ms = strtoll(tmo, NULL, 10);
-	b->api->call(b->api->host, ep->name, natsMsg_GetData(msg),
-	    (size_t)natsMsg_GetDataLength(msg), id, timeout_ms, on_reply, p);
+	if (natsMsgHeader_Get(msg, HDR_IDEM, &key) != NATS_OK)
+		key = NULL;
+	if (key != NULL && NATS_HOST_HAS(b->api, call_keyed))
+		b->api->call_keyed(b->api->host, ep->name,
+		    natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+		    id, timeout_ms, key, on_reply, p);
+	else
+		b->api->call(b->api->host, ep->name, natsMsg_GetData(msg),
+		    (size_t)natsMsg_GetDataLength(msg), id, timeout_ms,
+		    on_reply, p);
 	natsMsg_Destroy(msg);
 }
 

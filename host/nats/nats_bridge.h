@@ -19,6 +19,7 @@
 /* The request headers: the client's id (JSON text) and its deadline. */
 #define HDR_ID "Cmdhost-Id"
 #define HDR_TIMEOUT "Cmdhost-Timeout-Ms"
+#define HDR_IDEM "Idempotency-Key"
 
 /* One command as a NATS endpoint.  Kept (with its counters) until the
  * bridge stops, even while its command is gone; sub is NULL then. */

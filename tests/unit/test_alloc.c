@@ -1116,6 +1116,9 @@ cfg_setup(void)
 	    sizeof(err)) == 0, "%s", err);
 	checkf(config_set_host(&cfg, "inline_budget_us", "0", err,
 	    sizeof(err)) == 0, "%s", err);
+	/* The idempotency store goes in the test's own directory. */
+	checkf(config_set_host(&cfg, "state_dir", tmpdir, err,
+	    sizeof(err)) == 0, "%s", err);
 }
 
 static void

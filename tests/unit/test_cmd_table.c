@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,7 @@ Test(cmd_table, reader_slots_run_out)
  * one) while the writer publishes tables. */
 struct race {
 	struct cmd_index *ix;
+	atomic_int started;   /* readers that made their first lookup */
 	atomic_int stop;
 	atomic_long lookups;
 	atomic_int missing;   /* cmd.0 not found: a table seen half made */
@@ -133,7 +135,7 @@ static void *
 reader_main(void *arg)
 {
 	struct race *rc = arg;
-	int r = cmd_index_reader(rc->ix);
+	int r = cmd_index_reader(rc->ix), first = 0;
 
 	while (!atomic_load(&rc->stop)) {
 		struct command *c = cmd_index_lookup(rc->ix, r, "cmd.0");
@@ -144,7 +146,10 @@ reader_main(void *arg)
 			generation_release(c->gen);
 		if ((c = cmd_index_lookup(rc->ix, r, "cmd.1")) != NULL)
 			generation_release(c->gen);
-		atomic_fetch_add(&rc->lookups, 1);
+		if (atomic_fetch_add(&rc->lookups, 1) >= 0 && !first) {
+			first = 1;
+			atomic_fetch_add(&rc->started, 1);
+		}
 	}
 	return NULL;
 }
@@ -166,6 +171,11 @@ Test(cmd_table, readers_never_see_a_freed_or_partial_table, .timeout = 60)
 	}
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, reader_main, &rc), 0);
+	/* The writer starts once every reader is reading (bounded wait). */
+	for (int spins = 0; atomic_load(&rc.started) < 3; spins++) {
+		cr_assert_lt(spins, 10000000, "the readers never started");
+		sched_yield();
+	}
 	/* Each publish frees the table before it once no reader holds it:
 	 * under ASan a reader inside a freed table is a failure. */
 	for (int round = 0; round < 2000; round++) {
