@@ -25,7 +25,8 @@ void
 cli_usage(FILE *f)
 {
 	fputs(
-"usage: cmdhost [--nats URL] [-s SOCKET] [-t TIMEOUT_MS] [-i ID] COMMAND [ARG...]\n"
+"usage: cmdhost [--nats URL] [-s SOCKET] [-t TIMEOUT_MS] [-i ID] [-k KEY]\n"
+"               COMMAND [ARG...]\n"
 "\n"
 "commands:\n"
 "  invoke NAME [PAYLOAD]   call command NAME; PAYLOAD is JSON text, @FILE\n"
@@ -53,6 +54,8 @@ cli_usage(FILE *f)
 "                 " CLI_INSTALLED_SOCKET ")\n"
 "  -t TIMEOUT_MS  deadline of the call (not used by send)\n"
 "  -i ID          request id, integer or string (default 1; not used by send)\n"
+"  -k KEY         idempotency key of invoke: a retry with the same KEY and\n"
+"                 payload gets the first call's result, not a second run\n"
 "  --nats URL     talk to the daemons through NATS instead of the socket:\n"
 "                 invoke, list (every daemon, by discovery) and publish\n"
 "\n"
@@ -150,6 +153,16 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 	}
 	if ((rc = cli_conn_call(o, argv[1], payload, &reply, NULL)) != 0)
 		goto out;
+	{
+		struct json_object *r;
+
+		/* A replay is the first call's answer: say so, aside. */
+		if (json_object_object_get_ex(reply, "replayed", &r) &&
+		    json_object_get_boolean(r))
+			fprintf(stderr, "cmdhost: replayed: the result stored "
+			    "for this idempotency key (the command did not run "
+			    "again)\n");
+	}
 	if ((rc = cli_conn_reply_check(reply, &body)) != 0)
 		goto out;
 	rc = cli_print_json(body);
@@ -334,7 +347,7 @@ main(int argc, char **argv)
 		argc -= 2;
 		argv += 2;
 	}
-	while ((ch = getopt(argc, argv, "+s:t:i:h")) != -1) {
+	while ((ch = getopt(argc, argv, "+s:t:i:k:h")) != -1) {
 		switch (ch) {
 		case 's':
 			o.socket_path = optarg;
@@ -352,6 +365,14 @@ main(int argc, char **argv)
 			break;
 		case 'i':
 			o.id = optarg;
+			break;
+		case 'k':
+			if (*optarg == '\0' || strlen(optarg) > 255) {
+				fprintf(stderr, "cmdhost: -k wants a key of 1 to "
+				    "255 bytes\n");
+				return CLI_EXIT_USAGE;
+			}
+			o.idem_key = optarg;
 			break;
 		case 'h':
 			cli_usage(stdout);

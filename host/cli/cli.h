@@ -37,6 +37,7 @@ struct cli_opts {
 	const char *id;          /* -i, or NULL for 1; borrowed from argv */
 	long long timeout_ms;    /* -t, or 0 for none */
 	const char *nats_url;    /* --nats URL, or NULL: the socket */
+	const char *idem_key;    /* -k, or NULL; borrowed from argv */
 };
 
 /* A growable byte buffer; data is NUL-terminated when not NULL.  The

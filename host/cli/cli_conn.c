@@ -262,6 +262,9 @@ cli_conn_request_line(const struct cli_opts *o, const char *command,
 	if (o->timeout_ms > 0)
 		json_object_object_add(req, "timeout_ms",
 		    json_object_new_int64(o->timeout_ms));
+	if (o->idem_key != NULL)
+		json_object_object_add(req, "idempotency_key",
+		    json_object_new_string(o->idem_key));
 	text = json_object_to_json_string_ext(req, CLI_PLAIN_FLAGS);
 	if (text == NULL)
 		goto out;
