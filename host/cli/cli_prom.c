@@ -107,46 +107,59 @@ sample_s(const char *name, const char *label, const char *value,
 }
 
 /* The daemon's own families: one unlabelled sample each, from member
- * `key` of the body, or of its "connections" object when `conn`. */
+ * `key` of the body, or of its object `obj` when not NULL. */
 static const struct {
-	const char *name, *type, *help, *key;
-	int conn;
+	const char *name, *type, *help, *key, *obj;
 } daemon_families[] = {
 	{ "cmdhost_uptime_seconds", "gauge",
-	    "Seconds since the daemon started.", "uptime_s", 0 },
+	    "Seconds since the daemon started.", "uptime_s", NULL },
 	{ "cmdhost_connections_open", "gauge",
-	    "Client connections open now.", "open", 1 },
+	    "Client connections open now.", "open", "connections" },
 	{ "cmdhost_connections_total", "counter",
-	    "Client connections accepted.", "total", 1 },
+	    "Client connections accepted.", "total", "connections" },
 	{ "cmdhost_connections_refused_total", "counter",
 	    "Connections refused (max_connections, out of fds, stopping).",
-	    "refused", 1 },
+	    "refused", "connections" },
 	{ "cmdhost_requests_total", "counter",
 	    "Request lines read, host commands and bad lines included.",
-	    "requests", 0 },
+	    "requests", NULL },
 	{ "cmdhost_received_bytes_total", "counter",
-	    "Bytes read from clients.", "bytes_in", 0 },
+	    "Bytes read from clients.", "bytes_in", NULL },
 	{ "cmdhost_sent_bytes_total", "counter", "Bytes sent to clients.",
-	    "bytes_out", 0 },
+	    "bytes_out", NULL },
 	{ "cmdhost_unavailable_total", "counter",
-	    "Replies and refusals with status 503.", "unavailable", 0 },
+	    "Replies and refusals with status 503.", "unavailable", NULL },
 	{ "cmdhost_queue_depth", "gauge",
-	    "Calls waiting in the pool's queue.", "queue_depth", 0 },
+	    "Calls waiting in the pool's queue.", "queue_depth", NULL },
+	{ "cmdhost_idempotency_replays_total", "counter",
+	    "Keyed calls answered with a stored result.", "replays",
+	    "idempotency" },
+	{ "cmdhost_idempotency_conflicts_total", "counter",
+	    "Keyed calls answered 409: the first call was still running.",
+	    "conflicts", "idempotency" },
+	{ "cmdhost_idempotency_mismatches_total", "counter",
+	    "Keyed calls answered 422: the key came with another payload.",
+	    "mismatches", "idempotency" },
+	{ "cmdhost_idempotency_stored_total", "counter",
+	    "Results stored for idempotency keys.", "stored", "idempotency" },
+	{ "cmdhost_idempotency_records", "gauge",
+	    "Idempotency records held in memory.", "records", "idempotency" },
 };
 
 static void
 daemon_metrics(struct json_object *b)
 {
-	struct json_object *conns = NULL;
-
-	json_object_object_get_ex(b, "connections", &conns);
 	for (size_t i = 0; i < sizeof(daemon_families) /
 	    sizeof(daemon_families[0]); i++) {
+		struct json_object *o = b;
+
+		if (daemon_families[i].obj != NULL &&
+		    !json_object_object_get_ex(b, daemon_families[i].obj, &o))
+			continue; /* an older daemon: no such family */
 		family(daemon_families[i].name, daemon_families[i].type,
 		    daemon_families[i].help);
 		sample_i(daemon_families[i].name, NULL, NULL, NULL,
-		    num(daemon_families[i].conn ? conns : b,
-		    daemon_families[i].key));
+		    num(o, daemon_families[i].key));
 	}
 }
 
