@@ -39,8 +39,9 @@ struct pool {
 	pthread_cond_t idle;     /* signalled when a thread exits */
 	struct call_queue queue;
 	int queued;
+	int gated;               /* taken SERIAL calls waiting at a gate */
 	int running;             /* threads alive */
-	int stopping;
+	atomic_int stopping;     /* written under lock */
 	int n_threads;
 	pthread_t *threads;
 	int64_t budget_ns;
@@ -141,7 +142,10 @@ pool_main(void *arg)
 		struct command *cmd;
 		int64_t start;
 
-		while (STAILQ_EMPTY(&p->queue) && !p->stopping)
+		/* A call waiting at a gate comes to the queue later: the
+		 * threads wait for it even when stopping. */
+		while (STAILQ_EMPTY(&p->queue) && !(p->stopping &&
+		    p->gated == 0))
 			pthread_cond_wait(&p->work, &p->lock);
 		if ((c = STAILQ_FIRST(&p->queue)) == NULL)
 			break; /* stopping, and nothing left */
@@ -190,7 +194,23 @@ push(struct pool *p, struct call *c)
 {
 	pthread_mutex_lock(&p->lock);
 	push_locked(p, c);
+	if (--p->gated == 0 && p->stopping)
+		pthread_cond_broadcast(&p->work); /* idle threads may go */
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* Count a SERIAL call about to wait at its gate, unless stopping (then it
+ * is refused: no thread may be left to take it).  Returns 1 if counted. */
+static int
+gate_wait(struct pool *p)
+{
+	int ok;
+
+	pthread_mutex_lock(&p->lock);
+	if ((ok = !p->stopping))
+		p->gated++;
+	pthread_mutex_unlock(&p->lock);
+	return ok;
 }
 
 /* Queue c unless the queue is full or the pool is stopping. */
@@ -221,10 +241,13 @@ pool_submit(struct executor *ex, struct call *c)
 	    atomic_load_explicit(&sc->offloaded, memory_order_relaxed);
 	int rc;
 
+	if (atomic_load_explicit(&p->stopping, memory_order_relaxed))
+		return EXEC_REJECTED;
 	if (cmd->flags & CMDHOST_SERIAL) {
 		pthread_mutex_lock(&sc->lock);
 		if (sc->busy) {
-			if (sc->waiting >= p->cfg->queue_depth) {
+			if (sc->waiting >= p->cfg->queue_depth ||
+			    !gate_wait(p)) {
 				pthread_mutex_unlock(&sc->lock);
 				return EXEC_REJECTED;
 			}
