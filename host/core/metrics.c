@@ -190,8 +190,8 @@ cmd_sum_us(const struct cmd_stats *s)
 	return SUM(s, sum_us);
 }
 
-static int64_t
-cmd_in_flight(const struct cmd_stats *s)
+int64_t
+metrics_cmd_in_flight(const struct cmd_stats *s)
 {
 	return (int64_t)SUM(s, in_flight);
 }
@@ -274,7 +274,7 @@ metrics_cmd_json(const struct cmd_stats *s)
 	json_object_object_add(o, "timeouts",
 	    json_object_new_uint64(metrics_cmd_timeouts(s)));
 	json_object_object_add(o, "in_flight",
-	    json_object_new_int64(cmd_in_flight(s)));
+	    json_object_new_int64(metrics_cmd_in_flight(s)));
 	json_object_object_add(lat, "p50", json_object_new_uint64(
 	    metrics_cmd_quantile(s, 0.50)));
 	json_object_object_add(lat, "p90", json_object_new_uint64(

@@ -114,6 +114,7 @@ uint64_t metrics_cmd_calls(const struct cmd_stats *s);
 uint64_t metrics_cmd_status(const struct cmd_stats *s, int status);
 uint64_t metrics_cmd_max(const struct cmd_stats *s);
 uint64_t metrics_cmd_timeouts(const struct cmd_stats *s);
+int64_t metrics_cmd_in_flight(const struct cmd_stats *s);
 
 /* The upper bound, in microseconds, of the q-quantile (0 < q <= 1), or 0
  * when nothing was recorded. */

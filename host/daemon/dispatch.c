@@ -707,8 +707,9 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 	if ((errno = pthread_create(&d->timer, NULL, timer_main, d)) != 0) {
 		snprintf(err, errlen, "cannot start the deadline timer: %s",
 		    strerror(errno));
-		dispatch_stop(d, clock_mono_ns());
-		dispatch_free(d);
+		/* No call was taken: the pool's threads leave at once. */
+		if (dispatch_stop(d, clock_mono_ns() + 1000000000LL) == 0)
+			dispatch_free(d);
 		return NULL;
 	}
 	d->timer_started = 1;

@@ -402,6 +402,8 @@ setup(void)
 	cr_assert_eq(config_init(&cfg), 0);
 	cr_assert_eq(config_load(&cfg, ini, err, sizeof(err)), 0, "%s", err);
 	cfg.pool_threads = 4;
+	/* The idempotency store goes in the test's own directory. */
+	cr_assert_eq(config_set_string(&cfg.state_dir, tmpdir), 0);
 	install(TPLUGIN("good"), "good.so");
 	install(TPLUGIN("hold"), "hold.so");
 	cr_assert_not_null(reg = registry_new(&cfg, plugin_dir, copy_dir));
