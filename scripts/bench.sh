@@ -135,8 +135,8 @@ ROWS=""               # table rows in run order: key|scenario|server
 run() {
 	local key=$1 label=$2 server=$3 sock=$4 c=$5 p=$6 tpl=$7
 	local d=${8:-$SECS} w=${9:-$WARM} line
-	line=$("$BIN/loadgen" -s "$sock" -c "$c" -p "$p" -d "$d" -w "$w" \
-	    -r "$tpl" 2>"$TMP/loadgen.err")
+	line=$("$BIN/loadgen" ${LOADGEN_EXTRA:-} -s "$sock" -c "$c" -p "$p" \
+	    -d "$d" -w "$w" -r "$tpl" 2>"$TMP/loadgen.err")
 	case $line in
 	'{'*) ;;
 	*) line='{"error":"loadgen failed"}'
@@ -216,6 +216,19 @@ ROWS="${ROWS}mixed.slow|test.sleep 20ms c=4 p=1|cmdhost
 if [ "$(jget non_ok "$SLOW")" != 0 ] || [ "$(jget lost "$SLOW")" != 0 ]; then
 	fail "test.sleep c=4 p=1 (mixed): $SLOW"
 fi
+
+# ---------------------------------------------------------------- d. keys
+# Keyed echo (a key of its own on every call: each is a first call that
+# stores its result before its reply leaves) against unkeyed echo, same
+# daemon, back to back.
+echo "== idempotency: echo with a new idempotency_key per call, and without"
+for cp in 16:1 16:32; do
+	c=${cp%%:*}; p=${cp#*:}
+	run "keys.c${c}p$p.plain" "echo c=$c p=$p unkeyed" cmdhost "$S_CMD" \
+	    "$c" "$p" "$SMALL"
+	LOADGEN_EXTRA=-K run "keys.c${c}p$p.keyed" "echo c=$c p=$p keyed" \
+	    cmdhost "$S_CMD" "$c" "$p" "$SMALL"
+done
 
 # ---------------------------------------------------------------- e. swap
 echo "== swap: $SWAPS renames, time to the first reply from the new version"
@@ -445,6 +458,11 @@ target "idle RSS, shipped plugins (KiB)" "$RSS_IDLE" "<=" 6144
 target "RSS per idle connection (bytes)" "$PER_CONN" "<=" 8192
 target "swap rename-to-reply p99 (ms)" "$(jget p99_ms "$SWAP_LAT")" "<" 50
 target "throughput swapping / not swapping" "$SWAP_RATIO" ">=" 0.95
+# Issue 16: a keyed call costs at most twice an unkeyed one, pipelined.
+KEY_COST32=$(div "$(jget rps "${R[keys.c16p32.plain]}")" "$(jget rps "${R[keys.c16p32.keyed]}")")
+KEY_COST1=$(div "$(jget rps "${R[keys.c16p1.plain]}")" "$(jget rps "${R[keys.c16p1.keyed]}")")
+echo "idempotency: keyed / unkeyed cost per call c=16 p=1 $KEY_COST1, c=16 p=32 $KEY_COST32"
+target "keyed / unkeyed cost per call, c=16 p=32" "$KEY_COST32" "<=" 2
 
 # ---------------------------------------------------------------- JSON
 {

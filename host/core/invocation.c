@@ -58,6 +58,10 @@ invocation_fini(struct invocation *inv)
 		free((char *)inv->id_text);
 	free(inv->code);
 	free(inv->message);
+	if (inv->late_body != NULL)
+		json_object_put(inv->late_body);
+	free(inv->late_code);
+	free(inv->late_message);
 	if (inv->cmd != NULL)
 		generation_release(inv->cmd->gen);
 	memset(inv, 0, sizeof(*inv));
@@ -186,7 +190,15 @@ invocation_run(struct invocation *inv)
 		}
 	}
 	inv->end_ns = clock_mono_ns();
-	if (inv->end_ns > inv->deadline_ns)
+	if (inv->end_ns > inv->deadline_ns) {
+		/* Keep what the command said: the reply is 504 all the same. */
+		inv->late_status = inv->status;
+		inv->late_body = inv->body;
+		inv->body = NULL;
+		inv->late_code = inv->code;
+		inv->late_message = inv->message;
+		inv->code = inv->message = NULL;
 		invocation_set_error(inv, 504, "timeout",
 		    "the command did not finish before its deadline");
+	}
 }

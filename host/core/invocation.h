@@ -59,6 +59,13 @@ struct invocation {
 	struct json_object *body;     /* owned reference, 2xx only */
 	char *code;                   /* owned, error only */
 	char *message;                /* owned, error only */
+
+	/* A result that came after the deadline (then status is 504): what
+	 * the command answered, kept for whoever still wants it (an
+	 * idempotency key stores a late success). */
+	int late_status;              /* 0: none */
+	struct json_object *late_body;  /* owned reference, or NULL */
+	char *late_code, *late_message; /* owned, or NULL */
 };
 
 /* Set up inv (the caller's memory, zeroed here) to own `root` (one

@@ -252,13 +252,22 @@ finish_key(struct call *c, int reply)
 	struct invocation *inv = &c->inv;
 	struct idem_rec *rec = c->idem;
 	struct buf text = BUF_INIT;
+	struct json_object *body = inv->body;
+	const char *code = inv->code, *message = inv->message;
 	int status = inv->status;
 
 	c->idem = NULL;
+	if (status == 504 && inv->late_status != 0) {
+		/* It overran its deadline inline: store what it answered. */
+		status = inv->late_status;
+		body = inv->late_body;
+		code = inv->late_code;
+		message = inv->late_message;
+	}
 	/* Only the member's text is kept: the id is the retry's own. */
 	if (idem_storable(status) && request_format_member(&text, status,
-	    inv->body, inv->code ? inv->code : "internal_error",
-	    inv->message ? inv->message : "out of memory") < 0)
+	    body, code ? code : "internal_error", message ? message :
+	    "out of memory") < 0)
 		status = 500; /* cannot store it: do not pretend to */
 	c->key_reply = reply;
 	idem_finish(c->d->idem, rec, status, buf_size(&text) ? buf_head(&text) :

@@ -24,9 +24,10 @@
 #include "core/clock.h"
 #include "core/thread.h"
 
-#define BATCH_MAX 512
+#define BATCH_MAX 4096
 #define PURGE_EVERY_MS 10000
 #define PURGE_BATCH 1000
+#define FLUSH_MS 100             /* writes nobody waits for, at the latest */
 
 struct idem_rec {
 	struct idem_rec *hnext;       /* hash chain */
@@ -40,11 +41,12 @@ struct idem_rec {
 	struct idem_result res;       /* done: owned */
 	int64_t expires_ms;           /* wall clock */
 	uint64_t seq;                 /* its last write */
+	struct op *queued;            /* its write not yet taken, or NULL */
 };
 
 /* One write for the writer thread; it owns copies of what it writes. */
 struct op {
-	STAILQ_ENTRY(op) link;
+	TAILQ_ENTRY(op) link;
 	int del;
 	char *scope, *command, *key;  /* in the same block as the op */
 	size_t keylen;
@@ -54,6 +56,7 @@ struct op {
 	size_t len;
 	int64_t expires_ms;
 	uint64_t seq;
+	struct idem_rec *rec;         /* whose write it is, until taken */
 	idem_durable_fn durable;
 	void *arg;
 };
@@ -67,8 +70,9 @@ struct idem {
 	size_t n_done, max_memory;
 	int spilled;                  /* memory no longer knows every key */
 	int64_t ttl_ms;
-	STAILQ_HEAD(, op) ops;
+	TAILQ_HEAD(, op) ops;
 	uint64_t next_seq, committed_seq;
+	int urgent;                   /* a queued op has a caller waiting */
 	int stop;
 	struct idem_stats st;
 
@@ -135,6 +139,8 @@ rec_free(struct idem_rec *r)
 {
 	if (r == NULL)
 		return;
+	if (r->queued != NULL)
+		r->queued->rec = NULL; /* the op owns copies of all it writes */
 	free(r->res.text);
 	free(r);
 }
@@ -264,8 +270,55 @@ queue_op(struct idem *s, const struct idem_rec *r, int del,
 	o->durable = durable;
 	o->arg = arg;
 	o->seq = ++s->next_seq;
-	STAILQ_INSERT_TAIL(&s->ops, o, link);
-	pthread_cond_signal(&s->cond);
+	o->rec = (struct idem_rec *)r;
+	((struct idem_rec *)r)->queued = o;
+	TAILQ_INSERT_TAIL(&s->ops, o, link);
+	/* Only a waiting reply wakes the writer; other writes go with the
+	 * next batch (within FLUSH_MS at the latest). */
+	if (durable != NULL && !s->urgent) {
+		s->urgent = 1;
+		pthread_cond_signal(&s->cond);
+	}
+	return 0;
+}
+
+/*
+ * Queue r's new state, or -- when r's in-progress write is still waiting
+ * for the writer, as it mostly is under load -- turn that write into this
+ * one: one row written per call instead of two.  s->lock is held.
+ * Returns 0 or -ENOMEM (then durable is not called).
+ */
+static int
+rewrite(struct idem *s, struct idem_rec *r, int del, idem_durable_fn durable,
+    void *arg)
+{
+	struct op *o = r->queued;
+
+	if (o == NULL || o->durable != NULL)
+		return queue_op(s, r, del, durable, arg);
+	free(o->text);
+	o->text = NULL;
+	o->len = 0;
+	if (!del && r->res.text != NULL) {
+		if ((o->text = malloc(r->res.len + 1)) == NULL)
+			return queue_op(s, r, del, durable, arg);
+		memcpy(o->text, r->res.text, r->res.len + 1);
+		o->len = r->res.len;
+	}
+	o->del = del;
+	o->done = r->done;
+	o->status = r->res.status;
+	o->expires_ms = r->expires_ms;
+	o->durable = durable;
+	o->arg = arg;
+	/* To the tail, so that the queue stays in seq order. */
+	o->seq = ++s->next_seq;
+	TAILQ_REMOVE(&s->ops, o, link);
+	TAILQ_INSERT_TAIL(&s->ops, o, link);
+	if (durable != NULL && !s->urgent) {
+		s->urgent = 1;
+		pthread_cond_signal(&s->cond);
+	}
 	return 0;
 }
 
@@ -323,28 +376,43 @@ writer_main(void *arg)
 {
 	struct idem *s = arg;
 	int64_t next_purge = clock_mono_ms() + PURGE_EVERY_MS;
+	int64_t flush_at = clock_mono_ms() + FLUSH_MS;
 
 	thread_use_c_locale();
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		STAILQ_HEAD(, op) batch;
+		TAILQ_HEAD(, op) batch;
 		struct op *o;
 		uint64_t last = 0;
 		int n = 0, failed = 0;
 
-		while (STAILQ_EMPTY(&s->ops) && !s->stop &&
-		    clock_mono_ms() < next_purge) {
-			struct timespec ts = clock_mono_ts(next_purge *
-			    1000000);
+		for (;;) {
+			int64_t now = clock_mono_ms(), until = next_purge;
+			struct timespec ts;
 
+			if (s->urgent || s->stop || now >= next_purge)
+				break;
+			if (!TAILQ_EMPTY(&s->ops)) {
+				if (now >= flush_at)
+					break;
+				if (flush_at < until)
+					until = flush_at;
+			}
+			ts = clock_mono_ts(until * 1000000);
 			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 		}
-		if (STAILQ_EMPTY(&s->ops) && s->stop)
+		s->urgent = 0;
+		flush_at = clock_mono_ms() + FLUSH_MS;
+		if (TAILQ_EMPTY(&s->ops) && s->stop)
 			break;
-		STAILQ_INIT(&batch);
-		while (n < BATCH_MAX && (o = STAILQ_FIRST(&s->ops)) != NULL) {
-			STAILQ_REMOVE_HEAD(&s->ops, link);
-			STAILQ_INSERT_TAIL(&batch, o, link);
+		TAILQ_INIT(&batch);
+		while (n < BATCH_MAX && (o = TAILQ_FIRST(&s->ops)) != NULL) {
+			TAILQ_REMOVE(&s->ops, o, link);
+			if (o->rec != NULL) {
+				o->rec->queued = NULL;
+				o->rec = NULL;
+			}
+			TAILQ_INSERT_TAIL(&batch, o, link);
 			last = o->seq;
 			n++;
 		}
@@ -352,7 +420,7 @@ writer_main(void *arg)
 
 		if (n > 0) {
 			sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
-			STAILQ_FOREACH(o, &batch, link)
+			TAILQ_FOREACH(o, &batch, link)
 				if (write_op(s, o) < 0)
 					failed++;
 			if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) !=
@@ -369,8 +437,8 @@ writer_main(void *arg)
 			next_purge = clock_mono_ms() + PURGE_EVERY_MS;
 		}
 		/* Committed: now the replies may leave. */
-		while ((o = STAILQ_FIRST(&batch)) != NULL) {
-			STAILQ_REMOVE_HEAD(&batch, link);
+		while ((o = TAILQ_FIRST(&batch)) != NULL) {
+			TAILQ_REMOVE(&batch, o, link);
 			if (o->durable != NULL)
 				o->durable(o->arg);
 			free(o->text);
@@ -501,7 +569,7 @@ idem_open(const char *path, int64_t ttl_ms, size_t max_memory, char *err,
 	s->ttl_ms = ttl_ms;
 	s->max_memory = max_memory;
 	TAILQ_INIT(&s->done_age);
-	STAILQ_INIT(&s->ops);
+	TAILQ_INIT(&s->ops);
 	pthread_mutex_init(&s->lock, NULL);
 	thread_cond_init(&s->cond);
 	if (open_db(path, &s->db, err, errlen) < 0)
@@ -695,11 +763,11 @@ idem_finish(struct idem *s, struct idem_rec *r, int status,
 		TAILQ_INSERT_TAIL(&s->done_age, r, age);
 		s->n_done++;
 		s->st.stored++;
-		queued = queue_op(s, r, 0, durable, arg);
+		queued = rewrite(s, r, 0, durable, arg);
 		r->seq = s->next_seq;
 		evict(s);
 	} else {
-		queued = queue_op(s, r, 1, durable, arg);
+		queued = rewrite(s, r, 1, durable, arg);
 		unlink_rec(s, r);
 		rec_free(r);
 	}

@@ -69,6 +69,11 @@ static struct stats st;
 static const char *tpl_tail;	/* template after its '{', with ',' added */
 static size_t tpl_tail_len;
 static uint64_t next_id = 1;
+/* -K: every request carries an idempotency key of its own, made of this
+ * run's prefix and its id (a first call each time, never a replay). */
+static int keyed;
+static char key_prefix[40];
+#define KEY_ROOM (22 + sizeof(key_prefix) + ID_MAX_DIGITS)
 
 static void
 on_signal(int sig)
@@ -96,7 +101,7 @@ static void
 usage(void)
 {
 	fputs("usage: loadgen -s SOCKET [-c CONNS] [-p PIPELINE] [-d SECONDS]\n"
-	    "               [-w WARMUP_S] [-D DRAIN_S] -r TEMPLATE\n"
+	    "               [-w WARMUP_S] [-D DRAIN_S] [-K] -r TEMPLATE\n"
 	    "       loadgen -s SOCKET -i N [-W]   hold N idle connections\n"
 	    "       loadgen -s SOCKET -q REQUEST  send one line, print reply\n",
 	    stderr);
@@ -284,7 +289,8 @@ conn_queue(struct conn *c, int pipeline, int64_t t)
 	int n = 0;
 	unsigned slot;
 
-	if (c->out_len + 6 + ID_MAX_DIGITS + tpl_tail_len > c->out_cap) {
+	if (c->out_len + 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_tail_len >
+	    c->out_cap) {
 		/* Unsent bytes belong to fewer than `pipeline` requests, so
 		 * moving them down always makes room. */
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
@@ -297,6 +303,20 @@ conn_queue(struct conn *c, int pipeline, int64_t t)
 	do
 		digits[n++] = (char)('0' + id % 10);
 	while ((id /= 10) != 0);
+	if (keyed) {
+		size_t kl = strlen(key_prefix);
+
+		for (int i = n - 1; i >= 0; i--)
+			*p++ = digits[i];
+		memcpy(p, ",\"idempotency_key\":\"", 20);
+		p += 20;
+		memcpy(p, key_prefix, kl);
+		p += kl;
+		for (int i = n - 1; i >= 0; i--)
+			*p++ = digits[i];
+		*p++ = '"';
+		n = 0;
+	}
 	while (n > 0)
 		*p++ = digits[--n];
 	memcpy(p, tpl_tail, tpl_tail_len);
@@ -537,7 +557,7 @@ run_load(const struct opts *o)
 	size_t req_max;
 
 	template_prepare(o->tpl);
-	req_max = 6 + ID_MAX_DIGITS + tpl_tail_len;
+	req_max = 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_tail_len;
 	if ((conns = calloc((size_t)o->conns, sizeof(*conns))) == NULL)
 		die("calloc");
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
@@ -786,7 +806,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "s:c:p:d:w:D:r:i:Wq:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:p:d:w:D:r:i:Wq:K")) != -1) {
 		switch (ch) {
 		case 's': o.socket = optarg; break;
 		case 'c': o.conns = atoi(optarg); break;
@@ -798,6 +818,11 @@ main(int argc, char **argv)
 		case 'i': o.idle = atol(optarg); break;
 		case 'W': o.idle_wait_open = 1; break;
 		case 'q': o.query = optarg; break;
+		case 'K':
+			keyed = 1;
+			snprintf(key_prefix, sizeof(key_prefix), "lg%ld-%ld-",
+			    (long)getpid(), (long)time(NULL));
+			break;
 		default: usage();
 		}
 	}
