@@ -186,6 +186,13 @@ invocation_run(struct invocation *inv)
 		}
 	}
 	inv->end_ns = clock_mono_ns();
+	if (!inv->keep_late)
+		invocation_check_deadline(inv);
+}
+
+void
+invocation_check_deadline(struct invocation *inv)
+{
 	if (inv->end_ns > inv->deadline_ns)
 		invocation_set_error(inv, 504, "timeout",
 		    "the command did not finish before its deadline");
