@@ -218,9 +218,12 @@ $(B)/tests/unit/test_alloc: $(B)/obj/tests/unit/failalloc.o | \
 $(B)/tests/unit/test_alloc: private ALL_LDFLAGS += \
     $(FAILALLOC_WRAP:%=-Wl,--wrap=%)
 
+# ITEST_LIBS_NAME adds libraries to integration test NAME.
+ITEST_LIBS_test_idempotency := $(SQLITE_LIBS)
 $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(HARNESS_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(JSON_LIBS) -lpthread
+	$(CC) $(TEST_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(ITEST_LIBS_$*) \
+	    $(JSON_LIBS) -lpthread
 
 # The NATS tests also run a nats-server and speak to it with cnats.
 NATS_HARNESS_OBJ := $(B)/obj/tests/integration/nats_harness.o

@@ -190,8 +190,16 @@ invocation_run(struct invocation *inv)
 		}
 	}
 	inv->end_ns = clock_mono_ns();
+	if (!inv->keep_late)
+		invocation_check_deadline(inv);
+}
+
+void
+invocation_check_deadline(struct invocation *inv)
+{
 	if (inv->end_ns > inv->deadline_ns) {
-		/* Keep what the command said: the reply is 504 all the same. */
+		/* Keep what the command said: the reply is 504 all the same,
+		 * and an idempotency key stores what it answered. */
 		inv->late_status = inv->status;
 		inv->late_body = inv->body;
 		inv->body = NULL;

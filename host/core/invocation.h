@@ -51,6 +51,8 @@ struct invocation {
 	int64_t deadline_ns;
 	int64_t end_ns;
 	int want_request_id;          /* the reply carries request_id */
+	int keep_late;                /* invocation_run keeps a result past
+	                               * the deadline: its owner decides */
 
 	/* The result, filled by the call. */
 	int finished;
@@ -94,8 +96,11 @@ struct invocation *invocation_new(struct command *cmd, struct json_object *root,
 void invocation_free(struct invocation *inv);
 
 /* Run validate and execute of inv on the calling thread and fill its
- * result, including 504 when the deadline passed. */
+ * result, including 504 when the deadline passed (unless keep_late). */
 void invocation_run(struct invocation *inv);
+
+/* If inv finished past its deadline, make its result 504. */
+void invocation_check_deadline(struct invocation *inv);
 
 /* Mark inv, answered by its owner, so that no executor ever starts it.
  * Returns 1 if it will not run, 0 if it is already running (its result

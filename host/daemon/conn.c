@@ -177,10 +177,17 @@ dispatch(struct conn *c, struct request *req)
 	struct call *call;
 	struct slot *s;
 	const char *code;
-	char err[512];
+	char err[512], scope[32];
 	int rc, status;
 
 	memset(&a, 0, sizeof(a));
+	/* Idempotency keys are the peer uid's own (idem_begin copies it);
+	 * a peer of unknown uid gets the default scope. */
+	if (c->uid != (uid_t)-1) {
+		snprintf(scope, sizeof(scope), "uid:%lu",
+		    (unsigned long)c->uid);
+		a.scope = scope;
+	}
 	a.reader = l->reader;
 	a.rid_ms = l->wall_ms;
 	a.rid_src = (unsigned)l->index;

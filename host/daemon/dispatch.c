@@ -300,6 +300,8 @@ on_executed(struct call *c)
 	was = atomic_load_explicit(&c->answer, memory_order_relaxed);
 	won = answer_locked(d, c, CALL_RESULT, NULL);
 	pthread_mutex_unlock(&d->lock);
+	if (won && c->inv.keep_late)
+		invocation_check_deadline(&c->inv); /* it is the answer */
 	if (c->idem != NULL) {
 		/* The result is stored before its reply leaves; a late one
 		 * (after a 504, a forced stop, a hang-up) is stored too. */
@@ -600,6 +602,9 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	c->inv.start_ns = clock_mono_ns();
 	c->inv.deadline_ns = c->inv.start_ns + (req->timeout_ms ?
 	    req->timeout_ms : d->cfg->default_timeout_ms) * 1000000;
+	/* A keyed call's result after its 504 is stored: keep it real, and
+	 * make it 504 here only when it is the answer. */
+	c->inv.keep_late = rec != NULL;
 	c->d = d;
 	c->ex = d->exec[cmd->gen->isolation];
 	atomic_init(&c->refs, 1);
@@ -637,6 +642,8 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	if (rc == EXEC_DONE) {
 		atomic_store_explicit(&c->answer, CALL_RESULT,
 		    memory_order_relaxed);
+		if (c->inv.keep_late)
+			invocation_check_deadline(&c->inv);
 		if (c->idem != NULL) {
 			/* Its reply waits for its stored result. */
 			if (a->owner != NULL && a->owner->post != NULL)

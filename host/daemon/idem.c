@@ -38,6 +38,8 @@ struct idem_rec {
 	uint64_t fp[2];
 	int done;
 	int linked;                   /* in the hash table */
+	int held;                     /* in progress, and its call holds it:
+	                               * idem_finish() frees it */
 	struct idem_result res;       /* done: owned */
 	int64_t expires_ms;           /* wall clock */
 	uint64_t seq;                 /* its last write */
@@ -694,15 +696,18 @@ idem_begin(struct idem *s, const char *scope, const char *command,
 	if (r != NULL && r->expires_ms <= now) {
 		/* Expired: a done record past its TTL, or an in-progress one
 		 * past its call's deadline (a crash, or a call that overran:
-		 * its late result then finds its record gone). */
+		 * its late result then finds its record gone, and frees it). */
 		unlink_rec(s, r);
-		rec_free(r);
+		if (!r->held)
+			rec_free(r);
 		r = NULL;
 	}
 	if (r != NULL) {
 		if (r->fp[0] != fp[0] || r->fp[1] != fp[1]) {
 			v = IDEM_MISMATCH;
-		} else if (!r->done) {
+		} else if (!r->done || r->seq > s->committed_seq) {
+			/* Running, or done but not on disk yet: a replay must
+			 * not show what a crash could still take back. */
 			v = IDEM_BUSY;
 		} else {
 			v = IDEM_REPLAY;
@@ -726,6 +731,7 @@ idem_begin(struct idem *s, const char *scope, const char *command,
 	r->fp[0] = fp[0];
 	r->fp[1] = fp[1];
 	r->expires_ms = deadline_ms;
+	r->held = 1;
 	link_rec(s, r);
 	/* Nobody waits for this write: it only keeps a crash from freeing
 	 * the key before the call's deadline. */
@@ -751,6 +757,7 @@ idem_finish(struct idem *s, struct idem_rec *r, int status,
 			durable(arg);
 		return;
 	}
+	r->held = 0;
 	if (idem_storable(status)) {
 		r->done = 1;
 		r->res.status = status;
