@@ -274,9 +274,12 @@ queue_op(struct idem *s, const struct idem_rec *r, int del,
 	o->seq = ++s->next_seq;
 	o->rec = (struct idem_rec *)r;
 	((struct idem_rec *)r)->queued = o;
+	/* A waiting reply wakes the writer at once; other writes go with
+	 * the next batch, within FLUSH_MS (the first of them wakes it to
+	 * set that alarm). */
+	if (TAILQ_EMPTY(&s->ops))
+		pthread_cond_signal(&s->cond);
 	TAILQ_INSERT_TAIL(&s->ops, o, link);
-	/* Only a waiting reply wakes the writer; other writes go with the
-	 * next batch (within FLUSH_MS at the latest). */
 	if (durable != NULL && !s->urgent) {
 		s->urgent = 1;
 		pthread_cond_signal(&s->cond);
@@ -438,7 +441,11 @@ writer_main(void *arg)
 				;
 			next_purge = clock_mono_ms() + PURGE_EVERY_MS;
 		}
-		/* Committed: now the replies may leave. */
+		/* Committed: replays may show it, and the replies may leave. */
+		pthread_mutex_lock(&s->lock);
+		if (last > s->committed_seq)
+			s->committed_seq = last;
+		pthread_mutex_unlock(&s->lock);
 		while ((o = TAILQ_FIRST(&batch)) != NULL) {
 			TAILQ_REMOVE(&batch, o, link);
 			if (o->durable != NULL)
