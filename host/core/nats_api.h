@@ -48,8 +48,9 @@
 /*
  * The layout version of struct nats_config.  Bump it when a field changes
  * type, meaning or place; a field appended at the end only grows `size`
- * (a module reads a config whose size is at least the sizeof it was built
- * with).
+ * (a module reads a config of at least NATS_CONFIG_MIN bytes, and the
+ * fields appended after it only when NATS_CONFIG_HAS says they are
+ * there).
  */
 #define NATS_CONFIG_VERSION 1
 
@@ -89,7 +90,19 @@ struct nats_config {
 	int js_nak_delay_ms;
 	int js_fetch_batch;
 	int js_max_inflight;     /* events held at once by this daemon */
+
+	/* Appended (check NATS_CONFIG_HAS): the idempotency bucket. */
+	char *js_idem_bucket;    /* owned or NULL: JetStream KV bucket that
+	                          * holds keyed NATS calls' records; NULL or
+	                          * "": off */
+	int js_idem_ttl_s;       /* the bucket's TTL: [host] idempotency_ttl_s */
 };
+
+/* Does the config c (a struct nats_config *) have member m? */
+#define NATS_CONFIG_HAS(c, m) \
+	((c)->size >= offsetof(struct nats_config, m) + sizeof((c)->m))
+/* The smallest config a module reads: the one before js_idem_bucket. */
+#define NATS_CONFIG_MIN offsetof(struct nats_config, js_idem_bucket)
 
 /*
  * Called exactly once per nats_host_api.call, on any thread (maybe before

@@ -465,13 +465,13 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 		return NULL;
 	}
 	/* A layout we were not built for is refused, never read. */
-	if (api->cfg == NULL || api->cfg->size < sizeof(*api->cfg) ||
+	if (api->cfg == NULL || api->cfg->size < NATS_CONFIG_MIN ||
 	    api->cfg->version != NATS_CONFIG_VERSION) {
 		snprintf(err, errlen, "NATS module: [nats] configuration "
 		    "layout mismatch (version %d, %zu bytes; this module "
-		    "reads version %d, %zu bytes)", api->cfg ?
+		    "reads version %d, at least %zu bytes)", api->cfg ?
 		    api->cfg->version : 0, api->cfg ? api->cfg->size : 0,
-		    NATS_CONFIG_VERSION, sizeof(*api->cfg));
+		    NATS_CONFIG_VERSION, (size_t)NATS_CONFIG_MIN);
 		return NULL;
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
