@@ -348,7 +348,7 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 	if ((h->handle = open_module(cfg, err, errlen)) == NULL)
 		goto fail;
 	h->mod = dlsym(h->handle, NATS_MODULE_SYMBOL);
-	if (h->mod == NULL || h->mod->size < sizeof(*h->mod) ||
+	if (h->mod == NULL || h->mod->size < NATS_MODULE_MIN ||
 	    h->mod->version != NATS_API_VERSION) {
 		snprintf(err, errlen, "the NATS module has no %s of version %d",
 		    NATS_MODULE_SYMBOL, NATS_API_VERSION);
