@@ -281,6 +281,27 @@ struct nats_cli {
 	 */
 	int (*publish)(const char *url, const char *subject, const char *data,
 	    size_t len, struct json_object **ack, char *err, size_t errlen);
+
+	/* Appended (check NATS_CLI_HAS): request() with the header
+	 * Idempotency-Key `idem_key` (NULL: none), as the daemons read it. */
+	int (*request_keyed)(const char *url, const char *subject,
+	    const char *data, size_t len, const char *id_text,
+	    int64_t timeout_ms, int64_t wait_ms, const char *idem_key,
+	    struct json_object **reply, char *err, size_t errlen);
+
+	/* publish() with the header Nats-Msg-Id `msg_id` (NULL: none): the
+	 * stream drops a message whose id it saw within its duplicate
+	 * window, and acks it again; *ack then has "duplicate": true. */
+	int (*publish_keyed)(const char *url, const char *subject,
+	    const char *data, size_t len, const char *msg_id,
+	    struct json_object **ack, char *err, size_t errlen);
 };
+
+/* Does the client table t have member m? */
+#define NATS_CLI_HAS(t, m) \
+	((t)->size >= offsetof(struct nats_cli, m) + sizeof((t)->m))
+/* The smallest client table cmdhost accepts: the one before
+ * request_keyed. */
+#define NATS_CLI_MIN offsetof(struct nats_cli, request_keyed)
 
 #endif /* CMDHOST_NATS_API_H */
