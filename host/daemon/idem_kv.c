@@ -338,8 +338,9 @@ kv_finish(void *store, void *recp, int status, const char *text, size_t len,
 	} else if (rc == NATS_KV_CONFLICT) {
 		/* Expired and taken over meanwhile: as in the local store,
 		 * the late result goes nowhere. */
-		log_debug("idempotency bucket %s: record %s was taken over; "
-		    "its late result is dropped", kv->bucket, r->name);
+		log_info("idempotency bucket %s: record %s expired and was "
+		    "taken over by a retry; this call's late result is "
+		    "dropped", kv->bucket, r->name);
 	}
 out:
 	free(val);

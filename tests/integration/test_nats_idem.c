@@ -5,7 +5,9 @@
  * replays on the other (found by retrying until the queue group hands a
  * retry to it, then again with the first daemon stopped) and ran once;
  * the same key with another payload is 422 on both; a retry while the
- * first call runs is 409 on both; a 500 is not stored.  Without the
+ * first call runs is 409 on both; a record whose call overran its
+ * deadline is taken over by a retry, and the first call's late result
+ * does not overwrite it; a 500 is not stored.  Without the
  * bucket a daemon keeps the keys in its local store (still replays); with
  * the bucket configured and JetStream down, keyed calls get 503 and do
  * not run.  And the CLI's -k: Idempotency-Key on invoke, Nats-Msg-Id on
@@ -310,6 +312,66 @@ Test(nats_idem, retry_while_the_first_runs_is_409_on_both)
 	natsMsg_Destroy(req);
 	natsSubscription_Destroy(sub);
 	natsInbox_Destroy(inbox);
+}
+
+/* A keyed call of kvcount.add with a deadline (Cmdhost-Timeout-Ms). */
+static json_object *
+keyed_timeout(const char *key, const char *payload, int timeout_ms)
+{
+	natsStatus st;
+	json_object *r = nclient_call_keyed(nc, "kvcount.add", payload, key,
+	    timeout_ms, 15000, &st);
+
+	cr_assert(r != NULL, "no reply: %s", natsStatus_GetText(st));
+	return r;
+}
+
+static int
+dropped_late(void *arg)
+{
+	static const char line[] = "was taken over by a retry; this call's "
+	    "late result is dropped";
+
+	(void)arg;
+	return daemon_log_contains(d1, line) || daemon_log_contains(d2, line);
+}
+
+Test(nats_idem, overrun_record_is_taken_over_and_its_late_result_dropped)
+{
+	static const char slow[] = "{\"n\":12,\"ms\":1500}";
+	int64_t deadline;
+	json_object *r;
+	int status = 409;
+
+	d1 = start_daemon(1);
+	d2 = start_daemon(1);
+	connect_client();
+	/* The first call overruns its 300 ms deadline: 504, and its record
+	 * stays in progress until then (its result may still come). */
+	r = keyed_timeout("k-7", slow, 300);
+	cr_assert_eq(reply_status(r), 504, "%s", reply_text(r));
+	json_object_put(r);
+	/* Past the deadline a retry (with time enough) takes it over. */
+	deadline = now_ms() + 10000;
+	while (status == 409 && now_ms() < deadline) {
+		r = keyed_timeout("k-7", slow, 10000);
+		status = reply_status(r);
+		cr_assert(status == 409 || status == 200, "%s", reply_text(r));
+		cr_assert(!replayed(r), "%s", reply_text(r));
+		json_object_put(r);
+		if (status == 409)
+			nap_ms(20);
+	}
+	cr_assert_eq(status, 200, "never taken over");
+	cr_assert_eq(runs_of(12, NULL), 2);
+	/* The first call's late 200 found the record taken over. */
+	cr_assert(wait_until(dropped_late, NULL, 10000), "no late result "
+	    "dropped");
+	r = keyed("k-7", slow);
+	cr_assert_eq(reply_status(r), 200, "%s", reply_text(r));
+	cr_assert(replayed(r), "%s", reply_text(r));
+	json_object_put(r);
+	cr_assert_eq(runs_of(12, NULL), 2);
 }
 
 Test(nats_idem, a_500_is_not_stored)
