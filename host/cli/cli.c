@@ -58,6 +58,10 @@ cli_usage(FILE *f)
 "                 payload gets the first call's result, not a second run\n"
 "  --nats URL     talk to the daemons through NATS instead of the socket:\n"
 "                 invoke, list (every daemon, by discovery) and publish\n"
+"  --nats URL invoke|publish -k KEY NAME [PAYLOAD]  (or --idempotency-key)\n"
+"                 invoke sends KEY as the Idempotency-Key header (a retry\n"
+"                 on any daemon replays the first result); publish as the\n"
+"                 Nats-Msg-Id (the stream drops a repeat of the event)\n"
 "\n"
 "exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection,\n"
 "4 plugin file refused (check, exec)\n",
@@ -132,6 +136,9 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 	struct json_object *payload = NULL, *reply = NULL, *body;
 	int rc;
 
+	/* Over NATS, cli_nats.c reads the arguments (and its -k). */
+	if (o->nats_url != NULL)
+		return cli_nats_verb(o, argc, argv);
 	if (argc < 2 || argc > 3) {
 		cli_usage(stderr);
 		return CLI_EXIT_USAGE;
@@ -139,18 +146,6 @@ cmd_invoke(const struct cli_opts *o, int argc, char **argv)
 	if ((rc = cli_payload_parse(argc == 3 ? argv[2] : "{}", &payload))
 	    != 0)
 		goto out;
-	if (o->nats_url != NULL) {
-		size_t len;
-		const char *text = json_object_to_json_string_length(payload,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-		    &len);
-
-		if (strcmp(argv[0], "publish") == 0)
-			rc = cli_nats_publish(o, argv[1], payload);
-		else
-			rc = cli_nats_invoke(o, argv[1], text, len);
-		goto out;
-	}
 	if ((rc = cli_conn_call(o, argv[1], payload, &reply, NULL)) != 0)
 		goto out;
 	{

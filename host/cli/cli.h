@@ -198,19 +198,21 @@ int cli_plugin_exec(const struct cli_opts *o, int argc, char **argv);
  * path tried printed); each prints its own message on failure and returns
  * an exit status. */
 
-/* Request `command` with the payload text (len bytes, JSON already
- * checked) and print the body; "no responders" is reported as 404. */
-int cli_nats_invoke(const struct cli_opts *o, const char *command,
-    const char *payload, size_t len);
+/*
+ * invoke or publish (argv[0]) over NATS, with argv their arguments:
+ * [-k KEY | --idempotency-key KEY] NAME [PAYLOAD].  invoke requests NAME
+ * with the payload and prints the body ("no responders" is reported as
+ * 404); KEY goes in the Idempotency-Key header.  publish puts
+ * {"command", "payload"[, "id"]} on the JetStream subject
+ * cmdhost.events.<command> ($CMDHOST_NATS_EVENTS overrides the prefix)
+ * and prints {"stream", "seq"[, "duplicate"]}; KEY goes in the
+ * Nats-Msg-Id header, so the stream drops a repeat within its duplicate
+ * window.  argv is borrowed.
+ */
+int cli_nats_verb(const struct cli_opts *o, int argc, char **argv);
 
 /* List every daemon answering $SRV.INFO.cmdhost and its commands (raw:
  * the info replies as one JSON array). */
 int cli_nats_list(const struct cli_opts *o, int raw);
-
-/* Put {"command", "payload"[, "id"]} on the JetStream subject
- * cmdhost.events.<command> ($CMDHOST_NATS_EVENTS overrides the prefix);
- * print {"stream", "seq"}.  payload is borrowed. */
-int cli_nats_publish(const struct cli_opts *o, const char *command,
-    struct json_object *payload);
 
 #endif /* CMDHOST_CLI_H */

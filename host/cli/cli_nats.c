@@ -59,7 +59,7 @@ module_load(void)
 		return NULL;
 	}
 	t = dlsym(handle, NATS_CLI_SYMBOL);
-	if (t == NULL || t->size < sizeof(*t) ||
+	if (t == NULL || t->size < NATS_CLI_MIN ||
 	    t->version != NATS_API_VERSION) {
 		fprintf(stderr, "cmdhost: the NATS module has no %s of "
 		    "version %d (is it older than this cmdhost?)\n",
@@ -90,9 +90,22 @@ id_json(const struct cli_opts *o, char *buf, size_t size)
 	return buf;
 }
 
-int
-cli_nats_invoke(const struct cli_opts *o, const char *command,
-    const char *payload, size_t len)
+/* A module that predates the keyed entries: say so.  Returns 0 when
+ * key is NULL or t has them, else CLI_EXIT_CONN after printing why. */
+static int
+keyed_ok(const struct nats_cli *t, const char *key)
+{
+	if (key == NULL || (NATS_CLI_HAS(t, request_keyed) &&
+	    NATS_CLI_HAS(t, publish_keyed)))
+		return 0;
+	fprintf(stderr, "cmdhost: -k needs a NATS module that sends the "
+	    "key; this %s is older than cmdhost\n", NATS_MODULE_FILE);
+	return CLI_EXIT_CONN;
+}
+
+static int
+nats_invoke(const struct cli_opts *o, const char *command,
+    const char *payload, size_t len, const char *key)
 {
 	const struct nats_cli *t;
 	struct json_object *reply = NULL, *body;
@@ -102,11 +115,18 @@ cli_nats_invoke(const struct cli_opts *o, const char *command,
 
 	if ((t = module_load()) == NULL)
 		return CLI_EXIT_CONN;
+	if ((rc = keyed_ok(t, key)) != 0)
+		return rc;
 	snprintf(subject, sizeof(subject), "%s%s",
 	    env_or(CMD_PREFIX_ENV, DEFAULT_CMD_PREFIX), command);
-	rc = t->request(o->nats_url, subject, payload, len,
-	    id_json(o, idbuf, sizeof(idbuf)), o->timeout_ms, wait, &reply,
-	    err, sizeof(err));
+	if (key != NULL)
+		rc = t->request_keyed(o->nats_url, subject, payload, len,
+		    id_json(o, idbuf, sizeof(idbuf)), o->timeout_ms, wait, key,
+		    &reply, err, sizeof(err));
+	else
+		rc = t->request(o->nats_url, subject, payload, len,
+		    id_json(o, idbuf, sizeof(idbuf)), o->timeout_ms, wait,
+		    &reply, err, sizeof(err));
 	if (rc == NATS_CLI_NO_RESPONDERS) {
 		/* No daemon subscribes the command: as the socket says it. */
 		fprintf(stderr, "cmdhost: 404 unknown_command: no daemon on "
@@ -178,9 +198,9 @@ cli_nats_list(const struct cli_opts *o, int raw)
 	return rc;
 }
 
-int
-cli_nats_publish(const struct cli_opts *o, const char *command,
-    struct json_object *payload)
+static int
+nats_publish(const struct cli_opts *o, const char *command,
+    struct json_object *payload, const char *key)
 {
 	const struct nats_cli *t;
 	struct json_object *ev, *ack = NULL;
@@ -190,6 +210,9 @@ cli_nats_publish(const struct cli_opts *o, const char *command,
 
 	if ((t = module_load()) == NULL)
 		return CLI_EXIT_CONN;
+	if ((rc = keyed_ok(t, key)) != 0)
+		return rc;
+	rc = CLI_EXIT_CONN;
 	ev = json_object_new_object();
 	json_object_object_add(ev, "command", json_object_new_string(command));
 	json_object_object_add(ev, "payload", json_object_get(payload));
@@ -199,12 +222,66 @@ cli_nats_publish(const struct cli_opts *o, const char *command,
 	text = json_object_to_json_string_ext(ev, CLI_PLAIN_FLAGS);
 	snprintf(subject, sizeof(subject), "%s%s",
 	    env_or(EVENT_PREFIX_ENV, DEFAULT_EVENT_PREFIX), command);
-	if (t->publish(o->nats_url, subject, text, strlen(text), &ack, err,
-	    sizeof(err)) != NATS_CLI_OK)
+	if ((key != NULL ? t->publish_keyed(o->nats_url, subject, text,
+	    strlen(text), key, &ack, err, sizeof(err)) : t->publish(
+	    o->nats_url, subject, text, strlen(text), &ack, err,
+	    sizeof(err))) != NATS_CLI_OK)
 		fprintf(stderr, "cmdhost: %s\n", err);
 	else
 		rc = cli_print_json(ack);
 	json_object_put(ack);
 	json_object_put(ev);
+	return rc;
+}
+
+int
+cli_nats_verb(const struct cli_opts *o, int argc, char **argv)
+{
+	struct json_object *payload = NULL;
+	const char *key = NULL, *verb = argv[0];
+	size_t len;
+	const char *text;
+	int i, rc;
+
+	/* The verb's own options: -k KEY, --idempotency-key[=]KEY. */
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strncmp(argv[i], "--idempotency-key=", 18) == 0) {
+			key = argv[i] + 18;
+		} else if ((strcmp(argv[i], "-k") == 0 ||
+		    strcmp(argv[i], "--idempotency-key") == 0) && i + 1 < argc) {
+			key = argv[++i];
+		} else {
+			fprintf(stderr, "cmdhost: %s: unknown option '%s'\n",
+			    verb, argv[i]);
+			cli_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		if (*key == '\0' || strlen(key) > 255) {
+			fprintf(stderr, "cmdhost: -k wants a key of 1 to 255 "
+			    "bytes\n");
+			return CLI_EXIT_USAGE;
+		}
+	}
+	argc -= i - 1;
+	argv += i - 1;
+	if (argc < 2 || argc > 3) {
+		cli_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if ((rc = cli_payload_parse(argc == 3 ? argv[2] : "{}", &payload)) !=
+	    0)
+		return rc;
+	if (strcmp(verb, "publish") == 0) {
+		rc = nats_publish(o, argv[1], payload, key);
+	} else {
+		text = json_object_to_json_string_length(payload,
+		    CLI_PLAIN_FLAGS, &len);
+		rc = nats_invoke(o, argv[1], text, len, key);
+	}
+	json_object_put(payload);
 	return rc;
 }

@@ -171,6 +171,9 @@ static const struct config_key keys[] = {
 	    "events fetched at once"),
 	K_INT("jetstream", "max_inflight", nats.js_max_inflight, 1, 65536, 64,
 	    "events one daemon holds at once"),
+	K_STR("jetstream", "idempotency_bucket", nats.js_idem_bucket, 0, 64,
+	    NULL, config_nats_bucket,
+	    "KV bucket sharing NATS callers' idempotency keys; empty: off"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -234,6 +237,8 @@ section_seen(struct config *cfg, const struct section *s)
 static int
 finish_jetstream(struct config *cfg, char *err, size_t errlen)
 {
+	/* The bucket keeps a record as long as the local store does. */
+	cfg->nats.js_idem_ttl_s = cfg->idempotency_ttl_s;
 	return config_nats_check(&cfg->nats, cfg->default_timeout_ms, err,
 	    errlen);
 }
@@ -494,6 +499,7 @@ config_init(struct config *cfg)
 			break; /* no uid */
 		}
 	}
+	cfg->nats.js_idem_ttl_s = cfg->idempotency_ttl_s;
 	return 0;
 }
 

@@ -43,6 +43,21 @@ config_nats_subject(const char *key, const char *value, char *err,
 }
 
 int
+config_nats_bucket(const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+
+	if (value[n] != '\0') {
+		snprintf(err, errlen, "%s: '%s' is not a bucket name (letters, "
+		    "digits, '_' and '-' only)", key, value);
+		return -1;
+	}
+	return 0;
+}
+
+int
 config_nats_check(struct nats_config *nc, int default_timeout_ms, char *err,
     size_t errlen)
 {

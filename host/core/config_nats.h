@@ -25,6 +25,12 @@ int config_nats_name(const char *key, const char *value, char *err,
 int config_nats_subject(const char *key, const char *value, char *err,
     size_t errlen);
 
+/* The text of `key` as a JetStream key-value bucket name: empty (off),
+ * or only letters, digits, '_' and '-'.  Borrowed arguments; 0 or -1
+ * with "KEY: reason". */
+int config_nats_bucket(const char *key, const char *value, char *err,
+    size_t errlen);
+
 /* Checks across keys, after the whole file is read (default_timeout_ms is
  * the [host] one); sets js_ack_wait_ms when it was left at 0.  Returns 0
  * or -1 with the reason in err. */

@@ -48,8 +48,9 @@
 /*
  * The layout version of struct nats_config.  Bump it when a field changes
  * type, meaning or place; a field appended at the end only grows `size`
- * (a module reads a config whose size is at least the sizeof it was built
- * with).
+ * (a module reads a config of at least NATS_CONFIG_MIN bytes, and the
+ * fields appended after it only when NATS_CONFIG_HAS says they are
+ * there).
  */
 #define NATS_CONFIG_VERSION 1
 
@@ -89,7 +90,19 @@ struct nats_config {
 	int js_nak_delay_ms;
 	int js_fetch_batch;
 	int js_max_inflight;     /* events held at once by this daemon */
+
+	/* Appended (check NATS_CONFIG_HAS): the idempotency bucket. */
+	char *js_idem_bucket;    /* owned or NULL: JetStream KV bucket that
+	                          * holds keyed NATS calls' records; NULL or
+	                          * "": off */
+	int js_idem_ttl_s;       /* the bucket's TTL: [host] idempotency_ttl_s */
 };
+
+/* Does the config c (a struct nats_config *) have member m? */
+#define NATS_CONFIG_HAS(c, m) \
+	((c)->size >= offsetof(struct nats_config, m) + sizeof((c)->m))
+/* The smallest config a module reads: the one before js_idem_bucket. */
+#define NATS_CONFIG_MIN offsetof(struct nats_config, js_idem_bucket)
 
 /*
  * Called exactly once per nats_host_api.call, on any thread (maybe before
@@ -155,6 +168,21 @@ struct nats_host_api {
 /* Does the host table t have member m? */
 #define NATS_HOST_HAS(t, m) \
 	((t)->size >= offsetof(struct nats_host_api, m) + sizeof((t)->m))
+/* The smallest host table a module accepts: the one before call_keyed. */
+#define NATS_HOST_API_MIN offsetof(struct nats_host_api, call_keyed)
+
+/*
+ * What the module's idempotency-bucket entries return.  Every one of them
+ * is a few round trips to the JetStream server at most, bounded by the
+ * module's JetStream timeout.
+ */
+#define NATS_KV_OK          0  /* created, updated or deleted */
+#define NATS_KV_EXISTS      1  /* kv_begin: the key has a live value */
+#define NATS_KV_CONFLICT    2  /* the revision is no longer the last one
+                                * (someone else wrote), or the key changed
+                                * under kv_begin: read it again */
+#define NATS_KV_UNAVAILABLE 3  /* no bucket bound yet, NATS or JetStream
+                                * down or failing: err says why */
 
 struct nats_module {
 	size_t size;                    /* sizeof(struct nats_module) */
@@ -168,7 +196,42 @@ struct nats_module {
 	 * subscriptions, wait (until deadline_ns, CLOCK_MONOTONIC) for calls
 	 * to reply, close the connection and free the bridge. */
 	void (*stop)(void *bridge, int64_t deadline_ns);
+
+	/*
+	 * Appended (check NATS_MODULE_HAS): the records of keyed NATS calls
+	 * in the JetStream key-value bucket [jetstream] idempotency_bucket,
+	 * which the module creates if absent once connected (history 1, TTL
+	 * js_idem_ttl_s).  `key` is a KV key name ([-_=.A-Za-z0-9]) and the
+	 * values are opaque bytes; all arguments are borrowed for the call;
+	 * err gets the reason of NATS_KV_UNAVAILABLE.  Any thread, the
+	 * module's delivery threads included.
+	 *
+	 * kv_begin: create key with val[0..len) unless it holds a value:
+	 * NATS_KV_OK and *rev its revision; or NATS_KV_EXISTS and the live
+	 * value in *old (malloc(3)ed: free(3) it), *oldlen and *rev; or
+	 * NATS_KV_CONFLICT (it vanished between the two looks: begin again)
+	 * or NATS_KV_UNAVAILABLE, with *old NULL.
+	 */
+	int (*kv_begin)(void *bridge, const char *key, const void *val,
+	    size_t len, uint64_t *rev, void **old, size_t *oldlen, char *err,
+	    size_t errlen);
+	/* Replace key's value with val[0..len) if its last revision is
+	 * `last`: NATS_KV_OK and *rev the new one, NATS_KV_CONFLICT, or
+	 * NATS_KV_UNAVAILABLE. */
+	int (*kv_update)(void *bridge, const char *key, const void *val,
+	    size_t len, uint64_t last, uint64_t *rev, char *err, size_t errlen);
+	/* Delete key (a delete marker, as kvStore_Delete puts) if its last
+	 * revision is `last`: NATS_KV_OK, NATS_KV_CONFLICT or
+	 * NATS_KV_UNAVAILABLE. */
+	int (*kv_delete)(void *bridge, const char *key, uint64_t last,
+	    char *err, size_t errlen);
 };
+
+/* Does the module table t have member m? */
+#define NATS_MODULE_HAS(t, m) \
+	((t)->size >= offsetof(struct nats_module, m) + sizeof((t)->m))
+/* The smallest module table a host accepts: the one before kv_begin. */
+#define NATS_MODULE_MIN offsetof(struct nats_module, kv_begin)
 
 /* What the calls of struct nats_cli return. */
 #define NATS_CLI_OK            0
@@ -218,6 +281,27 @@ struct nats_cli {
 	 */
 	int (*publish)(const char *url, const char *subject, const char *data,
 	    size_t len, struct json_object **ack, char *err, size_t errlen);
+
+	/* Appended (check NATS_CLI_HAS): request() with the header
+	 * Idempotency-Key `idem_key` (NULL: none), as the daemons read it. */
+	int (*request_keyed)(const char *url, const char *subject,
+	    const char *data, size_t len, const char *id_text,
+	    int64_t timeout_ms, int64_t wait_ms, const char *idem_key,
+	    struct json_object **reply, char *err, size_t errlen);
+
+	/* publish() with the header Nats-Msg-Id `msg_id` (NULL: none): the
+	 * stream drops a message whose id it saw within its duplicate
+	 * window, and acks it again; *ack then has "duplicate": true. */
+	int (*publish_keyed)(const char *url, const char *subject,
+	    const char *data, size_t len, const char *msg_id,
+	    struct json_object **ack, char *err, size_t errlen);
 };
+
+/* Does the client table t have member m? */
+#define NATS_CLI_HAS(t, m) \
+	((t)->size >= offsetof(struct nats_cli, m) + sizeof((t)->m))
+/* The smallest client table cmdhost accepts: the one before
+ * request_keyed. */
+#define NATS_CLI_MIN offsetof(struct nats_cli, request_keyed)
 
 #endif /* CMDHOST_NATS_API_H */

@@ -731,3 +731,18 @@ request_fingerprint(const char *command, struct json_object *payload,
 	fp[0] = mix(st.a ^ (st.b << 1));
 	fp[1] = mix(st.b ^ (st.a >> 1));
 }
+
+void
+request_key_digest(const char *scope, const char *command, const char *key,
+    size_t len, char out[REQUEST_KEY_DIGEST_LEN + 1])
+{
+	/* Other bases than the fingerprint's: the two never meet anyway. */
+	struct fp_state st = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+
+	fp_tagged(&st, 's', scope, strlen(scope));
+	fp_tagged(&st, 'c', command, strlen(command));
+	fp_tagged(&st, 'k', key, len);
+	snprintf(out, REQUEST_KEY_DIGEST_LEN + 1, "%016llx%016llx",
+	    (unsigned long long)mix(st.a ^ (st.b << 1)),
+	    (unsigned long long)mix(st.b ^ (st.a >> 1)));
+}

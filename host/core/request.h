@@ -66,6 +66,16 @@ int request_check_fields(const cmdhost_field *fields,
 void request_fingerprint(const char *command, struct json_object *payload,
     uint64_t fp[2]);
 
+/* The length of request_key_digest()'s text. */
+#define REQUEST_KEY_DIGEST_LEN 32
+
+/* The name of (scope, command, key[0..len)) where only a few characters
+ * may go, a JetStream key-value key: 128 bits from two independent 64-bit
+ * hashes, as 32 lowercase hex digits and a NUL into out (the caller's).
+ * All arguments are borrowed; key may hold any byte. */
+void request_key_digest(const char *scope, const char *command,
+    const char *key, size_t len, char out[REQUEST_KEY_DIGEST_LEN + 1]);
+
 /* The name of a field type ("string", ...), for messages and host.list. */
 const char *request_type_name(int type);
 

@@ -42,7 +42,8 @@ struct call {
 	atomic_int answer;            /* enum call_answer */
 	const char *answer_msg;       /* static: why dispatch answered */
 	int pool_only;                /* never run on the submitting thread */
-	struct idem_rec *idem;        /* its key's record while it runs */
+	void *idem;                   /* its key's record while it runs */
+	const struct idem_backend *idem_be; /* whose record it is */
 	struct idem_result replay;    /* CALL_REPLAY: owned */
 	int key_reply;                /* deliver once its result is stored */
 	size_t heap_idx;              /* in dispatch's deadline heap, or -1 */

@@ -7,6 +7,7 @@ DAEMON_SRCS := \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/idem.c \
+	host/daemon/idem_kv.c \
 	host/daemon/listener.c \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \

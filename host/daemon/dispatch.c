@@ -38,6 +38,7 @@ struct dispatch {
 	struct daemon_stats *stats;
 	struct executor *exec[ISOLATION_KINDS]; /* one per kind */
 	struct idem *idem;           /* idempotency records */
+	struct idem_backend local;   /* idem as a backend */
 
 	pthread_mutex_t lock;        /* heap, answers of calls off-thread */
 	pthread_cond_t cond;         /* the earliest deadline changed */
@@ -250,7 +251,7 @@ static void
 finish_key(struct call *c, int reply)
 {
 	struct invocation *inv = &c->inv;
-	struct idem_rec *rec = c->idem;
+	void *rec = c->idem;
 	struct buf text = BUF_INIT;
 	struct json_object *body = inv->body;
 	const char *code = inv->code, *message = inv->message;
@@ -270,8 +271,8 @@ finish_key(struct call *c, int reply)
 	    "out of memory") < 0)
 		status = 500; /* cannot store it: do not pretend to */
 	c->key_reply = reply;
-	idem_finish(c->d->idem, rec, status, buf_size(&text) ? buf_head(&text) :
-	    NULL, buf_size(&text), key_durable, c);
+	c->idem_be->finish(c->idem_be->store, rec, status, buf_size(&text) ?
+	    buf_head(&text) : NULL, buf_size(&text), key_durable, c);
 	buf_free(&text);
 }
 
@@ -534,7 +535,8 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
     struct request *req, struct call **callp, int *status, const char **code,
     char *err, size_t errlen)
 {
-	struct idem_rec *rec = NULL;
+	const struct idem_backend *be = a->idem ? a->idem : &d->local;
+	void *rec = NULL;
 	struct idem_result res = { 0, NULL, 0 };
 	enum idem_verdict v = IDEM_RUN;
 	struct command *cmd;
@@ -562,9 +564,22 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		    d->cfg->default_timeout_ms;
 
 		request_fingerprint(cmd->name, req->payload, fp);
-		v = idem_begin(d->idem, d->cfg->idempotency_shared ? "*" :
-		    a->scope ? a->scope : "-", cmd->name, req->idem_key,
-		    req->idem_key_len, fp, a->rid_ms + timeout, &rec, &res);
+		v = be->begin(be->store, a->idem == NULL &&
+		    d->cfg->idempotency_shared ? "*" : a->scope ? a->scope :
+		    "-", cmd->name, req->idem_key, req->idem_key_len, fp,
+		    a->rid_ms + timeout, &rec, &res);
+		if (v == IDEM_REPLAY)
+			idem_count_replay(d->idem);
+		if (v == IDEM_UNAVAILABLE) {
+			*status = 503;
+			*code = "unavailable";
+			snprintf(err, errlen, "the shared idempotency store (the "
+			    "JetStream bucket) cannot be reached; the call was "
+			    "not run: retry later");
+			metrics_cmd_record(cmd->stats, *status, 0);
+			generation_release(cmd->gen);
+			return -1;
+		}
 		if (v == IDEM_BUSY || v == IDEM_MISMATCH) {
 			*status = v == IDEM_BUSY ? 409 : 422;
 			*code = v == IDEM_BUSY ? "idempotency_in_progress" :
@@ -586,7 +601,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	    req->root, req->id, req->payload, a->rid_ms, a->rid_src,
 	    a->rid_seq) < 0) {
 		if (rec != NULL)
-			idem_finish(d->idem, rec, 503, NULL, 0, NULL, NULL);
+			be->finish(be->store, rec, 503, NULL, 0, NULL, NULL);
 		free(res.text);
 		free(c);
 		generation_release(cmd->gen);
@@ -621,6 +636,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	c->executed = on_executed;
 	c->timer_next = NULL;
 	c->idem = rec;
+	c->idem_be = be;
 	c->replay = res;
 	c->key_reply = 0;
 	if (v == IDEM_REPLAY) {
@@ -660,7 +676,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		c->answer_ns = c->inv.end_ns;
 		c->answer_msg = "the command queue is full; retry later";
 		if (c->idem != NULL) {
-			idem_finish(d->idem, c->idem, 503, NULL, 0, NULL,
+			be->finish(be->store, c->idem, 503, NULL, 0, NULL,
 			    NULL);
 			c->idem = NULL;
 		}
@@ -692,7 +708,10 @@ open_store(struct dispatch *d, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/idempotency.db", dir);
 	d->idem = idem_open(path, (int64_t)d->cfg->idempotency_ttl_s * 1000,
 	    (size_t)d->cfg->idempotency_memory, err, errlen);
-	return d->idem != NULL ? 0 : -1;
+	if (d->idem == NULL)
+		return -1;
+	idem_backend_local(d->idem, &d->local);
+	return 0;
 }
 
 struct dispatch *

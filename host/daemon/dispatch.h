@@ -58,6 +58,10 @@ struct dispatch_args {
 	int pool_only;                /* never run on the calling thread */
 	const char *scope;            /* whose idempotency keys ("uid:1000",
 	                               * "nats"), borrowed for the call */
+	const struct idem_backend *idem; /* where keyed calls' records are:
+	                               * NULL, dispatch's local store (where
+	                               * idempotency_shared applies); else
+	                               * borrowed, outlives its records */
 	struct dispatch_owner *owner; /* borrowed, outlives its calls */
 	call_done_fn done;
 	void *owner_arg;              /* stored in c->owner_arg */

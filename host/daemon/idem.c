@@ -723,7 +723,6 @@ idem_begin(struct idem *s, const char *scope, const char *command,
 			if (r->res.text != NULL && (res->text = malloc(
 			    r->res.len + 1)) != NULL)
 				memcpy(res->text, r->res.text, r->res.len + 1);
-			s->st.replays++;
 			/* Recently used: keep it in memory longest. */
 			TAILQ_REMOVE(&s->done_age, r, age);
 			TAILQ_INSERT_TAIL(&s->done_age, r, age);
@@ -791,6 +790,14 @@ idem_finish(struct idem *s, struct idem_rec *r, int status,
 }
 
 void
+idem_count_replay(struct idem *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->st.replays++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
 idem_count_conflict(struct idem *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -813,4 +820,32 @@ idem_get_stats(struct idem *s, struct idem_stats *st)
 	*st = s->st;
 	st->records = s->count;
 	pthread_mutex_unlock(&s->lock);
+}
+
+static enum idem_verdict
+local_begin(void *store, const char *scope, const char *command,
+    const char *key, size_t len, const uint64_t fp[2], int64_t deadline_ms,
+    void **rec, struct idem_result *res)
+{
+	struct idem_rec *r;
+	enum idem_verdict v = idem_begin(store, scope, command, key, len, fp,
+	    deadline_ms, &r, res);
+
+	*rec = r;
+	return v;
+}
+
+static void
+local_finish(void *store, void *rec, int status, const char *text,
+    size_t len, idem_durable_fn durable, void *arg)
+{
+	idem_finish(store, rec, status, text, len, durable, arg);
+}
+
+void
+idem_backend_local(struct idem *s, struct idem_backend *be)
+{
+	be->store = s;
+	be->begin = local_begin;
+	be->finish = local_finish;
 }

@@ -24,7 +24,8 @@ enum idem_verdict {
 	IDEM_RUN = 0,     /* no record: run it (*rec is its new record) */
 	IDEM_REPLAY,      /* a done record: answer with its result */
 	IDEM_BUSY,        /* the first call is still running: 409 */
-	IDEM_MISMATCH     /* same key, another payload: 422 */
+	IDEM_MISMATCH,    /* same key, another payload: 422 */
+	IDEM_UNAVAILABLE  /* the store cannot be reached: 503, not run */
 };
 
 /* A stored result: status and the reply member's JSON text ("body" for
@@ -83,9 +84,35 @@ void idem_finish(struct idem *s, struct idem_rec *rec, int status,
 /* True for the statuses idem_finish() stores. */
 int idem_storable(int status);
 
-/* Count a 409 and a 422 answered by the caller. */
+/* Count a replay, a 409 and a 422 answered by the caller (whichever
+ * backend decided). */
+void idem_count_replay(struct idem *s);
 void idem_count_conflict(struct idem *s);
 void idem_count_mismatch(struct idem *s);
+
+/*
+ * A store of records behind dispatch, as two operations: this local
+ * store (idem_backend_local()) or the JetStream bucket that the daemons
+ * of a queue group share (idem_kv.h).  The transport picks one per call
+ * (dispatch_args.idem); a record is the backend's own, opaque to
+ * dispatch, and goes back to the backend that made it.
+ */
+struct idem_backend {
+	void *store;                  /* the first argument of both */
+	/* As idem_begin(); may also answer IDEM_UNAVAILABLE. */
+	enum idem_verdict (*begin)(void *store, const char *scope,
+	    const char *command, const char *key, size_t len,
+	    const uint64_t fp[2], int64_t deadline_ms, void **rec,
+	    struct idem_result *res);
+	/* As idem_finish(): rec is gone after, durable runs exactly once
+	 * (maybe before this returns). */
+	void (*finish)(void *store, void *rec, int status, const char *text,
+	    size_t len, idem_durable_fn durable, void *arg);
+};
+
+/* Fill be (the caller's) with the operations of store s (borrowed: it
+ * must outlive be's use). */
+void idem_backend_local(struct idem *s, struct idem_backend *be);
 
 /* Fill st.  Any thread. */
 void idem_get_stats(struct idem *s, struct idem_stats *st);

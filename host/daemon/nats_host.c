@@ -29,6 +29,7 @@
 #include "core/request.h"
 #include "core/thread.h"
 #include "dispatch.h"
+#include "idem_kv.h"
 #include "registry.h"
 #include "reply.h"
 #include "views.h"
@@ -54,6 +55,7 @@ struct nats_host {
 	void *handle;               /* dlopen of the module */
 	const struct nats_module *mod;
 	void *bridge;
+	struct idem_kv *kv;         /* the shared bucket's records, or NULL */
 	atomic_int in_flight;
 	atomic_uint_fast64_t seq;
 };
@@ -259,8 +261,10 @@ host_call_keyed(void *hp, const char *command, const char *payload,
 	a.rid_seq = atomic_fetch_add(&h->seq, 1);
 	a.pid = a.uid = -1;
 	/* NATS callers authenticate to the NATS server, not to cmdhost:
-	 * they share one scope of keys. */
+	 * they share one scope of keys, which with [jetstream]
+	 * idempotency_bucket every daemon of the queue group shares. */
 	a.scope = "nats";
+	a.idem = h->kv != NULL ? idem_kv_backend(h->kv) : NULL;
 	/* Never run on a libnats delivery thread: a slow command would
 	 * stall every subscription that thread serves. */
 	a.pool_only = 1;
@@ -305,7 +309,9 @@ host_in_flight(void *hp)
 {
 	struct nats_host *h = hp;
 
-	return atomic_load(&h->in_flight);
+	/* Keyed calls count until their record in the bucket is settled,
+	 * so that the module keeps the bucket until then. */
+	return atomic_load(&h->in_flight) + idem_kv_pending(h->kv);
 }
 
 /* Find and open the module (core/module.c has the one search, shared
@@ -322,6 +328,31 @@ open_module(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "[nats] is configured but the NATS "
 		    "module cannot be loaded (%s)", tried);
 	return handle;
+}
+
+/* With [jetstream] idempotency_bucket: the store of keyed NATS calls'
+ * records in the bucket.  Returns 0 (h->kv NULL when there is no bucket)
+ * or -1 (err). */
+static int
+open_bucket(struct nats_host *h, char *err, size_t errlen)
+{
+	const struct nats_config *nc = &h->cfg->nats;
+
+	if (!nc->js_enabled || nc->js_idem_bucket == NULL ||
+	    *nc->js_idem_bucket == '\0')
+		return 0;
+	if (!NATS_MODULE_HAS(h->mod, kv_delete)) {
+		snprintf(err, errlen, "[jetstream] idempotency_bucket needs a "
+		    "NATS module with the bucket's entries; this %s is older "
+		    "than cmdhostd", NATS_MODULE_FILE);
+		return -1;
+	}
+	if ((h->kv = idem_kv_new(h->mod, nc->js_idem_bucket,
+	    (int64_t)h->cfg->idempotency_ttl_s * 1000)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 struct nats_host *
@@ -348,7 +379,7 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 	if ((h->handle = open_module(cfg, err, errlen)) == NULL)
 		goto fail;
 	h->mod = dlsym(h->handle, NATS_MODULE_SYMBOL);
-	if (h->mod == NULL || h->mod->size < sizeof(*h->mod) ||
+	if (h->mod == NULL || h->mod->size < NATS_MODULE_MIN ||
 	    h->mod->version != NATS_API_VERSION) {
 		snprintf(err, errlen, "the NATS module has no %s of version %d",
 		    NATS_MODULE_SYMBOL, NATS_API_VERSION);
@@ -368,8 +399,12 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 	h->api.in_flight = host_in_flight;
 	h->api.thread_init = thread_use_c_locale;
 	h->api.call_keyed = host_call_keyed;
+	if (open_bucket(h, err, errlen) < 0)
+		goto fail;
 	if ((h->bridge = h->mod->start(&h->api, err, errlen)) == NULL)
 		goto fail;
+	if (h->kv != NULL)
+		idem_kv_attach(h->kv, h->bridge);
 	return h;
 fail:
 	nats_host_free(h);
@@ -382,6 +417,9 @@ nats_host_stop(struct nats_host *h, int64_t deadline_ns)
 	if (h == NULL || h->bridge == NULL)
 		return;
 	h->mod->stop(h->bridge, deadline_ns);
+	/* Records still pending (calls the module gave up waiting for)
+	 * stay in progress in the bucket until their deadlines. */
+	idem_kv_detach(h->kv);
 	h->bridge = NULL;
 	registry_set_publish_hook(h->reg, NULL, NULL);
 }
@@ -392,6 +430,8 @@ nats_host_free(struct nats_host *h)
 	if (h == NULL)
 		return;
 	nats_host_stop(h, clock_mono_ns());
+	/* Dispatch has stopped: no record is left to settle. */
+	idem_kv_free(h->kv);
 	/* The module stays mapped: libnats may keep threads of its own
 	 * until the process exits. */
 	free(h);

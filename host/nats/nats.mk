@@ -5,4 +5,5 @@ NATS_MOD_SRCS := \
 	host/nats/nats_bridge.c \
 	host/nats/nats_cli.c \
 	host/nats/nats_js.c \
+	host/nats/nats_kv.c \
 	host/nats/nats_srv.c

@@ -460,18 +460,20 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 	time_t now = time(NULL);
 	struct tm tm;
 
-	if (api->size < sizeof(*api) || api->version != NATS_API_VERSION) {
+	/* Members appended after the minimum are looked for with
+	 * NATS_HOST_HAS / NATS_CONFIG_HAS before use. */
+	if (api->size < NATS_HOST_API_MIN || api->version != NATS_API_VERSION) {
 		snprintf(err, errlen, "NATS module: host API version mismatch");
 		return NULL;
 	}
 	/* A layout we were not built for is refused, never read. */
-	if (api->cfg == NULL || api->cfg->size < sizeof(*api->cfg) ||
+	if (api->cfg == NULL || api->cfg->size < NATS_CONFIG_MIN ||
 	    api->cfg->version != NATS_CONFIG_VERSION) {
 		snprintf(err, errlen, "NATS module: [nats] configuration "
 		    "layout mismatch (version %d, %zu bytes; this module "
-		    "reads version %d, %zu bytes)", api->cfg ?
+		    "reads version %d, at least %zu bytes)", api->cfg ?
 		    api->cfg->version : 0, api->cfg ? api->cfg->size : 0,
-		    NATS_CONFIG_VERSION, sizeof(*api->cfg));
+		    NATS_CONFIG_VERSION, (size_t)NATS_CONFIG_MIN);
 		return NULL;
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL) {
@@ -518,6 +520,13 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 	if (b->cfg->js_enabled && (b->js = js_start(b)) == NULL) {
 		snprintf(err, errlen, "nats: cannot start the JetStream "
 		    "consumer");
+		goto fail;
+	}
+	if (b->cfg->js_enabled && NATS_CONFIG_HAS(b->cfg, js_idem_ttl_s) &&
+	    b->cfg->js_idem_bucket != NULL && *b->cfg->js_idem_bucket != '\0' &&
+	    (b->kv = kv_start(b)) == NULL) {
+		snprintf(err, errlen, "nats: cannot start the idempotency "
+		    "bucket");
 		goto fail;
 	}
 	bridge_log(b, NLOG_INFO, "nats: service %s instance %s, subjects "
@@ -596,6 +605,10 @@ bridge_stop(void *bp, int64_t deadline_ns)
 			natsConnection_Close(b->nc);
 		return;
 	}
+	/* No call is left to use the bucket (in_flight counts the keyed
+	 * calls until their record is settled). */
+	kv_stop(b->kv);
+	b->kv = NULL;
 	if (b->nc != NULL) {
 		natsConnection_FlushTimeout(b->nc, 1000);
 		close_connection(b);
@@ -622,4 +635,7 @@ const struct nats_module cmdhost_nats_module = {
 	NATS_API_VERSION,
 	bridge_start,
 	bridge_stop,
+	kv_begin,
+	kv_update,
+	kv_delete,
 };

@@ -2,8 +2,9 @@
  * nats_bridge.h - inside the NATS module (cmdhost-nats.so): what its
  * files share.  nats_bridge.c owns the connection and the per-command
  * subscriptions, nats_srv.c answers $SRV discovery, nats_js.c consumes
- * the JetStream work queue; nats_cli.c is the client side, for cmdhost
- * --nats.  Nothing outside the module includes this.
+ * the JetStream work queue, nats_kv.c keeps the idempotency bucket;
+ * nats_cli.c is the client side, for cmdhost --nats.  Nothing outside
+ * the module includes this.
  */
 #ifndef CMDHOST_NATS_BRIDGE_H
 #define CMDHOST_NATS_BRIDGE_H
@@ -39,6 +40,7 @@ struct endpoint {
 };
 
 struct nats_js;
+struct nats_kv;
 
 struct bridge {
 	const struct nats_host_api *api;  /* borrowed */
@@ -57,6 +59,7 @@ struct bridge {
 	int sync_started;
 	natsSubscription *srv_subs[9];
 	struct nats_js *js;
+	struct nats_kv *kv;         /* the idempotency bucket, or NULL */
 };
 
 /* nats_bridge.c */
@@ -79,5 +82,20 @@ struct nats_js *js_start(struct bridge *b);
 /* Stop fetching, wait (until deadline_ns) for the events held to finish
  * and be acked, then free.  NULL is ok. */
 void js_stop(struct nats_js *js, int64_t deadline_ns);
+
+/* nats_kv.c: start the thread that binds the idempotency bucket
+ * (creating it if absent, retrying while NATS is down).  Returns new
+ * (kv_stop frees) or NULL (logged). */
+struct nats_kv *kv_start(struct bridge *b);
+/* Stop binding and free; no operation may run any more.  NULL is ok. */
+void kv_stop(struct nats_kv *k);
+/* The module table's kv_begin, kv_update and kv_delete (nats_api.h);
+ * bp is the bridge. */
+int kv_begin(void *bp, const char *key, const void *val, size_t len,
+    uint64_t *rev, void **old, size_t *oldlen, char *err, size_t errlen);
+int kv_update(void *bp, const char *key, const void *val, size_t len,
+    uint64_t last, uint64_t *rev, char *err, size_t errlen);
+int kv_delete(void *bp, const char *key, uint64_t last, char *err,
+    size_t errlen);
 
 #endif /* CMDHOST_NATS_BRIDGE_H */

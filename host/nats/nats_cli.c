@@ -52,9 +52,10 @@ cli_close(natsConnection *nc)
 }
 
 static int
-cli_request(const char *url, const char *subject, const char *data,
+cli_request_keyed(const char *url, const char *subject, const char *data,
     size_t len, const char *id_text, int64_t timeout_ms, int64_t wait_ms,
-    struct json_object **reply, char *err, size_t errlen)
+    const char *idem_key, struct json_object **reply, char *err,
+    size_t errlen)
 {
 	natsConnection *nc;
 	natsMsg *req = NULL, *rep = NULL;
@@ -72,6 +73,8 @@ cli_request(const char *url, const char *subject, const char *data,
 		snprintf(tmo, sizeof(tmo), "%lld", (long long)timeout_ms);
 		s = natsMsgHeader_Set(req, HDR_TIMEOUT, tmo);
 	}
+	if (s == NATS_OK && idem_key != NULL)
+		s = natsMsgHeader_Set(req, HDR_IDEM, idem_key);
 	if (s == NATS_OK)
 		s = natsConnection_RequestMsg(&rep, nc, req, wait_ms);
 	if (s == NATS_NO_RESPONDERS) {
@@ -90,6 +93,15 @@ cli_request(const char *url, const char *subject, const char *data,
 	natsMsg_Destroy(rep);
 	cli_close(nc);
 	return rc;
+}
+
+static int
+cli_request(const char *url, const char *subject, const char *data,
+    size_t len, const char *id_text, int64_t timeout_ms, int64_t wait_ms,
+    struct json_object **reply, char *err, size_t errlen)
+{
+	return cli_request_keyed(url, subject, data, len, id_text, timeout_ms,
+	    wait_ms, NULL, reply, err, errlen);
 }
 
 static int
@@ -136,12 +148,14 @@ cli_discover(const char *url, const char *subject, int64_t wait_ms,
 }
 
 static int
-cli_publish(const char *url, const char *subject, const char *data,
-    size_t len, struct json_object **ack, char *err, size_t errlen)
+cli_publish_keyed(const char *url, const char *subject, const char *data,
+    size_t len, const char *msg_id, struct json_object **ack, char *err,
+    size_t errlen)
 {
 	natsConnection *nc;
 	jsCtx *js = NULL;
 	jsPubAck *pa = NULL;
+	jsPubOptions po;
 	jsErrCode jerr = 0;
 	natsStatus s;
 	int rc = NATS_CLI_FAILED;
@@ -149,9 +163,12 @@ cli_publish(const char *url, const char *subject, const char *data,
 	*ack = NULL;
 	if ((nc = cli_open(url, err, errlen)) == NULL)
 		return NATS_CLI_FAILED;
+	jsPubOptions_Init(&po);
+	/* Deduplicated by the stream within its duplicate window. */
+	po.MsgId = msg_id;
 	s = natsConnection_JetStream(&js, nc, NULL);
 	if (s == NATS_OK)
-		s = js_Publish(&pa, js, subject, data, (int)len, NULL, &jerr);
+		s = js_Publish(&pa, js, subject, data, (int)len, &po, &jerr);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "publish on %s: %s%s", subject,
 		    natsStatus_GetText(s), s == NATS_NO_RESPONDERS ?
@@ -163,12 +180,23 @@ cli_publish(const char *url, const char *subject, const char *data,
 		    json_object_new_string(pa->Stream));
 		json_object_object_add(*ack, "seq",
 		    json_object_new_uint64(pa->Sequence));
+		if (pa->Duplicate)
+			json_object_object_add(*ack, "duplicate",
+			    json_object_new_boolean(1));
 		rc = NATS_CLI_OK;
 	}
 	jsPubAck_Destroy(pa);
 	jsCtx_Destroy(js);
 	cli_close(nc);
 	return rc;
+}
+
+static int
+cli_publish(const char *url, const char *subject, const char *data,
+    size_t len, struct json_object **ack, char *err, size_t errlen)
+{
+	return cli_publish_keyed(url, subject, data, len, NULL, ack, err,
+	    errlen);
 }
 
 __attribute__((visibility("default")))
@@ -178,4 +206,6 @@ const struct nats_cli cmdhost_nats_cli = {
 	cli_request,
 	cli_discover,
 	cli_publish,
+	cli_request_keyed,
+	cli_publish_keyed,
 };

@@ -34,6 +34,7 @@ struct natsd {
 	char store[PATH_MAX + 8];
 	char log[PATH_MAX + 8];
 	char url[64];
+	int no_js;              /* started without -js */
 };
 
 static struct natsd *live_natsd[8];
@@ -116,6 +117,8 @@ spawn(struct natsd *n)
 	char *argv[] = { (char *)"nats-server", (char *)"-a",
 	    (char *)"127.0.0.1", (char *)"-p", port, (char *)"-js",
 	    (char *)"-sd", n->store, NULL };
+	if (n->no_js)
+		argv[5] = NULL;
 	int64_t deadline = now_ms() + START_TIMEOUT_MS;
 	int rc;
 
@@ -150,13 +153,14 @@ spawn(struct natsd *n)
 	return -1;
 }
 
-struct natsd *
-natsd_start(void)
+static struct natsd *
+start(int no_js)
 {
 	struct natsd *n = calloc(1, sizeof(*n));
 
 	if (n == NULL)
 		return NULL;
+	n->no_js = no_js;
 	snprintf(n->dir, sizeof(n->dir), "/tmp/cmdhost-natsd.XXXXXX");
 	if (mkdtemp(n->dir) == NULL) {
 		free(n);
@@ -177,6 +181,18 @@ natsd_start(void)
 	natsd_dump_log(n);
 	natsd_free(n);
 	return NULL;
+}
+
+struct natsd *
+natsd_start(void)
+{
+	return start(0);
+}
+
+struct natsd *
+natsd_start_without_js(void)
+{
+	return start(1);
 }
 
 int
@@ -280,9 +296,10 @@ nclient_connect(const struct natsd *n)
 	return nc;
 }
 
-json_object *
-nclient_call(natsConnection *nc, const char *command, const char *payload,
-    const char *id_json, int timeout_ms, int wait_ms, natsStatus *st)
+static json_object *
+call(natsConnection *nc, const char *command, const char *payload,
+    const char *id_json, const char *idem_key, int timeout_ms, int wait_ms,
+    natsStatus *st)
 {
 	char subject[512], tmo[24];
 	natsMsg *req = NULL, *rep = NULL;
@@ -297,6 +314,8 @@ nclient_call(natsConnection *nc, const char *command, const char *payload,
 		snprintf(tmo, sizeof(tmo), "%d", timeout_ms);
 		*st = natsMsgHeader_Set(req, "Cmdhost-Timeout-Ms", tmo);
 	}
+	if (*st == NATS_OK && idem_key != NULL)
+		*st = natsMsgHeader_Set(req, "Idempotency-Key", idem_key);
 	if (*st == NATS_OK)
 		*st = natsConnection_RequestMsg(&rep, nc, req, wait_ms);
 	if (*st == NATS_OK) {
@@ -308,6 +327,23 @@ nclient_call(natsConnection *nc, const char *command, const char *payload,
 	natsMsg_Destroy(req);
 	natsMsg_Destroy(rep);
 	return j;
+}
+
+json_object *
+nclient_call(natsConnection *nc, const char *command, const char *payload,
+    const char *id_json, int timeout_ms, int wait_ms, natsStatus *st)
+{
+	return call(nc, command, payload, id_json, NULL, timeout_ms, wait_ms,
+	    st);
+}
+
+json_object *
+nclient_call_keyed(natsConnection *nc, const char *command,
+    const char *payload, const char *idem_key, int timeout_ms, int wait_ms,
+    natsStatus *st)
+{
+	return call(nc, command, payload, NULL, idem_key, timeout_ms, wait_ms,
+	    st);
 }
 
 long

@@ -22,6 +22,10 @@ struct natsd;
  */
 struct natsd *natsd_start(void);
 
+/* natsd_start() without JetStream (no -js): the JetStream API has no
+ * responders, for tests of what depends on it being down. */
+struct natsd *natsd_start_without_js(void);
+
 /* SIGTERM the server and wait for it.  Returns 0 or -1.  The port and
  * the store dir are kept for natsd_restart(). */
 int natsd_stop(struct natsd *n);
@@ -57,6 +61,12 @@ natsConnection *nclient_connect(const struct natsd *n);
  */
 json_object *nclient_call(natsConnection *nc, const char *command,
     const char *payload, const char *id_json, int timeout_ms, int wait_ms,
+    natsStatus *st);
+
+/* nclient_call() with the header Idempotency-Key `idem_key` (NULL:
+ * none). */
+json_object *nclient_call_keyed(natsConnection *nc, const char *command,
+    const char *payload, const char *idem_key, int timeout_ms, int wait_ms,
     natsStatus *st);
 
 /* Count the lines of file `path` that equal each integer 0..n-1, into

@@ -750,6 +750,28 @@ Test(config_nats, bad_names)
 	cr_assert(strstr(err, "url: must not be empty") != NULL, "%s", err);
 }
 
+Test(config_nats, idempotency_bucket)
+{
+	cr_assert_eq(load("[host]\nidempotency_ttl_s = 600\n[nats]\nurl = x\n"
+	    "[jetstream]\nidempotency_bucket = CMDHOST_IDEM-2\n"), 0, "%s",
+	    err);
+	cr_assert_eq(cfg.nats.js_enabled, 1);
+	cr_assert_str_eq(cfg.nats.js_idem_bucket, "CMDHOST_IDEM-2");
+	cr_assert_eq(cfg.nats.js_idem_ttl_s, 600);
+	/* Off by default, and when empty. */
+	cr_assert_eq(load("[nats]\nurl = x\n[jetstream]\nstream = EV\n"), 0,
+	    "%s", err);
+	cr_assert_null(cfg.nats.js_idem_bucket);
+	cr_assert_eq(cfg.nats.js_idem_ttl_s, 3600);
+	cr_assert_eq(load("[nats]\nurl = x\n[jetstream]\n"
+	    "idempotency_bucket =\n"), 0, "%s", err);
+	cr_assert_str_eq(cfg.nats.js_idem_bucket, "");
+	cr_assert_eq(load("[nats]\nurl = x\n[jetstream]\n"
+	    "idempotency_bucket = a.b\n"), -1);
+	cr_assert(strstr(err, ":4: idempotency_bucket: 'a.b' is not a bucket "
+	    "name") != NULL, "%s", err);
+}
+
 Test(config_nats, jetstream_needs_nats)
 {
 	cr_assert_eq(load("[jetstream]\nstream = EV\n"), -1);
