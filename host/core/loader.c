@@ -117,7 +117,22 @@ copy_file(const char *src, const char *dst, int insecure, uint64_t *hash,
 	    check_owner(&st, "the file", err, errlen) < 0))
 		goto out;
 	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) < 0) {
+	    0600)) < 0 && errno == ENOENT) {
+		/* The private directory went (a temp cleaner): make it
+		 * again, private as before. */
+		char dir[4096], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", dst);
+		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+				out = open(dst, O_WRONLY | O_CREAT | O_EXCL |
+				    O_CLOEXEC, 0600);
+		}
+		if (out < 0)
+			errno = ENOENT;
+	}
+	if (out < 0) {
 		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
 		    strerror(errno));
 		goto out;

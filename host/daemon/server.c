@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -287,6 +288,15 @@ sweep_idle(struct loop *l)
 		next = LIST_NEXT(c, link);
 		if (STAILQ_EMPTY(&c->slots) && buf_size(&c->wbuf) == 0 &&
 		    l->now_ms - c->active_ms >= limit) {
+			int unread = 0;
+
+			/* After a stall (a slow inline call, SIGSTOP) this
+			 * sweep runs before the loop reads: what waits in the
+			 * socket is a request, not idleness. */
+			if (ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0) {
+				c->active_ms = l->now_ms;
+				continue;
+			}
 			log_debug("closing a connection idle for %d ms", limit);
 			conn_close(c);
 		}

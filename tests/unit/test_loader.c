@@ -447,14 +447,37 @@ Test(loader, missing_file)
 
 Test(loader, unwritable_copy_dir)
 {
-	char bad_dir[256];
+	char file[256], bad_dir[300];
 	struct generation *g = NULL;
+	FILE *f;
 
-	snprintf(bad_dir, sizeof(bad_dir), "%s/no-such-dir", tmpdir);
+	/* Under a regular file: no directory can be made there (tests run
+	 * as root, so modes would not stop it). */
+	snprintf(file, sizeof(file), "%s/a-file", tmpdir);
+	cr_assert_not_null(f = fopen(file, "w"));
+	fclose(f);
+	snprintf(bad_dir, sizeof(bad_dir), "%s/copies", file);
 	cr_assert_eq(loader_load(&cfg, TPLUGIN("good"), "good.so", bad_dir, &g,
 	    NULL, err, sizeof(err)), -1);
 	cr_assert_null(g);
 	cr_assert_not_null(strstr(err, "private copy"), "%s", err);
+}
+
+/* A private directory that went (a temp cleaner) is made again. */
+Test(loader, removed_copy_dir_is_made_again)
+{
+	char gone[256];
+	struct generation *g = NULL;
+	struct stat st;
+
+	snprintf(gone, sizeof(gone), "%s/removed", tmpdir);
+	cr_assert_eq(loader_load(&cfg, TPLUGIN("good"), "good.so", gone, &g,
+	    NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(g);
+	cr_assert_eq(stat(gone, &st), 0);
+	cr_assert(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700,
+	    "mode %o", (unsigned)(st.st_mode & 0777));
+	generation_release(g);
 }
 
 Test(loader, hash_file)
