@@ -27,6 +27,9 @@
 #define CLI_INSTALLED_SOCKET "/run/cmdhost/cmdhost.sock"
 
 #define CLI_READ_CHUNK  65536 /* bytes asked of each read() */
+/* How long a call waits for its reply without -t (with -t: its deadline
+ * and a second); then exit 3. */
+#define CLI_WAIT_MS     60000
 #define CLI_PLAIN_FLAGS \
 	(JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,10 +298,26 @@ cli_conn_call(const struct cli_opts *o, const char *command,
 		goto out;
 	}
 	t0 = now_us();
+	/* A stuck daemon must not hang us: wait for the reply the call's
+	 * deadline and a second, or CLI_WAIT_MS without -t. */
+	{
+		int64_t ms = o->timeout_ms > 0 ? o->timeout_ms + 1000 :
+		    CLI_WAIT_MS;
+		struct timeval tv = { (time_t)(ms / 1000),
+		    (suseconds_t)(ms % 1000) * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	/* A daemon that refuses us (503, then close) may close before
 	 * reading; its reply can still be waiting, so read regardless. */
 	werr = write_all(fd, line, strlen(line), 1);
 	n = read_line(fd, &in);
+	if (n == -EAGAIN || n == -EWOULDBLOCK) {
+		fprintf(stderr, "cmdhost: %s: no reply within %lld ms\n",
+		    o->socket_path, (long long)(o->timeout_ms > 0 ?
+		    o->timeout_ms + 1000 : CLI_WAIT_MS));
+		goto out;
+	}
 	if (n < 0) {
 		fprintf(stderr, "cmdhost: %s: %s\n", o->socket_path,
 		    strerror((int)-n));

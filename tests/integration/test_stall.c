@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,5 +87,34 @@ Test(stall, requests_sent_during_a_slow_inline_call_are_all_answered,
 		close(fds[i]);
 	}
 	close(slow);
+	check_stop_clean();
+}
+
+/* cmdhost gives up on a daemon that does not answer: with -t 500, after
+ * the deadline and a second, exit 3 (a connection error). */
+Test(stall, cmdhost_gives_up_on_a_stopped_daemon, .timeout = 60)
+{
+	static const char *const plugins[] = { "good.so", NULL };
+	char cli[4096], *err = NULL;
+	char *argv[] = { cli, (char *)"-s", NULL, (char *)"-t",
+	    (char *)"500", (char *)"ping", NULL };
+	int64_t t0, took;
+	int st = -1;
+
+	check_start_with(plugins, NULL);
+	snprintf(cli, sizeof(cli), "%s/cmdhost", CMDHOST_BUILD_DIR);
+	argv[2] = (char *)daemon_socket_path(check_daemon());
+	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	t0 = now_ms();
+	cr_assert_eq(run_command(argv, NULL, 20000, &st, NULL, &err), 0,
+	    "cmdhost did not return on its own");
+	took = now_ms() - t0;
+	cr_assert_eq(daemon_signal(check_daemon(), SIGCONT), 0);
+	cr_assert_eq(st, 3, "exit %d: %s", st, err ? err : "");
+	cr_assert(err != NULL && strstr(err, "no reply within 1500 ms") != NULL,
+	    "stderr: %s", err ? err : "");
+	cr_assert(took >= 1400 && took < 5000, "it took %lld ms",
+	    (long long)took);
+	free(err);
 	check_stop_clean();
 }
