@@ -403,6 +403,7 @@ FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # The host sources each harness links with.
 FUZZ_SRCS_request := host/core/request.c host/core/buf.c
 FUZZ_SRCS_frame   := host/core/frame.c
+FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)

@@ -190,7 +190,8 @@ static void
 print_generation(const char *file, const struct generation *g)
 {
 	printf("%s: ok\n", file);
-	printf("descriptor: cmdhost_plugin, magic 0x%08x (\"CMDH\")\n",
+	printf("descriptor: %s, magic 0x%08x (\"CMDH\")\n", g->desc_by_fn ?
+	    CMDHOST_DESCRIPTOR_FN_SYMBOL "()" : CMDHOST_DESCRIPTOR_SYMBOL,
 	    CMDHOST_MAGIC);
 	printf("abi: %u.%u (this cmdhost: %d.%d)\n", g->abi_major,
 	    g->abi_minor, CMDHOST_ABI_MAJOR, CMDHOST_ABI_MINOR);

@@ -6,10 +6,12 @@
  */
 #include "api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body_text.h"
 #include "clock.h"
 #include "config.h"
 #include "generation.h"
@@ -25,6 +27,23 @@ reg_fail(struct cmdhost_registrar *reg, const char *fmt, const char *arg)
 		return; /* keep the first reason */
 	reg->failed = 1;
 	snprintf(reg->err, sizeof(reg->err), fmt, arg);
+	/* Never end in half a UTF-8 sequence: the error shows in JSON. */
+	reg->err[body_text_cut(reg->err, CMDHOST_REG_ERROR_MAX)] = '\0';
+}
+
+/* Copy message (borrowed; NULL is "") into buf, cut at CMDHOST_LOG_MAX
+ * bytes on a UTF-8 boundary.  Returns buf. */
+static const char *
+log_text(char buf[CMDHOST_LOG_MAX + 1], const char *message)
+{
+	size_t n;
+
+	if (message == NULL)
+		return "";
+	n = body_text_cut(message, CMDHOST_LOG_MAX);
+	memcpy(buf, message, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 static const char *
@@ -121,13 +140,16 @@ static void
 api_reg_log(cmdhost_registrar *reg, int level, const char *message)
 {
 	struct log_ctx lc = LOG_CTX_INIT;
+	char buf[CMDHOST_LOG_MAX + 1];
 
 	if (level < LOGL_DEBUG || level > LOGL_ERROR)
 		level = LOGL_INFO;
+	if (!log_enabled(level))
+		return;
 	lc.plugin = reg->g->name;
 	lc.version = reg->g->version;
 	lc.file = reg->g->file;
-	log_emit(level, &lc, "%s", message ? message : "");
+	log_emit_str(level, &lc, log_text(buf, message));
 }
 
 static const char *
@@ -195,13 +217,14 @@ api_ctx_log(cmdhost_ctx *ctx, int level, const char *message)
 {
 	struct invocation *inv = invocation_of(ctx);
 	struct log_ctx lc = LOG_CTX_INIT;
+	char buf[CMDHOST_LOG_MAX + 1];
 
 	if (level < LOGL_DEBUG || level > LOGL_ERROR)
 		level = LOGL_INFO;
 	if (!log_enabled(level))
 		return;
 	invocation_log_ctx(inv, &lc);
-	log_emit_str(level, &lc, message ? message : "");
+	log_emit_str(level, &lc, log_text(buf, message));
 }
 
 static int
@@ -235,6 +258,7 @@ api_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
     const char *message)
 {
 	struct invocation *inv = invocation_of(ctx);
+	char buf[CMDHOST_LOG_MAX + 1];
 
 	if (inv->finished)
 		return -1;
@@ -243,7 +267,7 @@ api_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
 	if (code == NULL || *code == '\0')
 		code = "command_failed";
 	invocation_set_error(inv, status, code,
-	    message ? message : "command failed");
+	    message ? log_text(buf, message) : "command failed");
 	return 0;
 }
 
@@ -251,6 +275,50 @@ static struct json_object *
 api_ctx_client_id(cmdhost_ctx *ctx)
 {
 	return invocation_of(ctx)->id;
+}
+
+/* ------------------------------------------------------------ ABI 1.1 */
+
+static int
+api_ctx_respond_text(cmdhost_ctx *ctx, int status, const char *json,
+    size_t len)
+{
+	struct invocation *inv = invocation_of(ctx);
+	const char *plugin = inv->cmd->gen->name;
+	struct json_object *body;
+	char why[160], msg[400];
+	int rc;
+
+	if (inv->finished)
+		return -1;
+	if (status < 200 || status > 299) {
+		snprintf(msg, sizeof(msg), "plugin '%s' replied with status "
+		    "%d, which is not 2xx", plugin, status);
+		invocation_set_error(inv, 500, "command_failed", msg);
+		return -1;
+	}
+	rc = body_text_parse(json, len, CMDHOST_BODY_TEXT_MAX, &body, why,
+	    sizeof(why));
+	if (rc == -ENOMEM) {
+		invocation_set_error(inv, 503, "unavailable", "out of memory");
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "plugin '%s' replied with an invalid "
+		    "JSON text body: %s", plugin, why);
+		invocation_set_error(inv, 500, "invalid_reply", msg);
+		return -1;
+	}
+	inv->status = status;
+	inv->body = body;
+	inv->finished = 1;
+	return 0;
+}
+
+static const char *
+api_ctx_client_id_text(cmdhost_ctx *ctx)
+{
+	return invocation_of(ctx)->id_text;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -275,6 +343,8 @@ static const struct cmdhost_api host_api = {
 	.ctx_respond = api_ctx_respond,
 	.ctx_fail = api_ctx_fail,
 	.ctx_client_id = api_ctx_client_id,
+	.ctx_respond_text = api_ctx_respond_text,
+	.ctx_client_id_text = api_ctx_client_id_text,
 };
 
 const struct cmdhost_api *

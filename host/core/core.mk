@@ -3,6 +3,7 @@
 # here includes from the folders above it.
 CORE_SRCS := \
 	host/core/api.c \
+	host/core/body_text.c \
 	host/core/buf.c \
 	host/core/clock.c \
 	host/core/config.c \

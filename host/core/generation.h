@@ -63,6 +63,7 @@ struct generation {
 	char *version;            /* owned copy */
 	unsigned abi_major;       /* the descriptor's ABI */
 	unsigned abi_minor;
+	int desc_by_fn;           /* cmdhost_plugin_descriptor() gave it */
 	char *file;               /* owned: the file's name in plugin_dir */
 	char *copy_path;          /* owned: the private copy dlopen'd */
 	void *handle;             /* dlopen handle */

@@ -380,11 +380,25 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 		/* dlerror names the private copy; the file name is logged. */
 		goto fail;
 	}
-	d = dlsym(g->handle, "cmdhost_plugin");
+	d = dlsym(g->handle, CMDHOST_DESCRIPTOR_SYMBOL);
 	if (d == NULL) {
-		snprintf(err, errlen, "no 'cmdhost_plugin' descriptor symbol "
-		    "(was it built with CMDHOST_PLUGIN()?)");
-		goto fail;
+		/* A language that cannot export data gives a function. */
+		cmdhost_descriptor_fn fn;
+		void *sym = dlsym(g->handle, CMDHOST_DESCRIPTOR_FN_SYMBOL);
+
+		if (sym == NULL) {
+			snprintf(err, errlen, "no 'cmdhost_plugin' descriptor "
+			    "symbol (was it built with CMDHOST_PLUGIN()?) and "
+			    "no 'cmdhost_plugin_descriptor' function");
+			goto fail;
+		}
+		memcpy(&fn, &sym, sizeof(fn)); /* ISO C: no void * cast */
+		g->desc_by_fn = 1;
+		if ((d = fn()) == NULL) {
+			snprintf(err, errlen, "cmdhost_plugin_descriptor() "
+			    "returned NULL");
+			goto fail;
+		}
 	}
 	if (d->magic != CMDHOST_MAGIC) {
 		snprintf(err, errlen, "bad descriptor magic 0x%08x (expected "

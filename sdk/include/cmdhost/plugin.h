@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -29,7 +30,17 @@ extern "C" {
 
 #define CMDHOST_MAGIC 0x434d4448u /* "CMDH" */
 #define CMDHOST_ABI_MAJOR 1
-#define CMDHOST_ABI_MINOR 0
+#define CMDHOST_ABI_MINOR 1
+
+/* Limits the daemon applies behind the table (struct cmdhost_api): */
+/* log text (reg_log, ctx_log) and error messages (ctx_fail) are cut at
+ * this many bytes, on a UTF-8 boundary; */
+#define CMDHOST_LOG_MAX 1024
+/* a registration error (reg_error) at this many; */
+#define CMDHOST_REG_ERROR_MAX 511
+/* a JSON text body (ctx_respond_text, ABI 1.1) longer than this is
+ * refused with 500. */
+#define CMDHOST_BODY_TEXT_MAX (16u * 1024u * 1024u)
 
 /* The longest command name, in bytes; names match [A-Za-z0-9_.:-]{1,128}. */
 #define CMDHOST_NAME_MAX 128
@@ -113,41 +124,168 @@ typedef int (*cmdhost_register_fn)(cmdhost_registrar *reg);
 typedef void (*cmdhost_fini_fn)(void *state);
 
 /*
- * The host function table.  Members are only ever appended; `size` is
- * sizeof(struct cmdhost_api) as the daemon was built.  Plugins call these
- * through the inline wrappers below, never directly.
+ * The host function table: the whole contract between a plugin and the
+ * daemon.  A plugin in any language with a C FFI may call these entries
+ * directly; the static inline functions further down are C conveniences
+ * that add nothing the entries do not do themselves (printf formatting
+ * aside).  Every limit lives behind the table.
+ *
+ * Reaching it: the first member of both opaque objects, cmdhost_registrar
+ * and cmdhost_ctx, is a `const struct cmdhost_api *` (see CMDHOST__API).
+ * The table is static: the pointer stays valid as long as the plugin is
+ * loaded, on every thread.
+ *
+ * Versions: members are only ever appended.  `size` is
+ * sizeof(struct cmdhost_api) as the daemon was built; an entry exists when
+ * its offset plus its size is at most `size` (CMDHOST_API_HAS).  The
+ * offsets and sizes of every member, for LP64 targets, are in
+ * cmdhost/plugin-layout.txt (generated from this header, checked by the
+ * tests); a binding should check itself against that file.
+ *
+ * Common rules of every entry:
+ * - Strings passed in are NUL-terminated UTF-8 and borrowed: the daemon
+ *   copies what it keeps before the entry returns.  NULL where a string
+ *   is expected is accepted and treated as documented on the entry.
+ * - Strings returned are borrowed from the daemon: never free or modify
+ *   them; each entry says how long they stay valid.
+ * - A cmdhost_registrar is valid only on the thread running the
+ *   registration function, until it returns; a cmdhost_ctx only on the
+ *   thread running validate or execute, until it returns.  Neither may be
+ *   kept.  No entry blocks, and none calls back into the plugin.
+ * - No entry may be called from a destructor, an atexit handler or a
+ *   thread the plugin started itself with a registrar or ctx it kept.
  */
 struct cmdhost_api {
+	/* sizeof(struct cmdhost_api) in the daemon: which entries exist. */
 	size_t size;
+	/* The daemon's ABI: CMDHOST_ABI_MAJOR and its CMDHOST_ABI_MINOR. */
 	unsigned abi_major;
 	unsigned abi_minor;
 
-	/* registrar (valid only inside the registration function) */
+	/* ---- registrar: only inside the registration function (ABI 1.0) */
+
+	/* The value of `key` in the plugin's [plugin:NAME] section of the
+	 * daemon's config, or NULL when the key is absent (or key is NULL).
+	 * Borrowed: valid until the registration function returns; copy
+	 * what you keep. */
 	const char *(*reg_config)(cmdhost_registrar *reg, const char *key);
+
+	/* Set the generation's state pointer and the function that frees it
+	 * (fini may be NULL).  The daemon never looks inside `state` and
+	 * does not own it: it calls fini(state) exactly once, when the
+	 * generation is unloaded after its last call returned, or at once
+	 * when registration fails after this call.  A second call replaces
+	 * the first (the first fini is not called). */
 	void (*reg_set_state)(cmdhost_registrar *reg, void *state,
 	    cmdhost_fini_fn fini);
+
+	/* Add a command.  `cmd_size` is sizeof(cmdhost_command) as the
+	 * plugin was built (at least up to and including `flags`), so the
+	 * struct may grow.  The struct is copied; its strings and its fields
+	 * array are not and must live as long as the plugin is loaded.
+	 * Returns 0, or -1 with the reason recorded as the registration
+	 * error (bad or reserved name, duplicate, NULL execute, unknown
+	 * field type); registration should then return non-zero. */
 	int (*reg_add_command)(cmdhost_registrar *reg,
 	    const cmdhost_command *cmd, size_t cmd_size);
+
+	/* Record why registration fails.  The message is copied and cut at
+	 * CMDHOST_REG_ERROR_MAX bytes (on a UTF-8 boundary); NULL becomes
+	 * "(no message)".  The first recorded reason wins. */
 	void (*reg_error)(cmdhost_registrar *reg, const char *message);
+
+	/* Log one line, tagged with the plugin's name, version and file.
+	 * `level` is an enum cmdhost_log_level (others count as INFO).  The
+	 * message is copied, JSON-escaped and cut at CMDHOST_LOG_MAX bytes
+	 * (on a UTF-8 boundary); invalid UTF-8 is replaced.  NULL logs "". */
 	void (*reg_log)(cmdhost_registrar *reg, int level, const char *message);
+
+	/* The plugin's name, as its descriptor gives it.  Borrowed: valid
+	 * until the registration function returns. */
 	const char *(*reg_plugin_name)(cmdhost_registrar *reg);
 
-	/* context (valid only inside validate and execute) */
+	/* ---- context: only inside validate and execute (ABI 1.0) */
+
+	/* The state given to reg_set_state, or NULL.  Shared by every call
+	 * of the generation, on any number of threads at once. */
 	void *(*ctx_state)(cmdhost_ctx *ctx);
+
+	/* The payload as a json-c object (an object when the command
+	 * declares fields).  Borrowed: do not put it; take
+	 * json_object_get() to keep a part of it in a body you return.
+	 * Never NULL: a missing payload is an empty object.  Plugins that do
+	 * not link json-c use ctx_payload_text instead. */
 	struct json_object *(*ctx_payload)(cmdhost_ctx *ctx);
+
+	/* The payload as compact JSON text, valid UTF-8, NUL-terminated;
+	 * *len gets its length in bytes when len is not NULL.  Borrowed:
+	 * valid until validate/execute returns (the same pointer for both
+	 * of one call). */
 	const char *(*ctx_payload_text)(cmdhost_ctx *ctx, size_t *len);
+
+	/* The daemon's id of this request, as its logs show it (ASCII).
+	 * Borrowed: valid until validate/execute returns. */
 	const char *(*ctx_request_id)(cmdhost_ctx *ctx);
+
+	/* The command name this call was made for.  Borrowed: valid as long
+	 * as the plugin is loaded. */
 	const char *(*ctx_command)(cmdhost_ctx *ctx);
+
+	/* Milliseconds left before the call's deadline, 0 when it has
+	 * passed.  A result given after the deadline is dropped: the client
+	 * already got 504. */
 	int64_t (*ctx_time_left_ms)(cmdhost_ctx *ctx);
+
+	/* Log one line with the request's context added by the daemon
+	 * (request_id, the client's id, command, plugin, plugin_version,
+	 * generation, cold_start, the client's pid and uid).  Level, copy,
+	 * escaping and the CMDHOST_LOG_MAX cut as reg_log. */
 	void (*ctx_log)(cmdhost_ctx *ctx, int level, const char *message);
+
+	/* Finish with a 2xx status and a json-c body.  Takes ownership of
+	 * `body` (one reference), also on failure; NULL means JSON null.
+	 * Returns 0, or -1 if the call already finished (nothing changes)
+	 * or status is not 2xx (then the reply is 500 command_failed). */
 	int (*ctx_respond)(cmdhost_ctx *ctx, int status,
 	    struct json_object *body);
+
+	/* Finish with an error: status 400..599 (others become 500), a short
+	 * snake_case code (NULL or "" becomes "command_failed") and a
+	 * message (NULL becomes "command failed"), both copied; the message
+	 * is cut at CMDHOST_LOG_MAX bytes on a UTF-8 boundary.  Returns 0,
+	 * or -1 if the call already finished. */
 	int (*ctx_fail)(cmdhost_ctx *ctx, int status, const char *code,
 	    const char *message);
+
+	/* The client's "id" (a json-c string or integer), or NULL when the
+	 * request had none.  Borrowed: valid until validate/execute
+	 * returns.  ctx_client_id_text gives it without json-c. */
 	struct json_object *(*ctx_client_id)(cmdhost_ctx *ctx);
+
+	/* ---- ABI 1.1: JSON text, so a plugin need not link json-c */
+
+	/* Finish with a 2xx status and a body given as JSON text: `len`
+	 * bytes at `json` (borrowed, need not be NUL-terminated; copied).
+	 * The daemon checks it strictly before anything is sent: one JSON
+	 * value, valid UTF-8, no NaN or Infinity, no number out of range
+	 * (1e400, integers beyond 64 bits), nesting at most 64 deep, at
+	 * most CMDHOST_BODY_TEXT_MAX bytes.  Whitespace between tokens is
+	 * dropped; otherwise the reply carries the text byte for byte.
+	 * Returns 0; -1 if the call already finished (nothing changes);
+	 * -1 if the status is not 2xx or the text is refused: then the reply
+	 * is 500 command_failed with a message naming the plugin and the
+	 * reason.  json NULL with len 0 means JSON null. */
+	int (*ctx_respond_text)(cmdhost_ctx *ctx, int status,
+	    const char *json, size_t len);
+
+	/* The client's "id" as JSON text ("\"abc\"" or "42"), or NULL when
+	 * the request had none.  Borrowed: valid until validate/execute
+	 * returns. */
+	const char *(*ctx_client_id_text)(cmdhost_ctx *ctx);
 };
 
-/* True when the daemon's table has member `m` (always, for ABI 1.0). */
+/* True when the daemon's table has member `m` (every 1.0 member is always
+ * there; test the 1.1 members before calling them). */
 #define CMDHOST_API_HAS(api, m) \
 	(offsetof(struct cmdhost_api, m) + sizeof((api)->m) <= (api)->size)
 
@@ -171,6 +309,21 @@ typedef struct cmdhost_plugin_desc {
 #else
 #define CMDHOST__EXTERN
 #endif
+
+/*
+ * Where the loader finds the descriptor: the data symbol `cmdhost_plugin`
+ * (what CMDHOST_PLUGIN() defines), read before any plugin code runs.  For a
+ * language or linker that cannot export a data symbol (a C shim linked
+ * into a Rust cdylib becomes local, for one), the loader also accepts a
+ * function `const cmdhost_plugin_desc *cmdhost_plugin_descriptor(void)`
+ * when there is no data symbol: it calls it once per load, before
+ * registration, and reads the descriptor it returns, which must be static
+ * (it is read again while the plugin is loaded).  The function must do
+ * nothing but return that pointer.  NULL is a load error.
+ */
+#define CMDHOST_DESCRIPTOR_SYMBOL "cmdhost_plugin"
+#define CMDHOST_DESCRIPTOR_FN_SYMBOL "cmdhost_plugin_descriptor"
+typedef const cmdhost_plugin_desc *(*cmdhost_descriptor_fn)(void);
 
 /* Define the plugin's descriptor; use once, at file scope, in one file. */
 #define CMDHOST_PLUGIN(name, version, register_fn)                         \
@@ -234,7 +387,8 @@ cmdhost_plugin_name(cmdhost_registrar *reg)
 	return CMDHOST__API(reg)->reg_plugin_name(reg);
 }
 
-/* Record why registration fails (printf-style; copied). */
+/* Record why registration fails (printf-style; copied, cut at
+ * CMDHOST_REG_ERROR_MAX bytes by the daemon). */
 static inline void
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -250,7 +404,8 @@ cmdhost_reg_error(cmdhost_registrar *reg, const char *fmt, ...)
 	CMDHOST__API(reg)->reg_error(reg, buf);
 }
 
-/* Log during registration, tagged with the plugin's name (copied). */
+/* Log during registration, tagged with the plugin's name (printf-style;
+ * copied, cut at CMDHOST_LOG_MAX bytes by the daemon). */
 static inline void
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -326,7 +481,7 @@ cmdhost_time_left_ms(cmdhost_ctx *ctx)
 /* Log a message with the request's context added by the daemon
  * (request_id, the client's id, command, plugin, plugin_version,
  * generation, cold_start, the client's pid and uid).  printf-style; the
- * text is copied, escaped and cut at 1 KiB. */
+ * daemon copies, escapes and cuts the text at CMDHOST_LOG_MAX bytes. */
 static inline void
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
@@ -356,6 +511,32 @@ static inline int
 cmdhost_ok(cmdhost_ctx *ctx, struct json_object *body)
 {
 	return CMDHOST__API(ctx)->ctx_respond(ctx, 200, body);
+}
+
+/* Finish with a 2xx status and a body given as JSON text of `len` bytes
+ * (borrowed, copied; need not be NUL-terminated).  The daemon checks the
+ * text strictly (see ctx_respond_text in struct cmdhost_api): refused text
+ * is answered 500 naming the plugin.  Returns 0 or -1.  ABI 1.1. */
+static inline int
+cmdhost_respond_text(cmdhost_ctx *ctx, int status, const char *json,
+    size_t len)
+{
+	return CMDHOST__API(ctx)->ctx_respond_text(ctx, status, json, len);
+}
+
+/* Finish with 200 and a NUL-terminated JSON text body.  ABI 1.1. */
+static inline int
+cmdhost_ok_text(cmdhost_ctx *ctx, const char *json)
+{
+	return CMDHOST__API(ctx)->ctx_respond_text(ctx, 200, json,
+	    json != NULL ? strlen(json) : 0);
+}
+
+/* The client's "id" as JSON text, or NULL.  Borrowed.  ABI 1.1. */
+static inline const char *
+cmdhost_client_id_text(cmdhost_ctx *ctx)
+{
+	return CMDHOST__API(ctx)->ctx_client_id_text(ctx);
 }
 
 /* Finish with an error: status 400..599, a short snake_case code and a

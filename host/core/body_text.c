@@ -1,0 +1,289 @@
+/*
+ * body_text.c - check a plugin's JSON text body strictly and keep it as a
+ * json-c tree that prints the plugin's own bytes (see body_text.h).
+ *
+ * One pass over the bytes drops the whitespace between tokens and checks
+ * what json-c lets through (UTF-8, control characters, integers past 64
+ * bits); json-c's strict parser then checks the grammar, and a walk of the
+ * tree refuses non-finite numbers.  It does not look at duplicate member
+ * names (RFC 8259 allows them): they are sent as written.
+ */
+#include "body_text.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/printbuf.h>
+
+#include "buf.h"
+
+/* What the serializer prints: the compact text. */
+struct text {
+	size_t len;
+	char bytes[];
+};
+
+static int
+text_serialize(struct json_object *jso, struct printbuf *pb, int level,
+    int flags)
+{
+	const struct text *t = json_object_get_userdata(jso);
+
+	(void)level;
+	(void)flags;
+	return printbuf_memappend(pb, t->bytes, (int)t->len);
+}
+
+static void
+text_delete(struct json_object *jso, void *userdata)
+{
+	(void)jso;
+	free(userdata);
+}
+
+/* 1 if the integer token of `digits` digits at p does not fit json-c's
+ * int64 (negative) or uint64 (positive): json-c would clamp it silently. */
+static int
+huge_integer(const char *p, size_t digits, int neg)
+{
+	const char *limit = neg ? "9223372036854775808" :
+	    "18446744073709551615";
+	size_t n = strlen(limit);
+
+	return digits > n || (digits == n && memcmp(p, limit, n) > 0);
+}
+
+/*
+ * Copy src[0..len) to dst without the whitespace outside strings, checking
+ * the bytes on the way.  Returns the copy's length, or (size_t)-1 with a
+ * reason in err.
+ */
+static size_t
+compact(const unsigned char *src, size_t len, char *dst, char *err,
+    size_t errlen)
+{
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		unsigned char c = src[i];
+
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			dst[o++] = (char)c;
+			for (i++;; ) {
+				size_t n;
+
+				if (i >= len) {
+					snprintf(err, errlen, "unterminated "
+					    "string");
+					return (size_t)-1;
+				}
+				c = src[i];
+				if (c == '"') {
+					dst[o++] = (char)c;
+					i++;
+					break;
+				}
+				if (c < 0x20) {
+					snprintf(err, errlen, "control "
+					    "character 0x%02x in a string at "
+					    "byte %zu", c, i);
+					return (size_t)-1;
+				}
+				if (c == '\\') {
+					if (i + 1 >= len) {
+						snprintf(err, errlen,
+						    "unterminated string");
+						return (size_t)-1;
+					}
+					if (src[i + 1] < 0x20 ||
+					    src[i + 1] >= 0x80) {
+						snprintf(err, errlen, "bad "
+						    "escape at byte %zu", i);
+						return (size_t)-1;
+					}
+					dst[o++] = (char)c;
+					dst[o++] = (char)src[i + 1];
+					i += 2;
+					continue;
+				}
+				if (c < 0x80) {
+					dst[o++] = (char)c;
+					i++;
+					continue;
+				}
+				if ((n = buf_utf8_seq(src + i, len - i)) == 0) {
+					snprintf(err, errlen, "invalid UTF-8 "
+					    "at byte %zu", i);
+					return (size_t)-1;
+				}
+				memcpy(dst + o, src + i, n);
+				o += n;
+				i += n;
+			}
+			continue;
+		}
+		if (c == '-' || (c >= '0' && c <= '9')) {
+			size_t start, digits;
+			int neg = c == '-';
+
+			dst[o++] = (char)c;
+			i++;
+			start = i - (neg ? 0 : 1);
+			while (i < len && src[i] >= '0' && src[i] <= '9')
+				dst[o++] = (char)src[i++];
+			digits = i - start;
+			if (i < len && (src[i] == '.' || src[i] == 'e' ||
+			    src[i] == 'E')) {
+				/* A double: the rest of it, as json-c keeps
+				 * its text; the tree walk checks its value. */
+				while (i < len && ((src[i] >= '0' &&
+				    src[i] <= '9') || src[i] == '.' ||
+				    src[i] == 'e' || src[i] == 'E' ||
+				    src[i] == '+' || src[i] == '-'))
+					dst[o++] = (char)src[i++];
+				continue;
+			}
+			if (huge_integer((const char *)src + start, digits,
+			    neg)) {
+				snprintf(err, errlen, "integer out of range "
+				    "at byte %zu", start);
+				return (size_t)-1;
+			}
+			continue;
+		}
+		if (c < 0x20 || c >= 0x80) {
+			snprintf(err, errlen, "unexpected byte 0x%02x at byte "
+			    "%zu", c, i);
+			return (size_t)-1;
+		}
+		dst[o++] = (char)c;
+		i++;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* 1 if v holds a number that is not finite (NaN, Infinity, 1e400). */
+static int
+non_finite(struct json_object *v, int depth)
+{
+	if (depth > BODY_TEXT_MAX_DEPTH)
+		return 0;
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return !isfinite(json_object_get_double(v));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (non_finite(json_object_array_get_idx(v, i),
+			    depth + 1))
+				return 1;
+		return 0;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val) {
+			(void)key;
+			if (non_finite(val, depth + 1))
+				return 1;
+		}
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+int
+body_text_parse(const char *text, size_t len, size_t max,
+    struct json_object **out, char *err, size_t errlen)
+{
+	struct json_tokener *tok;
+	struct json_object *v;
+	enum json_tokener_error e;
+	struct text *t;
+	size_t n;
+
+	*out = NULL;
+	if (text == NULL && len == 0)
+		return 0; /* JSON null */
+	if (text == NULL) {
+		snprintf(err, errlen, "NULL text of %zu bytes", len);
+		return -EINVAL;
+	}
+	if (len > max) {
+		snprintf(err, errlen, "body of %zu bytes is over the limit of "
+		    "%zu", len, max);
+		return -EINVAL;
+	}
+	if (len > (size_t)INT32_MAX - 2) {
+		snprintf(err, errlen, "body too large");
+		return -EINVAL;
+	}
+	if ((t = malloc(sizeof(*t) + len + 1)) == NULL)
+		return -ENOMEM;
+	if ((n = compact((const unsigned char *)text, len, t->bytes, err,
+	    errlen)) == (size_t)-1) {
+		free(t);
+		return -EINVAL;
+	}
+	t->len = n;
+	if (n == 0) {
+		snprintf(err, errlen, "empty text: not a JSON value");
+		free(t);
+		return -EINVAL;
+	}
+	if ((tok = json_tokener_new_ex(BODY_TEXT_MAX_DEPTH)) == NULL) {
+		free(t);
+		return -ENOMEM;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	/* The terminating NUL too: it ends a number at the top level. */
+	v = json_tokener_parse_ex(tok, t->bytes, (int)n + 1);
+	e = json_tokener_get_error(tok);
+	if (e != json_tokener_success || json_tokener_get_parse_end(tok) != n) {
+		if (e == json_tokener_success)
+			snprintf(err, errlen, "more than one JSON value");
+		else
+			snprintf(err, errlen, "not JSON: %s near byte %zu",
+			    json_tokener_error_desc(e),
+			    json_tokener_get_parse_end(tok));
+		json_object_put(v);
+		json_tokener_free(tok);
+		free(t);
+		return -EINVAL;
+	}
+	json_tokener_free(tok);
+	if (non_finite(v, 0)) {
+		snprintf(err, errlen, "NaN, Infinity or a number out of range");
+		json_object_put(v);
+		free(t);
+		return -EINVAL;
+	}
+	if (v == NULL) {
+		free(t); /* null needs no text */
+		return 0;
+	}
+	json_object_set_serializer(v, text_serialize, t, text_delete);
+	*out = v;
+	return 0;
+}
+
+size_t
+body_text_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return n;
+	n = max;
+	/* Step back over continuation bytes to the start of a sequence. */
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
