@@ -260,8 +260,8 @@ test: deps
 	@$(MAKE) --no-print-directory test-build
 	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
-.PHONY: test-build check-header
-test-build: all check-header check-man $(TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
+.PHONY: test-build check-header check-layout layout
+test-build: all check-header check-layout check-man $(TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
 
 # nats.js, the independent client of the NATS discovery tests (pinned by
 # tests/nats/package-lock.json; node_modules is not committed).
@@ -276,6 +276,14 @@ check-header:
 	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Wshadow -Werror $(JSON_CFLAGS) \
 	    -Isdk/include -fsyntax-only -x c++ sdk/include/cmdhost/plugin.h
 
+# The ABI layout file other languages' bindings check themselves against
+# must match the header; `make layout` regenerates it after an ABI change.
+check-layout:
+	@CC="$(CC)" scripts/check-layout.sh
+
+layout:
+	CC="$(CC)" scripts/gen-layout.sh sdk/include > sdk/include/cmdhost/plugin-layout.txt
+
 # ---------------------------------------------------------------- install
 # make install [PREFIX=/usr/local] [DESTDIR=]: what is built in $(B) (so
 # SANITIZE=1 installs the build/asan binaries), nothing rebuilt by hand.
@@ -283,6 +291,7 @@ check-header:
 #   bin/cmdhost                        the client, check and exec
 #   bin/cmdhost-new-plugin             scripts/new-plugin
 #   include/cmdhost/plugin.h           the SDK header
+#   include/cmdhost/plugin-layout.txt  its ABI layout, for other languages
 #   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
 #   lib/cmdhost/plugins/*.so           the example plugins
 #   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
@@ -334,7 +343,8 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/cmdhostd
 	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/cmdhost
 	$(INSTALL) -m 0755 scripts/new-plugin $(DESTDIR)$(BINDIR)/cmdhost-new-plugin
-	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin.h $(DESTDIR)$(INCLUDEDIR)/cmdhost/
+	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin.h \
+	    sdk/include/cmdhost/plugin-layout.txt $(DESTDIR)$(INCLUDEDIR)/cmdhost/
 	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(INSTALL) -m 0755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
 	$(INSTALL) -m 0755 $(NATS_MODULE) $(DESTDIR)$(LIBDIR)/cmdhost/
@@ -351,6 +361,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/cmdhostd $(DESTDIR)$(BINDIR)/cmdhost \
 	    $(DESTDIR)$(BINDIR)/cmdhost-new-plugin \
 	    $(DESTDIR)$(INCLUDEDIR)/cmdhost/plugin.h \
+	    $(DESTDIR)$(INCLUDEDIR)/cmdhost/plugin-layout.txt \
 	    $(DESTDIR)$(PKGCONFIGDIR)/cmdhost-plugin.pc \
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
 	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-nats.so \
