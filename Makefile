@@ -106,6 +106,40 @@ PLUGIN_LIB   := $(patsubst %.c,$(B)/obj/%.o,$(wildcard plugins/lib/*.c))
 $(B)/plugins/users.so $(B)/plugins/orders.so: $(PLUGIN_LIB)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 
+# Rust: the crate sdk/rust (no dependencies) and the example plugin
+# plugins/rust_greet, built with cargo when there is one (Debian 12's
+# cargo 1.65/rustc 1.63 or newer; scripts/install-deps.sh installs it),
+# skipped with a line saying so when there is none.  Cargo's
+# librust_greet.so is installed as rust_greet.so; rust_greet_v2.so (its
+# v2 feature) is the test's hot-swap partner.
+CARGO        ?= cargo
+HAVE_CARGO   := $(shell command -v $(CARGO) >/dev/null 2>&1 && echo yes)
+CARGO_DIR    := $(abspath $(B))/cargo
+RUST_SRCS    := $(wildcard sdk/rust/Cargo.toml sdk/rust/src/*.rs \
+                plugins/rust_greet/Cargo.toml plugins/rust_greet/src/*.rs)
+ifeq ($(HAVE_CARGO),yes)
+RUST_PLUGINS := $(B)/plugins/rust_greet.so
+RUST_TPLUGINS := $(B)/tests/plugins/rust_greet_v2.so
+$(B)/plugins/rust_greet.so: $(RUST_SRCS)
+	@mkdir -p $(dir $@)
+	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/v1 \
+	    $(CARGO) build --release --offline --quiet
+	cp $(CARGO_DIR)/v1/release/librust_greet.so $@
+$(B)/tests/plugins/rust_greet_v2.so: $(RUST_SRCS)
+	@mkdir -p $(dir $@)
+	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/v2 \
+	    $(CARGO) build --release --offline --quiet --features v2
+	cp $(CARGO_DIR)/v2/release/librust_greet.so $@
+rust-note:
+else
+RUST_PLUGINS :=
+RUST_TPLUGINS :=
+rust-note:
+	@echo "rust: no cargo: sdk/rust and plugins/rust_greet not built," \
+	    "their tests skip (scripts/install-deps.sh installs Debian's cargo)"
+endif
+.PHONY: rust-note
+
 # tests/plugins/NAME.c or NAME.cpp -> $(B)/tests/plugins/NAME.so
 TPLUGIN_SRCS := $(wildcard tests/plugins/*.c)
 TPLUGINS     := $(TPLUGIN_SRCS:tests/plugins/%.c=$(B)/tests/plugins/%.so)
@@ -136,7 +170,8 @@ BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 # Keep objects between builds (they are intermediate files to make).
 .SECONDARY:
 
-all: $(DAEMON) $(CLI) $(NATS_MODULE) $(PLUGINS) $(B)/pkgconfig/cmdhost-plugin.pc
+all: $(DAEMON) $(CLI) $(NATS_MODULE) $(PLUGINS) $(RUST_PLUGINS) rust-note \
+    $(B)/pkgconfig/cmdhost-plugin.pc
 
 # For building plugins against this source tree:
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
@@ -144,6 +179,7 @@ $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(abspath sdk)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@PLUGIN_MAP@|$(abspath sdk/plugin.map)|' \
+	    -e 's|@RUSTCRATE@|$(abspath sdk/rust)|' \
 	    -e 's|@PLUGINDIR@|$(abspath $(B)/plugins)|' $< > $@
 
 $(DAEMON): $(DAEMON_OBJS) $(CORE_LIB)
@@ -261,7 +297,7 @@ test: deps
 	@scripts/run-tests.sh $(B) $(RUN_TESTS)
 
 .PHONY: test-build check-header check-layout layout
-test-build: all check-header check-layout check-man $(TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
+test-build: all check-header check-layout check-man $(TPLUGINS) $(RUST_TPLUGINS) $(RUN_TESTS) tests/nats/node_modules/.ok
 
 # nats.js, the independent client of the NATS discovery tests (pinned by
 # tests/nats/package-lock.json; node_modules is not committed).
@@ -296,6 +332,7 @@ layout:
 #   lib/cmdhost/plugins/*.so           the example plugins
 #   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
 #   share/cmdhost/plugin.map           version script for C++ plugins
+#   share/cmdhost/rust/                the Rust crate `cmdhost` (sources)
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
 #                                      scale-out.md, examples/cmdhost.ini
 #   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost.ini(5),
@@ -318,6 +355,7 @@ $(B)/install/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@PLUGIN_MAP@|$${prefix}/share/cmdhost/plugin.map|' \
+	    -e 's|@RUSTCRATE@|$${prefix}/share/cmdhost/rust|' \
 	    -e 's|@PLUGINDIR@|$${prefix}/lib/cmdhost/plugins|' $< > $@
 
 # The example configuration for an installed daemon: the make-run file
@@ -346,9 +384,17 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin.h \
 	    sdk/include/cmdhost/plugin-layout.txt $(DESTDIR)$(INCLUDEDIR)/cmdhost/
 	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	$(INSTALL) -m 0755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	$(INSTALL) -m 0755 $(PLUGINS) $(RUST_PLUGINS) $(DESTDIR)$(PLUGINDIR)/
 	$(INSTALL) -m 0755 $(NATS_MODULE) $(DESTDIR)$(LIBDIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
+	$(INSTALL) -d $(DESTDIR)$(DATADIR)/cmdhost/rust/src \
+	    $(DESTDIR)$(DATADIR)/cmdhost/rust/tests
+	$(INSTALL) -m 0644 sdk/rust/Cargo.toml sdk/rust/README.md \
+	    $(DESTDIR)$(DATADIR)/cmdhost/rust/
+	$(INSTALL) -m 0644 sdk/include/cmdhost/plugin-layout.txt \
+	    $(DESTDIR)$(DATADIR)/cmdhost/rust/
+	$(INSTALL) -m 0644 sdk/rust/src/*.rs $(DESTDIR)$(DATADIR)/cmdhost/rust/src/
+	$(INSTALL) -m 0644 sdk/rust/tests/*.rs $(DESTDIR)$(DATADIR)/cmdhost/rust/tests/
 	$(INSTALL) -m 0644 sdk/README.md $(DESTDIR)$(DOCDIR)/plugin-guide.md
 	$(INSTALL) -m 0644 docs/observability.md $(DESTDIR)$(DOCDIR)/observability.md
 	$(INSTALL) -m 0644 docs/scale-out.md $(DESTDIR)$(DOCDIR)/scale-out.md
@@ -364,6 +410,7 @@ uninstall:
 	    $(DESTDIR)$(INCLUDEDIR)/cmdhost/plugin-layout.txt \
 	    $(DESTDIR)$(PKGCONFIGDIR)/cmdhost-plugin.pc \
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
+	    $(DESTDIR)$(PLUGINDIR)/rust_greet.so \
 	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-nats.so \
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
@@ -373,6 +420,7 @@ uninstall:
 	for m in $(notdir $(MAN_PAGES)); do \
 	    rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; \
 	done
+	rm -rf $(DESTDIR)$(DATADIR)/cmdhost/rust
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/cmdhost $(DESTDIR)$(PLUGINDIR) \
 	    $(DESTDIR)$(LIBDIR)/cmdhost $(DESTDIR)$(DATADIR)/cmdhost \
 	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null

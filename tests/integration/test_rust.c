@@ -1,0 +1,356 @@
+/*
+ * test_rust.c - the Rust SDK on a live daemon: the example plugin
+ * plugins/rust_greet (built by make when cargo is there), dropped in
+ * under Cargo's own name librust_greet.so: declared fields (400s from
+ * the daemon), validate, execute, config, logging with the request
+ * context, state across calls, a panic answered 500 plugin_panicked
+ * with the daemon serving on, hot swaps to its v2 build under load with
+ * nothing lost, fini (the state's Drop) on unload.  Also the crate's own
+ * tests (the repr(C) types against plugin-layout.txt).  Without cargo
+ * every test skips, saying why.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "harness.h"
+
+#define RUST_SO CMDHOST_BUILD_DIR "/plugins/rust_greet.so"
+#define RUST_V2 CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_v2.so"
+
+static char tmp_dir[64];
+
+static void
+rust_fini(void)
+{
+	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", tmp_dir, NULL };
+	int st;
+
+	check_free();
+	if (tmp_dir[0] != '\0')
+		run_command(argv, NULL, 30000, &st, NULL, NULL);
+	tmp_dir[0] = '\0';
+}
+
+TestSuite(rust, .fini = rust_fini);
+
+static void
+need_rust(void)
+{
+	if (access(RUST_SO, R_OK) != 0 || access(RUST_V2, R_OK) != 0)
+		cr_skip_test("no cargo when this was built: the Rust plugin "
+		    "was not built (scripts/install-deps.sh installs "
+		    "Debian's cargo)");
+}
+
+/* Start a daemon with the plugin as librust_greet.so and a fini file in
+ * tmp_dir; returns a connected fd. */
+static int
+start_rust(char *fini_path, size_t size)
+{
+	char config[512];
+	json_object *j;
+	int fd;
+
+	snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/cmdhost-rust.XXXXXX");
+	cr_assert_not_null(mkdtemp(tmp_dir), "mkdtemp: %s", strerror(errno));
+	snprintf(fini_path, size, "%s/fini.log", tmp_dir);
+	snprintf(config, sizeof(config), "[plugin:rust_greet]\ngreeting = "
+	    "hi\nfini_file = %s\n", fini_path);
+	fd = check_start_ready(config, 10000);
+	/* Cargo's file name as it is: the name comes from the descriptor. */
+	CHECK(daemon_install_plugin(check_daemon(), "plugins/rust_greet.so",
+	    "librust_greet.so") == 0, "install");
+	j = check_call(fd, "{\"command\":\"host.reload\"}", 200, NULL);
+	json_object_put(j);
+	return fd;
+}
+
+static char *
+read_file(const char *path)
+{
+	size_t len;
+	char *s = harness_read_bytes(path, &len), *t;
+
+	if (s == NULL)
+		return strdup("");
+	t = realloc(s, len + 1);
+	if (t == NULL) {
+		free(s);
+		return strdup("");
+	}
+	t[len] = '\0';
+	return t;
+}
+
+/* The first log line holding `text`, parsed, or NULL. */
+static json_object *
+log_line_with(const char *text)
+{
+	char *log = daemon_log(check_daemon()), *at, *start, *end;
+	json_object *j = NULL;
+
+	if (log != NULL && (at = strstr(log, text)) != NULL) {
+		for (start = at; start > log && start[-1] != '\n'; start--)
+			;
+		if ((end = strchr(at, '\n')) != NULL)
+			*end = '\0';
+		j = json_tokener_parse(start);
+	}
+	free(log);
+	return j;
+}
+
+Test(rust, crate_tests_check_the_layout, .timeout = 300)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)
+	    "cd " CMDHOST_SOURCE_DIR "/sdk/rust && CARGO_TARGET_DIR="
+	    CMDHOST_BUILD_DIR "/cargo/sdk ${CARGO:-cargo} test --offline "
+	    "2>&1", NULL };
+	char *out = NULL;
+	int st;
+
+	need_rust();
+	cr_assert_eq(run_command(argv, NULL, 280000, &st, &out, NULL), 0);
+	cr_expect_eq(st, 0, "cargo test: exit %d\n%s", st, out);
+	cr_expect(strstr(out, "repr_c_types_match_the_c_layout ... ok") !=
+	    NULL, "%s", out);
+	cr_expect(strstr(out, "parses_and_writes ... ok") != NULL, "%s", out);
+	free(out);
+}
+
+Test(rust, example_plugin_on_a_live_daemon, .timeout = 120)
+{
+	char fini[128];
+	json_object *j, *line;
+	int fd;
+
+	need_rust();
+	fd = start_rust(fini, sizeof(fini));
+
+	/* Declared fields: the daemon refuses before any Rust runs. */
+	j = check_call(fd, "{\"command\":\"rust.greet\",\"payload\":{}}", 400,
+	    "invalid_payload");
+	CHECK(strstr(reply_error_message(j), "name") != NULL, "%s",
+	    reply_text(j));
+	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":5}}", 400, "invalid_payload"));
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"a\",\"times\":1.5}}", 400,
+	    "invalid_payload"));
+	/* validate, in Rust. */
+	j = check_call(fd, "{\"command\":\"rust.greet\",\"payload\":"
+	    "{\"name\":\"\"}}", 400, "invalid_payload");
+	CHECK(strcmp(reply_error_message(j), "field 'name' must not be "
+	    "empty") == 0, "%s", reply_text(j));
+	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"a\",\"times\":9}}", 400,
+	    "invalid_payload"));
+
+	/* execute, the config value, state across calls. */
+	j = check_call(fd, "{\"id\":1,\"command\":\"rust.greet\",\"payload\":"
+	    "{\"name\":\"ann\",\"times\":2}}", 200, NULL);
+	CHECK(strcmp(json_path_str(j, "body/greeting"), "hi, ann hi, ann") ==
+	    0 && json_object_get_int(json_path(j, "body/calls")) == 1 &&
+	    strcmp(json_path_str(j, "body/variant"), "v1") == 0, "%s",
+	    reply_text(j));
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"rust.greet\",\"payload\":"
+	    "{\"name\":\"bo\"}}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/calls")) == 2, "%s",
+	    reply_text(j));
+	json_object_put(j);
+
+	/* Logging: one JSON line with the request context. */
+	CHECK(daemon_log_wait(check_daemon(), "\"greeted ann\"", 10000),
+	    "no log line");
+	line = log_line_with("\"greeted ann\"");
+	CHECK(line != NULL, "log line is not JSON");
+	CHECK(strcmp(json_path_str(line, "command"), "rust.greet") == 0 &&
+	    strcmp(json_path_str(line, "plugin"), "rust_greet") == 0 &&
+	    json_path_str(line, "request_id") != NULL &&
+	    json_object_get_int(json_path(line, "id")) == 1, "%s",
+	    reply_text(line));
+	json_object_put(line);
+
+	/* The request's context, as text. */
+	j = check_call(fd, "{\"id\":\"x7\",\"command\":\"rust.whoami\","
+	    "\"payload\":{\"k\":[1,\"\\u00e9\"]}}", 200, NULL);
+	CHECK(strcmp(json_path_str(j, "body/client_id"), "x7") == 0 &&
+	    strcmp(json_path_str(j, "body/command"), "rust.whoami") == 0 &&
+	    strlen(json_path_str(j, "body/request_id")) > 8 &&
+	    json_object_get_boolean(json_path(j, "body/has_time")) &&
+	    strcmp(json_object_to_json_string_ext(json_path(j,
+	    "body/payload"), JSON_C_TO_STRING_PLAIN), "{\"k\":[1,\"\xc3\xa9\"]}")
+	    == 0, "%s", reply_text(j));
+	json_object_put(j);
+
+	/* A panic: 500 plugin_panicked, one log line, the daemon serves. */
+	for (int i = 0; i < 20; i++) {
+		j = check_call(fd, "{\"command\":\"rust.panic\",\"payload\":"
+		    "{\"message\":\"kaboom \\\"quoted\\\"\\n\"}}", 500,
+		    "plugin_panicked");
+		CHECK(strstr(reply_error_message(j), "rust.panic: kaboom "
+		    "\"quoted\"") != NULL, "%s", reply_text(j));
+		json_object_put(j);
+	}
+	line = log_line_with("the plugin panicked: rust.panic: kaboom");
+	CHECK(line != NULL, "the panic's log line is missing or not JSON");
+	CHECK(strcmp(json_path_str(line, "level"), "error") == 0 &&
+	    strcmp(json_path_str(line, "command"), "rust.panic") == 0 &&
+	    strstr(json_path_str(line, "message"), "src/lib.rs") != NULL,
+	    "%s", reply_text(line));
+	json_object_put(line);
+	j = check_call(fd, "{\"command\":\"rust.greet\",\"payload\":"
+	    "{\"name\":\"after\"}}", 200, NULL);
+	CHECK(json_object_get_int(json_path(j, "body/calls")) == 3, "%s",
+	    reply_text(j));
+	json_object_put(j);
+
+	/* fini on unload: the state's Drop runs once the file is gone. */
+	CHECK(daemon_remove_plugin(check_daemon(), "librust_greet.so") == 0,
+	    "remove");
+	json_object_put(check_call(fd, "{\"command\":\"host.reload\"}", 200,
+	    NULL));
+	for (int64_t end = now_ms() + 10000; now_ms() < end; nap_ms(20)) {
+		char *text = read_file(fini);
+		int seen = strstr(text, "fini v1 after 3 calls") != NULL;
+
+		free(text);
+		if (seen)
+			break;
+	}
+	{
+		char *text = read_file(fini);
+
+		CHECK(strcmp(text, "fini v1 after 3 calls\n") == 0, "fini file: "
+		    "'%s'", text);
+		free(text);
+	}
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"x\"}}", 404, "unknown_command"));
+	close(fd);
+	check_stop_clean();
+}
+
+/* Load: clients calling rust.greet without a pause while the file is
+ * swapped between its v1 and v2 builds. */
+struct load {
+	const char *sock;
+	atomic_int stop;
+	atomic_int calls, failures, v2_seen;
+	char last_error[256];
+};
+
+static void *
+load_loop(void *arg)
+{
+	struct load *l = arg;
+	int fd = client_connect(l->sock);
+
+	if (fd < 0) {
+		atomic_fetch_add(&l->failures, 1);
+		return NULL;
+	}
+	while (!atomic_load(&l->stop)) {
+		json_object *j = client_call(fd, "{\"command\":\"rust.greet\","
+		    "\"payload\":{\"name\":\"load\"}}");
+		const char *v = json_path_str(j, "body/variant");
+
+		if (reply_status(j) != 200) {
+			if (atomic_fetch_add(&l->failures, 1) == 0)
+				snprintf(l->last_error, sizeof(l->last_error),
+				    "%s", reply_text(j));
+		} else if (v != NULL && strcmp(v, "v2") == 0) {
+			atomic_store(&l->v2_seen, 1);
+		}
+		atomic_fetch_add(&l->calls, 1);
+		json_object_put(j);
+		if (j == NULL) {
+			close(fd);
+			if ((fd = client_connect(l->sock)) < 0)
+				return NULL;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static int
+variant_is(void *arg)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"rust.greet\",\"payload\":{\"name\":\"w\"}}");
+	const char *v = json_path_str(j, "body/variant");
+	int ok = v != NULL && strcmp(v, arg) == 0;
+
+	json_object_put(j);
+	return ok;
+}
+
+Test(rust, hot_swap_under_load_loses_nothing, .timeout = 180)
+{
+	struct load l;
+	pthread_t th[3];
+	char fini[128], *text;
+	int fd, swaps = 6, before;
+
+	need_rust();
+	fd = start_rust(fini, sizeof(fini));
+	memset(&l, 0, sizeof(l));
+	l.sock = daemon_socket_path(check_daemon());
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, load_loop, &l), 0);
+	for (int s = 0; s < swaps; s++) {
+		const char *want = s % 2 == 0 ? "v2" : "v1";
+
+		before = atomic_load(&l.calls);
+		CHECK(daemon_install_plugin(check_daemon(), s % 2 == 0 ?
+		    "tests/plugins/rust_greet_v2.so" : "plugins/rust_greet.so",
+		    "librust_greet.so") == 0, "install");
+		CHECK(wait_until(variant_is, (void *)want, 20000),
+		    "swap %d: %s never answered", s, want);
+		/* Some calls ran across each swap. */
+		for (int64_t end = now_ms() + 10000; now_ms() < end &&
+		    atomic_load(&l.calls) < before + 50; nap_ms(5))
+			;
+	}
+	atomic_store(&l.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	cr_log_info("rust hot swap: %d calls over %d swaps, %d failed",
+	    atomic_load(&l.calls), swaps, atomic_load(&l.failures));
+	CHECK(atomic_load(&l.failures) == 0, "%d of %d calls failed, e.g. %s",
+	    atomic_load(&l.failures), atomic_load(&l.calls), l.last_error);
+	CHECK(atomic_load(&l.v2_seen), "the load never saw v2");
+	CHECK(atomic_load(&l.calls) > 100, "only %d calls",
+	    atomic_load(&l.calls));
+	/* Each replaced generation ran its fini (its state's Drop). */
+	for (int64_t end = now_ms() + 10000; now_ms() < end; nap_ms(20)) {
+		int n = 0;
+
+		text = read_file(fini);
+		for (char *p = text; (p = strstr(p, "fini ")) != NULL; p++)
+			n++;
+		free(text);
+		if (n >= swaps)
+			break;
+	}
+	text = read_file(fini);
+	CHECK(strstr(text, "fini v1") != NULL && strstr(text, "fini v2") !=
+	    NULL, "fini file: '%s'", text);
+	free(text);
+	close(fd);
+	check_stop_clean();
+}
