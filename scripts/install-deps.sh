@@ -14,6 +14,12 @@ PKGS="$PKGS nats-server libnats-dev"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	PKGS="$PKGS nodejs npm"
 fi
+# Rust: the crate sdk/rust and plugins/rust_greet build with Debian 12's
+# own cargo (1.65, rustc 1.63); a cargo installed some other way (rustup)
+# is fine.  Without any, make skips them and says so.
+if ! command -v cargo >/dev/null 2>&1; then
+	PKGS="$PKGS cargo"
+fi
 # --fuzz: also what `make fuzz` needs (clang with libFuzzer).
 if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"
