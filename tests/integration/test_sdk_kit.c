@@ -599,3 +599,139 @@ Test(kit, cxx_plugin_refuses_bad_config)
 	free(out);
 	free(err);
 }
+
+/* ------------------------------------------------------------ Rust */
+
+/* cmdhost-new-plugin --help prints help; names like options are refused
+ * and write nothing. */
+Test(kit, new_plugin_help_and_option_names)
+{
+	char *out, *err, dir[128];
+	int st;
+
+	kit_mkdtemp();
+	st = run(NULL, &out, &err, CMDHOST_SOURCE_DIR "/scripts/new-plugin",
+	    "--help", NULL);
+	cr_expect_eq(st, 0, "--help: exit %d", st);
+	cr_expect(strstr(out, "usage: new-plugin [--lang c|rust] NAME [DIR]")
+	    != NULL && strstr(out, "--lang rust") != NULL, "%s", out);
+	free(out);
+	free(err);
+	snprintf(dir, sizeof(dir), "%s/p", kit_dir);
+	st = run(NULL, &out, &err, CMDHOST_SOURCE_DIR "/scripts/new-plugin",
+	    "-x", dir, NULL);
+	cr_expect_eq(st, 2, "-x: exit %d", st);
+	cr_expect(strstr(err, "unknown option '-x'") != NULL, "%s", err);
+	free(out);
+	free(err);
+	st = run(NULL, &out, &err, CMDHOST_SOURCE_DIR "/scripts/new-plugin",
+	    "--", "--help", dir, NULL);
+	cr_expect_eq(st, 2, "-- --help: exit %d", st);
+	cr_expect(strstr(err, "NAME must be a letter") != NULL, "%s", err);
+	free(out);
+	free(err);
+	st = run(NULL, &out, &err, CMDHOST_SOURCE_DIR "/scripts/new-plugin",
+	    "--lang", "go", "x", dir, NULL);
+	cr_expect_eq(st, 2, "--lang go: exit %d", st);
+	free(out);
+	free(err);
+	cr_expect(access(dir, F_OK) != 0, "%s was written", dir);
+}
+
+/* From an empty directory to a live daemon with the installed files
+ * alone: make install, cmdhost-new-plugin --lang rust, make all test
+ * (cargo against the installed crate), make deploy into a daemon. */
+Test(kit, rust_template_to_a_live_daemon, .timeout = 300)
+{
+	char root[256], path[1024], proj[256], cli[512], newp[512], pd[512];
+	char sock[512];
+	char *out, *err;
+	struct live_call lc;
+	json_object *r;
+	int st, fd;
+
+	if (access(CMDHOST_BUILD_DIR "/plugins/rust_greet.so", R_OK) != 0)
+		cr_skip_test("no cargo when this was built: the Rust template "
+		    "is not tested (scripts/install-deps.sh installs "
+		    "Debian's cargo)");
+	kit_mkdtemp();
+	snprintf(root, sizeof(root), "%s/root", kit_dir);
+	snprintf(proj, sizeof(proj), "%s/empty/kit_rust", kit_dir);
+	unsetenv("MAKEFLAGS");
+	unsetenv("MFLAGS");
+	unsetenv("MAKELEVEL");
+	snprintf(path, sizeof(path), "DESTDIR=%s", root);
+	st = run(NULL, &out, &err, "/usr/bin/make", "-s", "-C",
+	    CMDHOST_SOURCE_DIR, "install", path, "PREFIX=/usr",
+	    "SANITIZE=" CMDHOST_SANITIZE, NULL);
+	cr_assert_eq(st, 0, "make install: exit %d\n%s\n%s", st, out, err);
+	free(out);
+	free(err);
+	snprintf(path, sizeof(path), "%s/usr/share/cmdhost/rust/src/lib.rs",
+	    root);
+	cr_assert(is_file(path), "crate not installed: %s", path);
+	snprintf(path, sizeof(path), "%s/usr/lib/cmdhost/plugins/"
+	    "rust_greet.so", root);
+	cr_expect(is_file(path), "rust_greet.so not installed");
+	snprintf(path, sizeof(path), "%s/usr/include/cmdhost/"
+	    "plugin-layout.txt", root);
+	cr_expect(is_file(path), "layout not installed");
+	snprintf(cli, sizeof(cli), "%s/usr/bin/cmdhost", root);
+	snprintf(newp, sizeof(newp), "%s/usr/bin/cmdhost-new-plugin", root);
+
+	st = run(NULL, &out, &err, newp, "--lang", "rust", "kit_rust", proj,
+	    NULL);
+	cr_assert_eq(st, 0, "new-plugin: %s%s", out, err);
+	snprintf(path, sizeof(path), "%s/usr/share/cmdhost/rust", root);
+	cr_expect(strstr(out, path) != NULL, "not the installed crate: %s",
+	    out);
+	free(out);
+	free(err);
+	snprintf(path, sizeof(path), "CMDHOST=%s", cli);
+	st = run(NULL, &out, &err, "/usr/bin/make", "-C", proj, path, "all",
+	    "test", NULL);
+	cr_assert_eq(st, 0, "make all test: exit %d\n%s\n%s", st, out, err);
+	cr_expect(strstr(out, "all tests passed") != NULL, "%s", out);
+	free(out);
+	free(err);
+	{
+		size_t len;
+		char *toml;
+
+		snprintf(path, sizeof(path), "%s/Cargo.toml", proj);
+		toml = harness_read_bytes(path, &len);
+		cr_assert_not_null(toml);
+		cr_expect(memmem(toml, len, CMDHOST_SOURCE_DIR,
+		    strlen(CMDHOST_SOURCE_DIR)) == NULL, "uses the source "
+		    "tree: %.*s", (int)len, toml);
+		free(toml);
+	}
+
+	fd = check_start_ready(NULL, 10000);
+	close(fd);
+	snprintf(pd, sizeof(pd), "PLUGIN_DIR=%s/plugins",
+	    daemon_dir(check_daemon()));
+	snprintf(sock, sizeof(sock), "SOCKET=%s",
+	    daemon_socket_path(check_daemon()));
+	snprintf(path, sizeof(path), "CMDHOST=%s", cli);
+	st = run(NULL, &out, &err, "/usr/bin/make", "-C", proj, path, pd,
+	    sock, "deploy", NULL);
+	CHECK(st == 0, "make deploy: exit %d\n%s\n%s", st, out, err);
+	free(out);
+	free(err);
+	lc.sock = daemon_socket_path(check_daemon());
+	lc.line = "{\"command\":\"kit_rust.greet\",\"payload\":{\"name\":"
+	    "\"live\"}}";
+	CHECK(wait_until(answers_200, &lc, 10000), "kit_rust.greet never "
+	    "answered 200");
+	r = client_call_once(lc.sock, lc.line);
+	CHECK(strcmp(json_path_str(r, "body/greeting") ?
+	    json_path_str(r, "body/greeting") : "", "hello, live") == 0,
+	    "reply: %s", reply_text(r));
+	json_object_put(r);
+	r = client_call_once(lc.sock, "{\"command\":\"kit_rust.greet\","
+	    "\"payload\":{}}");
+	CHECK(reply_status(r) == 400, "reply: %s", reply_text(r));
+	json_object_put(r);
+	check_stop_clean();
+}
