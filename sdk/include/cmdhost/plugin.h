@@ -12,6 +12,12 @@
  * version only appends members at the end of struct cmdhost_api; the daemon
  * refuses a plugin whose minor is newer than its own.  The table starts with
  * its own size, so CMDHOST_API_HAS() tells whether an entry exists.
+ *
+ * ABI 1.1 added ctx_respond_text and ctx_client_id_text (a plugin need not
+ * link json-c), moved the log and error-message limits behind the table,
+ * and let the loader take the descriptor from a function.  The table's
+ * entries are the contract, for C and for any other language; the layout
+ * of every struct here is in cmdhost/plugin-layout.txt.
  */
 #ifndef CMDHOST_PLUGIN_H
 #define CMDHOST_PLUGIN_H
