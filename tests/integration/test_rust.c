@@ -299,6 +299,39 @@ variant_is(void *arg)
 	return ok;
 }
 
+static char mapped_copies[4096];
+
+/* wait_until() condition: the daemon maps one copy of librust_greet.so
+ * (the current generation's), no more. */
+static int
+one_copy_mapped(void *arg)
+{
+	char path[64], *maps, *line, *save = NULL;
+	int n = 0;
+
+	(void)arg;
+	snprintf(path, sizeof(path), "/proc/%d/maps",
+	    (int)daemon_pid(check_daemon()));
+	maps = read_file(path);
+	mapped_copies[0] = '\0';
+	for (line = strtok_r(maps, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *file = strchr(line, '/');
+
+		if (file == NULL || strstr(file, "librust_greet") == NULL ||
+		    strstr(mapped_copies, file) != NULL)
+			continue;
+		n++;
+		if (strlen(mapped_copies) + strlen(file) + 2 <
+		    sizeof(mapped_copies)) {
+			strcat(mapped_copies, file);
+			strcat(mapped_copies, "\n");
+		}
+	}
+	free(maps);
+	return n == 1;
+}
+
 Test(rust, hot_swap_under_load_loses_nothing, .timeout = 180)
 {
 	struct load l;
@@ -351,6 +384,41 @@ Test(rust, hot_swap_under_load_loses_nothing, .timeout = 180)
 	CHECK(strstr(text, "fini v1") != NULL && strstr(text, "fini v2") !=
 	    NULL, "fini file: '%s'", text);
 	free(text);
+	/* And each was unmapped: the crate leaves no thread-local
+	 * destructor behind that would pin an old generation. */
+	CHECK(wait_until(one_copy_mapped, NULL, 10000), "old generations of "
+	    "the Rust plugin are still mapped:\n%s", mapped_copies);
+	close(fd);
+	check_stop_clean();
+}
+
+/* A panic in registration fails the load with its message, logged as
+ * one JSON line through the daemon; the daemon serves on. */
+Test(rust, panic_in_registration_fails_the_load, .timeout = 60)
+{
+	json_object *j, *line;
+	int fd;
+
+	need_rust();
+	fd = check_start_ready("[plugin:rust_greet]\npanic_at_register = yes\n",
+	    10000);
+	CHECK(daemon_install_plugin(check_daemon(), "plugins/rust_greet.so",
+	    "librust_greet.so") == 0, "install");
+	json_object_put(check_call(fd, "{\"command\":\"host.reload\"}", 200,
+	    NULL));
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	CHECK(strstr(reply_text(j), "registration panicked: asked to panic at "
+	    "registration") != NULL, "%s", reply_text(j));
+	json_object_put(j);
+	line = log_line_with("the plugin panicked: asked to panic");
+	CHECK(line != NULL, "no JSON log line for the panic");
+	CHECK(strcmp(json_path_str(line, "plugin"), "rust_greet") == 0, "%s",
+	    reply_text(line));
+	json_object_put(line);
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"x\"}}", 404, "unknown_command"));
+	json_object_put(check_call(fd, "{\"command\":\"host.ping\"}", 200,
+	    NULL));
 	close(fd);
 	check_stop_clean();
 }

@@ -11,7 +11,9 @@
 //! - `rust.whoami` answers the request's context.
 //!
 //! `[plugin:rust_greet] fini_file = PATH`: the state's Drop (the
-//! generation's fini) appends a line there, so a test can see it run.
+//! generation's fini) appends a line there, so a test can see it run;
+//! `panic_at_register = yes` panics in registration (the load fails
+//! with the message, the daemon lives).
 
 use cmdhost::json::{self, Object, Value};
 use cmdhost::{Ctx, FieldType, Registrar, Reply};
@@ -83,6 +85,9 @@ fn whoami(ctx: &Ctx) -> Reply {
 fn register(reg: &mut Registrar) -> Result<(), String> {
     let greeting = reg.config("greeting").unwrap_or_else(|| "hello".to_string());
     let fini_file = reg.config("fini_file");
+    if reg.config("panic_at_register").as_deref() == Some("yes") {
+        panic!("asked to panic at registration");
+    }
     reg.log(cmdhost::Level::Info, &format!("registering, greeting {}", json::quote(&greeting)));
     reg.set_state(State { greeting, calls: AtomicU64::new(0), fini_file });
     reg.command("rust.greet")
