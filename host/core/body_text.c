@@ -4,9 +4,12 @@
  *
  * One pass over the bytes drops the whitespace between tokens and checks
  * what json-c lets through (UTF-8, control characters, integers past 64
- * bits); json-c's strict parser then checks the grammar, and a walk of the
- * tree refuses non-finite numbers.  It does not look at duplicate member
- * names (RFC 8259 allows them): they are sent as written.
+ * bits); json-c's strict parser then checks the grammar, a walk of the
+ * tree refuses non-finite numbers, and a walk of tree and text together
+ * gives the leaves json-c would print otherwise (escapes, '/', -0) their
+ * own token as text.  The tree is an ordinary one otherwise: members may
+ * be added, it may be deep-copied.  Member names are printed as json-c
+ * prints them, and a name that comes twice keeps its last value.
  */
 #include "body_text.h"
 
@@ -17,33 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/printbuf.h>
-
 #include "buf.h"
-
-/* What the serializer prints: the compact text. */
-struct text {
-	size_t len;
-	char bytes[];
-};
-
-static int
-text_serialize(struct json_object *jso, struct printbuf *pb, int level,
-    int flags)
-{
-	const struct text *t = json_object_get_userdata(jso);
-
-	(void)level;
-	(void)flags;
-	return printbuf_memappend(pb, t->bytes, (int)t->len);
-}
-
-static void
-text_delete(struct json_object *jso, void *userdata)
-{
-	(void)jso;
-	free(userdata);
-}
 
 /* 1 if the integer token of `digits` digits at p does not fit json-c's
  * int64 (negative) or uint64 (positive): json-c would clamp it silently. */
@@ -199,6 +176,141 @@ non_finite(struct json_object *v, int depth)
 	}
 }
 
+/* The end of the string token starting at t[i] (its closing quote + 1). */
+static size_t
+string_end(const char *t, size_t i)
+{
+	for (i++; t[i] != '"'; i++)
+		if (t[i] == '\\')
+			i++;
+	return i + 1;
+}
+
+/* The end of the scalar token (number or literal) starting at t[i]. */
+static size_t
+scalar_end(const char *t, size_t i)
+{
+	while (t[i] != '\0' && t[i] != ',' && t[i] != ']' && t[i] != '}' &&
+	    t[i] != ':')
+		i++;
+	return i;
+}
+
+/* The member name of string token t[0..n), escapes undone by json-c:
+ * new (free it), or NULL on ENOMEM. */
+static char *
+unescaped(const char *t, size_t n)
+{
+	struct json_object *k;
+	char *tok = strndup(t, n), *key = NULL;
+
+	if (tok == NULL)
+		return NULL;
+	if ((k = json_tokener_parse(tok)) != NULL)
+		key = strdup(json_object_get_string(k));
+	json_object_put(k);
+	free(tok);
+	return key;
+}
+
+/* Give leaf v the token t[s..e) as its text, or json-c's own when that
+ * is the same bytes.  Returns -1 on ENOMEM. */
+static int
+leaf_text(struct json_object *v, const char *t, size_t s, size_t e,
+    int needs)
+{
+	char *copy;
+
+	if (!needs) {
+		json_object_set_serializer(v, NULL, NULL, NULL);
+		return 0;
+	}
+	if ((copy = strndup(t + s, e - s)) == NULL)
+		return -1;
+	json_object_set_serializer(v, json_object_userdata_to_json_string,
+	    copy, json_object_free_userdata);
+	return 0;
+}
+
+/*
+ * Walk the compact text t from *i (a value) along v, the tree json-c made
+ * of it (NULL where the text has a value the tree does not: the first of
+ * two members of one name), and give the leaves json-c would print
+ * differently their own token: strings with an escape or a '/', and -0.
+ * json-c keeps a double's text itself.  A member name that comes twice
+ * walks the last value twice; the last walk wins, as the value does.
+ * Advances *i past the value.  Returns 0 or -1 (ENOMEM).
+ */
+static int
+keep_tokens(struct json_object *v, const char *t, size_t *i)
+{
+	size_t s = *i, e;
+
+	if (t[s] == '{' || t[s] == '[') {
+		int obj = t[s] == '{';
+		size_t idx = 0;
+
+		if (v != NULL && !json_object_is_type(v, obj ? json_type_object :
+		    json_type_array))
+			v = NULL;
+		(*i)++;
+		if (t[*i] == (obj ? '}' : ']')) {
+			(*i)++;
+			return 0;
+		}
+		for (;;) {
+			struct json_object *child = NULL;
+
+			if (obj) {
+				size_t ks = *i, ke = string_end(t, ks);
+				char *key;
+
+				if (v != NULL) {
+					if (memchr(t + ks, '\\', ke - ks) ==
+					    NULL) {
+						key = strndup(t + ks + 1,
+						    ke - ks - 2);
+					} else {
+						key = unescaped(t + ks, ke - ks);
+					}
+					if (key == NULL)
+						return -1;
+					json_object_object_get_ex(v, key,
+					    &child);
+					free(key);
+				}
+				*i = ke + 1; /* past the ':' */
+			} else if (v != NULL && idx <
+			    json_object_array_length(v)) {
+				child = json_object_array_get_idx(v, idx);
+			}
+			idx++;
+			if (keep_tokens(child, t, i) < 0)
+				return -1;
+			if (t[*i] == ',') {
+				(*i)++;
+				continue;
+			}
+			(*i)++; /* the closing bracket */
+			return 0;
+		}
+	}
+	if (t[s] == '"') {
+		e = string_end(t, s);
+		*i = e;
+		if (v == NULL || !json_object_is_type(v, json_type_string))
+			return 0;
+		return leaf_text(v, t, s, e, memchr(t + s, '\\', e - s) !=
+		    NULL || memchr(t + s, '/', e - s) != NULL);
+	}
+	e = scalar_end(t, s);
+	*i = e;
+	if (v == NULL || !json_object_is_type(v, json_type_int))
+		return 0; /* a double keeps its text; literals are literal */
+	return leaf_text(v, t, s, e, e - s == 2 && t[s] == '-' &&
+	    t[s + 1] == '0');
+}
+
 int
 body_text_parse(const char *text, size_t len, size_t max,
     struct json_object **out, char *err, size_t errlen)
@@ -206,7 +318,7 @@ body_text_parse(const char *text, size_t len, size_t max,
 	struct json_tokener *tok;
 	struct json_object *v;
 	enum json_tokener_error e;
-	struct text *t;
+	char *t;
 	size_t n;
 
 	*out = NULL;
@@ -225,14 +337,13 @@ body_text_parse(const char *text, size_t len, size_t max,
 		snprintf(err, errlen, "body too large");
 		return -EINVAL;
 	}
-	if ((t = malloc(sizeof(*t) + len + 1)) == NULL)
+	if ((t = malloc(len + 1)) == NULL)
 		return -ENOMEM;
-	if ((n = compact((const unsigned char *)text, len, t->bytes, err,
+	if ((n = compact((const unsigned char *)text, len, t, err,
 	    errlen)) == (size_t)-1) {
 		free(t);
 		return -EINVAL;
 	}
-	t->len = n;
 	if (n == 0) {
 		snprintf(err, errlen, "empty text: not a JSON value");
 		free(t);
@@ -244,7 +355,7 @@ body_text_parse(const char *text, size_t len, size_t max,
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	/* The terminating NUL too: it ends a number at the top level. */
-	v = json_tokener_parse_ex(tok, t->bytes, (int)n + 1);
+	v = json_tokener_parse_ex(tok, t, (int)n + 1);
 	e = json_tokener_get_error(tok);
 	if (e != json_tokener_success || json_tokener_get_parse_end(tok) != n) {
 		if (e == json_tokener_success)
@@ -265,11 +376,16 @@ body_text_parse(const char *text, size_t len, size_t max,
 		free(t);
 		return -EINVAL;
 	}
-	if (v == NULL) {
-		free(t); /* null needs no text */
-		return 0;
+	if (v != NULL) {
+		size_t at = 0;
+
+		if (keep_tokens(v, t, &at) < 0) {
+			json_object_put(v);
+			free(t);
+			return -ENOMEM;
+		}
 	}
-	json_object_set_serializer(v, text_serialize, t, text_delete);
+	free(t);
 	*out = v;
 	return 0;
 }

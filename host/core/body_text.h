@@ -1,7 +1,7 @@
 /*
  * body_text.h - a reply body given by a plugin as JSON text
  * (ctx_respond_text, ABI 1.1): checked strictly, then kept as a json-c
- * tree that serializes to the plugin's own bytes.
+ * tree whose strings and numbers serialize to the plugin's own bytes.
  *
  * It knows nothing of invocations or plugins: the API table names the
  * plugin in the error it makes of a refusal.
@@ -23,7 +23,10 @@
  * integers beyond 64 bits), nesting at most BODY_TEXT_MAX_DEPTH, at most
  * `max` bytes.  On success returns 0 and in *out a new json-c value (one
  * reference, the caller's; NULL for JSON null) whose serialization is the
- * text without the whitespace between tokens, byte for byte.  On refusal
+ * text without the whitespace between tokens, byte for byte, except that
+ * member names are written as json-c writes them (escapes undone) and a
+ * name given twice keeps its last value only.  Strings and numbers keep
+ * their own text even through json_object_deep_copy().  On refusal
  * returns -EINVAL and a reason in err (errlen bytes, the caller's); on
  * allocation failure -ENOMEM.  *out is NULL on every failure.
  */

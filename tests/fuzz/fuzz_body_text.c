@@ -2,7 +2,8 @@
  * fuzz_body_text.c - libFuzzer harness for body_text.c: whatever text a
  * plugin replies, either it is refused with a reason, or what the daemon
  * prints is one strict JSON value without a raw control byte that reads
- * back as the same value.  abort() otherwise.
+ * back as the same value, and a deep copy prints the same.  abort()
+ * otherwise.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	json_tokener_free(tok);
 	json_object_put(again);
+	/* A deep copy prints the same bytes. */
+	if (v != NULL) {
+		struct json_object *copy = NULL;
+
+		if (json_object_deep_copy(v, &copy, NULL) != 0 ||
+		    strcmp(json_object_to_json_string_ext(copy,
+		    JSON_C_TO_STRING_PLAIN), out) != 0)
+			abort();
+		json_object_put(copy);
+	}
 	json_object_put(v);
 	return 0;
 }

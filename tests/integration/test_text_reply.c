@@ -93,7 +93,7 @@ Test(text_reply, valid_bodies_pass_byte_for_byte, .timeout = 60)
 		"null", "[1,2.50,-0.0,1E+2,1e-7]", "\"\\u00e9\\n\\/\\\"\"",
 		"\"h\xc3\xa9llo \xf0\x9f\x98\x80\"", "{\"a\":{\"b\":[[],{}]}}",
 		"18446744073709551615", "-9223372036854775808",
-		"{\"a\":1,\"a\":2}", "\"\\ud83d\\ude00\"", NULL
+		"\"\\ud83d\\ude00\"", "[-0,\"a/b\",\"\\t\"]", NULL
 	};
 	int fd;
 
@@ -104,6 +104,8 @@ Test(text_reply, valid_bodies_pass_byte_for_byte, .timeout = 60)
 	/* Whitespace between tokens goes, inside strings it stays. */
 	expect_passes(fd, " {\n\t\"a b\" : [ 1 , 2 ]\r\n} ", "{\"a b\":[1,2]}",
 	    200);
+	/* A name given twice keeps its last value. */
+	expect_passes(fd, "{\"a\":1,\"a\":2}", "{\"a\":2}", 200);
 	/* Another 2xx status. */
 	expect_passes(fd, "{\"made\":true}", "{\"made\":true}", 201);
 	close(fd);

@@ -60,6 +60,39 @@ Test(body_text, valid_texts_print_themselves)
 	    "0.000000000000000000000000001");
 }
 
+Test(body_text, names_and_duplicates)
+{
+	/* A name given twice keeps its last value, text and all. */
+	expect_text("{\"a\":\"x\\/y\",\"a\":\"z\"}", "{\"a\":\"z\"}");
+	expect_text("{\"a\":{\"b\":\"\\n\"},\"a\":{\"c\":-0}}",
+	    "{\"a\":{\"c\":-0}}");
+	expect_text("{\"a\":-0,\"a\":5}", "{\"a\":5}");
+	/* Names are printed as json-c prints them. */
+	expect_text("{\"\\u0041\":\"\\u0041\"}", "{\"A\":\"\\u0041\"}");
+	expect_text("[\"\\u00e9\",[-0,\"/\"],{\"k\":\"\\t\"}]",
+	    "[\"\\u00e9\",[-0,\"/\"],{\"k\":\"\\t\"}]");
+}
+
+/* The tree is an ordinary one: members can be added, it deep-copies
+ * with its leaves' text (a workflow step keeps its result this way). */
+Test(body_text, tree_can_grow_and_be_copied)
+{
+	struct json_object *v, *copy = NULL, *arr;
+	const char *in = "{\"s\":\"\\u00e9\",\"n\":[-0,1.50]}";
+
+	cr_assert_eq(body_text_parse(in, strlen(in), 1 << 20, &v, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_object_deep_copy(v, &copy, NULL), 0);
+	cr_expect_str_eq(printed(copy), "{\"s\":\"\\u00e9\",\"n\":[-0,1.50]}");
+	json_object_object_add(v, "added", json_object_new_int(7));
+	json_object_object_get_ex(v, "n", &arr);
+	json_object_array_add(arr, json_object_new_boolean(1));
+	cr_expect_str_eq(printed(v), "{\"s\":\"\\u00e9\",\"n\":[-0,1.50,"
+	    "true],\"added\":7}");
+	json_object_put(copy);
+	json_object_put(v);
+}
+
 Test(body_text, refusals_have_reasons)
 {
 	expect_refused("NaN", 3, "NaN");
