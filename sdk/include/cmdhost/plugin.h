@@ -276,7 +276,9 @@ struct cmdhost_api {
 	 * value, valid UTF-8, no NaN or Infinity, no number out of range
 	 * (1e400, integers beyond 64 bits), nesting at most 64 deep, at
 	 * most CMDHOST_BODY_TEXT_MAX bytes.  Whitespace between tokens is
-	 * dropped; otherwise the reply carries the text byte for byte.
+	 * dropped; strings and numbers reach the client byte for byte;
+	 * member names are written as json-c writes them (escapes undone),
+	 * and a name given twice keeps its last value.
 	 * Returns 0; -1 if the call already finished (nothing changes);
 	 * -1 if the status is not 2xx or the text is refused: then the reply
 	 * is 500 command_failed with a message naming the plugin and the
