@@ -546,6 +546,9 @@ unsafe extern "C" fn fini_tramp(state: *mut c_void) {
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
         drop(Box::from_raw(state as *mut Generation));
     }));
+    // Free the panic hook registration installed: this generation's
+    // copy of std goes away with it, and nothing else would.
+    drop(panic::take_hook());
 }
 
 /// A JSON log line on stderr for a panic outside any call or
