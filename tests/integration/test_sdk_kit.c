@@ -278,7 +278,10 @@ static const struct refusal {
 	const char *file;
 	const char *words[2];
 } refusals[] = {
-	{ "no_descriptor.so", { "no 'cmdhost_plugin' descriptor", NULL } },
+	{ "no_descriptor.so", { "no 'cmdhost_plugin' descriptor",
+	    "no 'cmdhost_plugin_descriptor' function" } },
+	{ "desc_fn_null.so", { "cmdhost_plugin_descriptor() returned NULL",
+	    NULL } },
 	{ "bad_magic.so", { "bad descriptor magic", "0xdeadbeef" } },
 	{ "bad_abi.so", { "incompatible", "99." } },
 	{ "newer_minor.so", { "newer than the daemon", "1.999" } },
@@ -358,6 +361,21 @@ Test(kit, check_not_a_plugin)
 	free(err);
 	st = run(NULL, &out, &err, CLI, "check", NULL);
 	cr_expect_eq(st, 2, "no file: exit %d", st);
+	free(out);
+	free(err);
+}
+
+/* A descriptor given by a function is named so. */
+Test(kit, check_names_the_descriptor_function)
+{
+	char *out, *err;
+	int st;
+
+	st = run(NULL, &out, &err, CLI, "check", TPLUGINS "desc_fn.so", NULL);
+	cr_expect_eq(st, 0, "exit %d\n%s", st, err);
+	cr_expect(strstr(out, "descriptor: cmdhost_plugin_descriptor(), "
+	    "magic 0x434d4448") != NULL, "%s", out);
+	cr_expect(strstr(out, "plugin: desc_fn\n") != NULL, "%s", out);
 	free(out);
 	free(err);
 }
