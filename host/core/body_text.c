@@ -22,8 +22,9 @@
 
 #include "buf.h"
 
-/* 1 if the integer token of `digits` digits at p does not fit json-c's
- * int64 (negative) or uint64 (positive): json-c would clamp it silently. */
+/* 1 if the integer token of `digits` digits at p (borrowed) does not fit
+ * json-c's int64 (negative) or uint64 (positive): json-c would clamp it
+ * silently. */
 static int
 huge_integer(const char *p, size_t digits, int neg)
 {
@@ -35,9 +36,10 @@ huge_integer(const char *p, size_t digits, int neg)
 }
 
 /*
- * Copy src[0..len) to dst without the whitespace outside strings, checking
- * the bytes on the way.  Returns the copy's length, or (size_t)-1 with a
- * reason in err.
+ * Copy src[0..len) (borrowed) to dst (the caller's, len + 1 bytes) without
+ * the whitespace outside strings, NUL-terminated, checking the bytes on
+ * the way.  Returns the copy's length, or (size_t)-1 with a reason in err
+ * (the caller's).
  */
 static size_t
 compact(const unsigned char *src, size_t len, char *dst, char *err,
@@ -148,7 +150,8 @@ compact(const unsigned char *src, size_t len, char *dst, char *err,
 	return o;
 }
 
-/* 1 if v holds a number that is not finite (NaN, Infinity, 1e400). */
+/* 1 if v (borrowed) holds a number that is not finite (NaN, Infinity,
+ * 1e400). */
 static int
 non_finite(struct json_object *v, int depth)
 {
@@ -176,7 +179,8 @@ non_finite(struct json_object *v, int depth)
 	}
 }
 
-/* The end of the string token starting at t[i] (its closing quote + 1). */
+/* The end of the string token starting at t[i] (its closing quote + 1);
+ * t is borrowed, checked compact text. */
 static size_t
 string_end(const char *t, size_t i)
 {
@@ -186,7 +190,8 @@ string_end(const char *t, size_t i)
 	return i + 1;
 }
 
-/* The end of the scalar token (number or literal) starting at t[i]. */
+/* The end of the scalar token (number or literal) starting at t[i] of
+ * the borrowed compact text t. */
 static size_t
 scalar_end(const char *t, size_t i)
 {
@@ -213,8 +218,9 @@ unescaped(const char *t, size_t n)
 	return key;
 }
 
-/* Give leaf v the token t[s..e) as its text, or json-c's own when that
- * is the same bytes.  Returns -1 on ENOMEM. */
+/* Give leaf v (borrowed) a copy of the token t[s..e) as its text when
+ * `needs`, else json-c's own.  v owns the copy (json-c frees it with v,
+ * and a deep copy takes one of its own).  Returns -1 on ENOMEM. */
 static int
 leaf_text(struct json_object *v, const char *t, size_t s, size_t e,
     int needs)
@@ -233,10 +239,11 @@ leaf_text(struct json_object *v, const char *t, size_t s, size_t e,
 }
 
 /*
- * Walk the compact text t from *i (a value) along v, the tree json-c made
- * of it (NULL where the text has a value the tree does not: the first of
- * two members of one name), and give the leaves json-c would print
- * differently their own token: strings with an escape or a '/', and -0.
+ * Walk the compact text t (borrowed) from *i (a value) along v (borrowed),
+ * the tree json-c made of it (NULL where the text has a value the tree
+ * does not: the first of two members of one name), and give the leaves
+ * json-c would print differently their own token: strings with an escape
+ * or a '/', and -0.
  * json-c keeps a double's text itself.  A member name that comes twice
  * walks the last value twice; the last walk wins, as the value does.
  * Advances *i past the value.  Returns 0 or -1 (ENOMEM).
