@@ -19,8 +19,7 @@
 #include "registry.h"
 #include "views.h"
 
-/* True when peer_uid may run mutating admin commands. */
-static int
+int
 admin_allowed(const struct admin *a, uid_t peer_uid)
 {
 	if (peer_uid == 0 || peer_uid == a->self_uid)

@@ -32,6 +32,10 @@ struct admin {
 int admin_handle(const struct admin *a, uid_t peer_uid,
     const struct request *req, struct buf *out);
 
+/* True when peer_uid is an admin: root, the daemon's own uid, or listed in
+ * admin_uids (may run host.reload; exempt from the per-uid limits). */
+int admin_allowed(const struct admin *a, uid_t peer_uid);
+
 /* True when req is a host.reload that peer_uid may run: then the caller
  * runs the rescan off its thread (registry_scan_async) and replies with
  * its report, instead of calling admin_handle(). */

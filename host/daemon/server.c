@@ -55,6 +55,7 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.disp = disp;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
+	pthread_mutex_init(&srv->uid_lock, NULL);
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
@@ -171,6 +172,129 @@ out_of_fds(struct loop *l)
 	pthread_mutex_unlock(&srv->spare_lock);
 }
 
+/* ------------------------------------------------------------ uids */
+
+/*
+ * Count one more connection of uid (admin: exempt from the per-uid
+ * limit).  Returns its entry (borrowed until server_uid_put), or NULL
+ * when the uid holds max_connections_per_uid already or memory ran out.
+ */
+static struct uid_use *
+uid_get(struct server *srv, uid_t uid, int admin)
+{
+	unsigned h = (unsigned)uid % UID_HASH;
+	struct uid_use *u;
+
+	pthread_mutex_lock(&srv->uid_lock);
+	for (u = srv->uid_hash[h]; u != NULL && u->uid != uid; u = u->next)
+		;
+	if (u == NULL && (u = calloc(1, sizeof(*u))) != NULL) {
+		u->uid = uid;
+		u->admin = admin;
+		atomic_init(&u->bytes, 0);
+		u->next = srv->uid_hash[h];
+		srv->uid_hash[h] = u;
+	}
+	if (u != NULL && !admin && u->conns >= srv->cfg->max_connections_per_uid)
+		u = NULL;
+	else if (u != NULL)
+		u->conns++;
+	pthread_mutex_unlock(&srv->uid_lock);
+	return u;
+}
+
+void
+server_uid_put(struct server *srv, struct conn *c)
+{
+	struct uid_use *u = c->use, **pp;
+
+	if (u == NULL)
+		return;
+	c->use = NULL;
+	pthread_mutex_lock(&srv->uid_lock);
+	if (--u->conns == 0) {
+		for (pp = &srv->uid_hash[(unsigned)u->uid % UID_HASH]; *pp != u;
+		    pp = &(*pp)->next)
+			;
+		*pp = u->next;
+		free(u);
+	}
+	pthread_mutex_unlock(&srv->uid_lock);
+}
+
+/* The uid holding the most bytes now, or NULL.  Borrowed: compare only
+ * (the entry may go away once the lock is dropped). */
+static const struct uid_use *
+uid_heaviest(struct server *srv, long long *bytes)
+{
+	const struct uid_use *top = NULL;
+
+	*bytes = 0;
+	pthread_mutex_lock(&srv->uid_lock);
+	for (int h = 0; h < UID_HASH; h++)
+		for (struct uid_use *u = srv->uid_hash[h]; u; u = u->next) {
+			long long b = atomic_load_explicit(&u->bytes,
+			    memory_order_relaxed);
+
+			if (b > *bytes) {
+				*bytes = b;
+				top = u;
+			}
+		}
+	pthread_mutex_unlock(&srv->uid_lock);
+	return top;
+}
+
+void
+server_over_budget(struct server *srv)
+{
+	if (atomic_exchange(&srv->shed_wanted, 1) == 0)
+		for (int i = 0; i < srv->n_loops; i++)
+			if (srv->loops[i].started)
+				server_wake(&srv->loops[i]);
+}
+
+/*
+ * Past memory_budget_bytes: close the largest connection on this loop of
+ * the uid that holds the most, while the daemon is over (other loops do
+ * the same with theirs).  What it costs is logged: a request of the
+ * connection that was read and not yet answered is lost with it.
+ */
+static void
+shed(struct loop *l)
+{
+	struct server *srv = l->srv;
+	long long budget = (long long)srv->cfg->memory_budget_bytes;
+
+	while (atomic_load(&srv->buffered) > budget) {
+		const struct uid_use *top;
+		struct conn *victim = NULL, *c;
+		long long top_bytes;
+		int pending = 0;
+
+		top = uid_heaviest(srv, &top_bytes);
+		LIST_FOREACH(c, &l->conns, link)
+			if (c->use == top && (victim == NULL ||
+			    c->charge > victim->charge))
+				victim = c;
+		if (victim == NULL || victim->charge == 0)
+			return; /* another loop holds it */
+		for (struct slot *s = STAILQ_FIRST(&victim->slots); s != NULL;
+		    s = STAILQ_NEXT(s, link))
+			pending += s->waiting;
+		log_warnx("memory_budget_bytes (%lld) passed with %lld bytes "
+		    "held: shedding the heaviest consumer, uid %ld (%lld "
+		    "bytes): closing its connection of pid %ld holding %lld "
+		    "bytes, %d request(s) unanswered", budget,
+		    (long long)atomic_load(&srv->buffered),
+		    (long)victim->uid, top_bytes, (long)victim->pid,
+		    victim->charge, pending);
+		metrics_add(srv->stats, DM_SHED, 1);
+		conn_close(victim);
+	}
+	atomic_store(&srv->shed_wanted, 0);
+}
+
 static void
 accept_some(struct loop *l)
 {
@@ -180,8 +304,10 @@ accept_some(struct loop *l)
 		struct epoll_event ev;
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
+		struct uid_use *use;
 		struct conn *c;
-		int fd;
+		char msg[128];
+		int fd, admin, limit;
 
 		fd = accept4(srv->listen_fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -190,10 +316,28 @@ accept_some(struct loop *l)
 				out_of_fds(l);
 			return;
 		}
-		if (atomic_fetch_add(&srv->n_conns, 1) >=
-		    srv->cfg->max_connections) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			cred.pid = 0;
+			cred.uid = (uid_t)-1;
+			cred.gid = (gid_t)-1;
+		}
+		/* The last admin_connections places are an operator's. */
+		admin = admin_allowed(&srv->admin, cred.uid);
+		limit = srv->cfg->max_connections;
+		if (!admin)
+			limit -= srv->cfg->admin_connections;
+		if (atomic_fetch_add(&srv->n_conns, 1) >= limit) {
 			atomic_fetch_sub(&srv->n_conns, 1);
 			refuse(srv, fd, srv->max_conn_msg);
+			continue;
+		}
+		if ((use = uid_get(srv, cred.uid, admin)) == NULL) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			snprintf(msg, sizeof(msg), "too many connections of uid "
+			    "%ld (max_connections_per_uid=%d)", (long)cred.uid,
+			    srv->cfg->max_connections_per_uid);
+			metrics_add(srv->stats, DM_REFUSED_UID, 1);
+			refuse(srv, fd, msg);
 			continue;
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -203,16 +347,15 @@ accept_some(struct loop *l)
 		}
 		c->loop = l;
 		c->fd = fd;
-		c->uid = (uid_t)-1;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-			c->pid = cred.pid;
-			c->uid = cred.uid;
-			c->gid = cred.gid;
-		}
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->use = use;
 		ev.events = EPOLLIN;
 		ev.data.ptr = c;
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			atomic_fetch_sub(&srv->n_conns, 1);
+			server_uid_put(srv, c);
 			close(fd);
 			free(c);
 			continue;
@@ -268,25 +411,97 @@ force_pending(struct loop *l)
 	}
 }
 
+/* Bytes waiting unread in c's socket (after a stall they are requests,
+ * not idleness), or 0. */
+static int
+unread_bytes(const struct conn *c)
+{
+	int unread = 0;
+
+	return ioctl(c->fd, FIONREAD, &unread) == 0 ? unread : 0;
+}
+
+/* The write and line timeouts of c: returns 1 if c was closed.  Neither
+ * closes a connection with a call of it still pending (its reply is not
+ * due yet: it is what the peer waits for). */
+static int
+sweep_timeouts(struct loop *l, struct conn *c)
+{
+	const struct config *cfg = l->srv->cfg;
+
+	if (c->busy)
+		return 0;
+	if (cfg->write_timeout_ms > 0 && c->wstall_ms != 0 &&
+	    l->now_ms - c->wstall_ms >= cfg->write_timeout_ms) {
+		conn_flush(c); /* it may have read meanwhile */
+		if (c->dead || c->wstall_ms == 0 ||
+		    l->now_ms - c->wstall_ms < cfg->write_timeout_ms)
+			return conn_maybe_close(c);
+		log_warnx("closing a connection (uid %ld, pid %ld) that read "
+		    "none of its %zu bytes of replies for write_timeout_ms "
+		    "(%d)", (long)c->uid, (long)c->pid, buf_size(&c->wbuf),
+		    cfg->write_timeout_ms);
+		metrics_add(l->srv->stats, DM_WRITE_TIMEOUTS, 1);
+		conn_close(c);
+		return 1;
+	}
+	if (cfg->line_timeout_ms > 0 && c->line_ms != 0 &&
+	    l->now_ms - c->line_ms >= cfg->line_timeout_ms) {
+		if (unread_bytes(c) > 0 && !c->paused)
+			return 0; /* the rest may be waiting: read it first */
+		log_info("closing a connection (uid %ld, pid %ld) whose "
+		    "partial request line (%zu bytes) did not end within "
+		    "line_timeout_ms (%d)", (long)c->uid, (long)c->pid,
+		    buf_size(&c->rbuf), cfg->line_timeout_ms);
+		metrics_add(l->srv->stats, DM_LINE_TIMEOUTS, 1);
+		conn_close(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* The shortest of the positive timeouts a, b, c, or -1. */
+static int
+shortest(int a, int b, int c)
+{
+	int m = -1;
+
+	if (a > 0)
+		m = a;
+	if (b > 0 && (m < 0 || b < m))
+		m = b;
+	if (c > 0 && (m < 0 || c < m))
+		m = c;
+	return m;
+}
+
 /*
  * Close connections that have had nothing to do for idle_timeout_ms: no
  * call running, no reply waiting to be sent, and no complete request line
- * for that long (a half line that never ends counts as idle).  Returns
- * the ms until the next sweep, or -1 when idle connections never close.
+ * for that long (a half line that never ends counts as idle); those whose
+ * replies are not read for write_timeout_ms; and those whose partial line
+ * outlives line_timeout_ms.  Returns the ms until the next sweep, or -1
+ * when nothing ever closes.
  */
 static int
 sweep_idle(struct loop *l)
 {
-	int limit = l->srv->cfg->idle_timeout_ms;
+	const struct config *cfg = l->srv->cfg;
+	int limit = cfg->idle_timeout_ms;
+	int every = shortest(limit, cfg->write_timeout_ms,
+	    cfg->line_timeout_ms);
 
-	if (limit <= 0)
+	if (every <= 0)
 		return -1;
 	if (l->now_ms < l->idle_check_ms)
 		return (int)(l->idle_check_ms - l->now_ms);
 	for (struct conn *c = LIST_FIRST(&l->conns), *next; c != NULL;
 	    c = next) {
 		next = LIST_NEXT(c, link);
-		if (STAILQ_EMPTY(&c->slots) && buf_size(&c->wbuf) == 0 &&
+		if (sweep_timeouts(l, c))
+			continue;
+		if (limit > 0 && STAILQ_EMPTY(&c->slots) &&
+		    buf_size(&c->wbuf) == 0 &&
 		    l->now_ms - c->active_ms >= limit) {
 			int unread = 0;
 
@@ -303,8 +518,23 @@ sweep_idle(struct loop *l)
 	}
 	/* Sweep a few times per timeout: a connection lives at most about
 	 * 1.25 times idle_timeout_ms without a request. */
-	l->idle_check_ms = l->now_ms + (limit >= 4 ? limit / 4 : 1);
+	l->idle_check_ms = l->now_ms + (every >= 4 ? every / 4 : 1);
 	return (int)(l->idle_check_ms - l->now_ms);
+}
+
+/* Connections paused for their uid's budget: read again those whose uid
+ * fell below it (conn_flush sets what epoll watches). */
+static void
+resume_paused(struct loop *l)
+{
+	for (struct conn *c = LIST_FIRST(&l->conns), *next; c != NULL &&
+	    l->n_paused > 0; c = next) {
+		next = LIST_NEXT(c, link);
+		if (c->paused && !conn_uid_over(c)) {
+			conn_flush(c);
+			conn_maybe_close(c);
+		}
+	}
 }
 
 static void
@@ -342,7 +572,15 @@ loop_main(void *arg)
 		if (stopping == 2)
 			force_pending(l);
 		l->now_ms = clock_mono_ms();
+		if (atomic_load_explicit(&srv->shed_wanted,
+		    memory_order_relaxed))
+			shed(l);
 		timeout = sweep_idle(l);
+		if (l->n_paused > 0) {
+			resume_paused(l);
+			if (l->n_paused > 0 && (timeout < 0 || timeout > 20))
+				timeout = 20;
+		}
 		bury(l);
 
 		if (stopping) {
@@ -544,6 +782,7 @@ server_free(struct server *srv)
 		close(srv->spare_fd);
 	pthread_mutex_destroy(&srv->spare_lock);
 	pthread_mutex_destroy(&srv->exit_lock);
+	pthread_mutex_destroy(&srv->uid_lock);
 	pthread_cond_destroy(&srv->exit_cond);
 	free(srv);
 }

@@ -56,6 +56,18 @@ struct reload_job {
 	struct json_object *report; /* owned, once done */
 };
 
+/* What one peer uid holds now: one entry per uid with a connection open
+ * (server.c's table, freed with its last connection). */
+struct uid_use {
+	struct uid_use *next;     /* the hash chain, under srv->uid_lock */
+	uid_t uid;
+	int admin;                /* exempt from the per-uid limits */
+	int conns;                /* under srv->uid_lock */
+	atomic_llong bytes;       /* input and output its connections hold */
+};
+
+#define UID_HASH 256
+
 struct conn {
 	struct loop *loop;
 	LIST_ENTRY(conn) link;    /* the loop's connections, or graveyard */
@@ -70,6 +82,11 @@ struct conn {
 	int closed;               /* closed; freed after this batch */
 	int busy;                 /* a call of it is on the pool */
 	int64_t active_ms;        /* last time a request line arrived */
+	struct uid_use *use;      /* its uid's entry, borrowed from the table */
+	long long charge;         /* bytes counted against use and the budget */
+	int64_t line_ms;          /* when its partial line began, or 0 */
+	int64_t wstall_ms;        /* unsent output last moved then, or 0 */
+	int paused;               /* not read: its uid is over its budget */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
@@ -90,6 +107,7 @@ struct loop {
 	int64_t wall_ms;          /* the wall clock then (request ids) */
 	int64_t idle_check_ms;    /* next sweep for idle connections */
 	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
+	int n_paused;             /* connections with paused set */
 	struct json_tokener *tok;
 	pthread_mutex_t cq_lock;
 	struct call_queue cq;     /* answered calls posted to this loop */
@@ -117,6 +135,10 @@ struct server {
 	int n_loops;
 	char max_conn_msg[64];
 	atomic_int n_conns;
+	pthread_mutex_t uid_lock; /* uid_hash and every uid_use.conns */
+	struct uid_use *uid_hash[UID_HASH];
+	atomic_llong buffered;    /* bytes every connection holds */
+	atomic_int shed_wanted;   /* over memory_budget_bytes: loops shed */
 	atomic_int stopping;      /* 0 serving, 1 draining, 2 forced */
 	pthread_mutex_t exit_lock;
 	pthread_cond_t exit_cond;
@@ -133,6 +155,9 @@ void conn_flush(struct conn *c);
 /* Close c if it is finished (an error, the peer done and every reply
  * written, or the daemon stopping and c idle).  Returns 1 if closed. */
 int conn_maybe_close(struct conn *c);
+/* True when c's uid is not an admin and holds its
+ * max_buffered_bytes_per_uid: c is not read meanwhile. */
+int conn_uid_over(const struct conn *c);
 /* Close c now: its pending calls are abandoned; c is freed after the
  * event batch (server_bury). */
 void conn_close(struct conn *c);
@@ -150,5 +175,10 @@ void conn_job_free(struct reload_job *job);
 
 /* Wake l's epoll_wait (any thread). */
 void server_wake(struct loop *l);
+/* The memory budget was just passed: have every loop shed (any thread). */
+void server_over_budget(struct server *srv);
+/* Drop a closed connection's hold on its uid entry (c->use); the entry is
+ * freed with its uid's last connection. */
+void server_uid_put(struct server *srv, struct conn *c);
 
 #endif /* CMDHOST_SERVER_PRIV_H */
