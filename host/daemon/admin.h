@@ -24,6 +24,10 @@ struct admin {
 	struct daemon_stats *stats;  /* borrowed */
 	struct dispatch *disp;       /* borrowed */
 	uid_t self_uid;
+	/* NULL, or: add one object per call stuck inline to arr (borrowed)
+	 * and return how many (host.health is degraded while any is). */
+	int (*stuck_fn)(void *arg, struct json_object *arr);
+	void *stuck_arg;
 };
 
 /* Answer the host.* request req (borrowed) from a peer with uid peer_uid:

@@ -225,6 +225,44 @@ dispatch(struct conn *c, struct request *req)
 	LIST_INSERT_HEAD(&l->pending, s, plink);
 }
 
+void
+conn_adopt(struct loop *l, struct call *call)
+{
+	struct conn *c = call->owner_arg;
+	struct slot *s;
+
+	/* The stuck thread was inside frame_lines() on c: what followed
+	 * the stuck line is a request too.  Read straight into scratch, it
+	 * goes to rbuf (then empty); read into rbuf, the lines handled are
+	 * consumed. */
+	if (l->fr_conn == c && l->fr_p == l->scratch) {
+		if (l->fr_used < l->fr_n && buf_put(&c->rbuf, l->fr_p +
+		    l->fr_used, l->fr_n - l->fr_used) < 0)
+			c->dead = 1;
+	} else if (l->fr_conn == c && l->fr_p == buf_head(&c->rbuf)) {
+		buf_consume(&c->rbuf, l->fr_used);
+	}
+	l->fr_conn = NULL;
+	/* As dispatch() does for a call that went to the pool. */
+	call->owner_arg = NULL;
+	l->n_pool++;
+	c->busy = 1;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		c->dead = 1;
+		if (dispatch_abandon(call))
+			l->n_pool--;
+	} else {
+		s->conn = c;
+		s->call = call;
+		s->waiting = 1;
+		call->owner_slot = s;
+		STAILQ_INSERT_TAIL(&c->slots, s, link);
+		LIST_INSERT_HEAD(&l->pending, s, plink);
+	}
+	conn_flush(c);
+	conn_maybe_close(c);
+}
+
 /* Log line and request id of a host.* reply just formatted into out. */
 static void
 finish_admin(struct conn *c, struct buf *out, const char *id_text,
@@ -322,18 +360,16 @@ reload_call(struct conn *c, const struct request *req)
 void
 conn_take_jobs(struct loop *l)
 {
-	STAILQ_HEAD(, reload_job) q;
 	struct reload_job *job;
 
 	pthread_mutex_lock(&l->cq_lock);
-	STAILQ_INIT(&q);
-	STAILQ_CONCAT(&q, &l->jobs);
+	STAILQ_CONCAT(&l->jobs_taking, &l->jobs);
 	pthread_mutex_unlock(&l->cq_lock);
-	while ((job = STAILQ_FIRST(&q)) != NULL) {
+	while ((job = STAILQ_FIRST(&l->jobs_taking)) != NULL) {
 		struct slot *s = job->slot;
 		struct conn *c = s != NULL ? s->conn : NULL;
 
-		STAILQ_REMOVE_HEAD(&q, link);
+		STAILQ_REMOVE_HEAD(&l->jobs_taking, link);
 		l->n_jobs--;
 		if (c != NULL) {
 			s->job = NULL;
@@ -422,8 +458,17 @@ frame_lines(struct conn *c, char *p, size_t n)
 
 		used += u;
 		if (ev == FRAME_LINE) {
-			c->active_ms = c->loop->now_ms;
+			struct loop *l = c->loop;
+
+			c->active_ms = l->now_ms;
+			/* Where we are, for a thread that may take over if
+			 * this line's call gets stuck. */
+			l->fr_conn = c;
+			l->fr_p = p;
+			l->fr_n = n;
+			l->fr_used = used;
 			handle_line(c, line, len);
+			l->fr_conn = NULL;
 		} else if (ev == FRAME_TOO_LONG) {
 			c->active_ms = c->loop->now_ms;
 			snprintf(msg, sizeof(msg), "request line longer than "

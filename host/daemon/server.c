@@ -30,6 +30,12 @@
 #include "registry.h"
 #include "server_priv.h"
 
+/* How often the monitor looks for a loop stuck in an inline call. */
+#define MONITOR_EVERY_NS 10000000LL
+
+static void thread_lost(struct dispatch_watch *w);
+static int stuck_json(void *arg, struct json_object *arr);
+
 struct server *
 server_new(const struct config *cfg, struct registry *reg,
     struct dispatch *disp, struct daemon_stats *stats, char *err,
@@ -56,6 +62,11 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
 	pthread_mutex_init(&srv->uid_lock, NULL);
+	pthread_mutex_init(&srv->mon_lock, NULL);
+	thread_cond_init(&srv->mon_cond);
+	LIST_INIT(&srv->stuck);
+	srv->admin.stuck_fn = stuck_json;
+	srv->admin.stuck_arg = srv;
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
@@ -80,6 +91,8 @@ server_new(const struct config *cfg, struct registry *reg,
 		pthread_mutex_init(&l->cq_lock, NULL);
 		STAILQ_INIT(&l->cq);
 		STAILQ_INIT(&l->jobs);
+		STAILQ_INIT(&l->taking);
+		STAILQ_INIT(&l->jobs_taking);
 		LIST_INIT(&l->conns);
 		LIST_INIT(&l->graveyard);
 		LIST_INIT(&l->pending);
@@ -376,18 +389,16 @@ accept_some(struct loop *l)
 static void
 take_completions(struct loop *l)
 {
-	struct call_queue q;
 	struct call *call;
 
 	pthread_mutex_lock(&l->cq_lock);
-	STAILQ_INIT(&q);
-	STAILQ_CONCAT(&q, &l->cq);
+	STAILQ_CONCAT(&l->taking, &l->cq);
 	pthread_mutex_unlock(&l->cq_lock);
-	while ((call = STAILQ_FIRST(&q)) != NULL) {
+	while ((call = STAILQ_FIRST(&l->taking)) != NULL) {
 		struct slot *s = call->owner_slot;
 		struct conn *c = s != NULL ? s->conn : NULL;
 
-		STAILQ_REMOVE_HEAD(&q, owner_link);
+		STAILQ_REMOVE_HEAD(&l->taking, owner_link);
 		if (s == NULL)
 			l->n_pool--; /* its connection closed meanwhile */
 		dispatch_complete(call);
@@ -554,13 +565,23 @@ stop_listening(struct loop *l)
 static void *
 loop_main(void *arg)
 {
-	struct loop *l = arg;
+	struct loop_thread *t = arg;
+	struct loop *l = t->loop;
 	struct server *srv = l->srv;
 	struct epoll_event events[MAX_EVENTS];
+	char name[16];
 
+	snprintf(name, sizeof(name), "cmdhostd-loop%d", l->index);
+	pthread_setname_np(pthread_self(), name);
 	thread_use_c_locale();
 	log_thread_buffer(1);
 	dispatch_thread_cache(1);
+	dispatch_thread_watch(&t->watch);
+	if (t->adopt != NULL) {
+		/* This loop's last thread is stuck in that call. */
+		conn_adopt(l, t->adopt);
+		t->adopt = NULL;
+	}
 	for (;;) {
 		int stopping = atomic_load(&srv->stopping);
 		int timeout, n;
@@ -653,6 +674,7 @@ loop_main(void *arg)
 			}
 		}
 	}
+	dispatch_thread_watch(NULL);
 	dispatch_thread_cache(0);
 	log_thread_buffer(0);
 	pthread_mutex_lock(&srv->exit_lock);
@@ -662,13 +684,185 @@ loop_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ stuck loops */
+
+/* A new thread record for loop l (free it with free()), or NULL. */
+static struct loop_thread *
+thread_new(struct loop *l, struct call *adopt)
+{
+	struct loop_thread *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->loop = l;
+	t->adopt = adopt;
+	t->watch.lost = thread_lost;
+	return t;
+}
+
+/*
+ * The watch's lost hook, on a loop thread whose stuck call returned at
+ * last: another thread serves the loop now.  Leave without touching it.
+ */
+static void
+thread_lost(struct dispatch_watch *w)
+{
+	struct loop_thread *t = (struct loop_thread *)(void *)w;
+	struct server *srv = t->loop->srv;
+
+	log_warnx("the stuck call of %s (plugin %s) returned after %lld ms; "
+	    "its old loop thread leaves", t->command, t->plugin,
+	    (long long)((clock_mono_ns() - t->since_ns) / 1000000));
+	metrics_add(srv->stats, DM_STUCK_THREADS, -1);
+	dispatch_thread_watch(NULL);
+	dispatch_thread_cache(0);
+	log_thread_buffer(0);
+	pthread_mutex_lock(&srv->mon_lock);
+	LIST_REMOVE(t, link);
+	srv->n_stuck--;
+	pthread_cond_broadcast(&srv->mon_cond);
+	pthread_mutex_unlock(&srv->mon_lock);
+	free(t);
+	pthread_exit(NULL);
+}
+
+/* Start a thread that takes stuck loop l over with its adopted call c;
+ * mon_lock is held.  On failure c waits in l->orphan for the next try
+ * (it still gets its 504 meanwhile). */
+static void
+start_successor(struct loop *l, struct call *c)
+{
+	struct loop_thread *t;
+	pthread_t th;
+
+	if ((t = thread_new(l, c)) == NULL ||
+	    pthread_create(&th, NULL, loop_main, t) != 0) {
+		if (l->orphan == NULL)
+			log_errorx("cannot start a thread to take over loop %d; "
+			    "trying again", l->index);
+		free(t);
+		l->orphan = c;
+		return;
+	}
+	l->orphan = NULL;
+	l->thread = th;
+	l->cur = t;
+}
+
+/*
+ * Loop l's thread is stuck in inline call c (adopted, pending now): give
+ * the loop a new thread that takes c and the loop's connections on; the
+ * old thread is left to its call, and leaves by thread_lost() if it ever
+ * returns.  mon_lock is held (thread_lost waits for it).
+ */
+static void
+take_over(struct loop *l, struct call *c)
+{
+	struct server *srv = l->srv;
+	struct loop_thread *old = l->cur;
+	const struct invocation *inv = &c->inv;
+
+	snprintf(old->command, sizeof(old->command), "%s", inv->cmd->name);
+	snprintf(old->plugin, sizeof(old->plugin), "%s", inv->cmd->gen->name);
+	old->since_ns = inv->start_ns;
+	LIST_INSERT_HEAD(&srv->stuck, old, link);
+	srv->n_stuck++;
+	metrics_add(srv->stats, DM_STUCK_THREADS, 1);
+	pthread_detach(l->thread);
+	l->cur = NULL;
+	log_warnx("command %s (plugin %s) has run inline for %lld ms on loop "
+	    "%d: that thread is stuck; a new thread serves the loop's "
+	    "connections, the call gets its 504 at its deadline, and the "
+	    "command's calls run on the pool", old->command, old->plugin,
+	    (long long)((clock_mono_ns() - old->since_ns) / 1000000), l->index);
+	start_successor(l, c);
+}
+
+/* Every few ms: is a loop stuck in an inline call? */
+static void *
+monitor_main(void *arg)
+{
+	struct server *srv = arg;
+	int64_t stuck_ns = (int64_t)srv->cfg->inline_stuck_ms * 1000000;
+
+	pthread_setname_np(pthread_self(), "cmdhostd-watch");
+	pthread_mutex_lock(&srv->mon_lock);
+	while (!srv->mon_stop) {
+		struct timespec ts = clock_mono_ts(clock_mono_ns() +
+		    MONITOR_EVERY_NS);
+
+		pthread_cond_timedwait(&srv->mon_cond, &srv->mon_lock, &ts);
+		if (srv->mon_stop)
+			break;
+		for (int i = 0; i < srv->n_loops; i++) {
+			struct loop *l = &srv->loops[i];
+			struct call *c;
+
+			if (l->orphan != NULL) {
+				start_successor(l, l->orphan);
+				continue;
+			}
+			if (l->cur == NULL)
+				continue;
+			c = dispatch_adopt(srv->disp, &l->cur->watch, &l->owner,
+			    clock_mono_ns(), stuck_ns);
+			if (c != NULL)
+				take_over(l, c);
+		}
+	}
+	pthread_mutex_unlock(&srv->mon_lock);
+	return NULL;
+}
+
+/* admin's stuck_fn: add the stuck calls to arr; returns how many. */
+static int
+stuck_json(void *arg, struct json_object *arr)
+{
+	struct server *srv = arg;
+	struct loop_thread *t;
+	int n = 0;
+
+	pthread_mutex_lock(&srv->mon_lock);
+	LIST_FOREACH(t, &srv->stuck, link) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "command",
+		    json_object_new_string(t->command));
+		json_object_object_add(o, "plugin",
+		    json_object_new_string(t->plugin));
+		json_object_object_add(o, "loop",
+		    json_object_new_int(t->loop->index));
+		json_object_object_add(o, "running_ms", json_object_new_int64(
+		    (clock_mono_ns() - t->since_ns) / 1000000));
+		json_object_array_add(arr, o);
+		n++;
+	}
+	pthread_mutex_unlock(&srv->mon_lock);
+	return n;
+}
+
+/* Stop the monitor (before the loops are joined: it replaces threads). */
+static void
+monitor_stop(struct server *srv)
+{
+	if (!srv->monitor_started)
+		return;
+	pthread_mutex_lock(&srv->mon_lock);
+	srv->mon_stop = 1;
+	pthread_cond_broadcast(&srv->mon_cond);
+	pthread_mutex_unlock(&srv->mon_lock);
+	pthread_join(srv->monitor, NULL);
+	srv->monitor_started = 0;
+}
+
 int
 server_start(struct server *srv)
 {
+	int err;
+
 	for (int i = 0; i < srv->n_loops; i++) {
 		struct loop *l = &srv->loops[i];
 		struct epoll_event ev;
-		int err;
 
 		ev.events = EPOLLIN;
 		ev.data.ptr = l;
@@ -679,10 +873,16 @@ server_start(struct server *srv)
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
 			return -errno;
 		l->listening = 1;
-		if ((err = pthread_create(&l->thread, NULL, loop_main, l)) != 0)
+		if ((l->cur = thread_new(l, NULL)) == NULL)
+			return -ENOMEM;
+		if ((err = pthread_create(&l->thread, NULL, loop_main,
+		    l->cur)) != 0)
 			return -err;
 		l->started = 1;
 	}
+	if ((err = pthread_create(&srv->monitor, NULL, monitor_main, srv)) != 0)
+		return -err;
+	srv->monitor_started = 1;
 	return 0;
 }
 
@@ -699,6 +899,7 @@ server_stop(struct server *srv, int64_t deadline_ns)
 {
 	int started = 0, exited, stuck = 0;
 
+	monitor_stop(srv);
 	for (int i = 0; i < srv->n_loops; i++)
 		started += srv->loops[i].started;
 	atomic_store(&srv->stopping, 1);
@@ -734,6 +935,22 @@ server_stop(struct server *srv, int64_t deadline_ns)
 		}
 		srv->loops[i].started = 0;
 	}
+	/* A thread left in a stuck call still holds a call and its plugin:
+	 * wait for it as for a loop, then give up on it. */
+	pthread_mutex_lock(&srv->mon_lock);
+	while (srv->n_stuck > 0) {
+		struct timespec ts = clock_mono_ts(deadline_ns);
+
+		if (pthread_cond_timedwait(&srv->mon_cond, &srv->mon_lock,
+		    &ts) == ETIMEDOUT)
+			break;
+	}
+	if (srv->n_stuck > 0) {
+		log_errorx("%d loop thread(s) still stuck in an inline call",
+		    srv->n_stuck);
+		stuck = 1;
+	}
+	pthread_mutex_unlock(&srv->mon_lock);
 	return stuck ? -1 : 0;
 }
 
@@ -771,6 +988,7 @@ server_free(struct server *srv)
 		}
 		if (l->tok != NULL)
 			json_tokener_free(l->tok);
+		free(l->cur);
 		if (l->epfd >= 0)
 			close(l->epfd);
 		if (l->evfd >= 0)
@@ -783,6 +1001,8 @@ server_free(struct server *srv)
 	pthread_mutex_destroy(&srv->spare_lock);
 	pthread_mutex_destroy(&srv->exit_lock);
 	pthread_mutex_destroy(&srv->uid_lock);
+	pthread_mutex_destroy(&srv->mon_lock);
+	pthread_cond_destroy(&srv->mon_cond);
 	pthread_cond_destroy(&srv->exit_cond);
 	free(srv);
 }

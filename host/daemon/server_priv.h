@@ -92,8 +92,22 @@ struct conn {
 	gid_t gid;
 };
 
+/* One thread running a loop.  A loop stuck in an inline call gets a new
+ * one (server.c's monitor); the old one leaves when its call returns. */
+struct loop_thread {
+	struct dispatch_watch watch; /* first: its inline calls */
+	struct loop *loop;
+	struct call *adopt;       /* a stuck call to take on at start, or NULL */
+	LIST_ENTRY(loop_thread) link; /* srv->stuck, once stuck */
+	char command[136];        /* the stuck call's command */
+	char plugin[136];         /* and plugin */
+	int64_t since_ns;         /* when that call started */
+};
+
 struct loop {
 	struct dispatch_owner owner; /* first: dispatch posts to it */
+	struct loop_thread *cur;  /* the thread serving it now (mon_lock) */
+	struct call *orphan;      /* adopted, no thread took it yet (mon_lock) */
 	struct server *srv;
 	int index;
 	pthread_t thread;
@@ -112,6 +126,15 @@ struct loop {
 	pthread_mutex_t cq_lock;
 	struct call_queue cq;     /* answered calls posted to this loop */
 	STAILQ_HEAD(, reload_job) jobs; /* host.reloads done, under cq_lock */
+	/* Being taken from cq and jobs now: kept here, not on a stack, so a
+	 * thread that takes over a stuck loop goes on with them. */
+	struct call_queue taking;
+	STAILQ_HEAD(, reload_job) jobs_taking;
+	/* The bytes frame_lines() is working through, for the same reason:
+	 * fr_conn's p[used..n) are not handled yet. */
+	struct conn *fr_conn;
+	const char *fr_p;
+	size_t fr_n, fr_used;
 	int n_jobs;               /* host.reloads of this loop not back */
 	LIST_HEAD(, conn) conns;
 	LIST_HEAD(, conn) graveyard; /* closed, freed after the event batch */
@@ -139,6 +162,13 @@ struct server {
 	struct uid_use *uid_hash[UID_HASH];
 	atomic_llong buffered;    /* bytes every connection holds */
 	atomic_int shed_wanted;   /* over memory_budget_bytes: loops shed */
+	pthread_t monitor;        /* finds loops stuck in an inline call */
+	int monitor_started;
+	pthread_mutex_t mon_lock; /* mon_stop, stuck, loop->cur and thread */
+	pthread_cond_t mon_cond;
+	int mon_stop;
+	LIST_HEAD(, loop_thread) stuck; /* threads left in a stuck call */
+	int n_stuck;              /* under mon_lock */
 	atomic_int stopping;      /* 0 serving, 1 draining, 2 forced */
 	pthread_mutex_t exit_lock;
 	pthread_cond_t exit_cond;
@@ -168,6 +198,10 @@ void conn_process(struct conn *c);
 void conn_post(struct dispatch_owner *o, struct call *c);
 /* Put the reports of finished host.reloads of l in place. */
 void conn_take_jobs(struct loop *l);
+/* On the thread that took over stuck loop l: make the adopted inline
+ * call `call` (dispatch_adopt) a pending call of its connection, keep the
+ * lines read after it, and flush what the stuck thread left. */
+void conn_adopt(struct loop *l, struct call *call);
 /* Free a host.reload job (its report too). */
 void conn_job_free(struct reload_job *job);
 

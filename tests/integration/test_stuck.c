@@ -1,0 +1,149 @@
+/*
+ * test_stuck.c - an inline call that spins is contained as far as a
+ * thread can be: its client gets 504 at its deadline, the other
+ * connections of its event loop keep being answered (a new thread takes
+ * the loop over), host.health is degraded naming the command, the
+ * stuck-thread gauge is 1, new calls of the command run on the pool, and
+ * when the call returns at last everything is as before.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(stuck, .fini = check_free);
+
+#define N_OTHERS 50
+#define SPIN_MS 4000
+
+static const char *const plugins[] = { "good.so", "spin.so", NULL };
+
+/* host.stats number at path, or -1. */
+static long long
+stat_num(const char *path)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"host.stats\"}");
+	json_object *v = json_path(j, path);
+	long long n = v ? json_object_get_int64(v) : -1;
+
+	json_object_put(j);
+	return n;
+}
+
+/* The thread spin.run {"ms":0} ran on, a new string (free it). */
+static char *
+spin_thread(int fd)
+{
+	json_object *j = check_call(fd, "{\"command\":\"spin.run\","
+	    "\"payload\":{\"ms\":0}}", 200, NULL);
+	char *name = strdup(json_path_str(j, "body/thread") ?
+	    json_path_str(j, "body/thread") : "?");
+
+	json_object_put(j);
+	return name;
+}
+
+static int
+health_is_ok(void *arg)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"host.health\"}");
+	const char *st = json_path_str(j, "body/status");
+	int ok = st != NULL && strcmp(st, "ok") == 0;
+
+	(void)arg;
+	json_object_put(j);
+	return ok && stat_num("body/stuck_threads") == 0;
+}
+
+Test(stuck, spinning_inline_call_is_contained, .timeout = 90)
+{
+	int spinner, probe, others[N_OTHERS];
+	int64_t t0, took, worst = 0;
+	json_object *j, *stuck;
+	char *line, *name;
+
+	/* One loop: every connection below is on the loop that will
+	 * stick. */
+	check_start_with(plugins, "workers = 1\ninline_stuck_ms = 200\n");
+	spinner = check_connect();
+	probe = check_connect();
+	for (int i = 0; i < N_OTHERS; i++) {
+		others[i] = check_connect();
+		json_object_put(check_call(others[i], "{\"command\":"
+		    "\"test.echo\",\"payload\":0}", 200, NULL));
+	}
+	/* The control: a fast spin.run runs inline, on the loop. */
+	name = spin_thread(probe);
+	CHECK(strcmp(name, "cmdhostd-loop0") == 0, "ran on %s", name);
+	free(name);
+
+	t0 = now_ms();
+	cr_assert_eq(client_send(spinner, "{\"id\":\"s\",\"command\":"
+	    "\"spin.run\",\"timeout_ms\":500,\"payload\":{\"ms\":4000}}"), 0);
+	nap_ms(50);
+	/* The loop's other connections are answered meanwhile. */
+	for (int i = 0; i < N_OTHERS; i++)
+		cr_assert_eq(client_send(others[i], "{\"id\":1,\"command\":"
+		    "\"test.echo\",\"payload\":1}"), 0);
+	for (int i = 0; i < N_OTHERS; i++) {
+		line = client_recv_line(others[i]);
+		CHECK(line != NULL && strstr(line, "\"status\":200"),
+		    "connection %d: %s", i, line ? line : "no reply");
+		free(line);
+	}
+	took = now_ms() - t0;
+	CHECK(took < 2000, "the loop's other connections waited %lld ms",
+	    (long long)took);
+
+	/* The spinner's 504, at its deadline. */
+	line = client_recv_line(spinner);
+	took = now_ms() - t0;
+	CHECK(line != NULL && strstr(line, "\"status\":504") &&
+	    strstr(line, "\"id\":\"s\""), "spinner: %s",
+	    line ? line : "no reply");
+	CHECK(took >= 450 && took < 1000, "504 after %lld ms (deadline 500)",
+	    (long long)took);
+	free(line);
+
+	/* Health names it; the gauge counts one stuck thread. */
+	j = check_call(probe, "{\"command\":\"host.health\"}", 200, NULL);
+	stuck = json_path(j, "body/stuck");
+	CHECK(strcmp(json_path_str(j, "body/status"), "degraded") == 0 &&
+	    stuck != NULL && json_object_array_length(stuck) == 1 &&
+	    strcmp(json_path_str(json_object_array_get_idx(stuck, 0),
+	    "command"), "spin.run") == 0, "health: %s", reply_text(j));
+	json_object_put(j);
+	CHECK(stat_num("body/stuck_threads") == 1, "stuck_threads is not 1");
+	CHECK(daemon_log_contains(check_daemon(), "command spin.run (plugin "
+	    "spin) has run inline"), "no log line for the stuck call");
+
+	/* New calls of it run on the pool, not on a loop. */
+	name = spin_thread(probe);
+	CHECK(strncmp(name, "cmdhostd-loop", 13) != 0, "ran on %s", name);
+	free(name);
+	for (int i = 0; i < N_OTHERS; i++) {
+		json_object_put(check_call(others[i], "{\"command\":"
+		    "\"test.echo\",\"payload\":2}", 200, NULL));
+		took = now_ms() - t0;
+		worst = took > worst ? took : worst;
+	}
+
+	/* When the spin ends its old thread leaves: all well again. */
+	CHECK(wait_until(health_is_ok, NULL, SPIN_MS + 10000),
+	    "health not ok after the stuck call returned");
+	CHECK(daemon_log_wait(check_daemon(), "its old loop thread leaves",
+	    5000), "no log line for the old thread");
+	json_object_put(check_call(spinner, "{\"command\":\"test.echo\"}", 200,
+	    NULL));
+	close(spinner);
+	close(probe);
+	for (int i = 0; i < N_OTHERS; i++)
+		close(others[i]);
+	check_stop_clean();
+}
