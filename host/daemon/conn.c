@@ -461,6 +461,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 			struct loop *l = c->loop;
 
 			c->active_ms = l->now_ms;
+			c->line_ms = 0; /* a line ended: the next one is new */
 			/* Where we are, for a thread that may take over if
 			 * this line's call gets stuck. */
 			l->fr_conn = c;
@@ -471,6 +472,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 			l->fr_conn = NULL;
 		} else if (ev == FRAME_TOO_LONG) {
 			c->active_ms = c->loop->now_ms;
+			c->line_ms = 0;
 			snprintf(msg, sizeof(msg), "request line longer than "
 			    "max_request_bytes (%zu)", c->framer.max);
 			reply_err(c, NULL, 413, "request_too_large", msg);

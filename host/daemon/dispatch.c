@@ -538,6 +538,10 @@ dispatch_drop(struct call *c)
 
 static __thread struct dispatch_watch *cur_watch;
 
+/* An inline call past its deadline is adopted only once it has run this
+ * long: a call a few ms late is cheaper to let finish. */
+#define ADOPT_MIN_NS 20000000LL
+
 void
 dispatch_thread_watch(struct dispatch_watch *w)
 {
@@ -590,14 +594,17 @@ dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
 {
 	uint_fast64_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 	struct call *c;
+	int64_t run;
 	int ok;
 
 	if ((s & 3) != WATCH_RUNNING)
 		return NULL;
 	c = atomic_load_explicit(&w->call, memory_order_relaxed);
-	if (now_ns - atomic_load_explicit(&w->start_ns,
-	    memory_order_relaxed) < stuck_ns && now_ns <
-	    atomic_load_explicit(&w->deadline_ns, memory_order_relaxed))
+	run = now_ns - atomic_load_explicit(&w->start_ns, memory_order_relaxed);
+	/* Stuck, or past its deadline -- but a call only a little slow
+	 * is left alone: adopting costs its thread. */
+	if (run < stuck_ns && (run < ADOPT_MIN_NS || now_ns <
+	    atomic_load_explicit(&w->deadline_ns, memory_order_relaxed)))
 		return NULL;
 	/* Once CLAIMING, the watched thread cannot leave its call: c is
 	 * alive (the values read above were of this very call, or the

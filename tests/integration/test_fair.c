@@ -318,7 +318,8 @@ Test(fair, write_timeout_closes_a_non_reader, .timeout = 60)
 	CHECK(wait_stat("buffered_bytes", -1, 0, 5000, &last),
 	    "buffered_bytes is %lld after the close", last);
 	/* Only the stats connection itself is left. */
-	CHECK(stat_num("connections/open") == 1, "connections still open");
+	CHECK(wait_stat("connections/open", -1, 1, 5000, &last),
+	    "%lld connections still open", last);
 	CHECK(daemon_log_contains(check_daemon(), "write_timeout_ms"),
 	    "no log line for the close");
 	close(hog);
@@ -356,6 +357,40 @@ Test(fair, partial_line_times_out, .timeout = 60)
 	    "line_timeouts is %lld", last);
 	close(half);
 	close(slow);
+	check_stop_clean();
+}
+
+/* A client whose lines always end, but whose every read ends inside the
+ * next line, for longer than line_timeout_ms: never a timeout. */
+Test(fair, lines_that_keep_ending_do_not_time_out, .timeout = 60)
+{
+	static const char req[] = "{\"id\":5,\"command\":\"test.echo\","
+	    "\"payload\":3}\n";
+	size_t cut = 20, len = strlen(req);
+	int fd, n = 0;
+	int64_t t0;
+	char buf[256];
+
+	check_start_with(good_only, "line_timeout_ms = 300\n");
+	fd = check_connect();
+	cr_assert_eq(client_send_raw(fd, req, cut), 0);
+	t0 = now_ms();
+	while (now_ms() - t0 < 1200) {
+		char *line;
+
+		nap_ms(25);
+		memcpy(buf, req + cut, len - cut);
+		memcpy(buf + len - cut, req, cut);
+		cr_assert_eq(client_send_raw(fd, buf, len), 0);
+		line = client_recv_line(fd);
+		CHECK(line != NULL && strstr(line, "\"status\":200"),
+		    "line %d after %lld ms: %s", n, (long long)(now_ms() - t0),
+		    line ? line : "closed");
+		free(line);
+		n++;
+	}
+	CHECK(stat_num("connections/line_timeouts") == 0, "a line timed out");
+	close(fd);
 	check_stop_clean();
 }
 
