@@ -147,3 +147,48 @@ Test(stuck, spinning_inline_call_is_contained, .timeout = 90)
 		close(others[i]);
 	check_stop_clean();
 }
+
+/*
+ * A slow inline call that is taken for stuck but ends before its
+ * deadline: its own result (200) reaches the client through the new
+ * thread, and the lines pipelined after it in the same write are
+ * answered after it, in order.
+ */
+Test(stuck, adopted_call_keeps_its_result_and_the_lines_after_it,
+    .timeout = 60)
+{
+	static const char burst[] = "{\"id\":1,\"command\":\"spin.run\","
+	    "\"payload\":{\"ms\":700}}\n"
+	    "{\"id\":2,\"command\":\"test.echo\",\"payload\":2}\n"
+	    "{\"id\":3,\"command\":\"test.echo\",\"payload\":3}\n";
+	int fd, other;
+
+	check_start_with(plugins, "workers = 1\ninline_stuck_ms = 200\n");
+	fd = check_connect();
+	other = check_connect();
+	cr_assert_eq(client_send_raw(fd, burst, strlen(burst)), 0);
+	nap_ms(50);
+	/* The loop is served while the call runs. */
+	json_object_put(check_call(other, "{\"command\":\"test.echo\"}", 200,
+	    NULL));
+	for (int want = 1; want <= 3; want++) {
+		char *line = client_recv_line(fd);
+		json_object *j = line ? json_tokener_parse(line) : NULL;
+
+		CHECK(reply_status(j) == 200 &&
+		    json_object_get_int(reply_id(j)) == want,
+		    "reply %d: %s", want, line ? line : "none");
+		if (want == 1)
+			CHECK(strcmp(json_path_str(j, "body/thread"),
+			    "cmdhostd-loop0") == 0, "the spin ran on %s",
+			    json_path_str(j, "body/thread"));
+		json_object_put(j);
+		free(line);
+	}
+	CHECK(daemon_log_contains(check_daemon(), "has run inline"),
+	    "the call was not taken for stuck");
+	CHECK(wait_until(health_is_ok, NULL, 10000), "health not ok again");
+	close(fd);
+	close(other);
+	check_stop_clean();
+}
