@@ -192,3 +192,31 @@ Test(stuck, adopted_call_keeps_its_result_and_the_lines_after_it,
 	close(other);
 	check_stop_clean();
 }
+
+/* SIGTERM with a thread still stuck: the daemon waits for it as for a
+ * loop (shutdown_timeout_ms plus a second), then exits 1 without
+ * finalizing plugins. */
+Test(stuck, stop_with_a_stuck_thread_exits_1_in_time, .timeout = 60)
+{
+	int fd;
+	int64_t t0;
+	char *line;
+
+	check_start_with(plugins, "workers = 1\ninline_stuck_ms = 100\n"
+	    "shutdown_timeout_ms = 500\n");
+	fd = check_connect();
+	cr_assert_eq(client_send(fd, "{\"command\":\"spin.run\",\"timeout_ms\":"
+	    "300,\"payload\":{\"ms\":30000}}"), 0);
+	line = client_recv_line(fd);
+	CHECK(line != NULL && strstr(line, "\"status\":504"), "spin: %s",
+	    line ? line : "no reply");
+	free(line);
+	CHECK(stat_num("body/stuck_threads") == 1, "not stuck");
+	t0 = now_ms();
+	CHECK(daemon_stop(check_daemon()) == 1, "exit status is not 1");
+	CHECK(now_ms() - t0 < 500 + 1000 + 1500, "stop took %lld ms",
+	    (long long)(now_ms() - t0));
+	CHECK(daemon_log_contains(check_daemon(), "still stuck in an inline "
+	    "call"), "no log line naming the stuck thread");
+	close(fd);
+}
