@@ -70,6 +70,10 @@ server_new(const struct config *cfg, struct registry *reg,
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
+	snprintf(srv->reserve_msg, sizeof(srv->reserve_msg), "too many "
+	    "connections (max_connections=%d, of which admin_connections=%d "
+	    "are kept for admins)", cfg->max_connections,
+	    cfg->admin_connections);
 	srv->n_loops = cfg->workers;
 	if (srv->n_loops == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -341,7 +345,8 @@ accept_some(struct loop *l)
 			limit -= srv->cfg->admin_connections;
 		if (atomic_fetch_add(&srv->n_conns, 1) >= limit) {
 			atomic_fetch_sub(&srv->n_conns, 1);
-			refuse(srv, fd, srv->max_conn_msg);
+			refuse(srv, fd, admin ? srv->max_conn_msg :
+			    srv->reserve_msg);
 			continue;
 		}
 		if ((use = uid_get(srv, cred.uid, admin)) == NULL) {
@@ -456,7 +461,10 @@ sweep_timeouts(struct loop *l, struct conn *c)
 		conn_close(c);
 		return 1;
 	}
+	/* Replies still to send were asked for: they go first (or the write
+	 * timeout closes a peer that does not take them). */
 	if (cfg->line_timeout_ms > 0 && c->line_ms != 0 &&
+	    buf_size(&c->wbuf) == 0 && STAILQ_EMPTY(&c->slots) &&
 	    l->now_ms - c->line_ms >= cfg->line_timeout_ms) {
 		if (unread_bytes(c) > 0 && !c->paused)
 			return 0; /* the rest may be waiting: read it first */
