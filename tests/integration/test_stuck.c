@@ -48,6 +48,25 @@ spin_thread(int fd)
 	return name;
 }
 
+/* Non-zero if `cmdhost stats --prometheus` prints text. */
+static int
+prometheus_has(const char *text)
+{
+	char *argv[6], *out = NULL;
+	int status, found;
+
+	argv[0] = (char *)CMDHOST_BUILD_DIR "/cmdhost";
+	argv[1] = (char *)"-s";
+	argv[2] = (char *)daemon_socket_path(check_daemon());
+	argv[3] = (char *)"stats";
+	argv[4] = (char *)"--prometheus";
+	argv[5] = NULL;
+	found = run_command(argv, NULL, 30000, &status, &out, NULL) == 0 &&
+	    status == 0 && out != NULL && strstr(out, text) != NULL;
+	free(out);
+	return found;
+}
+
 static int
 health_is_ok(void *arg)
 {
@@ -120,6 +139,8 @@ Test(stuck, spinning_inline_call_is_contained, .timeout = 90)
 	    "command"), "spin.run") == 0, "health: %s", reply_text(j));
 	json_object_put(j);
 	CHECK(stat_num("body/stuck_threads") == 1, "stuck_threads is not 1");
+	CHECK(prometheus_has("\ncmdhost_stuck_threads 1\n"),
+	    "cmdhost stats --prometheus does not count the stuck thread");
 	CHECK(daemon_log_contains(check_daemon(), "command spin.run (plugin "
 	    "spin) has run inline"), "no log line for the stuck call");
 
