@@ -70,10 +70,13 @@ server_new(const struct config *cfg, struct registry *reg,
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
+	/* The reserve is at most half of all places: a small max_connections
+	 * still leaves room for everyone. */
+	srv->reserve = cfg->admin_connections < cfg->max_connections / 2 ?
+	    cfg->admin_connections : cfg->max_connections / 2;
 	snprintf(srv->reserve_msg, sizeof(srv->reserve_msg), "too many "
-	    "connections (max_connections=%d, of which admin_connections=%d "
-	    "are kept for admins)", cfg->max_connections,
-	    cfg->admin_connections);
+	    "connections (max_connections=%d, of which %d are kept for "
+	    "admins)", cfg->max_connections, srv->reserve);
 	srv->n_loops = cfg->workers;
 	if (srv->n_loops == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -342,7 +345,7 @@ accept_some(struct loop *l)
 		admin = admin_allowed(&srv->admin, cred.uid);
 		limit = srv->cfg->max_connections;
 		if (!admin)
-			limit -= srv->cfg->admin_connections;
+			limit -= srv->reserve;
 		if (atomic_fetch_add(&srv->n_conns, 1) >= limit) {
 			atomic_fetch_sub(&srv->n_conns, 1);
 			refuse(srv, fd, admin ? srv->max_conn_msg :

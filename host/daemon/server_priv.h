@@ -158,6 +158,7 @@ struct server {
 	int n_loops;
 	char max_conn_msg[64];
 	char reserve_msg[128];    /* the same, for a peer that is no admin */
+	int reserve;              /* places kept for admins (see server_new) */
 	atomic_int n_conns;
 	pthread_mutex_t uid_lock; /* uid_hash and every uid_use.conns */
 	struct uid_use *uid_hash[UID_HASH];
