@@ -241,3 +241,48 @@ Test(stuck, stop_with_a_stuck_thread_exits_1_in_time, .timeout = 60)
 	    "call"), "no log line naming the stuck thread");
 	close(fd);
 }
+
+/* Two stuck calls one after the other on the same loop: its second
+ * thread is taken over too; both are named, the gauge says 2, the loop
+ * is served throughout, and both threads leave when their calls end. */
+Test(stuck, a_loop_taken_over_twice, .timeout = 60)
+{
+	static const char *const two[] = { "good.so", "spin.so",
+	    "slow_inline.so", NULL };
+	int a, b, probe;
+	json_object *j;
+	char *line;
+
+	check_start_with(two, "workers = 1\ninline_stuck_ms = 150\n"
+	    "inline_budget_us = 60000000\n");
+	a = check_connect();
+	b = check_connect();
+	probe = check_connect();
+	cr_assert_eq(client_send(a, "{\"command\":\"spin.run\",\"payload\":"
+	    "{\"ms\":2500}}"), 0);
+	CHECK(daemon_log_wait(check_daemon(), "command spin.run (plugin spin) "
+	    "has run inline", 5000), "the first call was not taken for stuck");
+	cr_assert_eq(client_send(b, "{\"command\":\"slow.inline\",\"payload\":"
+	    "{\"ms\":2500}}"), 0);
+	CHECK(daemon_log_wait(check_daemon(), "command slow.inline (plugin "
+	    "slowinline) has run inline", 5000),
+	    "the second call was not taken for stuck");
+	j = check_call(probe, "{\"command\":\"host.health\"}", 200, NULL);
+	CHECK(json_object_array_length(json_path(j, "body/stuck")) == 2,
+	    "health: %s", reply_text(j));
+	json_object_put(j);
+	CHECK(stat_num("body/stuck_threads") == 2, "stuck_threads is not 2");
+	json_object_put(check_call(probe, "{\"command\":\"test.echo\"}", 200,
+	    NULL));
+	line = client_recv_line(a);
+	CHECK(line != NULL && strstr(line, "\"status\":200"), "a: %s", line);
+	free(line);
+	line = client_recv_line(b);
+	CHECK(line != NULL && strstr(line, "\"status\":200"), "b: %s", line);
+	free(line);
+	CHECK(wait_until(health_is_ok, NULL, 10000), "health not ok again");
+	close(a);
+	close(b);
+	close(probe);
+	check_stop_clean();
+}
