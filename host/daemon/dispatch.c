@@ -556,8 +556,8 @@ watch_enter(struct call *c)
 	struct dispatch_watch *w = cur_watch;
 	uint64_t seq;
 
-	if (w == NULL)
-		return 0;
+	if (w == NULL || w->owner != c->owner)
+		return 0; /* another owner's call made on this thread */
 	seq = (atomic_load_explicit(&w->state, memory_order_relaxed) >> 2) + 1;
 	atomic_store_explicit(&w->call, c, memory_order_relaxed);
 	atomic_store_explicit(&w->start_ns, c->inv.start_ns,
@@ -589,8 +589,8 @@ watch_leave(uint64_t seq)
 }
 
 struct call *
-dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
-    struct dispatch_owner *owner, int64_t now_ns, int64_t stuck_ns)
+dispatch_adopt(struct dispatch *d, struct dispatch_watch *w, int64_t now_ns,
+    int64_t stuck_ns)
 {
 	uint_fast64_t s = atomic_load_explicit(&w->state, memory_order_acquire);
 	struct call *c;
@@ -614,7 +614,7 @@ dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	/* Not taken by an executor, not answered, and the owner's. */
-	ok = c->owner == owner && atomic_load(&c->refs) == 1 &&
+	ok = c->owner == w->owner && atomic_load(&c->refs) == 1 &&
 	    atomic_load(&c->answer) == CALL_OPEN && c->heap_idx == NO_HEAP;
 	if (ok && heap_add(d, c) < 0)
 		ok = 0;

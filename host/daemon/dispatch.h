@@ -157,6 +157,8 @@ struct dispatch_watch {
 	_Atomic(struct call *) call;    /* while RUNNING (borrowed) */
 	atomic_int_fast64_t start_ns;   /* and when it started, */
 	atomic_int_fast64_t deadline_ns; /* and its deadline */
+	struct dispatch_owner *owner;   /* only calls of this owner are
+	                                 * watched (borrowed) */
 	void (*lost)(struct dispatch_watch *w); /* see above; no return */
 };
 
@@ -165,15 +167,15 @@ struct dispatch_watch {
 void dispatch_thread_watch(struct dispatch_watch *w);
 
 /*
- * Any thread: if w's call of `owner` has run for stuck_ns or is past its
- * deadline at now_ns, adopt it: it goes on the deadline heap, its command
+ * Any thread: if w's call has run for stuck_ns or is past its deadline
+ * at now_ns, adopt it: it goes on the deadline heap, its command
  * runs on the pool from now on (cmd_sched.offloaded), and it is returned
  * (dispatch keeps its reference: the owner completes it as a pending
  * call: done(c) runs once, on the owner's thread, through post).  Returns
  * NULL when there is nothing to adopt.
  */
 struct call *dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
-    struct dispatch_owner *owner, int64_t now_ns, int64_t stuck_ns);
+    int64_t now_ns, int64_t stuck_ns);
 
 /* Keep freed calls for reuse on the calling thread (on: an event loop),
  * or free what it keeps (off, before the thread exits). */

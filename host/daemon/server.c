@@ -707,6 +707,7 @@ thread_new(struct loop *l, struct call *adopt)
 		return NULL;
 	t->loop = l;
 	t->adopt = adopt;
+	t->watch.owner = &l->owner;
 	t->watch.lost = thread_lost;
 	return t;
 }
@@ -815,7 +816,7 @@ monitor_main(void *arg)
 			}
 			if (l->cur == NULL)
 				continue;
-			c = dispatch_adopt(srv->disp, &l->cur->watch, &l->owner,
+			c = dispatch_adopt(srv->disp, &l->cur->watch,
 			    clock_mono_ns(), stuck_ns);
 			if (c != NULL)
 				take_over(l, c);

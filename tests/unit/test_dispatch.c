@@ -1269,6 +1269,7 @@ adopt_when_stuck(struct watched *t, pthread_t *th, struct towner *w,
 
 	memset(t, 0, sizeof(*t));
 	t->w.lost = watched_lost;
+	t->w.owner = &w->base;
 	t->owner = w;
 	t->r = r;
 	t->line = line;
@@ -1276,7 +1277,7 @@ adopt_when_stuck(struct watched *t, pthread_t *th, struct towner *w,
 	while (c == NULL && clock_mono_ns() < dl && !atomic_load(&t->returned)) {
 		struct timespec ts = { 0, 2000000 };
 
-		c = dispatch_adopt(d, &t->w, &w->base, clock_mono_ns(),
+		c = dispatch_adopt(d, &t->w, clock_mono_ns(),
 		    (int64_t)stuck_ms * 1000000);
 		if (c == NULL)
 			nanosleep(&ts, NULL); /* a poll with a deadline */
@@ -1340,21 +1341,31 @@ Test(dispatch, adopted_inline_call_gets_504_at_its_deadline)
 Test(dispatch, a_young_or_finished_call_is_not_adopted)
 {
 	struct dispatch_watch w;
-	struct towner o;
-	struct rec r = { 0 };
+	struct towner o, o2;
+	struct rec r = { 0 }, r2 = { 0 };
 
 	start();
 	owner_init(&o, 1);
+	owner_init(&o2, 1);
 	memset(&w, 0, sizeof(w));
 	w.lost = watched_lost;
-	cr_assert_null(dispatch_adopt(d, &w, &o.base, clock_mono_ns(), 0));
+	w.owner = &o.base;
+	cr_assert_null(dispatch_adopt(d, &w, clock_mono_ns(), 0));
 	dispatch_thread_watch(&w);
+	/* Another owner's call on this thread is not the watch's. */
+	call_ok(&o2, &r2, 4, "{\"id\":4,\"command\":\"test.echo\"}",
+	    DISPATCH_DONE);
+	cr_assert_eq(atomic_load(&w.state), 0, "another owner's call was "
+	    "watched");
 	call_ok(&o, &r, 3, "{\"id\":3,\"command\":\"test.echo\"}",
 	    DISPATCH_DONE);
 	dispatch_thread_watch(NULL);
+	cr_assert_eq(atomic_load(&w.state), 1 << 2 | WATCH_IDLE,
+	    "the call was not watched");
 	cr_assert_eq(atomic_load(&r.done), 1);
-	cr_assert_null(dispatch_adopt(d, &w, &o.base, clock_mono_ns(), 0),
+	cr_assert_null(dispatch_adopt(d, &w, clock_mono_ns(), 0),
 	    "an idle watch gave a call");
-	finish((struct towner *const[]){ &o, NULL });
+	finish((struct towner *const[]){ &o, &o2, NULL });
 	owner_fini(&o);
+	owner_fini(&o2);
 }
