@@ -537,7 +537,7 @@ account(struct conn *c, int moved)
 		if (atomic_fetch_add_explicit(&srv->buffered, delta,
 		    memory_order_relaxed) + delta >
 		    (long long)srv->cfg->memory_budget_bytes && delta > 0)
-			server_over_budget(srv);
+			fair_over_budget(srv);
 	}
 	/* While a call of c is pending its later lines wait whole in rbuf:
 	 * those are requests, not a half line. */
@@ -706,7 +706,7 @@ conn_close(struct conn *c)
 	if (c->paused)
 		l->n_paused--;
 	c->paused = 0;
-	server_uid_put(l->srv, c);
+	fair_uid_put(l->srv, c);
 	atomic_fetch_sub(&l->srv->n_conns, 1);
 	metrics_add(l->srv->stats, DM_CONNS_OPEN, -1);
 	/* Later events of this batch may still name c: free it after. */

@@ -30,12 +30,6 @@
 #include "registry.h"
 #include "server_priv.h"
 
-/* How often the monitor looks for a loop stuck in an inline call. */
-#define MONITOR_EVERY_NS 10000000LL
-
-static void thread_lost(struct dispatch_watch *w);
-static int stuck_json(void *arg, struct json_object *arr);
-
 struct server *
 server_new(const struct config *cfg, struct registry *reg,
     struct dispatch *disp, struct daemon_stats *stats, char *err,
@@ -62,11 +56,7 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
 	pthread_mutex_init(&srv->uid_lock, NULL);
-	pthread_mutex_init(&srv->mon_lock, NULL);
-	thread_cond_init(&srv->mon_cond);
-	LIST_INIT(&srv->stuck);
-	srv->admin.stuck_fn = stuck_json;
-	srv->admin.stuck_arg = srv;
+	stuck_init(srv);
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
@@ -192,128 +182,6 @@ out_of_fds(struct loop *l)
 	pthread_mutex_unlock(&srv->spare_lock);
 }
 
-/* ------------------------------------------------------------ uids */
-
-/*
- * Count one more connection of uid (admin: exempt from the per-uid
- * limit).  Returns its entry (borrowed until server_uid_put), or NULL
- * when the uid holds max_connections_per_uid already or memory ran out.
- */
-static struct uid_use *
-uid_get(struct server *srv, uid_t uid, int admin)
-{
-	unsigned h = (unsigned)uid % UID_HASH;
-	struct uid_use *u;
-
-	pthread_mutex_lock(&srv->uid_lock);
-	for (u = srv->uid_hash[h]; u != NULL && u->uid != uid; u = u->next)
-		;
-	if (u == NULL && (u = calloc(1, sizeof(*u))) != NULL) {
-		u->uid = uid;
-		u->admin = admin;
-		atomic_init(&u->bytes, 0);
-		u->next = srv->uid_hash[h];
-		srv->uid_hash[h] = u;
-	}
-	if (u != NULL && !admin && u->conns >= srv->cfg->max_connections_per_uid)
-		u = NULL;
-	else if (u != NULL)
-		u->conns++;
-	pthread_mutex_unlock(&srv->uid_lock);
-	return u;
-}
-
-void
-server_uid_put(struct server *srv, struct conn *c)
-{
-	struct uid_use *u = c->use, **pp;
-
-	if (u == NULL)
-		return;
-	c->use = NULL;
-	pthread_mutex_lock(&srv->uid_lock);
-	if (--u->conns == 0) {
-		for (pp = &srv->uid_hash[(unsigned)u->uid % UID_HASH]; *pp != u;
-		    pp = &(*pp)->next)
-			;
-		*pp = u->next;
-		free(u);
-	}
-	pthread_mutex_unlock(&srv->uid_lock);
-}
-
-/* The uid holding the most bytes now, or NULL.  Borrowed: compare only
- * (the entry may go away once the lock is dropped). */
-static const struct uid_use *
-uid_heaviest(struct server *srv, long long *bytes)
-{
-	const struct uid_use *top = NULL;
-
-	*bytes = 0;
-	pthread_mutex_lock(&srv->uid_lock);
-	for (int h = 0; h < UID_HASH; h++)
-		for (struct uid_use *u = srv->uid_hash[h]; u; u = u->next) {
-			long long b = atomic_load_explicit(&u->bytes,
-			    memory_order_relaxed);
-
-			if (b > *bytes) {
-				*bytes = b;
-				top = u;
-			}
-		}
-	pthread_mutex_unlock(&srv->uid_lock);
-	return top;
-}
-
-void
-server_over_budget(struct server *srv)
-{
-	if (atomic_exchange(&srv->shed_wanted, 1) == 0)
-		for (int i = 0; i < srv->n_loops; i++)
-			if (srv->loops[i].started)
-				server_wake(&srv->loops[i]);
-}
-
-/*
- * Past memory_budget_bytes: close the largest connection on this loop of
- * the uid that holds the most, while the daemon is over (other loops do
- * the same with theirs).  What it costs is logged: a request of the
- * connection that was read and not yet answered is lost with it.
- */
-static void
-shed(struct loop *l)
-{
-	struct server *srv = l->srv;
-	long long budget = (long long)srv->cfg->memory_budget_bytes;
-
-	while (atomic_load(&srv->buffered) > budget) {
-		const struct uid_use *top;
-		struct conn *victim = NULL, *c;
-		long long top_bytes;
-		int pending = 0;
-
-		top = uid_heaviest(srv, &top_bytes);
-		LIST_FOREACH(c, &l->conns, link)
-			if (c->use == top && (victim == NULL ||
-			    c->charge > victim->charge))
-				victim = c;
-		if (victim == NULL || victim->charge == 0)
-			return; /* another loop holds it */
-		for (struct slot *s = STAILQ_FIRST(&victim->slots); s != NULL;
-		    s = STAILQ_NEXT(s, link))
-			pending += s->waiting;
-		log_warnx("memory_budget_bytes (%lld) passed with %lld bytes "
-		    "held: shedding the heaviest consumer, uid %ld (%lld "
-		    "bytes): closing its connection of pid %ld holding %lld "
-		    "bytes, %d request(s) unanswered", budget,
-		    (long long)atomic_load(&srv->buffered),
-		    (long)victim->uid, top_bytes, (long)victim->pid,
-		    victim->charge, pending);
-		metrics_add(srv->stats, DM_SHED, 1);
-		conn_close(victim);
-	}
-	atomic_store(&srv->shed_wanted, 0);
-}
 
 static void
 accept_some(struct loop *l)
@@ -352,7 +220,7 @@ accept_some(struct loop *l)
 			    srv->reserve_msg);
 			continue;
 		}
-		if ((use = uid_get(srv, cred.uid, admin)) == NULL) {
+		if ((use = fair_uid_get(srv, cred.uid, admin)) == NULL) {
 			atomic_fetch_sub(&srv->n_conns, 1);
 			snprintf(msg, sizeof(msg), "too many connections of uid "
 			    "%ld (max_connections_per_uid=%d)", (long)cred.uid,
@@ -376,7 +244,7 @@ accept_some(struct loop *l)
 		ev.data.ptr = c;
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			atomic_fetch_sub(&srv->n_conns, 1);
-			server_uid_put(srv, c);
+			fair_uid_put(srv, c);
 			close(fd);
 			free(c);
 			continue;
@@ -430,57 +298,6 @@ force_pending(struct loop *l)
 	}
 }
 
-/* Bytes waiting unread in c's socket (after a stall they are requests,
- * not idleness), or 0. */
-static int
-unread_bytes(const struct conn *c)
-{
-	int unread = 0;
-
-	return ioctl(c->fd, FIONREAD, &unread) == 0 ? unread : 0;
-}
-
-/* The write and line timeouts of c: returns 1 if c was closed.  Neither
- * closes a connection with a call of it still pending (its reply is not
- * due yet: it is what the peer waits for). */
-static int
-sweep_timeouts(struct loop *l, struct conn *c)
-{
-	const struct config *cfg = l->srv->cfg;
-
-	if (c->busy)
-		return 0;
-	if (cfg->write_timeout_ms > 0 && c->wstall_ms != 0 &&
-	    l->now_ms - c->wstall_ms >= cfg->write_timeout_ms) {
-		conn_flush(c); /* it may have read meanwhile */
-		if (c->dead || c->wstall_ms == 0 ||
-		    l->now_ms - c->wstall_ms < cfg->write_timeout_ms)
-			return conn_maybe_close(c);
-		log_warnx("closing a connection (uid %ld, pid %ld) that read "
-		    "none of its %zu bytes of replies for write_timeout_ms "
-		    "(%d)", (long)c->uid, (long)c->pid, buf_size(&c->wbuf),
-		    cfg->write_timeout_ms);
-		metrics_add(l->srv->stats, DM_WRITE_TIMEOUTS, 1);
-		conn_close(c);
-		return 1;
-	}
-	/* Replies still to send were asked for: they go first (or the write
-	 * timeout closes a peer that does not take them). */
-	if (cfg->line_timeout_ms > 0 && c->line_ms != 0 &&
-	    buf_size(&c->wbuf) == 0 && STAILQ_EMPTY(&c->slots) &&
-	    l->now_ms - c->line_ms >= cfg->line_timeout_ms) {
-		if (unread_bytes(c) > 0 && !c->paused)
-			return 0; /* the rest may be waiting: read it first */
-		log_info("closing a connection (uid %ld, pid %ld) whose "
-		    "partial request line (%zu bytes) did not end within "
-		    "line_timeout_ms (%d)", (long)c->uid, (long)c->pid,
-		    buf_size(&c->rbuf), cfg->line_timeout_ms);
-		metrics_add(l->srv->stats, DM_LINE_TIMEOUTS, 1);
-		conn_close(c);
-		return 1;
-	}
-	return 0;
-}
 
 /* The shortest of the positive timeouts a, b, c, or -1. */
 static int
@@ -520,7 +337,7 @@ sweep_idle(struct loop *l)
 	for (struct conn *c = LIST_FIRST(&l->conns), *next; c != NULL;
 	    c = next) {
 		next = LIST_NEXT(c, link);
-		if (sweep_timeouts(l, c))
+		if (fair_timeouts(l, c))
 			continue;
 		if (limit > 0 && STAILQ_EMPTY(&c->slots) &&
 		    buf_size(&c->wbuf) == 0 &&
@@ -544,20 +361,6 @@ sweep_idle(struct loop *l)
 	return (int)(l->idle_check_ms - l->now_ms);
 }
 
-/* Connections paused for their uid's budget: read again those whose uid
- * fell below it (conn_flush sets what epoll watches). */
-static void
-resume_paused(struct loop *l)
-{
-	for (struct conn *c = LIST_FIRST(&l->conns), *next; c != NULL &&
-	    l->n_paused > 0; c = next) {
-		next = LIST_NEXT(c, link);
-		if (c->paused && !conn_uid_over(c)) {
-			conn_flush(c);
-			conn_maybe_close(c);
-		}
-	}
-}
 
 static void
 stop_listening(struct loop *l)
@@ -573,8 +376,8 @@ stop_listening(struct loop *l)
 		refuse(l->srv, fd, "the daemon is shutting down");
 }
 
-static void *
-loop_main(void *arg)
+void *
+server_loop_main(void *arg)
 {
 	struct loop_thread *t = arg;
 	struct loop *l = t->loop;
@@ -606,10 +409,10 @@ loop_main(void *arg)
 		l->now_ms = clock_mono_ms();
 		if (atomic_load_explicit(&srv->shed_wanted,
 		    memory_order_relaxed))
-			shed(l);
+			fair_shed(l);
 		timeout = sweep_idle(l);
 		if (l->n_paused > 0) {
-			resume_paused(l);
+			fair_resume(l);
 			if (l->n_paused > 0 && (timeout < 0 || timeout > 20))
 				timeout = 20;
 		}
@@ -695,177 +498,6 @@ loop_main(void *arg)
 	return NULL;
 }
 
-/* ------------------------------------------------------------ stuck loops */
-
-/* A new thread record for loop l (free it with free()), or NULL. */
-static struct loop_thread *
-thread_new(struct loop *l, struct call *adopt)
-{
-	struct loop_thread *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return NULL;
-	t->loop = l;
-	t->adopt = adopt;
-	t->watch.owner = &l->owner;
-	t->watch.lost = thread_lost;
-	return t;
-}
-
-/*
- * The watch's lost hook, on a loop thread whose stuck call returned at
- * last: another thread serves the loop now.  Leave without touching it.
- */
-static void
-thread_lost(struct dispatch_watch *w)
-{
-	struct loop_thread *t = (struct loop_thread *)(void *)w;
-	struct server *srv = t->loop->srv;
-
-	log_warnx("the stuck call of %s (plugin %s) returned after %lld ms; "
-	    "its old loop thread leaves", t->command, t->plugin,
-	    (long long)((clock_mono_ns() - t->since_ns) / 1000000));
-	metrics_add(srv->stats, DM_STUCK_THREADS, -1);
-	dispatch_thread_watch(NULL);
-	dispatch_thread_cache(0);
-	log_thread_buffer(0);
-	pthread_mutex_lock(&srv->mon_lock);
-	LIST_REMOVE(t, link);
-	srv->n_stuck--;
-	pthread_cond_broadcast(&srv->mon_cond);
-	pthread_mutex_unlock(&srv->mon_lock);
-	free(t);
-	pthread_exit(NULL);
-}
-
-/* Start a thread that takes stuck loop l over with its adopted call c;
- * mon_lock is held.  On failure c waits in l->orphan for the next try
- * (it still gets its 504 meanwhile). */
-static void
-start_successor(struct loop *l, struct call *c)
-{
-	struct loop_thread *t;
-	pthread_t th;
-
-	if ((t = thread_new(l, c)) == NULL ||
-	    pthread_create(&th, NULL, loop_main, t) != 0) {
-		if (l->orphan == NULL)
-			log_errorx("cannot start a thread to take over loop %d; "
-			    "trying again", l->index);
-		free(t);
-		l->orphan = c;
-		return;
-	}
-	l->orphan = NULL;
-	l->thread = th;
-	l->cur = t;
-}
-
-/*
- * Loop l's thread is stuck in inline call c (adopted, pending now): give
- * the loop a new thread that takes c and the loop's connections on; the
- * old thread is left to its call, and leaves by thread_lost() if it ever
- * returns.  mon_lock is held (thread_lost waits for it).
- */
-static void
-take_over(struct loop *l, struct call *c)
-{
-	struct server *srv = l->srv;
-	struct loop_thread *old = l->cur;
-	const struct invocation *inv = &c->inv;
-
-	snprintf(old->command, sizeof(old->command), "%s", inv->cmd->name);
-	snprintf(old->plugin, sizeof(old->plugin), "%s", inv->cmd->gen->name);
-	old->since_ns = inv->start_ns;
-	LIST_INSERT_HEAD(&srv->stuck, old, link);
-	srv->n_stuck++;
-	metrics_add(srv->stats, DM_STUCK_THREADS, 1);
-	pthread_detach(l->thread);
-	l->cur = NULL;
-	log_warnx("command %s (plugin %s) has run inline for %lld ms on loop "
-	    "%d: that thread is stuck; a new thread serves the loop's "
-	    "connections, the call gets its 504 at its deadline, and the "
-	    "command's calls run on the pool", old->command, old->plugin,
-	    (long long)((clock_mono_ns() - old->since_ns) / 1000000), l->index);
-	start_successor(l, c);
-}
-
-/* Every few ms: is a loop stuck in an inline call? */
-static void *
-monitor_main(void *arg)
-{
-	struct server *srv = arg;
-	int64_t stuck_ns = (int64_t)srv->cfg->inline_stuck_ms * 1000000;
-
-	pthread_setname_np(pthread_self(), "cmdhostd-watch");
-	pthread_mutex_lock(&srv->mon_lock);
-	while (!srv->mon_stop) {
-		struct timespec ts = clock_mono_ts(clock_mono_ns() +
-		    MONITOR_EVERY_NS);
-
-		pthread_cond_timedwait(&srv->mon_cond, &srv->mon_lock, &ts);
-		if (srv->mon_stop)
-			break;
-		for (int i = 0; i < srv->n_loops; i++) {
-			struct loop *l = &srv->loops[i];
-			struct call *c;
-
-			if (l->orphan != NULL) {
-				start_successor(l, l->orphan);
-				continue;
-			}
-			if (l->cur == NULL)
-				continue;
-			c = dispatch_adopt(srv->disp, &l->cur->watch,
-			    clock_mono_ns(), stuck_ns);
-			if (c != NULL)
-				take_over(l, c);
-		}
-	}
-	pthread_mutex_unlock(&srv->mon_lock);
-	return NULL;
-}
-
-/* admin's stuck_fn: add the stuck calls to arr; returns how many. */
-static int
-stuck_json(void *arg, struct json_object *arr)
-{
-	struct server *srv = arg;
-	struct loop_thread *t;
-	int n = 0;
-
-	pthread_mutex_lock(&srv->mon_lock);
-	LIST_FOREACH(t, &srv->stuck, link) {
-		struct json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "command",
-		    json_object_new_string(t->command));
-		json_object_object_add(o, "plugin",
-		    json_object_new_string(t->plugin));
-		json_object_object_add(o, "loop",
-		    json_object_new_int(t->loop->index));
-		json_object_object_add(o, "running_ms", json_object_new_int64(
-		    (clock_mono_ns() - t->since_ns) / 1000000));
-		json_object_array_add(arr, o);
-		n++;
-	}
-	pthread_mutex_unlock(&srv->mon_lock);
-	return n;
-}
-
-/* Stop the monitor (before the loops are joined: it replaces threads). */
-static void
-monitor_stop(struct server *srv)
-{
-	if (!srv->monitor_started)
-		return;
-	pthread_mutex_lock(&srv->mon_lock);
-	srv->mon_stop = 1;
-	pthread_cond_broadcast(&srv->mon_cond);
-	pthread_mutex_unlock(&srv->mon_lock);
-	pthread_join(srv->monitor, NULL);
-	srv->monitor_started = 0;
-}
 
 int
 server_start(struct server *srv)
@@ -885,17 +517,14 @@ server_start(struct server *srv)
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
 			return -errno;
 		l->listening = 1;
-		if ((l->cur = thread_new(l, NULL)) == NULL)
+		if ((l->cur = stuck_thread_new(l, NULL)) == NULL)
 			return -ENOMEM;
-		if ((err = pthread_create(&l->thread, NULL, loop_main,
+		if ((err = pthread_create(&l->thread, NULL, server_loop_main,
 		    l->cur)) != 0)
 			return -err;
 		l->started = 1;
 	}
-	if ((err = pthread_create(&srv->monitor, NULL, monitor_main, srv)) != 0)
-		return -err;
-	srv->monitor_started = 1;
-	return 0;
+	return stuck_start(srv);
 }
 
 static void
@@ -911,7 +540,7 @@ server_stop(struct server *srv, int64_t deadline_ns)
 {
 	int started = 0, exited, stuck = 0;
 
-	monitor_stop(srv);
+	stuck_stop(srv);
 	for (int i = 0; i < srv->n_loops; i++)
 		started += srv->loops[i].started;
 	atomic_store(&srv->stopping, 1);
@@ -949,20 +578,8 @@ server_stop(struct server *srv, int64_t deadline_ns)
 	}
 	/* A thread left in a stuck call still holds a call and its plugin:
 	 * wait for it as for a loop, then give up on it. */
-	pthread_mutex_lock(&srv->mon_lock);
-	while (srv->n_stuck > 0) {
-		struct timespec ts = clock_mono_ts(deadline_ns);
-
-		if (pthread_cond_timedwait(&srv->mon_cond, &srv->mon_lock,
-		    &ts) == ETIMEDOUT)
-			break;
-	}
-	if (srv->n_stuck > 0) {
-		log_errorx("%d loop thread(s) still stuck in an inline call",
-		    srv->n_stuck);
+	if (stuck_wait(srv, deadline_ns) > 0)
 		stuck = 1;
-	}
-	pthread_mutex_unlock(&srv->mon_lock);
 	return stuck ? -1 : 0;
 }
 
@@ -1013,8 +630,7 @@ server_free(struct server *srv)
 	pthread_mutex_destroy(&srv->spare_lock);
 	pthread_mutex_destroy(&srv->exit_lock);
 	pthread_mutex_destroy(&srv->uid_lock);
-	pthread_mutex_destroy(&srv->mon_lock);
-	pthread_cond_destroy(&srv->mon_cond);
+	stuck_fini(srv);
 	pthread_cond_destroy(&srv->exit_cond);
 	free(srv);
 }

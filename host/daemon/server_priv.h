@@ -211,10 +211,45 @@ void conn_job_free(struct reload_job *job);
 
 /* Wake l's epoll_wait (any thread). */
 void server_wake(struct loop *l);
-/* The memory budget was just passed: have every loop shed (any thread). */
-void server_over_budget(struct server *srv);
+/* A loop thread's body; arg is its struct loop_thread (borrowed, freed
+ * by whoever replaces it: server_free, or the thread itself when lost). */
+void *server_loop_main(void *arg);
+
+/* fair.c */
+
+/* Count one more connection of uid (admin: exempt from the per-uid
+ * limit).  Returns its entry (borrowed until fair_uid_put), or NULL when
+ * the uid holds max_connections_per_uid already or memory ran out. */
+struct uid_use *fair_uid_get(struct server *srv, uid_t uid, int admin);
 /* Drop a closed connection's hold on its uid entry (c->use); the entry is
  * freed with its uid's last connection. */
-void server_uid_put(struct server *srv, struct conn *c);
+void fair_uid_put(struct server *srv, struct conn *c);
+/* The memory budget was just passed: have every loop shed (any thread). */
+void fair_over_budget(struct server *srv);
+/* Past memory_budget_bytes: close the largest connection on loop l of the
+ * uid that holds the most, while the daemon is over (the other loops do
+ * the same with theirs); each is logged and counted. */
+void fair_shed(struct loop *l);
+/* The write and line timeouts of c: returns 1 if c was closed. */
+int fair_timeouts(struct loop *l, struct conn *c);
+/* Read again the connections of l paused for their uid's budget whose
+ * uid fell below it. */
+void fair_resume(struct loop *l);
+
+/* stuck.c */
+
+/* Set up, and free, what srv keeps on stuck loops (in server_new/free). */
+void stuck_init(struct server *srv);
+void stuck_fini(struct server *srv);
+/* A new thread record for loop l, to adopt `adopt` (NULL: none) first.
+ * Returns new (free() it), or NULL. */
+struct loop_thread *stuck_thread_new(struct loop *l, struct call *adopt);
+/* Start and stop the monitor; stop it before the loops are joined (it
+ * replaces their threads).  start returns 0 or a negative errno. */
+int stuck_start(struct server *srv);
+void stuck_stop(struct server *srv);
+/* Wait until deadline_ns for threads left in stuck calls to leave.
+ * Returns how many are still there (logged). */
+int stuck_wait(struct server *srv, int64_t deadline_ns);
 
 #endif /* CMDHOST_SERVER_PRIV_H */
