@@ -48,9 +48,9 @@ spin_thread(int fd)
 	return name;
 }
 
-/* Non-zero if `cmdhost stats --prometheus` prints text. */
+/* Non-zero if `cmdhost stats [flag]` prints text. */
 static int
-prometheus_has(const char *text)
+stats_has(const char *flag, const char *text)
 {
 	char *argv[6], *out = NULL;
 	int status, found;
@@ -59,7 +59,7 @@ prometheus_has(const char *text)
 	argv[1] = (char *)"-s";
 	argv[2] = (char *)daemon_socket_path(check_daemon());
 	argv[3] = (char *)"stats";
-	argv[4] = (char *)"--prometheus";
+	argv[4] = (char *)flag;
 	argv[5] = NULL;
 	found = run_command(argv, NULL, 30000, &status, &out, NULL) == 0 &&
 	    status == 0 && out != NULL && strstr(out, text) != NULL;
@@ -139,8 +139,10 @@ Test(stuck, spinning_inline_call_is_contained, .timeout = 90)
 	    "command"), "spin.run") == 0, "health: %s", reply_text(j));
 	json_object_put(j);
 	CHECK(stat_num("body/stuck_threads") == 1, "stuck_threads is not 1");
-	CHECK(prometheus_has("\ncmdhost_stuck_threads 1\n"),
+	CHECK(stats_has("--prometheus", "\ncmdhost_stuck_threads 1\n"),
 	    "cmdhost stats --prometheus does not count the stuck thread");
+	CHECK(stats_has(NULL, "stuck threads 1,"),
+	    "cmdhost stats does not show the stuck thread");
 	CHECK(daemon_log_contains(check_daemon(), "command spin.run (plugin "
 	    "spin) has run inline"), "no log line for the stuck call");
 
