@@ -305,6 +305,34 @@ stats_row_fill(struct stats_row *r, struct json_object *c)
 
 #define PSTATS_COLS 6
 
+/* The per-uid limits' and stuck loops' figures of a host.stats body, one
+ * line, only when one of them is not zero (older daemons have none). */
+static void
+print_fairness(struct json_object *body, struct json_object *conns)
+{
+	static const char *const keys[] = { "refused_per_uid",
+	    "write_timeouts", "line_timeouts", "shed" };
+	struct json_object *v;
+	long long held = 0, stuck = 0, n[4] = { 0 }, any;
+
+	if (json_object_object_get_ex(body, "buffered_bytes", &v))
+		held = json_object_get_int64(v);
+	if (json_object_object_get_ex(body, "stuck_threads", &v))
+		stuck = json_object_get_int64(v);
+	any = stuck;
+	for (int i = 0; i < 4; i++) {
+		if (conns != NULL && json_object_object_get_ex(conns, keys[i],
+		    &v))
+			n[i] = json_object_get_int64(v);
+		any |= n[i];
+	}
+	if (any == 0)
+		return;
+	printf("held %lld bytes, stuck threads %lld, refused per uid %lld, "
+	    "write timeouts %lld, line timeouts %lld, shed %lld\n", held,
+	    stuck, n[0], n[1], n[2], n[3]);
+}
+
 /* The plugins part of host.stats: one row per plugin file. */
 static int
 print_plugin_stats(struct json_object *body)
@@ -376,6 +404,7 @@ cli_print_stats(struct json_object *body)
 	printf("uptime %s s, connections %s open / %s total, requests %s\n"
 	    "bytes %s in / %s out, 503s %s, pool queue %s\n",
 	    up, open_c, total, reqs, bin, bout, unav, queue);
+	print_fairness(body, conns);
 	if (!json_object_object_get_ex(body, "commands", &cmds) ||
 	    !json_object_is_type(cmds, json_type_object) ||
 	    json_object_object_length(cmds) == 0)

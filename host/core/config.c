@@ -87,6 +87,26 @@ static const struct config_key keys[] = {
 	    "close a connection idle this long; 0 never"),
 	K_INT("host", "max_connections", max_connections, 1, 1000000, 1024,
 	    "past it a new connection gets one 503 line"),
+	K_INT("host", "admin_connections", admin_connections, 0, 1000000, 16,
+	    "of max_connections, kept for admin uids (root, the daemon's, "
+	    "admin_uids)"),
+	K_INT("host", "max_connections_per_uid", max_connections_per_uid, 1,
+	    1000000, 128, "connections one uid that is not an admin may hold"),
+	K_SIZE("host", "max_buffered_bytes_per_uid", max_buffered_bytes_per_uid,
+	    4096, 1LL << 40, 64 * MIB, "unread input and unsent output one "
+	    "non-admin uid may hold before its connections are not read"),
+	K_SIZE("host", "memory_budget_bytes", memory_budget_bytes, 65536,
+	    1LL << 40, 512 * MIB, "input and output all connections may hold; "
+	    "past it the heaviest uid's largest connection is closed"),
+	K_INT("host", "write_timeout_ms", write_timeout_ms, 0, DAY_MS, 30000,
+	    "close a connection whose unsent replies moved for none of this "
+	    "long; 0 never"),
+	K_INT("host", "line_timeout_ms", line_timeout_ms, 0, DAY_MS, 10000,
+	    "close a connection whose partial request line is not complete "
+	    "this long after it began; 0 never"),
+	K_INT("host", "inline_stuck_ms", inline_stuck_ms, 10, DAY_MS, 1000,
+	    "an inline call running this long is stuck: a new thread takes "
+	    "over its event loop"),
 	K_INT("host", "default_timeout_ms", default_timeout_ms, 1, DAY_MS,
 	    30000, "deadline of a call without timeout_ms"),
 	K_INT("host", "shutdown_timeout_ms", shutdown_timeout_ms, 0, DAY_MS,

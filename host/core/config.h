@@ -36,6 +36,13 @@ struct config {
 	int idle_timeout_ms;  /* close a connection idle this long; 0: never */
 	int allow_insecure_plugins; /* load files others may write (dev only) */
 	int max_connections;
+	int admin_connections;     /* of max_connections, kept for admins */
+	int max_connections_per_uid; /* per non-admin uid */
+	size_t max_buffered_bytes_per_uid; /* input + output, non-admin uid */
+	size_t memory_budget_bytes; /* input + output of every connection */
+	int write_timeout_ms;      /* unsent replies that do not move; 0 never */
+	int line_timeout_ms;       /* a partial line that does not end; 0 never */
+	int inline_stuck_ms;       /* an inline call this long is stuck */
 	int default_timeout_ms;
 	int shutdown_timeout_ms;
 	int watch;           /* inotify on plugin_dir */

@@ -316,7 +316,19 @@ metrics_daemon_json(const struct daemon_stats *d, int64_t now_ms)
 	    daemon_get(d, DM_CONNS_TOTAL)));
 	json_object_object_add(c, "refused", json_object_new_int64(
 	    daemon_get(d, DM_CONNS_REFUSED)));
+	json_object_object_add(c, "refused_per_uid", json_object_new_int64(
+	    daemon_get(d, DM_REFUSED_UID)));
+	json_object_object_add(c, "write_timeouts", json_object_new_int64(
+	    daemon_get(d, DM_WRITE_TIMEOUTS)));
+	json_object_object_add(c, "line_timeouts", json_object_new_int64(
+	    daemon_get(d, DM_LINE_TIMEOUTS)));
+	json_object_object_add(c, "shed", json_object_new_int64(
+	    daemon_get(d, DM_SHED)));
 	json_object_object_add(o, "connections", c);
+	json_object_object_add(o, "buffered_bytes", json_object_new_int64(
+	    daemon_get(d, DM_BUFFERED)));
+	json_object_object_add(o, "stuck_threads", json_object_new_int64(
+	    daemon_get(d, DM_STUCK_THREADS)));
 	json_object_object_add(o, "requests", json_object_new_int64(
 	    daemon_get(d, DM_REQUESTS)));
 	json_object_object_add(o, "bytes_in", json_object_new_int64(

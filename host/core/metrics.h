@@ -55,6 +55,12 @@ enum daemon_counter {
 	DM_BYTES_IN,
 	DM_BYTES_OUT,
 	DM_UNAVAILABLE,      /* 503 replies of every kind */
+	DM_REFUSED_UID,      /* connections over max_connections_per_uid */
+	DM_WRITE_TIMEOUTS,   /* closed: replies unread for write_timeout_ms */
+	DM_LINE_TIMEOUTS,    /* closed: a partial line past line_timeout_ms */
+	DM_SHED,             /* closed: the memory budget was passed */
+	DM_BUFFERED,         /* gauge: input and output bytes held */
+	DM_STUCK_THREADS,    /* gauge: loop threads stuck in an inline call */
 	DM_COUNT
 };
 

@@ -19,8 +19,7 @@
 #include "registry.h"
 #include "views.h"
 
-/* True when peer_uid may run mutating admin commands. */
-static int
+int
 admin_allowed(const struct admin *a, uid_t peer_uid)
 {
 	if (peer_uid == 0 || peer_uid == a->self_uid)
@@ -55,12 +54,17 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.health") == 0) {
-		int plugins, commands, failed;
+		int plugins, commands, failed, stuck = 0;
+		struct json_object *arr = json_object_new_array();
 
 		registry_counts(a->reg, &plugins, &commands, &failed);
+		if (a->stuck_fn != NULL)
+			stuck = a->stuck_fn(a->stuck_arg, arr);
 		body = json_object_new_object();
 		json_object_object_add(body, "status",
-		    json_object_new_string("ok"));
+		    json_object_new_string(stuck > 0 ? "degraded" : "ok"));
+		/* Each names a command whose inline call holds a thread. */
+		json_object_object_add(body, "stuck", arr);
 		json_object_object_add(body, "plugins",
 		    json_object_new_int(plugins));
 		json_object_object_add(body, "commands",

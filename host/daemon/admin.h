@@ -24,6 +24,10 @@ struct admin {
 	struct daemon_stats *stats;  /* borrowed */
 	struct dispatch *disp;       /* borrowed */
 	uid_t self_uid;
+	/* NULL, or: add one object per call stuck inline to arr (borrowed)
+	 * and return how many (host.health is degraded while any is). */
+	int (*stuck_fn)(void *arg, struct json_object *arr);
+	void *stuck_arg;
 };
 
 /* Answer the host.* request req (borrowed) from a peer with uid peer_uid:
@@ -31,6 +35,10 @@ struct admin {
  * negative errno when out could not grow (then nothing was appended). */
 int admin_handle(const struct admin *a, uid_t peer_uid,
     const struct request *req, struct buf *out);
+
+/* True when peer_uid is an admin: root, the daemon's own uid, or listed in
+ * admin_uids (may run host.reload; exempt from the per-uid limits). */
+int admin_allowed(const struct admin *a, uid_t peer_uid);
 
 /* True when req is a host.reload that peer_uid may run: then the caller
  * runs the rescan off its thread (registry_scan_async) and replies with

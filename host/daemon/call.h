@@ -64,6 +64,9 @@ struct call {
 	STAILQ_ENTRY(call) exec_link;   /* the executor's queues */
 	int64_t answer_ns;              /* when dispatch answered */
 	struct call *timer_next;        /* dispatch's timer's batch */
+	int adopted;                    /* an inline call found stuck and made
+	                                 * pending (dispatch_adopt): it counts
+	                                 * as taken; under dispatch's lock */
 };
 
 STAILQ_HEAD(call_queue, call);

@@ -225,6 +225,44 @@ dispatch(struct conn *c, struct request *req)
 	LIST_INSERT_HEAD(&l->pending, s, plink);
 }
 
+void
+conn_adopt(struct loop *l, struct call *call)
+{
+	struct conn *c = call->owner_arg;
+	struct slot *s;
+
+	/* The stuck thread was inside frame_lines() on c: what followed
+	 * the stuck line is a request too.  Read straight into scratch, it
+	 * goes to rbuf (then empty); read into rbuf, the lines handled are
+	 * consumed. */
+	if (l->fr_conn == c && l->fr_p == l->scratch) {
+		if (l->fr_used < l->fr_n && buf_put(&c->rbuf, l->fr_p +
+		    l->fr_used, l->fr_n - l->fr_used) < 0)
+			c->dead = 1;
+	} else if (l->fr_conn == c && l->fr_p == buf_head(&c->rbuf)) {
+		buf_consume(&c->rbuf, l->fr_used);
+	}
+	l->fr_conn = NULL;
+	/* As dispatch() does for a call that went to the pool. */
+	call->owner_arg = NULL;
+	l->n_pool++;
+	c->busy = 1;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		c->dead = 1;
+		if (dispatch_abandon(call))
+			l->n_pool--;
+	} else {
+		s->conn = c;
+		s->call = call;
+		s->waiting = 1;
+		call->owner_slot = s;
+		STAILQ_INSERT_TAIL(&c->slots, s, link);
+		LIST_INSERT_HEAD(&l->pending, s, plink);
+	}
+	conn_flush(c);
+	conn_maybe_close(c);
+}
+
 /* Log line and request id of a host.* reply just formatted into out. */
 static void
 finish_admin(struct conn *c, struct buf *out, const char *id_text,
@@ -322,18 +360,16 @@ reload_call(struct conn *c, const struct request *req)
 void
 conn_take_jobs(struct loop *l)
 {
-	STAILQ_HEAD(, reload_job) q;
 	struct reload_job *job;
 
 	pthread_mutex_lock(&l->cq_lock);
-	STAILQ_INIT(&q);
-	STAILQ_CONCAT(&q, &l->jobs);
+	STAILQ_CONCAT(&l->jobs_taking, &l->jobs);
 	pthread_mutex_unlock(&l->cq_lock);
-	while ((job = STAILQ_FIRST(&q)) != NULL) {
+	while ((job = STAILQ_FIRST(&l->jobs_taking)) != NULL) {
 		struct slot *s = job->slot;
 		struct conn *c = s != NULL ? s->conn : NULL;
 
-		STAILQ_REMOVE_HEAD(&q, link);
+		STAILQ_REMOVE_HEAD(&l->jobs_taking, link);
 		l->n_jobs--;
 		if (c != NULL) {
 			s->job = NULL;
@@ -422,10 +458,21 @@ frame_lines(struct conn *c, char *p, size_t n)
 
 		used += u;
 		if (ev == FRAME_LINE) {
-			c->active_ms = c->loop->now_ms;
+			struct loop *l = c->loop;
+
+			c->active_ms = l->now_ms;
+			c->line_ms = 0; /* a line ended: the next one is new */
+			/* Where we are, for a thread that may take over if
+			 * this line's call gets stuck. */
+			l->fr_conn = c;
+			l->fr_p = p;
+			l->fr_n = n;
+			l->fr_used = used;
 			handle_line(c, line, len);
+			l->fr_conn = NULL;
 		} else if (ev == FRAME_TOO_LONG) {
 			c->active_ms = c->loop->now_ms;
+			c->line_ms = 0;
 			snprintf(msg, sizeof(msg), "request line longer than "
 			    "max_request_bytes (%zu)", c->framer.max);
 			reply_err(c, NULL, 413, "request_too_large", msg);
@@ -453,11 +500,57 @@ conn_process(struct conn *c)
 
 /* A connection whose unsent replies pass max_pending_bytes is not read
  * from until they drain: a client that sends and never reads cannot grow
- * the daemon, and its requests wait in its own socket buffer. */
+ * the daemon, and its requests wait in its own socket buffer.  Nor is
+ * one whose uid (not an admin) holds max_buffered_bytes_per_uid over all
+ * its connections: the loop looks at it again every few ms (paused). */
 static int
 backlogged(const struct conn *c)
 {
 	return buf_size(&c->wbuf) >= c->loop->srv->cfg->max_pending_bytes;
+}
+
+int
+conn_uid_over(const struct conn *c)
+{
+	return c->use != NULL && !c->use->admin &&
+	    atomic_load_explicit(&c->use->bytes, memory_order_relaxed) >=
+	    (long long)c->loop->srv->cfg->max_buffered_bytes_per_uid;
+}
+
+/* Bring what c holds (unread input, unsent output) to its uid's count
+ * and the daemon's, and note a partial line's and a stalled write's
+ * start; `moved`: output left this time. */
+static void
+account(struct conn *c, int moved)
+{
+	struct server *srv = c->loop->srv;
+	long long now = (long long)buf_size(&c->rbuf) +
+	    (long long)buf_size(&c->wbuf), delta = now - c->charge;
+	int64_t t = c->loop->now_ms;
+
+	if (delta != 0) {
+		c->charge = now;
+		if (c->use != NULL)
+			atomic_fetch_add_explicit(&c->use->bytes, delta,
+			    memory_order_relaxed);
+		metrics_add(srv->stats, DM_BUFFERED, delta);
+		if (atomic_fetch_add_explicit(&srv->buffered, delta,
+		    memory_order_relaxed) + delta >
+		    (long long)srv->cfg->memory_budget_bytes && delta > 0)
+			fair_over_budget(srv);
+	}
+	/* While a call of c is pending its later lines wait whole in rbuf:
+	 * those are requests, not a half line. */
+	if (!c->busy && (buf_size(&c->rbuf) > 0 || c->framer.discarding)) {
+		if (c->line_ms == 0)
+			c->line_ms = t;
+	} else {
+		c->line_ms = 0;
+	}
+	if (buf_size(&c->wbuf) == 0)
+		c->wstall_ms = 0;
+	else if (moved || c->wstall_ms == 0)
+		c->wstall_ms = t;
 }
 
 void
@@ -465,6 +558,7 @@ conn_flush(struct conn *c)
 {
 	struct server *srv = c->loop->srv;
 	uint32_t want;
+	int moved = 0, over;
 
 	drain_slots(c);
 	while (buf_size(&c->wbuf) > 0 && !c->dead) {
@@ -472,6 +566,7 @@ conn_flush(struct conn *c)
 		    MSG_NOSIGNAL);
 
 		if (n > 0) {
+			moved = 1;
 			metrics_add(srv->stats, DM_BYTES_OUT, n);
 			buf_consume(&c->wbuf, (size_t)n);
 		} else if (n < 0 && errno == EINTR) {
@@ -486,9 +581,16 @@ conn_flush(struct conn *c)
 		return;
 	if (buf_size(&c->wbuf) == 0 && c->wbuf.cap > WBUF_KEEP)
 		buf_free(&c->wbuf); /* a very big reply went out: give it back */
+	account(c, moved);
 	/* While a call is on the pool, later lines wait, unread; so do they
-	 * while too many replies wait for the peer to read them. */
-	want = (c->eof || c->busy || backlogged(c) ? 0 :
+	 * while too many replies wait for the peer to read them, or while
+	 * its uid holds too much. */
+	over = conn_uid_over(c);
+	if (over != c->paused) {
+		c->paused = over;
+		c->loop->n_paused += over ? 1 : -1;
+	}
+	want = (c->eof || c->busy || backlogged(c) || over ? 0 :
 	    EPOLLIN) | (buf_size(&c->wbuf) > 0 ? EPOLLOUT : 0);
 	set_events(c, want);
 }
@@ -519,7 +621,7 @@ conn_readable(struct conn *c)
 	struct server *srv = l->srv;
 
 	for (int i = 0; i < READS_PER_WAKE && !c->eof && !c->dead && !c->busy &&
-	    !backlogged(c); i++) {
+	    !backlogged(c) && !conn_uid_over(c); i++) {
 		/* With nothing buffered, read into the loop's scratch space and
 		 * frame from there: only a partial line is copied. */
 		int direct = buf_size(&c->rbuf) == 0;
@@ -600,6 +702,11 @@ conn_close(struct conn *c)
 	LIST_REMOVE(c, link);
 	buf_free(&c->rbuf);
 	buf_free(&c->wbuf);
+	account(c, 0); /* holds nothing now */
+	if (c->paused)
+		l->n_paused--;
+	c->paused = 0;
+	fair_uid_put(l->srv, c);
 	atomic_fetch_sub(&l->srv->n_conns, 1);
 	metrics_add(l->srv->stats, DM_CONNS_OPEN, -1);
 	/* Later events of this batch may still name c: free it after. */

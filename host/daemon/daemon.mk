@@ -6,6 +6,7 @@ DAEMON_SRCS := \
 	host/daemon/conn.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
+	host/daemon/fair.c \
 	host/daemon/idem.c \
 	host/daemon/idem_kv.c \
 	host/daemon/listener.c \
@@ -14,5 +15,6 @@ DAEMON_SRCS := \
 	host/daemon/registry.c \
 	host/daemon/reply.c \
 	host/daemon/server.c \
+	host/daemon/stuck.c \
 	host/daemon/views.c \
 	host/daemon/watcher.c

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -282,8 +283,13 @@ on_taken(struct call *c)
 {
 	struct dispatch *d = c->d;
 
-	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	pthread_mutex_lock(&d->lock);
+	if (c->adopted) {
+		/* dispatch_adopt() took it for the executor already. */
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	if (heap_add(d, c) < 0)
 		log_errorx("out of memory: a call's deadline is not watched");
 	pthread_mutex_unlock(&d->lock);
@@ -528,6 +534,109 @@ dispatch_drop(struct call *c)
 	    "was dropped");
 }
 
+/* ------------------------------------------------------------ watches */
+
+static __thread struct dispatch_watch *cur_watch;
+
+/* An inline call past its deadline is adopted only once it has run this
+ * long: a call a few ms late is cheaper to let finish. */
+#define ADOPT_MIN_NS 20000000LL
+
+void
+dispatch_thread_watch(struct dispatch_watch *w)
+{
+	cur_watch = w;
+}
+
+/* Publish c on this thread's watch, if it has one.  Returns the sequence
+ * number of this call there, or 0. */
+static uint64_t
+watch_enter(struct call *c)
+{
+	struct dispatch_watch *w = cur_watch;
+	uint64_t seq;
+
+	if (w == NULL || w->owner != c->owner)
+		return 0; /* another owner's call made on this thread */
+	seq = (atomic_load_explicit(&w->state, memory_order_relaxed) >> 2) + 1;
+	atomic_store_explicit(&w->call, c, memory_order_relaxed);
+	atomic_store_explicit(&w->start_ns, c->inv.start_ns,
+	    memory_order_relaxed);
+	atomic_store_explicit(&w->deadline_ns, c->inv.deadline_ns,
+	    memory_order_relaxed);
+	atomic_store_explicit(&w->state, seq << 2 | WATCH_RUNNING,
+	    memory_order_release);
+	return seq;
+}
+
+/* The call of seq returned: 1 if it is still ours, 0 if it was adopted. */
+static int
+watch_leave(uint64_t seq)
+{
+	struct dispatch_watch *w = cur_watch;
+	uint_fast64_t want = seq << 2 | WATCH_RUNNING;
+
+	while (!atomic_compare_exchange_strong_explicit(&w->state, &want,
+	    seq << 2 | WATCH_IDLE, memory_order_acq_rel,
+	    memory_order_acquire)) {
+		if ((want & 3) == WATCH_ADOPTED)
+			return 0;
+		/* CLAIMING: the adopter decides in a moment. */
+		sched_yield();
+		want = seq << 2 | WATCH_RUNNING;
+	}
+	return 1;
+}
+
+struct call *
+dispatch_adopt(struct dispatch *d, struct dispatch_watch *w, int64_t now_ns,
+    int64_t stuck_ns)
+{
+	uint_fast64_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+	struct call *c;
+	int64_t run;
+	int ok;
+
+	if ((s & 3) != WATCH_RUNNING)
+		return NULL;
+	c = atomic_load_explicit(&w->call, memory_order_relaxed);
+	run = now_ns - atomic_load_explicit(&w->start_ns, memory_order_relaxed);
+	/* Stuck, or past its deadline -- but a call only a little slow
+	 * is left alone: adopting costs its thread. */
+	if (run < stuck_ns && (run < ADOPT_MIN_NS || now_ns <
+	    atomic_load_explicit(&w->deadline_ns, memory_order_relaxed)))
+		return NULL;
+	/* Once CLAIMING, the watched thread cannot leave its call: c is
+	 * alive (the values read above were of this very call, or the
+	 * sequence number would differ). */
+	if (!atomic_compare_exchange_strong(&w->state, &s,
+	    (s & ~(uint_fast64_t)3) | WATCH_CLAIMING))
+		return NULL;
+	pthread_mutex_lock(&d->lock);
+	/* Not taken by an executor, not answered, and the owner's. */
+	ok = c->owner == w->owner && atomic_load(&c->refs) == 1 &&
+	    atomic_load(&c->answer) == CALL_OPEN && c->heap_idx == NO_HEAP;
+	if (ok && heap_add(d, c) < 0)
+		ok = 0;
+	if (ok) {
+		/* Running: a 504 says it did not finish, not that it did
+		 * not start. */
+		invocation_start(&c->inv);
+		c->adopted = 1;
+		atomic_fetch_add(&c->refs, 1); /* the executor's */
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!ok) {
+		atomic_store(&w->state, (s & ~(uint_fast64_t)3) | WATCH_RUNNING);
+		return NULL;
+	}
+	if (c->inv.cmd->sched != NULL)
+		atomic_store(&c->inv.cmd->sched->offloaded, 1);
+	atomic_store_explicit(&w->state, (s & ~(uint_fast64_t)3) |
+	    WATCH_ADOPTED, memory_order_release);
+	return c;
+}
+
 /* ------------------------------------------------------------ the path */
 
 int
@@ -541,6 +650,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	enum idem_verdict v = IDEM_RUN;
 	struct command *cmd;
 	struct call *c;
+	uint64_t seq;
 	int rc;
 
 	*callp = NULL;
@@ -647,7 +757,21 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 	}
 	metrics_cmd_enter(cmd->stats);
 
+	c->adopted = 0;
+	seq = watch_enter(c);
 	rc = c->ex->ops->submit(c->ex, c);
+	if (seq != 0 && !watch_leave(seq)) {
+		/* Adopted while it ran: it is pending, its owner's state is
+		 * another thread's now.  Finish as an executor would. */
+		if (rc == EXEC_REJECTED) {
+			c->inv.end_ns = clock_mono_ns();
+			invocation_set_error(&c->inv, 503, "unavailable",
+			    "the command queue is full; retry later");
+		}
+		if (rc != EXEC_QUEUED)
+			c->executed(c);
+		cur_watch->lost(cur_watch); /* does not return */
+	}
 	if (rc == EXEC_QUEUED) {
 		if (a->owner != NULL && a->owner->post != NULL)
 			*callp = c;

@@ -25,6 +25,7 @@
 #ifndef CMDHOST_DISPATCH_H
 #define CMDHOST_DISPATCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,6 +138,44 @@ int dispatch_stop(struct dispatch *d, int64_t deadline_ns);
 
 /* Free after dispatch_stop() returned 0.  NULL is ok. */
 void dispatch_free(struct dispatch *d);
+
+/*
+ * Inline calls that get stuck.  A thread that runs calls inline (an event
+ * loop) gives dispatch a watch of its own (dispatch_thread_watch); each
+ * dispatch_call() on it publishes its call there while it is submitted,
+ * with no lock.  Another thread may then find the call stuck and adopt it
+ * (dispatch_adopt): from then on the call is pending as if an executor
+ * had taken it -- on the deadline heap, answered 504 at its deadline, its
+ * result (if it ever comes) posted to the owner -- and the watched thread,
+ * once its call returns, calls w->lost(w), which must not return: its
+ * owner's state now belongs to the thread that adopted the call.
+ */
+enum { WATCH_IDLE = 0, WATCH_RUNNING, WATCH_CLAIMING, WATCH_ADOPTED };
+
+struct dispatch_watch {
+	atomic_uint_fast64_t state;     /* seq << 2 | WATCH_* */
+	_Atomic(struct call *) call;    /* while RUNNING (borrowed) */
+	atomic_int_fast64_t start_ns;   /* and when it started, */
+	atomic_int_fast64_t deadline_ns; /* and its deadline */
+	struct dispatch_owner *owner;   /* only calls of this owner are
+	                                 * watched (borrowed) */
+	void (*lost)(struct dispatch_watch *w); /* see above; no return */
+};
+
+/* Watch the inline calls of the calling thread with w (borrowed, lives
+ * as long as the thread), or stop (NULL). */
+void dispatch_thread_watch(struct dispatch_watch *w);
+
+/*
+ * Any thread: if w's call has run for stuck_ns or is past its deadline
+ * at now_ns, adopt it: it goes on the deadline heap, its command
+ * runs on the pool from now on (cmd_sched.offloaded), and it is returned
+ * (dispatch keeps its reference: the owner completes it as a pending
+ * call: done(c) runs once, on the owner's thread, through post).  Returns
+ * NULL when there is nothing to adopt.
+ */
+struct call *dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
+    int64_t now_ns, int64_t stuck_ns);
 
 /* Keep freed calls for reuse on the calling thread (on: an event loop),
  * or free what it keeps (off, before the thread exits). */

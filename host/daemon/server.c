@@ -55,9 +55,18 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.disp = disp;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
+	pthread_mutex_init(&srv->uid_lock, NULL);
+	stuck_init(srv);
 	thread_cond_init(&srv->exit_cond);
 	snprintf(srv->max_conn_msg, sizeof(srv->max_conn_msg), "too many "
 	    "connections (max_connections=%d)", cfg->max_connections);
+	/* The reserve is at most half of all places: a small max_connections
+	 * still leaves room for everyone. */
+	srv->reserve = cfg->admin_connections < cfg->max_connections / 2 ?
+	    cfg->admin_connections : cfg->max_connections / 2;
+	snprintf(srv->reserve_msg, sizeof(srv->reserve_msg), "too many "
+	    "connections (max_connections=%d, of which %d are kept for "
+	    "admins)", cfg->max_connections, srv->reserve);
 	srv->n_loops = cfg->workers;
 	if (srv->n_loops == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -79,6 +88,8 @@ server_new(const struct config *cfg, struct registry *reg,
 		pthread_mutex_init(&l->cq_lock, NULL);
 		STAILQ_INIT(&l->cq);
 		STAILQ_INIT(&l->jobs);
+		STAILQ_INIT(&l->taking);
+		STAILQ_INIT(&l->jobs_taking);
 		LIST_INIT(&l->conns);
 		LIST_INIT(&l->graveyard);
 		LIST_INIT(&l->pending);
@@ -171,6 +182,7 @@ out_of_fds(struct loop *l)
 	pthread_mutex_unlock(&srv->spare_lock);
 }
 
+
 static void
 accept_some(struct loop *l)
 {
@@ -180,8 +192,10 @@ accept_some(struct loop *l)
 		struct epoll_event ev;
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
+		struct uid_use *use;
 		struct conn *c;
-		int fd;
+		char msg[128];
+		int fd, admin, limit;
 
 		fd = accept4(srv->listen_fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -190,10 +204,29 @@ accept_some(struct loop *l)
 				out_of_fds(l);
 			return;
 		}
-		if (atomic_fetch_add(&srv->n_conns, 1) >=
-		    srv->cfg->max_connections) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			cred.pid = 0;
+			cred.uid = (uid_t)-1;
+			cred.gid = (gid_t)-1;
+		}
+		/* The last admin_connections places are an operator's. */
+		admin = admin_allowed(&srv->admin, cred.uid);
+		limit = srv->cfg->max_connections;
+		if (!admin)
+			limit -= srv->reserve;
+		if (atomic_fetch_add(&srv->n_conns, 1) >= limit) {
 			atomic_fetch_sub(&srv->n_conns, 1);
-			refuse(srv, fd, srv->max_conn_msg);
+			refuse(srv, fd, admin ? srv->max_conn_msg :
+			    srv->reserve_msg);
+			continue;
+		}
+		if ((use = fair_uid_get(srv, cred.uid, admin)) == NULL) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			snprintf(msg, sizeof(msg), "too many connections of uid "
+			    "%ld (max_connections_per_uid=%d)", (long)cred.uid,
+			    srv->cfg->max_connections_per_uid);
+			metrics_add(srv->stats, DM_REFUSED_UID, 1);
+			refuse(srv, fd, msg);
 			continue;
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -203,16 +236,15 @@ accept_some(struct loop *l)
 		}
 		c->loop = l;
 		c->fd = fd;
-		c->uid = (uid_t)-1;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-			c->pid = cred.pid;
-			c->uid = cred.uid;
-			c->gid = cred.gid;
-		}
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->use = use;
 		ev.events = EPOLLIN;
 		ev.data.ptr = c;
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			atomic_fetch_sub(&srv->n_conns, 1);
+			fair_uid_put(srv, c);
 			close(fd);
 			free(c);
 			continue;
@@ -233,18 +265,16 @@ accept_some(struct loop *l)
 static void
 take_completions(struct loop *l)
 {
-	struct call_queue q;
 	struct call *call;
 
 	pthread_mutex_lock(&l->cq_lock);
-	STAILQ_INIT(&q);
-	STAILQ_CONCAT(&q, &l->cq);
+	STAILQ_CONCAT(&l->taking, &l->cq);
 	pthread_mutex_unlock(&l->cq_lock);
-	while ((call = STAILQ_FIRST(&q)) != NULL) {
+	while ((call = STAILQ_FIRST(&l->taking)) != NULL) {
 		struct slot *s = call->owner_slot;
 		struct conn *c = s != NULL ? s->conn : NULL;
 
-		STAILQ_REMOVE_HEAD(&q, owner_link);
+		STAILQ_REMOVE_HEAD(&l->taking, owner_link);
 		if (s == NULL)
 			l->n_pool--; /* its connection closed meanwhile */
 		dispatch_complete(call);
@@ -268,25 +298,49 @@ force_pending(struct loop *l)
 	}
 }
 
+
+/* The shortest of the positive timeouts a, b, c, or -1. */
+static int
+shortest(int a, int b, int c)
+{
+	int m = -1;
+
+	if (a > 0)
+		m = a;
+	if (b > 0 && (m < 0 || b < m))
+		m = b;
+	if (c > 0 && (m < 0 || c < m))
+		m = c;
+	return m;
+}
+
 /*
  * Close connections that have had nothing to do for idle_timeout_ms: no
  * call running, no reply waiting to be sent, and no complete request line
- * for that long (a half line that never ends counts as idle).  Returns
- * the ms until the next sweep, or -1 when idle connections never close.
+ * for that long (a half line that never ends counts as idle); those whose
+ * replies are not read for write_timeout_ms; and those whose partial line
+ * outlives line_timeout_ms.  Returns the ms until the next sweep, or -1
+ * when nothing ever closes.
  */
 static int
 sweep_idle(struct loop *l)
 {
-	int limit = l->srv->cfg->idle_timeout_ms;
+	const struct config *cfg = l->srv->cfg;
+	int limit = cfg->idle_timeout_ms;
+	int every = shortest(limit, cfg->write_timeout_ms,
+	    cfg->line_timeout_ms);
 
-	if (limit <= 0)
+	if (every <= 0)
 		return -1;
 	if (l->now_ms < l->idle_check_ms)
 		return (int)(l->idle_check_ms - l->now_ms);
 	for (struct conn *c = LIST_FIRST(&l->conns), *next; c != NULL;
 	    c = next) {
 		next = LIST_NEXT(c, link);
-		if (STAILQ_EMPTY(&c->slots) && buf_size(&c->wbuf) == 0 &&
+		if (fair_timeouts(l, c))
+			continue;
+		if (limit > 0 && STAILQ_EMPTY(&c->slots) &&
+		    buf_size(&c->wbuf) == 0 &&
 		    l->now_ms - c->active_ms >= limit) {
 			int unread = 0;
 
@@ -303,9 +357,10 @@ sweep_idle(struct loop *l)
 	}
 	/* Sweep a few times per timeout: a connection lives at most about
 	 * 1.25 times idle_timeout_ms without a request. */
-	l->idle_check_ms = l->now_ms + (limit >= 4 ? limit / 4 : 1);
+	l->idle_check_ms = l->now_ms + (every >= 4 ? every / 4 : 1);
 	return (int)(l->idle_check_ms - l->now_ms);
 }
+
 
 static void
 stop_listening(struct loop *l)
@@ -321,16 +376,26 @@ stop_listening(struct loop *l)
 		refuse(l->srv, fd, "the daemon is shutting down");
 }
 
-static void *
-loop_main(void *arg)
+void *
+server_loop_main(void *arg)
 {
-	struct loop *l = arg;
+	struct loop_thread *t = arg;
+	struct loop *l = t->loop;
 	struct server *srv = l->srv;
 	struct epoll_event events[MAX_EVENTS];
+	char name[16];
 
+	snprintf(name, sizeof(name), "cmdhostd-loop%d", l->index);
+	pthread_setname_np(pthread_self(), name);
 	thread_use_c_locale();
 	log_thread_buffer(1);
 	dispatch_thread_cache(1);
+	dispatch_thread_watch(&t->watch);
+	if (t->adopt != NULL) {
+		/* This loop's last thread is stuck in that call. */
+		conn_adopt(l, t->adopt);
+		t->adopt = NULL;
+	}
 	for (;;) {
 		int stopping = atomic_load(&srv->stopping);
 		int timeout, n;
@@ -342,7 +407,15 @@ loop_main(void *arg)
 		if (stopping == 2)
 			force_pending(l);
 		l->now_ms = clock_mono_ms();
+		if (atomic_load_explicit(&srv->shed_wanted,
+		    memory_order_relaxed))
+			fair_shed(l);
 		timeout = sweep_idle(l);
+		if (l->n_paused > 0) {
+			fair_resume(l);
+			if (l->n_paused > 0 && (timeout < 0 || timeout > 20))
+				timeout = 20;
+		}
 		bury(l);
 
 		if (stopping) {
@@ -415,6 +488,7 @@ loop_main(void *arg)
 			}
 		}
 	}
+	dispatch_thread_watch(NULL);
 	dispatch_thread_cache(0);
 	log_thread_buffer(0);
 	pthread_mutex_lock(&srv->exit_lock);
@@ -424,13 +498,15 @@ loop_main(void *arg)
 	return NULL;
 }
 
+
 int
 server_start(struct server *srv)
 {
+	int err;
+
 	for (int i = 0; i < srv->n_loops; i++) {
 		struct loop *l = &srv->loops[i];
 		struct epoll_event ev;
-		int err;
 
 		ev.events = EPOLLIN;
 		ev.data.ptr = l;
@@ -441,11 +517,14 @@ server_start(struct server *srv)
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
 			return -errno;
 		l->listening = 1;
-		if ((err = pthread_create(&l->thread, NULL, loop_main, l)) != 0)
+		if ((l->cur = stuck_thread_new(l, NULL)) == NULL)
+			return -ENOMEM;
+		if ((err = pthread_create(&l->thread, NULL, server_loop_main,
+		    l->cur)) != 0)
 			return -err;
 		l->started = 1;
 	}
-	return 0;
+	return stuck_start(srv);
 }
 
 static void
@@ -461,6 +540,7 @@ server_stop(struct server *srv, int64_t deadline_ns)
 {
 	int started = 0, exited, stuck = 0;
 
+	stuck_stop(srv);
 	for (int i = 0; i < srv->n_loops; i++)
 		started += srv->loops[i].started;
 	atomic_store(&srv->stopping, 1);
@@ -496,6 +576,10 @@ server_stop(struct server *srv, int64_t deadline_ns)
 		}
 		srv->loops[i].started = 0;
 	}
+	/* A thread left in a stuck call still holds a call and its plugin:
+	 * wait for it as for a loop, then give up on it. */
+	if (stuck_wait(srv, deadline_ns) > 0)
+		stuck = 1;
 	return stuck ? -1 : 0;
 }
 
@@ -533,6 +617,7 @@ server_free(struct server *srv)
 		}
 		if (l->tok != NULL)
 			json_tokener_free(l->tok);
+		free(l->cur);
 		if (l->epfd >= 0)
 			close(l->epfd);
 		if (l->evfd >= 0)
@@ -544,6 +629,8 @@ server_free(struct server *srv)
 		close(srv->spare_fd);
 	pthread_mutex_destroy(&srv->spare_lock);
 	pthread_mutex_destroy(&srv->exit_lock);
+	pthread_mutex_destroy(&srv->uid_lock);
+	stuck_fini(srv);
 	pthread_cond_destroy(&srv->exit_cond);
 	free(srv);
 }

@@ -1196,3 +1196,176 @@ Test(dispatch, stress_every_call_completes_once, .timeout = 120)
 	cr_assert_gt(forced, 0);
 	cr_assert_gt(abandoned, 0);
 }
+
+/* ------------------------------------------------------------ adoption */
+
+/* A thread that runs one call inline under a watch, as an event loop
+ * does; the watch's lost hook ends it when the call was adopted. */
+struct watched {
+	struct dispatch_watch w;    /* first: lost gets &w */
+	struct towner *owner;
+	struct rec *r;
+	const char *line;
+	atomic_int lost;            /* the lost hook ran */
+	atomic_int returned;        /* dispatch_call() returned (not adopted) */
+};
+
+static void
+watched_lost(struct dispatch_watch *w)
+{
+	struct watched *t = (struct watched *)(void *)w;
+
+	atomic_store(&t->lost, 1);
+	dispatch_thread_watch(NULL);
+	pthread_exit(NULL);
+}
+
+/* Like call_line(), but nothing of its own is left on the heap while the
+ * call runs: the lost hook leaves this thread inside dispatch_call(). */
+static void *
+watched_main(void *arg)
+{
+	struct watched *t = arg;
+	struct json_tokener *tok = request_tokener_new();
+	struct dispatch_args a;
+	struct request req;
+	struct call *c = NULL;
+	const char *code;
+	char err[256];
+	int st;
+
+	thread_use_c_locale();
+	memset(&req, 0, sizeof(req));
+	if (tok == NULL || request_parse(tok, t->line, strlen(t->line), &req,
+	    err, sizeof(err)) < 0)
+		abort();
+	json_tokener_free(tok);
+	memset(&a, 0, sizeof(a));
+	a.reader = registry_reader(reg);
+	a.rid_ms = clock_wall_ms();
+	a.rid_src = 1;
+	a.rid_seq = (uint64_t)t->r->id;
+	a.pid = -1;
+	a.uid = -1;
+	a.owner = &t->owner->base;
+	a.done = on_done;
+	a.owner_arg = t->r;
+	dispatch_thread_watch(&t->w);
+	dispatch_call(d, &a, &req, &c, &st, &code, err, sizeof(err));
+	request_fini(&req);
+	atomic_store(&t->returned, 1);
+	dispatch_thread_watch(NULL);
+	return NULL;
+}
+
+/* Start t's thread on line and adopt its call once it has run stuck_ms;
+ * returns the adopted call (or fails the case). */
+static struct call *
+adopt_when_stuck(struct watched *t, pthread_t *th, struct towner *w,
+    struct rec *r, const char *line, int stuck_ms)
+{
+	int64_t dl = clock_mono_ns() + WAIT_NS;
+	struct call *c = NULL;
+
+	memset(t, 0, sizeof(*t));
+	t->w.lost = watched_lost;
+	t->w.owner = &w->base;
+	t->owner = w;
+	t->r = r;
+	t->line = line;
+	cr_assert_eq(pthread_create(th, NULL, watched_main, t), 0);
+	while (c == NULL && clock_mono_ns() < dl && !atomic_load(&t->returned)) {
+		struct timespec ts = { 0, 2000000 };
+
+		c = dispatch_adopt(d, &t->w, clock_mono_ns(),
+		    (int64_t)stuck_ms * 1000000);
+		if (c == NULL)
+			nanosleep(&ts, NULL); /* a poll with a deadline */
+	}
+	cr_assert_not_null(c, "the inline call was never adopted");
+	return c;
+}
+
+/* An inline call adopted while it runs keeps its result: done runs
+ * once, on the owner's thread, with 200; the thread leaves by lost. */
+Test(dispatch, adopted_inline_call_keeps_its_result)
+{
+	struct towner w;
+	struct watched t;
+	struct rec r = { 0 };
+	pthread_t th;
+
+	start();
+	owner_init(&w, 1);
+	r.id = 1;
+	adopt_when_stuck(&t, &th, &w, &r, "{\"id\":1,\"command\":"
+	    "\"hold.serial\",\"payload\":{\"us\":300000}}", 50);
+	drain_until_done(&w, &r);
+	cr_assert_eq(r.status, 200, "status %d: %s", r.status, r.reply);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert(atomic_load(&t.lost) && !atomic_load(&t.returned),
+	    "the watched thread did not leave by lost");
+	finish((struct towner *const[]){ &w, NULL });
+	owner_fini(&w);
+}
+
+/* Adopted past its deadline: 504 at the deadline, not when the call
+ * returns; the late result is dropped and nothing more is posted. */
+Test(dispatch, adopted_inline_call_gets_504_at_its_deadline)
+{
+	struct towner w;
+	struct watched t;
+	struct rec r = { 0 };
+	pthread_t th;
+	int64_t t0 = clock_mono_ns();
+
+	start();
+	owner_init(&w, 1);
+	r.id = 2;
+	adopt_when_stuck(&t, &th, &w, &r, "{\"id\":2,\"command\":"
+	    "\"hold.serial\",\"timeout_ms\":100,\"payload\":{\"us\":600000}}",
+	    10000);
+	drain_until_done(&w, &r);
+	cr_assert_eq(r.status, 504, "status %d: %s", r.status, r.reply);
+	cr_assert_lt(r.done_ns - t0, 400000000LL, "504 after %lld ms",
+	    (long long)((r.done_ns - t0) / 1000000));
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert(atomic_load(&t.lost), "the watched thread did not leave");
+	cr_assert_eq(w.n_posted, 1, "posted %d times", w.n_posted);
+	finish((struct towner *const[]){ &w, NULL });
+	owner_fini(&w);
+}
+
+/* A call that returns before anyone adopts it is untouched: a watch that
+ * is idle or whose call is young gives nothing to adopt. */
+Test(dispatch, a_young_or_finished_call_is_not_adopted)
+{
+	struct dispatch_watch w;
+	struct towner o, o2;
+	struct rec r = { 0 }, r2 = { 0 };
+
+	start();
+	owner_init(&o, 1);
+	owner_init(&o2, 1);
+	memset(&w, 0, sizeof(w));
+	w.lost = watched_lost;
+	w.owner = &o.base;
+	cr_assert_null(dispatch_adopt(d, &w, clock_mono_ns(), 0));
+	dispatch_thread_watch(&w);
+	/* Another owner's call on this thread is not the watch's. */
+	call_ok(&o2, &r2, 4, "{\"id\":4,\"command\":\"test.echo\"}",
+	    DISPATCH_DONE);
+	cr_assert_eq(atomic_load(&w.state), 0, "another owner's call was "
+	    "watched");
+	call_ok(&o, &r, 3, "{\"id\":3,\"command\":\"test.echo\"}",
+	    DISPATCH_DONE);
+	dispatch_thread_watch(NULL);
+	cr_assert_eq(atomic_load(&w.state), 1 << 2 | WATCH_IDLE,
+	    "the call was not watched");
+	cr_assert_eq(atomic_load(&r.done), 1);
+	cr_assert_null(dispatch_adopt(d, &w, clock_mono_ns(), 0),
+	    "an idle watch gave a call");
+	finish((struct towner *const[]){ &o, &o2, NULL });
+	owner_fini(&o);
+	owner_fini(&o2);
+}
