@@ -425,9 +425,10 @@ stop(struct daemon *dm)
 	{
 		int64_t now = clock_mono_ns(), finis = deadline;
 
+		/* registry_stop() may take 250 ms past it. */
 		if (finis < now + 100000000LL)
-			finis = now + 500000000LL < last ? now + 500000000LL :
-			    last;
+			finis = now + 500000000LL < last - 250000000LL ?
+			    now + 500000000LL : last - 250000000LL;
 		release(dm, finis);
 	}
 	watchdog_stop();

@@ -50,6 +50,10 @@ struct file_id {
  * thread may outlive its registry. */
 static atomic_long abandoned_loads, abandoned_finis;
 
+/* How long past a stop's deadline the reaper and the scanner, which run
+ * no plugin code themselves, may take to leave. */
+#define REAPER_GRACE_NS 250000000LL
+
 /* One plugin file of plugin_dir. */
 struct plugin {
 	TAILQ_ENTRY(plugin) link; /* r->plugins, in directory order */
@@ -967,6 +971,12 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 		report_add(report, "failed", p->file, p->last_error);
 		return 1;
 	}
+	if (atomic_load(&r->stopping)) {
+		/* Not started, so nothing to abandon. */
+		report_add(report, "failed", p->file,
+		    "not loaded: the daemon is stopping");
+		return 1;
+	}
 	if ((job = load_job_new(r, p)) == NULL) {
 		pthread_mutex_lock(&r->view_lock);
 		refuse(p, "out of memory", report);
@@ -1218,7 +1228,8 @@ registry_stop(struct registry *r, int64_t deadline_ns)
 	atomic_store(&r->reap_deadline_ns, deadline_ns);
 	/* Scans asked for still answer (they load nothing now). */
 	if (stop_thread(&r->scanner, &r->scanner_started, &r->jobs_lock,
-	    &r->jobs_cond, &r->jobs_stop, deadline_ns) < 0) {
+	    &r->jobs_cond, &r->jobs_stop, deadline_ns > 0 ? deadline_ns +
+	    REAPER_GRACE_NS : 0) < 0) {
 		log_errorx("the registry's scan thread did not end in time");
 		return -1;
 	}
@@ -1237,9 +1248,12 @@ registry_stop(struct registry *r, int64_t deadline_ns)
 		plugin_free(p);
 	}
 	/* Finalize what the unloads above queued (each fini bounded by
-	 * the deadline too), then stop the reaper. */
+	 * the deadline too), then stop the reaper: it runs no plugin code
+	 * itself, so a moment past the deadline is enough for it to log
+	 * what it gave up on and leave. */
 	if (stop_thread(&r->reaper, &r->reaper_started, &r->reap_lock,
-	    &r->reap_cond, &r->reap_stop, deadline_ns) < 0) {
+	    &r->reap_cond, &r->reap_stop, deadline_ns > 0 ? deadline_ns +
+	    REAPER_GRACE_NS : 0) < 0) {
 		log_errorx("the registry's reaper did not end in time");
 		return -1;
 	}

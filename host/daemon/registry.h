@@ -45,7 +45,8 @@ void registry_quiesce(struct registry *r);
 /*
  * registry_quiesce(), stop the scan thread, unpublish everything and
  * finalize every generation nobody uses, each fini bounded by
- * fini_timeout_ms and by deadline_ns (CLOCK_MONOTONIC; 0: none).
+ * fini_timeout_ms and by deadline_ns (CLOCK_MONOTONIC; 0: none); it
+ * returns at most a quarter of a second after deadline_ns.
  * Returns 0, or -1 if a generation or a load was abandoned, now or
  * earlier, and still runs (or a thread did not end by the deadline):
  * then plugin code may still run, so the caller must not free the
