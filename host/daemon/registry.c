@@ -173,7 +173,7 @@ static void
 unload_logged(struct registry *r, struct generation *g)
 {
 	struct log_ctx lc = LOG_CTX_INIT;
-	struct fini_job *job = calloc(1, sizeof(*job));
+	struct fini_job *job = calloc(1, sizeof(*job)), info;
 	int64_t now = clock_mono_ns(), stop = atomic_load(&r->reap_deadline_ns);
 	int64_t deadline = now + (int64_t)r->cfg->fini_timeout_ms * 1000000;
 	int rc;
@@ -197,16 +197,18 @@ unload_logged(struct registry *r, struct generation *g)
 	snprintf(job->file, sizeof(job->file), "%s", g->file ? g->file : "");
 	job->number = (long long)g->number;
 	job->limit_ms = (int)((deadline - now) / 1000000);
+	/* What the log lines need: once abandoned, job is not ours. */
+	info = *job;
 	rc = bounded_run(fini_main, fini_late, job, deadline, NULL);
 	if (rc == -ETIMEDOUT) {
 		atomic_fetch_add(&abandoned_finis, 1);
-		fini_ctx(job, &lc, "fini did not return");
+		fini_ctx(&info, &lc, "fini did not return");
 		log_emit(LOGL_ERROR, &lc, "fini of plugin %s generation %lld "
 		    "(%s) did not return within %d ms; generation abandoned: "
 		    "its thread and code stay in memory, later generations are "
-		    "finalized as usual", job->name, job->number, job->file,
-		    job->limit_ms);
-		return; /* job belongs to the fini's thread now */
+		    "finalized as usual", info.name, info.number, info.file,
+		    info.limit_ms);
+		return;
 	}
 	if (rc < 0)
 		fini_main(job); /* no thread: unbounded, but unloaded */
@@ -896,8 +898,6 @@ stuck(struct registry *r, struct plugin *p, const struct file_id *id,
 	char err[512];
 
 	atomic_fetch_add(&abandoned_loads, 1);
-	p->stuck = 1;
-	p->stuck_id = *id;
 	if (cancelled)
 		snprintf(err, sizeof(err), "load abandoned: the daemon is "
 		    "stopping (its thread stays until it returns)");
@@ -908,6 +908,8 @@ stuck(struct registry *r, struct plugin *p, const struct file_id *id,
 		    "memory; not tried again until the file changes",
 		    r->cfg->load_timeout_ms);
 	pthread_mutex_lock(&r->view_lock);
+	p->stuck = 1; /* views read it */
+	p->stuck_id = *id;
 	refuse(p, err, report);
 	pthread_mutex_unlock(&r->view_lock);
 }
@@ -968,7 +970,8 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 	file_id_of(&st, &id);
 	if (p->stuck && file_id_eq(&id, &p->stuck_id)) {
 		/* Loading these bytes jammed once: not again. */
-		report_add(report, "failed", p->file, p->last_error);
+		report_add(report, "failed", p->file, p->last_error ?
+		    p->last_error : "stuck");
 		return 1;
 	}
 	if (atomic_load(&r->stopping)) {
@@ -994,18 +997,27 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 	p->again = 0;
 	if (rc == -ETIMEDOUT) {
 		struct log_ctx lc = LOG_CTX_INIT;
+		int cancelled = atomic_load(&r->stopping);
 
-		stuck(r, p, &id, atomic_load(&r->stopping), report);
+		stuck(r, p, &id, cancelled, report);
 		lc.file = p->file;
 		lc.plugin = p->name;
-		lc.reason = "load_timeout_ms passed";
-		log_emit(LOGL_ERROR, &lc, "load of %s is stuck (in its copy, "
-		    "dlopen, constructors or registration) after %d ms; "
-		    "abandoned: later deploys, reloads and stopping carry on",
-		    p->file, r->cfg->load_timeout_ms);
+		lc.reason = cancelled ? "the daemon is stopping" :
+		    "load_timeout_ms passed";
+		if (cancelled)
+			log_emit(LOGL_WARN, &lc, "load of %s given up on: the "
+			    "daemon is stopping", p->file);
+		else
+			log_emit(LOGL_ERROR, &lc, "load of %s is stuck (in its "
+			    "copy, dlopen, constructors or registration) after "
+			    "%d ms; abandoned: later deploys, reloads and "
+			    "stopping carry on", p->file,
+			    r->cfg->load_timeout_ms);
 		return 1;
 	}
+	pthread_mutex_lock(&r->view_lock);
 	p->stuck = 0;
+	pthread_mutex_unlock(&r->view_lock);
 	if (rc < 0) {
 		char err[128];
 
