@@ -47,11 +47,16 @@ job_main(void *p)
 	pthread_cond_broadcast(&cond);
 	pthread_mutex_unlock(&lock);
 	if (abandoned) {
-		/* The waiter is gone: the job and arg are ours alone. */
-		if (j->late != NULL)
-			j->late(j->arg, (clock_mono_ns() - j->started_ns) /
-			    1000000);
+		/* The waiter is gone: the job and arg are ours alone.  The
+		 * job goes first, so that nothing is left once late() has
+		 * said it is done. */
+		bounded_late_fn late = j->late;
+		void *jarg = j->arg;
+		int64_t ms = (clock_mono_ns() - j->started_ns) / 1000000;
+
 		free(j);
+		if (late != NULL)
+			late(jarg, ms);
 	}
 	return NULL;
 }
