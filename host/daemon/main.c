@@ -364,8 +364,11 @@ release(struct daemon *dm, int64_t deadline_ns)
 		_exit(1);
 	}
 	server_free(dm->srv);
+	dm->srv = NULL;
 	nats_host_free(dm->nats);
+	dm->nats = NULL;
 	dispatch_free(dm->disp);
+	dm->disp = NULL;
 	dispatch_thread_cache(0); /* server_free freed calls here */
 	if (dm->reg != NULL && registry_stop(dm->reg, deadline_ns) < 0) {
 		registry_abandoned(&loads, &finis);
