@@ -177,10 +177,14 @@ loader_hash_file(const char *path, uint64_t *hash)
 	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
 	    O_NOCTTY)) < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = errno && !S_ISREG(st.st_mode) ? -EINVAL : -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
 		close(fd);
-		return rc < 0 ? rc : -EINVAL;
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
 	}
 	rc = loader_hash_fd(fd, (size_t)st.st_size, hash);
 	close(fd);
