@@ -6,6 +6,7 @@
  *   1.1 a FIFO named x.so            1.2 a link to /dev/zero named z.so
  *   1.3 a registration that never returns
  *   2.1 a fini that never returns (swapped out)   2.2 (at a stop)
+ *   1.4 a registration and a fini that return late: cleaned up
  *   6   the private copy directory, removed, then a deploy
  *   8.1 a world-writable parent      8.2 a plugin_dir swapped for a link
  * Each case fails on a daemon without the fix: it hangs (the harness
@@ -621,6 +622,70 @@ Test(jam, c8_2_swapped_plugin_dir_not_followed, .timeout = 60)
 	CHECK(json_path(j, "body/error") == NULL, "reload once put back: %s",
 	    reply_text(j));
 	json_object_put(j);
+	close(fd);
+	check_stop_clean();
+}
+
+/* ------------------------------------------------------------ 1, 2 */
+
+static int
+gauge_is_zero(void *arg)
+{
+	return abandoned(arg) == 0;
+}
+
+/* 1.4, 2.3: a registration and a fini that are only slow: given up on
+ * past their limits, and when they return after all the late load is
+ * discarded, the generation unloaded and the gauges go back to 0, so a
+ * stop then has nothing abandoned (status 0). */
+Test(jam, c1_4_late_load_and_fini_are_cleaned_up, .timeout = 90)
+{
+	struct two late_load = { "abandoned load of slow.so", "discarded" };
+	struct two late_fini = { "abandoned fini of plugin slow_hooks",
+	    "unloaded now" };
+	struct daemon *d = check_start_with(good_only, "watch = false\n"
+	    "load_timeout_ms = 300\nfini_timeout_ms = 300\n"
+	    "[plugin:slow_hooks]\nreg_ms = 1500\nfini_ms = 0");
+	int fd = check_connect();
+	json_object *j;
+	int64_t ms;
+
+	cr_assert(daemon_install_plugin(d, "slow_hooks.so", "slow.so") == 0);
+	j = reload_timed(fd, &ms);
+	CHECK(report_failed(j, "slow.so") != NULL, "a 1.5 s registration "
+	    "was not given up on at 300 ms: %s", reply_text(j));
+	json_object_put(j);
+	CHECK(abandoned("loads") == 1, "abandoned loads: %ld",
+	    abandoned("loads"));
+	CHECK(wait_until(log_has_both, &late_load, 10000), "the late load "
+	    "was not discarded");
+	CHECK(wait_until(gauge_is_zero, "loads", 5000), "abandoned loads "
+	    "stays %ld", abandoned("loads"));
+	j = check_call(fd, "{\"command\":\"slow.ping\"}", 404,
+	    "unknown_command");
+	json_object_put(j);
+	close(fd);
+	CHECK(stop_timed(&ms) == 0, "a stop with nothing left abandoned "
+	    "did not exit 0");
+	check_free();
+
+	/* Now fast to load, slow to finalize. */
+	d = check_start_with(good_only, "watch = false\n"
+	    "fini_timeout_ms = 300\n"
+	    "[plugin:slow_hooks]\nreg_ms = 0\nfini_ms = 1500");
+	fd = check_connect();
+	cr_assert(daemon_install_plugin(d, "slow_hooks.so", "slow.so") == 0);
+	j = reload_timed(fd, &ms);
+	json_object_put(j);
+	j = check_call(fd, "{\"command\":\"slow.ping\"}", 200, NULL);
+	json_object_put(j);
+	cr_assert(daemon_remove_plugin(d, "slow.so") == 0);
+	j = reload_timed(fd, &ms);
+	json_object_put(j);
+	CHECK(wait_until(log_has_both, &late_fini, 10000), "the late fini "
+	    "was not reported");
+	CHECK(wait_until(gauge_is_zero, "finis", 5000), "abandoned finis "
+	    "stays %ld", abandoned("finis"));
 	close(fd);
 	check_stop_clean();
 }
