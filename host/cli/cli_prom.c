@@ -162,6 +162,12 @@ static const struct {
 	    "Results stored for idempotency keys.", "stored", "idempotency" },
 	{ "cmdhost_idempotency_records", "gauge",
 	    "Idempotency records held in memory.", "records", "idempotency" },
+	{ "cmdhost_abandoned_loads", "gauge",
+	    "Plugin loads given up on past load_timeout_ms whose thread "
+	    "still runs.", "loads", "abandoned" },
+	{ "cmdhost_abandoned_finis", "gauge",
+	    "Plugin generations whose fini passed fini_timeout_ms and "
+	    "still runs.", "finis", "abandoned" },
 };
 
 static void

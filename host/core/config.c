@@ -117,6 +117,13 @@ static const struct config_key keys[] = {
 	    "how long a file must be left alone before it is loaded"),
 	K_BOOL("host", "allow_insecure_plugins", allow_insecure_plugins, 0,
 	    NULL, "load plugin files others may write (development only)"),
+	K_INT("host", "load_timeout_ms", load_timeout_ms, 100, 600000, 5000,
+	    "a plugin load (copy, dlopen, registration) past this is "
+	    "abandoned"),
+	K_INT("host", "fini_timeout_ms", fini_timeout_ms, 100, 600000, 5000,
+	    "a plugin fini (and dlclose) past this is abandoned"),
+	K_SIZE("host", "max_plugin_bytes", max_plugin_bytes, 4096, 4 * GIB,
+	    256 * MIB, "largest plugin file read; larger ones are refused"),
 	K_ENUM("host", "log_level", log_level, log_level_parse,
 	    "one of debug, info, warn, error", LOGL_INFO,
 	    "the least severe level logged"),

@@ -35,6 +35,9 @@ struct config {
 	size_t max_pending_bytes; /* unsent replies before a peer is not read */
 	int idle_timeout_ms;  /* close a connection idle this long; 0: never */
 	int allow_insecure_plugins; /* load files others may write (dev only) */
+	int load_timeout_ms; /* a load past it is abandoned */
+	int fini_timeout_ms; /* a fini past it is abandoned */
+	size_t max_plugin_bytes; /* larger plugin files are refused */
 	int max_connections;
 	int admin_connections;     /* of max_connections, kept for admins */
 	int max_connections_per_uid; /* per non-admin uid */

@@ -16,4 +16,5 @@ CORE_SRCS := \
 	host/core/metrics.c \
 	host/core/module.c \
 	host/core/request.c \
-	host/core/thread.c
+	host/core/thread.c \
+	host/core/trust.c

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "generation.h"
 #include "log.h"
+#include "trust.h"
 
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME 1099511628211ULL
@@ -43,103 +44,31 @@ fnv(uint64_t *h, const unsigned char *p, size_t n)
 	}
 }
 
-int
-loader_hash_file(const char *path, uint64_t *hash)
-{
-	unsigned char block[65536];
-	ssize_t n;
-	int fd;
-
-	*hash = FNV_OFFSET;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -errno;
-	while ((n = read(fd, block, sizeof(block))) > 0)
-		fnv(hash, block, (size_t)n);
-	if (n < 0) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	close(fd);
-	return 0;
-}
-
-/*
- * Is st (a plugin file or its directory) safe to load code from?  Like
- * sudo and ssh: owned by root or by the daemon's user, not writable by
- * others, and writable by its group only if that is root's or the
- * daemon's.  Returns 0 or -1 with the reason in err.
- */
+/* Read at most max bytes of fd from offset 0 into fn's hash; past max
+ * is -EFBIG.  Returns 0 or a negative errno. */
 static int
-check_owner(const struct stat *st, const char *what, char *err,
+hash_fd(int fd, size_t max, uint64_t *hash, int out, char *err,
     size_t errlen)
 {
-	if (st->st_uid != 0 && st->st_uid != geteuid()) {
-		snprintf(err, errlen, "%s is owned by uid %u, neither "
-		    "root nor the daemon's user (allow_insecure_plugins = true "
-		    "to load it anyway, for development only)", what,
-		    (unsigned)st->st_uid);
-		return -1;
-	}
-	if ((st->st_mode & S_IWOTH) || ((st->st_mode & S_IWGRP) &&
-	    st->st_gid != 0 && st->st_gid != getegid())) {
-		snprintf(err, errlen, "%s is writable by other users "
-		    "(mode %04o; allow_insecure_plugins = true to load it "
-		    "anyway, for development only)", what,
-		    (unsigned)(st->st_mode & 07777));
-		return -1;
-	}
-	return 0;
-}
-
-/* Copy src to a new file dst (mode 0600) and hash the bytes copied.
- * Unless insecure, refuse a source that others could have written.
- * Returns 0 or -1 with the reason in err. */
-static int
-copy_file(const char *src, const char *dst, int insecure, uint64_t *hash,
-    char *err, size_t errlen)
-{
-	struct stat st;
 	unsigned char block[65536];
-	int in = -1, out = -1, rc = -1;
+	uint64_t total = 0;
 	ssize_t n;
 
 	*hash = FNV_OFFSET;
-	if ((in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 &&
-	    (errno != ELOOP ||
-	    (in = open(src, O_RDONLY | O_CLOEXEC)) < 0)) {
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
-		goto out;
-	}
-	/* Checked on the open file: what was checked is what is copied. */
-	if (!insecure && (fstat(in, &st) < 0 ||
-	    check_owner(&st, "the file", err, errlen) < 0))
-		goto out;
-	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) < 0 && errno == ENOENT) {
-		/* The private directory went (a temp cleaner): make it
-		 * again, private as before. */
-		char dir[4096], *slash;
-
-		snprintf(dir, sizeof(dir), "%s", dst);
-		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-			*slash = '\0';
-			if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-				out = open(dst, O_WRONLY | O_CREAT | O_EXCL |
-				    O_CLOEXEC, 0600);
+	for (;;) {
+		n = pread(fd, block, sizeof(block), (off_t)total);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += (uint64_t)n;
+		if (total > max) {
+			snprintf(err, errlen, "larger than max_plugin_bytes "
+			    "(%zu)", max);
+			return -EFBIG;
 		}
-		if (out < 0)
-			errno = ENOENT;
-	}
-	if (out < 0) {
-		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
-		    strerror(errno));
-		goto out;
-	}
-	while ((n = read(in, block, sizeof(block))) > 0) {
 		fnv(hash, block, (size_t)n);
-		for (ssize_t off = 0; off < n;) {
+		for (ssize_t off = 0; out >= 0 && off < n;) {
 			ssize_t w = write(out, block + off, (size_t)(n - off));
 
 			if (w < 0) {
@@ -147,25 +76,172 @@ copy_file(const char *src, const char *dst, int insecure, uint64_t *hash,
 					continue;
 				snprintf(err, errlen, "cannot write private "
 				    "copy: %s", strerror(errno));
-				goto out;
+				return -errno;
 			}
 			off += w;
 		}
 	}
 	if (n < 0) {
-		snprintf(err, errlen, "cannot read: %s", strerror(errno));
-		goto out;
+		int e = errno;
+
+		snprintf(err, errlen, "cannot read: %s", strerror(e));
+		return -e;
 	}
-	rc = 0;
-out:
-	if (in >= 0)
-		close(in);
-	if (out >= 0 && close(out) < 0 && rc == 0) {
+	return 0;
+}
+
+/* What a file that is not a regular one is, for the reason. */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+/* Refuse st unless it is a regular file of at most max bytes. */
+static int
+check_regular(const struct stat *st, size_t max, char *err, size_t errlen)
+{
+	if (!S_ISREG(st->st_mode)) {
+		snprintf(err, errlen, "not a regular file (%s)",
+		    file_kind(st->st_mode));
+		return -1;
+	}
+	if ((uint64_t)st->st_size > (uint64_t)max) {
+		snprintf(err, errlen, "larger than max_plugin_bytes (%lld > "
+		    "%zu bytes)", (long long)st->st_size, max);
+		return -1;
+	}
+	return 0;
+}
+
+int
+loader_open_at(int dirfd, const char *name, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	/* A look first, so that a device is never even opened (opening
+	 * some has effects); then the real check, on what was opened. */
+	if (fstatat(dirfd, name, &st, 0) < 0) {
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		return -1;
+	}
+	if (check_regular(&st, cfg->max_plugin_bytes, err, errlen) < 0)
+		return -1;
+	/* O_NONBLOCK: a FIFO put in its place meanwhile opens at once. */
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY)) < 0) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (check_regular(&st, cfg->max_plugin_bytes, err, errlen) < 0 ||
+	    (!cfg->allow_insecure_plugins &&
+	    trust_check(&st, "the file", err, errlen) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+loader_hash_fd(int fd, size_t max_bytes, uint64_t *hash)
+{
+	char err[128];
+
+	return hash_fd(fd, max_bytes, hash, -1, err, sizeof(err));
+}
+
+int
+loader_hash_file(const char *path, uint64_t *hash)
+{
+	struct stat st;
+	int fd, rc;
+
+	*hash = FNV_OFFSET;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY)) < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	rc = loader_hash_fd(fd, (size_t)st.st_size, hash);
+	close(fd);
+	return rc;
+}
+
+/* Make the directory of path dst again, and its parent if that went too
+ * (a temp cleaner, or someone tidying state_dir): owner-only, as they
+ * were.  Returns 0 or -1. */
+static int
+remake_dir_of(const char *dst)
+{
+	char dir[4096], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", dst);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return -1;
+	*slash = '\0';
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || (slash = strrchr(dir, '/')) == NULL ||
+	    slash == dir)
+		return -1;
+	*slash = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -1;
+	*slash = '/';
+	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Copy the open file in (from its start, at most max bytes) to a new
+ * file dst (mode 0600) and hash the bytes copied.  Returns 0 or -1 with
+ * the reason in err. */
+static int
+copy_fd(int in, const char *dst, size_t max, uint64_t *hash, char *err,
+    size_t errlen)
+{
+	int out, rc = -1;
+
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0 && errno == ENOENT &&
+	    remake_dir_of(dst) == 0)
+		out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+	if (out < 0) {
+		snprintf(err, errlen, "cannot create private copy %s: %s", dst,
+		    strerror(errno));
+		return -1;
+	}
+	if (hash_fd(in, max, hash, out, err, errlen) == 0)
+		rc = 0;
+	if (close(out) < 0 && rc == 0) {
 		snprintf(err, errlen, "cannot write private copy: %s",
 		    strerror(errno));
 		rc = -1;
 	}
-	if (rc < 0 && out >= 0)
+	if (rc < 0)
 		unlink(dst);
 	return rc;
 }
@@ -308,7 +384,7 @@ generation_destroy(struct generation *g)
 }
 
 int
-loader_load(const struct config *cfg, const char *path, const char *file,
+loader_load_fd(const struct config *cfg, int fd, const char *file,
     const char *copy_dir, struct generation **out, char **name_out,
     char *err, size_t errlen)
 {
@@ -316,21 +392,12 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	struct cmdhost_registrar reg;
 	const cmdhost_plugin_desc *d;
 	struct generation *g;
-	struct stat st;
 	char copy[4096];
 	int rc;
 
 	*out = NULL;
 	if (name_out != NULL)
 		*name_out = NULL;
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		return -1;
-	}
 	if ((g = calloc(1, sizeof(*g))) == NULL ||
 	    (g->file = strdup(file)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -340,25 +407,8 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	atomic_init(&g->refs, 1);
 	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
 	    atomic_fetch_add(&copies, 1), file);
-	if (!cfg->allow_insecure_plugins) {
-		char dir[4096], *slash;
-		struct stat dst;
-
-		snprintf(dir, sizeof(dir), "%s", path);
-		if ((slash = strrchr(dir, '/')) != NULL)
-			*(slash == dir ? slash + 1 : slash) = '\0';
-		else
-			snprintf(dir, sizeof(dir), ".");
-		if (stat(dir, &dst) < 0) {
-			snprintf(err, errlen, "cannot stat the plugin directory: "
-			    "%s", strerror(errno));
-			goto fail;
-		}
-		if (check_owner(&dst, "the plugin directory", err, errlen) < 0)
-			goto fail;
-	}
-	if (copy_file(path, copy, cfg->allow_insecure_plugins,
-	    &g->content_hash, err, errlen) < 0)
+	if (copy_fd(fd, copy, cfg->max_plugin_bytes, &g->content_hash, err,
+	    errlen) < 0)
 		goto fail;
 	if ((g->copy_path = strdup(copy)) == NULL) {
 		unlink(copy);
@@ -470,6 +520,49 @@ fail_registered:
 fail:
 	generation_destroy(g);
 	return -1;
+}
+
+int
+loader_load(const struct config *cfg, const char *path, const char *file,
+    const char *copy_dir, struct generation **out, char **name_out,
+    char *err, size_t errlen)
+{
+	char dir[4096], *slash;
+	const char *base = path;
+	struct stat st;
+	int dirfd, fd, rc;
+
+	*out = NULL;
+	if (name_out != NULL)
+		*name_out = NULL;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		base = path + (slash - dir) + 1;
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	} else {
+		snprintf(dir, sizeof(dir), ".");
+	}
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fstat(dirfd, &st) < 0) {
+		snprintf(err, errlen, "cannot open the plugin directory: %s",
+		    strerror(errno));
+		if (dirfd >= 0)
+			close(dirfd);
+		return -1;
+	}
+	if (!cfg->allow_insecure_plugins &&
+	    trust_check(&st, "the plugin directory", err, errlen) < 0) {
+		close(dirfd);
+		return -1;
+	}
+	fd = loader_open_at(dirfd, base, cfg, err, errlen);
+	close(dirfd);
+	if (fd < 0)
+		return -1;
+	rc = loader_load_fd(cfg, fd, file, copy_dir, out, name_out, err,
+	    errlen);
+	close(fd);
+	return rc;
 }
 
 void

@@ -14,12 +14,43 @@
 struct config;
 struct generation;
 
-/* Hash a file's bytes (FNV-1a 64).  Returns 0 or a negative errno. */
+/* Hash a file's bytes (FNV-1a 64).  Opens without blocking and refuses
+ * what is not a regular file (-EINVAL).  Returns 0 or a negative errno. */
 int loader_hash_file(const char *path, uint64_t *hash);
 
 /*
- * Load `path` (a file named `file` in the plugin directory) from a private
- * copy in copy_dir.  On success returns 0 and a new generation in *out with
+ * Open plugin file `name` of directory dirfd for reading, so that nothing
+ * can block or mislead the reads that follow: refused unless a regular
+ * file of at most cfg->max_plugin_bytes (looked at before it is opened,
+ * so a device is never opened, and checked again with fstat on the open
+ * descriptor), opened O_NONBLOCK (a FIFO swapped in meanwhile cannot
+ * block), and unless cfg->allow_insecure_plugins owned by root or the
+ * daemon's user and not writable by others (trust_check).  A symbolic
+ * link is followed: what is checked is what was opened.  Returns the fd
+ * (close it), or -1 with the reason in err.  cfg is borrowed.
+ */
+int loader_open_at(int dirfd, const char *name, const struct config *cfg,
+    char *err, size_t errlen);
+
+/* Hash what fd (a regular file) holds from offset 0, at most max_bytes
+ * (past them -EFBIG).  Returns 0 or a negative errno. */
+int loader_hash_fd(int fd, size_t max_bytes, uint64_t *hash);
+
+/*
+ * Load the plugin file open as fd (from loader_open_at(), borrowed; read
+ * with pread from offset 0, at most cfg->max_plugin_bytes) and named
+ * `file` in the plugin directory, from a private copy in copy_dir (made
+ * again, 0700, if it went).  Results as loader_load().
+ */
+int loader_load_fd(const struct config *cfg, int fd, const char *file,
+    const char *copy_dir, struct generation **out, char **name_out,
+    char *err, size_t errlen);
+
+/*
+ * Load `path` (a file named `file` in the plugin directory; the directory
+ * itself must pass trust_check() unless insecure) through
+ * loader_open_at() and loader_load_fd(), from a private copy in
+ * copy_dir.  On success returns 0 and a new generation in *out with
  * one reference (the caller's), state and commands registered; its number is
  * 0 until the registry publishes it.  On failure returns -1 and a reason in
  * err, and nothing is left loaded or on disk.  cfg is borrowed (plugin

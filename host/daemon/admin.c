@@ -88,6 +88,19 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		    view_command_stats(a->reg));
 		json_object_object_add(body, "plugins",
 		    view_plugin_stats(a->reg));
+		{
+			struct json_object *ab = json_object_new_object();
+			long loads, finis;
+
+			/* Given up on past load_timeout_ms / fini_timeout_ms
+			 * and still running: a gauge. */
+			registry_abandoned(&loads, &finis);
+			json_object_object_add(ab, "loads",
+			    json_object_new_int64(loads));
+			json_object_object_add(ab, "finis",
+			    json_object_new_int64(finis));
+			json_object_object_add(body, "abandoned", ab);
+		}
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.reload") == 0) {

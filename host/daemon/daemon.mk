@@ -2,6 +2,7 @@
 # the configuration has a [nats] section.
 DAEMON_SRCS := \
 	host/daemon/admin.c \
+	host/daemon/bounded.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
 	host/daemon/dispatch.c \

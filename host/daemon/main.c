@@ -8,7 +8,9 @@
  * signals (SIGHUP rescans plugins, SIGTERM/SIGINT end it), and stop()
  * takes it down in the reverse order.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -25,6 +27,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/thread.h"
+#include "core/trust.h"
 #include "dispatch.h"
 #include "nats_host.h"
 #include "registry.h"
@@ -73,8 +77,133 @@ struct daemon {
 	struct nats_host *nats;
 	sigset_t sigs;
 	char copy_dir[PATH_MAX];
-	int have_copy_dir;
 };
+
+/*
+ * Make the private copy directory <state_dir>/copies (and state_dir) if
+ * missing, owner-only, checked like plugin_dir (core/trust.h: a copy is
+ * what dlopen maps), and empty it of what an earlier run left.  Returns
+ * 0, or -1 with the reason in err.
+ */
+static int
+make_copy_dir(struct daemon *dm, char *err, size_t errlen)
+{
+	const struct config *cfg = &dm->cfg;
+	char cwd[PATH_MAX];
+	struct stat st;
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	char path[PATH_MAX * 2 + 16];
+
+	if (cfg->state_dir[0] == '/')
+		snprintf(path, sizeof(path), "%s/copies", cfg->state_dir);
+	else if (getcwd(cwd, sizeof(cwd)) != NULL)
+		snprintf(path, sizeof(path), "%s/%s/copies", cwd,
+		    cfg->state_dir);
+	else
+		goto sys;
+	if (strlen(path) >= sizeof(dm->copy_dir)) {
+		errno = ENAMETOOLONG;
+		goto sys;
+	}
+	memcpy(dm->copy_dir, path, strlen(path) + 1);
+	if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(dm->copy_dir, 0700) < 0 && errno != EEXIST))
+		goto sys;
+	/* Ours but too open (made by hand): owner-only again. */
+	if (lstat(dm->copy_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid == geteuid() && (st.st_mode & 07777) != 0700)
+		(void)chmod(dm->copy_dir, 0700);
+	if ((fd = trust_open_dir(dm->copy_dir, "the private copy directory",
+	    cfg->allow_insecure_plugins, err, errlen)) < 0)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		goto sys;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, e->d_name, 0) < 0 && errno == EISDIR)
+			(void)unlinkat(fd, e->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+	return 0;
+sys:
+	snprintf(err, errlen, "cannot make the private copy directory "
+	    "%.900s: %s", dm->copy_dir[0] ? dm->copy_dir : cfg->state_dir,
+	    strerror(errno));
+	return -1;
+}
+
+/* A SIGHUP's rescan is done (on the registry's scan thread). */
+static void
+hup_done(void *arg, struct json_object *report, int failures)
+{
+	(void)arg;
+	if (failures > 0)
+		log_warnx("SIGHUP rescan: %d plugin file(s) refused; see the "
+		    "errors above and host.list", failures);
+	json_object_put(report);
+}
+
+/*
+ * The last word on shutdown time: armed at SIGTERM, it ends the process
+ * with status 1 when shutdown_timeout_ms plus (a little under) a second
+ * have passed, whatever is still stuck.  Every wait of the shutdown has
+ * a limit of its own; this is for the one nobody thought of.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	int64_t deadline_ns;
+	int done, started;
+} watchdog = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&watchdog.lock);
+	while (!watchdog.done && clock_mono_ns() < watchdog.deadline_ns) {
+		struct timespec ts = clock_mono_ts(watchdog.deadline_ns);
+
+		pthread_cond_timedwait(&watchdog.cond, &watchdog.lock, &ts);
+	}
+	if (!watchdog.done) {
+		log_errorx("shutdown is still not done shutdown_timeout_ms "
+		    "plus a second after SIGTERM: something is stuck; exiting "
+		    "with status 1");
+		_exit(1);
+	}
+	pthread_mutex_unlock(&watchdog.lock);
+	return NULL;
+}
+
+static void
+watchdog_start(int64_t deadline_ns)
+{
+	thread_cond_init(&watchdog.cond);
+	watchdog.deadline_ns = deadline_ns;
+	watchdog.started = pthread_create(&watchdog.thread, NULL,
+	    watchdog_main, NULL) == 0;
+}
+
+static void
+watchdog_stop(void)
+{
+	if (!watchdog.started)
+		return;
+	pthread_mutex_lock(&watchdog.lock);
+	watchdog.done = 1;
+	pthread_cond_signal(&watchdog.cond);
+	pthread_mutex_unlock(&watchdog.lock);
+	pthread_join(watchdog.thread, NULL);
+	watchdog.started = 0;
+}
 
 /*
  * Bring the daemon up from its loaded configuration.  Returns 0, or -1
@@ -85,7 +214,6 @@ start(struct daemon *dm, const char *config_path)
 {
 	struct config *cfg = &dm->cfg;
 	char err[1024], *dir_copy;
-	const char *tmp;
 	int failures, rc;
 
 	log_init(cfg->log_level, cfg->log_format, cfg->service);
@@ -110,18 +238,19 @@ start(struct daemon *dm, const char *config_path)
 
 	dm->stats.started_ms = clock_wall_ms();
 
-	tmp = getenv("TMPDIR");
-	snprintf(dm->copy_dir, sizeof(dm->copy_dir), "%s/cmdhostd.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(dm->copy_dir) == NULL) {
-		log_error("cannot create a private directory %s",
-		    dm->copy_dir);
+	if (make_copy_dir(dm, err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
 		return -1;
 	}
-	dm->have_copy_dir = 1;
 	if ((dm->reg = registry_new(cfg, cfg->plugin_dir, dm->copy_dir)) ==
 	    NULL) {
 		log_error("registry");
+		return -1;
+	}
+	/* plugin_dir and every directory above it are checked once here,
+	 * and opened for good: a refusal stops start-up. */
+	if (registry_open(dm->reg, err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
 		return -1;
 	}
 	/* Watch before the first scan: a file that arrives meanwhile is seen
@@ -181,8 +310,12 @@ serve(struct daemon *dm)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* On the scan thread: this thread stays free for
+			 * SIGTERM whatever the rescan meets. */
 			log_info("SIGHUP: rescanning %s", dm->cfg.plugin_dir);
-			registry_scan(dm->reg, NULL);
+			if (registry_scan_async(dm->reg, hup_done, NULL) < 0)
+				log_errorx("SIGHUP: out of memory; not "
+				    "rescanned");
 			continue;
 		}
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
@@ -191,12 +324,32 @@ serve(struct daemon *dm)
 	}
 }
 
-/* Free what start() made, in reverse order, after a clean stop() or a
- * failed start(). */
+/* Leave now with status 1, after logging `why` (NULL: logged already):
+ * plugin code that was given up on may still run, so nothing it could
+ * touch is freed or finalized. */
 static void
-release(struct daemon *dm)
+abandon_exit(struct daemon *dm, const char *why)
 {
-	watcher_stop(dm->watcher);
+	if (why != NULL)
+		log_errorx("%s; exiting with status 1", why);
+	if (dm->srv != NULL)
+		server_close(dm->srv);
+	log_flush();
+	_exit(1);
+}
+
+/* Free what start() made, in reverse order, after a clean stop() or a
+ * failed start().  deadline_ns (0: none) bounds the plugins' finis; when
+ * something had to be abandoned (a fini or a load that never returned,
+ * a thread that did not end), logs it and exits with status 1 without
+ * freeing what plugin code may still use. */
+static void
+release(struct daemon *dm, int64_t deadline_ns)
+{
+	long loads, finis;
+
+	if (watcher_stop_until(dm->watcher, deadline_ns) < 0)
+		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
 	nats_host_stop(dm->nats, clock_mono_ns());
 	if (dm->srv != NULL) {
@@ -211,49 +364,77 @@ release(struct daemon *dm)
 		_exit(1);
 	}
 	server_free(dm->srv);
+	dm->srv = NULL;
 	nats_host_free(dm->nats);
+	dm->nats = NULL;
 	dispatch_free(dm->disp);
+	dm->disp = NULL;
 	dispatch_thread_cache(0); /* server_free freed calls here */
+	if (dm->reg != NULL && registry_stop(dm->reg, deadline_ns) < 0) {
+		registry_abandoned(&loads, &finis);
+		log_errorx("%ld plugin load(s) and %ld fini(s) were abandoned "
+		    "and still run; exiting with status 1", loads, finis);
+		abandon_exit(dm, NULL);
+	}
 	registry_free(dm->reg);
-	if (dm->have_copy_dir)
-		rmdir(dm->copy_dir);
 	config_fini(&dm->cfg);
 }
 
 /*
- * Shut down: stop watching, NATS, then the socket (in-flight calls get
- * until shutdown_timeout_ms), then dispatch; finalize plugins.  Returns
- * the exit status; does not return when a command is stuck in plugin code
- * (then it cannot be unloaded safely, so the process leaves without
- * finalizing).
+ * Shut down: stop loading and watching, NATS, then the socket (in-flight
+ * calls get until shutdown_timeout_ms), then dispatch; finalize plugins.
+ * Every wait is bounded so that the whole takes at most
+ * shutdown_timeout_ms plus a second (a watchdog makes sure of it).
+ * Returns the exit status, 0; does not return (exits 1) when something
+ * had to be abandoned: a command stuck in plugin code, a load or a fini
+ * that never returned (then plugin code cannot be unloaded safely, so
+ * the process leaves without finalizing it).
  */
 static int
 stop(struct daemon *dm)
 {
 	const struct config *cfg = &dm->cfg;
-	int64_t deadline;
+	int64_t t0 = clock_mono_ns(), deadline, last;
 	int rc;
 
-	watcher_stop(dm->watcher);
+	deadline = t0 + (int64_t)cfg->shutdown_timeout_ms * 1000000;
+	/* What the waits below may use; the watchdog fires a little after
+	 * and still inside the promised second. */
+	last = deadline + 850000000LL;
+	watchdog_start(deadline + 950000000LL);
+	/* A load in progress is given up on now: no writer holds up the
+	 * watcher's join or a host.reload's reply. */
+	registry_quiesce(dm->reg);
+	if (watcher_stop_until(dm->watcher, last) < 0)
+		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
-	deadline = clock_mono_ns() + (int64_t)cfg->shutdown_timeout_ms *
-	    1000000;
 	/* NATS first: stop fetching events, finish and ack what is held,
 	 * drain the subscriptions, close the connection; in at most half
 	 * of the time, so that the socket's calls keep the rest. */
-	nats_host_stop(dm->nats, clock_mono_ns() +
+	nats_host_stop(dm->nats, t0 +
 	    (int64_t)cfg->shutdown_timeout_ms * 500000);
 	rc = server_stop(dm->srv, deadline);
 	server_close(dm->srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */
-	if (rc < 0 || dispatch_stop(dm->disp, deadline + 1000000000LL) < 0) {
+	if (rc < 0 || dispatch_stop(dm->disp, last - 300000000LL) < 0) {
 		log_errorx("a command is still running past "
 		    "shutdown_timeout_ms; exiting without finalizing plugins");
-		rmdir(dm->copy_dir);
 		_exit(1);
 	}
 	log_info("stopped");
-	release(dm);
+	/* Finis share shutdown_timeout_ms with the calls; what the calls
+	 * left of it, or half a second of the spare one if they took it
+	 * all. */
+	{
+		int64_t now = clock_mono_ns(), finis = deadline;
+
+		/* registry_stop() may take 250 ms past it. */
+		if (finis < now + 100000000LL)
+			finis = now + 500000000LL < last - 250000000LL ?
+			    now + 500000000LL : last - 250000000LL;
+		release(dm, finis);
+	}
+	watchdog_stop();
 	return 0;
 }
 
@@ -321,7 +502,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (start(&dm, config_path) < 0) {
-		release(&dm);
+		release(&dm, 0);
 		return 1;
 	}
 	serve(&dm);

@@ -2,28 +2,57 @@
  * registry.c - plugins, their generations, and the published command table.
  *
  * Writers (start-up, rescans, the watcher, the scan thread) serialize on
- * one mutex, build a complete new table and publish it (cmd_table.c);
- * request lookups take no lock.  Views take a second mutex that writers
+ * one mutex only to decide what to do with a file and to publish the
+ * result; the load itself (copy, dlopen, registration) runs outside it,
+ * on a thread of its own under load_timeout_ms (bounded.c), so a file or
+ * a registration that never returns is given up on and jams nothing.
+ * Request lookups take no lock.  Views take a second mutex that writers
  * hold only while they change what views show, never while a plugin
  * loads.  Two threads of the registry's own: the reaper finalizes
- * generations whose last reference is gone, off the threads that serve
- * requests; the scanner runs rescans asked for from event loops.
+ * generations whose last reference is gone (each fini under
+ * fini_timeout_ms), off the threads that serve requests; the scanner runs
+ * rescans asked for from event loops.  Files are reached through one
+ * descriptor of plugin_dir, opened and checked once (core/trust.h).
  */
 #include "registry.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "bounded.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/loader.h"
 #include "core/log.h"
+#include "core/trust.h"
 #include "executor.h"
+
+/* What makes a file the same file for "do not try it again": a load of
+ * it was abandoned, and nothing about it has changed since. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* Generations given up on (a load or a fini past its limit) whose thread
+ * is still running: the "abandoned" gauge.  Global, since an abandoned
+ * thread may outlive its registry. */
+static atomic_long abandoned_loads, abandoned_finis;
+
+/* How long past a stop's deadline the reaper and the scanner, which run
+ * no plugin code themselves, may take to leave. */
+#define REAPER_GRACE_NS 250000000LL
 
 /* One plugin file of plugin_dir. */
 struct plugin {
@@ -32,7 +61,10 @@ struct plugin {
 	char *name;               /* owned: descriptor name if ever read */
 	struct generation *current; /* published, one reference */
 	char *last_error;         /* owned, or NULL */
-	int present;              /* seen by the current scan */
+	int loading;              /* a writer is loading it (lock dropped) */
+	int again;                /* another writer wanted it meanwhile */
+	int stuck;                /* its last load was abandoned... */
+	struct file_id stuck_id;  /* ...when the file was this */
 	uint64_t loads, load_failures;
 };
 
@@ -56,7 +88,13 @@ struct registry {
 	const struct config *cfg;
 	char *plugin_dir;
 	char *copy_dir;
-	pthread_mutex_t lock;     /* writers: one load or scan at a time */
+	int dirfd;                /* plugin_dir, opened once; -1 until then */
+	dev_t dir_dev;            /* ...and what it was */
+	ino_t dir_ino;
+	atomic_int stopping;      /* registry_stop(): no more loads */
+	int stopped;              /* registry_stop() ran; its result: */
+	int stop_rc;
+	pthread_mutex_t lock;     /* writers: decisions and publishing */
 	pthread_mutex_t view_lock;/* plugins and names, as views see them */
 	TAILQ_HEAD(, plugin) plugins;
 	SLIST_HEAD(, per_name) names; /* by command name, never shrinks */
@@ -71,6 +109,7 @@ struct registry {
 	pthread_cond_t reap_cond;
 	SLIST_HEAD(, generation) reap;
 	int reap_stop;
+	_Atomic int64_t reap_deadline_ns; /* at a stop: finis end by then */
 
 	/* The scanner. */
 	pthread_t scanner;
@@ -83,18 +122,99 @@ struct registry {
 
 /* ------------------------------------------------------------ threads */
 
+/* One generation to finalize, and what its log lines name (copied: an
+ * abandoned fini may free the generation whenever it returns). */
+struct fini_job {
+	struct generation *g;
+	char name[CMDHOST_NAME_MAX + 1];
+	char version[CMDHOST_NAME_MAX + 1];
+	char file[NAME_MAX + 1];
+	long long number;
+	int limit_ms;
+};
+
 static void
-unload_logged(struct generation *g)
+fini_ctx(const struct fini_job *job, struct log_ctx *lc, const char *reason)
 {
+	lc->plugin = job->name;
+	lc->version = job->version;
+	lc->file = job->file;
+	lc->generation = job->number;
+	lc->reason = reason;
+}
+
+/* On a thread of its own: fini, dlclose, free. */
+static void
+fini_main(void *arg)
+{
+	struct fini_job *job = arg;
+
+	loader_unload(job->g);
+}
+
+/* An abandoned fini returned after all: the generation is gone now. */
+static void
+fini_late(void *arg, int64_t ran_ms)
+{
+	struct fini_job *job = arg;
 	struct log_ctx lc = LOG_CTX_INIT;
 
-	lc.plugin = g->name;
-	lc.version = g->version;
-	lc.file = g->file;
-	lc.generation = (long long)g->number;
-	lc.reason = "its last call returned";
+	atomic_fetch_sub(&abandoned_finis, 1);
+	fini_ctx(job, &lc, "its fini returned late");
+	log_emit(LOGL_WARN, &lc, "abandoned fini of plugin %s generation %lld "
+	    "returned after %lld ms; the generation is unloaded now",
+	    job->name, job->number, (long long)ran_ms);
+	free(job);
+}
+
+/* Finalize and unload g under fini_timeout_ms (or what is left of a
+ * stop's time); past it, log and give up on it.  Runs on the reaper. */
+static void
+unload_logged(struct registry *r, struct generation *g)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	struct fini_job *job = calloc(1, sizeof(*job)), info;
+	int64_t now = clock_mono_ns(), stop = atomic_load(&r->reap_deadline_ns);
+	int64_t deadline = now + (int64_t)r->cfg->fini_timeout_ms * 1000000;
+	int rc;
+
+	if (job == NULL) {
+		/* No memory for a thread's job: unbounded, but unloaded. */
+		lc.plugin = g->name;
+		lc.generation = (long long)g->number;
+		lc.reason = "its last call returned";
+		log_emit(LOGL_INFO, &lc, "plugin generation finalized and "
+		    "unloaded");
+		loader_unload(g);
+		return;
+	}
+	if (stop > 0 && stop < deadline)
+		deadline = stop;
+	job->g = g;
+	snprintf(job->name, sizeof(job->name), "%s", g->name ? g->name : "");
+	snprintf(job->version, sizeof(job->version), "%s",
+	    g->version ? g->version : "");
+	snprintf(job->file, sizeof(job->file), "%s", g->file ? g->file : "");
+	job->number = (long long)g->number;
+	job->limit_ms = (int)((deadline - now) / 1000000);
+	/* What the log lines need: once abandoned, job is not ours. */
+	info = *job;
+	rc = bounded_run(fini_main, fini_late, job, deadline, NULL);
+	if (rc == -ETIMEDOUT) {
+		atomic_fetch_add(&abandoned_finis, 1);
+		fini_ctx(&info, &lc, "fini did not return");
+		log_emit(LOGL_ERROR, &lc, "fini of plugin %s generation %lld "
+		    "(%s) did not return within %d ms; generation abandoned: "
+		    "its thread and code stay in memory, later generations are "
+		    "finalized as usual", info.name, info.number, info.file,
+		    info.limit_ms);
+		return;
+	}
+	if (rc < 0)
+		fini_main(job); /* no thread: unbounded, but unloaded */
+	fini_ctx(job, &lc, "its last call returned");
 	log_emit(LOGL_INFO, &lc, "plugin generation finalized and unloaded");
-	loader_unload(g);
+	free(job);
 }
 
 /* The release hook of published generations: the last reference is
@@ -124,7 +244,7 @@ reaper_main(void *arg)
 			break;
 		SLIST_REMOVE_HEAD(&r->reap, reap_link);
 		pthread_mutex_unlock(&r->reap_lock);
-		unload_logged(g);
+		unload_logged(r, g);
 		pthread_mutex_lock(&r->reap_lock);
 	}
 	pthread_mutex_unlock(&r->reap_lock);
@@ -148,6 +268,8 @@ scanner_main(void *arg)
 			break;
 		STAILQ_REMOVE_HEAD(&r->jobs, link);
 		pthread_mutex_unlock(&r->jobs_lock);
+		/* Once stopping, a scan answers at once (it loads nothing):
+		 * whoever asked still gets its report. */
 		report = json_object_new_object();
 		failures = registry_scan(r, report);
 		job->fn(job->arg, report, failures);
@@ -174,19 +296,30 @@ registry_scan_async(struct registry *r, registry_scan_fn fn, void *arg)
 	return 0;
 }
 
-/* Stop one of the two threads once its queue is empty. */
-static void
+/* Stop one of the two threads once its queue is empty, waiting until
+ * deadline_ns (CLOCK_MONOTONIC; 0: as long as it takes).  Returns 0, or
+ * -1 if it did not end in time (it is left running). */
+static int
 stop_thread(pthread_t *t, int *started, pthread_mutex_t *lock,
-    pthread_cond_t *cond, int *stop)
+    pthread_cond_t *cond, int *stop, int64_t deadline_ns)
 {
+	struct timespec ts;
+
 	if (!*started)
-		return;
+		return 0;
 	pthread_mutex_lock(lock);
 	*stop = 1;
 	pthread_cond_signal(cond);
 	pthread_mutex_unlock(lock);
-	pthread_join(*t, NULL);
+	if (deadline_ns <= 0) {
+		pthread_join(*t, NULL);
+	} else {
+		ts = clock_wall_ts(deadline_ns);
+		if (pthread_timedjoin_np(*t, NULL, &ts) != 0)
+			return -1;
+	}
 	*started = 0;
+	return 0;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -201,6 +334,7 @@ registry_new(const struct config *cfg, const char *plugin_dir,
 		return NULL;
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
+	r->dirfd = -1;
 	TAILQ_INIT(&r->plugins);
 	SLIST_INIT(&r->names);
 	SLIST_INIT(&r->reap);
@@ -371,28 +505,133 @@ report_add(struct json_object *report, const char *key, const char *file,
 
 /* ------------------------------------------------------------ loading */
 
-/* Try to load the file for plugin p and publish it.  Returns 0 or -1. */
-static int
-load_one(struct registry *r, struct plugin *p, const char *path,
-    struct json_object *report)
+/* What a load thread is given and gives back.  Owned by the writer that
+ * made it until bounded_run() abandons it, then by the load's thread. */
+struct load_job {
+	const struct config *cfg; /* borrowed: outlives every load (an
+	                           * abandoned one ends the process's life
+	                           * with exit 1, see registry_stop) */
+	int dirfd;                /* owned: a dup of the registry's */
+	char *file;               /* owned */
+	char *copy_dir;           /* owned */
+	int have_current;         /* compare with current_hash first */
+	uint64_t current_hash;
+	/* Results. */
+	enum { JOB_FAILED, JOB_UNCHANGED, JOB_LOADED } result;
+	struct generation *g;     /* JOB_LOADED: one reference */
+	char *name;               /* the descriptor's name if read, or NULL */
+	char err[1024];
+};
+
+static void
+load_job_free(struct load_job *job)
 {
-	struct generation *g = NULL, *old = p->current;
+	if (job == NULL)
+		return;
+	if (job->dirfd >= 0)
+		close(job->dirfd);
+	free(job->file);
+	free(job->copy_dir);
+	free(job->name);
+	free(job);
+}
+
+/* On a thread of its own: open, check, hash; then unless the bytes are
+ * those that serve, copy, dlopen and register. */
+static void
+load_main(void *arg)
+{
+	struct load_job *job = arg;
+	uint64_t hash;
+	int fd;
+
+	job->result = JOB_FAILED;
+	if ((fd = loader_open_at(job->dirfd, job->file, job->cfg, job->err,
+	    sizeof(job->err))) < 0)
+		return;
+	if (job->have_current && loader_hash_fd(fd,
+	    job->cfg->max_plugin_bytes, &hash) == 0 &&
+	    hash == job->current_hash) {
+		job->result = JOB_UNCHANGED;
+	} else if (loader_load_fd(job->cfg, fd, job->file, job->copy_dir,
+	    &job->g, &job->name, job->err, sizeof(job->err)) == 0) {
+		job->result = JOB_LOADED;
+	}
+	close(fd);
+}
+
+/* An abandoned load returned after all: nobody wants it now. */
+static void
+load_late(void *arg, int64_t ran_ms)
+{
+	struct load_job *job = arg;
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	lc.file = job->file;
+	lc.plugin = job->name;
+	lc.reason = "the load returned late";
+	log_emit(LOGL_WARN, &lc, "abandoned load of %s returned after %lld ms; "
+	    "discarded (deploy the file again to load it)", job->file,
+	    (long long)ran_ms);
+	/* Never published: unloaded right here, fini included. */
+	generation_release(job->g);
+	job->g = NULL;
+	atomic_fetch_sub(&abandoned_loads, 1);
+	load_job_free(job);
+}
+
+/* Hand a generation that will never be published to the reaper, so that
+ * its fini runs there under its limit, not on a writer. */
+static void
+discard(struct registry *r, struct generation *g)
+{
+	if (g == NULL)
+		return;
+	g->release = reap;
+	g->release_arg = r;
+	generation_release(g);
+}
+
+/* Log and record a refused load of plugin p.  r->lock and view_lock are
+ * held. */
+static void
+refuse(struct plugin *p, const char *err, struct json_object *report)
+{
+	struct generation *old = p->current;
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	p->load_failures++;
+	set_error(p, err);
+	lc.file = p->file;
+	lc.plugin = p->name;
+	lc.reason = err;
+	if (old != NULL) {
+		lc.version = old->version;
+		lc.generation = (long long)old->number;
+	}
+	log_emit(LOGL_ERROR, &lc, "plugin refused: %s%s", err,
+	    old != NULL ? " (the previous generation keeps serving)" : "");
+	report_add(report, "failed", p->file, err);
+}
+
+/* Publish g (one reference, taken over), just loaded for plugin p, or
+ * refuse it.  r->lock is held.  Returns 0 or -1. */
+static int
+publish_loaded(struct registry *r, struct plugin *p, struct generation *g,
+    char *name, struct json_object *report)
+{
+	struct generation *old = p->current;
 	struct cmd_table *t;
 	struct plugin *q;
 	struct log_ctx lc = LOG_CTX_INIT;
-	char err[1024], *name = NULL;
-	int rc;
+	char err[1024];
 
 	lc.file = p->file;
-	rc = loader_load(r->cfg, path, p->file, r->copy_dir, &g, &name, err,
-	    sizeof(err));
-	/* The slow part is done; what follows changes what views show. */
 	pthread_mutex_lock(&r->view_lock);
-	if (rc < 0)
-		goto fail;
-	free(p->name);
-	p->name = name;
-	name = NULL;
+	if (name != NULL) {
+		free(p->name);
+		p->name = name;
+	}
 	/* One plugin name, one file; one command, one plugin. */
 	TAILQ_FOREACH(q, &r->plugins, link)
 		if (q != p && q->current != NULL && generation_conflict(g,
@@ -447,23 +686,9 @@ load_one(struct registry *r, struct plugin *p, const char *path,
 	return 0;
 
 fail:
-	if (name != NULL) {
-		free(p->name);
-		p->name = name;
-	}
-	generation_release(g);
-	p->load_failures++;
-	set_error(p, err);
-	lc.plugin = p->name;
-	lc.reason = err;
-	if (old != NULL) {
-		lc.version = old->version;
-		lc.generation = (long long)old->number;
-	}
-	log_emit(LOGL_ERROR, &lc, "plugin refused: %s%s", err,
-	    old != NULL ? " (the previous generation keeps serving)" : "");
-	report_add(report, "failed", p->file, err);
+	refuse(p, err, report);
 	pthread_mutex_unlock(&r->view_lock);
+	discard(r, g);
 	return -1;
 }
 
@@ -546,22 +771,175 @@ report_init(struct json_object *report)
 			    json_object_new_array());
 }
 
+static void
+file_id_of(const struct stat *st, struct file_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+}
+
+static int
+file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 /*
- * Bring the plugin of `file` (a name in plugin_dir) in line with the
- * directory: load it if it is new or its bytes changed, unload it if it is
- * gone.  r->lock is held.  Returns 1 if the file was refused, else 0.
+ * Open plugin_dir the first time (trust_open_dir: every directory on its
+ * path checked, no link followed blindly), or check that it still leads,
+ * by the same rules, to the directory opened then: a directory swapped
+ * for another (a symbolic link put in its place) is not followed.
+ * Returns 0, or -1 with the reason in err.  r->lock is held.
  */
 static int
-sync_file(struct registry *r, const char *file, struct json_object *report)
+check_dir(struct registry *r, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	fd = trust_open_dir(r->plugin_dir, "plugin_dir",
+	    r->cfg->allow_insecure_plugins, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "plugin_dir %s: %s", r->plugin_dir,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (r->dirfd < 0) {
+		r->dirfd = fd;
+		r->dir_dev = st.st_dev;
+		r->dir_ino = st.st_ino;
+		return 0;
+	}
+	close(fd);
+	if (st.st_dev != r->dir_dev || st.st_ino != r->dir_ino) {
+		snprintf(err, errlen, "plugin_dir %s now leads to another "
+		    "directory than the one opened at start-up (was it "
+		    "replaced, or swapped for a symbolic link?); it is not "
+		    "followed: restart cmdhostd to use the new one",
+		    r->plugin_dir);
+		return -1;
+	}
+	return 0;
+}
+
+int
+registry_open(struct registry *r, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	rc = check_dir(r, err, errlen);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Look at plugin_dir before a rescan; on failure log, note the reason in
+ * the report and keep serving what is loaded.  Returns 0 or -1. */
+static int
+rescan_allowed(struct registry *r, struct json_object *report)
+{
+	char err[1024];
+	int rc;
+
+	if (atomic_load(&r->stopping)) {
+		snprintf(err, sizeof(err), "the daemon is stopping");
+		rc = -1;
+	} else {
+		pthread_mutex_lock(&r->lock);
+		rc = check_dir(r, err, sizeof(err));
+		pthread_mutex_unlock(&r->lock);
+		if (rc < 0)
+			log_errorx("rescan refused: %s; what is loaded keeps "
+			    "serving", err);
+	}
+	if (rc < 0 && report != NULL)
+		json_object_object_add(report, "error",
+		    json_object_new_string(err));
+	return rc;
+}
+
+/* A new load job for plugin p, whose file is st.  r->lock is held.
+ * Returns it, or NULL (out of memory). */
+static struct load_job *
+load_job_new(struct registry *r, struct plugin *p)
+{
+	struct load_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return NULL;
+	job->cfg = r->cfg;
+	job->dirfd = fcntl(r->dirfd, F_DUPFD_CLOEXEC, 0);
+	job->file = strdup(p->file);
+	job->copy_dir = strdup(r->copy_dir);
+	if (job->dirfd < 0 || job->file == NULL || job->copy_dir == NULL) {
+		load_job_free(job);
+		return NULL;
+	}
+	if (p->current != NULL) {
+		job->have_current = 1;
+		job->current_hash = p->current->content_hash;
+	}
+	return job;
+}
+
+/* Record that the load of p was abandoned.  r->lock is held. */
+static void
+stuck(struct registry *r, struct plugin *p, const struct file_id *id,
+    int cancelled, struct json_object *report)
+{
+	char err[512];
+
+	atomic_fetch_add(&abandoned_loads, 1);
+	if (cancelled)
+		snprintf(err, sizeof(err), "load abandoned: the daemon is "
+		    "stopping (its thread stays until it returns)");
+	else
+		snprintf(err, sizeof(err), "stuck: loading (copy, dlopen or "
+		    "registration) did not return within load_timeout_ms "
+		    "(%d ms); load abandoned, its thread and mapping stay in "
+		    "memory; not tried again until the file changes",
+		    r->cfg->load_timeout_ms);
+	pthread_mutex_lock(&r->view_lock);
+	p->stuck = 1; /* views read it */
+	p->stuck_id = *id;
+	refuse(p, err, report);
+	pthread_mutex_unlock(&r->view_lock);
+}
+
+/*
+ * Bring the plugin of `file` (a name in plugin_dir) in line with the
+ * directory, once: load it if it is new or its bytes changed, unload it if
+ * it is gone.  r->lock is held on entry and on return, but not while the
+ * file loads.  Sets *again when another writer asked for the file
+ * meanwhile.  Returns 1 if the file was refused, else 0.
+ */
+static int
+sync_once(struct registry *r, const char *file, struct json_object *report,
+    int *again)
 {
 	struct plugin *p;
+	struct load_job *job;
 	struct stat st;
-	uint64_t hash;
-	char path[4096];
+	struct file_id id;
+	int rc, failed = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", r->plugin_dir, file);
+	*again = 0;
 	p = plugin_find(r, file);
-	if (lstat(path, &st) < 0 && errno == ENOENT) {
+	if (p != NULL && p->loading) {
+		/* Its loader looks again when it is done. */
+		p->again = 1;
+		return 0;
+	}
+	if (fstatat(r->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    errno == ENOENT) {
 		if (p == NULL)
 			return 0;
 		unload_one(r, p, report, "its file was removed", 1);
@@ -586,18 +964,107 @@ sync_file(struct registry *r, const char *file, struct json_object *report)
 		TAILQ_INSERT_TAIL(&r->plugins, p, link);
 		pthread_mutex_unlock(&r->view_lock);
 	}
-	p->present = 1;
-	/* The bytes that serve already: nothing to do.  A file that failed
-	 * is tried again, since what made it fail may have gone. */
-	if (loader_hash_file(path, &hash) == 0 && p->current != NULL &&
-	    p->current->content_hash == hash) {
+	/* What the link leads to, if it is one (stat never opens). */
+	if (fstatat(r->dirfd, file, &st, 0) < 0)
+		memset(&st, 0, sizeof(st));
+	file_id_of(&st, &id);
+	if (p->stuck && file_id_eq(&id, &p->stuck_id)) {
+		/* Loading these bytes jammed once: not again. */
+		report_add(report, "failed", p->file, p->last_error ?
+		    p->last_error : "stuck");
+		return 1;
+	}
+	if (atomic_load(&r->stopping)) {
+		/* Not started, so nothing to abandon. */
+		report_add(report, "failed", p->file,
+		    "not loaded: the daemon is stopping");
+		return 1;
+	}
+	if ((job = load_job_new(r, p)) == NULL) {
+		pthread_mutex_lock(&r->view_lock);
+		refuse(p, "out of memory", report);
+		pthread_mutex_unlock(&r->view_lock);
+		return 1;
+	}
+	p->loading = 1;
+	pthread_mutex_unlock(&r->lock);
+	/* The slow part, with no lock held: bounded. */
+	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
+	    (int64_t)r->cfg->load_timeout_ms * 1000000, &r->stopping);
+	pthread_mutex_lock(&r->lock);
+	p->loading = 0;
+	*again = p->again;
+	p->again = 0;
+	if (rc == -ETIMEDOUT) {
+		struct log_ctx lc = LOG_CTX_INIT;
+		int cancelled = atomic_load(&r->stopping);
+
+		stuck(r, p, &id, cancelled, report);
+		lc.file = p->file;
+		lc.plugin = p->name;
+		lc.reason = cancelled ? "the daemon is stopping" :
+		    "load_timeout_ms passed";
+		if (cancelled)
+			log_emit(LOGL_WARN, &lc, "load of %s given up on: the "
+			    "daemon is stopping", p->file);
+		else
+			log_emit(LOGL_ERROR, &lc, "load of %s is stuck (in its "
+			    "copy, dlopen, constructors or registration) after "
+			    "%d ms; abandoned: later deploys, reloads and "
+			    "stopping carry on", p->file,
+			    r->cfg->load_timeout_ms);
+		return 1;
+	}
+	pthread_mutex_lock(&r->view_lock);
+	p->stuck = 0;
+	pthread_mutex_unlock(&r->view_lock);
+	if (rc < 0) {
+		char err[128];
+
+		snprintf(err, sizeof(err), "cannot start a load thread: %s",
+		    strerror(-rc));
+		pthread_mutex_lock(&r->view_lock);
+		refuse(p, rc == -ENOMEM ? "out of memory" : err, report);
+		pthread_mutex_unlock(&r->view_lock);
+		failed = 1;
+	} else if (job->result == JOB_UNCHANGED) {
+		/* The bytes that serve already: nothing to do.  A file that
+		 * failed is tried again, since what made it fail may have
+		 * gone. */
 		pthread_mutex_lock(&r->view_lock);
 		set_error(p, NULL);
 		pthread_mutex_unlock(&r->view_lock);
 		report_add(report, "unchanged", file, NULL);
-		return 0;
+	} else if (job->result == JOB_LOADED) {
+		failed = publish_loaded(r, p, job->g, job->name, report) < 0;
+		job->g = NULL;
+		job->name = NULL;
+	} else {
+		pthread_mutex_lock(&r->view_lock);
+		if (job->name != NULL) {
+			free(p->name);
+			p->name = job->name;
+			job->name = NULL;
+		}
+		refuse(p, job->err, report);
+		pthread_mutex_unlock(&r->view_lock);
+		failed = 1;
 	}
-	return load_one(r, p, path, report) < 0;
+	load_job_free(job);
+	return failed;
+}
+
+/* sync_once() until no other writer asked for the file meanwhile.
+ * r->lock is held. */
+static int
+sync_file(struct registry *r, const char *file, struct json_object *report)
+{
+	int again, failed;
+
+	do
+		failed = sync_once(r, file, report, &again);
+	while (again && !atomic_load(&r->stopping));
+	return failed;
 }
 
 int
@@ -609,48 +1076,72 @@ registry_sync_file(struct registry *r, const char *file,
 	if (!registry_is_plugin_file(file))
 		return 0;
 	report_init(report);
+	if (rescan_allowed(r, report) < 0)
+		return 1;
 	pthread_mutex_lock(&r->lock);
 	failed = sync_file(r, file, report);
 	pthread_mutex_unlock(&r->lock);
 	return failed;
 }
 
+static int
+plugin_name_filter(const struct dirent *d)
+{
+	return registry_is_plugin_file(d->d_name);
+}
+
 int
 registry_scan(struct registry *r, struct json_object *report)
 {
 	struct dirent **names = NULL;
-	struct plugin *p, *next;
+	struct plugin *p;
+	char **gone = NULL;
+	size_t n_gone = 0, cap = 0;
 	int n, failures = 0;
 
 	report_init(report);
-	pthread_mutex_lock(&r->lock);
-	n = scandir(r->plugin_dir, &names, NULL, alphasort);
+	if (rescan_allowed(r, report) < 0)
+		return 1;
+	n = scandirat(r->dirfd, ".", &names, plugin_name_filter, alphasort);
 	if (n < 0) {
 		log_error("cannot read plugin_dir %s", r->plugin_dir);
-		pthread_mutex_unlock(&r->lock);
+		if (report != NULL)
+			json_object_object_add(report, "error",
+			    json_object_new_string("cannot read plugin_dir"));
 		return 1;
 	}
-	TAILQ_FOREACH(p, &r->plugins, link)
-		p->present = 0;
-	for (int i = 0; i < n; i++) {
-		if (registry_is_plugin_file(names[i]->d_name))
-			failures += sync_file(r, names[i]->d_name, report);
-		free(names[i]);
-	}
-	free(names);
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < n; i++)
+		failures += sync_file(r, names[i]->d_name, report);
 	/* Files that are gone: unpublish, then forget. */
-	for (p = TAILQ_FIRST(&r->plugins); p != NULL; p = next) {
-		char *file;
+	TAILQ_FOREACH(p, &r->plugins, link) {
+		int seen = 0;
 
-		next = TAILQ_NEXT(p, link);
-		if (p->present)
+		for (int i = 0; i < n && !seen; i++)
+			seen = strcmp(names[i]->d_name, p->file) == 0;
+		if (seen)
 			continue;
-		if ((file = strdup(p->file)) == NULL)
-			continue;
-		sync_file(r, file, report); /* frees p */
-		free(file);
+		if (n_gone == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			char **ng = realloc(gone, ncap * sizeof(*ng));
+
+			if (ng == NULL)
+				break; /* seen again by the next scan */
+			gone = ng;
+			cap = ncap;
+		}
+		if ((gone[n_gone] = strdup(p->file)) != NULL)
+			n_gone++;
+	}
+	for (size_t i = 0; i < n_gone; i++) {
+		sync_file(r, gone[i], report); /* may free its plugin */
+		free(gone[i]);
 	}
 	pthread_mutex_unlock(&r->lock);
+	free(gone);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	return failures;
 }
 
@@ -676,7 +1167,8 @@ registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 		    base;
 		/* A new file is listed before its first load finishes. */
 		v.state = p->current != NULL ? (p->last_error ? "degraded" :
-		    "loaded") : p->last_error ? "failed" : "loading";
+		    "loaded") : p->stuck ? "stuck" : p->last_error ? "failed" :
+		    "loading";
 		v.read_name = p->name;
 		v.error = p->last_error;
 		v.loads = p->loads;
@@ -718,15 +1210,41 @@ registry_counts(struct registry *r, int *plugins, int *commands, int *failed)
 }
 
 void
-registry_free(struct registry *r)
+registry_quiesce(struct registry *r)
+{
+	atomic_store(&r->stopping, 1);
+	bounded_wake();
+}
+
+void
+registry_abandoned(long *loads, long *finis)
+{
+	long l = atomic_load(&abandoned_loads), f = atomic_load(&abandoned_finis);
+
+	/* A late return may be counted before its abandonment is. */
+	*loads = l > 0 ? l : 0;
+	*finis = f > 0 ? f : 0;
+}
+
+int
+registry_stop(struct registry *r, int64_t deadline_ns)
 {
 	struct plugin *p;
-	struct per_name *pn;
+	long loads, finis;
 
-	if (r == NULL)
-		return;
-	stop_thread(&r->scanner, &r->scanner_started, &r->jobs_lock,
-	    &r->jobs_cond, &r->jobs_stop);
+	if (r->stopped)
+		return r->stop_rc;
+	r->stopped = 1;
+	r->stop_rc = -1;
+	registry_quiesce(r);
+	atomic_store(&r->reap_deadline_ns, deadline_ns);
+	/* Scans asked for still answer (they load nothing now). */
+	if (stop_thread(&r->scanner, &r->scanner_started, &r->jobs_lock,
+	    &r->jobs_cond, &r->jobs_stop, deadline_ns > 0 ? deadline_ns +
+	    REAPER_GRACE_NS : 0) < 0) {
+		log_errorx("the registry's scan thread did not end in time");
+		return -1;
+	}
 	pthread_mutex_lock(&r->lock);
 	TAILQ_FOREACH(p, &r->plugins, link) {
 		if (p->current == NULL)
@@ -741,9 +1259,32 @@ registry_free(struct registry *r)
 		generation_release(p->current);
 		plugin_free(p);
 	}
-	/* Finalize what the unloads above queued, then stop the reaper. */
-	stop_thread(&r->reaper, &r->reaper_started, &r->reap_lock,
-	    &r->reap_cond, &r->reap_stop);
+	/* Finalize what the unloads above queued (each fini bounded by
+	 * the deadline too), then stop the reaper: it runs no plugin code
+	 * itself, so a moment past the deadline is enough for it to log
+	 * what it gave up on and leave. */
+	if (stop_thread(&r->reaper, &r->reaper_started, &r->reap_lock,
+	    &r->reap_cond, &r->reap_stop, deadline_ns > 0 ? deadline_ns +
+	    REAPER_GRACE_NS : 0) < 0) {
+		log_errorx("the registry's reaper did not end in time");
+		return -1;
+	}
+	registry_abandoned(&loads, &finis);
+	r->stop_rc = loads + finis > 0 ? -1 : 0;
+	return r->stop_rc;
+}
+
+void
+registry_free(struct registry *r)
+{
+	struct per_name *pn;
+
+	if (r == NULL)
+		return;
+	/* Without a deadline: everything is finalized (each fini still
+	 * bounded by fini_timeout_ms). */
+	if (!r->stopped)
+		registry_stop(r, 0);
 	while ((pn = SLIST_FIRST(&r->names)) != NULL) {
 		SLIST_REMOVE_HEAD(&r->names, link);
 		metrics_cmd_free(pn->stats);
@@ -757,6 +1298,8 @@ registry_free(struct registry *r)
 	pthread_cond_destroy(&r->reap_cond);
 	pthread_mutex_destroy(&r->jobs_lock);
 	pthread_cond_destroy(&r->jobs_cond);
+	if (r->dirfd >= 0)
+		close(r->dirfd);
 	free(r->plugin_dir);
 	free(r->copy_dir);
 	free(r);

@@ -30,9 +30,38 @@ struct registry;
 struct registry *registry_new(const struct config *cfg, const char *plugin_dir,
     const char *copy_dir);
 
-/* Unpublish everything and drop the registry's references (generations
- * still in use are unloaded when their last call returns).  NULL is ok. */
+/* Open plugin_dir for good: walk its path checking every directory
+ * (core/trust.h) and keep one descriptor that every later scan reads
+ * through; later scans check that the path still leads there.  The first
+ * scan does it if this was not called.  Returns 0, or -1 with the reason
+ * in err (then refuse to start). */
+int registry_open(struct registry *r, char *err, size_t errlen);
+
+/* Stop loading: loads waited for are abandoned now, later scans and
+ * syncs load nothing and report "the daemon is stopping".  Any thread;
+ * first thing at shutdown, so that no writer holds up a join. */
+void registry_quiesce(struct registry *r);
+
+/*
+ * registry_quiesce(), stop the scan thread, unpublish everything and
+ * finalize every generation nobody uses, each fini bounded by
+ * fini_timeout_ms and by deadline_ns (CLOCK_MONOTONIC; 0: none); it
+ * returns at most a quarter of a second after deadline_ns.
+ * Returns 0, or -1 if a generation or a load was abandoned, now or
+ * earlier, and still runs (or a thread did not end by the deadline):
+ * then plugin code may still run, so the caller must not free the
+ * registry or the config and should exit (status 1).  A second call
+ * returns the first one's result.
+ */
+int registry_stop(struct registry *r, int64_t deadline_ns);
+
+/* registry_stop(r, 0) unless it ran, then free.  Generations still in
+ * use are unloaded when their last call returns.  NULL is ok. */
 void registry_free(struct registry *r);
+
+/* The "abandoned" gauge: loads and finis given up on past their limit
+ * whose threads have not returned (process-wide). */
+void registry_abandoned(long *loads, long *finis);
 
 /* Claim a reader slot for the calling thread (at most
  * REGISTRY_MAX_READERS).  Returns the slot, or -1. */
@@ -46,7 +75,11 @@ struct command *registry_lookup(struct registry *r, int reader,
     const char *name);
 
 /* Rescan plugin_dir: load new and changed files, unload removed ones.  A
- * file that fails keeps its previous generation serving.  If report is not
+ * file that fails keeps its previous generation serving; each load runs
+ * under load_timeout_ms outside the writers' lock (a stuck one is
+ * abandoned and listed "stuck"); when plugin_dir fails its checks
+ * (registry_open) nothing changes, the reason is logged and goes into
+ * the report as "error".  If report is not
  * NULL, adds arrays "loaded", "unloaded", "failed" and "unchanged" to it
  * (borrowed object).  Returns the number of failures.  Serialized with
  * other writers by the registry's lock; never blocks readers.  It loads
@@ -81,7 +114,8 @@ struct registry_plugin {
 	                             * ".so" when never read */
 	const char *read_name;      /* the descriptor's if ever read, or NULL */
 	const char *state;          /* "loaded", "degraded", "failed",
-	                             * "loading" */
+	                             * "loading", "stuck" (its last load was
+	                             * abandoned, nothing serves) */
 	const struct generation *g; /* what serves, or NULL */
 	const char *error;          /* the last load error, or NULL */
 	uint64_t loads, load_failures;

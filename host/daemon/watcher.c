@@ -217,16 +217,28 @@ fail:
 	return NULL;
 }
 
-void
-watcher_stop(struct watcher *w)
+int
+watcher_stop_until(struct watcher *w, int64_t deadline_ns)
 {
 	uint64_t one = 1;
 
 	if (w == NULL)
-		return;
+		return 0;
 	if (write(w->stop_fd, &one, sizeof(one)) < 0)
 		log_warn("watcher: eventfd write");
-	pthread_join(w->thread, NULL);
+	if (deadline_ns <= 0) {
+		pthread_join(w->thread, NULL);
+	} else {
+		struct timespec ts = clock_wall_ts(deadline_ns);
+
+		/* Its loads are bounded, so this is a second line of
+		 * defence: left running, w is leaked on purpose. */
+		if (pthread_timedjoin_np(w->thread, NULL, &ts) != 0) {
+			log_errorx("watcher: its thread did not end in time; "
+			    "left running");
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < w->n_pending; i++)
 		free(w->pending[i].name);
 	free(w->pending);
@@ -234,4 +246,11 @@ watcher_stop(struct watcher *w)
 	close(w->stop_fd);
 	free(w->dir);
 	free(w);
+	return 0;
+}
+
+void
+watcher_stop(struct watcher *w)
+{
+	(void)watcher_stop_until(w, 0);
 }

@@ -10,6 +10,7 @@
 #define CMDHOST_WATCHER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct registry;
 struct watcher;
@@ -23,5 +24,11 @@ struct watcher *watcher_start(const char *dir, int debounce_ms,
 /* Stop the thread and free the watcher; changes still waiting for their
  * debounce are dropped.  NULL is ok. */
 void watcher_stop(struct watcher *w);
+
+/* watcher_stop(), waiting for the thread until deadline_ns
+ * (CLOCK_MONOTONIC; 0: as long as it takes).  Returns 0, or -1 if it did
+ * not end in time: then it is left running and w is not freed (nor may
+ * reg be). */
+int watcher_stop_until(struct watcher *w, int64_t deadline_ns);
 
 #endif /* CMDHOST_WATCHER_H */

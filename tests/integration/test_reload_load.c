@@ -338,7 +338,7 @@ count_fds(pid_t pid)
 }
 
 /* Lines of /proc/PID/maps that map a private copy (they live in the
- * daemon's "cmdhostd.XXXXXX" temp dir). */
+ * daemon's <state_dir>/copies/). */
 static int
 count_copy_maps(pid_t pid)
 {
@@ -350,7 +350,7 @@ count_copy_maps(pid_t pid)
 	if ((f = fopen(path, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, "cmdhostd.") != NULL)
+		if (strstr(line, "/state/copies/") != NULL)
 			n++;
 	fclose(f);
 	return n;

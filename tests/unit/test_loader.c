@@ -585,3 +585,22 @@ Test(loader, calls_through_the_api_table)
 	cr_assert_eq(atomic_load(&g->refs), 1);
 	loader_unload(g);
 }
+
+/* Files that would block a reader or never end are refused by what they
+ * are, without being read; so is a file past max_plugin_bytes. */
+Test(loader, fifo_device_and_huge_files_are_refused_unread)
+{
+	char path[256];
+	uint64_t hash;
+
+	snprintf(path, sizeof(path), "%s/x.so", tmpdir);
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	expect_refused(path, "x.so", "not a regular file (a FIFO)", NULL);
+	cr_assert_eq(loader_hash_file(path, &hash), -EINVAL);
+	snprintf(path, sizeof(path), "%s/z.so", tmpdir);
+	cr_assert_eq(symlink("/dev/zero", path), 0);
+	expect_refused(path, "z.so", "a character device", NULL);
+	cfg.max_plugin_bytes = 4096;
+	expect_refused(TPLUGIN("good"), "good.so", "larger than "
+	    "max_plugin_bytes", NULL);
+}
