@@ -36,7 +36,7 @@ int server_start(struct server *srv);
 /* Stop accepting, answer new requests 503, let in-flight calls finish
  * until deadline_ns (CLOCK_MONOTONIC), then answer what is left with 503,
  * close every connection and join the loops.  Returns 0, or -1 when a loop
- * is stuck in an inline call a second past the deadline (then the server
+ * is stuck in an inline call 700 ms past the deadline (then the server
  * must not be freed). */
 int server_stop(struct server *srv, int64_t deadline_ns);
 
