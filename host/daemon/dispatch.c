@@ -473,10 +473,18 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	    CALL_REPLAY)
 		return reply_replay(c, out, unix_ms);
 	answer_of(c, &status, &code, &msg, &dur);
-	if (code == NULL)
-		rc = request_format_ok_text(out, inv->id_text, status,
-		    inv->body);
-	else
+	if (code == NULL) {
+		char why[160];
+
+		rc = request_format_body(out, inv->id_text, status, inv->body,
+		    why, sizeof(why));
+		if (rc == -EILSEQ) {
+			/* The executor is done with inv: its result. */
+			invocation_refuse_body(inv, why);
+			answer_of(c, &status, &code, &msg, &dur);
+		}
+	}
+	if (code != NULL)
 		rc = request_format_error_text(out, inv->id_text, status, code,
 		    msg);
 	if (rc < 0)
