@@ -514,7 +514,7 @@ dispatch_drop(struct call *c)
 	    CALL_ABANDONED) {
 		/* The executor's own word on it: ran, or never started. */
 		if (inv->status == 0) {
-			log_emit_str(LOGL_WARN, &lc, "the client closed the "
+			log_client_str(LOGL_WARN, &lc, "the client closed the "
 			    "connection before the call ran; it was not run");
 			return;
 		}
@@ -531,7 +531,7 @@ dispatch_drop(struct call *c)
 	lc.status = status;
 	lc.error_code = code;
 	lc.duration_ms = (double)dur / 1e6;
-	log_emit_str(status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
+	log_client_str(status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
 	    "the client closed the connection before the reply; the result "
 	    "was dropped");
 }
