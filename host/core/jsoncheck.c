@@ -20,11 +20,12 @@ struct scan {
 	unsigned char stack[JSONCHECK_MAX_DEPTH / 8]; /* 1: object */
 };
 
-/* Space and tab only: a raw line break would end the reply line. */
+/* Spaces only: a raw line break would end the reply line, and no
+ * control byte (tab included) goes out raw. */
 static void
 skip_ws(struct scan *sc)
 {
-	while (sc->i < sc->n && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t'))
+	while (sc->i < sc->n && sc->s[sc->i] == ' ')
 		sc->i++;
 }
 

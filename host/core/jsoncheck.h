@@ -7,8 +7,8 @@
  * forms, no surrogates, nothing past U+10FFFF; no lone surrogate escape
  * either), no NaN or Infinity, no number that overflows a double, no
  * integer beyond 64 bits (what the request parser refuses, a reply never
- * holds), and no raw line break or other control byte anywhere: the only
- * whitespace allowed between tokens is space and tab.  Nothing here
+ * holds), and no raw control byte anywhere, not even a tab or a line
+ * break between tokens: the only whitespace allowed is a space.  Nothing here
  * allocates for ordinary text or logs.
  */
 #ifndef CMDHOST_JSONCHECK_H

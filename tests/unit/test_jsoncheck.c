@@ -44,7 +44,7 @@ Test(jsoncheck, valid_text)
 		{ "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f\"", 0, 0 },
 		{ "{}", 0, 0 }, { "[]", 0, 0 },
 		{ "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", 0, 0 },
-		{ " [ 1 ,\t2 ] ", 0, 0 },
+		{ " [ 1 , 2 ] ", 0, 0 },
 	};
 
 	run(ok, sizeof(ok) / sizeof(ok[0]));
@@ -75,6 +75,7 @@ Test(jsoncheck, invalid_text)
 		{ "\"\\ud800\\u0041\"", 0, JSONCHECK_UTF8 },
 		{ "\"a\tb\"", 0, JSONCHECK_CONTROL },
 		{ "[1,\n2]", 0, JSONCHECK_CONTROL },
+		{ "[1,\t2]", 0, JSONCHECK_CONTROL },
 		{ "1\n", 0, JSONCHECK_CONTROL },
 		{ LIT("\"a\0b\""), JSONCHECK_CONTROL },
 		{ "\"\\x\"", 0, JSONCHECK_SYNTAX },
