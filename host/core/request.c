@@ -711,6 +711,10 @@ request_format_stored(struct buf *out, const char *id, int status,
 	size_t mark = buf_size(out);
 	char num[3];
 
+	/* Stored by this daemon's encoder, or by another daemon's in a
+	 * shared bucket that anyone allowed to write it could change. */
+	if (text != NULL && jsoncheck_text(text, len, NULL) != JSONCHECK_OK)
+		return -EILSEQ;
 	status_digits(num, status);
 	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
 	    buf_puts(out, status < 300 ? ",\"body\":" : ",\"error\":") < 0 ||

@@ -120,7 +120,8 @@ int request_format_member(struct buf *out, int status,
 
 /* Append a replayed reply: {"id":..,"status":..,"body" (2xx) or "error":
  * text (len bytes, a member request_format_member() made; NULL is
- * null),"replayed":true}\n.  Returns 0 or -ENOMEM. */
+ * null),"replayed":true}\n.  Returns 0, -ENOMEM, or -EILSEQ (nothing
+ * appended) when text is not strict JSON (see jsoncheck.h). */
 int request_format_stored(struct buf *out, const char *id_text, int status,
     const char *text, size_t len);
 

@@ -443,18 +443,32 @@ reply_replay(struct call *c, struct buf *out, long long unix_ms)
 	struct log_ctx lc = LOG_CTX_INIT;
 	static const char msg[] = "replayed the stored result of this "
 	    "idempotency_key; the command did not run";
+	static const char bad[] = "the stored result of this idempotency_key "
+	    "is not valid JSON; it was not replayed";
 	int status = c->replay.status, rc;
+	const char *what = msg;
 
-	if (request_format_stored(out, inv->id_text, status, c->replay.text,
-	    c->replay.len) < 0)
+	rc = request_format_stored(out, inv->id_text, status, c->replay.text,
+	    c->replay.len);
+	if (rc == -EILSEQ) {
+		/* A record someone else wrote (a shared bucket) that this
+		 * daemon would never have stored: it does not go out. */
+		status = c->replay.status = 500;
+		what = bad;
+		rc = request_format_error_text(out, inv->id_text, status,
+		    "bad_reply", bad);
+	}
+	if (rc < 0)
 		return -ENOMEM;
 	metrics_cmd_record(inv->cmd->stats, status, 0);
 	invocation_log_ctx(inv, &lc);
 	lc.status = status;
 	lc.duration_ms = (double)(clock_mono_ns() - inv->start_ns) / 1e6;
 	lc.unix_ms = unix_ms;
+	if (what == bad)
+		lc.error_code = "bad_reply";
 	rc = reply_finish(c->d->cfg, c->d->stats, out, inv->want_request_id,
-	    &lc, msg);
+	    &lc, what);
 	if (!c->d->cfg->access_log && status < 400)
 		log_emit_str(LOGL_INFO, &lc, msg);
 	return rc;

@@ -1055,3 +1055,21 @@ Test(format, member_of_a_bad_body_is_refused)
 	json_object_put(o);
 	buf_free(&b);
 }
+
+/* A stored result is replayed only if it is strict JSON: a record in a
+ * shared bucket may have been written by anyone allowed to. */
+Test(format, stored_text_that_is_not_json_is_refused)
+{
+	static const char *const bad[] = { "NaN", "1}\n{\"id\":1",
+	    "\"\xff\"", "{\"code\":\"x\",", NULL };
+	struct buf b = BUF_INIT;
+
+	for (int i = 0; bad[i] != NULL; i++) {
+		cr_assert_eq(request_format_stored(&b, "1", 200, bad[i],
+		    strlen(bad[i])), -EILSEQ, "replayed %s", bad[i]);
+		cr_assert_eq(buf_size(&b), 0);
+	}
+	cr_assert_eq(request_format_stored(&b, "1", 200, "{\"a\":1}", 7), 0);
+	json_object_put(strict_line(&b, 0));
+	buf_free(&b);
+}
