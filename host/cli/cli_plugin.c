@@ -351,11 +351,19 @@ run_line(const struct config *cfg, struct generation *g, const char *line,
 	invocation_run(inv);
 	status = inv->status;
 	if (status >= 200 && status < 300) {
-		if (request_format_ok_text(out, inv->id_text, status,
-		    inv->body) < 0)
+		char why[160];
+		int rc = request_format_body(out, inv->id_text, status,
+		    inv->body, why, sizeof(why));
+
+		if (rc == -EILSEQ) {
+			invocation_refuse_body(inv, why);
+			status = inv->status;
+		} else if (rc < 0) {
 			status = -1;
-	} else if (request_format_error_text(out, inv->id_text, status,
-	    inv->code ? inv->code : "internal_error",
+		}
+	}
+	if (status >= 300 && request_format_error_text(out, inv->id_text,
+	    status, inv->code ? inv->code : "internal_error",
 	    inv->message ? inv->message : "out of memory") < 0) {
 		status = -1;
 	}

@@ -306,7 +306,7 @@ api_ctx_respond_text(cmdhost_ctx *ctx, int status, const char *json,
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "plugin '%s' replied with an invalid "
 		    "JSON text body: %s", plugin, why);
-		invocation_set_error(inv, 500, "invalid_reply", msg);
+		invocation_set_error(inv, 500, "bad_reply", msg);
 		return -1;
 	}
 	inv->status = status;

@@ -121,16 +121,30 @@ buf_put_json_string(struct buf *b, const char *s)
 
 	if (buf_put(b, "\"", 1) < 0)
 		return -ENOMEM;
-	for (; *s != '\0'; s++) {
+	while (*s != '\0') {
+		const unsigned char *u = (const unsigned char *)s;
 		char e[6];
-		size_t elen = buf_json_escape((unsigned char)*s, e);
+		size_t elen, adv = 1;
 
-		if (elen == 0)
+		if (*u >= 0x80) {
+			/* A strict sequence stands for itself; any other
+			 * byte is replaced, so the text stays UTF-8. */
+			if ((adv = buf_utf8_seq(u, strnlen(s, 4))) != 0) {
+				s += adv;
+				continue;
+			}
+			memcpy(e, "\\ufffd", 6);
+			elen = 6;
+			adv = 1;
+		} else if ((elen = buf_json_escape(*u, e)) == 0) {
+			s++;
 			continue;
+		}
 		if (buf_put(b, run, (size_t)(s - run)) < 0 ||
 		    buf_put(b, e, elen) < 0)
 			return -ENOMEM;
-		run = s + 1;
+		s += adv;
+		run = s;
 	}
 	if (buf_put(b, run, (size_t)(s - run)) < 0)
 		return -ENOMEM;

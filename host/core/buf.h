@@ -33,7 +33,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Append s as a quoted JSON string, escaping quotes, backslashes and
- * control bytes.  Returns 0 or -ENOMEM. */
+ * control bytes; a byte that does not begin a strict UTF-8 sequence (see
+ * buf_utf8_seq) becomes \ufffd, so the result is always valid JSON and
+ * UTF-8.  Returns 0 or -ENOMEM. */
 int buf_put_json_string(struct buf *b, const char *s);
 
 /* The JSON escape of byte c, written to e: its length (2 or 6), or 0 when

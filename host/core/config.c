@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -133,6 +135,10 @@ static const struct config_key keys[] = {
 	    "the service field of every log line"),
 	K_BOOL("host", "access_log", access_log, 0, NULL,
 	    "one info log line per request"),
+	K_INT("host", "client_log_rate", client_log_rate, 0, 1000000, 20,
+	    "error log lines a second one client uid may cause; 0 no limit"),
+	K_INT("host", "client_log_burst", client_log_burst, 1, 1000000, 100,
+	    "error log lines one client uid may cause at once"),
 	K_BOOL("host", "reply_request_id", reply_request_id, 0, NULL,
 	    "every reply carries the daemon's request_id"),
 	K_UIDS("host", "admin_uids", admin_uids,
@@ -645,11 +651,133 @@ on_key(void *user, const char *section, const char *key, const char *value)
 	return 0;
 }
 
+/* The largest config file read. */
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/*
+ * Read the config file into a new buffer (free it) with a NUL after its
+ * *len bytes.  The file is opened without blocking (a FIFO would wait for
+ * a writer forever) and must be a regular file on the descriptor opened,
+ * of at most CONFIG_MAX_BYTES.  NULL with the reason in err.
+ */
+static char *
+read_config_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	char *data = NULL;
+	size_t n = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) <
+	    0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file (a config file "
+		    "must be one; FIFOs, devices and sockets are refused)",
+		    path);
+		goto fail;
+	}
+	if (st.st_size > CONFIG_MAX_BYTES) {
+		snprintf(err, errlen, "%s: larger than %d bytes", path,
+		    CONFIG_MAX_BYTES);
+		goto fail;
+	}
+	/* One byte more than allowed tells a file that grew meanwhile. */
+	if ((data = malloc(CONFIG_MAX_BYTES + 2)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	for (;;) {
+		ssize_t r = read(fd, data + n, CONFIG_MAX_BYTES + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > CONFIG_MAX_BYTES) {
+			snprintf(err, errlen, "%s: larger than %d bytes", path,
+			    CONFIG_MAX_BYTES);
+			goto fail;
+		}
+	}
+	close(fd);
+	data[n] = '\0';
+	*len = n;
+	return data;
+fail:
+	free(data);
+	close(fd);
+	return NULL;
+}
+
+/* What ini_parse_stream() reads lines from: the file's bytes, and the
+ * first line it could not take whole. */
+struct line_reader {
+	const char *p, *end;
+	int line;        /* lines handed out so far */
+	int long_line;   /* the first line too long for inih, or 0 */
+	int nul_line;    /* the first line with a NUL byte, or 0 */
+	int max;         /* the longest line inih takes, without '\n' */
+};
+
+/*
+ * inih's reader: copy the next line (with its '\n') into str, of num
+ * bytes.  inih's buffer is fixed (INI_MAX_LINE as Debian built it) and it
+ * would cut a longer line in two silently; such a line, or one with a
+ * NUL, ends the parse here instead, and config_load() reports it.
+ */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct line_reader *lr = stream;
+	const char *nl;
+	size_t n, body;
+
+	if (lr->p >= lr->end || lr->long_line || lr->nul_line)
+		return NULL;
+	nl = memchr(lr->p, '\n', (size_t)(lr->end - lr->p));
+	n = nl != NULL ? (size_t)(nl - lr->p) + 1 : (size_t)(lr->end - lr->p);
+	body = nl != NULL ? n - 1 : n;
+	lr->line++;
+	/* The line and its '\n' must fit with the NUL, and the last line
+	 * (no '\n') gets no more room than the others. */
+	lr->max = num > 2 ? num - 2 : 0;
+	if (body > (size_t)lr->max) {
+		lr->long_line = lr->line;
+		return NULL;
+	}
+	if (memchr(lr->p, '\0', body) != NULL) {
+		lr->nul_line = lr->line;
+		return NULL;
+	}
+	memcpy(str, lr->p, n);
+	str[n] = '\0';
+	lr->p += n;
+	return str;
+}
+
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps;
-	struct stat st;
+	struct line_reader lr;
+	size_t len;
+	char *data;
 	int line;
 
 	memset(&ps, 0, sizeof(ps));
@@ -660,11 +788,23 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+	if ((data = read_config_file(path, &len, err, errlen)) == NULL)
+		return -1;
+	memset(&lr, 0, sizeof(lr));
+	lr.p = data;
+	lr.end = data + len;
+	line = ini_parse_stream(read_line, &lr, on_key, &ps);
+	free(data);
+	if (line == 0 && lr.long_line) {
+		snprintf(err, errlen, "%s:%d: line longer than %d bytes (the "
+		    "longest the ini parser reads whole)", path, lr.long_line,
+		    lr.max);
 		return -1;
 	}
-	line = ini_parse(path, on_key, &ps);
+	if (line == 0 && lr.nul_line) {
+		snprintf(err, errlen, "%s:%d: a NUL byte", path, lr.nul_line);
+		return -1;
+	}
 	if (line == 0) {
 		for (size_t i = 0; i < NSECTIONS; i++) {
 			const struct section *s = &sections[i];
@@ -676,11 +816,6 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 			}
 		}
 		return 0;
-	}
-	if (line == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno :
-		    ENOENT));
-		return -1;
 	}
 	if (line == -2) {
 		snprintf(err, errlen, "%s: out of memory", path);

@@ -54,6 +54,8 @@ struct config {
 	int log_format;      /* enum log_format */
 	char *service;       /* owned: the "service" of every log line */
 	int access_log;      /* one log line per request */
+	int client_log_rate; /* error lines a second per client uid; 0: off */
+	int client_log_burst;/* and at once */
 	int reply_request_id;/* every reply carries "request_id" */
 	char *state_dir;     /* owned: the idempotency store's home */
 	int idempotency_ttl_s;  /* how long a stored result replays */

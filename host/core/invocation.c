@@ -155,6 +155,18 @@ invocation_set_error(struct invocation *inv, int status, const char *code,
 }
 
 void
+invocation_refuse_body(struct invocation *inv, const char *why)
+{
+	const struct generation *g = inv->cmd->gen;
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "plugin '%s' %s (generation %llu) replied "
+	    "with a body that is not valid JSON: %s", g->name, g->version,
+	    (unsigned long long)g->number, why);
+	invocation_set_error(inv, 500, "bad_reply", msg);
+}
+
+void
 invocation_run(struct invocation *inv)
 {
 	struct command *cmd = inv->cmd;

@@ -121,6 +121,11 @@ void invocation_log_ctx(const struct invocation *inv, struct log_ctx *lc);
 void invocation_set_error(struct invocation *inv, int status,
     const char *code, const char *message);
 
+/* The body inv's command answered cannot be sent (request_format_body()
+ * said why: `why`, borrowed): make the result 500 "bad_reply", with a
+ * message naming the plugin, its version and generation. */
+void invocation_refuse_body(struct invocation *inv, const char *why);
+
 /* The invocation a plugin's context belongs to.  Borrowed. */
 static inline struct invocation *
 invocation_of(cmdhost_ctx *ctx)

@@ -10,6 +10,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,7 +460,9 @@ log_emit_str(int level, const struct log_ctx *ctx, const char *msg)
 		log_flush();
 	l.buf = tl_buf != NULL ? tl_buf->data + tl_buf->len : stack;
 	l.len = 0;
-	ms = ctx != NULL && ctx->unix_ms > 0 ? ctx->unix_ms : clock_wall_ms();
+	/* The time of writing, not a time the caller saw earlier (a loop's
+	 * turn began before the inline call it now logs). */
+	ms = clock_wall_ms();
 	/* Lines of one millisecond with the same level and message (access
 	 * lines under load) share everything up to the request's fields. */
 	mlen = strlen(msg);
@@ -565,4 +568,116 @@ log_fragment(const struct log_ctx *ctx)
 	memcpy(out, stack, l.len);
 	out[l.len] = '\0';
 	return out;
+}
+
+/* ------------------------------------------------------------ client limit */
+
+/* One source's bucket: who, how many tokens (in 1/1000 of a line), when
+ * last filled, and how many lines were held back since the last one
+ * written. */
+struct bucket {
+	long long uid;
+	int used;
+	int64_t milli;
+	int64_t last_ns;
+	int64_t since_ns;           /* the first line held back */
+	unsigned long long held;
+};
+
+#define LIMIT_SOURCES 64
+
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bucket buckets[LIMIT_SOURCES];
+static int limit_rate, limit_burst;
+
+void
+log_limit_init(int rate, int burst)
+{
+	pthread_mutex_lock(&limit_lock);
+	limit_rate = rate > 0 ? rate : 0;
+	limit_burst = burst > 0 ? burst : 1;
+	memset(buckets, 0, sizeof(buckets));
+	pthread_mutex_unlock(&limit_lock);
+}
+
+/* The bucket of uid, limit_lock held: found, a free one, or the least
+ * recently used (whose held count goes to *evicted, to be reported). */
+static struct bucket *
+bucket_of(long long uid, int64_t now, struct bucket *evicted)
+{
+	struct bucket *b, *lru = &buckets[0];
+
+	evicted->held = 0;
+	for (int i = 0; i < LIMIT_SOURCES; i++) {
+		b = &buckets[i];
+		if (b->used && b->uid == uid)
+			return b;
+		if (!b->used || (lru->used && b->last_ns < lru->last_ns))
+			lru = b;
+	}
+	if (lru->used)
+		*evicted = *lru;
+	memset(lru, 0, sizeof(*lru));
+	lru->used = 1;
+	lru->uid = uid;
+	lru->milli = (int64_t)limit_burst * 1000;
+	lru->last_ns = now;
+	return lru;
+}
+
+static void
+report_held(const struct bucket *b, int64_t now)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	lc.uid = b->uid;
+	log_emit(LOGL_WARN, &lc, "suppressed %llu log lines caused by this "
+	    "client in the last %.1f s (the limit is %d lines a second, "
+	    "bursts of %d)", b->held, (double)(now - b->since_ns) / 1e9,
+	    limit_rate, limit_burst);
+}
+
+void
+log_client_str(int level, const struct log_ctx *ctx, const char *msg)
+{
+	struct bucket *b, report, evicted;
+	long long uid = ctx != NULL ? ctx->uid : -1;
+	int64_t now, ms;
+	int pass;
+
+	if (level < log_threshold)
+		return;
+	if (limit_rate == 0) {
+		log_emit_str(level, ctx, msg);
+		return;
+	}
+	now = clock_mono_ns();
+	report.held = 0;
+	pthread_mutex_lock(&limit_lock);
+	b = bucket_of(uid < 0 ? -1 : uid, now, &evicted);
+	/* Refill: rate lines a second, in thousandths of a line. */
+	if ((ms = (now - b->last_ns) / 1000000) > 0) {
+		b->milli += ms * limit_rate;
+		if (b->milli > (int64_t)limit_burst * 1000)
+			b->milli = (int64_t)limit_burst * 1000;
+		b->last_ns += ms * 1000000;
+	}
+	pass = b->milli >= 1000;
+	if (pass) {
+		b->milli -= 1000;
+		if (b->held > 0) {
+			report = *b;
+			b->held = 0;
+		}
+	} else if (b->held++ == 0) {
+		b->since_ns = now;
+	}
+	pthread_mutex_unlock(&limit_lock);
+	/* Written outside the lock: stderr may block. */
+	if (evicted.held > 0)
+		report_held(&evicted, now);
+	if (report.held > 0)
+		report_held(&report, now);
+	if (pass)
+		log_emit_str(level, ctx, msg);
 }

@@ -38,7 +38,8 @@ struct log_ctx {
 	int cold_start;             /* -1 unknown, 0, 1 */
 	long long pid;              /* the peer's */
 	long long uid;
-	long long unix_ms;          /* the line's time; 0: now */
+	long long unix_ms;          /* ignored: every line carries the
+	                             * time it is written */
 };
 
 #define LOG_CTX_INIT { .generation = -1, .old_generation = -1, \
@@ -86,6 +87,18 @@ void log_emitv(int level, const struct log_ctx *ctx, const char *fmt,
     va_list ap);
 /* The same with the message as it is (borrowed): no formatting. */
 void log_emit_str(int level, const struct log_ctx *ctx, const char *msg);
+
+/*
+ * Lines a client causes (its bad requests, unknown commands, oversize
+ * lines, errors of its calls): rate-limited per source, the peer uid in
+ * ctx->uid (-1, as for NATS, is one source of its own), by a token bucket
+ * of `burst` lines refilled at `rate` lines a second.  Lines past it are
+ * counted, not written; the next line the bucket lets through is preceded
+ * by one warn line "suppressed N ..." for that source.  rate 0 turns the
+ * limit off.  Set before threads start; log_client_str() is thread-safe.
+ */
+void log_limit_init(int rate, int burst);
+void log_client_str(int level, const struct log_ctx *ctx, const char *msg);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,48 +13,88 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsoncheck.h"
+
 #define SERIALIZE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 struct json_tokener *
 request_tokener_new(void)
 {
-	struct json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
+	/* json-c counts the request object itself as a level. */
+	struct json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH + 1);
 
 	if (tok != NULL)
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	return tok;
 }
 
+/* What one pass over a request line learned (see line_check). */
+struct line_scan {
+	size_t digits;   /* the longest run of ASCII digits */
+	int big_number;  /* a number that may not fit in a double */
+};
+
 /*
- * Strict UTF-8 (see buf_utf8_seq).  json-c's own check looks at byte
- * structure only.  Returns the offset of the first bad byte, or n when all
- * is well.  *digits gets the longest run of ASCII digits seen (the integer
- * check below needs it).
+ * One pass over the raw line before json-c sees it: strict UTF-8 (see
+ * buf_utf8_seq; json-c's own check looks at byte structure only), and no
+ * raw control byte inside a string (json-c lets a raw tab through even
+ * when strict).  Returns the offset of the first bad byte, or n when all
+ * is well; *what says what was wrong.  sc gets what the number checks
+ * below need: the longest digit run, and whether an exponent of three
+ * digits or more appeared (only such a number can overflow a double).
  */
 static size_t
-utf8_check(const unsigned char *s, size_t n, size_t *digits)
+line_check(const unsigned char *s, size_t n, struct line_scan *sc,
+    const char **what)
 {
-	size_t i = 0, run = 0, len;
+	size_t i = 0, run = 0, exp_run = 0, len;
+	int in_str = 0, in_exp = 0;
 
-	*digits = 0;
+	memset(sc, 0, sizeof(*sc));
 	while (i < n) {
 		unsigned char c = s[i];
 
-		if (c < 0x80) {
-			if (c >= '0' && c <= '9') {
-				if (++run > *digits)
-					*digits = run;
-			} else {
-				run = 0;
+		if (c >= 0x80) {
+			run = 0;
+			if ((len = buf_utf8_seq(s + i, n - i)) == 0) {
+				*what = "malformed utf-8";
+				return i;
 			}
+			i += len;
+			continue;
+		}
+		if (in_str) {
+			if (c < 0x20) {
+				*what = "a raw control character inside a "
+				    "string (escape it)";
+				return i;
+			}
+			if (c == '\\')
+				i++; /* the escaped byte is checked above */
+			else if (c == '"')
+				in_str = 0;
 			i++;
 			continue;
 		}
-		run = 0;
-		if ((len = buf_utf8_seq(s + i, n - i)) == 0)
-			return i;
-		i += len;
+		if (c >= '0' && c <= '9') {
+			if (++run > sc->digits)
+				sc->digits = run;
+			if (in_exp && ++exp_run >= 3)
+				sc->big_number = 1;
+		} else {
+			run = 0;
+			in_exp = (c == 'e' || c == 'E' ||
+			    ((c == '+' || c == '-') && in_exp && exp_run == 0));
+			if (c == 'e' || c == 'E')
+				exp_run = 0;
+			if (c == '"')
+				in_str = 1;
+		}
+		i++;
 	}
+	/* 309 digits in a row exceed DBL_MAX whatever follows. */
+	if (sc->digits >= 300)
+		sc->big_number = 1;
 	return n;
 }
 
@@ -110,32 +150,30 @@ has_huge_integer(const char *p, size_t n)
 	return 0;
 }
 
-/* json-c accepts the non-JSON tokens NaN, Infinity and -Infinity even when
- * strict; 1 if v holds one anywhere. */
+/*
+ * json-c accepts the non-JSON tokens NaN, Infinity and -Infinity even when
+ * strict, and reads a number beyond the range of a double (1e400) as an
+ * infinity without a word.  1 if v holds a number that is not finite
+ * anywhere.
+ */
 static int
-has_non_json_number(struct json_object *v, int depth)
+has_non_finite(struct json_object *v, int depth)
 {
-	if (depth > REQUEST_MAX_DEPTH)
+	if (depth > REQUEST_MAX_DEPTH + 1)
 		return 0;
 	switch (json_object_get_type(v)) {
-	case json_type_double: {
-		const char *t;
-
-		if (isfinite(json_object_get_double(v)))
-			return 0;
-		t = json_object_to_json_string(v);
-		return t[0] == 'N' || t[0] == 'I' || (t[0] == '-' && t[1] == 'I');
-	}
+	case json_type_double:
+		return !isfinite(json_object_get_double(v));
 	case json_type_array:
 		for (size_t i = 0; i < json_object_array_length(v); i++)
-			if (has_non_json_number(json_object_array_get_idx(v, i),
+			if (has_non_finite(json_object_array_get_idx(v, i),
 			    depth + 1))
 				return 1;
 		return 0;
 	case json_type_object: {
 		json_object_object_foreach(v, key, val) {
 			(void)key;
-			if (has_non_json_number(val, depth + 1))
+			if (has_non_finite(val, depth + 1))
 				return 1;
 		}
 		return 0;
@@ -143,6 +181,23 @@ has_non_json_number(struct json_object *v, int depth)
 	default:
 		return 0;
 	}
+}
+
+/* 1 if the integer id is where json-c puts an integer it clamped. */
+static int
+id_may_be_clamped(struct json_object *id)
+{
+	return json_object_is_type(id, json_type_int) &&
+	    (json_object_get_int64(id) == INT64_MIN ||
+	    json_object_get_uint64(id) == UINT64_MAX);
+}
+
+/* 1 if the string v holds a NUL byte (json-c keeps "\u0000" as one). */
+static int
+has_nul(struct json_object *v)
+{
+	return strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v);
 }
 
 void
@@ -165,19 +220,20 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 {
 	static const char nul = '\0';
 	struct json_object *root, *v;
-	size_t digits;
+	struct line_scan sc;
 	enum json_tokener_error jerr;
 
 	memset(req, 0, sizeof(*req));
 	while (len > 0 && is_space(line[len - 1]))
 		len--;
 	{
-		size_t bad = utf8_check((const unsigned char *)line, len,
-		    &digits);
+		const char *what = NULL;
+		size_t bad = line_check((const unsigned char *)line, len, &sc,
+		    &what);
 
 		if (bad < len) {
-			snprintf(err, errlen, "invalid JSON: malformed utf-8 at "
-			    "offset %zu", bad);
+			snprintf(err, errlen, "invalid JSON: %s at offset %zu",
+			    what, bad);
 			return -1;
 		}
 	}
@@ -213,17 +269,6 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 		snprintf(err, errlen, "a request must be a JSON object");
 		return -1;
 	}
-	/* Cheap filter first: only lines that spell the tokens are walked. */
-	if (((memchr(line, 'N', len) != NULL &&
-	    memmem(line, len, "NaN", 3) != NULL) ||
-	    (memchr(line, 'I', len) != NULL &&
-	    memmem(line, len, "Infinity", 8) != NULL)) &&
-	    has_non_json_number(root, 0)) {
-		json_object_put(root);
-		snprintf(err, errlen, "invalid JSON: NaN and Infinity are not "
-		    "JSON numbers");
-		return -1;
-	}
 	req->root = root;
 
 	if (json_object_object_get_ex(root, "id", &v) && v != NULL) {
@@ -235,12 +280,33 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 		}
 		req->id = v;
 	}
-	/* Only a line with 19 digits in a row can hold such an integer; it is
-	 * refused once the id is known, so the reply can carry it. */
-	if (digits >= 19 && has_huge_integer(line, len)) {
+	/* Only a line with 20 digits in a row can hold such an integer.  The
+	 * reply must not echo an id json-c clamped (it could be another
+	 * client's): such an id is answered as null. */
+	if (sc.digits >= 19 && has_huge_integer(line, len)) {
+		if (req->id != NULL && id_may_be_clamped(req->id))
+			req->id = NULL;
 		snprintf(err, errlen, "an integer does not fit in 64 bits (send "
 		    "it as a string, or as a number with a fraction or "
 		    "exponent)");
+		return -1;
+	}
+	/* Cheap filter first: only lines that spell the tokens, or hold a
+	 * number that could overflow, are walked. */
+	if ((sc.big_number || (memchr(line, 'N', len) != NULL &&
+	    memmem(line, len, "NaN", 3) != NULL) ||
+	    (memchr(line, 'I', len) != NULL &&
+	    memmem(line, len, "Infinity", 8) != NULL)) &&
+	    has_non_finite(root, 0)) {
+		snprintf(err, errlen, "invalid JSON: NaN, Infinity and numbers "
+		    "beyond the range of a double (such as 1e400) are not "
+		    "accepted");
+		return -1;
+	}
+	if (req->id != NULL && json_object_is_type(req->id, json_type_string) &&
+	    has_nul(req->id)) {
+		snprintf(err, errlen, "\"id\" must not contain a NUL "
+		    "(\\u0000)");
 		return -1;
 	}
 	if (!json_object_object_get_ex(root, "command", &v) || v == NULL)
@@ -251,6 +317,11 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 	}
 	if (!json_object_is_type(v, json_type_string)) {
 		snprintf(err, errlen, "\"command\" must be a string");
+		return -1;
+	}
+	if (has_nul(v)) {
+		snprintf(err, errlen, "\"command\" must not contain a NUL "
+		    "(\\u0000)");
 		return -1;
 	}
 	req->command = json_object_get_string(v);
@@ -489,18 +560,54 @@ status_digits(char num[3], int status)
 	num[2] = (char)('0' + status % 10);
 }
 
-int
-request_format_ok_text(struct buf *out, const char *id, int status,
-    struct json_object *body)
+/*
+ * The JSON text of body (borrowed; NULL is null) into *text and *len,
+ * borrowed from body (json-c keeps it until body is serialized again or
+ * freed).  Returns 0, -ENOMEM, or -EILSEQ when the text is not strict
+ * JSON (see jsoncheck.h): then *bad and *e say where and what.
+ */
+static int
+body_text(struct json_object *body, const char **text, size_t *len,
+    size_t *bad, enum jsoncheck_error *e)
 {
-	size_t mark = buf_size(out), blen = 4;
-	const char *btext = "null";
-	char num[3];
+	*text = "null";
+	*len = 4;
+	*e = JSONCHECK_OK;
+	if (body == NULL)
+		return 0;
+	if ((*text = json_object_to_json_string_length(body, SERIALIZE_FLAGS,
+	    len)) == NULL)
+		return -ENOMEM;
+	if ((*e = jsoncheck_text(*text, *len, bad)) == JSONCHECK_OK)
+		return 0;
+	return *e == JSONCHECK_NOMEM ? -ENOMEM : -EILSEQ;
+}
 
+static void
+bad_body_message(char *err, size_t errlen, enum jsoncheck_error e,
+    size_t bad)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s at byte %zu of the body",
+		    jsoncheck_what(e), bad);
+}
+
+int
+request_format_body(struct buf *out, const char *id, int status,
+    struct json_object *body, char *err, size_t errlen)
+{
+	size_t mark = buf_size(out), blen, bad = 0;
+	const char *btext;
+	enum jsoncheck_error e;
+	char num[3];
+	int rc;
+
+	if ((rc = body_text(body, &btext, &blen, &bad, &e)) < 0) {
+		if (rc == -EILSEQ)
+			bad_body_message(err, errlen, e, bad);
+		return rc;
+	}
 	status_digits(num, status);
-	if (body != NULL)
-		btext = json_object_to_json_string_length(body,
-		    SERIALIZE_FLAGS, &blen);
 	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
 	    buf_put(out, ",\"body\":", 8) < 0 ||
 	    buf_put(out, btext, blen) < 0 ||
@@ -509,6 +616,45 @@ request_format_ok_text(struct buf *out, const char *id, int status,
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+int
+request_format_ok_text(struct buf *out, const char *id, int status,
+    struct json_object *body)
+{
+	size_t mark = buf_size(out), blen, bad = 0, at;
+	const char *btext;
+	enum jsoncheck_error e;
+	char num[3], err[160];
+	int rc;
+
+	rc = request_format_body(out, id, status, body, err, sizeof(err));
+	if (rc != -EILSEQ)
+		return rc;
+	/* A body the host made from names a plugin chose: bytes that are
+	 * not UTF-8 (json-c writes them only inside strings) become
+	 * U+FFFD; anything else cannot go out at all. */
+	if (body_text(body, &btext, &blen, &bad, &e) == -EILSEQ &&
+	    e == JSONCHECK_UTF8) {
+		status_digits(num, status);
+		if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+		    buf_put(out, ",\"body\":", 8) < 0 ||
+		    buf_reserve(out, 3 * blen + 2) < 0)
+			goto oom;
+		at = out->len;
+		out->len += jsoncheck_repair_utf8(btext, blen, out->data + at);
+		if (jsoncheck_text(out->data + at, out->len - at, NULL) ==
+		    JSONCHECK_OK) {
+			if (buf_put(out, "}\n", 2) < 0)
+				goto oom;
+			return 0;
+		}
+		out->len = out->start + mark;
+	}
+	return request_format_error_text(out, id, 500, "bad_reply", err);
+oom:
+	out->len = out->start + mark;
+	return -ENOMEM;
 }
 
 int
@@ -535,13 +681,14 @@ int
 request_format_member(struct buf *out, int status, struct json_object *body,
     const char *code, const char *message)
 {
-	size_t mark = buf_size(out), blen = 4;
-	const char *btext = "null";
+	size_t mark = buf_size(out), blen, bad;
+	const char *btext;
+	enum jsoncheck_error e;
+	int rc;
 
 	if (status >= 200 && status < 300) {
-		if (body != NULL)
-			btext = json_object_to_json_string_length(body,
-			    SERIALIZE_FLAGS, &blen);
+		if ((rc = body_text(body, &btext, &blen, &bad, &e)) < 0)
+			return rc;
 		if (buf_put(out, btext, blen) < 0)
 			goto oom;
 		return 0;
@@ -564,6 +711,10 @@ request_format_stored(struct buf *out, const char *id, int status,
 	size_t mark = buf_size(out);
 	char num[3];
 
+	/* Stored by this daemon's encoder, or by another daemon's in a
+	 * shared bucket that anyone allowed to write it could change. */
+	if (text != NULL && jsoncheck_text(text, len, NULL) != JSONCHECK_OK)
+		return -EILSEQ;
 	status_digits(num, status);
 	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
 	    buf_puts(out, status < 300 ? ",\"body\":" : ",\"error\":") < 0 ||

@@ -18,7 +18,8 @@
 
 #include "buf.h"
 
-/* The deepest nesting a request may have. */
+/* The deepest nesting a request's payload may have: 64 arrays or objects
+ * inside each other, not counting the request object around them. */
 #define REQUEST_MAX_DEPTH 64
 
 struct request {
@@ -90,21 +91,37 @@ int request_format_error(struct buf *out, struct json_object *id, int status,
     const char *code, const char *message);
 
 /* The same two, with the id given as its JSON text (NULL: null), for
- * replies formatted away from the thread that owns the id object. */
+ * replies formatted away from the thread that owns the id object.
+ *
+ * Every reply line is strict JSON (jsoncheck.h) whatever the body holds:
+ * request_format_ok() and request_format_ok_text() are for bodies the
+ * host builds; bytes in them that are not UTF-8 (a name a plugin chose)
+ * become U+FFFD, and a body that still is not strict JSON (NaN) is
+ * answered 500 "bad_reply" instead. */
 int request_format_ok_text(struct buf *out, const char *id_text, int status,
     struct json_object *body);
+
+/* For a plugin's body (borrowed; NULL is null): append the reply, or
+ * nothing when the body's text is not strict JSON (NaN, Infinity, invalid
+ * UTF-8 in a key or a string, a custom serializer's stray text).  Returns
+ * 0, -ENOMEM, or -EILSEQ with the reason in err (the caller's, errlen
+ * bytes; may be NULL) -- then answer 500 "bad_reply" naming the plugin. */
+int request_format_body(struct buf *out, const char *id_text, int status,
+    struct json_object *body, char *err, size_t errlen);
 int request_format_error_text(struct buf *out, const char *id_text,
     int status, const char *code, const char *message);
 
 /* Append the JSON text of a reply's result member to out: for a 2xx the
  * body (borrowed; NULL is null), else the error object {"code",
- * "message"}.  What idempotency keys store.  Returns 0 or -ENOMEM. */
+ * "message"}.  What idempotency keys store.  Returns 0, -ENOMEM, or
+ * -EILSEQ (nothing appended) for a body request_format_body() refuses. */
 int request_format_member(struct buf *out, int status,
     struct json_object *body, const char *code, const char *message);
 
 /* Append a replayed reply: {"id":..,"status":..,"body" (2xx) or "error":
  * text (len bytes, a member request_format_member() made; NULL is
- * null),"replayed":true}\n.  Returns 0 or -ENOMEM. */
+ * null),"replayed":true}\n.  Returns 0, -ENOMEM, or -EILSEQ (nothing
+ * appended) when text is not strict JSON (see jsoncheck.h). */
 int request_format_stored(struct buf *out, const char *id_text, int status,
     const char *text, size_t len);
 

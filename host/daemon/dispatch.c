@@ -449,18 +449,32 @@ reply_replay(struct call *c, struct buf *out, long long unix_ms)
 	struct log_ctx lc = LOG_CTX_INIT;
 	static const char msg[] = "replayed the stored result of this "
 	    "idempotency_key; the command did not run";
+	static const char bad[] = "the stored result of this idempotency_key "
+	    "is not valid JSON; it was not replayed";
 	int status = c->replay.status, rc;
+	const char *what = msg;
 
-	if (request_format_stored(out, inv->id_text, status, c->replay.text,
-	    c->replay.len) < 0)
+	rc = request_format_stored(out, inv->id_text, status, c->replay.text,
+	    c->replay.len);
+	if (rc == -EILSEQ) {
+		/* A record someone else wrote (a shared bucket) that this
+		 * daemon would never have stored: it does not go out. */
+		status = c->replay.status = 500;
+		what = bad;
+		rc = request_format_error_text(out, inv->id_text, status,
+		    "bad_reply", bad);
+	}
+	if (rc < 0)
 		return -ENOMEM;
 	metrics_cmd_record(inv->cmd->stats, status, 0);
 	invocation_log_ctx(inv, &lc);
 	lc.status = status;
 	lc.duration_ms = (double)(clock_mono_ns() - inv->start_ns) / 1e6;
 	lc.unix_ms = unix_ms;
+	if (what == bad)
+		lc.error_code = "bad_reply";
 	rc = reply_finish(c->d->cfg, c->d->stats, out, inv->want_request_id,
-	    &lc, msg);
+	    &lc, what);
 	if (!c->d->cfg->access_log && status < 400)
 		log_emit_str(LOGL_INFO, &lc, msg);
 	return rc;
@@ -479,10 +493,18 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	    CALL_REPLAY)
 		return reply_replay(c, out, unix_ms);
 	answer_of(c, &status, &code, &msg, &dur);
-	if (code == NULL)
-		rc = request_format_ok_text(out, inv->id_text, status,
-		    inv->body);
-	else
+	if (code == NULL) {
+		char why[160];
+
+		rc = request_format_body(out, inv->id_text, status, inv->body,
+		    why, sizeof(why));
+		if (rc == -EILSEQ) {
+			/* The executor is done with inv: its result. */
+			invocation_refuse_body(inv, why);
+			answer_of(c, &status, &code, &msg, &dur);
+		}
+	}
+	if (code != NULL)
 		rc = request_format_error_text(out, inv->id_text, status, code,
 		    msg);
 	if (rc < 0)
@@ -512,7 +534,7 @@ dispatch_drop(struct call *c)
 	    CALL_ABANDONED) {
 		/* The executor's own word on it: ran, or never started. */
 		if (inv->status == 0) {
-			log_emit_str(LOGL_WARN, &lc, "the client closed the "
+			log_client_str(LOGL_WARN, &lc, "the client closed the "
 			    "connection before the call ran; it was not run");
 			return;
 		}
@@ -529,7 +551,7 @@ dispatch_drop(struct call *c)
 	lc.status = status;
 	lc.error_code = code;
 	lc.duration_ms = (double)dur / 1e6;
-	log_emit_str(status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
+	log_client_str(status >= 500 ? LOGL_ERROR : LOGL_WARN, &lc,
 	    "the client closed the connection before the reply; the result "
 	    "was dropped");
 }

@@ -217,6 +217,7 @@ start(struct daemon *dm, const char *config_path)
 	int failures, rc;
 
 	log_init(cfg->log_level, cfg->log_format, cfg->service);
+	log_limit_init(cfg->client_log_rate, cfg->client_log_burst);
 
 	/* Relative paths in the file are relative to the file's directory. */
 	if ((dir_copy = strdup(config_path)) == NULL ||

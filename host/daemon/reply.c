@@ -23,7 +23,10 @@ reply_finish(const struct config *cfg, struct daemon_stats *stats,
 		rc = request_put_request_id(out, lc->request_id);
 	if (lc->status == 503)
 		metrics_add(stats, DM_UNAVAILABLE, 1);
-	if (level > LOGL_INFO || cfg->access_log || lc->cold_start == 1)
+	/* Error replies come as fast as a client sends: limited per uid. */
+	if (level > LOGL_INFO)
+		log_client_str(level, lc, message);
+	else if (cfg->access_log || lc->cold_start == 1)
 		log_emit_str(level, lc, message);
 	return rc < 0 ? -ENOMEM : 0;
 }

@@ -17,7 +17,8 @@ struct request;
  * The reply just formatted at the end of out (borrowed) gets
  * "request_id" when the client asked (want) or the config says so; a 503
  * is counted in stats; the request is logged: errors always (4xx at warn,
- * 5xx at error), a generation's first call (lc->cold_start) and, with
+ * 5xx at error; limited per client uid, see log_client_str()), a
+ * generation's first call (lc->cold_start) and, with
  * access_log, every other one at info.  lc (borrowed) must hold the
  * request id and the status.  Returns 0, or -ENOMEM when the request id
  * could not be added.

@@ -537,3 +537,43 @@ Test(nats, no_section_no_libnats)
 	cr_assert_eq(maps_libnats(daemon_pid(d2)), 1,
 	    "libnats is not mapped with [nats]");
 }
+
+/* NATS replies go through the socket's encoder: a body that is not
+ * strict JSON (NaN, invalid UTF-8) is 500 bad_reply naming the plugin,
+ * and the raw reply holds only printable ASCII here (the message is
+ * ASCII; a NaN token or a raw bad byte would show). */
+Test(nats, bad_bodies_are_500_bad_reply)
+{
+	const char *const p[] = { "good.so", "badbody.so", NULL };
+	const char *const cmds[] = { "bad.nan", "bad.inf", "bad.utf8",
+	    "bad.text", NULL };
+
+	d1 = start_on_nats(p, NULL, "bad.text");
+	connect_client();
+	for (int i = 0; cmds[i] != NULL; i++) {
+		char subject[64];
+		natsMsg *msg = NULL;
+		const char *data;
+		json_object *r;
+		int len;
+
+		snprintf(subject, sizeof(subject), "cmdhost.cmd.%s", cmds[i]);
+		cr_assert_eq(natsConnection_RequestString(&msg, nc, subject,
+		    "{}", 5000), NATS_OK, "%s: no reply", cmds[i]);
+		data = natsMsg_GetData(msg);
+		len = natsMsg_GetDataLength(msg);
+		for (int k = 0; k < len; k++)
+			cr_assert(data[k] >= 0x20 && data[k] < 0x7f, "%s: byte "
+			    "%d of %.*s", cmds[i], k, len, data);
+		cr_assert_null(strstr(data, "NaN,"), "%.*s", len, data);
+		r = json_tokener_parse(data);
+		cr_assert_eq(reply_status(r), 500, "%s: %.*s", cmds[i], len,
+		    data);
+		cr_assert_str_eq(reply_error_code(r), "bad_reply");
+		cr_assert(strstr(reply_error_message(r), "plugin 'badbody'") !=
+		    NULL, "%s", reply_text(r));
+		json_object_put(r);
+		natsMsg_Destroy(msg);
+	}
+	cr_assert_eq(daemon_stop(d1), 0, "daemon did not stop cleanly");
+}

@@ -2,7 +2,7 @@
  * test_text_reply.c - the ABI 1.1 entries on a live daemon: a body given
  * as JSON text passes byte for byte (whitespace between tokens dropped);
  * invalid JSON, NaN, 1e400, bad UTF-8, control characters and a body over
- * CMDHOST_BODY_TEXT_MAX are 500 invalid_reply naming the plugin, and the
+ * CMDHOST_BODY_TEXT_MAX are 500 bad_reply naming the plugin, and the
  * daemon goes on serving; random texts (a small fuzz) always get one
  * valid reply line.  Also: the client's id as text, the log cut behind
  * the table, the descriptor given by a function, and an ABI 1.0 plugin
@@ -66,7 +66,7 @@ expect_passes(int fd, const char *text, const char *wire, int status)
 	free(got);
 }
 
-/* The reply to n bytes of text must be 500 invalid_reply naming the
+/* The reply to n bytes of text must be 500 bad_reply naming the
  * plugin, with `why` in the message; a valid reply line either way. */
 static void
 expect_refused(int fd, const char *text, size_t n, const char *why)
@@ -77,7 +77,7 @@ expect_refused(int fd, const char *text, size_t n, const char *why)
 
 	CHECK(j != NULL, "not a JSON reply: %s", got ? got : "(nothing)");
 	CHECK(reply_status(j) == 500 && strcmp(reply_error_code(j) ?
-	    reply_error_code(j) : "", "invalid_reply") == 0, "%.*s: %s",
+	    reply_error_code(j) : "", "bad_reply") == 0, "%.*s: %s",
 	    (int)(n < 60 ? n : 60), text, got);
 	CHECK(msg != NULL && strstr(msg, "plugin 'text_reply'") != NULL &&
 	    strstr(msg, why) != NULL, "message of %.*s: %s (want '%s')",
@@ -168,7 +168,7 @@ Test(text_reply, invalid_bodies_are_500_naming_the_plugin, .timeout = 120)
 
 		snprintf(line, sizeof(line), "{\"command\":\"text.reply\","
 		    "\"payload\":{\"huge\":%u}}", CMDHOST_BODY_TEXT_MAX + 1);
-		j = check_call(fd, line, 500, "invalid_reply");
+		j = check_call(fd, line, 500, "bad_reply");
 		CHECK(strstr(reply_error_message(j), "over the limit") != NULL,
 		    "%s", reply_text(j));
 		json_object_put(j);

@@ -984,3 +984,81 @@ Test(config_keys, man_page_names_every_key)
 		    k[i].section, k[i].name, times, k[i].name, k[i].section);
 	}
 }
+
+/* "[plugin:good]\nvalue = " and x's up to a line of `n` bytes (without
+ * its '\n'), then "\nafter = 1\n": a new string (free it). */
+static char *
+long_value_ini(size_t n)
+{
+	static const char head[] = "[plugin:good]\n", key[] = "value = ";
+	char *s = malloc(sizeof(head) + n + 16);
+
+	cr_assert_not_null(s);
+	strcpy(s, head);
+	strcat(s, key);
+	memset(s + strlen(s), 'x', n - strlen(key));
+	s[sizeof(head) - 1 + n] = '\0';
+	strcat(s, "\nafter = 1\n");
+	return s;
+}
+
+/* Debian's inih reads lines of at most 198 bytes (INI_MAX_LINE 200, less
+ * the '\n' and the NUL) and cut longer ones in two without a word: a line
+ * at the limit is read whole, one byte past it is an error with its
+ * line number. */
+Test(config, long_line_at_the_limit_is_read_whole)
+{
+	char *s = long_value_ini(198);
+	const char *v;
+
+	cr_assert_eq(load(s), 0, "%s", err);
+	v = config_plugin_value(&cfg, "good", "value");
+	cr_assert_not_null(v);
+	cr_assert_eq(strlen(v), 198 - strlen("value = "), "%zu", strlen(v));
+	cr_assert_str_eq(config_plugin_value(&cfg, "good", "after"), "1");
+	free(s);
+}
+
+Test(config, long_line_past_the_limit_is_an_error)
+{
+	char want[300];
+	char *s = long_value_ini(199);
+
+	cr_assert_eq(load(s), -1, "a 199-byte line was accepted");
+	snprintf(want, sizeof(want), "%s:2: line longer than 198 bytes", path);
+	cr_assert_eq(strncmp(err, want, strlen(want)), 0, "%s", err);
+	free(s);
+	/* The case: a 250-byte value. */
+	s = long_value_ini(250 + strlen("value = "));
+	cr_assert_eq(load(s), -1, "a 250-byte value was accepted");
+	cr_assert_eq(strncmp(err, want, strlen(want)), 0, "%s", err);
+	free(s);
+	/* The last line, without a '\n', has the same limit. */
+	cr_assert_eq(load("[host]\n; 0123456789012345678901234567890123456789"
+	    "012345678901234567890123456789012345678901234567890123456789"
+	    "012345678901234567890123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890123456789"), -1);
+	cr_assert_not_null(strstr(err, ":2: line longer than"), "%s", err);
+}
+
+Test(config, nul_byte_is_an_error)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite("[host]\nworkers = 2\0x\n", 1, 21, f), 21);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(config_load(&cfg, path, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, ":2: a NUL byte"), "%s", err);
+}
+
+/* A FIFO (with no writer) would block open() and read() for ever: it is
+ * refused at once, as anything that is not a regular file. */
+Test(config, fifo_is_refused_at_once, .timeout = 10)
+{
+	cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo: %s", strerror(errno));
+	cr_assert_eq(config_load(&cfg, path, err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
+	cr_assert_eq(config_load(&cfg, "/dev/null", err, sizeof(err)), -1);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
+}

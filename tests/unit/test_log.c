@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -335,4 +336,91 @@ Test(log, lines_of_many_threads_stay_whole_on_a_pipe, .timeout = 60)
 	cr_assert_eq(lines, PIPE_THREADS * PIPE_BATCHES * PIPE_LINES);
 	free(r.text);
 	/* teardown() restores stderr again and unlinks the unused file. */
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count the lines of text holding `what`. */
+static int
+count_lines(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* A client's error lines pass in a burst, then are held back per uid;
+ * another uid has its own bucket; the next line let through after a
+ * refill is preceded by one "suppressed N" line with the count. */
+Test(log, client_lines_are_rate_limited_per_uid)
+{
+	struct log_ctx a = LOG_CTX_INIT, b = LOG_CTX_INIT;
+	char *text;
+	int64_t t0;
+	int held, tries = 0;
+
+	a.uid = 1000;
+	b.uid = 1001;
+	log_limit_init(10, 5);
+	for (int i = 0; i < 50; i++)
+		log_client_str(LOGL_WARN, &a, "flood-a");
+	log_client_str(LOGL_WARN, &b, "line-b");
+	text = written();
+	/* 5 at once, and at most one more if 100 ms passed meanwhile. */
+	cr_assert(count_lines(text, "flood-a") >= 5 &&
+	    count_lines(text, "flood-a") <= 6, "%s", text);
+	cr_assert_eq(count_lines(text, "line-b"), 1, "%s", text);
+	cr_assert_eq(count_lines(text, "suppressed"), 0, "%s", text);
+	free(text);
+	/* 10 a second: one token within 100 ms (wait up to 2 s). */
+	t0 = mono_ms();
+	do {
+		tries++;
+		log_client_str(LOGL_WARN, &a, "later-a");
+		text = written();
+		if (count_lines(text, "later-a") > 0)
+			break;
+		free(text);
+		text = NULL;
+		usleep(20000);
+	} while (mono_ms() - t0 < 2000);
+	cr_assert_not_null(text, "no line let through after 2 s");
+	cr_assert_eq(count_lines(text, "suppressed"), 1, "%s", text);
+	cr_assert_not_null(strstr(text, "\"uid\":1000"), "%s", text);
+	/* 44 or 45 of the flood, and the later lines held before it. */
+	cr_assert_eq(sscanf(strstr(text, "suppressed "), "suppressed %d",
+	    &held), 1);
+	cr_assert(held >= 44 && held <= 45 + tries - 1, "held %d after %d "
+	    "tries: %s", held, tries, text);
+	free(text);
+	log_limit_init(0, 1);
+	for (int i = 0; i < 50; i++)
+		log_client_str(LOGL_WARN, &a, "unlimited");
+	text = written();
+	cr_assert_eq(count_lines(text, "unlimited"), 50);
+	free(text);
+}
+
+/* A line carries the time it is written, whatever time the caller saw
+ * (a loop's turn began before the inline call it logs). */
+Test(log, line_time_is_the_time_of_writing)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	char *text;
+
+	lc.unix_ms = 1000; /* 1970-01-01T00:00:01 */
+	log_emit_str(LOGL_INFO, &lc, "when");
+	text = written();
+	cr_assert_null(strstr(text, "1970-"), "%s", text);
+	cr_assert_not_null(strstr(text, "\"timestamp\":\"20"), "%s", text);
+	free(text);
 }

@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,13 +332,13 @@ Test(parse, moderate_nesting_is_fine)
 	cr_assert(json_object_is_type(req.payload, json_type_array));
 }
 
-/* A request nested `depth` levels deep in all (the root object is level
- * 1), malloc'd; caller frees. */
+/* A request whose payload is nested `depth` levels deep (the request
+ * object around it is not counted), malloc'd; caller frees. */
 static char *
 nested_request(int depth, size_t *len)
 {
 	static const char head[] = "{\"command\":\"c\",\"payload\":";
-	size_t n = sizeof(head) - 1, inner = (size_t)(depth - 1);
+	size_t n = sizeof(head) - 1, inner = (size_t)depth;
 	char *s = malloc(n + 2 * inner + 2);
 
 	cr_assert_not_null(s);
@@ -350,11 +352,13 @@ nested_request(int depth, size_t *len)
 	return s;
 }
 
+/* The docs say a payload may nest 64 levels: 64 is fine, 65 is not. */
 Test(parse, depth_limit_is_request_max_depth)
 {
 	size_t len;
 	char *s = nested_request(REQUEST_MAX_DEPTH, &len);
 
+	cr_assert_eq(REQUEST_MAX_DEPTH, 64);
 	cr_assert_eq(parse_len(s, len), 0, "depth %d refused: %s",
 	    REQUEST_MAX_DEPTH, err);
 	free(s);
@@ -770,7 +774,7 @@ Test(format, replies_append_one_line_each)
 }
 
 /* json-c would clamp these silently; they are refused instead.  Integers
- * at the limits, doubles of any size and digits inside strings are fine. */
+ * at the limits, finite doubles and digits inside strings are fine. */
 Test(parse, integers_beyond_64_bits_are_refused)
 {
 	expect_refused("{\"command\":\"c\",\"payload\":18446744073709551616}",
@@ -782,7 +786,8 @@ Test(parse, integers_beyond_64_bits_are_refused)
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
 	    "[18446744073709551615,-9223372036854775808]}"), 0, "%s", err);
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
-	    "[1e999999,123456789012345678901234567890.5]}"), 0, "%s", err);
+	    "[1e300,123456789012345678901234567890.5,1e-400]}"), 0, "%s",
+	    err);
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":"
 	    "\"123456789012345678901234567890\"}"), 0, "%s", err);
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":{"
@@ -822,4 +827,249 @@ Test(format, id_format_matches_json_c)
 		cr_assert_null(request_id_format(id, buf, sizeof(buf)));
 		json_object_put(id);
 	}
+}
+
+/* json-c reads a number past a double's range as an infinity, silently:
+ * refused, with a long mantissa as with a long exponent.  Underflow to 0
+ * is rounding like any other and is fine. */
+Test(parse, numbers_beyond_a_double_are_refused)
+{
+	static const char *const bad[] = { "1e400", "-1e400", "1E+400",
+	    "[0.5,{\"x\":2.5e999}]", "1e999999", NULL };
+	char line[1200];
+
+	for (int i = 0; bad[i] != NULL; i++) {
+		snprintf(line, sizeof(line), "{\"command\":\"c\",\"payload\":"
+		    "%s}", bad[i]);
+		expect_refused(line, "1e400");
+	}
+	/* 310 digits and a fraction: beyond DBL_MAX with no exponent. */
+	strcpy(line, "{\"command\":\"c\",\"payload\":");
+	memset(line + strlen(line), '9', 310);
+	strcpy(line + strlen("{\"command\":\"c\",\"payload\":") + 310, ".5}");
+	expect_refused(line, "1e400");
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":[1e308,-1.7e308,"
+	    "1e-400,\"1e400\"]}"), 0, "%s", err);
+}
+
+/* A raw control byte inside a string is not JSON (json-c takes a raw tab
+ * even when strict); escaped, or between tokens, a tab is fine. */
+Test(parse, raw_control_bytes_in_strings_are_refused)
+{
+	expect_refused("{\"command\":\"c\",\"payload\":\"a\tb\"}",
+	    "control character");
+	expect_refused("{\"command\":\"c\",\"payload\":{\"k\x01\":1}}",
+	    "control character");
+	expect_refused("{\"id\":\"a\x1f\",\"command\":\"c\"}",
+	    "control character");
+	cr_assert_eq(parse("{\"command\":\"c\",\t\"payload\":\"a\\tb\\\"\\\\\"}"),
+	    0, "%s", err);
+	cr_assert_str_eq(json_object_get_string(req.payload), "a\tb\"\\");
+}
+
+/* json-c keeps "\u0000" inside a string; a command or id holding it would
+ * be cut at the NUL (and "echo\u0000x" would run echo). */
+Test(parse, nul_in_command_or_id_is_refused)
+{
+	expect_refused("{\"command\":\"echo\\u0000x\"}", "NUL");
+	cr_assert_null(req.command);
+	expect_refused("{\"id\":\"a\\u0000b\",\"command\":\"c\"}", "NUL");
+	/* The id is still echoed, whole. */
+	cr_assert_not_null(req.id);
+	cr_assert_eq(json_object_get_string_len(req.id), 3);
+	cr_assert_str_eq(request_id_text(req.id), "\"a\\u0000b\"");
+	/* In the payload a NUL is data. */
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":\"a\\u0000b\"}"),
+	    0, "%s", err);
+}
+
+/* An id json-c clamped is never echoed as the clamped value (another
+ * client's id could be exactly that): it is answered as null. */
+Test(parse, huge_integer_id_is_not_echoed_clamped)
+{
+	expect_refused("{\"id\":99999999999999999999,\"command\":\"c\"}",
+	    "64 bits");
+	cr_assert_null(req.id, "echoes %s", request_id_text(req.id));
+	expect_refused("{\"id\":-99999999999999999999,\"command\":\"c\"}",
+	    "64 bits");
+	cr_assert_null(req.id, "echoes %s", request_id_text(req.id));
+	/* A fine id and a huge number elsewhere: the id is echoed. */
+	expect_refused("{\"id\":7,\"command\":\"c\",\"payload\":"
+	    "99999999999999999999}", "64 bits");
+	cr_assert_not_null(req.id);
+	cr_assert_eq(json_object_get_int64(req.id), 7);
+	/* The limits themselves are ids like others. */
+	cr_assert_eq(parse("{\"id\":18446744073709551615,\"command\":\"c\"}"),
+	    0, "%s", err);
+	cr_assert_str_eq(request_id_text(req.id), "18446744073709551615");
+	cr_assert_eq(parse("{\"id\":-9223372036854775808,\"command\":\"c\"}"),
+	    0, "%s", err);
+	cr_assert_str_eq(request_id_text(req.id), "-9223372036854775808");
+}
+
+/* ------------------------------------------------------------ bad bodies */
+
+/* 1 if no number in v is NaN or infinite (json-c reads them). */
+static int
+all_finite(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return isfinite(json_object_get_double(v));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (!all_finite(json_object_array_get_idx(v, i)))
+				return 0;
+		return 1;
+	case json_type_object: {
+		json_object_object_foreach(v, k, val) {
+			(void)k;
+			if (!all_finite(val))
+				return 0;
+		}
+		return 1;
+	}
+	default:
+		return 1;
+	}
+}
+
+/* The line at the end of b, without its '\n', must pass a strict check:
+ * json-c (strict), no NaN/Infinity token, only UTF-8, no raw control
+ * byte, and exactly one '\n', at the end. */
+static struct json_object *
+strict_line(struct buf *b, size_t from)
+{
+	const char *p = buf_head(b) + from;
+	size_t n = buf_size(b) - from;
+	struct json_tokener *t = json_tokener_new();
+	struct json_object *o;
+
+	cr_assert_gt(n, 1);
+	cr_assert_eq(p[n - 1], '\n');
+	for (size_t i = 0; i + 1 < n; i++)
+		cr_assert((unsigned char)p[i] >= 0x20, "control byte at %zu: "
+		    "%.*s", i, (int)n, p);
+	for (size_t i = 0; i + 1 < n;) {
+		size_t k = buf_utf8_seq((const unsigned char *)p + i, n - 1 - i);
+
+		cr_assert_neq(k, 0, "bad UTF-8 at %zu: %.*s", i, (int)n, p);
+		i += k;
+	}
+	json_tokener_set_flags(t, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(t, p, (int)n - 1);
+	cr_assert_not_null(o, "not JSON: %.*s", (int)n, p);
+	cr_assert_eq(json_tokener_get_parse_end(t), n - 1);
+	json_tokener_free(t);
+	cr_assert(all_finite(o), "NaN or Infinity in %.*s", (int)n, p);
+	return o;
+}
+
+/* A body whose text is not strict JSON is refused whole: nothing is
+ * appended, and the reason says what and where. */
+Test(format, plugin_body_that_is_not_json_is_refused)
+{
+	struct json_object *bodies[6];
+	struct buf b = BUF_INIT;
+	char why[160];
+
+	bodies[0] = json_object_new_double(0.0 / 0.0);
+	bodies[1] = json_object_new_array();
+	json_object_array_add(bodies[1], json_object_new_double(1.0 / 0.0));
+	bodies[2] = json_object_new_object();
+	json_object_object_add(bodies[2], "x", json_object_new_double(-1.0 /
+	    0.0));
+	bodies[3] = json_object_new_string("a\xff");
+	bodies[4] = json_object_new_object();
+	json_object_object_add(bodies[4], "k\xc3(", json_object_new_int(1));
+	bodies[5] = json_object_new_double_s(1, "1}\n{\"forged\":1}");
+	buf_puts(&b, "before");
+	for (int i = 0; i < 6; i++) {
+		why[0] = '\0';
+		cr_assert_eq(request_format_body(&b, "1", 200, bodies[i], why,
+		    sizeof(why)), -EILSEQ, "body %d accepted", i);
+		cr_assert_eq(buf_size(&b), 6, "body %d left bytes", i);
+		cr_assert_neq(why[0], '\0');
+		json_object_put(bodies[i]);
+	}
+	cr_assert_eq(request_format_body(&b, "1", 200, NULL, why, sizeof(why)),
+	    0);
+	json_object_put(strict_line(&b, 6));
+	buf_free(&b);
+}
+
+/* A body the host made (host.list naming a file "\xff.so") has its bad
+ * bytes replaced; one that still is not JSON becomes 500 bad_reply. */
+Test(format, host_body_is_repaired_or_refused)
+{
+	struct json_object *o = json_object_new_object(), *r;
+	struct buf b = BUF_INIT;
+
+	json_object_object_add(o, "file\xfe", json_object_new_string(
+	    "\xff.so"));
+	cr_assert_eq(request_format_ok_text(&b, "\"x\"", 200, o), 0);
+	r = strict_line(&b, 0);
+	cr_assert_eq(json_object_get_int(member(r, "status")), 200);
+	cr_assert_str_eq(json_object_get_string(member(member(r, "body"),
+	    "file\xef\xbf\xbd")), "\xef\xbf\xbd.so");
+	json_object_put(r);
+	json_object_put(o);
+	buf_reset(&b);
+	o = json_object_new_double(0.0 / 0.0);
+	cr_assert_eq(request_format_ok_text(&b, "\"x\"", 200, o), 0);
+	r = strict_line(&b, 0);
+	cr_assert_eq(json_object_get_int(member(r, "status")), 500);
+	cr_assert_str_eq(json_object_get_string(member(member(r, "error"),
+	    "code")), "bad_reply");
+	json_object_put(r);
+	json_object_put(o);
+	buf_free(&b);
+}
+
+/* Error codes and messages: escaped, and bad UTF-8 becomes U+FFFD. */
+Test(format, error_code_and_message_stay_json)
+{
+	struct buf b = BUF_INIT;
+	struct json_object *r;
+
+	cr_assert_eq(request_format_error_text(&b, "1", 422, "bad\xff\"code\n",
+	    "m \xc0\xaf \x01 \xf5 \xe2\x82"), 0);
+	r = strict_line(&b, 0);
+	cr_assert_str_eq(json_object_get_string(member(member(r, "error"),
+	    "code")), "bad\xef\xbf\xbd\"code\n");
+	cr_assert_str_eq(json_object_get_string(member(member(r, "error"),
+	    "message")), "m \xef\xbf\xbd\xef\xbf\xbd \x01 \xef\xbf\xbd "
+	    "\xef\xbf\xbd\xef\xbf\xbd");
+	json_object_put(r);
+	buf_free(&b);
+}
+
+/* What idempotency keys store is checked the same way. */
+Test(format, member_of_a_bad_body_is_refused)
+{
+	struct buf b = BUF_INIT;
+	struct json_object *o = json_object_new_double(1.0 / 0.0);
+
+	cr_assert_eq(request_format_member(&b, 200, o, NULL, NULL), -EILSEQ);
+	cr_assert_eq(buf_size(&b), 0);
+	json_object_put(o);
+	buf_free(&b);
+}
+
+/* A stored result is replayed only if it is strict JSON: a record in a
+ * shared bucket may have been written by anyone allowed to. */
+Test(format, stored_text_that_is_not_json_is_refused)
+{
+	static const char *const bad[] = { "NaN", "1}\n{\"id\":1",
+	    "\"\xff\"", "{\"code\":\"x\",", NULL };
+	struct buf b = BUF_INIT;
+
+	for (int i = 0; bad[i] != NULL; i++) {
+		cr_assert_eq(request_format_stored(&b, "1", 200, bad[i],
+		    strlen(bad[i])), -EILSEQ, "replayed %s", bad[i]);
+		cr_assert_eq(buf_size(&b), 0);
+	}
+	cr_assert_eq(request_format_stored(&b, "1", 200, "{\"a\":1}", 7), 0);
+	json_object_put(strict_line(&b, 0));
+	buf_free(&b);
 }
