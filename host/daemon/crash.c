@@ -46,14 +46,23 @@ struct sbuf {
 	size_t n, cap;
 };
 
+/* Append text as it is. */
 static void
-put(struct sbuf *b, const char *s, size_t max)
+put(struct sbuf *b, const char *s)
+{
+	for (size_t i = 0; s[i] != '\0' && b->n < b->cap; i++)
+		b->p[b->n++] = s[i];
+}
+
+/* Append a value (at most max bytes): one field per line of the record,
+ * and nothing that needs escaping in the stderr line. */
+static void
+put_val(struct sbuf *b, const char *s, size_t max)
 {
 	for (size_t i = 0; s != NULL && s[i] != '\0' && i < max &&
 	    b->n < b->cap; i++) {
 		char ch = s[i];
 
-		/* One field per line; quotes off for the stderr line. */
 		if (ch == '\n' || ch == '\r' || ch == '"' || ch == '\\' ||
 		    (unsigned char)ch < 0x20)
 			ch = '?';
@@ -93,45 +102,45 @@ on_fatal(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	if (g != NULL) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		put(&b, MAGIC, sizeof(MAGIC));
-		put(&b, "signal ", 8);
+		put(&b, MAGIC);
+		put(&b, "signal ");
 		put_u(&b, (unsigned)sig, 10);
-		put(&b, "\nfile ", 8);
-		put(&b, g->file, 255);
-		put(&b, "\nhash ", 8);
+		put(&b, "\nfile ");
+		put_val(&b, g->file, 255);
+		put(&b, "\nhash ");
 		put_u(&b, g->content_hash, 16);
-		put(&b, "\nplugin ", 9);
-		put(&b, g->name ? g->name : "", CMDHOST_NAME_MAX);
-		put(&b, "\nversion ", 10);
-		put(&b, g->version ? g->version : "", CMDHOST_NAME_MAX);
-		put(&b, "\ngeneration ", 13);
+		put(&b, "\nplugin ");
+		put_val(&b, g->name ? g->name : "", CMDHOST_NAME_MAX);
+		put(&b, "\nversion ");
+		put_val(&b, g->version ? g->version : "", CMDHOST_NAME_MAX);
+		put(&b, "\ngeneration ");
 		put_u(&b, g->number, 10);
-		put(&b, "\ncommand ", 10);
-		put(&b, what, CMDHOST_NAME_MAX);
-		put(&b, "\nat_ms ", 8);
+		put(&b, "\ncommand ");
+		put_val(&b, what, CMDHOST_NAME_MAX);
+		put(&b, "\nat_ms ");
 		put_u(&b, (unsigned long long)ts.tv_sec * 1000 +
 		    (unsigned long long)ts.tv_nsec / 1000000, 10);
-		put(&b, "\nend\n", 6);
+		put(&b, "\nend\n");
 		if (record_fd >= 0 && b.n < b.cap) {
 			(void)!pwrite(record_fd, text, b.n, 0);
 			(void)!ftruncate(record_fd, (off_t)b.n);
 		}
-		put(&l, "{\"level\":\"fatal\",\"message\":\"fatal ", 64);
-		put(&l, crash_signame(sig), 16);
-		put(&l, " in plugin ", 16);
-		put(&l, g->name ? g->name : g->file, 128);
-		put(&l, " version ", 16);
-		put(&l, g->version, 128);
-		put(&l, " generation ", 16);
+		put(&l, "{\"level\":\"fatal\",\"message\":\"fatal ");
+		put(&l, crash_signame(sig));
+		put(&l, " in plugin ");
+		put_val(&l, g->name ? g->name : g->file, 128);
+		put(&l, " version ");
+		put_val(&l, g->version, 128);
+		put(&l, " generation ");
 		put_u(&l, g->number, 10);
-		put(&l, ", command ", 16);
-		put(&l, what, 128);
+		put(&l, ", command ");
+		put_val(&l, what, 128);
 		put(&l, "; crash recorded: the next start refuses these bytes "
-		    "and loads the kept good copy if there is one\"}\n", 200);
+		    "and loads the kept good copy if there is one\"}\n");
 	} else {
-		put(&l, "{\"level\":\"fatal\",\"message\":\"fatal ", 64);
-		put(&l, crash_signame(sig), 16);
-		put(&l, " outside plugin code; no crash record\"}\n", 64);
+		put(&l, "{\"level\":\"fatal\",\"message\":\"fatal ");
+		put(&l, crash_signame(sig));
+		put(&l, " outside plugin code; no crash record\"}\n");
 	}
 	(void)!write(STDERR_FILENO, line, l.n);
 	errno = saved;
