@@ -426,7 +426,10 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
 	generation_running.g = NULL;
 	/* What loader_unload() asks the dynamic linker about afterwards. */
-	g->mapped_as = strdup(copy);
+	if (g->handle != NULL && (g->mapped_as = strdup(copy)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail; /* generation_destroy removes the copy */
+	}
 	/* The mapping stays valid; nothing can overwrite the file now. */
 	unlink(copy);
 	free(g->copy_path);
