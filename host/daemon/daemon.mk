@@ -5,6 +5,7 @@ DAEMON_SRCS := \
 	host/daemon/bounded.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
+	host/daemon/crash.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/fair.c \
@@ -15,6 +16,7 @@ DAEMON_SRCS := \
 	host/daemon/nats_host.c \
 	host/daemon/registry.c \
 	host/daemon/reply.c \
+	host/daemon/rollback.c \
 	host/daemon/server.c \
 	host/daemon/stuck.c \
 	host/daemon/views.c \
