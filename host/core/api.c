@@ -479,16 +479,18 @@ api_relay_put(cmdhost_relay *sink, const char *id, const char *subject,
 		    CMDHOST_EVENT_ID_MAX);
 		return -1;
 	}
-	if (json != NULL && len > CMDHOST_EVENT_MAX) {
-		snprintf(sink->why, sizeof(sink->why), "row %s: longer than %u "
-		    "bytes", id, CMDHOST_EVENT_MAX);
+	snprintf(full, sizeof(full), "%s:%s", sink->plugin, id);
+	if ((json != NULL && len > CMDHOST_EVENT_MAX) || event_check(subject,
+	    json, len, &body, &blen, sink->why, sizeof(sink->why)) < 0) {
+		if (json != NULL && len > CMDHOST_EVENT_MAX)
+			snprintf(sink->why, sizeof(sink->why), "row %s: longer "
+			    "than %u bytes", id, CMDHOST_EVENT_MAX);
+		/* Refused for good: acked, so that it does not come back. */
+		if (sink->put(sink->arg, id, full, subject, NULL, 0) == 0)
+			sink->n++;
 		return -1;
 	}
-	if (event_check(subject, json, len, &body, &blen, sink->why,
-	    sizeof(sink->why)) < 0)
-		return -1;
-	snprintf(full, sizeof(full), "%s:%s", sink->plugin, id);
-	rc = sink->put(sink->arg, full, subject, body, blen);
+	rc = sink->put(sink->arg, id, full, subject, body, blen);
 	free(body);
 	if (rc == 0)
 		sink->n++;

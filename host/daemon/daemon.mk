@@ -5,6 +5,7 @@ DAEMON_SRCS := \
 	host/daemon/bounded.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
+	host/daemon/deliver.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/fair.c \
@@ -13,6 +14,7 @@ DAEMON_SRCS := \
 	host/daemon/listener.c \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \
+	host/daemon/outbox.c \
 	host/daemon/registry.c \
 	host/daemon/reply.c \
 	host/daemon/server.c \
