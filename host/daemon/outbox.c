@@ -748,7 +748,8 @@ load(struct outbox *ob, const char *path, char *err, size_t errlen)
 		e->pub.command = col_dup(st, 5);
 		e->pub.created_ms = sqlite3_column_int64(st, 6);
 		e->pub.attempts = sqlite3_column_int(st, 7);
-		e->next_ms = sqlite3_column_int64(st, 8);
+		/* A restart retries at once what waited for a retry. */
+		e->next_ms = 0;
 		e->dead = sqlite3_column_int(st, 9) != 0;
 		e->last_error = col_dup(st, 10);
 		if (e->pub.id == NULL || e->pub.subject == NULL ||
