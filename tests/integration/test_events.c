@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,4 +239,94 @@ Test(events, many_events_all_delivered)
 	CHECK(sink_lines() == 10000, "lines %d", sink_lines());
 	close(fd);
 	check_stop_clean();
+}
+
+static char shared[64];
+
+static int
+sink_has(const char *path, const char *text, int times)
+{
+	size_t len;
+	char *t = harness_read_bytes(path, &len), *p;
+	int n = 0;
+
+	for (p = t; p != NULL && (p = strstr(p, text)) != NULL; p++)
+		n++;
+	free(t);
+	return n >= times;
+}
+
+struct want {
+	const char *path, *text;
+	int times;
+};
+
+static int
+want_met(void *arg)
+{
+	struct want *w = arg;
+
+	return sink_has(w->path, w->text, w->times);
+}
+
+/* 5. SIGKILL right after the replies of emitting calls, and after the
+ * orders plugin's own commit (its outbox relayed): after a restart on
+ * the same state every event is delivered. */
+Test(events, sigkill_then_restart_delivers_everything)
+{
+	static const char *const both[] = { "emitter.so", "plugins/orders.so",
+	    NULL };
+	char cfg[2048], sink[128], line[256];
+	struct daemon *d;
+	struct want w;
+	int fd;
+
+	snprintf(shared, sizeof(shared), "/tmp/cmdhost-ev.XXXXXX");
+	cr_assert_not_null(mkdtemp(shared));
+	snprintf(sink, sizeof(sink), "%s/sink.log", shared);
+	/* First life: every delivery fails and waits a minute. */
+	snprintf(cfg, sizeof(cfg), "state_dir = %s/state\n"
+	    "[plugin:emitter]\nfile = %s/flaky.log\n"
+	    "[plugin:orders]\ndatabase = %s/orders.db\n"
+	    "[route:t.k]\ncommand = emit.flaky\nbackoff_ms = 60000\n"
+	    "[route:payment.requested]\ncommand = emit.flaky\n"
+	    "backoff_ms = 60000\n", shared, shared, shared);
+	d = check_start_with(both, cfg);
+	fd = check_connect();
+	for (int i = 0; i < 200; i++) {
+		snprintf(line, sizeof(line), "{\"command\":\"emit.some\","
+		    "\"payload\":{\"subject\":\"t.k\",\"data\":\"k%d\"}}", i);
+		json_object_put(check_call(fd, line, 200, NULL));
+	}
+	json_object_put(check_call(fd, "{\"command\":\"PROCESS_ORDER\","
+	    "\"payload\":{\"orderId\":\"o-kill\",\"userId\":\"u-1\","
+	    "\"amount\":3}}", 200, NULL));
+	close(fd);
+	cr_assert_eq(daemon_signal(d, SIGKILL), 0);
+	daemon_wait(d, 5000);
+	check_free();
+	/* Second life: the same state, working consumers. */
+	snprintf(cfg, sizeof(cfg), "state_dir = %s/state\n"
+	    "[plugin:emitter]\nfile = %s\n"
+	    "[plugin:orders]\ndatabase = %s/orders.db\n"
+	    "[route:t.k]\ncommand = emit.sink\n"
+	    "[route:payment.requested]\ncommand = emit.sink\n", shared, sink,
+	    shared);
+	check_start_with(both, cfg);
+	w.path = sink;
+	w.text = "o-kill";
+	w.times = 1;
+	CHECK(wait_until(want_met, &w, 15000), "the order's payment.requested "
+	    "was lost");
+	for (int i = 0; i < 200; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "\"k%d\"", i);
+		w.text = want;
+		CHECK(wait_until(want_met, &w, 15000), "event %s was lost",
+		    want);
+	}
+	check_stop_clean();
+	snprintf(line, sizeof(line), "rm -rf %s", shared);
+	(void)!system(line);
 }
