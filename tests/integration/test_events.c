@@ -152,6 +152,21 @@ Test(events, route_consumer_runs_once_with_the_data)
 	}
 	CHECK(sink_lines() == 3, "delivered more than once: %s", text);
 	free(text);
+	{
+		char *const argv[] = { CMDHOST_BUILD_DIR "/cmdhost", "-s",
+		    (char *)daemon_socket_path(check_daemon()), "stats",
+		    "--prometheus", NULL };
+		char *out = NULL;
+		int st = -1;
+
+		CHECK(run_command(argv, NULL, 10000, &st, &out, NULL) == 0 &&
+		    st == 0, "cmdhost stats --prometheus: %d", st);
+		CHECK(strstr(out, "cmdhost_events_delivered_total{subject="
+		    "\"order.paid\"} 3\n") != NULL &&
+		    strstr(out, "cmdhost_events_pending{subject=\"order.paid\"} "
+		    "0\n") != NULL, "%s", out);
+		free(out);
+	}
 	close(fd);
 	check_stop_clean();
 }
