@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -39,6 +40,8 @@ cli_usage(FILE *f)
 "  reload                  rescan the plugin directory (admin only)\n"
 "  rollback NAME           put back plugin NAME's previous copy, kept since\n"
 "                          its last swap; refuse the bad bytes (admin only)\n"
+"  events [--dead] [--json] pending (or dead-lettered) events (admin only)\n"
+"  events requeue ID       put dead event ID back in its queue (admin only)\n"
 "  send                    pipe JSON request lines from stdin, print replies\n"
 "  check [--config FILE] PLUGIN.so [PLUGIN.so...]\n"
 "                          load plugin files as the daemon would, no daemon\n"
@@ -299,6 +302,86 @@ cmd_stats(const struct cli_opts *o, int argc, char **argv)
 	return rc;
 }
 
+/* Print one event of host.events as a line: id, subject, attempts, age,
+ * the emitting request, the last error. */
+static void
+print_event(struct json_object *e, long long now_ms)
+{
+	struct json_object *v;
+	long long created = 0;
+	const char *err = NULL, *rid = NULL;
+
+	if (json_object_object_get_ex(e, "created_ms", &v))
+		created = json_object_get_int64(v);
+	if (json_object_object_get_ex(e, "last_error", &v) && v != NULL)
+		err = json_object_get_string(v);
+	if (json_object_object_get_ex(e, "request_id", &v) && v != NULL)
+		rid = json_object_get_string(v);
+	printf("%-32s %-24s %3d %8.1fs  %-20s %s\n",
+	    json_object_get_string(json_object_object_get(e, "id")),
+	    json_object_get_string(json_object_object_get(e, "subject")),
+	    json_object_get_int(json_object_object_get(e, "attempts")),
+	    (double)(now_ms - created) / 1000.0, rid ? rid : "-",
+	    err ? err : "");
+}
+
+/* cmdhost events [--dead] [--json] | events requeue ID. */
+static int
+cmd_events(const struct cli_opts *o, int argc, char **argv)
+{
+	struct json_object *payload = json_object_new_object(), *reply = NULL;
+	struct json_object *body, *list;
+	int rc, dead = 0, raw = 0;
+	struct timespec ts;
+
+	if (payload == NULL)
+		return CLI_EXIT_CONN;
+	if (argc == 3 && strcmp(argv[1], "requeue") == 0) {
+		json_object_object_add(payload, "requeue",
+		    json_object_new_string(argv[2]));
+	} else {
+		for (int i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--dead") == 0) {
+				dead = 1;
+			} else if (strcmp(argv[i], "--json") == 0) {
+				raw = 1;
+			} else {
+				json_object_put(payload);
+				cli_usage(stderr);
+				return CLI_EXIT_USAGE;
+			}
+		}
+		json_object_object_add(payload, "dead",
+		    json_object_new_boolean(dead));
+		json_object_object_add(payload, "limit",
+		    json_object_new_int(1000));
+	}
+	rc = cli_conn_call(o, "host.events", payload, &reply, NULL);
+	json_object_put(payload);
+	if (rc == 0)
+		rc = cli_conn_reply_check(reply, &body);
+	if (rc != 0) {
+		json_object_put(reply);
+		return rc;
+	}
+	if (raw || argc == 3) {
+		rc = cli_print_json(body);
+		json_object_put(reply);
+		return rc;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	printf("pending %s, dead %s\n",
+	    json_object_get_string(json_object_object_get(body, "pending")),
+	    json_object_get_string(json_object_object_get(body, "dead")));
+	list = json_object_object_get(body, dead ? "dead_events" : "events");
+	for (size_t i = 0; list != NULL && i < json_object_array_length(list);
+	    i++)
+		print_event(json_object_array_get_idx(list, i),
+		    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	json_object_put(reply);
+	return 0;
+}
+
 /* cmdhost send: see cli_conn_send. */
 static int
 cmd_send(const struct cli_opts *o, int argc, char **argv)
@@ -335,6 +418,7 @@ static const struct {
 	{ "stats", cmd_stats, 1 },
 	{ "reload", cmd_body, 1 },
 	{ "rollback", cmd_rollback, 1 },
+	{ "events", cmd_events, 1 },
 	{ "send", cmd_send, 1 },
 	{ "check", cli_plugin_check, 0 },
 	{ "exec", cli_plugin_exec, 0 },

@@ -194,6 +194,54 @@ daemon_metrics(struct json_object *b)
 	}
 }
 
+/* The events' families (host.stats "events"), per subject. */
+static const struct {
+	const char *name, *type, *help, *key;
+} event_families[] = {
+	{ "cmdhost_events_emitted_total", "counter",
+	    "Events stored in the outbox (emitted by 2xx calls, relayed).",
+	    "emitted" },
+	{ "cmdhost_events_delivered_total", "counter",
+	    "Events delivered to their route or to NATS.", "delivered" },
+	{ "cmdhost_events_retried_total", "counter",
+	    "Event deliveries that failed and were scheduled again.",
+	    "retried" },
+	{ "cmdhost_events_dead_lettered_total", "counter",
+	    "Events dead-lettered.", "dead_lettered" },
+	{ "cmdhost_events_pending", "gauge",
+	    "Events waiting for delivery.", "pending" },
+	{ "cmdhost_events_dead", "gauge",
+	    "Dead-lettered events kept.", "dead" },
+	{ "cmdhost_events_oldest_pending_age_seconds", "gauge",
+	    "Age of the oldest event waiting for delivery.",
+	    "oldest_pending_age_ms" },
+};
+
+static void
+event_metrics(struct json_object *b)
+{
+	struct json_object *ev, *subs;
+
+	if (!json_object_object_get_ex(b, "events", &ev) ||
+	    !json_object_object_get_ex(ev, "subjects", &subs))
+		return;
+	for (size_t i = 0; i < sizeof(event_families) /
+	    sizeof(event_families[0]); i++) {
+		family(event_families[i].name, event_families[i].type,
+		    event_families[i].help);
+		json_object_object_foreach(subs, subject, so) {
+			int64_t v = num(so, event_families[i].key);
+
+			if (strstr(event_families[i].name, "seconds") != NULL)
+				sample_s(event_families[i].name, "subject",
+				    subject, NULL, (double)v / 1000.0);
+			else
+				sample_i(event_families[i].name, "subject",
+				    subject, NULL, v);
+		}
+	}
+}
+
 /* Every command's samples of one family, by fn. */
 typedef void (*cmd_fn)(const char *name, struct json_object *c);
 
@@ -422,6 +470,7 @@ cli_print_prometheus(struct json_object *body)
 	struct json_object *cmds, *plugins;
 
 	daemon_metrics(body);
+	event_metrics(body);
 	if (json_object_object_get_ex(body, "commands", &cmds) &&
 	    json_object_is_type(cmds, json_type_object))
 		command_metrics(cmds);

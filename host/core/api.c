@@ -14,6 +14,7 @@
 #include "body_text.h"
 #include "clock.h"
 #include "config.h"
+#include "event.h"
 #include "generation.h"
 #include "invocation.h"
 #include "log.h"
@@ -321,6 +322,181 @@ api_ctx_client_id_text(cmdhost_ctx *ctx)
 	return invocation_of(ctx)->id_text;
 }
 
+/* ------------------------------------------------------------ ABI 1.2 */
+
+/* Check an event's subject and text; on success *body is the compact
+ * text (new, free it) of *blen bytes.  Returns 0 or -1 with why. */
+static int
+event_check(const char *subject, const char *json, size_t len, char **body,
+    size_t *blen, char *why, size_t whylen)
+{
+	struct json_object *o;
+	const char *t;
+	char r[160];
+	int rc;
+
+	*body = NULL;
+	if (!event_subject_valid(subject)) {
+		snprintf(why, whylen, "invalid event subject '%.64s' (want "
+		    "dot-separated tokens of [A-Za-z0-9_:-], at most %d "
+		    "bytes)", subject ? subject : "(null)",
+		    CMDHOST_SUBJECT_MAX);
+		return -1;
+	}
+	rc = body_text_parse(json, len, CMDHOST_EVENT_MAX, &o, r, sizeof(r));
+	if (rc < 0) {
+		snprintf(why, whylen, "event '%s': %s", subject, rc == -ENOMEM ?
+		    "out of memory" : r);
+		return -1;
+	}
+	t = o == NULL ? "null" : json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	*body = strdup(t ? t : "null");
+	json_object_put(o);
+	if (*body == NULL) {
+		snprintf(why, whylen, "event '%s': out of memory", subject);
+		return -1;
+	}
+	*blen = strlen(*body);
+	return 0;
+}
+
+/* Refuse an emit of inv: the call will fail, nothing it emitted goes. */
+static int
+emit_refuse(struct invocation *inv, const char *why)
+{
+	char msg[400];
+
+	if (inv->emit_refused != NULL)
+		return -1; /* keep the first reason */
+	snprintf(msg, sizeof(msg), "plugin '%s': %s; the call emits nothing",
+	    inv->cmd->gen->name, why);
+	inv->emit_refused = strdup(msg);
+	if (inv->emit_refused == NULL)
+		inv->emit_refused = strdup("event refused");
+	return -1;
+}
+
+static int
+api_ctx_emit_text(cmdhost_ctx *ctx, const char *subject, const char *json,
+    size_t len)
+{
+	struct invocation *inv = invocation_of(ctx);
+	struct event *evs;
+	char why[240], *body;
+	size_t blen;
+
+	if (!inv->in_execute)
+		return -1; /* validate, or after execute returned */
+	if (inv->emit_refused != NULL)
+		return -1;
+	if (inv->n_events >= CMDHOST_EVENTS_MAX) {
+		snprintf(why, sizeof(why), "more than %d events in one call",
+		    CMDHOST_EVENTS_MAX);
+		return emit_refuse(inv, why);
+	}
+	if (json != NULL && len > CMDHOST_EVENT_MAX) {
+		snprintf(why, sizeof(why), "event '%.64s' is longer than %u "
+		    "bytes", subject ? subject : "(null)", CMDHOST_EVENT_MAX);
+		return emit_refuse(inv, why);
+	}
+	if (event_check(subject, json, len, &body, &blen, why,
+	    sizeof(why)) < 0)
+		return emit_refuse(inv, why);
+	evs = realloc(inv->events, (inv->n_events + 1) * sizeof(*evs));
+	if (evs == NULL || (evs[inv->n_events].subject = strdup(subject)) ==
+	    NULL) {
+		if (evs != NULL)
+			inv->events = evs;
+		free(body);
+		return emit_refuse(inv, "out of memory");
+	}
+	inv->events = evs;
+	evs[inv->n_events].body = body;
+	evs[inv->n_events].len = blen;
+	inv->n_events++;
+	return 0;
+}
+
+static int
+api_ctx_emit(cmdhost_ctx *ctx, const char *subject, struct json_object *body)
+{
+	size_t n = 4;
+	const char *t = body == NULL ? "null" :
+	    json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (t == NULL)
+		return emit_refuse(invocation_of(ctx), "out of memory");
+	return api_ctx_emit_text(ctx, subject, t, n);
+}
+
+static int
+api_reg_set_relay(cmdhost_registrar *reg, cmdhost_relay_fetch_fn fetch,
+    cmdhost_relay_ack_fn ack)
+{
+	if (fetch == NULL || ack == NULL) {
+		reg_fail(reg, "%s", "cmdhost_set_relay: fetch and ack are "
+		    "both required");
+		return -1;
+	}
+	reg->g->relay_fetch = fetch;
+	reg->g->relay_ack = ack;
+	return 0;
+}
+
+/* A relayed row's id: printable ASCII without blanks or quotes. */
+static int
+relay_id_valid(const char *id)
+{
+	size_t n = 0;
+
+	if (id == NULL || *id == '\0')
+		return 0;
+	for (; id[n] != '\0'; n++)
+		if (n >= CMDHOST_EVENT_ID_MAX || id[n] < 0x21 || id[n] > 0x7e ||
+		    id[n] == '"' || id[n] == '\\')
+			return 0;
+	return 1;
+}
+
+static int
+api_relay_put(cmdhost_relay *sink, const char *id, const char *subject,
+    const char *json, size_t len)
+{
+	char full[CMDHOST_NAME_MAX + CMDHOST_EVENT_ID_MAX + 2], *body;
+	size_t blen;
+	int rc;
+
+	if (sink->n >= sink->max) {
+		snprintf(sink->why, sizeof(sink->why), "more than %zu rows in "
+		    "one fetch", sink->max);
+		return -1;
+	}
+	if (!relay_id_valid(id)) {
+		snprintf(sink->why, sizeof(sink->why), "invalid relay id (want "
+		    "1..%d bytes of printable ASCII, no quotes)",
+		    CMDHOST_EVENT_ID_MAX);
+		return -1;
+	}
+	snprintf(full, sizeof(full), "%s:%s", sink->plugin, id);
+	if ((json != NULL && len > CMDHOST_EVENT_MAX) || event_check(subject,
+	    json, len, &body, &blen, sink->why, sizeof(sink->why)) < 0) {
+		if (json != NULL && len > CMDHOST_EVENT_MAX)
+			snprintf(sink->why, sizeof(sink->why), "row %s: longer "
+			    "than %u bytes", id, CMDHOST_EVENT_MAX);
+		/* Refused for good: acked, so that it does not come back. */
+		if (sink->put(sink->arg, id, full, subject, NULL, 0) == 0)
+			sink->n++;
+		return -1;
+	}
+	rc = sink->put(sink->arg, id, full, subject, body, blen);
+	free(body);
+	if (rc == 0)
+		sink->n++;
+	return rc;
+}
+
 /* ------------------------------------------------------------ the table */
 
 static const struct cmdhost_api host_api = {
@@ -345,6 +521,10 @@ static const struct cmdhost_api host_api = {
 	.ctx_client_id = api_ctx_client_id,
 	.ctx_respond_text = api_ctx_respond_text,
 	.ctx_client_id_text = api_ctx_client_id_text,
+	.ctx_emit_text = api_ctx_emit_text,
+	.ctx_emit = api_ctx_emit,
+	.reg_set_relay = api_reg_set_relay,
+	.relay_put = api_relay_put,
 };
 
 const struct cmdhost_api *

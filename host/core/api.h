@@ -22,6 +22,21 @@ struct cmdhost_registrar {
 	char err[512];                 /* the first failure's reason */
 };
 
+/* The opaque sink of a relay fetch (ABI 1.2): relay_put() checks a row
+ * and hands it to put(arg, ...): the plugin's own id, the event's id
+ * "<plugin>:<id>", the subject, and the body as compact text -- or body
+ * NULL for a row it refused (the reason in why), to be acked all the
+ * same.  All strings borrowed for that call.  put returns 0 or -1. */
+struct cmdhost_relay {
+	const struct cmdhost_api *api; /* first, as the SDK requires */
+	const char *plugin;            /* borrowed: the generation's name */
+	size_t max, n;                 /* rows allowed, and put so far */
+	int (*put)(void *arg, const char *row_id, const char *id,
+	    const char *subject, const char *body, size_t len);
+	void *arg;
+	char why[160];                 /* the last refusal's reason */
+};
+
 /* The host function table handed to plugins.  Borrowed, static. */
 const struct cmdhost_api *api_table(void);
 

@@ -23,9 +23,14 @@
 
 #include <ini.h>
 
+#include <cmdhost/plugin.h>
+
+#include "event.h"
 #include "log.h"
 
 #define PLUGIN_PREFIX "plugin:"
+#define ROUTE_PREFIX "route:"
+#define ROUTE_SECTION "route:SUBJECT"
 
 static int check_sun_path(const char *, const char *, char *, size_t);
 static int check_service(const char *, const char *, char *, size_t);
@@ -165,6 +170,36 @@ static const struct config_key keys[] = {
 	K_INT("host", "rollback_crashes", rollback_crashes, 0, 1000000, 3,
 	    "worker crashes inside the window that roll back; 0 never"),
 
+	K_INT("events", "max_pending", events_max_pending, 1, 100000000,
+	    100000, "events the outbox holds (pending and dead); past it a "
+	    "call that emits gets 503"),
+	K_INT("events", "max_attempts", events_max_attempts, 1, 1000000, 8,
+	    "deliveries of an event to a route before it is dead-lettered"),
+	K_INT("events", "backoff_ms", events_backoff_ms, 1, 3600000, 200,
+	    "wait before the first retry of a delivery; it doubles"),
+	K_INT("events", "backoff_max_ms", events_backoff_max_ms, 1, DAY_MS,
+	    30000, "the longest wait between retries"),
+	K_INT("events", "window", events_window, 1, 1024, 1,
+	    "deliveries of one subject in flight at once (1 keeps order)"),
+	K_INT("events", "relay_interval_ms", events_relay_ms, 10, 600000, 200,
+	    "how often plugins' own outboxes are read"),
+	{ .section = ROUTE_SECTION, .name = "command", .type = CONFIG_STRING,
+	  .min = 1, .max = CMDHOST_NAME_MAX,
+	  .offset = offsetof(struct config_route, command),
+	  .doc = "the local command each event of SUBJECT is delivered to" },
+	{ .section = ROUTE_SECTION, .name = "max_attempts", .type = CONFIG_INT,
+	  .min = 0, .max = 1000000,
+	  .offset = offsetof(struct config_route, max_attempts),
+	  .doc = "deliveries before a dead letter; 0 the [events] value" },
+	{ .section = ROUTE_SECTION, .name = "backoff_ms", .type = CONFIG_INT,
+	  .min = 0, .max = 3600000,
+	  .offset = offsetof(struct config_route, backoff_ms),
+	  .doc = "first retry wait; 0 the [events] value" },
+	{ .section = ROUTE_SECTION, .name = "backoff_max_ms",
+	  .type = CONFIG_INT, .min = 0, .max = DAY_MS,
+	  .offset = offsetof(struct config_route, backoff_max_ms),
+	  .doc = "longest retry wait; 0 the [events] value" },
+
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),
 	K_STR("nats", "subject_prefix", nats.subject_prefix, 1, 0,
@@ -225,6 +260,9 @@ static const struct config_key keys[] = {
 #define NO_FLAG ((size_t)-1)
 
 static int finish_jetstream(struct config *, char *, size_t);
+static int finish_routes(struct config *, char *, size_t);
+static int set_route(struct config *, const char *, const char *,
+    const char *, char *, size_t);
 
 /* The sections of keys[]: `seen` is the offset of the int that any line
  * of the section sets to 1 (NO_FLAG: none); `finish` runs the checks
@@ -237,6 +275,7 @@ static const struct section {
 	{ "host", NO_FLAG, NULL },
 	{ "nats", FIELD(nats.enabled, int), NULL },
 	{ "jetstream", FIELD(nats.js_enabled, int), finish_jetstream },
+	{ "events", NO_FLAG, finish_routes },
 };
 
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
@@ -248,11 +287,19 @@ config_keys(size_t *n)
 	return keys;
 }
 
-/* The field of row k in cfg. */
+/* The field of row k in base (a struct config, or for route rows a
+ * struct config_route). */
 static void *
-field_of(struct config *cfg, const struct config_key *k)
+field_of(void *base, const struct config_key *k)
 {
-	return (char *)cfg + k->offset;
+	return (char *)base + k->offset;
+}
+
+/* Is k a row of [route:SUBJECT]? */
+static int
+route_row(const struct config_key *k)
+{
+	return strcmp(k->section, ROUTE_SECTION) == 0;
 }
 
 static const struct section *
@@ -268,7 +315,7 @@ static void
 unknown_section(const char *name, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "unknown section [%s] (expected [host], [nats], "
-	    "[jetstream] or [plugin:NAME])", name);
+	    "[jetstream], [events], [route:SUBJECT] or [plugin:NAME])", name);
 }
 
 /* A line of section s was read: turn its flag on. */
@@ -444,10 +491,10 @@ set_uids(struct config *cfg, const struct config_key *k, const char *value,
 /* Read value as row k says and store it in cfg.  Returns 0 or -1 with
  * "KEY: reason" in err. */
 static int
-set_value(struct config *cfg, const struct config_key *k, const char *value,
-    char *err, size_t errlen)
+set_value(struct config *cfg, void *base, const struct config_key *k,
+    const char *value, char *err, size_t errlen)
 {
-	void *field = field_of(cfg, k);
+	void *field = field_of(base, k);
 	long long v;
 	int w;
 
@@ -521,6 +568,8 @@ config_init(struct config *cfg)
 		const struct config_key *k = &keys[i];
 		void *field = field_of(cfg, k);
 
+		if (route_row(k))
+			continue; /* set when a route is made */
 		switch (k->type) {
 		case CONFIG_STRING:
 			if (k->def_str != NULL &&
@@ -554,6 +603,9 @@ config_set(struct config *cfg, const char *section, const char *key,
 {
 	const struct section *s = find_section(section);
 
+	if (strncmp(section, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0)
+		return set_route(cfg, section + strlen(ROUTE_PREFIX), key,
+		    value, err, errlen);
 	if (s == NULL) {
 		unknown_section(section, err, errlen);
 		return -1;
@@ -562,7 +614,8 @@ config_set(struct config *cfg, const char *section, const char *key,
 	for (size_t i = 0; i < NKEYS; i++)
 		if (strcmp(keys[i].section, section) == 0 &&
 		    strcmp(keys[i].name, key) == 0)
-			return set_value(cfg, &keys[i], value, err, errlen);
+			return set_value(cfg, cfg, &keys[i], value, err,
+			    errlen);
 	snprintf(err, errlen, "unknown key '%s' in [%s]", key, section);
 	return -1;
 }
@@ -618,6 +671,76 @@ config_plugin_value(const struct config *cfg, const char *plugin,
 	return NULL;
 }
 
+const struct config_route *
+config_route_of(const struct config *cfg, const char *subject)
+{
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		if (strcmp(cfg->routes[i].subject, subject) == 0)
+			return &cfg->routes[i];
+	return NULL;
+}
+
+/* A key of [route:SUBJECT]: the route is made by its first key.
+ * Returns 0 or -1 with the reason in err. */
+static int
+set_route(struct config *cfg, const char *subject, const char *key,
+    const char *value, char *err, size_t errlen)
+{
+	struct config_route *r = (struct config_route *)config_route_of(cfg,
+	    subject);
+
+	if (r == NULL) {
+		struct config_route *rs;
+
+		if (!event_subject_valid(subject)) {
+			snprintf(err, errlen, "[route:%s]: not a subject "
+			    "(dot-separated tokens of [A-Za-z0-9_:-], at most "
+			    "%d bytes)", subject, CMDHOST_SUBJECT_MAX);
+			return -1;
+		}
+		rs = realloc(cfg->routes, (cfg->n_routes + 1) * sizeof(*rs));
+		if (rs == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		cfg->routes = rs;
+		r = &rs[cfg->n_routes];
+		memset(r, 0, sizeof(*r));
+		if ((r->subject = strdup(subject)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		cfg->n_routes++;
+	}
+	for (size_t i = 0; i < NKEYS; i++)
+		if (route_row(&keys[i]) && strcmp(keys[i].name, key) == 0)
+			return set_value(cfg, r, &keys[i], value, err, errlen);
+	snprintf(err, errlen, "unknown key '%s' in [route:%s]", key, subject);
+	return -1;
+}
+
+/* Every route names its command; its zeros take the [events] values. */
+static int
+finish_routes(struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		struct config_route *r = &cfg->routes[i];
+
+		if (r->command == NULL) {
+			snprintf(err, errlen, "[route:%s] has no command",
+			    r->subject);
+			return -1;
+		}
+		if (r->max_attempts == 0)
+			r->max_attempts = cfg->events_max_attempts;
+		if (r->backoff_ms == 0)
+			r->backoff_ms = cfg->events_backoff_ms;
+		if (r->backoff_max_ms == 0)
+			r->backoff_max_ms = cfg->events_backoff_max_ms;
+	}
+	return 0;
+}
+
 struct parse_state {
 	struct config *cfg;
 	char err[512]; /* the first error, without file:line */
@@ -643,6 +766,10 @@ on_key(void *user, const char *section, const char *key, const char *value)
 	if (s != NULL) {
 		if (config_set(ps->cfg, section, key, value, err,
 		    sizeof(err)) == 0)
+			return 1;
+	} else if (strncmp(section, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0) {
+		if (set_route(ps->cfg, section + strlen(ROUTE_PREFIX), key,
+		    value, err, sizeof(err)) == 0)
 			return 1;
 	} else if (strncmp(section, PLUGIN_PREFIX, strlen(PLUGIN_PREFIX)) == 0 &&
 	    section[strlen(PLUGIN_PREFIX)] != '\0') {
@@ -848,8 +975,13 @@ config_fini(struct config *cfg)
 		return;
 	free(cfg->path);
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].type == CONFIG_STRING)
+		if (keys[i].type == CONFIG_STRING && !route_row(&keys[i]))
 			free(*(char **)field_of(cfg, &keys[i]));
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		free(cfg->routes[i].subject);
+		free(cfg->routes[i].command);
+	}
+	free(cfg->routes);
 	for (size_t i = 0; i < cfg->n_plugin_kvs; i++) {
 		free(cfg->plugin_kvs[i].plugin);
 		free(cfg->plugin_kvs[i].key);

@@ -22,6 +22,16 @@ struct plugin_kv {
 	char *value;  /* owned */
 };
 
+/* One [route:SUBJECT] section: events of SUBJECT are delivered to the
+ * local command `command`.  0 in a number: the [events] value. */
+struct config_route {
+	char *subject;       /* owned */
+	char *command;       /* owned; required */
+	int max_attempts;    /* deliveries before it is dead-lettered */
+	int backoff_ms;      /* the first retry's wait; it doubles */
+	int backoff_max_ms;  /* and stops doubling here */
+};
+
 struct config {
 	char *path;          /* owned: the file as given */
 	char *socket;        /* owned */
@@ -70,6 +80,14 @@ struct config {
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
+	int events_max_pending;   /* [events]: outbox bound (pending + dead) */
+	int events_max_attempts;  /* route deliveries before a dead letter */
+	int events_backoff_ms;    /* first retry wait, doubling */
+	int events_backoff_max_ms;
+	int events_window;        /* deliveries in flight per subject */
+	int events_relay_ms;      /* how often plugin outboxes are fetched */
+	struct config_route *routes; /* owned array: [route:SUBJECT] */
+	size_t n_routes;
 	struct nats_config nats; /* [nats] and [jetstream] */
 };
 
@@ -88,7 +106,9 @@ enum config_type {
 /* One key of cmdhost.ini: a row of the table that config_init(),
  * config_set() and config_fini() run through.  All strings are static. */
 struct config_key {
-	const char *section;	/* "host", "nats" or "jetstream" */
+	const char *section;	/* "host", "nats", "jetstream", "events",
+				 * or "route:SUBJECT" (the field is then in
+				 * struct config_route) */
 	const char *name;
 	enum config_type type;
 	long long min, max;	/* the range (see enum config_type) */
@@ -135,6 +155,10 @@ int config_set_string(char **field, const char *value);
 /* The value of `key` in [plugin:plugin], or NULL.  Borrowed from cfg. */
 const char *config_plugin_value(const struct config *cfg, const char *plugin,
     const char *key);
+
+/* The route of `subject`, or NULL.  Borrowed from cfg. */
+const struct config_route *config_route_of(const struct config *cfg,
+    const char *subject);
 
 /* Free what cfg owns; cfg may be zeroed or NULL. */
 void config_fini(struct config *cfg);

@@ -69,6 +69,8 @@ struct generation {
 	void *handle;             /* dlopen handle */
 	void *state;              /* the plugin's, freed by fini */
 	cmdhost_fini_fn fini;
+	cmdhost_relay_fetch_fn relay_fetch; /* its own outbox (ABI 1.2), */
+	cmdhost_relay_ack_fn relay_ack;     /* or both NULL */
 	struct command *commands; /* owned array */
 	size_t n_commands;
 	int64_t loaded_at_ms;

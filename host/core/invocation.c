@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "event.h"
 #include "generation.h"
 #include "log.h"
 #include "request.h"
@@ -62,6 +63,8 @@ invocation_fini(struct invocation *inv)
 		json_object_put(inv->late_body);
 	free(inv->late_code);
 	free(inv->late_message);
+	invocation_drop_events(inv);
+	free(inv->emit_refused);
 	if (inv->cmd != NULL)
 		generation_release(inv->cmd->gen);
 	memset(inv, 0, sizeof(*inv));
@@ -191,7 +194,9 @@ invocation_run(struct invocation *inv)
 			    "payload rejected by validate");
 	}
 	if (!inv->finished) {
+		inv->in_execute = 1;
 		rc = cmd->execute(&inv->ctx);
+		inv->in_execute = 0;
 		if (!inv->finished) {
 			char msg[80];
 
@@ -205,9 +210,25 @@ invocation_run(struct invocation *inv)
 		}
 	}
 	generation_running.g = NULL;
+	if (inv->emit_refused != NULL) {
+		/* All or nothing: one refused event fails the call. */
+		invocation_drop_events(inv);
+		invocation_set_error(inv, 500, "event_refused",
+		    inv->emit_refused);
+	}
 	inv->end_ns = clock_mono_ns();
 	if (!inv->keep_late)
 		invocation_check_deadline(inv);
+}
+
+void
+invocation_drop_events(struct invocation *inv)
+{
+	for (size_t i = 0; i < inv->n_events; i++)
+		event_fini(&inv->events[i]);
+	free(inv->events);
+	inv->events = NULL;
+	inv->n_events = 0;
 }
 
 void

@@ -18,6 +18,7 @@
 #include <cmdhost/plugin.h>
 
 struct command;
+struct event;
 struct log_ctx;
 
 /* An invocation's life on an executor. */
@@ -68,6 +69,13 @@ struct invocation {
 	int late_status;              /* 0: none */
 	struct json_object *late_body;  /* owned reference, or NULL */
 	char *late_code, *late_message; /* owned, or NULL */
+
+	/* Events execute emitted (ABI 1.2): the owner publishes them only
+	 * when the answer is this 2xx result. */
+	struct event *events;         /* owned array of n_events */
+	size_t n_events;
+	int in_execute;               /* emits are taken now */
+	char *emit_refused;           /* owned: why an emit was refused */
 };
 
 /* Set up inv (the caller's memory, zeroed here) to own `root` (one
@@ -125,6 +133,9 @@ void invocation_set_error(struct invocation *inv, int status,
  * said why: `why`, borrowed): make the result 500 "bad_reply", with a
  * message naming the plugin, its version and generation. */
 void invocation_refuse_body(struct invocation *inv, const char *why);
+
+/* Free inv's events (it emits nothing after).  Any thread that owns inv. */
+void invocation_drop_events(struct invocation *inv);
 
 /* The invocation a plugin's context belongs to.  Borrowed. */
 static inline struct invocation *

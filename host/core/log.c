@@ -409,6 +409,9 @@ put_ctx(struct line *l, const struct log_ctx *ctx)
 	put_field_str(l, "old_plugin_version", ctx->old_version);
 	put_field_ll(l, "old_generation", ctx->old_generation);
 	put_field_str(l, "reason", ctx->reason);
+	put_field_str(l, "event_id", ctx->event_id);
+	put_field_str(l, "subject", ctx->subject);
+	put_field_ll(l, "attempt", ctx->attempt);
 	put_field_ll(l, "status", ctx->status);
 	put_field_str(l, "error_code", ctx->error_code);
 	if (ctx->duration_ms >= 0) {

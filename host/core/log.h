@@ -31,6 +31,9 @@ struct log_ctx {
 	const char *error_code;
 	const char *old_version;    /* written as "old_plugin_version" */
 	const char *reason;
+	const char *event_id;       /* an event's delivery: its id, */
+	const char *subject;        /* subject, */
+	long long attempt;          /* and attempt (-1: none) */
 	long long generation;
 	long long old_generation;
 	int status;
@@ -42,7 +45,7 @@ struct log_ctx {
 	                             * time it is written */
 };
 
-#define LOG_CTX_INIT { .generation = -1, .old_generation = -1, \
+#define LOG_CTX_INIT { .generation = -1, .old_generation = -1, .attempt = -1, \
 	.status = -1, .duration_ms = -1.0, .cold_start = -1, .pid = -1, \
 	.uid = -1 }
 

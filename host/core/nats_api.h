@@ -225,7 +225,26 @@ struct nats_module {
 	 * NATS_KV_UNAVAILABLE. */
 	int (*kv_delete)(void *bridge, const char *key, uint64_t last,
 	    char *err, size_t errlen);
+
+	/*
+	 * Appended (check NATS_MODULE_HAS): publish one of the daemon's
+	 * events, data[0..len) on `subject`, and return only once the server
+	 * has it: to JetStream with the header Nats-Msg-Id `msg_id` when a
+	 * stream takes the subject (waiting for the stream's ack), else a
+	 * plain message (with the same header) and a flush.  Nothing is
+	 * buffered while disconnected.  Returns NATS_PUB_OK, or
+	 * NATS_PUB_UNAVAILABLE with the reason in err (the caller keeps the
+	 * event and retries).  All arguments borrowed.  One thread at a
+	 * time, never after stop began.
+	 */
+	int (*event_publish)(void *bridge, const char *subject,
+	    const char *data, size_t len, const char *msg_id, char *err,
+	    size_t errlen);
 };
+
+/* What event_publish returns. */
+#define NATS_PUB_OK          0
+#define NATS_PUB_UNAVAILABLE 1
 
 /* Does the module table t have member m? */
 #define NATS_MODULE_HAS(t, m) \

@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "dispatch.h"
 #include "core/loader.h"
+#include "outbox.h"
 #include "registry.h"
 #include "rollback.h"
 #include "views.h"
@@ -42,6 +43,71 @@ ok(struct buf *out, const struct request *req, struct json_object *body)
 
 	json_object_put(body);
 	return rc < 0 ? rc : 200;
+}
+
+/* Append a 4xx error reply; returns its status or a negative errno. */
+static int
+fail(struct buf *out, const struct request *req, int status, const char *code,
+    const char *msg)
+{
+	int rc = request_format_error(out, req->id, status, code, msg);
+
+	return rc < 0 ? rc : status;
+}
+
+/*
+ * host.events (admin only: event bodies are the commands' data):
+ * {"dead": true} lists dead letters instead of pending events, "limit"
+ * caps the list (default 100), {"requeue": "ID"} puts a dead letter
+ * back in its subject's queue.
+ */
+static int
+events(const struct admin *a, uid_t peer_uid, const struct request *req,
+    struct buf *out)
+{
+	struct outbox *ob = dispatch_outbox(a->disp);
+	struct json_object *p = req->payload, *v, *body;
+	size_t pending, dead, limit = 100;
+	int want_dead = 0;
+	char msg[200];
+
+	if (!admin_allowed(a, peer_uid)) {
+		snprintf(msg, sizeof(msg), "host.events is for admins; uid %u "
+		    "is not one", (unsigned)peer_uid);
+		return fail(out, req, 403, "forbidden", msg);
+	}
+	if (p != NULL && !json_object_is_type(p, json_type_object))
+		return fail(out, req, 400, "invalid_payload", "the payload of "
+		    "host.events must be an object");
+	if (p != NULL && json_object_object_get_ex(p, "requeue", &v)) {
+		const char *id = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string))
+			return fail(out, req, 400, "invalid_payload",
+			    "\"requeue\" must be an event id (a string)");
+		if (outbox_requeue(ob, id) < 0) {
+			snprintf(msg, sizeof(msg), "no dead event has the id "
+			    "'%.128s'", id);
+			return fail(out, req, 404, "not_found", msg);
+		}
+		body = json_object_new_object();
+		json_object_object_add(body, "requeued",
+		    json_object_new_string(id));
+		return ok(out, req, body);
+	}
+	if (p != NULL && json_object_object_get_ex(p, "dead", &v))
+		want_dead = json_object_get_boolean(v);
+	if (p != NULL && json_object_object_get_ex(p, "limit", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) >
+	    0)
+		limit = (size_t)json_object_get_int64(v);
+	outbox_counts(ob, &pending, &dead);
+	body = json_object_new_object();
+	json_object_object_add(body, "pending", json_object_new_uint64(pending));
+	json_object_object_add(body, "dead", json_object_new_uint64(dead));
+	json_object_object_add(body, want_dead ? "dead_events" : "events",
+	    outbox_list(ob, want_dead, limit));
+	return ok(out, req, body);
 }
 
 int
@@ -113,6 +179,8 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		    registry_get_rollback(a->reg))));
 		return ok(out, req, body);
 	}
+	if (strcmp(name, "host.events") == 0)
+		return events(a, peer_uid, req, out);
 	if (strcmp(name, "host.reload") == 0 ||
 	    strcmp(name, "host.rollback") == 0) {
 		if (!admin_allowed(a, peer_uid)) {
@@ -132,7 +200,7 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	rc = request_format_error(out, req->id, 404, "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
-	    "host.stats, host.reload, host.rollback)");
+	    "host.stats, host.events, host.reload, host.rollback)");
 	return rc < 0 ? rc : 404;
 }
 

@@ -46,6 +46,8 @@ struct call {
 	const struct idem_backend *idem_be; /* whose record it is */
 	struct idem_result replay;    /* CALL_REPLAY: owned */
 	int key_reply;                /* deliver once its result is stored */
+	int ev_won;                   /* its events are being stored, and
+	                               * its result was the answer */
 	size_t heap_idx;              /* in dispatch's deadline heap, or -1 */
 
 	/* The owner's, set before dispatch_call(); dispatch never reads

@@ -6,6 +6,7 @@ DAEMON_SRCS := \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
 	host/daemon/crash.c \
+	host/daemon/deliver.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/fair.c \
@@ -14,6 +15,7 @@ DAEMON_SRCS := \
 	host/daemon/listener.c \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \
+	host/daemon/outbox.c \
 	host/daemon/registry.c \
 	host/daemon/reply.c \
 	host/daemon/rollback.c \

@@ -28,6 +28,7 @@
 #include "core/thread.h"
 #include "executor.h"
 #include "idem.h"
+#include "outbox.h"
 #include "registry.h"
 #include "reply.h"
 #include "rollback.h"
@@ -41,6 +42,7 @@ struct dispatch {
 	struct executor *exec[ISOLATION_KINDS]; /* one per kind */
 	struct idem *idem;           /* idempotency records */
 	struct idem_backend local;   /* idem as a backend */
+	struct outbox *outbox;       /* emitted events (events.db) */
 
 	pthread_mutex_t lock;        /* heap, answers of calls off-thread */
 	pthread_cond_t cond;         /* the earliest deadline changed */
@@ -278,6 +280,97 @@ finish_key(struct call *c, int reply)
 	buf_free(&text);
 }
 
+/* ------------------------------------------------------------ events */
+
+/* Do c's events go out?  When its result is the answer (won) and 2xx,
+ * or when its key stores a success (a late one too: a retry replays it
+ * as a success, so its events must exist). */
+static int
+publishable(const struct call *c, int won)
+{
+	const struct invocation *inv = &c->inv;
+	int st = inv->status == 504 && inv->late_status != 0 ?
+	    inv->late_status : inv->status;
+
+	if (inv->n_events == 0)
+		return 0;
+	if (won && inv->status >= 200 && inv->status < 300)
+		return 1;
+	return c->idem != NULL && st >= 200 && st < 300;
+}
+
+/* c ran, but its events cannot be kept: it answers 503, and its key
+ * (a 5xx) is not stored, so that a retry runs it again. */
+static void
+events_lost(struct call *c, const char *why)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "the command ran, but its events could not "
+	    "be stored (%s); none of them will be delivered", why);
+	c->inv.late_status = 0;
+	invocation_set_error(&c->inv, 503, "unavailable", msg);
+}
+
+/* What follows c's stored events: its key's record, then its reply. */
+static void
+settle_rest(struct call *c, int won)
+{
+	if (c->idem != NULL) {
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+		finish_key(c, won);
+	} else if (won) {
+		deliver(c); /* dispatch's reference goes with it */
+	}
+}
+
+/* outbox_add()'s callback: c's events are on disk (or lost). */
+static void
+events_durable(void *arg, int ok)
+{
+	struct call *c = arg;
+
+	if (!ok)
+		events_lost(c, "the outbox could not be written");
+	settle_rest(c, c->ev_won);
+	call_release(c); /* the store's */
+}
+
+/*
+ * c's result is final (won: it is the answer): store its events before
+ * anything else leaves, then its key, then the reply (settle_rest).  An
+ * outbox that is full or out of memory makes the answer 503.
+ */
+static void
+settle(struct call *c, int won)
+{
+	struct invocation *inv = &c->inv;
+	int rc;
+
+	if (!publishable(c, won)) {
+		invocation_drop_events(inv);
+		settle_rest(c, won);
+		return;
+	}
+	c->ev_won = won;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	rc = outbox_add(c->d->outbox, inv->events, inv->n_events, NULL,
+	    inv->request_id, inv->cmd->name, events_durable, c);
+	invocation_drop_events(inv); /* taken, or to be dropped */
+	if (rc < 0) {
+		atomic_fetch_sub_explicit(&c->refs, 1, memory_order_relaxed);
+		events_lost(c, rc == -ENOSPC ? "the outbox is full: [events] "
+		    "max_pending" : "out of memory");
+		settle_rest(c, won);
+	}
+}
+
+struct outbox *
+dispatch_outbox(struct dispatch *d)
+{
+	return d->outbox;
+}
+
 /* The executor took c: its reference, and its deadline on the heap. */
 static void
 on_taken(struct call *c)
@@ -310,14 +403,10 @@ on_executed(struct call *c)
 	pthread_mutex_unlock(&d->lock);
 	if (won && c->inv.keep_late)
 		invocation_check_deadline(&c->inv); /* it is the answer */
-	if (c->idem != NULL) {
-		/* The result is stored before its reply leaves; a late one
-		 * (after a 504, a forced stop, a hang-up) is stored too. */
-		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-		finish_key(c, won);
-	} else if (won) {
-		deliver(c);
-	}
+	/* Its events, then its key's result, are stored before its reply
+	 * leaves; a keyed late one (after a 504, a forced stop, a hang-up)
+	 * is stored too. */
+	settle(c, won);
 	if (!won && was == CALL_ABANDONED)
 		dispatch_drop(c);
 	call_release(c); /* the executor's */
@@ -812,6 +901,14 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		    memory_order_relaxed);
 		if (c->inv.keep_late)
 			invocation_check_deadline(&c->inv);
+		if (publishable(c, 1)) {
+			/* Its reply waits for its stored events. */
+			if (a->owner != NULL && a->owner->post != NULL)
+				*callp = c;
+			settle(c, 1);
+			return DISPATCH_PENDING;
+		}
+		invocation_drop_events(&c->inv);
 		if (c->idem != NULL) {
 			/* Its reply waits for its stored result. */
 			if (a->owner != NULL && a->owner->post != NULL)
@@ -857,6 +954,9 @@ open_store(struct dispatch *d, char *err, size_t errlen)
 		    strerror(errno) : "not a directory");
 		return -1;
 	}
+	snprintf(path, sizeof(path), "%s/events.db", dir);
+	if ((d->outbox = outbox_open(path, d->cfg, err, errlen)) == NULL)
+		return -1;
 	snprintf(path, sizeof(path), "%s/idempotency.db", dir);
 	d->idem = idem_open(path, (int64_t)d->cfg->idempotency_ttl_s * 1000,
 	    (size_t)d->cfg->idempotency_memory, err, errlen);
@@ -912,6 +1012,8 @@ dispatch_stats(struct dispatch *d, struct json_object *into)
 	for (int k = 0; k < ISOLATION_KINDS; k++)
 		if (d->exec[k] != NULL)
 			d->exec[k]->ops->stats(d->exec[k], into);
+	if (d->outbox != NULL)
+		outbox_stats(d->outbox, into);
 	if (d->idem == NULL)
 		return;
 	idem_get_stats(d->idem, &st);
@@ -929,6 +1031,8 @@ dispatch_stats(struct dispatch *d, struct json_object *into)
 int
 dispatch_stop(struct dispatch *d, int64_t deadline_ns)
 {
+	/* No new deliveries; those in flight end with the executors. */
+	outbox_stop(d->outbox);
 	for (int k = 0; k < ISOLATION_KINDS; k++)
 		if (d->exec[k] != NULL &&
 		    d->exec[k]->ops->stop(d->exec[k], deadline_ns) < 0)
@@ -944,6 +1048,8 @@ dispatch_stop(struct dispatch *d, int64_t deadline_ns)
 	/* Last: stored results release the replies that waited for them. */
 	idem_close(d->idem);
 	d->idem = NULL;
+	outbox_close(d->outbox);
+	d->outbox = NULL;
 	return 0;
 }
 
@@ -956,6 +1062,7 @@ dispatch_free(struct dispatch *d)
 		if (d->exec[k] != NULL)
 			d->exec[k]->ops->free(d->exec[k]);
 	idem_close(d->idem);
+	outbox_close(d->outbox);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d->heap);

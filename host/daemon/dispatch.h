@@ -128,6 +128,10 @@ void dispatch_drop(struct call *c);
  * on its way to post. */
 void dispatch_force(struct call *c);
 
+/* The outbox of emitted events (state_dir/events.db).  Borrowed: it
+ * lives until dispatch_stop(). */
+struct outbox *dispatch_outbox(struct dispatch *d);
+
 /* Add the executors' figures (queue_depth) to `into` (borrowed). */
 void dispatch_stats(struct dispatch *d, struct json_object *into);
 

@@ -30,6 +30,7 @@
 #include "core/thread.h"
 #include "core/trust.h"
 #include "crash.h"
+#include "deliver.h"
 #include "dispatch.h"
 #include "nats_host.h"
 #include "registry.h"
@@ -78,6 +79,7 @@ struct daemon {
 	struct watcher *watcher;
 	struct nats_host *nats;
 	struct rollback *rb;
+	struct deliverer *dlv;       /* events out: routes, NATS, relay */
 	sigset_t sigs;
 	char copy_dir[PATH_MAX];
 	char state_dir[PATH_MAX];  /* absolute */
@@ -346,6 +348,11 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
+	if ((dm->dlv = deliver_start(cfg, dm->reg, dm->disp, dm->nats, err,
+	    sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		return -1;
+	}
 	{
 		int plugins, commands, failed;
 
@@ -410,6 +417,7 @@ release(struct daemon *dm, int64_t deadline_ns)
 	if (watcher_stop_until(dm->watcher, deadline_ns) < 0)
 		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
+	deliver_stop(dm->dlv);
 	nats_host_stop(dm->nats, clock_mono_ns());
 	if (dm->srv != NULL) {
 		/* Idle loops leave at once; a failed start-up has no calls. */
@@ -428,6 +436,8 @@ release(struct daemon *dm, int64_t deadline_ns)
 	dm->nats = NULL;
 	dispatch_free(dm->disp);
 	dm->disp = NULL;
+	deliver_free(dm->dlv);
+	dm->dlv = NULL;
 	dispatch_thread_cache(0); /* server_free freed calls here */
 	/* It asks the registry for rollbacks: stopped before it. */
 	rollback_stop(dm->rb);
@@ -472,7 +482,9 @@ stop(struct daemon *dm)
 	dm->watcher = NULL;
 	/* NATS first: stop fetching events, finish and ack what is held,
 	 * drain the subscriptions, close the connection; in at most half
-	 * of the time, so that the socket's calls keep the rest. */
+	 * of the time, so that the socket's calls keep the rest.  Event
+	 * deliveries stop before it (they publish on it). */
+	deliver_stop(dm->dlv);
 	nats_host_stop(dm->nats, t0 +
 	    (int64_t)cfg->shutdown_timeout_ms * 500000);
 	rc = server_stop(dm->srv, deadline);

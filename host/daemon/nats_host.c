@@ -424,6 +424,23 @@ nats_host_stop(struct nats_host *h, int64_t deadline_ns)
 	registry_set_publish_hook(h->reg, NULL, NULL);
 }
 
+int
+nats_host_publish(struct nats_host *h, const char *subject, const char *data,
+    size_t len, const char *msg_id, char *err, size_t errlen)
+{
+	if (h->bridge == NULL) {
+		snprintf(err, errlen, "the NATS bridge is stopped");
+		return -1;
+	}
+	if (!NATS_MODULE_HAS(h->mod, event_publish)) {
+		snprintf(err, errlen, "this %s is older than cmdhostd and "
+		    "cannot publish events", NATS_MODULE_FILE);
+		return -1;
+	}
+	return h->mod->event_publish(h->bridge, subject, data, len, msg_id,
+	    err, errlen) == NATS_PUB_OK ? 0 : -1;
+}
+
 void
 nats_host_free(struct nats_host *h)
 {

@@ -32,6 +32,13 @@ struct nats_host *nats_host_start(const struct config *cfg,
  * deadline_ns, CLOCK_MONOTONIC), connection closed.  NULL is ok. */
 void nats_host_stop(struct nats_host *h, int64_t deadline_ns);
 
+/* Publish an event (all borrowed) and return once NATS has it: 0, or
+ * -1 with the reason in err (not connected, no ack, a module without
+ * event_publish): keep it and retry.  One thread at a time. */
+int nats_host_publish(struct nats_host *h, const char *subject,
+    const char *data, size_t len, const char *msg_id, char *err,
+    size_t errlen);
+
 /* Free the host; only after dispatch_stop() returned 0 (calls it
  * started report back to it).  NULL is ok. */
 void nats_host_free(struct nats_host *h);

@@ -6,4 +6,5 @@ NATS_MOD_SRCS := \
 	host/nats/nats_cli.c \
 	host/nats/nats_js.c \
 	host/nats/nats_kv.c \
+	host/nats/nats_pub.c \
 	host/nats/nats_srv.c

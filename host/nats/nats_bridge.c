@@ -609,6 +609,8 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	 * calls until their record is settled). */
 	kv_stop(b->kv);
 	b->kv = NULL;
+	jsCtx_Destroy(b->pub_js);
+	b->pub_js = NULL;
 	if (b->nc != NULL) {
 		natsConnection_FlushTimeout(b->nc, 1000);
 		close_connection(b);
@@ -638,4 +640,5 @@ const struct nats_module cmdhost_nats_module = {
 	kv_begin,
 	kv_update,
 	kv_delete,
+	event_publish,
 };

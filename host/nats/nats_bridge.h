@@ -60,6 +60,7 @@ struct bridge {
 	natsSubscription *srv_subs[9];
 	struct nats_js *js;
 	struct nats_kv *kv;         /* the idempotency bucket, or NULL */
+	jsCtx *pub_js;              /* event_publish()'s, made on first use */
 };
 
 /* nats_bridge.c */
@@ -97,5 +98,9 @@ int kv_update(void *bp, const char *key, const void *val, size_t len,
     uint64_t last, uint64_t *rev, char *err, size_t errlen);
 int kv_delete(void *bp, const char *key, uint64_t last, char *err,
     size_t errlen);
+
+/* nats_pub.c: the module table's event_publish (nats_api.h). */
+int event_publish(void *bp, const char *subject, const char *data,
+    size_t len, const char *msg_id, char *err, size_t errlen);
 
 #endif /* CMDHOST_NATS_BRIDGE_H */

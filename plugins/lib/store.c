@@ -190,6 +190,11 @@ store_attach(cmdhost_registrar *reg, const char *fallback,
 		return NULL;
 	}
 	cmdhost_set_state(reg, s, free_store);
+	/* The daemon publishes the outbox (ABI 1.2): it fetches rows, stores
+	 * them in its own durable outbox, then has them deleted here. */
+	if (CMDHOST_API_HAS(cmdhost_api(reg), reg_set_relay) &&
+	    cmdhost_set_relay(reg, store_relay_fetch, store_relay_ack) != 0)
+		return NULL;
 	return s;
 }
 
@@ -230,6 +235,61 @@ void
 store_rollback(struct store *s)
 {
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+store_relay_fetch(void *state, cmdhost_relay *sink, size_t max)
+{
+	struct store *s = state;
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_prepare_v2(s->db, "SELECT id, topic, message FROM outbox "
+	    "ORDER BY id LIMIT ?1", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			char id[24];
+
+			snprintf(id, sizeof(id), "%lld",
+			    (long long)sqlite3_column_int64(st, 0));
+			/* A refused row is acked all the same (logged by the
+			 * daemon): go on with the next. */
+			(void)cmdhost_relay_put(sink, id,
+			    (const char *)sqlite3_column_text(st, 1),
+			    (const char *)sqlite3_column_text(st, 2));
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_relay_ack(void *state, const char *const *ids, size_t n)
+{
+	struct store *s = state;
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_prepare_v2(s->db, "DELETE FROM outbox WHERE id = ?1", -1,
+	    &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+		sqlite3_bind_int64(st, 1, atoll(ids[i]));
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sqlite3_reset(st);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	else
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc == SQLITE_OK ? 0 : -1;
 }
 
 int

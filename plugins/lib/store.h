@@ -51,6 +51,16 @@ struct store *store_attach(cmdhost_registrar *reg, const char *fallback,
     const char *schema, const char *const *sql, size_t nsql);
 
 /*
+ * The relay of the outbox (cmdhost_set_relay, ABI 1.2; store_attach sets
+ * it up): fetch hands the daemon the oldest `max` rows (id = the row id,
+ * subject = the topic, body = the message); ack deletes the rows of ids,
+ * which the daemon has stored durably.  Each takes the lock.  Return 0 or
+ * -1.
+ */
+int store_relay_fetch(void *state, cmdhost_relay *sink, size_t max);
+int store_relay_ack(void *state, const char *const *ids, size_t n);
+
+/*
  * Run `st` (borrowed), a statement with its parameters bound, to its first
  * row or to the end; then reset it and clear its bindings.  Returns
  * SQLITE_OK, or the (extended) error code with sqlite's message in err.

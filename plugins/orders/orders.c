@@ -70,7 +70,7 @@ process_validate(cmdhost_ctx *ctx)
 
 /*
  * In one transaction, insert order `order_id` as PROCESSING and the
- * "payment" outbox row carrying `msg` (borrowed).  Caller holds the lock.
+ * "payment.requested" outbox row carrying `msg` (borrowed).  Caller holds the lock.
  * Returns as store_step(); SQLITE_CONSTRAINT_PRIMARYKEY means the order
  * exists.
  */
@@ -88,7 +88,7 @@ process_tx(struct store *s, const char *order_id, const char *user_id,
 	sqlite3_bind_text(st, 2, user_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_double(st, 3, amount);
 	sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
-	return store_write(s, st, "payment", msg, now, err, errlen);
+	return store_write(s, st, "payment.requested", msg, now, err, errlen);
 }
 
 /* A reply body {"orderId": order_id, "status": status}.  Returns new. */
@@ -188,7 +188,7 @@ enum refund_result {
 
 /*
  * In one transaction, check order `order_id` and, if it may be refunded,
- * mark it REFUNDED and write the "notification" outbox row carrying `msg`
+ * mark it REFUNDED and write the "refund.notification" outbox row carrying `msg`
  * (borrowed).  Caller holds the lock.  Returns as store_step(); on
  * SQLITE_OK, *result says what happened and *amount holds the order's
  * amount when it was found.
@@ -236,7 +236,7 @@ refund_tx(struct store *s, const char *order_id, double refund,
 	sqlite3_bind_text(upd, 1, order_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_double(upd, 2, refund);
 	sqlite3_bind_text(upd, 3, now, -1, SQLITE_TRANSIENT);
-	return store_write(s, upd, "notification", msg, now, err, errlen);
+	return store_write(s, upd, "refund.notification", msg, now, err, errlen);
 }
 
 /*

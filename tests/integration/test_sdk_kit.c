@@ -215,7 +215,7 @@ Test(kit, install_template_check_exec_deploy, .timeout = 300)
 	st = run(NULL, &out, &err, cli, "check", path, NULL);
 	cr_expect_eq(st, 0, "check: exit %d\n%s\n%s", st, out, err);
 	cr_expect(strstr(out, ": ok\n") != NULL, "%s", out);
-	cr_expect(strstr(out, "abi: 1.1") != NULL, "%s", out);
+	cr_expect(strstr(out, "abi: 1.2") != NULL, "%s", out);
 	cr_expect(strstr(out, "plugin: kit_hello\n") != NULL, "%s", out);
 	cr_expect(strstr(out, "version: 0.1.0\n") != NULL, "%s", out);
 	cr_expect(strstr(out, "kit_hello.greet  Greet someone by name") !=
@@ -389,7 +389,7 @@ Test(kit, check_good_lists_commands)
 	cr_expect_eq(st, 0, "exit %d\n%s", st, err);
 	cr_expect(strstr(out, "descriptor: cmdhost_plugin, magic 0x434d4448")
 	    != NULL, "%s", out);
-	cr_expect(strstr(out, "abi: 1.1 (this cmdhost: 1.1)") != NULL, "%s",
+	cr_expect(strstr(out, "abi: 1.2 (this cmdhost: 1.2)") != NULL, "%s",
 	    out);
 	cr_expect(strstr(out, "plugin: good\nversion: 1.0.0\ncommands: 9\n")
 	    != NULL, "%s", out);

@@ -231,7 +231,8 @@ Test(config, error_texts)
 		{ "workers = 1\n", 1,
 		  "key 'workers' outside any section; put it under [host]" },
 		{ "[hots]\nworkers = 1\n", 2, "unknown section [hots] (expected "
-		  "[host], [nats], [jetstream] or [plugin:NAME])" },
+		  "[host], [nats], [jetstream], [events], [route:SUBJECT] or "
+		  "[plugin:NAME])" },
 		{ "[host]\nworkers 1\n", 2,
 		  "syntax error (expected [section] or key = value)" },
 		{ "[nats]\nreconnect_wait_ms = 9\n", 2,
@@ -816,7 +817,9 @@ Test(config_keys, rows_are_whole_and_unique)
 	for (size_t i = 0; i < n; i++) {
 		cr_assert(strcmp(k[i].section, "host") == 0 ||
 		    strcmp(k[i].section, "nats") == 0 ||
-		    strcmp(k[i].section, "jetstream") == 0, "[%s] %s",
+		    strcmp(k[i].section, "jetstream") == 0 ||
+		    strcmp(k[i].section, "events") == 0 ||
+		    strcmp(k[i].section, "route:SUBJECT") == 0, "[%s] %s",
 		    k[i].section, k[i].name);
 		cr_assert_neq(k[i].name[0], '\0');
 		cr_assert_not_null(k[i].doc, "[%s] %s has no doc line",
@@ -899,7 +902,8 @@ Test(config_keys, set_by_section)
 	cr_assert_eq(config_set(&cfg, "plugin:good", "k", "v", reason,
 	    sizeof(reason)), -1);
 	cr_assert_str_eq(reason, "unknown section [plugin:good] (expected "
-	    "[host], [nats], [jetstream] or [plugin:NAME])");
+	    "[host], [nats], [jetstream], [events], [route:SUBJECT] or "
+	    "[plugin:NAME])");
 }
 
 #define MAN_PAGE CMDHOST_SOURCE_DIR "/man/cmdhost.ini.5"

@@ -302,13 +302,25 @@ Test(loader, bad_magic)
 Test(loader, bad_abi_names_both_majors)
 {
 	expect_refused(TPLUGIN("bad_abi"), "bad_abi.so", "99.0", NULL);
-	cr_assert_not_null(strstr(err, "1.1"), "%s", err);
+	{
+		char ours[16];
+
+		snprintf(ours, sizeof(ours), "%d.%d", CMDHOST_ABI_MAJOR,
+		    CMDHOST_ABI_MINOR);
+		cr_assert_not_null(strstr(err, ours), "%s", err);
+	}
 }
 
 Test(loader, newer_minor)
 {
 	expect_refused(TPLUGIN("newer_minor"), "newer_minor.so", "1.999", NULL);
-	cr_assert_not_null(strstr(err, "1.1"), "%s", err);
+	{
+		char ours[16];
+
+		snprintf(ours, sizeof(ours), "%d.%d", CMDHOST_ABI_MAJOR,
+		    CMDHOST_ABI_MINOR);
+		cr_assert_not_null(strstr(err, ours), "%s", err);
+	}
 }
 
 Test(loader, no_descriptor)

@@ -15,7 +15,10 @@
  *
  * ABI 1.1 added ctx_respond_text and ctx_client_id_text (a plugin need not
  * link json-c), moved the log and error-message limits behind the table,
- * and let the loader take the descriptor from a function.  The table's
+ * and let the loader take the descriptor from a function.  ABI 1.2 added
+ * events: ctx_emit_text and ctx_emit (a call's events are published only
+ * when it finishes 2xx), and the relay of a plugin's own outbox
+ * (reg_set_relay, relay_put).  The table's
  * entries are the contract, for C and for any other language; the layout
  * of every struct here is in cmdhost/plugin-layout.txt.
  */
@@ -36,7 +39,7 @@ extern "C" {
 
 #define CMDHOST_MAGIC 0x434d4448u /* "CMDH" */
 #define CMDHOST_ABI_MAJOR 1
-#define CMDHOST_ABI_MINOR 1
+#define CMDHOST_ABI_MINOR 2
 
 /* Limits the daemon applies behind the table (struct cmdhost_api): */
 /* log text (reg_log, ctx_log) and error messages (ctx_fail) are cut at
@@ -48,11 +51,21 @@ extern "C" {
  * refused with 500. */
 #define CMDHOST_BODY_TEXT_MAX (16u * 1024u * 1024u)
 
+/* Events (ABI 1.2): a call emits at most CMDHOST_EVENTS_MAX events, each
+ * body at most CMDHOST_EVENT_MAX bytes of JSON text; a subject is at most
+ * CMDHOST_SUBJECT_MAX bytes of dot-separated tokens of [A-Za-z0-9_:-];
+ * a relayed event's id at most CMDHOST_EVENT_ID_MAX bytes. */
+#define CMDHOST_EVENTS_MAX 64
+#define CMDHOST_EVENT_MAX (256u * 1024u)
+#define CMDHOST_SUBJECT_MAX 128
+#define CMDHOST_EVENT_ID_MAX 128
+
 /* The longest command name, in bytes; names match [A-Za-z0-9_.:-]{1,128}. */
 #define CMDHOST_NAME_MAX 128
 
 typedef struct cmdhost_registrar cmdhost_registrar;
 typedef struct cmdhost_ctx cmdhost_ctx;
+typedef struct cmdhost_relay cmdhost_relay;
 
 /* Types a declared payload field may have.  INTEGER accepts only JSON
  * numbers without fraction or exponent; NUMBER accepts any JSON number. */
@@ -130,14 +143,31 @@ typedef int (*cmdhost_register_fn)(cmdhost_registrar *reg);
 typedef void (*cmdhost_fini_fn)(void *state);
 
 /*
+ * The relay of a plugin's own transactional outbox (ABI 1.2, see
+ * reg_set_relay).  fetch: hand the daemon up to `max` pending rows, oldest
+ * first, each with relay_put(sink, ...); return 0, or non-zero when the
+ * outbox cannot be read now (the daemon tries again later).  ack: the
+ * events of these ids (borrowed, n of them) are now in the daemon's own
+ * durable outbox: mark them sent (or delete them); return 0, or non-zero
+ * (they will be fetched again, and the daemon drops the duplicates by id).
+ * Both run on a daemon thread of their own, never two at once for one
+ * generation, possibly while calls of the generation run, never after
+ * its fini.
+ */
+typedef int (*cmdhost_relay_fetch_fn)(void *state, cmdhost_relay *sink,
+    size_t max);
+typedef int (*cmdhost_relay_ack_fn)(void *state, const char *const *ids,
+    size_t n);
+
+/*
  * The host function table: the whole contract between a plugin and the
  * daemon.  A plugin in any language with a C FFI may call these entries
  * directly; the static inline functions further down are C conveniences
  * that add nothing the entries do not do themselves (printf formatting
  * aside).  Every limit lives behind the table.
  *
- * Reaching it: the first member of both opaque objects, cmdhost_registrar
- * and cmdhost_ctx, is a `const struct cmdhost_api *` (see CMDHOST__API).
+ * Reaching it: the first member of the opaque objects, cmdhost_registrar,
+ * cmdhost_ctx and (ABI 1.2) cmdhost_relay, is a `const struct cmdhost_api *` (see CMDHOST__API).
  * The table is static: the pointer stays valid as long as the plugin is
  * loaded, on every thread.
  *
@@ -290,6 +320,51 @@ struct cmdhost_api {
 	 * the request had none.  Borrowed: valid until validate/execute
 	 * returns. */
 	const char *(*ctx_client_id_text)(cmdhost_ctx *ctx);
+
+	/* ---- ABI 1.2: events */
+
+	/* Emit an event from execute: a subject (NUL-terminated, at most
+	 * CMDHOST_SUBJECT_MAX bytes, dot-separated tokens of
+	 * [A-Za-z0-9_:-]) and a body given as JSON text, `len` bytes at
+	 * `json` (borrowed, copied; checked as ctx_respond_text checks a
+	 * body, at most CMDHOST_EVENT_MAX bytes; json NULL with len 0 is
+	 * JSON null).  The event is kept on the call and published only if
+	 * the call finishes with 2xx; the daemon makes it durable before the
+	 * reply is sent, gives it a stable id and delivers it at least once
+	 * (docs/events.md).  Returns 0; -1 when the subject or the text is
+	 * refused or the call would pass CMDHOST_EVENTS_MAX events: then the
+	 * call fails with 500 event_refused (whatever it answers) and none of
+	 * its events is published.  Only inside execute, before it returns;
+	 * ignored (-1) in validate. */
+	int (*ctx_emit_text)(cmdhost_ctx *ctx, const char *subject,
+	    const char *json, size_t len);
+
+	/* ctx_emit_text() with a json-c body.  Borrows `body` (the caller
+	 * keeps its reference; the daemon writes it as text at once); NULL
+	 * is JSON null.  Same returns and limits. */
+	int (*ctx_emit)(cmdhost_ctx *ctx, const char *subject,
+	    struct json_object *body);
+
+	/* In the registration function: the daemon relays this
+	 * generation's own outbox (rows the plugin committed with its own
+	 * data, in its own store): it calls fetch(state, sink, max) now and
+	 * then, stores each event relay_put gave it durably, then calls
+	 * ack(state, ids, n).  A crash anywhere in between loses nothing:
+	 * unacked rows are fetched again and duplicates (same id) dropped.
+	 * `state` is the one reg_set_state set.  Returns 0, or -1 (NULL
+	 * fetch or ack: a registration error is recorded). */
+	int (*reg_set_relay)(cmdhost_registrar *reg,
+	    cmdhost_relay_fetch_fn fetch, cmdhost_relay_ack_fn ack);
+
+	/* Inside fetch: one pending row of the outbox.  `id` (at most
+	 * CMDHOST_EVENT_ID_MAX bytes of printable ASCII, unique in the
+	 * plugin's outbox for ever: its row id will do), subject and body as
+	 * ctx_emit_text; all borrowed and copied.  The event's id is
+	 * "<plugin>:<id>".  Returns 0, or -1 when the row is refused
+	 * (logged; it is still acked so that it does not come back) or
+	 * `max` rows were put already. */
+	int (*relay_put)(cmdhost_relay *sink, const char *id,
+	    const char *subject, const char *json, size_t len);
 };
 
 /* True when the daemon's table has member `m` (every 1.0 member is always
@@ -297,7 +372,7 @@ struct cmdhost_api {
 #define CMDHOST_API_HAS(api, m) \
 	(offsetof(struct cmdhost_api, m) + sizeof((api)->m) <= (api)->size)
 
-/* The first member of both opaque objects is the table. */
+/* The first member of every opaque object is the table. */
 #define CMDHOST__API(p) (*(const struct cmdhost_api *const *)(const void *)(p))
 
 /* The exported descriptor.  The daemon reads magic and ABI before it calls
@@ -545,6 +620,43 @@ static inline const char *
 cmdhost_client_id_text(cmdhost_ctx *ctx)
 {
 	return CMDHOST__API(ctx)->ctx_client_id_text(ctx);
+}
+
+/* Emit an event (ABI 1.2): a subject and a NUL-terminated JSON text body
+ * (borrowed, copied).  Published only if the call finishes 2xx; a refused
+ * event fails the call with 500 and none of its events goes out.  Returns
+ * 0 or -1.  Test CMDHOST_API_HAS(cmdhost_api(ctx), ctx_emit_text) on an
+ * older daemon. */
+static inline int
+cmdhost_emit_text(cmdhost_ctx *ctx, const char *subject, const char *json)
+{
+	return CMDHOST__API(ctx)->ctx_emit_text(ctx, subject, json,
+	    json != NULL ? strlen(json) : 0);
+}
+
+/* Emit an event with a json-c body (borrowed: still yours).  ABI 1.2. */
+static inline int
+cmdhost_emit(cmdhost_ctx *ctx, const char *subject, struct json_object *body)
+{
+	return CMDHOST__API(ctx)->ctx_emit(ctx, subject, body);
+}
+
+/* Have the daemon relay this generation's own outbox (ABI 1.2; see
+ * reg_set_relay in struct cmdhost_api).  Returns 0 or -1. */
+static inline int
+cmdhost_set_relay(cmdhost_registrar *reg, cmdhost_relay_fetch_fn fetch,
+    cmdhost_relay_ack_fn ack)
+{
+	return CMDHOST__API(reg)->reg_set_relay(reg, fetch, ack);
+}
+
+/* Inside a relay fetch: hand over one pending row (ABI 1.2). */
+static inline int
+cmdhost_relay_put(cmdhost_relay *sink, const char *id, const char *subject,
+    const char *json)
+{
+	return CMDHOST__API(sink)->relay_put(sink, id, subject, json,
+	    json != NULL ? strlen(json) : 0);
 }
 
 /* Finish with an error: status 400..599, a short snake_case code and a

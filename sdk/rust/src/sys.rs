@@ -9,12 +9,17 @@ use std::os::raw::{c_char, c_int, c_uint, c_void};
 
 pub const CMDHOST_MAGIC: u32 = 0x434d_4448;
 pub const CMDHOST_ABI_MAJOR: u16 = 1;
-/// The minor this crate is written against: it calls 1.1 entries.
-pub const CMDHOST_ABI_MINOR: u16 = 1;
+/// The minor this crate is written against: it calls 1.1 entries (and
+/// describes the 1.2 ones, events, without wrapping them yet).
+pub const CMDHOST_ABI_MINOR: u16 = 2;
 pub const CMDHOST_NAME_MAX: usize = 128;
 pub const CMDHOST_LOG_MAX: usize = 1024;
 pub const CMDHOST_REG_ERROR_MAX: usize = 511;
 pub const CMDHOST_BODY_TEXT_MAX: usize = 16 * 1024 * 1024;
+pub const CMDHOST_EVENTS_MAX: usize = 64;
+pub const CMDHOST_EVENT_MAX: usize = 256 * 1024;
+pub const CMDHOST_SUBJECT_MAX: usize = 128;
+pub const CMDHOST_EVENT_ID_MAX: usize = 128;
 pub const CMDHOST_SERIAL: c_uint = 1 << 0;
 pub const CMDHOST_BLOCKING: c_uint = 1 << 1;
 
@@ -43,6 +48,12 @@ pub struct cmdhost_ctx {
     pub api: *const cmdhost_api,
 }
 
+/// Opaque; its first member is `*const cmdhost_api` (ABI 1.2).
+#[repr(C)]
+pub struct cmdhost_relay {
+    pub api: *const cmdhost_api,
+}
+
 /// json-c's object, never looked into here.
 #[repr(C)]
 pub struct json_object {
@@ -53,6 +64,10 @@ pub type cmdhost_validate_fn = Option<unsafe extern "C" fn(*mut cmdhost_ctx) -> 
 pub type cmdhost_execute_fn = Option<unsafe extern "C" fn(*mut cmdhost_ctx) -> c_int>;
 pub type cmdhost_register_fn = Option<unsafe extern "C" fn(*mut cmdhost_registrar) -> c_int>;
 pub type cmdhost_fini_fn = Option<unsafe extern "C" fn(*mut c_void)>;
+pub type cmdhost_relay_fetch_fn =
+    Option<unsafe extern "C" fn(*mut c_void, *mut cmdhost_relay, usize) -> c_int>;
+pub type cmdhost_relay_ack_fn =
+    Option<unsafe extern "C" fn(*mut c_void, *const *const c_char, usize) -> c_int>;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -108,6 +123,29 @@ pub struct cmdhost_api {
     pub ctx_respond_text:
         Option<unsafe extern "C" fn(*mut cmdhost_ctx, c_int, *const c_char, usize) -> c_int>,
     pub ctx_client_id_text: Option<unsafe extern "C" fn(*mut cmdhost_ctx) -> *const c_char>,
+
+    // ABI 1.2: events
+    pub ctx_emit_text: Option<
+        unsafe extern "C" fn(*mut cmdhost_ctx, *const c_char, *const c_char, usize) -> c_int,
+    >,
+    pub ctx_emit:
+        Option<unsafe extern "C" fn(*mut cmdhost_ctx, *const c_char, *mut json_object) -> c_int>,
+    pub reg_set_relay: Option<
+        unsafe extern "C" fn(
+            *mut cmdhost_registrar,
+            cmdhost_relay_fetch_fn,
+            cmdhost_relay_ack_fn,
+        ) -> c_int,
+    >,
+    pub relay_put: Option<
+        unsafe extern "C" fn(
+            *mut cmdhost_relay,
+            *const c_char,
+            *const c_char,
+            *const c_char,
+            usize,
+        ) -> c_int,
+    >,
 }
 
 #[repr(C)]

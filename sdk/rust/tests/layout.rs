@@ -88,6 +88,10 @@ fn rust_side() -> BTreeMap<String, String> {
     member!(m, cmdhost_api, ctx_client_id);
     member!(m, cmdhost_api, ctx_respond_text);
     member!(m, cmdhost_api, ctx_client_id_text);
+    member!(m, cmdhost_api, ctx_emit_text);
+    member!(m, cmdhost_api, ctx_emit);
+    member!(m, cmdhost_api, reg_set_relay);
+    member!(m, cmdhost_api, relay_put);
     strukt!(m, cmdhost_plugin_desc);
     member!(m, cmdhost_plugin_desc, magic);
     member!(m, cmdhost_plugin_desc, abi_major);
@@ -95,7 +99,7 @@ fn rust_side() -> BTreeMap<String, String> {
     member!(m, cmdhost_plugin_desc, name);
     member!(m, cmdhost_plugin_desc, version);
     member!(m, cmdhost_plugin_desc, register_fn);
-    let consts: [(&str, i64); 20] = [
+    let consts: [(&str, i64); 24] = [
         ("CMDHOST_MAGIC", CMDHOST_MAGIC as i64),
         ("CMDHOST_ABI_MAJOR", CMDHOST_ABI_MAJOR as i64),
         ("CMDHOST_ABI_MINOR", CMDHOST_ABI_MINOR as i64),
@@ -103,6 +107,10 @@ fn rust_side() -> BTreeMap<String, String> {
         ("CMDHOST_LOG_MAX", CMDHOST_LOG_MAX as i64),
         ("CMDHOST_REG_ERROR_MAX", CMDHOST_REG_ERROR_MAX as i64),
         ("CMDHOST_BODY_TEXT_MAX", CMDHOST_BODY_TEXT_MAX as i64),
+        ("CMDHOST_EVENTS_MAX", CMDHOST_EVENTS_MAX as i64),
+        ("CMDHOST_EVENT_MAX", CMDHOST_EVENT_MAX as i64),
+        ("CMDHOST_SUBJECT_MAX", CMDHOST_SUBJECT_MAX as i64),
+        ("CMDHOST_EVENT_ID_MAX", CMDHOST_EVENT_ID_MAX as i64),
         ("CMDHOST_SERIAL", CMDHOST_SERIAL as i64),
         ("CMDHOST_BLOCKING", CMDHOST_BLOCKING as i64),
         ("CMDHOST_ANY", CMDHOST_ANY as i64),
