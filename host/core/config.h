@@ -61,6 +61,15 @@ struct config {
 	int idempotency_ttl_s;  /* how long a stored result replays */
 	int idempotency_memory; /* stored results kept in memory */
 	int idempotency_shared; /* one key scope for every caller */
+	char *workflow_dir;  /* owned: workflow definitions; "" = none */
+	int workflow_threads;   /* engine threads */
+	int workflow_max_running; /* unfinished executions; past it 503 */
+	int workflow_max_steps;   /* states entered per execution */
+	int workflow_max_history; /* history rows per execution */
+	int workflow_max_depth;   /* workflows calling workflows */
+	int workflow_synchronous; /* SQLite synchronous: 0 off, 1 normal,
+	                           * 2 full */
+	int workflow_poll_ms;     /* how often workflow_dir is looked at */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */

@@ -18,6 +18,7 @@
 #include "dispatch.h"
 #include "registry.h"
 #include "views.h"
+#include "workflow.h"
 
 int
 admin_allowed(const struct admin *a, uid_t peer_uid)
@@ -103,6 +104,18 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		}
 		return ok(out, req, body);
 	}
+	if (strcmp(name, "host.executions") == 0) {
+		const char *msg = NULL;
+		int st = 500;
+
+		body = wf_engine_executions(a->wf, req->payload, &st, &msg);
+		if (body == NULL) {
+			rc = request_format_error(out, req->id, st, st == 404 ?
+			    "not_found" : "bad_request", msg);
+			return rc < 0 ? rc : st;
+		}
+		return ok(out, req, body);
+	}
 	if (strcmp(name, "host.reload") == 0) {
 		if (!admin_allowed(a, peer_uid)) {
 			char msg[128];
@@ -121,7 +134,7 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	rc = request_format_error(out, req->id, 404, "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
-	    "host.stats, host.reload)");
+	    "host.stats, host.executions, host.reload)");
 	return rc < 0 ? rc : 404;
 }
 

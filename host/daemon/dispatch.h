@@ -37,6 +37,7 @@
 struct config;
 struct daemon_stats;
 struct dispatch;
+struct executor;
 struct registry;
 struct request;
 
@@ -127,6 +128,11 @@ void dispatch_drop(struct call *c);
  * 503 now (done(c) runs before this returns) unless an answer is already
  * on its way to post. */
 void dispatch_force(struct call *c);
+
+/* Install ex (taken over: dispatch stops and frees it) as the executor of
+ * generations of isolation kind `kind`, which has none yet.  Before any
+ * such generation is published.  Returns 0, or -EEXIST. */
+int dispatch_set_executor(struct dispatch *d, int kind, struct executor *ex);
 
 /* Add the executors' figures (queue_depth) to `into` (borrowed). */
 void dispatch_stats(struct dispatch *d, struct json_object *into);

@@ -73,6 +73,9 @@ add_plugin(const struct registry_plugin *p, void *arg)
 		json_object_object_add(o, "loaded_at", NULL);
 	}
 	json_object_object_add(o, "error", str_or_null(p->error));
+	if (p->warning != NULL)
+		json_object_object_add(o, "warning",
+		    json_object_new_string(p->warning));
 	json_object_object_add(o, "loads", json_object_new_uint64(p->loads));
 	json_object_object_add(o, "load_failures",
 	    json_object_new_uint64(p->load_failures));
