@@ -53,7 +53,15 @@ wf_store_open(const char *path, int synchronous, char *err, size_t errlen)
 		snprintf(err, errlen, "workflow store %s: out of memory", path);
 		return NULL;
 	}
-	pthread_mutex_init(&s->lock, NULL);
+	{
+		pthread_mutexattr_t at;
+
+		/* Recursive: wf_store_each_unfinished()'s callback records. */
+		pthread_mutexattr_init(&at);
+		pthread_mutexattr_settype(&at, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&s->lock, &at);
+		pthread_mutexattr_destroy(&at);
+	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto fail;
