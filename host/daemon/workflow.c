@@ -505,7 +505,7 @@ fail_reply(struct wexec *x, const char *status)
 		buf_printf(&msg, "%s%s (%s)", i ? ", " : "",
 		    json_object_get_string(st), json_object_get_string(ok));
 	}
-	buf_printf(&msg, "; see `cmdhost workflow show %s`", x->id);
+	buf_printf(&msg, "; see host.executions {\"id\":\"%s\"}", x->id);
 	buf_put(&msg, "", 1);
 	finish(x, status, code, NULL, strcmp(status, "compensation_failed") ==
 	    0 ? "compensation_failed" : err, buf_head(&msg) ? buf_head(&msg) :
