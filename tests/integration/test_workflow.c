@@ -332,3 +332,42 @@ Test(workflow, sigkill_mid_step_reruns_with_same_key)
 	}
 	close(fd);
 }
+
+Test(workflow, thousand_executions_all_finish, .timeout = 90)
+{
+	json_object *r;
+	char line[128];
+	int fd, done = 0;
+
+	write_file(base, "wf/three.json", "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"ResultPath\":"
+	    "\"$.a\",\"Next\":\"B\"},\"B\":{\"Type\":\"Task\",\"Resource\":"
+	    "\"echo\",\"ResultPath\":\"$.b\",\"Next\":\"C\"},\"C\":{\"Type\":"
+	    "\"Task\",\"Resource\":\"echo\",\"ResultPath\":\"$.c\",\"End\":"
+	    "true}}}");
+	start();
+	fd = check_connect();
+	for (int i = 0; i < 1000; i++) {
+		snprintf(line, sizeof(line), "{\"id\":%d,\"command\":\"three\","
+		    "\"async\":true,\"payload\":{\"n\":%d}}", i, i);
+		r = check_call(fd, line, 202, NULL);
+		json_object_put(r);
+	}
+	for (int i = 0; i < 1500 && !done; i++) {
+		r = check_call(fd, "{\"id\":0,\"command\":\"host.executions\","
+		    "\"payload\":{\"limit\":1}}", 200, NULL);
+		done = strstr(reply_text(r), "\"counts\":{\"succeeded\":1000}")
+		    != NULL;
+		if (!done)
+			nap_ms(20);
+		json_object_put(r);
+	}
+	CHECK(done, "not all 1000 executions succeeded");
+	/* Each history is complete: started, 3 x (scheduled, succeeded)
+	 * minus the last succeeded folded into the end = 7 events. */
+	r = check_call(fd, "{\"id\":0,\"command\":\"host.executions\","
+	    "\"payload\":{\"limit\":1000}}", 200, NULL);
+	CHECK(count(reply_text(r), "\"events\":7") == 1000, "histories");
+	json_object_put(r);
+	close(fd);
+}
