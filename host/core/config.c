@@ -42,6 +42,14 @@ static int check_true_false(const char *, const char *, char *, size_t);
 	T: offsetof(struct config, f))
 
 /* One row of keys[] per kind of value; `dflt` is the default. */
+/* workflow_synchronous: SQLite's levels this daemon offers. */
+static int
+wf_sync_parse(const char *w)
+{
+	return strcmp(w, "off") == 0 ? 0 : strcmp(w, "normal") == 0 ? 1 :
+	    strcmp(w, "full") == 0 ? 2 : -1;
+}
+
 #define K_STR(sec, key, f, lo, hi, dflt, chk, text) { .section = sec, \
 	.name = key, .type = CONFIG_STRING, .min = lo, .max = hi, \
 	.def_str = dflt, .offset = FIELD(f, char *), .check = chk, \
@@ -199,6 +207,23 @@ static const struct config_key keys[] = {
 	  .type = CONFIG_INT, .min = 0, .max = DAY_MS,
 	  .offset = offsetof(struct config_route, backoff_max_ms),
 	  .doc = "longest retry wait; 0 the [events] value" },
+	K_STR("host", "workflow_dir", workflow_dir, 0, 0, "", NULL,
+	    "where workflow definitions (*.json) are read from; empty: none"),
+	K_INT("host", "workflow_threads", workflow_threads, 1, 64, 2,
+	    "threads that advance workflow executions"),
+	K_INT("host", "workflow_max_running", workflow_max_running, 1,
+	    10000000, 10000, "unfinished workflow executions; past it 503"),
+	K_INT("host", "workflow_max_steps", workflow_max_steps, 1, 10000000,
+	    1000, "states one execution may enter before it fails"),
+	K_INT("host", "workflow_max_history", workflow_max_history, 10,
+	    100000000, 10000, "history events one execution may record"),
+	K_INT("host", "workflow_max_depth", workflow_max_depth, 1, 64, 8,
+	    "how deep workflows may call workflows"),
+	K_ENUM("host", "workflow_synchronous", workflow_synchronous,
+	    wf_sync_parse, "one of off, normal, full", 1,
+	    "SQLite synchronous level of the workflow history"),
+	K_INT("host", "workflow_poll_ms", workflow_poll_ms, 50, 3600000, 500,
+	    "how often workflow_dir is looked at for changed definitions"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),

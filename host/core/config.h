@@ -76,6 +76,15 @@ struct config {
 	int rollback_min_calls; /* calls before the 5xx share is judged */
 	int rollback_5xx_percent; /* 5xx share that rolls back */
 	int rollback_crashes;   /* worker crashes that roll back; 0 never */
+	char *workflow_dir;  /* owned: workflow definitions; "" = none */
+	int workflow_threads;   /* engine threads */
+	int workflow_max_running; /* unfinished executions; past it 503 */
+	int workflow_max_steps;   /* states entered per execution */
+	int workflow_max_history; /* history rows per execution */
+	int workflow_max_depth;   /* workflows calling workflows */
+	int workflow_synchronous; /* SQLite synchronous: 0 off, 1 normal,
+	                           * 2 full */
+	int workflow_poll_ms;     /* how often workflow_dir is looked at */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */

@@ -19,4 +19,6 @@ CORE_SRCS := \
 	host/core/module.c \
 	host/core/request.c \
 	host/core/thread.c \
-	host/core/trust.c
+	host/core/trust.c \
+	host/core/wf_def.c \
+	host/core/wf_path.c

@@ -42,6 +42,7 @@ struct command {
  * kind and picks the generation's. */
 enum isolation {
 	ISOLATION_NONE = 0,       /* in the daemon's process (exec_pool.c) */
+	ISOLATION_WORKFLOW,       /* a workflow definition (workflow.c) */
 	ISOLATION_KINDS
 };
 

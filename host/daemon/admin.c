@@ -23,6 +23,7 @@
 #include "registry.h"
 #include "rollback.h"
 #include "views.h"
+#include "workflow.h"
 
 int
 admin_allowed(const struct admin *a, uid_t peer_uid)
@@ -181,6 +182,18 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	if (strcmp(name, "host.events") == 0)
 		return events(a, peer_uid, req, out);
+	if (strcmp(name, "host.executions") == 0) {
+		const char *msg = NULL;
+		int st = 500;
+
+		body = wf_engine_executions(a->wf, req->payload, &st, &msg);
+		if (body == NULL) {
+			rc = request_format_error(out, req->id, st, st == 404 ?
+			    "not_found" : "bad_request", msg);
+			return rc < 0 ? rc : st;
+		}
+		return ok(out, req, body);
+	}
 	if (strcmp(name, "host.reload") == 0 ||
 	    strcmp(name, "host.rollback") == 0) {
 		if (!admin_allowed(a, peer_uid)) {
@@ -200,7 +213,8 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	rc = request_format_error(out, req->id, 404, "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
-	    "host.stats, host.events, host.reload, host.rollback)");
+	    "host.stats, host.events, host.executions, host.reload, "
+	    "host.rollback)");
 	return rc < 0 ? rc : 404;
 }
 

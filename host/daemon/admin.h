@@ -18,12 +18,14 @@ struct config;
 struct daemon_stats;
 struct dispatch;
 struct registry;
+struct wf_engine;
 
 struct admin {
 	const struct config *cfg;    /* borrowed */
 	struct registry *reg;        /* borrowed */
 	struct daemon_stats *stats;  /* borrowed */
 	struct dispatch *disp;       /* borrowed */
+	struct wf_engine *wf;        /* borrowed, or NULL: no workflows */
 	uid_t self_uid;
 	/* NULL, or: add one object per call stuck inline to arr (borrowed)
 	 * and return how many (host.health is degraded while any is). */

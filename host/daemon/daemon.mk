@@ -22,4 +22,6 @@ DAEMON_SRCS := \
 	host/daemon/server.c \
 	host/daemon/stuck.c \
 	host/daemon/views.c \
-	host/daemon/watcher.c
+	host/daemon/watcher.c \
+	host/daemon/wf_store.c \
+	host/daemon/workflow.c

@@ -1003,6 +1003,15 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 	return d;
 }
 
+int
+dispatch_set_executor(struct dispatch *d, int kind, struct executor *ex)
+{
+	if (kind < 0 || kind >= ISOLATION_KINDS || d->exec[kind] != NULL)
+		return -EEXIST;
+	d->exec[kind] = ex;
+	return 0;
+}
+
 void
 dispatch_stats(struct dispatch *d, struct json_object *into)
 {

@@ -37,6 +37,7 @@
 struct config;
 struct daemon_stats;
 struct dispatch;
+struct executor;
 struct registry;
 struct request;
 
@@ -131,6 +132,10 @@ void dispatch_force(struct call *c);
 /* The outbox of emitted events (state_dir/events.db).  Borrowed: it
  * lives until dispatch_stop(). */
 struct outbox *dispatch_outbox(struct dispatch *d);
+/* Install ex (taken over: dispatch stops and frees it) as the executor of
+ * generations of isolation kind `kind`, which has none yet.  Before any
+ * such generation is published.  Returns 0, or -EEXIST. */
+int dispatch_set_executor(struct dispatch *d, int kind, struct executor *ex);
 
 /* Add the executors' figures (queue_depth) to `into` (borrowed). */
 void dispatch_stats(struct dispatch *d, struct json_object *into);

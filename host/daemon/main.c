@@ -37,6 +37,7 @@
 #include "rollback.h"
 #include "server.h"
 #include "watcher.h"
+#include "workflow.h"
 
 #define CMDHOSTD_VERSION "0.1.0"
 #define DEFAULT_CONFIG "conf/cmdhost.ini"
@@ -80,6 +81,7 @@ struct daemon {
 	struct nats_host *nats;
 	struct rollback *rb;
 	struct deliverer *dlv;       /* events out: routes, NATS, relay */
+	struct wf_engine *wf;      /* NULL without workflow_dir */
 	sigset_t sigs;
 	char copy_dir[PATH_MAX];
 	char state_dir[PATH_MAX];  /* absolute */
@@ -330,11 +332,21 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
+	/* Workflows: definitions published, unfinished executions resumed
+	 * (their steps go through dispatch, which is up). */
+	if (cfg->workflow_dir != NULL && cfg->workflow_dir[0] != '\0' &&
+	    ((dm->wf = wf_engine_new(cfg, dm->reg, dm->disp, err,
+	    sizeof(err))) == NULL || wf_engine_start(dm->wf, err,
+	    sizeof(err)) < 0)) {
+		log_errorx("%s", err);
+		return -1;
+	}
 	if ((dm->srv = server_new(cfg, dm->reg, dm->disp, &dm->stats, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
 		return -1;
 	}
+	server_set_workflows(dm->srv, dm->wf);
 	if ((rc = server_start(dm->srv)) < 0) {
 		errno = -rc;
 		log_error("cannot start the event loops");
@@ -382,6 +394,7 @@ serve(struct daemon *dm)
 			if (registry_scan_async(dm->reg, hup_done, NULL) < 0)
 				log_errorx("SIGHUP: out of memory; not "
 				    "rescanned");
+			wf_engine_rescan(dm->wf);
 			continue;
 		}
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
@@ -419,6 +432,7 @@ release(struct daemon *dm, int64_t deadline_ns)
 	dm->watcher = NULL;
 	deliver_stop(dm->dlv);
 	nats_host_stop(dm->nats, clock_mono_ns());
+	wf_engine_quiesce(dm->wf, clock_mono_ns());
 	if (dm->srv != NULL) {
 		/* Idle loops leave at once; a failed start-up has no calls. */
 		server_stop(dm->srv, clock_mono_ns() + 1000000000LL);
@@ -438,6 +452,9 @@ release(struct daemon *dm, int64_t deadline_ns)
 	dm->disp = NULL;
 	deliver_free(dm->dlv);
 	dm->dlv = NULL;
+	/* After dispatch: a late step answer may come until it stops. */
+	wf_engine_free(dm->wf);
+	dm->wf = NULL;
 	dispatch_thread_cache(0); /* server_free freed calls here */
 	/* It asks the registry for rollbacks: stopped before it. */
 	rollback_stop(dm->rb);
@@ -487,6 +504,11 @@ stop(struct daemon *dm)
 	deliver_stop(dm->dlv);
 	nats_host_stop(dm->nats, t0 +
 	    (int64_t)cfg->shutdown_timeout_ms * 500000);
+	/* Workflows next: no new step; waiting callers get 503 (their
+	 * executions resume at the next start); steps out get half of
+	 * what is left to be recorded. */
+	wf_engine_quiesce(dm->wf, clock_mono_ns() + (deadline -
+	    clock_mono_ns()) / 2);
 	rc = server_stop(dm->srv, deadline);
 	server_close(dm->srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */

@@ -67,6 +67,8 @@ struct plugin {
 	int stuck;                /* its last load was abandoned... */
 	struct file_id stuck_id;  /* ...when the file was this */
 	uint64_t loads, load_failures;
+	int extra;                /* not a file: registry_put_extra() */
+	char *warning;            /* owned, or NULL: registry_extra_warning */
 };
 
 /* What outlives generations, per command name: statistics and the
@@ -769,7 +771,9 @@ publish_loaded(struct registry *r, struct plugin *p, struct generation *g,
 	lc.plugin = g->name;
 	lc.version = g->version;
 	lc.generation = (long long)g->number;
-	rollback_published(r->rb, p->file, old, g, kept, how);
+	/* Extras (workflows) are not files: no probation, no kept copy. */
+	if (!p->extra)
+		rollback_published(r->rb, p->file, old, g, kept, how);
 	if (how == ROLLBACK_RESTORED && old != NULL) {
 		char hex[17];
 
@@ -879,6 +883,7 @@ plugin_free(struct plugin *p)
 	free(p->file);
 	free(p->name);
 	free(p->last_error);
+	free(p->warning);
 	free(p);
 }
 
@@ -1259,7 +1264,7 @@ registry_scan(struct registry *r, struct json_object *report)
 		failures += sync_file(r, names[i]->d_name, report);
 	/* Files that are gone: unpublish, then forget. */
 	TAILQ_FOREACH(p, &r->plugins, link) {
-		int seen = 0;
+		int seen = p->extra; /* not a file of plugin_dir */
 
 		for (int i = 0; i < n && !seen; i++)
 			seen = strcmp(names[i]->d_name, p->file) == 0;
@@ -1287,6 +1292,95 @@ registry_scan(struct registry *r, struct json_object *report)
 		free(names[i]);
 	free(names);
 	return failures;
+}
+
+/* ------------------------------------------------------------ extras */
+
+/* The extra entry `key`, made if missing and make.  r->lock is held. */
+static struct plugin *
+extra_find(struct registry *r, const char *key, int make)
+{
+	struct plugin *p = plugin_find(r, key);
+
+	if (p != NULL || !make)
+		return p;
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->file = strdup(key)) == NULL ||
+	    (p->name = strdup(key)) == NULL) {
+		if (p != NULL)
+			free(p->file);
+		free(p);
+		return NULL;
+	}
+	p->extra = 1;
+	pthread_mutex_lock(&r->view_lock);
+	TAILQ_INSERT_TAIL(&r->plugins, p, link);
+	pthread_mutex_unlock(&r->view_lock);
+	return p;
+}
+
+int
+registry_put_extra(struct registry *r, const char *key, struct generation *g,
+    struct json_object *report)
+{
+	struct plugin *p;
+	char *name;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	if ((p = extra_find(r, key, 1)) == NULL || (name = strdup(g->name)) ==
+	    NULL) {
+		pthread_mutex_unlock(&r->lock);
+		discard(r, g);
+		return -1;
+	}
+	rc = publish_loaded(r, p, g, name, report, ROLLBACK_LOADED, "", NULL);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void
+registry_extra_refused(struct registry *r, const char *key, const char *err)
+{
+	struct plugin *p;
+
+	pthread_mutex_lock(&r->lock);
+	if ((p = extra_find(r, key, 1)) != NULL) {
+		pthread_mutex_lock(&r->view_lock);
+		refuse(p, err, NULL);
+		pthread_mutex_unlock(&r->view_lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+registry_del_extra(struct registry *r, const char *key, const char *why)
+{
+	struct plugin *p;
+
+	pthread_mutex_lock(&r->lock);
+	if ((p = extra_find(r, key, 0)) != NULL && p->extra)
+		unload_one(r, p, NULL, why, 1);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+registry_extra_warning(struct registry *r, const char *key,
+    const char *warning)
+{
+	struct plugin *p;
+
+	pthread_mutex_lock(&r->lock);
+	if ((p = extra_find(r, key, 0)) != NULL) {
+		pthread_mutex_lock(&r->view_lock);
+		if (warning == NULL || p->warning == NULL ||
+		    strcmp(warning, p->warning) != 0) {
+			free(p->warning);
+			p->warning = warning ? strdup(warning) : NULL;
+		}
+		pthread_mutex_unlock(&r->view_lock);
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* ------------------------------------------------------------ views */
@@ -1317,6 +1411,7 @@ registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 		v.rb = r->rb;
 		v.read_name = p->name;
 		v.error = p->last_error;
+		v.warning = p->warning;
 		v.loads = p->loads;
 		v.load_failures = p->load_failures;
 		if (fn(&v, arg) != 0)

@@ -122,6 +122,8 @@ struct registry_plugin {
 	const struct generation *g; /* what serves, or NULL */
 	const char *error;          /* the last load error, or NULL */
 	uint64_t loads, load_failures;
+	const char *warning;        /* an extra's note (a workflow naming a
+	                             * command nobody serves), or NULL */
 };
 
 /* Call fn(p, arg) for every plugin file, in directory order, under the
@@ -173,6 +175,34 @@ int registry_rollback(struct registry *r, const char *name, uint64_t expect,
  * does.  Returns 0 or -ENOMEM (fn will not be called). */
 int registry_rollback_async(struct registry *r, const char *name,
     registry_scan_fn fn, void *arg);
+/*
+ * Extras: commands that come from somewhere else than a plugin file (the
+ * workflow definitions), listed by host.list next to the plugins under
+ * `key` (a name no plugin file can have, such as "workflows/x.json"),
+ * published in the same command table under the same rules.
+ *
+ * registry_put_extra() publishes g (one reference taken over; made
+ * outside the loader with handle NULL: its fini runs on the reaper once
+ * its last call returned) in place of what key published before.
+ * Returns 0, or -1 (a command another plugin owns, out of memory): then
+ * the refusal is logged and listed, g is released, the previous keeps
+ * serving.  Scans of plugin_dir never touch extras.
+ */
+int registry_put_extra(struct registry *r, const char *key,
+    struct generation *g, struct json_object *report);
+
+/* Record that a new version of key was refused (err borrowed): listed as
+ * degraded (the previous serves) or failed. */
+void registry_extra_refused(struct registry *r, const char *key,
+    const char *err);
+
+/* Unpublish key's commands and forget it; `why` is logged (borrowed). */
+void registry_del_extra(struct registry *r, const char *key,
+    const char *why);
+
+/* Set (copied) or clear (NULL) key's warning, shown by host.list. */
+void registry_extra_warning(struct registry *r, const char *key,
+    const char *warning);
 
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,

@@ -586,6 +586,12 @@ server_stop(struct server *srv, int64_t deadline_ns)
 }
 
 void
+server_set_workflows(struct server *srv, struct wf_engine *wf)
+{
+	srv->admin.wf = wf;
+}
+
+void
 server_close(struct server *srv)
 {
 	if (srv == NULL || srv->listen_fd < 0)

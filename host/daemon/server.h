@@ -40,6 +40,11 @@ int server_start(struct server *srv);
  * must not be freed). */
 int server_stop(struct server *srv, int64_t deadline_ns);
 
+/* host.executions answers from wf (borrowed, may be NULL: no workflows);
+ * before server_start(). */
+struct wf_engine;
+void server_set_workflows(struct server *srv, struct wf_engine *wf);
+
 /* Close the listening socket and remove its file if it is still ours. */
 void server_close(struct server *srv);
 

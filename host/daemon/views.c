@@ -84,6 +84,9 @@ add_plugin(const struct registry_plugin *p, void *arg)
 	}
 	/* "rolled_back" and "rollback": the window, the kept copies. */
 	(void)rollback_view(p->rb, p->file, g != NULL, o);
+	if (p->warning != NULL)
+		json_object_object_add(o, "warning",
+		    json_object_new_string(p->warning));
 	json_object_object_add(o, "loads", json_object_new_uint64(p->loads));
 	json_object_object_add(o, "load_failures",
 	    json_object_new_uint64(p->load_failures));

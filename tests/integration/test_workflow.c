@@ -1,0 +1,373 @@
+/*
+ * test_workflow.c - durable workflows on a real daemon: compensation in
+ * reverse order (and none with a Catch), retries at their declared
+ * intervals, paths, bad definitions refused, hot reload, and a SIGKILL
+ * mid-step after which the step runs again with the same key.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* A directory of our own (state, definitions, the step log) that
+ * outlives one daemon. */
+static char base[64];
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *
+steps_log(void)
+{
+	char path[256];
+	size_t len;
+	char *t;
+
+	snprintf(path, sizeof(path), "%s/steps.log", base);
+	t = harness_read_bytes(path, &len);
+	return t ? t : strdup("");
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static struct daemon *
+start(void)
+{
+	static const char *const plugins[] = { "wfstep.so", "plugins/echo.so",
+		NULL };
+	char config[1024];
+	struct daemon_opts o = { 0 };
+
+	snprintf(config, sizeof(config), "state_dir = %s/state\n"
+	    "workflow_dir = %s/wf\nworkflow_poll_ms = 50\n"
+	    "[plugin:wfstep]\nfile = %s/steps.log\n", base, base, base);
+	o.plugins = plugins;
+	o.config = config;
+	return check_start(&o);
+}
+
+static void
+setup(void)
+{
+	char wf[128];
+
+	snprintf(base, sizeof(base), "/tmp/cmdhost-wf.XXXXXX");
+	cr_assert_not_null(mkdtemp(base));
+	snprintf(wf, sizeof(wf), "%s/wf", base);
+	mkdir(wf, 0755);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	check_free();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", base);
+}
+
+TestSuite(workflow, .init = setup, .fini = teardown, .timeout = 60);
+
+#define STEP(tag, extra) "{\"Type\":\"Task\",\"Resource\":\"wfstep.do\"," \
+	"\"Parameters\":{\"tag\":\"" tag "\",\"key.$\":" \
+	"\"$$.Task.IdempotencyKey\"" extra "},\"ResultPath\":null," \
+	"\"Compensate\":{\"Resource\":\"wfstep.do\",\"Parameters\":" \
+	"{\"tag\":\"undo-" tag "\"}}"
+
+static const char SAGA[] = "{\"StartAt\":\"A\",\"States\":{"
+    "\"A\":" STEP("A", "") ",\"Next\":\"B\"},"
+    "\"B\":" STEP("B", "") ",\"Next\":\"C\"},"
+    "\"C\":" STEP("C", "") ",\"Next\":\"D\"},"
+    "\"D\":" STEP("D", ",\"fail.$\":\"$.fail\"") ",\"End\":true}}}";
+
+static const char SAGA_CATCH[] = "{\"StartAt\":\"A\",\"States\":{"
+    "\"A\":" STEP("A", "") ",\"Next\":\"B\"},"
+    "\"B\":" STEP("B", "") ",\"Next\":\"C\"},"
+    "\"C\":" STEP("C", "") ",\"Next\":\"D\"},"
+    "\"D\":" STEP("D", ",\"fail.$\":\"$.fail\"") ",\"End\":true,"
+    "\"Catch\":[{\"ErrorEquals\":[\"step_failed\"],\"Next\":\"Handled\"}]},"
+    "\"Handled\":{\"Type\":\"Pass\",\"End\":true}}}";
+
+Test(workflow, compensation_in_reverse_order_once)
+{
+	json_object *r;
+	char *log;
+	const char *a, *b, *c;
+	int fd;
+
+	write_file(base, "wf/saga.json", SAGA);
+	start();
+	fd = check_connect();
+	r = check_call(fd, "{\"id\":1,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":true}}", 500, NULL);
+	json_object_put(r);
+	log = steps_log();
+	CHECK(count(log, "undo-C ") == 1 && count(log, "undo-B ") == 1 &&
+	    count(log, "undo-A ") == 1 && count(log, "undo-D ") == 0,
+	    "each compensation once: %s", log);
+	a = strstr(log, "undo-A ");
+	b = strstr(log, "undo-B ");
+	c = strstr(log, "undo-C ");
+	CHECK(c < b && b < a, "reverse order C, B, A: %s", log);
+	free(log);
+	/* A success compensates nothing. */
+	r = check_call(fd, "{\"id\":2,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":false}}", 200, NULL);
+	json_object_put(r);
+	log = steps_log();
+	CHECK(count(log, "undo-") == 3, "%s", log);
+	free(log);
+	close(fd);
+}
+
+Test(workflow, catch_means_no_compensation)
+{
+	json_object *r;
+	char *log;
+	int fd;
+
+	write_file(base, "wf/saga.json", SAGA_CATCH);
+	start();
+	fd = check_connect();
+	r = check_call(fd, "{\"id\":1,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":true}}", 200, NULL);
+	json_object_put(r);
+	log = steps_log();
+	CHECK(count(log, "undo-") == 0 && count(log, "D ") == 1, "%s", log);
+	free(log);
+	close(fd);
+}
+
+Test(workflow, paths_and_missing_path)
+{
+	json_object *r;
+	int fd;
+
+	write_file(base, "wf/paths.json", "{\"StartAt\":\"E\",\"States\":{"
+	    "\"E\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"Parameters\":"
+	    "{\"first.$\":\"$.items[1].name\",\"nested\":{\"id.$\":"
+	    "\"$$.Execution.Id\"},\"lit\":[1,2]},\"ResultPath\":\"$.out.echo\","
+	    "\"OutputPath\":\"$.out\",\"End\":true}}}");
+	write_file(base, "wf/missing.json", "{\"StartAt\":\"E\",\"States\":{"
+	    "\"E\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"Parameters\":"
+	    "{\"x.$\":\"$.nope\"},\"End\":true}}}");
+	start();
+	fd = check_connect();
+	r = check_call(fd, "{\"id\":1,\"command\":\"paths\",\"payload\":"
+	    "{\"items\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}", 200, NULL);
+	CHECK(strstr(reply_text(r), "{\"echo\":{\"first\":\"b\","
+	    "\"nested\":{\"id\":\"") != NULL &&
+	    strstr(reply_text(r), "\"lit\":[1,2]") != NULL,
+	    "%s", reply_text(r));
+	json_object_put(r);
+	r = check_call(fd, "{\"id\":2,\"command\":\"missing\",\"payload\":{}}",
+	    500, "States.Runtime");
+	CHECK(strstr(reply_error_message(r), "$.nope") != NULL, "%s",
+	    reply_text(r));
+	json_object_put(r);
+	close(fd);
+}
+
+Test(workflow, retry_intervals_and_max_attempts)
+{
+	json_object *r;
+	int64_t t0;
+	char *log;
+	int fd;
+
+	write_file(base, "wf/retry.json", "{\"StartAt\":\"T\",\"States\":{"
+	    "\"T\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"try\",\"fail\":true},\"Retry\":[{\"ErrorEquals\":"
+	    "[\"step_failed\"],\"IntervalSeconds\":0.2,\"BackoffRate\":2,"
+	    "\"MaxAttempts\":2}],\"End\":true}}}");
+	start();
+	fd = check_connect();
+	t0 = now_ms();
+	r = check_call(fd, "{\"id\":1,\"command\":\"retry\",\"payload\":{}}",
+	    500, "step_failed");
+	/* 0.2 s then 0.4 s: at least 600 ms, and not much more. */
+	CHECK(now_ms() - t0 >= 590 && now_ms() - t0 < 5000, "took %lld ms",
+	    (long long)(now_ms() - t0));
+	json_object_put(r);
+	log = steps_log();
+	CHECK(count(log, "try ") == 3, "1 + MaxAttempts 2: %s", log);
+	free(log);
+	close(fd);
+}
+
+Test(workflow, bad_definition_refused_previous_serves)
+{
+	json_object *r;
+	int fd;
+
+	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	    "{\"Type\":\"Pass\",\"Result\":1,\"End\":true}}}");
+	write_file(base, "wf/cycle.json", "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Pass\",\"Next\":\"B\"},\"B\":{\"Type\":\"Pass\","
+	    "\"Next\":\"A\"}}}");
+	start();
+	CHECK(daemon_log_wait(check_daemon(), "cycle that can never end",
+	    5000) != 0, "the cycle is refused");
+	fd = check_connect();
+	r = check_call(fd, "{\"id\":1,\"command\":\"hot\"}", 200, NULL);
+	CHECK(json_object_get_int(reply_body(r)) == 1, "%s", reply_text(r));
+	json_object_put(r);
+	/* A bad version: refused with its position, v1 keeps serving. */
+	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	    "{\"Type\":\"Parallel\",\"End\":true}}}");
+	CHECK(daemon_log_wait(check_daemon(), "/States/P", 5000) != 0,
+	    "refused with the position");
+	r = check_call(fd, "{\"id\":2,\"command\":\"hot\"}", 200, NULL);
+	CHECK(json_object_get_int(reply_body(r)) == 1, "%s", reply_text(r));
+	json_object_put(r);
+	/* A good v2 takes over. */
+	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	    "{\"Type\":\"Pass\",\"Result\":2,\"End\":true}}}");
+	for (int i = 0; i < 100; i++) {
+		r = check_call(fd, "{\"id\":3,\"command\":\"hot\"}", 200, NULL);
+		if (json_object_get_int(reply_body(r)) == 2) {
+			json_object_put(r);
+			break;
+		}
+		json_object_put(r);
+		CHECK(i < 99, "v2 never served");
+		nap_ms(50);
+	}
+	close(fd);
+}
+
+Test(workflow, sigkill_mid_step_reruns_with_same_key)
+{
+	struct daemon *d;
+	json_object *r;
+	char *log, key[256], *nl;
+	const char *at;
+	int fd;
+
+	write_file(base, "wf/slow.json", "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"A\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"ResultPath\":null,\"Next\":\"S\"},"
+	    "\"S\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"S\",\"ms\":1500,\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"TimeoutSeconds\":2,\"End\":true}}}");
+	d = start();
+	fd = check_connect();
+	r = check_call(fd, "{\"id\":1,\"command\":\"slow\",\"async\":true}",
+	    202, NULL);
+	json_object_put(r);
+	close(fd);
+	/* Kill once S is running (its line is written when it ends, so
+	 * wait on A's line, then a little into S). */
+	for (int i = 0; i < 200; i++) {
+		log = steps_log();
+		at = strstr(log, "A ");
+		free(log);
+		if (at != NULL)
+			break;
+		nap_ms(10);
+	}
+	nap_ms(300);
+	kill(daemon_pid(d), SIGKILL);
+	daemon_wait(d, 5000);
+	check_free();
+	start();
+	/* The execution resumes and S finishes. */
+	for (int i = 0; i < 1000; i++) {
+		log = steps_log();
+		if (count(log, "S ") >= 1)
+			break;
+		free(log);
+		log = NULL;
+		nap_ms(20);
+	}
+	CHECK(log != NULL, "S never ran after the restart");
+	CHECK(count(log, "A ") == 1, "A ran once: %s", log);
+	CHECK(count(log, "S ") == 1, "S finished once: %s", log);
+	at = strstr(log, "S ");
+	snprintf(key, sizeof(key), "%s", at + 2);
+	if ((nl = strchr(key, '\n')) != NULL)
+		*nl = '\0';
+	CHECK(strstr(key, ":S:1") != NULL, "the key names state and attempt: "
+	    "%s", key);
+	free(log);
+	fd = check_connect();
+	for (int i = 0; i < 200; i++) {
+		r = check_call(fd, "{\"id\":2,\"command\":\"host.executions\","
+		    "\"payload\":{\"status\":\"succeeded\"}}", 200, NULL);
+		if (strstr(reply_text(r), "\"status\":\"succeeded\"") !=
+		    NULL) {
+			json_object_put(r);
+			break;
+		}
+		json_object_put(r);
+		CHECK(i < 199, "never succeeded");
+		nap_ms(20);
+	}
+	close(fd);
+}
+
+Test(workflow, thousand_executions_all_finish, .timeout = 90)
+{
+	json_object *r;
+	char line[128];
+	int fd, done = 0;
+
+	write_file(base, "wf/three.json", "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"ResultPath\":"
+	    "\"$.a\",\"Next\":\"B\"},\"B\":{\"Type\":\"Task\",\"Resource\":"
+	    "\"echo\",\"ResultPath\":\"$.b\",\"Next\":\"C\"},\"C\":{\"Type\":"
+	    "\"Task\",\"Resource\":\"echo\",\"ResultPath\":\"$.c\",\"End\":"
+	    "true}}}");
+	start();
+	fd = check_connect();
+	for (int i = 0; i < 1000; i++) {
+		snprintf(line, sizeof(line), "{\"id\":%d,\"command\":\"three\","
+		    "\"async\":true,\"payload\":{\"n\":%d}}", i, i);
+		r = check_call(fd, line, 202, NULL);
+		json_object_put(r);
+	}
+	for (int i = 0; i < 1500 && !done; i++) {
+		r = check_call(fd, "{\"id\":0,\"command\":\"host.executions\","
+		    "\"payload\":{\"limit\":1}}", 200, NULL);
+		done = strstr(reply_text(r), "\"counts\":{\"succeeded\":1000}")
+		    != NULL;
+		if (!done)
+			nap_ms(20);
+		json_object_put(r);
+	}
+	CHECK(done, "not all 1000 executions succeeded");
+	/* Each history is complete: started, 3 x (scheduled, succeeded)
+	 * minus the last succeeded folded into the end = 7 events. */
+	r = check_call(fd, "{\"id\":0,\"command\":\"host.executions\","
+	    "\"payload\":{\"limit\":1000}}", 200, NULL);
+	CHECK(count(reply_text(r), "\"events\":7") == 1000, "histories");
+	json_object_put(r);
+	close(fd);
+}
