@@ -204,6 +204,30 @@ log_flush(void)
 	tl_buf->len = 0;
 }
 
+void
+log_flush_fatal(void)
+{
+	struct tbuf *b = tl_buf;
+	const char *p;
+	size_t n;
+
+	if (b == NULL || b->len == 0 || b->len > b->cap)
+		return;
+	p = b->data;
+	n = b->len;
+	b->len = 0;
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
 int
 log_flush_some(void)
 {

@@ -76,6 +76,12 @@ void log_flush(void);
  * within a millisecond or so.  Returns 0 when nothing is left. */
 int log_flush_some(void);
 
+/* For a fatal-signal handler: write the calling thread's buffered lines
+ * with write(2) alone -- no lock, no allocation (async-signal-safe) -- so
+ * the lines a crashing event loop had kept reach the log before its
+ * fatal line.  Other threads' buffers are not touched. */
+void log_flush_fatal(void);
+
 /* Parse "debug|info|warn|error" / "json|text"; -1 when unknown. */
 int log_level_parse(const char *s);
 int log_format_parse(const char *s);

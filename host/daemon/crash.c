@@ -8,6 +8,7 @@
  * back happens at the next start, with ordinary calls.
  */
 #include "crash.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,6 +143,8 @@ on_fatal(int sig, siginfo_t *si, void *uc)
 		put(&l, crash_signame(sig));
 		put(&l, " outside plugin code; no crash record\"}\n");
 	}
+	/* What this loop had buffered first: the plugin's last lines. */
+	log_flush_fatal();
 	(void)!write(STDERR_FILENO, line, l.n);
 	errno = saved;
 	/* SA_RESETHAND put the default action back; SA_NODEFER lets it

@@ -314,6 +314,9 @@ Test(rollback, crash_record_refuses_the_bytes_and_loads_the_good_copy)
 	    "the daemon did not die of SIGSEGV");
 	CHECK(daemon_log_contains(check_daemon(), "fatal SIGSEGV in plugin "
 	    "flaky version crash"), "no fatal line");
+	/* The line the loop had buffered was flushed before the end. */
+	CHECK(daemon_log_contains(check_daemon(), "flaky: about to crash"),
+	    "the plugin's last line was lost with the crash");
 	close(fd);
 	check_free();
 

@@ -26,6 +26,9 @@ flaky_call(cmdhost_ctx *ctx)
 	if (FLAKY_FAIL < 0) {
 		volatile int *nowhere = NULL;
 
+		/* Its event loop buffers this line: the fatal handler must
+		 * flush it before the daemon dies. */
+		cmdhost_log(ctx, CMDHOST_LOG_WARN, "flaky: about to crash");
 		*nowhere = 1; /* on purpose: the crash record's test */
 	}
 	if (FLAKY_FAIL > 0 && n % (FLAKY_FAIL > 0 ? FLAKY_FAIL : 1) == 0)
