@@ -460,8 +460,8 @@ FUZZ_FLAGS   := $(STD) -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # The host sources each harness links with.
-FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c
-FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c
+FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
+FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_frame   := host/core/frame.c
 FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c
 
