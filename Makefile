@@ -463,7 +463,7 @@ FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_frame   := host/core/frame.c
-FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c
+FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c host/core/jscan.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)
