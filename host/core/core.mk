@@ -8,6 +8,7 @@ CORE_SRCS := \
 	host/core/clock.c \
 	host/core/config.c \
 	host/core/config_nats.c \
+	host/core/envelope.c \
 	host/core/frame.c \
 	host/core/generation.c \
 	host/core/invocation.c \
