@@ -632,6 +632,23 @@ request_format_body(struct buf *out, const char *id, int status,
 }
 
 int
+request_format_checked(struct buf *out, const char *id, int status,
+    const char *text, size_t len)
+{
+	size_t mark = buf_size(out);
+	char num[3];
+
+	status_digits(num, status);
+	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+	    buf_put(out, ",\"body\":", 8) < 0 ||
+	    buf_put(out, text, len) < 0 || buf_put(out, "}\n", 2) < 0) {
+		out->len = out->start + mark;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
 request_format_ok_text(struct buf *out, const char *id, int status,
     struct json_object *body)
 {

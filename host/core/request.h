@@ -137,6 +137,13 @@ int request_format_body(struct buf *out, const char *id_text, int status,
 int request_format_error_text(struct buf *out, const char *id_text,
     int status, const char *code, const char *message);
 
+/* Append `{"id":..,"status":..,"body":text}\n` for a body text the
+ * strict scanner passed with the reply rules (body_text_check(): no
+ * whitespace, names as json-c writes them): text[0..len) is borrowed and
+ * copied as it is.  Returns 0 or -ENOMEM. */
+int request_format_checked(struct buf *out, const char *id_text, int status,
+    const char *text, size_t len);
+
 /* Append the JSON text of a reply's result member to out: for a 2xx the
  * body (borrowed; NULL is null), else the error object {"code",
  * "message"}.  What idempotency keys store.  Returns 0, -ENOMEM, or

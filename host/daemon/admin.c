@@ -34,7 +34,8 @@ admin_allowed(const struct admin *a, uid_t peer_uid)
 static int
 ok(struct buf *out, const struct request *req, struct json_object *body)
 {
-	int rc = request_format_ok(out, req->id, 200, body);
+	int rc = request_format_ok_text(out, request_echo_id(req), 200,
+	    body);
 
 	json_object_put(body);
 	return rc < 0 ? rc : 200;
@@ -109,17 +110,19 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 
 			snprintf(msg, sizeof(msg), "host.reload is for admins; "
 			    "uid %u is not one", (unsigned)peer_uid);
-			rc = request_format_error(out, req->id, 403,
-			    "forbidden", msg);
+			rc = request_format_error_text(out,
+			    request_echo_id(req), 403, "forbidden", msg);
 			return rc < 0 ? rc : 403;
 		}
 		/* Allowed: the caller runs it off its thread (see
 		 * admin_is_reload). */
-		rc = request_format_error(out, req->id, 503, "unavailable",
+		rc = request_format_error_text(out, request_echo_id(req),
+		    503, "unavailable",
 		    "host.reload runs on the registry's scan thread");
 		return rc < 0 ? rc : 503;
 	}
-	rc = request_format_error(out, req->id, 404, "unknown_command",
+	rc = request_format_error_text(out, request_echo_id(req), 404,
+	    "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
 	    "host.stats, host.reload)");
 	return rc < 0 ? rc : 404;
