@@ -437,7 +437,8 @@ check-man:
 # Benchmarks: an optimized build of its own in build/bench, then
 # scripts/bench.sh runs every scenario and writes build/bench.json; then
 # the cost of metrics and logging against the same daemon built with
-# metrics compiled out (build/bench-nometrics): build/bench-obs.json.
+# metrics compiled out (build/bench-nometrics): build/bench-obs.json;
+# last, instructions per request of the text and tree paths (bench-ir.sh).
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
 	    bench-build
@@ -445,6 +446,9 @@ bench: deps
 	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
+	@if command -v valgrind >/dev/null 2>&1; then \
+	    echo "instructions per request, text and json-c payload paths:"; \
+	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi
 
 .PHONY: bench-build
 bench-build: all $(TPLUGINS) $(BENCH_BINS)
@@ -460,10 +464,10 @@ FUZZ_FLAGS   := $(STD) -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 # The host sources each harness links with.
-FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c
-FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c
+FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
+FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_frame   := host/core/frame.c
-FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c
+FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c host/core/jscan.c
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)

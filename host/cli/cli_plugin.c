@@ -352,8 +352,10 @@ run_line(const struct config *cfg, struct generation *g, const char *line,
 	status = inv->status;
 	if (status >= 200 && status < 300) {
 		char why[160];
-		int rc = request_format_body(out, inv->id_text, status,
-		    inv->body, why, sizeof(why));
+		int rc = inv->body_text != NULL ? request_format_checked(out,
+		    inv->id_text, status, inv->body_text, inv->body_len) :
+		    request_format_body(out, inv->id_text, status, inv->body,
+		    why, sizeof(why));
 
 		if (rc == -EILSEQ) {
 			invocation_refuse_body(inv, why);

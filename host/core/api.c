@@ -170,7 +170,7 @@ api_ctx_state(cmdhost_ctx *ctx)
 static struct json_object *
 api_ctx_payload(cmdhost_ctx *ctx)
 {
-	return invocation_of(ctx)->payload;
+	return invocation_payload(invocation_of(ctx));
 }
 
 static const char *
@@ -178,7 +178,8 @@ api_ctx_payload_text(cmdhost_ctx *ctx, size_t *len)
 {
 	struct invocation *inv = invocation_of(ctx);
 
-	if (inv->payload_text == NULL) {
+	/* A scanned request's text is there already (the client's bytes). */
+	if (inv->payload_text == NULL && inv->payload != NULL) {
 		size_t n = 0;
 		const char *s = json_object_to_json_string_length(inv->payload,
 		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
@@ -275,10 +276,46 @@ api_ctx_fail(cmdhost_ctx *ctx, int status, const char *code,
 static struct json_object *
 api_ctx_client_id(cmdhost_ctx *ctx)
 {
-	return invocation_of(ctx)->id;
+	return invocation_client_id(invocation_of(ctx));
 }
 
 /* ------------------------------------------------------------ ABI 1.1 */
+
+/*
+ * Check the plugin's text json[0..len) (borrowed) into inv's body
+ * buffer.  Returns 1 when the checked text is the body (inv->body_text
+ * holds it), 0 with a tree in *body when names needed rewriting, or what
+ * body_text_check() refused with (reason in why).
+ */
+static int
+respond_checked(struct invocation *inv, const char *json, size_t len,
+    struct json_object **body, char *why, size_t whylen)
+{
+	char *t = NULL;
+	size_t n;
+	int rc, needs_tree;
+
+	*body = NULL;
+	if (json != NULL && len <= CMDHOST_BODY_TEXT_MAX) {
+		t = len < sizeof(inv->body_buf) ? inv->body_buf :
+		    malloc(len + 1);
+		if (t == NULL)
+			return -ENOMEM;
+	}
+	/* t is NULL only for text body_text_check() refuses unread. */
+	rc = body_text_check(json, len, CMDHOST_BODY_TEXT_MAX, t, &n,
+	    &needs_tree, why, whylen);
+	if (rc == 0 && !needs_tree) {
+		inv->body_text = t;
+		inv->body_len = n;
+		return 1;
+	}
+	if (rc == 0)
+		rc = body_text_tree(t, n, body, why, whylen);
+	if (t != inv->body_buf)
+		free(t);
+	return rc;
+}
 
 static int
 api_ctx_respond_text(cmdhost_ctx *ctx, int status, const char *json,
@@ -298,8 +335,17 @@ api_ctx_respond_text(cmdhost_ctx *ctx, int status, const char *json,
 		invocation_set_error(inv, 500, "command_failed", msg);
 		return -1;
 	}
-	rc = body_text_parse(json, len, CMDHOST_BODY_TEXT_MAX, &body, why,
-	    sizeof(why));
+	if (json == NULL && len == 0) {
+		body = NULL; /* JSON null */
+		rc = 0;
+	} else {
+		rc = respond_checked(inv, json, len, &body, why, sizeof(why));
+		if (rc == 1) {
+			inv->status = status; /* text kept: no tree */
+			inv->finished = 1;
+			return 0;
+		}
+	}
 	if (rc == -ENOMEM) {
 		invocation_set_error(inv, 503, "unavailable", "out of memory");
 		return -1;

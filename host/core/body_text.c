@@ -2,12 +2,11 @@
  * body_text.c - check a plugin's JSON text body strictly and keep it as a
  * json-c tree that prints the plugin's own bytes (see body_text.h).
  *
- * One pass over the bytes drops the whitespace between tokens and checks
- * what json-c lets through (UTF-8, control characters, integers past 64
- * bits); json-c's strict parser then checks the grammar, a walk of the
- * tree refuses non-finite numbers, and a walk of tree and text together
- * gives the leaves json-c would print otherwise (escapes, '/', -0) their
- * own token as text.  The tree is an ordinary one otherwise: members may
+ * The strict scanner (jscan.c) checks the text and drops the whitespace
+ * between tokens in one pass; a text whose names need no rewriting is
+ * then sent as it is (body_text_check).  For the rest json-c builds the
+ * tree, and a walk of tree and text together gives the leaves json-c
+ * would print otherwise (escapes, '/', -0) their own token as text.  The tree is an ordinary one otherwise: members may
  * be added, it may be deep-copied.  Member names are printed as json-c
  * prints them, and a name that comes twice keeps its last value.
  */
@@ -21,133 +20,94 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jscan.h"
 
-/* 1 if the integer token of `digits` digits at p (borrowed) does not fit
- * json-c's int64 (negative) or uint64 (positive): json-c would clamp it
- * silently. */
-static int
-huge_integer(const char *p, size_t digits, int neg)
+/* The reason for a refusal, phrased for the plugin's author. */
+static void
+refusal(const struct jscan *js, enum jscan_error e, const char *text,
+    char *err, size_t errlen)
 {
-	const char *limit = neg ? "9223372036854775808" :
-	    "18446744073709551615";
-	size_t n = strlen(limit);
+	unsigned char c = (unsigned char)text[js->at];
 
-	return digits > n || (digits == n && memcmp(p, limit, n) > 0);
+	switch (e) {
+	case JSCAN_EMPTY:
+		snprintf(err, errlen, "empty text: not a JSON value");
+		break;
+	case JSCAN_UNTERMINATED:
+		snprintf(err, errlen, "unterminated string");
+		break;
+	case JSCAN_STR_CONTROL:
+		snprintf(err, errlen, "control character 0x%02x in a string "
+		    "at byte %zu", c, js->at);
+		break;
+	case JSCAN_ESCAPE_BYTE:
+		snprintf(err, errlen, "bad escape at byte %zu", js->at);
+		break;
+	case JSCAN_STR_UTF8:
+		snprintf(err, errlen, "invalid UTF-8 at byte %zu", js->at);
+		break;
+	case JSCAN_CONTROL:
+	case JSCAN_BYTE_UTF8:
+	case JSCAN_BYTE:
+		snprintf(err, errlen, "unexpected byte 0x%02x at byte %zu", c,
+		    js->at);
+		break;
+	case JSCAN_INTEGER:
+		snprintf(err, errlen, "integer out of range at byte %zu",
+		    js->at);
+		break;
+	case JSCAN_NONFINITE:
+	case JSCAN_DOUBLE:
+		snprintf(err, errlen, "NaN, Infinity or a number out of range");
+		break;
+	case JSCAN_DEPTH:
+		snprintf(err, errlen, "not JSON: nesting deeper than %d levels "
+		    "at byte %zu", BODY_TEXT_MAX_DEPTH, js->at);
+		break;
+	default:
+		snprintf(err, errlen, "not JSON: %s at byte %zu",
+		    jscan_what(e), js->at);
+		break;
+	}
 }
 
-/*
- * Copy src[0..len) (borrowed) to dst (the caller's, len + 1 bytes) without
- * the whitespace outside strings, NUL-terminated, checking the bytes on
- * the way.  Returns the copy's length, or (size_t)-1 with a reason in err
- * (the caller's).
- */
-static size_t
-compact(const unsigned char *src, size_t len, char *dst, char *err,
-    size_t errlen)
+int
+body_text_check(const char *text, size_t len, size_t max, char *out,
+    size_t *out_len, int *needs_tree, char *err, size_t errlen)
 {
-	size_t i = 0, o = 0;
+	struct jscan js;
+	enum jscan_error e;
 
-	while (i < len) {
-		unsigned char c = src[i];
-
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-			i++;
-			continue;
-		}
-		if (c == '"') {
-			dst[o++] = (char)c;
-			for (i++;; ) {
-				size_t n;
-
-				if (i >= len) {
-					snprintf(err, errlen, "unterminated "
-					    "string");
-					return (size_t)-1;
-				}
-				c = src[i];
-				if (c == '"') {
-					dst[o++] = (char)c;
-					i++;
-					break;
-				}
-				if (c < 0x20) {
-					snprintf(err, errlen, "control "
-					    "character 0x%02x in a string at "
-					    "byte %zu", c, i);
-					return (size_t)-1;
-				}
-				if (c == '\\') {
-					if (i + 1 >= len) {
-						snprintf(err, errlen,
-						    "unterminated string");
-						return (size_t)-1;
-					}
-					if (src[i + 1] < 0x20 ||
-					    src[i + 1] >= 0x80) {
-						snprintf(err, errlen, "bad "
-						    "escape at byte %zu", i);
-						return (size_t)-1;
-					}
-					dst[o++] = (char)c;
-					dst[o++] = (char)src[i + 1];
-					i += 2;
-					continue;
-				}
-				if (c < 0x80) {
-					dst[o++] = (char)c;
-					i++;
-					continue;
-				}
-				if ((n = buf_utf8_seq(src + i, len - i)) == 0) {
-					snprintf(err, errlen, "invalid UTF-8 "
-					    "at byte %zu", i);
-					return (size_t)-1;
-				}
-				memcpy(dst + o, src + i, n);
-				o += n;
-				i += n;
-			}
-			continue;
-		}
-		if (c == '-' || (c >= '0' && c <= '9')) {
-			size_t start, digits;
-			int neg = c == '-';
-
-			dst[o++] = (char)c;
-			i++;
-			start = i - (neg ? 0 : 1);
-			while (i < len && src[i] >= '0' && src[i] <= '9')
-				dst[o++] = (char)src[i++];
-			digits = i - start;
-			if (i < len && (src[i] == '.' || src[i] == 'e' ||
-			    src[i] == 'E')) {
-				/* A double: the rest of it, as json-c keeps
-				 * its text; the tree walk checks its value. */
-				while (i < len && ((src[i] >= '0' &&
-				    src[i] <= '9') || src[i] == '.' ||
-				    src[i] == 'e' || src[i] == 'E' ||
-				    src[i] == '+' || src[i] == '-'))
-					dst[o++] = (char)src[i++];
-				continue;
-			}
-			if (huge_integer((const char *)src + start, digits,
-			    neg)) {
-				snprintf(err, errlen, "integer out of range "
-				    "at byte %zu", start);
-				return (size_t)-1;
-			}
-			continue;
-		}
-		if (c < 0x20 || c >= 0x80) {
-			snprintf(err, errlen, "unexpected byte 0x%02x at byte "
-			    "%zu", c, i);
-			return (size_t)-1;
-		}
-		dst[o++] = (char)c;
-		i++;
+	*out_len = 0;
+	*needs_tree = 0;
+	if (text == NULL) {
+		snprintf(err, errlen, "NULL text of %zu bytes", len);
+		return -EINVAL;
 	}
-	dst[o] = '\0';
-	return o;
+	if (len > max) {
+		snprintf(err, errlen, "body of %zu bytes is over the limit of "
+		    "%zu", len, max);
+		return -EINVAL;
+	}
+	if (len > (size_t)INT32_MAX - 2) {
+		snprintf(err, errlen, "body too large");
+		return -EINVAL;
+	}
+	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_COMPACT | JSCAN_KEYS,
+	    BODY_TEXT_MAX_DEPTH);
+	js.out = out;
+	if ((e = jscan_text(&js, text, len)) != JSCAN_OK) {
+		if (e == JSCAN_NOMEM)
+			return -ENOMEM;
+		refusal(&js, e, text, err, errlen);
+		return -EINVAL;
+	}
+	out[js.out_len] = '\0';
+	*out_len = js.out_len;
+	/* json-c writes names its own way and keeps the last of two; a
+	 * lone surrogate escape is refused when the reply is checked. */
+	*needs_tree = js.key_escape || js.dup_key || js.lone_surrogate;
+	return 0;
 }
 
 /* 1 if v (borrowed) holds a number that is not finite (NaN, Infinity,
@@ -319,52 +279,22 @@ keep_tokens(struct json_object *v, const char *t, size_t *i)
 }
 
 int
-body_text_parse(const char *text, size_t len, size_t max,
-    struct json_object **out, char *err, size_t errlen)
+body_text_tree(const char *t, size_t n, struct json_object **out, char *err,
+    size_t errlen)
 {
 	struct json_tokener *tok;
 	struct json_object *v;
 	enum json_tokener_error e;
-	char *t;
-	size_t n;
 
 	*out = NULL;
-	if (text == NULL && len == 0)
-		return 0; /* JSON null */
-	if (text == NULL) {
-		snprintf(err, errlen, "NULL text of %zu bytes", len);
-		return -EINVAL;
-	}
-	if (len > max) {
-		snprintf(err, errlen, "body of %zu bytes is over the limit of "
-		    "%zu", len, max);
-		return -EINVAL;
-	}
-	if (len > (size_t)INT32_MAX - 2) {
-		snprintf(err, errlen, "body too large");
-		return -EINVAL;
-	}
-	if ((t = malloc(len + 1)) == NULL)
+	if ((tok = json_tokener_new_ex(BODY_TEXT_MAX_DEPTH)) == NULL)
 		return -ENOMEM;
-	if ((n = compact((const unsigned char *)text, len, t, err,
-	    errlen)) == (size_t)-1) {
-		free(t);
-		return -EINVAL;
-	}
-	if (n == 0) {
-		snprintf(err, errlen, "empty text: not a JSON value");
-		free(t);
-		return -EINVAL;
-	}
-	if ((tok = json_tokener_new_ex(BODY_TEXT_MAX_DEPTH)) == NULL) {
-		free(t);
-		return -ENOMEM;
-	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	/* The terminating NUL too: it ends a number at the top level. */
 	v = json_tokener_parse_ex(tok, t, (int)n + 1);
 	e = json_tokener_get_error(tok);
 	if (e != json_tokener_success || json_tokener_get_parse_end(tok) != n) {
+		/* The scanner passed it: json-c fails only on its limits. */
 		if (e == json_tokener_success)
 			snprintf(err, errlen, "more than one JSON value");
 		else
@@ -373,14 +303,12 @@ body_text_parse(const char *text, size_t len, size_t max,
 			    json_tokener_get_parse_end(tok));
 		json_object_put(v);
 		json_tokener_free(tok);
-		free(t);
 		return -EINVAL;
 	}
 	json_tokener_free(tok);
 	if (non_finite(v, 0)) {
 		snprintf(err, errlen, "NaN, Infinity or a number out of range");
 		json_object_put(v);
-		free(t);
 		return -EINVAL;
 	}
 	if (v != NULL) {
@@ -388,13 +316,35 @@ body_text_parse(const char *text, size_t len, size_t max,
 
 		if (keep_tokens(v, t, &at) < 0) {
 			json_object_put(v);
-			free(t);
 			return -ENOMEM;
 		}
 	}
-	free(t);
 	*out = v;
 	return 0;
+}
+
+int
+body_text_parse(const char *text, size_t len, size_t max,
+    struct json_object **out, char *err, size_t errlen)
+{
+	char *t;
+	size_t n;
+	int rc, needs_tree;
+
+	*out = NULL;
+	if (text == NULL && len == 0)
+		return 0; /* JSON null */
+	if (text != NULL && len <= max && len <= (size_t)INT32_MAX - 2) {
+		if ((t = malloc(len + 1)) == NULL)
+			return -ENOMEM;
+	} else {
+		t = NULL; /* body_text_check() says why */
+	}
+	if ((rc = body_text_check(text, len, max, t, &n, &needs_tree, err,
+	    errlen)) == 0)
+		rc = body_text_tree(t, n, out, err, errlen);
+	free(t);
+	return rc;
 }
 
 size_t

@@ -34,6 +34,30 @@ int body_text_parse(const char *text, size_t len, size_t max,
     struct json_object **out, char *err, size_t errlen);
 
 /*
+ * The check of body_text_parse() without the tree: `len` bytes at `text`
+ * (borrowed) checked by the strict scanner and written to out (the
+ * caller's, at least len + 1 bytes) without the whitespace between
+ * tokens, NUL-terminated, length in *out_len.  *needs_tree is 1 when
+ * that text is not yet what the reply must carry: a member name with an
+ * escape (json-c writes names its own way), a name given twice (the last
+ * value wins), a lone surrogate escape (refused when the reply is
+ * checked); then make the tree with body_text_tree().  Returns 0,
+ * -EINVAL with the reason in err, or -ENOMEM.  text NULL is refused here
+ * (body_text_parse() takes it with len 0 as JSON null).
+ */
+int body_text_check(const char *text, size_t len, size_t max, char *out,
+    size_t *out_len, int *needs_tree, char *err, size_t errlen);
+
+/*
+ * The tree of the n bytes at t (borrowed, NUL-terminated, a text
+ * body_text_check() passed and wrote), as body_text_parse() gives it:
+ * 0 and a new value in *out (NULL for JSON null), or -ENOMEM (or -EINVAL
+ * with err, which the scanner's check leaves to json-c's limits).
+ */
+int body_text_tree(const char *t, size_t n, struct json_object **out,
+    char *err, size_t errlen);
+
+/*
  * The length of the longest prefix of the NUL-terminated string s that is
  * at most max bytes and does not end inside a UTF-8 sequence (it never
  * cuts between a lead byte and its continuation bytes).

@@ -9,9 +9,11 @@ CORE_SRCS := \
 	host/core/config.c \
 	host/core/config_nats.c \
 	host/core/event.c \
+	host/core/envelope.c \
 	host/core/frame.c \
 	host/core/generation.c \
 	host/core/invocation.c \
+	host/core/jscan.c \
 	host/core/jsoncheck.c \
 	host/core/loader.c \
 	host/core/log.c \

@@ -7,6 +7,8 @@
 #include "invocation.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,7 @@ invocation_init(struct invocation *inv, struct command *cmd,
     struct json_object *payload, int64_t rid_ms, unsigned rid_src,
     uint64_t rid_seq)
 {
-	memset(inv, 0, sizeof(*inv));
+	memset(inv, 0, offsetof(struct invocation, payload_buf));
 	inv->ctx.api = api_table();
 	inv->cmd = cmd;
 	inv->root = root;
@@ -38,11 +40,167 @@ invocation_init(struct invocation *inv, struct command *cmd,
 	    sizeof(inv->id_buf))) == NULL) {
 		/* Too long for the buffer: a copy of json-c's text. */
 		if ((inv->id_text = strdup(request_id_text(id))) == NULL) {
-			memset(inv, 0, sizeof(*inv));
+			memset(inv, 0, offsetof(struct invocation,
+			    payload_buf));
 			return -ENOMEM;
 		}
 	}
 	return 0;
+}
+
+/* Copy the JSON text s[0..n) to out without the whitespace between its
+ * tokens; returns the length written. */
+static size_t
+compact_copy(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	int in_str = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (in_str) {
+			out[o++] = c;
+			if (c == '\\')
+				out[o++] = s[++i];
+			else if (c == '"')
+				in_str = 0;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			out[o++] = c;
+			in_str = c == '"';
+		}
+	}
+	return o;
+}
+
+int
+invocation_init_req(struct invocation *inv, struct command *cmd,
+    struct request *req, int64_t rid_ms, unsigned rid_src,
+    uint64_t rid_seq)
+{
+	size_t n;
+	char *text;
+
+	if (!req->scanned) {
+		if (invocation_init(inv, cmd, req->root, req->id, req->payload,
+		    rid_ms, rid_src, rid_seq) < 0)
+			return -ENOMEM;
+		req->root = NULL;
+		return 0;
+	}
+	n = req->payload_len - req->payload_ws;
+	text = n < sizeof(inv->payload_buf) ? inv->payload_buf :
+	    malloc(n + 1);
+	if (text == NULL)
+		return -ENOMEM;
+	/* The id: its text, or (escapes) its object, as invocation_init. */
+	if (invocation_init(inv, cmd, NULL, req->id, NULL, rid_ms, rid_src,
+	    rid_seq) < 0) {
+		if (text != inv->payload_buf)
+			free(text);
+		return -ENOMEM;
+	}
+	if (req->id != NULL) {
+		inv->own_id = 1;
+		req->id = NULL;
+	} else if (req->id_text != NULL) {
+		size_t idn = strlen(req->id_text);
+
+		/* envelope_scan() keeps only ids that fit id_buf. */
+		memcpy(inv->id_buf, req->id_text, idn + 1);
+		inv->id_text = inv->id_buf;
+	}
+	inv->text_mode = 1;
+	if (req->payload_ws == 0)
+		memcpy(text, req->payload_text, n);
+	else
+		n = compact_copy(req->payload_text, req->payload_len, text);
+	text[n] = '\0';
+	inv->payload_text = text;
+	inv->payload_len = n;
+	if (req->root != NULL) {
+		/* The tree dispatch made (fields, a key's fingerprint). */
+		inv->root = req->root;
+		inv->payload = req->payload;
+		req->root = req->payload = NULL;
+	}
+	return 0;
+}
+
+/* One tokener per thread for payloads asked for as trees. */
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void
+tok_free(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void
+tok_init(void)
+{
+	(void)pthread_key_create(&tok_key, tok_free);
+}
+
+/* The calling thread's request tokener, or NULL on ENOMEM.  Borrowed:
+ * freed when the thread exits. */
+static struct json_tokener *
+thread_tokener(void)
+{
+	struct json_tokener *tok;
+
+	(void)pthread_once(&tok_once, tok_init);
+	if ((tok = pthread_getspecific(tok_key)) == NULL &&
+	    (tok = request_tokener_new()) != NULL &&
+	    pthread_setspecific(tok_key, tok) != 0) {
+		json_tokener_free(tok);
+		tok = NULL;
+	}
+	return tok;
+}
+
+/* The value of the checked JSON text s (NUL-terminated, n bytes): new,
+ * or NULL on ENOMEM. */
+static struct json_object *
+parse_checked(const char *s, size_t n)
+{
+	struct json_tokener *tok = thread_tokener();
+
+	if (tok == NULL)
+		return NULL;
+	json_tokener_reset(tok);
+	/* The NUL too: it ends a number at the top level. */
+	return json_tokener_parse_ex(tok, s, (int)n + 1);
+}
+
+struct json_object *
+invocation_payload(struct invocation *inv)
+{
+	if (inv->payload == NULL && inv->text_mode && inv->root == NULL)
+		inv->root = inv->payload = parse_checked(inv->payload_text,
+		    inv->payload_len);
+	return inv->payload;
+}
+
+struct json_object *
+invocation_client_id(struct invocation *inv)
+{
+	if (inv->id == NULL && inv->text_mode && inv->id_text != NULL) {
+		inv->id = parse_checked(inv->id_text, strlen(inv->id_text));
+		inv->own_id = inv->id != NULL;
+	}
+	return inv->id;
+}
+
+/* Drop a text body (body_buf or owned). */
+static void
+drop_text(struct invocation *inv, char **text, size_t *len)
+{
+	if (*text != NULL && *text != inv->body_buf)
+		free(*text);
+	*text = NULL;
+	*len = 0;
 }
 
 void
@@ -54,7 +212,12 @@ invocation_fini(struct invocation *inv)
 		json_object_put(inv->root);
 	if (inv->body != NULL)
 		json_object_put(inv->body);
-	free(inv->payload_text);
+	if (inv->payload_text != inv->payload_buf)
+		free(inv->payload_text);
+	if (inv->own_id)
+		json_object_put(inv->id);
+	drop_text(inv, &inv->body_text, &inv->body_len);
+	drop_text(inv, &inv->late_text, &inv->late_len);
 	if (inv->id_text != NULL && inv->id_text != inv->id_buf)
 		free((char *)inv->id_text);
 	free(inv->code);
@@ -67,7 +230,7 @@ invocation_fini(struct invocation *inv)
 	free(inv->emit_refused);
 	if (inv->cmd != NULL)
 		generation_release(inv->cmd->gen);
-	memset(inv, 0, sizeof(*inv));
+	memset(inv, 0, offsetof(struct invocation, payload_buf));
 }
 
 struct invocation *
@@ -141,6 +304,7 @@ invocation_set_error(struct invocation *inv, int status, const char *code,
 		json_object_put(inv->body);
 		inv->body = NULL;
 	}
+	drop_text(inv, &inv->body_text, &inv->body_len);
 	free(inv->code);
 	free(inv->message);
 	inv->code = strdup(code ? code : "command_failed");
@@ -240,6 +404,10 @@ invocation_check_deadline(struct invocation *inv)
 		inv->late_status = inv->status;
 		inv->late_body = inv->body;
 		inv->body = NULL;
+		inv->late_text = inv->body_text;
+		inv->late_len = inv->body_len;
+		inv->body_text = NULL;
+		inv->body_len = 0;
 		inv->late_code = inv->code;
 		inv->late_message = inv->message;
 		inv->code = inv->message = NULL;

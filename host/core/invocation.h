@@ -20,6 +20,10 @@
 struct command;
 struct event;
 struct log_ctx;
+struct request;
+
+/* Bytes of payload or body text an invocation holds without a malloc. */
+#define INV_TEXT_INLINE 256
 
 /* An invocation's life on an executor. */
 enum inv_state {
@@ -52,6 +56,7 @@ struct invocation {
 	int64_t deadline_ns;
 	int64_t end_ns;
 	int want_request_id;          /* the reply carries request_id */
+	int async;                    /* the request's "async": true */
 	int keep_late;                /* invocation_run keeps a result past
 	                               * the deadline: its owner decides */
 
@@ -76,6 +81,23 @@ struct invocation {
 	size_t n_events;
 	int in_execute;               /* emits are taken now */
 	char *emit_refused;           /* owned: why an emit was refused */
+
+	/* A call made from a scanned request (invocation_init_req): the
+	 * payload is text first (payload_text, the client's bytes without
+	 * the whitespace between tokens), its tree made on first ask
+	 * (invocation_payload; then root and payload own it). */
+	int text_mode;
+	int own_id;                   /* id is an owned reference */
+	/* A 2xx body given as checked text (ctx_respond_text) that needs no
+	 * tree: body stays NULL.  body_buf, or owned. */
+	char *body_text;
+	size_t body_len;
+	char *late_text;              /* the same, kept past the deadline */
+	size_t late_len;
+
+	/* Last: never cleared as a whole (init clears what is above). */
+	char payload_buf[INV_TEXT_INLINE];
+	char body_buf[INV_TEXT_INLINE];
 };
 
 /* Set up inv (the caller's memory, zeroed here) to own `root` (one
@@ -89,6 +111,25 @@ int invocation_init(struct invocation *inv, struct command *cmd,
     struct json_object *root, struct json_object *id,
     struct json_object *payload, int64_t rid_ms, unsigned rid_src,
     uint64_t rid_seq);
+
+/* invocation_init() from a request either maker made (request.h).  A
+ * request_parse() one gives its root to inv; an envelope_scan() one
+ * gives a copy of its payload text and id (no tree, no allocation for
+ * small ones) and its payload tree if dispatch made one.  What inv takes
+ * is NULL in req afterwards; req stays the caller's.  Returns 0 or
+ * -ENOMEM (then req still holds everything and inv nothing). */
+int invocation_init_req(struct invocation *inv, struct command *cmd,
+    struct request *req, int64_t rid_ms, unsigned rid_src,
+    uint64_t rid_seq);
+
+/* The payload as a json-c value, made from the text on first ask for a
+ * text-mode call.  Borrowed from inv; NULL only on ENOMEM. */
+struct json_object *invocation_payload(struct invocation *inv);
+
+/* The client's id as a json-c value, made from its text on first ask
+ * for a text-mode call.  Borrowed from inv; NULL when there is none (or
+ * on ENOMEM). */
+struct json_object *invocation_client_id(struct invocation *inv);
 
 /* Release everything inv holds, including the generation reference; the
  * memory stays the caller's.  NULL is ok. */

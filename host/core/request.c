@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -205,7 +206,19 @@ request_fini(struct request *req)
 {
 	if (req->root != NULL)
 		json_object_put(req->root);
-	memset(req, 0, sizeof(*req));
+	if (req->scanned && req->id != NULL)
+		json_object_put(req->id);
+	req->root = req->id = req->payload = NULL;
+	req->command = req->idem_key = req->payload_text = req->id_text = NULL;
+	req->scanned = 0;
+}
+
+const char *
+request_echo_id(const struct request *req)
+{
+	if (req->id_text != NULL)
+		return req->id_text;
+	return req->id != NULL ? request_id_text(req->id) : NULL;
 }
 
 static int
@@ -223,7 +236,7 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 	struct line_scan sc;
 	enum json_tokener_error jerr;
 
-	memset(req, 0, sizeof(*req));
+	memset(req, 0, offsetof(struct request, id_buf));
 	while (len > 0 && is_space(line[len - 1]))
 		len--;
 	{
@@ -336,6 +349,9 @@ request_parse(struct json_tokener *tok, const char *line, size_t len,
 		}
 		req->timeout_ms = t;
 	}
+	if (json_object_object_get_ex(root, "async", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		req->async = json_object_get_boolean(v);
 	if (json_object_object_get_ex(root, "want_request_id", &v) &&
 	    v != NULL) {
 		if (!json_object_is_type(v, json_type_boolean)) {
@@ -612,6 +628,23 @@ request_format_body(struct buf *out, const char *id, int status,
 	    buf_put(out, ",\"body\":", 8) < 0 ||
 	    buf_put(out, btext, blen) < 0 ||
 	    buf_put(out, "}\n", 2) < 0) {
+		out->len = out->start + mark;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+request_format_checked(struct buf *out, const char *id, int status,
+    const char *text, size_t len)
+{
+	size_t mark = buf_size(out);
+	char num[3];
+
+	status_digits(num, status);
+	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+	    buf_put(out, ",\"body\":", 8) < 0 ||
+	    buf_put(out, text, len) < 0 || buf_put(out, "}\n", 2) < 0) {
 		out->len = out->start + mark;
 		return -ENOMEM;
 	}

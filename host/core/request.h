@@ -22,16 +22,44 @@
  * inside each other, not counting the request object around them. */
 #define REQUEST_MAX_DEPTH 64
 
+/* The longest command name envelope_scan() keeps (a longer one is cut:
+ * it can match no registered name, and messages show 200 bytes). */
+#define REQUEST_MAX_COMMAND 255
+
+/*
+ * A request, made by request_parse() (a json-c tree of the whole line:
+ * `scanned` is 0) or by envelope_scan() (envelope.h: the members read
+ * from the line without a tree; `scanned` is 1, and root is the
+ * payload's tree once envelope_payload() made it, else NULL).
+ */
 struct request {
-	struct json_object *root;    /* owned reference: the whole line */
-	struct json_object *id;      /* borrowed from root, or NULL */
-	const char *command;         /* borrowed from root */
-	struct json_object *payload; /* borrowed from root, never NULL on 0 */
+	struct json_object *root;    /* owned reference: the whole line, or
+	                              * (scanned) the payload, or NULL */
+	struct json_object *id;      /* borrowed from root, or (scanned)
+	                              * owned, or NULL */
+	const char *command;         /* borrowed from root or cmd_buf */
+	struct json_object *payload; /* borrowed from root; never NULL on 0
+	                              * unless scanned */
 	int64_t timeout_ms;          /* 0: the default */
 	int want_request_id;         /* "want_request_id": true */
+	int async;                   /* "async": true (a workflow answers
+	                              * 202 at once); other values: false */
 	const char *idem_key;        /* "idempotency_key", borrowed from
-	                              * root (may hold any byte), or NULL */
+	                              * root, the line or key_buf (may hold
+	                              * any byte), or NULL */
 	size_t idem_key_len;         /* 1..REQUEST_MAX_IDEM_KEY */
+
+	/* envelope_scan() only. */
+	int scanned;
+	struct json_tokener *tok;    /* borrowed, for envelope_payload() */
+	const char *payload_text;    /* borrowed from the line, or "{}" */
+	size_t payload_len;
+	size_t payload_ws;           /* whitespace bytes between its tokens */
+	const char *id_text;         /* the id's JSON text in id_buf, or NULL
+	                              * (then id, if any, says it) */
+	char id_buf[48];
+	char cmd_buf[REQUEST_MAX_COMMAND + 1];
+	char key_buf[256];
 };
 
 /* The longest idempotency_key, in bytes. */
@@ -52,7 +80,7 @@ struct json_tokener *request_tokener_new(void);
 int request_parse(struct json_tokener *tok, const char *line, size_t len,
     struct request *req, char *err, size_t errlen);
 
-/* Release what req holds; safe on a zeroed request. */
+/* Release what req holds; safe on a zeroed request.  Either maker's. */
 void request_fini(struct request *req);
 
 /* Check `payload` against a {0}-terminated field list (NULL: nothing to
@@ -111,6 +139,13 @@ int request_format_body(struct buf *out, const char *id_text, int status,
 int request_format_error_text(struct buf *out, const char *id_text,
     int status, const char *code, const char *message);
 
+/* Append `{"id":..,"status":..,"body":text}\n` for a body text the
+ * strict scanner passed with the reply rules (body_text_check(): no
+ * whitespace, names as json-c writes them): text[0..len) is borrowed and
+ * copied as it is.  Returns 0 or -ENOMEM. */
+int request_format_checked(struct buf *out, const char *id_text, int status,
+    const char *text, size_t len);
+
 /* Append the JSON text of a reply's result member to out: for a 2xx the
  * body (borrowed; NULL is null), else the error object {"code",
  * "message"}.  What idempotency keys store.  Returns 0, -ENOMEM, or
@@ -130,6 +165,10 @@ int request_format_stored(struct buf *out, const char *id_text, int status,
  * or NULL when it does not fit (then use request_id_text()). */
 const char *request_id_format(struct json_object *id, char *buf,
     size_t size);
+
+/* The JSON text of req's id (either maker's) as error replies echo it,
+ * or NULL for none.  Borrowed from req. */
+const char *request_echo_id(const struct request *req);
 
 /* The JSON text of an id (string or integer), or NULL for none.  Borrowed
  * from the object (json-c keeps it), valid until the object changes. */

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/envelope.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "dispatch.h"
@@ -40,7 +41,8 @@ admin_allowed(const struct admin *a, uid_t peer_uid)
 static int
 ok(struct buf *out, const struct request *req, struct json_object *body)
 {
-	int rc = request_format_ok(out, req->id, 200, body);
+	int rc = request_format_ok_text(out, request_echo_id(req), 200,
+	    body);
 
 	json_object_put(body);
 	return rc < 0 ? rc : 200;
@@ -51,7 +53,8 @@ static int
 fail(struct buf *out, const struct request *req, int status, const char *code,
     const char *msg)
 {
-	int rc = request_format_error(out, req->id, status, code, msg);
+	int rc = request_format_error_text(out, request_echo_id(req), status,
+	    code, msg);
 
 	return rc < 0 ? rc : status;
 }
@@ -67,7 +70,9 @@ events(const struct admin *a, uid_t peer_uid, const struct request *req,
     struct buf *out)
 {
 	struct outbox *ob = dispatch_outbox(a->disp);
-	struct json_object *p = req->payload, *v, *body;
+	/* A scanned request makes its payload's tree on first ask. */
+	struct json_object *p = envelope_payload((struct request *)req), *v,
+	    *body;
 	size_t pending, dead, limit = 100;
 	int want_dead = 0;
 	char msg[200];
@@ -186,9 +191,11 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		const char *msg = NULL;
 		int st = 500;
 
-		body = wf_engine_executions(a->wf, req->payload, &st, &msg);
+		body = wf_engine_executions(a->wf, envelope_payload(
+		    (struct request *)req), &st, &msg);
 		if (body == NULL) {
-			rc = request_format_error(out, req->id, st, st == 404 ?
+			rc = request_format_error_text(out,
+			    request_echo_id(req), st, st == 404 ?
 			    "not_found" : "bad_request", msg);
 			return rc < 0 ? rc : st;
 		}
@@ -201,17 +208,20 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 
 			snprintf(msg, sizeof(msg), "%s is for admins; "
 			    "uid %u is not one", name, (unsigned)peer_uid);
-			rc = request_format_error(out, req->id, 403,
+			rc = request_format_error_text(out,
+			    request_echo_id(req), 403,
 			    "forbidden", msg);
 			return rc < 0 ? rc : 403;
 		}
 		/* Allowed: the caller runs it off its thread (see
 		 * admin_is_reload). */
-		rc = request_format_error(out, req->id, 503, "unavailable",
+		rc = request_format_error_text(out, request_echo_id(req),
+		    503, "unavailable",
 		    "this command runs on the registry's scan thread");
 		return rc < 0 ? rc : 503;
 	}
-	rc = request_format_error(out, req->id, 404, "unknown_command",
+	rc = request_format_error_text(out, request_echo_id(req), 404,
+	    "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
 	    "host.stats, host.events, host.executions, host.reload, "
 	    "host.rollback)");

@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/envelope.h"
 #include "core/request.h"
 #include "registry.h"
 #include "reply.h"
@@ -328,7 +329,8 @@ reload_call(struct conn *c, const struct request *req)
 	if (rollback) {
 		struct json_object *v;
 
-		if (json_object_object_get_ex(req->payload, "plugin", &v) &&
+		if (json_object_object_get_ex(envelope_payload(
+		    (struct request *)req), "plugin", &v) &&
 		    json_object_is_type(v, json_type_string))
 			plugin = json_object_get_string(v);
 		if (plugin == NULL || plugin[0] == '\0') {
@@ -352,9 +354,14 @@ reload_call(struct conn *c, const struct request *req)
 	job->uid = c->uid;
 	job->t0 = clock_mono_ns();
 	job->command = rollback ? "host.rollback" : "host.reload";
-	if (req->id != NULL && (job->id_text = (char *)request_id_format(
-	    req->id, job->id_buf, sizeof(job->id_buf))) == NULL &&
-	    (job->id_text = strdup(request_id_text(req->id))) == NULL) {
+	if (req->id_text != NULL) {
+		/* A scanned id's text: request_id_format()'s, and it fits. */
+		snprintf(job->id_buf, sizeof(job->id_buf), "%s", req->id_text);
+		job->id_text = job->id_buf;
+	} else if (req->id != NULL && (job->id_text = (char *)
+	    request_id_format(req->id, job->id_buf, sizeof(job->id_buf))) ==
+	    NULL && (job->id_text = strdup(request_id_text(req->id))) ==
+	    NULL) {
 		free(job);
 		free(s);
 		reply_err(c, req, 503, "unavailable", "out of memory");
@@ -443,8 +450,8 @@ admin_call(struct conn *c, const struct request *req)
 		c->dead = 1;
 		return;
 	}
-	finish_admin(c, out, req->id ? request_id_text(req->id) : NULL,
-	    req->command, req->want_request_id, status, t0);
+	finish_admin(c, out, request_echo_id(req), req->command,
+	    req->want_request_id, status, t0);
 }
 
 static void
@@ -455,7 +462,7 @@ handle_line(struct conn *c, const char *line, size_t len)
 	char err[256];
 
 	metrics_add(srv->stats, DM_REQUESTS, 1);
-	if (request_parse(c->loop->tok, line, len, &req, err,
+	if (envelope_scan(c->loop->tok, line, len, &req, err,
 	    sizeof(err)) < 0) {
 		reply_err(c, &req, 400, "bad_request", err);
 		goto out;

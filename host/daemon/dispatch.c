@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/envelope.h"
 #include "core/generation.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -259,6 +260,8 @@ finish_key(struct call *c, int reply)
 	struct buf text = BUF_INIT;
 	struct json_object *body = inv->body;
 	const char *code = inv->code, *message = inv->message;
+	const char *btext = inv->body_text;
+	size_t blen = inv->body_len;
 	int status = inv->status;
 
 	c->idem = NULL;
@@ -268,11 +271,14 @@ finish_key(struct call *c, int reply)
 		body = inv->late_body;
 		code = inv->late_code;
 		message = inv->late_message;
+		btext = inv->late_text;
+		blen = inv->late_len;
 	}
 	/* Only the member's text is kept: the id is the retry's own. */
-	if (idem_storable(status) && request_format_member(&text, status,
+	if (idem_storable(status) && (btext != NULL && status < 300 ?
+	    buf_put(&text, btext, blen) : request_format_member(&text, status,
 	    body, code ? code : "internal_error", message ? message :
-	    "out of memory") < 0)
+	    "out of memory")) < 0)
 		status = 500; /* cannot store it: do not pretend to */
 	c->key_reply = reply;
 	c->idem_be->finish(c->idem_be->store, rec, status, buf_size(&text) ?
@@ -583,7 +589,10 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	    CALL_REPLAY)
 		return reply_replay(c, out, unix_ms);
 	answer_of(c, &status, &code, &msg, &dur);
-	if (code == NULL) {
+	if (code == NULL && inv->body_text != NULL) {
+		rc = request_format_checked(out, inv->id_text, status,
+		    inv->body_text, inv->body_len);
+	} else if (code == NULL) {
 		char why[160];
 
 		rc = request_format_body(out, inv->id_text, status, inv->body,
@@ -778,11 +787,16 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		    "'%.200s'", req->command);
 		return -1;
 	}
-	if (request_check_fields(cmd->fields, req->payload, err, errlen) < 0) {
-		metrics_cmd_record(cmd->stats, 400, 0);
+	if ((rc = envelope_check_fields(req, cmd->fields, err, errlen)) < 0 ||
+	    (req->idem_key != NULL && envelope_payload(req) == NULL)) {
+		int oom = rc != -1;
+
+		metrics_cmd_record(cmd->stats, oom ? 503 : 400, 0);
 		generation_release(cmd->gen);
-		*status = 400;
-		*code = "invalid_payload";
+		*status = oom ? 503 : 400;
+		*code = oom ? "unavailable" : "invalid_payload";
+		if (oom)
+			snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (req->idem_key != NULL) {
@@ -790,7 +804,7 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		int64_t timeout = req->timeout_ms ? req->timeout_ms :
 		    d->cfg->default_timeout_ms;
 
-		request_fingerprint(cmd->name, req->payload, fp);
+		request_fingerprint(cmd->name, envelope_payload(req), fp);
 		v = be->begin(be->store, a->idem == NULL &&
 		    d->cfg->idempotency_shared ? "*" : a->scope ? a->scope :
 		    "-", cmd->name, req->idem_key, req->idem_key_len, fp,
@@ -824,9 +838,8 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 			return -1;
 		}
 	}
-	if ((c = call_alloc()) == NULL || invocation_init(&c->inv, cmd,
-	    req->root, req->id, req->payload, a->rid_ms, a->rid_src,
-	    a->rid_seq) < 0) {
+	if ((c = call_alloc()) == NULL || invocation_init_req(&c->inv, cmd,
+	    req, a->rid_ms, a->rid_src, a->rid_seq) < 0) {
 		if (rec != NULL)
 			be->finish(be->store, rec, 503, NULL, 0, NULL, NULL);
 		free(res.text);
@@ -837,8 +850,8 @@ dispatch_call(struct dispatch *d, const struct dispatch_args *a,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	req->root = NULL; /* the call owns it now */
 	c->inv.want_request_id = req->want_request_id;
+	c->inv.async = req->async;
 	c->inv.peer_pid = a->pid;
 	c->inv.peer_uid = a->uid;
 	c->inv.start_ns = clock_mono_ns();

@@ -38,12 +38,12 @@ reply_error(const struct config *cfg, struct daemon_stats *stats,
 {
 	struct log_ctx lc = LOG_CTX_INIT;
 
-	if (request_format_error(out, req ? req->id : NULL, status, code,
-	    message) < 0)
+	if (request_format_error_text(out, req ? request_echo_id(req) : NULL,
+	    status, code, message) < 0)
 		return -ENOMEM;
 	lc.request_id = rid;
 	if (req != NULL) {
-		lc.id = req->id ? request_id_text(req->id) : NULL;
+		lc.id = request_echo_id(req);
 		lc.command = req->command;
 	}
 	lc.status = status;

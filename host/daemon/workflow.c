@@ -1467,7 +1467,7 @@ wx_submit(struct executor *ex, struct call *c)
 	struct wf_engine *e = ((struct wf_exec_ex *)ex)->eng;
 	struct generation *g = c->inv.cmd->gen;
 	const struct wf_def *def = g->state;
-	struct json_object *v, *d;
+	struct json_object *d;
 	struct wf_event ev;
 	struct wexec *x;
 	char msg[256], *snap;
@@ -1487,14 +1487,12 @@ wx_submit(struct executor *ex, struct call *c)
 		    atomic_load(&e->running));
 		return refuse_call(c, 503, "unavailable", msg);
 	}
-	if (json_object_object_get_ex(c->inv.root, "async", &v) &&
-	    json_object_is_type(v, json_type_boolean))
-		async = json_object_get_boolean(v);
+	async = c->inv.async;
 	if ((x = wexec_new(e)) == NULL)
 		return refuse_call(c, 503, "unavailable", "out of memory");
 	snprintf(x->id, sizeof(x->id), "%s", c->inv.request_id);
-	x->input = copy(c->inv.payload);
-	x->doc = copy(c->inv.payload);
+	x->input = copy(invocation_payload(&c->inv));
+	x->doc = copy(invocation_payload(&c->inv));
 	x->gen = g;
 	generation_hold(g);
 	x->def = def;

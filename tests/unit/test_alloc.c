@@ -54,6 +54,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
+#include "envelope.h"
 #include "request.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -669,6 +670,42 @@ Test(alloc, c08_request_parse_and_frame_make_none_of_ours)
 {
 	expect_no_allocation("request_parse/frame_next/request_check_fields",
 	    parse_and_frame);
+}
+
+/* The envelope reader, on an ordinary line: no allocation at all (no
+ * json-c either: no tree is made unless asked). */
+static void
+scan_envelope(void)
+{
+	static const char line[] = "{\"id\":\"x\",\"command\":\"a.b\","
+	    "\"timeout_ms\":5,\"payload\":{\"n\":1,\"s\":\"t\"},"
+	    "\"idempotency_key\":\"k\"}";
+	static const cmdhost_field fields[] = { { "n", CMDHOST_INTEGER, 1 },
+	    { "s", CMDHOST_STRING, 0 }, { 0 } };
+	struct json_tokener *tok;
+	struct request req;
+	char err[256];
+
+	failalloc_disarm();
+	tok = request_tokener_new();
+	cr_assert_not_null(tok);
+	failalloc_arm(1);
+	cr_assert_eq(envelope_scan(tok, line, sizeof(line) - 1, &req, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(envelope_check_fields(&req, fields, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_null(req.payload);
+	cr_assert_str_eq(request_echo_id(&req), "\"x\"");
+	request_fini(&req);
+	cr_assert_not(failalloc_disarm(), "envelope_scan allocated");
+	failalloc_arm(1);
+	json_tokener_free(tok);
+}
+
+Test(alloc, c08b_envelope_scan_makes_none)
+{
+	expect_no_allocation("envelope_scan/envelope_check_fields",
+	    scan_envelope);
 }
 
 /* ------------------------------------------------------------ log */

@@ -254,7 +254,11 @@ struct cmdhost_api {
 	struct json_object *(*ctx_payload)(cmdhost_ctx *ctx);
 
 	/* The payload as compact JSON text, valid UTF-8, NUL-terminated;
-	 * *len gets its length in bytes when len is not NULL.  Borrowed:
+	 * *len gets its length in bytes when len is not NULL.  Since the
+	 * envelope scanner (issue 19) these are the client's own bytes less
+	 * the whitespace between tokens (escapes, number spellings and a
+	 * name given twice stay as sent), and no json-c tree is made unless
+	 * ctx_payload is called.  Borrowed:
 	 * valid until validate/execute returns (the same pointer for both
 	 * of one call). */
 	const char *(*ctx_payload_text)(cmdhost_ctx *ctx, size_t *len);
