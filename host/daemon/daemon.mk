@@ -14,6 +14,7 @@ DAEMON_SRCS := \
 	host/daemon/main.c \
 	host/daemon/nats_host.c \
 	host/daemon/registry.c \
+	host/daemon/sdnotify.c \
 	host/daemon/reply.c \
 	host/daemon/server.c \
 	host/daemon/stuck.c \
