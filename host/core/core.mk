@@ -16,6 +16,8 @@ CORE_SRCS := \
 	host/core/log.c \
 	host/core/metrics.c \
 	host/core/module.c \
+	host/core/prom.c \
 	host/core/request.c \
+	host/core/sha256.c \
 	host/core/thread.c \
 	host/core/trust.c

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "generation.h"
 #include "log.h"
+#include "sha256.h"
 #include "trust.h"
 
 #define FNV_OFFSET 1469598103934665603ULL
@@ -417,6 +418,15 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 	}
 	if (elf_check(copy, err, errlen) < 0)
 		goto fail; /* generation_destroy removes the copy */
+	/* What host.list shows: the hash of the very bytes dlopen maps. */
+	{
+		int cfd = open(copy, O_RDONLY | O_CLOEXEC);
+
+		if (cfd < 0 || sha256_fd(cfd, g->sha256) < 0)
+			g->sha256[0] = '\0';
+		if (cfd >= 0)
+			close(cfd);
+	}
 	dlerror();
 	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
 	/* The mapping stays valid; nothing can overwrite the file now. */
