@@ -28,6 +28,7 @@
 #define PLUGIN_PREFIX "plugin:"
 
 static int check_sun_path(const char *, const char *, char *, size_t);
+static int check_http_listen(const char *, const char *, char *, size_t);
 static int check_service(const char *, const char *, char *, size_t);
 static int check_true_false(const char *, const char *, char *, size_t);
 
@@ -152,6 +153,11 @@ static const struct config_key keys[] = {
 	    "from disk"),
 	K_BOOL("host", "idempotency_shared", idempotency_shared, 0, NULL,
 	    "one key scope for every caller, not one per uid"),
+	K_STR("host", "http_listen", http_listen, 0, 0, "", check_http_listen,
+	    "serve /metrics, /healthz, /readyz and a status page over HTTP "
+	    "here: host:port or a Unix socket path; empty is off"),
+	K_INT("host", "http_connections", http_connections, 1, 10000, 32,
+	    "HTTP connections served at once; more are refused"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),
@@ -334,6 +340,40 @@ check_sun_path(const char *key, const char *value, char *err, size_t errlen)
 	if (strlen(value) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "%s: path longer than %zu bytes", key,
 		    sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* http_listen: empty (off), an absolute socket path, or HOST:PORT with
+ * a port in 1..65535 (HOST an address, a name, or [an IPv6 address]). */
+static int
+check_http_listen(const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const char *colon = strrchr(value, ':');
+	char *end;
+	long port;
+
+	if (value[0] == '\0')
+		return 0;
+	if (value[0] == '/')
+		return check_sun_path(key, value, err, errlen);
+	if (colon == NULL || colon == value) {
+		snprintf(err, errlen, "%s: '%s' is not HOST:PORT (such as "
+		    "127.0.0.1:9464) or an absolute Unix socket path", key,
+		    value);
+		return -1;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535) {
+		snprintf(err, errlen, "%s: '%s': the port must be 1 to 65535",
+		    key, value);
+		return -1;
+	}
+	if (value[0] == '[' && colon[-1] != ']') {
+		snprintf(err, errlen, "%s: '%s': an IPv6 address goes in "
+		    "brackets, [::1]:9464", key, value);
 		return -1;
 	}
 	return 0;
@@ -606,11 +646,17 @@ config_plugin_value(const struct config *cfg, const char *plugin,
 	return NULL;
 }
 
+struct line_reader;
+
 struct parse_state {
 	struct config *cfg;
+	const struct line_reader *lr; /* the line being read */
 	char err[512]; /* the first error, without file:line */
 	int failed;
 };
+
+static void note_line(struct parse_state *ps, const char *section,
+    const char *key);
 
 /* inih calls this per key; returning 0 makes ini_parse() report the line. */
 static int
@@ -630,8 +676,10 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		value = "";
 	if (s != NULL) {
 		if (config_set(ps->cfg, section, key, value, err,
-		    sizeof(err)) == 0)
+		    sizeof(err)) == 0) {
+			note_line(ps, section, key);
 			return 1;
+		}
 	} else if (strncmp(section, PLUGIN_PREFIX, strlen(PLUGIN_PREFIX)) == 0 &&
 	    section[strlen(PLUGIN_PREFIX)] != '\0') {
 		if (add_plugin_kv(ps->cfg, section + strlen(PLUGIN_PREFIX), key,
@@ -771,6 +819,29 @@ read_line(char *str, int num, void *stream)
 	return str;
 }
 
+_Static_assert(NKEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+/* inih has just read the line lr->line and handed over its key. */
+static void
+note_line(struct parse_state *ps, const char *section, const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, key) == 0)
+			ps->cfg->key_lines[i] = ps->lr->line;
+}
+
+int
+config_key_line(const struct config *cfg, const char *section,
+    const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, key) == 0)
+			return cfg->key_lines[i];
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
@@ -791,6 +862,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if ((data = read_config_file(path, &len, err, errlen)) == NULL)
 		return -1;
 	memset(&lr, 0, sizeof(lr));
+	ps.lr = &lr;
 	lr.p = data;
 	lr.end = data + len;
 	line = ini_parse_stream(read_line, &lr, on_key, &ps);

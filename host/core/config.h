@@ -14,6 +14,8 @@
 #include "config_nats.h"
 
 #define CONFIG_MAX_ADMIN_UIDS 64
+/* At least the rows of config_keys() (config.c checks it). */
+#define CONFIG_MAX_KEYS 160
 
 /* One key of a [plugin:NAME] section. */
 struct plugin_kv {
@@ -66,6 +68,11 @@ struct config {
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
 	struct nats_config nats; /* [nats] and [jetstream] */
+	char *http_listen;   /* owned: "" off, host:port or a socket path */
+	int http_connections; /* HTTP connections served at once */
+	/* Per row of config_keys(): the file's line that set it, 0 if none
+	 * did (a default): where `cmdhostd -t` points at. */
+	int key_lines[CONFIG_MAX_KEYS];
 };
 
 /* The kind of value of a key, which says how its text is read. */
@@ -129,6 +136,11 @@ int config_set_string(char **field, const char *value);
 
 /* The value of `key` in [plugin:plugin], or NULL.  Borrowed from cfg. */
 const char *config_plugin_value(const struct config *cfg, const char *plugin,
+    const char *key);
+
+/* The line of cfg->path that set `key` of [section], or 0 when it was
+ * not in the file. */
+int config_key_line(const struct config *cfg, const char *section,
     const char *key);
 
 /* Free what cfg owns; cfg may be zeroed or NULL. */

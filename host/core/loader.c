@@ -276,14 +276,14 @@ typedef Elf32_Phdr Phdr;
  * Returns 0 or -1 with the reason in err.
  */
 static int
-elf_check(const char *path, char *err, size_t errlen)
+elf_check_fd(int fd, char *err, size_t errlen)
 {
 	struct stat st;
 	Ehdr eh;
 	Phdr ph;
-	int fd, rc = -1;
+	int rc = -1;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot read: %s", strerror(errno));
 		goto out;
 	}
@@ -340,8 +340,34 @@ elf_check(const char *path, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	return rc;
+}
+
+/* elf_check_fd() of the file at path. */
+static int
+elf_check(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	rc = elf_check_fd(fd, err, errlen);
+	close(fd);
+	return rc;
+}
+
+int
+loader_check_at(int dirfd, const char *name, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	int fd = loader_open_at(dirfd, name, cfg, err, errlen), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = elf_check_fd(fd, err, errlen);
+	close(fd);
 	return rc;
 }
 

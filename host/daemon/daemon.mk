@@ -3,6 +3,7 @@
 DAEMON_SRCS := \
 	host/daemon/admin.c \
 	host/daemon/bounded.c \
+	host/daemon/check.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
 	host/daemon/dispatch.c \

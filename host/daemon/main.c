@@ -33,6 +33,7 @@
 #include "core/thread.h"
 #include "core/trust.h"
 #include "core/version.h"
+#include "check.h"
 #include "dispatch.h"
 #include "listener.h"
 #include "nats_host.h"
@@ -559,9 +560,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		printf("%s: ok\n", config_path);
+		int rc = check_run(&dm.cfg, config_path);
+
 		config_fini(&dm.cfg);
-		return 0;
+		return rc;
 	}
 	dm.lst.fd = -1;
 	if (sdnotify_open(err, sizeof(err)) < 0) {
