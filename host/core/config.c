@@ -28,7 +28,6 @@
 #define PLUGIN_PREFIX "plugin:"
 
 static int check_sun_path(const char *, const char *, char *, size_t);
-static int check_http_listen(const char *, const char *, char *, size_t);
 static int check_service(const char *, const char *, char *, size_t);
 static int check_true_false(const char *, const char *, char *, size_t);
 
@@ -153,11 +152,6 @@ static const struct config_key keys[] = {
 	    "from disk"),
 	K_BOOL("host", "idempotency_shared", idempotency_shared, 0, NULL,
 	    "one key scope for every caller, not one per uid"),
-	K_STR("host", "http_listen", http_listen, 0, 0, "", check_http_listen,
-	    "serve /metrics, /healthz, /readyz and a status page over HTTP "
-	    "here: host:port or a Unix socket path; empty is off"),
-	K_INT("host", "http_connections", http_connections, 1, 10000, 32,
-	    "HTTP connections served at once; more are refused"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),
@@ -340,40 +334,6 @@ check_sun_path(const char *key, const char *value, char *err, size_t errlen)
 	if (strlen(value) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "%s: path longer than %zu bytes", key,
 		    sizeof(sun.sun_path) - 1);
-		return -1;
-	}
-	return 0;
-}
-
-/* http_listen: empty (off), an absolute socket path, or HOST:PORT with
- * a port in 1..65535 (HOST an address, a name, or [an IPv6 address]). */
-static int
-check_http_listen(const char *key, const char *value, char *err,
-    size_t errlen)
-{
-	const char *colon = strrchr(value, ':');
-	char *end;
-	long port;
-
-	if (value[0] == '\0')
-		return 0;
-	if (value[0] == '/')
-		return check_sun_path(key, value, err, errlen);
-	if (colon == NULL || colon == value) {
-		snprintf(err, errlen, "%s: '%s' is not HOST:PORT (such as "
-		    "127.0.0.1:9464) or an absolute Unix socket path", key,
-		    value);
-		return -1;
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535) {
-		snprintf(err, errlen, "%s: '%s': the port must be 1 to 65535",
-		    key, value);
-		return -1;
-	}
-	if (value[0] == '[' && colon[-1] != ']') {
-		snprintf(err, errlen, "%s: '%s': an IPv6 address goes in "
-		    "brackets, [::1]:9464", key, value);
 		return -1;
 	}
 	return 0;

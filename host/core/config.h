@@ -68,8 +68,6 @@ struct config {
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
 	struct nats_config nats; /* [nats] and [jetstream] */
-	char *http_listen;   /* owned: "" off, host:port or a socket path */
-	int http_connections; /* HTTP connections served at once */
 	/* Per row of config_keys(): the file's line that set it, 0 if none
 	 * did (a default): where `cmdhostd -t` points at. */
 	int key_lines[CONFIG_MAX_KEYS];

@@ -203,21 +203,6 @@ check_state(struct checker *c)
 		say(c, 1, "state_dir", "%s: %s", path, strerror(errno));
 }
 
-/* http_listen: a socket path's directory must take the socket. */
-static void
-check_http(struct checker *c)
-{
-	const char *v = c->cfg->http_listen;
-	char dir[PATH_MAX];
-
-	if (v == NULL || v[0] != '/')
-		return;
-	dir_of(v, dir, sizeof(dir));
-	if (access(dir, W_OK | X_OK) < 0)
-		say(c, 1, "http_listen", "cannot create the socket in %s: %s",
-		    dir, strerror(errno));
-}
-
 int
 check_run(const struct config *cfg, const char *config_path)
 {
@@ -236,7 +221,6 @@ check_run(const struct config *cfg, const char *config_path)
 	check_socket(&c);
 	check_plugins(&c);
 	check_state(&c);
-	check_http(&c);
 	if (c.problems > 0) {
 		fprintf(stderr, "%s: %d problem(s); cmdhostd would not start\n",
 		    config_path, c.problems);

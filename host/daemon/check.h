@@ -2,8 +2,7 @@
  * check.h - `cmdhostd -t`: does this configuration have what a start
  * needs?  The file parsed (config_load did that), and then the socket's
  * directory, the plugin and state directories (their ownership and
- * modes), the plugin files with the loader's checks and the HTTP
- * address: each problem on stderr as "FILE:LINE: key: reason" (the line
+ * modes) and the plugin files with the loader's checks: each problem on stderr as "FILE:LINE: key: reason" (the line
  * of the key that set it, or the file alone for a default).
  */
 #ifndef CMDHOST_CHECK_H
