@@ -387,3 +387,37 @@ Test(systemd, socket_activation)
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	cr_assert(system(path) == 0);
 }
+
+/* 5. Both unit files pass systemd-analyze verify (no PID 1 needed), with
+ * the daemon's path pointed at this build (verify wants it to exist);
+ * man pages are not looked up (they are not installed here). */
+Test(systemd, units_verify)
+{
+	const char *tool = "/usr/bin/systemd-analyze";
+	char dir[] = "/tmp/cmdhost-units.XXXXXX", cmd[2048], *out = NULL;
+	char *err = NULL, *argv[4];
+	int status = -1;
+
+	if (access(tool, X_OK) != 0)
+		cr_skip_test("%s is not installed (Debian's systemd package)",
+		    tool);
+	cr_assert(mkdtemp(dir) != NULL);
+	snprintf(cmd, sizeof(cmd), "sed 's|/usr/sbin/cmdhostd|%s/cmdhostd|g' "
+	    "'%s/conf/cmdhostd.service' > '%s/cmdhostd.service' && "
+	    "cp '%s/conf/cmdhostd.socket' '%s/' && %s verify --man=no "
+	    "'%s/cmdhostd.service' '%s/cmdhostd.socket'", CMDHOST_BUILD_DIR,
+	    CMDHOST_SOURCE_DIR, dir, CMDHOST_SOURCE_DIR, dir, tool, dir, dir);
+	argv[0] = (char *)"/bin/sh";
+	argv[1] = (char *)"-c";
+	argv[2] = cmd;
+	argv[3] = NULL;
+	cr_assert(run_command(argv, NULL, 60000, &status, &out, &err) == 0);
+	cr_assert(status == 0, "systemd-analyze verify exited %d: %s%s",
+	    status, out ? out : "", err ? err : "");
+	cr_assert(err == NULL || strstr(err, "cmdhostd") == NULL,
+	    "systemd-analyze verify warned: %s", err);
+	free(out);
+	free(err);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert(system(cmd) == 0);
+}
