@@ -364,7 +364,7 @@ $(B)/install/cmdhost.ini: conf/cmdhost.ini FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|^; cmdhost.ini - .*|; cmdhost.ini - an example for an installed cmdhostd (see cmdhost.ini(5)).|' \
 	    -e 's|^socket = .*|socket = $(RUNSOCKET)|' \
-	    -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
+	    -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)\nstate_dir = $(STATEDIR)|' \
 	    -e 's|^database = .*/\([a-z]*\.db\)$$|database = $(STATEDIR)/\1|' \
 	    $< > $@
 
