@@ -37,6 +37,8 @@ cli_usage(FILE *f)
 "  stats [--json | --prometheus]\n"
 "                          counters and latencies per command and plugin\n"
 "  reload                  rescan the plugin directory (admin only)\n"
+"  rollback NAME           put back plugin NAME's previous copy, kept since\n"
+"                          its last swap; refuse the bad bytes (admin only)\n"
 "  send                    pipe JSON request lines from stdin, print replies\n"
 "  check [--config FILE] PLUGIN.so [PLUGIN.so...]\n"
 "                          load plugin files as the daemon would, no daemon\n"
@@ -239,6 +241,34 @@ cmd_body(const struct cli_opts *o, int argc, char **argv)
 	return rc;
 }
 
+/* cmdhost rollback NAME: host.rollback with {"plugin": NAME}; print the
+ * body (what was put back). */
+static int
+cmd_rollback(const struct cli_opts *o, int argc, char **argv)
+{
+	struct json_object *reply = NULL, *body, *payload;
+	int rc;
+
+	if (argc != 2) {
+		cli_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if ((payload = json_object_new_object()) == NULL) {
+		fprintf(stderr, "cmdhost: out of memory\n");
+		return CLI_EXIT_CONN;
+	}
+	json_object_object_add(payload, "plugin",
+	    json_object_new_string(argv[1]));
+	rc = cli_conn_call(o, "host.rollback", payload, &reply, NULL);
+	json_object_put(payload);
+	if (rc != 0)
+		return rc;
+	if ((rc = cli_conn_reply_check(reply, &body)) == 0)
+		rc = cli_print_json(body);
+	json_object_put(reply);
+	return rc;
+}
+
 /* cmdhost list [--json]: one row per plugin, its commands below it. */
 static int
 cmd_list(const struct cli_opts *o, int argc, char **argv)
@@ -312,6 +342,7 @@ static const struct {
 	{ "list", cmd_list, 1 },
 	{ "stats", cmd_stats, 1 },
 	{ "reload", cmd_body, 1 },
+	{ "rollback", cmd_rollback, 1 },
 	{ "send", cmd_send, 1 },
 	{ "check", cli_plugin_check, 0 },
 	{ "exec", cli_plugin_exec, 0 },

@@ -152,6 +152,18 @@ static const struct config_key keys[] = {
 	    "from disk"),
 	K_BOOL("host", "idempotency_shared", idempotency_shared, 0, NULL,
 	    "one key scope for every caller, not one per uid"),
+	K_BOOL("host", "rollback", rollback, 1, NULL,
+	    "keep the previous copy after a swap and put it back when the "
+	    "new generation fails inside its window"),
+	K_INT("host", "rollback_window_s", rollback_window_s, 0, 31 * 86400,
+	    60, "seconds a new generation is on probation after a swap"),
+	K_INT("host", "rollback_min_calls", rollback_min_calls, 0, 100000000,
+	    20, "calls a new generation must answer before its 5xx share is "
+	    "judged, and before it has proven itself"),
+	K_INT("host", "rollback_5xx_percent", rollback_5xx_percent, 0, 100, 10,
+	    "a 5xx share over this inside the window rolls back"),
+	K_INT("host", "rollback_crashes", rollback_crashes, 0, 1000000, 3,
+	    "worker crashes inside the window that roll back; 0 never"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),

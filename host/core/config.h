@@ -63,6 +63,11 @@ struct config {
 	int idempotency_ttl_s;  /* how long a stored result replays */
 	int idempotency_memory; /* stored results kept in memory */
 	int idempotency_shared; /* one key scope for every caller */
+	int rollback;           /* probation windows and rollback */
+	int rollback_window_s;  /* probation after a swap */
+	int rollback_min_calls; /* calls before the 5xx share is judged */
+	int rollback_5xx_percent; /* 5xx share that rolls back */
+	int rollback_crashes;   /* worker crashes that roll back; 0 never */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
 	struct plugin_kv *plugin_kvs; /* owned array */

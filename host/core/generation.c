@@ -8,6 +8,8 @@
 
 #include "loader.h"
 
+__thread struct generation_running generation_running;
+
 void
 generation_hold(struct generation *g)
 {

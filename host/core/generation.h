@@ -76,10 +76,31 @@ struct generation {
 	char sha256[65];          /* of the private copy's bytes, hex ("" if
 	                           * it could not be read) */
 	enum isolation isolation; /* which executor runs its calls */
+	_Atomic unsigned worker_crashes; /* its worker processes that died
+	                           * in a call (the process executor counts;
+	                           * rollback.c reads) */
+	atomic_int watched;       /* rollback.c counts its answers: */
+	atomic_ulong watch_calls; /* answers while watched */
+	atomic_ulong watch_5xx;   /* of them, 5xx of the plugin's making */
+	char *mapped_as;          /* owned: the name dlopen mapped it by (the
+	                           * private copy's path, unlinked since) */
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
 	SLIST_ENTRY(generation) reap_link; /* the publisher's list */
 };
+
+/*
+ * What plugin code the calling thread runs now, for the fatal-signal
+ * handler's crash record (read there, async-signal-safe): g is borrowed
+ * for as long as the code runs, `what` a static string (a command's name
+ * is g's).  Set by invocation_run() around validate and execute, and by
+ * the loader around dlopen and registration; NULL g when none.
+ */
+struct generation_running {
+	const struct generation *g;
+	const char *command;      /* the command, or "(load)" */
+};
+extern __thread struct generation_running generation_running;
 
 /* Take and drop a reference.  Dropping the last one hands the generation
  * to its release hook; a generation that has none (never published) is

@@ -181,6 +181,9 @@ invocation_run(struct invocation *inv)
 		atomic_store_explicit(&inv->cold_start, 1,
 		    memory_order_relaxed);
 
+	/* For the crash record; a call nests in no other on a thread. */
+	generation_running.command = cmd->name;
+	generation_running.g = cmd->gen;
 	if (cmd->validate != NULL) {
 		rc = cmd->validate(&inv->ctx);
 		if (!inv->finished && rc != 0)
@@ -201,6 +204,7 @@ invocation_run(struct invocation *inv)
 			invocation_set_error(inv, 500, "command_failed", msg);
 		}
 	}
+	generation_running.g = NULL;
 	inv->end_ns = clock_mono_ns();
 	if (!inv->keep_late)
 		invocation_check_deadline(inv);

@@ -13,6 +13,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,7 @@ generation_destroy(struct generation *g)
 	if (g->copy_path != NULL)
 		unlink(g->copy_path); /* normally gone already */
 	free(g->copy_path);
+	free(g->mapped_as);
 	free(g->name);
 	free(g->version);
 	free(g->file);
@@ -454,7 +456,16 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 			close(cfd);
 	}
 	dlerror();
+	/* For the crash record: constructors run inside dlopen. */
+	generation_running.command = "(load)";
+	generation_running.g = g;
 	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	generation_running.g = NULL;
+	/* What loader_unload() asks the dynamic linker about afterwards. */
+	if (g->handle != NULL && (g->mapped_as = strdup(copy)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail; /* generation_destroy removes the copy */
+	}
 	/* The mapping stays valid; nothing can overwrite the file now. */
 	unlink(copy);
 	free(g->copy_path);
@@ -532,7 +543,10 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 	reg.api = api_table();
 	reg.cfg = cfg;
 	reg.g = g;
+	generation_running.command = "(load)";
+	generation_running.g = g;
 	rc = d->register_fn(&reg);
+	generation_running.g = NULL;
 	if (rc != 0 || reg.failed) {
 		if (reg.failed)
 			snprintf(err, errlen, "registration failed: %s",
@@ -601,12 +615,75 @@ loader_load(const struct config *cfg, const char *path, const char *file,
 	return rc;
 }
 
+/* Names of copies that dlclose left mapped, rechecked by
+ * loader_still_mapped(): a thread-local destructor's hold ends with its
+ * thread.  Global, like the dynamic linker's own list. */
+#define STILL_MAPPED_MAX 256
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *still_mapped[STILL_MAPPED_MAX];
+static size_t n_still_mapped;
+
+/* Is the object dlopen'd as `name` still in the process?  RTLD_NOLOAD
+ * matches by the name it was opened with, which needs no file (the copy
+ * is unlinked); a match takes a reference, given back at once. */
+static int
+is_mapped(const char *name)
+{
+	void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+
+	if (h == NULL)
+		return 0;
+	dlclose(h);
+	return 1;
+}
+
+int
+loader_unload_mapped(struct generation *g)
+{
+	char *name;
+	int mapped = 0;
+
+	if (g == NULL)
+		return 0;
+	if (g->fini != NULL)
+		g->fini(g->state);
+	name = g->mapped_as;
+	g->mapped_as = NULL;
+	generation_destroy(g);
+	if (name != NULL && (mapped = is_mapped(name))) {
+		pthread_mutex_lock(&mapped_lock);
+		if (n_still_mapped < STILL_MAPPED_MAX) {
+			still_mapped[n_still_mapped++] = name;
+			name = NULL;
+		}
+		pthread_mutex_unlock(&mapped_lock);
+	}
+	free(name);
+	return mapped;
+}
+
 void
 loader_unload(struct generation *g)
 {
-	if (g == NULL)
-		return;
-	if (g->fini != NULL)
-		g->fini(g->state);
-	generation_destroy(g);
+	(void)loader_unload_mapped(g);
+}
+
+long
+loader_still_mapped(void)
+{
+	size_t i = 0;
+	long n;
+
+	pthread_mutex_lock(&mapped_lock);
+	while (i < n_still_mapped) {
+		if (is_mapped(still_mapped[i])) {
+			i++;
+			continue;
+		}
+		free(still_mapped[i]);
+		still_mapped[i] = still_mapped[--n_still_mapped];
+	}
+	n = (long)n_still_mapped;
+	pthread_mutex_unlock(&mapped_lock);
+	return n;
 }

@@ -75,4 +75,18 @@ int loader_load(const struct config *cfg, const char *path, const char *file,
  * dlclose, then remove the private copy, then free.  NULL is ok. */
 void loader_unload(struct generation *g);
 
+/* loader_unload(), then ask the dynamic linker whether the copy is still
+ * mapped (dlopen RTLD_NOLOAD by the name it was opened with).  Returns 1
+ * when it is -- dlclose could not unload it: a thread-local variable with
+ * a destructor (C++ thread_local, Rust thread_local!) holds it until its
+ * threads exit, or it is RTLD_NODELETE (-z nodelete), or it has
+ * STB_GNU_UNIQUE symbols -- and counts it in loader_still_mapped(); else
+ * 0.  NULL is ok (0). */
+int loader_unload_mapped(struct generation *g);
+
+/* How many unloaded copies are still mapped now (each counted one is
+ * looked at again, so one whose hold went away is no longer counted).
+ * Any thread. */
+long loader_still_mapped(void);
+
 #endif /* CMDHOST_LOADER_H */

@@ -171,6 +171,13 @@ static const struct {
 	{ "cmdhost_abandoned_finis", "gauge",
 	    "Plugin generations whose fini passed fini_timeout_ms and "
 	    "still runs.", "finis", "abandoned" },
+	{ "cmdhost_plugins_still_mapped", "gauge",
+	    "Unloaded plugin generations whose code dlclose left mapped "
+	    "(thread-local destructors, RTLD_NODELETE, unique symbols).",
+	    "plugins_still_mapped", NULL },
+	{ "cmdhost_rollbacks_total", "counter",
+	    "Plugin generations rolled back (automatically, by hand, or "
+	    "refused after a crash of the daemon).", "rollbacks", NULL },
 };
 
 static void

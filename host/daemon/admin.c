@@ -1,9 +1,11 @@
 /*
- * admin.c - host.ping, host.health, host.list, host.stats, host.reload.
+ * admin.c - host.ping, host.health, host.list, host.stats, host.reload,
+ * host.rollback.
  *
  * These run on the event-loop thread that read them, except the rescan of
- * host.reload, which loads plugin code: the server runs it on the
- * registry's scan thread (admin_is_reload tells it when).
+ * host.reload and the load of host.rollback, which run plugin code: the
+ * server runs them on the registry's scan thread (admin_is_reload tells
+ * it when).
  */
 #include "admin.h"
 
@@ -17,7 +19,9 @@
 #include "core/metrics.h"
 #include "core/version.h"
 #include "dispatch.h"
+#include "core/loader.h"
 #include "registry.h"
+#include "rollback.h"
 #include "views.h"
 
 int
@@ -108,6 +112,12 @@ admin_stats(const struct admin *a)
 		    json_object_new_int64(finis));
 		json_object_object_add(body, "abandoned", ab);
 	}
+	/* Unloaded generations whose copy dlclose left mapped. */
+	json_object_object_add(body, "plugins_still_mapped",
+	    json_object_new_int64(loader_still_mapped()));
+	json_object_object_add(body, "rollbacks",
+	    json_object_new_int64(rollback_count(
+	    registry_get_rollback(a->reg))));
 	return body;
 }
 
@@ -136,12 +146,13 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 	}
 	if (strcmp(name, "host.stats") == 0)
 		return ok(out, req, admin_stats(a));
-	if (strcmp(name, "host.reload") == 0) {
+	if (strcmp(name, "host.reload") == 0 ||
+	    strcmp(name, "host.rollback") == 0) {
 		if (!admin_allowed(a, peer_uid)) {
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "host.reload is for admins; "
-			    "uid %u is not one", (unsigned)peer_uid);
+			snprintf(msg, sizeof(msg), "%s is for admins; "
+			    "uid %u is not one", name, (unsigned)peer_uid);
 			rc = request_format_error(out, req->id, 403,
 			    "forbidden", msg);
 			return rc < 0 ? rc : 403;
@@ -149,12 +160,12 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		/* Allowed: the caller runs it off its thread (see
 		 * admin_is_reload). */
 		rc = request_format_error(out, req->id, 503, "unavailable",
-		    "host.reload runs on the registry's scan thread");
+		    "this command runs on the registry's scan thread");
 		return rc < 0 ? rc : 503;
 	}
 	rc = request_format_error(out, req->id, 404, "unknown_command",
 	    "no such host command (host.ping, host.health, host.list, "
-	    "host.stats, host.reload)");
+	    "host.stats, host.reload, host.rollback)");
 	return rc < 0 ? rc : 404;
 }
 
@@ -162,6 +173,7 @@ int
 admin_is_reload(const struct admin *a, uid_t peer_uid,
     const struct request *req)
 {
-	return strcmp(req->command, "host.reload") == 0 &&
+	return (strcmp(req->command, "host.reload") == 0 ||
+	    strcmp(req->command, "host.rollback") == 0) &&
 	    admin_allowed(a, peer_uid);
 }

@@ -2,8 +2,9 @@
  * admin.h - the daemon's own commands, host.*.
  *
  * host.ping, host.health, host.list and host.stats are open to every peer;
- * host.reload (and any later command that changes state) only to peers
- * whose uid is the daemon's, root's, or listed in admin_uids.
+ * host.reload and host.rollback (and any later command that changes
+ * state) only to peers whose uid is the daemon's, root's, or listed in
+ * admin_uids.
  */
 #ifndef CMDHOST_ADMIN_H
 #define CMDHOST_ADMIN_H
@@ -53,9 +54,10 @@ struct json_object *admin_stats(const struct admin *a);
  * admin_uids (may run host.reload; exempt from the per-uid limits). */
 int admin_allowed(const struct admin *a, uid_t peer_uid);
 
-/* True when req is a host.reload that peer_uid may run: then the caller
- * runs the rescan off its thread (registry_scan_async) and replies with
- * its report, instead of calling admin_handle(). */
+/* True when req is a host.reload or a host.rollback that peer_uid may
+ * run: then the caller runs it off its thread (registry_scan_async,
+ * registry_rollback_async) and replies with its report, instead of
+ * calling admin_handle(). */
 int admin_is_reload(const struct admin *a, uid_t peer_uid,
     const struct request *req);
 

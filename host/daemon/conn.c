@@ -313,14 +313,31 @@ conn_job_free(struct reload_job *job)
 	free(job);
 }
 
-/* host.reload loads plugin code: never on this thread.  The rescan runs
- * on the registry's scan thread; later lines of c wait for its reply. */
+/* host.reload and host.rollback load plugin code: never on this thread.
+ * They run on the registry's scan thread; later lines of c wait for the
+ * reply. */
 static void
 reload_call(struct conn *c, const struct request *req)
 {
 	struct loop *l = c->loop;
 	struct reload_job *job;
 	struct slot *s;
+	const char *plugin = NULL;
+	int rollback = strcmp(req->command, "host.rollback") == 0;
+
+	if (rollback) {
+		struct json_object *v;
+
+		if (json_object_object_get_ex(req->payload, "plugin", &v) &&
+		    json_object_is_type(v, json_type_string))
+			plugin = json_object_get_string(v);
+		if (plugin == NULL || plugin[0] == '\0') {
+			reply_err(c, req, 400, "invalid_payload", "host.rollback "
+			    "needs payload {\"plugin\": NAME} (a plugin's name "
+			    "or its file's)");
+			return;
+		}
+	}
 
 	if ((job = calloc(1, sizeof(*job))) == NULL ||
 	    (s = calloc(1, sizeof(*s))) == NULL) {
@@ -334,6 +351,7 @@ reload_call(struct conn *c, const struct request *req)
 	job->pid = c->pid;
 	job->uid = c->uid;
 	job->t0 = clock_mono_ns();
+	job->command = rollback ? "host.rollback" : "host.reload";
 	if (req->id != NULL && (job->id_text = (char *)request_id_format(
 	    req->id, job->id_buf, sizeof(job->id_buf))) == NULL &&
 	    (job->id_text = strdup(request_id_text(req->id))) == NULL) {
@@ -342,7 +360,9 @@ reload_call(struct conn *c, const struct request *req)
 		reply_err(c, req, 503, "unavailable", "out of memory");
 		return;
 	}
-	if (registry_scan_async(l->srv->reg, reload_done, job) < 0) {
+	if ((rollback ? registry_rollback_async(l->srv->reg, plugin,
+	    reload_done, job) : registry_scan_async(l->srv->reg, reload_done,
+	    job)) < 0) {
 		conn_job_free(job);
 		free(s);
 		reply_err(c, req, 503, "unavailable", "out of memory");
@@ -372,15 +392,31 @@ conn_take_jobs(struct loop *l)
 		STAILQ_REMOVE_HEAD(&l->jobs_taking, link);
 		l->n_jobs--;
 		if (c != NULL) {
+			struct json_object *st, *code, *msg;
+			int status = 200, rc;
+
 			s->job = NULL;
 			s->waiting = 0;
 			c->busy = 0;
-			if (request_format_ok_text(&s->out, job->id_text, 200,
-			    job->report) < 0)
+			/* A refused host.rollback says so in its report. */
+			if (json_object_object_get_ex(job->report, "status",
+			    &st) && json_object_object_get_ex(job->report,
+			    "code", &code) && json_object_object_get_ex(
+			    job->report, "error", &msg))
+				status = json_object_get_int(st);
+			if (status >= 300)
+				rc = request_format_error_text(&s->out,
+				    job->id_text, status,
+				    json_object_get_string(code),
+				    json_object_get_string(msg));
+			else
+				rc = request_format_ok_text(&s->out,
+				    job->id_text, 200, job->report);
+			if (rc < 0)
 				c->dead = 1;
 			else
 				finish_admin(c, &s->out, job->id_text,
-				    "host.reload", job->want_request_id, 200,
+				    job->command, job->want_request_id, status,
 				    job->t0);
 			conn_process(c); /* the lines that waited */
 			conn_flush(c);

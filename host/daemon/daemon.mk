@@ -6,6 +6,7 @@ DAEMON_SRCS := \
 	host/daemon/check.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
+	host/daemon/crash.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
 	host/daemon/fair.c \
@@ -17,6 +18,7 @@ DAEMON_SRCS := \
 	host/daemon/registry.c \
 	host/daemon/sdnotify.c \
 	host/daemon/reply.c \
+	host/daemon/rollback.c \
 	host/daemon/server.c \
 	host/daemon/stuck.c \
 	host/daemon/views.c \

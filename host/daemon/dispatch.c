@@ -30,6 +30,7 @@
 #include "idem.h"
 #include "registry.h"
 #include "reply.h"
+#include "rollback.h"
 
 #define NO_HEAP ((size_t)-1)
 
@@ -510,6 +511,10 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	if (rc < 0)
 		return -ENOMEM;
 	metrics_cmd_record(inv->cmd->stats, status, (uint64_t)dur / 1000);
+	/* A 503 of dispatch's own (shutdown) is not the plugin's doing. */
+	rollback_note(inv->cmd->gen, status >= 500 && (status == 504 ||
+	    atomic_load_explicit(&c->answer, memory_order_acquire) ==
+	    CALL_RESULT));
 	invocation_log_ctx(inv, &lc);
 	lc.status = status;
 	lc.error_code = code;
@@ -548,6 +553,7 @@ dispatch_drop(struct call *c)
 			return; /* dispatch's own answer: nobody waited */
 	}
 	metrics_cmd_record(inv->cmd->stats, status, (uint64_t)dur / 1000);
+	rollback_note(inv->cmd->gen, status >= 500);
 	lc.status = status;
 	lc.error_code = code;
 	lc.duration_ms = (double)dur / 1e6;

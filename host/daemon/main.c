@@ -34,11 +34,13 @@
 #include "core/trust.h"
 #include "core/version.h"
 #include "check.h"
+#include "crash.h"
 #include "dispatch.h"
 #include "listener.h"
 #include "nats_host.h"
 #include "registry.h"
 #include "sdnotify.h"
+#include "rollback.h"
 #include "server.h"
 #include "watcher.h"
 
@@ -83,8 +85,10 @@ struct daemon {
 	struct watcher *watcher;
 	struct nats_host *nats;
 	struct listener lst;      /* until server_new takes it over */
+	struct rollback *rb;
 	sigset_t sigs;
 	char copy_dir[PATH_MAX];
+	char state_dir[PATH_MAX];  /* absolute */
 };
 
 /*
@@ -117,6 +121,8 @@ make_copy_dir(struct daemon *dm, char *err, size_t errlen)
 		goto sys;
 	}
 	memcpy(dm->copy_dir, path, strlen(path) + 1);
+	memcpy(dm->state_dir, path, strlen(path) - strlen("/copies"));
+	dm->state_dir[strlen(path) - strlen("/copies")] = '\0';
 	if ((mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) ||
 	    (mkdir(dm->copy_dir, 0700) < 0 && errno != EEXIST))
 		goto sys;
@@ -144,6 +150,51 @@ sys:
 	    "%.900s: %s", dm->copy_dir[0] ? dm->copy_dir : cfg->state_dir,
 	    strerror(errno));
 	return -1;
+}
+
+/*
+ * The crash record and the rollback stores, before the first scan: the
+ * bytes an earlier run died in are refused from the start.  Returns 0,
+ * or -1 after logging why.
+ */
+static int
+start_rollback(struct daemon *dm)
+{
+	struct crash_record cr;
+	char err[1024];
+	int rc;
+
+	if ((dm->rb = rollback_new(&dm->cfg, dm->state_dir, err,
+	    sizeof(err))) == NULL) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	registry_set_rollback(dm->reg, dm->rb);
+	if ((rc = crash_open(dm->state_dir, &cr, err, sizeof(err))) < 0) {
+		log_warnx("%s; a crash in a plugin will not be recorded", err);
+	} else if (rc == 1) {
+		struct log_ctx lc = LOG_CTX_INIT;
+		char why[700], stamp[40], hex[17];
+
+		log_timestamp(stamp, sizeof(stamp), cr.at_ms);
+		snprintf(why, sizeof(why), "the daemon died of %s (signal %d) "
+		    "in %s of plugin %s version %s generation %lld (hash %s) "
+		    "at %s", crash_signame(cr.sig), cr.sig, cr.command,
+		    cr.plugin[0] ? cr.plugin : cr.file, cr.version,
+		    cr.generation, rollback_hash_text(cr.hash, hex), stamp);
+		rollback_refuse(dm->rb, cr.file, cr.hash, cr.version,
+		    cr.generation, why);
+		lc.file = cr.file;
+		lc.plugin = cr.plugin[0] ? cr.plugin : NULL;
+		lc.version = cr.version;
+		lc.generation = cr.generation > 0 ? cr.generation : -1;
+		lc.command = cr.command;
+		lc.reason = why;
+		log_emit(LOGL_ERROR, &lc, "crash record: %s; the bytes of %s "
+		    "are refused until they change, and its kept good copy is "
+		    "loaded instead if there is one", why, cr.file);
+	}
+	return 0;
 }
 
 /* Set at SIGTERM: a rescan that ends after it says no READY=1. */
@@ -299,6 +350,8 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
+	if (start_rollback(dm) < 0)
+		return -1;
 	/* Watch before the first scan: a file that arrives meanwhile is seen
 	 * by one or the other (a second look at an unchanged file is free). */
 	if (cfg->watch && (dm->watcher = watcher_start(cfg->plugin_dir,
@@ -310,6 +363,11 @@ start(struct daemon *dm, const char *config_path)
 	if (failures > 0)
 		log_warnx("%d plugin file(s) refused; see the errors above and "
 		    "host.list", failures);
+	if ((rc = rollback_start(dm->rb, dm->reg)) < 0) {
+		errno = -rc;
+		log_error("cannot start the rollback thread");
+		return -1;
+	}
 	if ((dm->disp = dispatch_new(cfg, dm->reg, &dm->stats, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
@@ -431,6 +489,8 @@ release(struct daemon *dm, int64_t deadline_ns)
 	dispatch_free(dm->disp);
 	dm->disp = NULL;
 	dispatch_thread_cache(0); /* server_free freed calls here */
+	/* It asks the registry for rollbacks: stopped before it. */
+	rollback_stop(dm->rb);
 	if (dm->reg != NULL && registry_stop(dm->reg, deadline_ns) < 0) {
 		registry_abandoned(&loads, &finis);
 		log_errorx("%ld plugin load(s) and %ld fini(s) were abandoned "
@@ -438,6 +498,7 @@ release(struct daemon *dm, int64_t deadline_ns)
 		abandon_exit(dm, NULL);
 	}
 	registry_free(dm->reg);
+	rollback_free(dm->rb);
 	config_fini(&dm->cfg);
 }
 

@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/trust.h"
 #include "executor.h"
+#include "rollback.h"
 
 /* What makes a file the same file for "do not try it again": a load of
  * it was abandoned, and nothing about it has changed since. */
@@ -81,6 +82,7 @@ struct scan_job {
 	STAILQ_ENTRY(scan_job) link;
 	registry_scan_fn fn;
 	void *arg;
+	char *rollback;           /* owned: roll this plugin back instead */
 };
 
 struct registry {
@@ -101,6 +103,7 @@ struct registry {
 	uint64_t next_generation;
 	registry_publish_fn on_publish; /* under lock */
 	void *publish_arg;
+	struct rollback *rb;      /* borrowed, or NULL: no rollback */
 
 	/* The reaper. */
 	pthread_t reaper;
@@ -126,6 +129,7 @@ struct registry {
  * abandoned fini may free the generation whenever it returns). */
 struct fini_job {
 	struct generation *g;
+	int still_mapped;         /* dlclose left the copy mapped */
 	char name[CMDHOST_NAME_MAX + 1];
 	char version[CMDHOST_NAME_MAX + 1];
 	char file[NAME_MAX + 1];
@@ -149,7 +153,7 @@ fini_main(void *arg)
 {
 	struct fini_job *job = arg;
 
-	loader_unload(job->g);
+	job->still_mapped = loader_unload_mapped(job->g);
 }
 
 /* An abandoned fini returned after all: the generation is gone now. */
@@ -213,7 +217,19 @@ unload_logged(struct registry *r, struct generation *g)
 	if (rc < 0)
 		fini_main(job); /* no thread: unbounded, but unloaded */
 	fini_ctx(job, &lc, "its last call returned");
-	log_emit(LOGL_INFO, &lc, "plugin generation finalized and unloaded");
+	if (job->still_mapped) {
+		lc.reason = "dlclose left it mapped";
+		log_emit(LOGL_WARN, &lc, "plugin generation %lld finalized, "
+		    "but its code is still mapped after dlclose: likely a "
+		    "thread-local variable with a destructor (C++ thread_local, "
+		    "Rust thread_local!) that holds it until its threads exit, "
+		    "RTLD_NODELETE (linked with -z nodelete), or unique symbols "
+		    "(STB_GNU_UNIQUE, from C++ inline statics); counted in "
+		    "host.stats plugins_still_mapped", job->number);
+	} else {
+		log_emit(LOGL_INFO, &lc, "plugin generation finalized and "
+		    "unloaded");
+	}
 	free(job);
 }
 
@@ -271,8 +287,13 @@ scanner_main(void *arg)
 		/* Once stopping, a scan answers at once (it loads nothing):
 		 * whoever asked still gets its report. */
 		report = json_object_new_object();
-		failures = registry_scan(r, report);
+		if (job->rollback != NULL)
+			failures = registry_rollback(r, job->rollback, 0,
+			    "asked for by hand (host.rollback)", report) < 0;
+		else
+			failures = registry_scan(r, report);
 		job->fn(job->arg, report, failures);
+		free(job->rollback);
 		free(job);
 		pthread_mutex_lock(&r->jobs_lock);
 	}
@@ -287,6 +308,26 @@ registry_scan_async(struct registry *r, registry_scan_fn fn, void *arg)
 
 	if (job == NULL)
 		return -ENOMEM;
+	job->fn = fn;
+	job->arg = arg;
+	job->rollback = NULL;
+	pthread_mutex_lock(&r->jobs_lock);
+	STAILQ_INSERT_TAIL(&r->jobs, job, link);
+	pthread_cond_signal(&r->jobs_cond);
+	pthread_mutex_unlock(&r->jobs_lock);
+	return 0;
+}
+
+int
+registry_rollback_async(struct registry *r, const char *name,
+    registry_scan_fn fn, void *arg)
+{
+	struct scan_job *job = malloc(sizeof(*job));
+
+	if (job == NULL || (job->rollback = strdup(name)) == NULL) {
+		free(job);
+		return -ENOMEM;
+	}
 	job->fn = fn;
 	job->arg = arg;
 	pthread_mutex_lock(&r->jobs_lock);
@@ -516,8 +557,13 @@ struct load_job {
 	char *copy_dir;           /* owned */
 	int have_current;         /* compare with current_hash first */
 	uint64_t current_hash;
+	struct rollback *rb;      /* borrowed (outlives loads), or NULL */
+	char *path;               /* owned: load this file instead (a kept
+	                           * copy being put back), or NULL */
 	/* Results. */
-	enum { JOB_FAILED, JOB_UNCHANGED, JOB_LOADED } result;
+	enum { JOB_FAILED, JOB_UNCHANGED, JOB_LOADED, JOB_REFUSED } result;
+	enum rollback_how how;    /* JOB_LOADED: from where */
+	char kept[PATH_MAX];      /* JOB_LOADED: its kept copy, or "" */
 	struct generation *g;     /* JOB_LOADED: one reference */
 	char *name;               /* the descriptor's name if read, or NULL */
 	char err[1024];
@@ -530,32 +576,84 @@ load_job_free(struct load_job *job)
 		return;
 	if (job->dirfd >= 0)
 		close(job->dirfd);
+	if (job->kept[0] != '\0' && job->result != JOB_LOADED)
+		(void)unlink(job->kept);
 	free(job->file);
 	free(job->copy_dir);
+	free(job->path);
 	free(job->name);
 	free(job);
 }
 
+/* Load `path` (a kept or good copy in state_dir) as the job's file, and
+ * keep a copy of it again.  On the load thread. */
+static void
+load_copy(struct load_job *job, const char *path, enum rollback_how how)
+{
+	int fd;
+
+	if (loader_load(job->cfg, path, job->file, job->copy_dir, &job->g,
+	    &job->name, job->err, sizeof(job->err)) < 0)
+		return;
+	job->result = JOB_LOADED;
+	job->how = how;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		(void)rollback_keep(job->rb, job->file, fd,
+		    job->g->content_hash, job->kept, sizeof(job->kept));
+		close(fd);
+	}
+}
+
 /* On a thread of its own: open, check, hash; then unless the bytes are
- * those that serve, copy, dlopen and register. */
+ * those that serve, or refused (then the good copy, if nothing serves),
+ * copy, dlopen and register, and keep a copy for a rollback. */
 static void
 load_main(void *arg)
 {
 	struct load_job *job = arg;
-	uint64_t hash;
-	int fd;
+	char why[512], good[PATH_MAX];
+	uint64_t hash, good_hash;
+	int fd, hashed = 0;
 
 	job->result = JOB_FAILED;
+	if (job->path != NULL) {
+		load_copy(job, job->path, ROLLBACK_RESTORED);
+		return;
+	}
 	if ((fd = loader_open_at(job->dirfd, job->file, job->cfg, job->err,
 	    sizeof(job->err))) < 0)
 		return;
-	if (job->have_current && loader_hash_fd(fd,
-	    job->cfg->max_plugin_bytes, &hash) == 0 &&
-	    hash == job->current_hash) {
+	if ((job->have_current || job->rb != NULL) && loader_hash_fd(fd,
+	    job->cfg->max_plugin_bytes, &hash) == 0)
+		hashed = 1;
+	if (hashed && job->have_current && hash == job->current_hash) {
 		job->result = JOB_UNCHANGED;
+	} else if (hashed && rollback_refused(job->rb, job->file, hash, why,
+	    sizeof(why))) {
+		if (!job->have_current && rollback_good_copy(job->rb,
+		    job->file, good, sizeof(good), &good_hash) == 0) {
+			load_copy(job, good, ROLLBACK_GOOD);
+			if (job->result == JOB_LOADED) {
+				snprintf(job->err, sizeof(job->err), "%s",
+				    why);
+			} else {
+				char e[sizeof(job->err)];
+
+				snprintf(e, sizeof(e), "%s", job->err);
+				snprintf(job->err, sizeof(job->err), "%.400s; "
+				    "its good copy does not load either: "
+				    "%.500s", why, e);
+			}
+		} else {
+			job->result = JOB_REFUSED;
+			snprintf(job->err, sizeof(job->err), "%s", why);
+		}
 	} else if (loader_load_fd(job->cfg, fd, job->file, job->copy_dir,
 	    &job->g, &job->name, job->err, sizeof(job->err)) == 0) {
 		job->result = JOB_LOADED;
+		job->how = ROLLBACK_LOADED;
+		(void)rollback_keep(job->rb, job->file, fd,
+		    job->g->content_hash, job->kept, sizeof(job->kept));
 	}
 	close(fd);
 }
@@ -576,6 +674,7 @@ load_late(void *arg, int64_t ran_ms)
 	/* Never published: unloaded right here, fini included. */
 	generation_release(job->g);
 	job->g = NULL;
+	job->result = JOB_FAILED; /* its kept copy goes too */
 	atomic_fetch_sub(&abandoned_loads, 1);
 	load_job_free(job);
 }
@@ -614,11 +713,14 @@ refuse(struct plugin *p, const char *err, struct json_object *report)
 	report_add(report, "failed", p->file, err);
 }
 
-/* Publish g (one reference, taken over), just loaded for plugin p, or
- * refuse it.  r->lock is held.  Returns 0 or -1. */
+/* Publish g (one reference, taken over), just loaded for plugin p as
+ * `how` says (its kept copy `kept`, taken over; why: the reason of a
+ * rollback or a good copy), or refuse it.  r->lock is held.  Returns 0
+ * or -1. */
 static int
 publish_loaded(struct registry *r, struct plugin *p, struct generation *g,
-    char *name, struct json_object *report)
+    char *name, struct json_object *report, enum rollback_how how,
+    const char *kept, const char *why)
 {
 	struct generation *old = p->current;
 	struct cmd_table *t;
@@ -667,7 +769,27 @@ publish_loaded(struct registry *r, struct plugin *p, struct generation *g,
 	lc.plugin = g->name;
 	lc.version = g->version;
 	lc.generation = (long long)g->number;
-	if (old != NULL) {
+	rollback_published(r->rb, p->file, old, g, kept, how);
+	if (how == ROLLBACK_RESTORED && old != NULL) {
+		char hex[17];
+
+		lc.old_version = old->version;
+		lc.old_generation = (long long)old->number;
+		lc.reason = why;
+		log_emit(LOGL_WARN, &lc, "plugin rolled back: version %s "
+		    "(generation %llu, hash %s) -> version %s (generation %llu, "
+		    "its kept previous copy): %s; calls running on generation "
+		    "%llu finish there; these bytes are not loaded again until "
+		    "the file changes", old->version, (unsigned long long)
+		    old->number, rollback_hash_text(old->content_hash, hex),
+		    g->version, (unsigned long long)g->number, why,
+		    (unsigned long long)old->number);
+	} else if (how == ROLLBACK_GOOD) {
+		lc.reason = why;
+		log_emit(LOGL_WARN, &lc, "plugin file refused (%s); its kept "
+		    "good copy is loaded instead: version %s, %zu commands",
+		    why, g->version, g->n_commands);
+	} else if (old != NULL) {
 		lc.old_version = old->version;
 		lc.old_generation = (long long)old->number;
 		lc.reason = "the file changed";
@@ -689,6 +811,8 @@ fail:
 	refuse(p, err, report);
 	pthread_mutex_unlock(&r->view_lock);
 	discard(r, g);
+	if (kept[0] != '\0')
+		(void)unlink(kept);
 	return -1;
 }
 
@@ -723,6 +847,7 @@ unload_one(struct registry *r, struct plugin *p, struct json_object *report,
 	pthread_mutex_unlock(&r->view_lock);
 	if (old == NULL)
 		return;
+	rollback_gone(r->rb, file);
 	{
 		struct log_ctx lc = LOG_CTX_INIT;
 
@@ -887,6 +1012,7 @@ load_job_new(struct registry *r, struct plugin *p)
 		job->have_current = 1;
 		job->current_hash = p->current->content_hash;
 	}
+	job->rb = r->rb;
 	return job;
 }
 
@@ -1036,9 +1162,27 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 		pthread_mutex_unlock(&r->view_lock);
 		report_add(report, "unchanged", file, NULL);
 	} else if (job->result == JOB_LOADED) {
-		failed = publish_loaded(r, p, job->g, job->name, report) < 0;
+		char why[sizeof(job->err)] = "";
+
+		if (job->how == ROLLBACK_GOOD)
+			memcpy(why, job->err, sizeof(why));
+		failed = publish_loaded(r, p, job->g, job->name, report,
+		    job->how, job->kept, why) < 0;
 		job->g = NULL;
 		job->name = NULL;
+		job->kept[0] = '\0';
+	} else if (job->result == JOB_REFUSED && p->current != NULL) {
+		/* The bytes that were rolled back, put back: nothing to do
+		 * (the rollback stands until the file's bytes change). */
+		struct log_ctx lc = LOG_CTX_INIT;
+
+		lc.file = p->file;
+		lc.plugin = p->name;
+		lc.reason = job->err;
+		log_emit(LOGL_INFO, &lc, "plugin file not loaded: its bytes are "
+		    "refused (%s); version %s keeps serving", job->err,
+		    p->current->version);
+		report_add(report, "unchanged", file, NULL);
 	} else {
 		pthread_mutex_lock(&r->view_lock);
 		if (job->name != NULL) {
@@ -1167,8 +1311,10 @@ registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 		    base;
 		/* A new file is listed before its first load finishes. */
 		v.state = p->current != NULL ? (p->last_error ? "degraded" :
+		    rollback_is_rolled_back(r->rb, p->file) ? "rolled_back" :
 		    "loaded") : p->stuck ? "stuck" : p->last_error ? "failed" :
 		    "loading";
+		v.rb = r->rb;
 		v.read_name = p->name;
 		v.error = p->last_error;
 		v.loads = p->loads;
@@ -1303,4 +1449,168 @@ registry_free(struct registry *r)
 	free(r->plugin_dir);
 	free(r->copy_dir);
 	free(r);
+}
+
+/* ------------------------------------------------------------ rollback */
+
+void
+registry_set_rollback(struct registry *r, struct rollback *rb)
+{
+	pthread_mutex_lock(&r->lock);
+	r->rb = rb;
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct rollback *
+registry_get_rollback(struct registry *r)
+{
+	return r->rb;
+}
+
+/* A rollback's answer in report (may be NULL): an error with its status
+ * and code, or what was put back. */
+static void
+rollback_report(struct json_object *report, int status, const char *code,
+    const char *msg)
+{
+	if (report == NULL)
+		return;
+	json_object_object_add(report, "status", json_object_new_int(status));
+	if (code != NULL)
+		json_object_object_add(report, "code",
+		    json_object_new_string(code));
+	json_object_object_add(report, status < 300 ? "message" : "error",
+	    json_object_new_string(msg));
+}
+
+int
+registry_rollback(struct registry *r, const char *name, uint64_t expect,
+    const char *why, struct json_object *report)
+{
+	struct plugin *p;
+	struct load_job *job;
+	struct generation *bad;
+	char err[1024], path[PATH_MAX], hex[17];
+	char bad_version[CMDHOST_NAME_MAX + 1];
+	uint64_t hash, bad_hash, bad_number;
+	int rc, failed = -1, again = 0;
+
+	pthread_mutex_lock(&r->lock);
+	TAILQ_FOREACH(p, &r->plugins, link)
+		if (strcmp(p->file, name) == 0 || (p->current != NULL &&
+		    strcmp(p->current->name, name) == 0))
+			break;
+	if (p == NULL || p->current == NULL) {
+		snprintf(err, sizeof(err), "no plugin named %s serves", name);
+		rollback_report(report, 404, "unknown_plugin", err);
+		goto out;
+	}
+	if (expect != 0 && p->current->number != expect) {
+		failed = 0; /* another generation serves already */
+		goto out;
+	}
+	if (atomic_load(&r->stopping)) {
+		rollback_report(report, 503, "unavailable",
+		    "the daemon is stopping");
+		goto out;
+	}
+	if (p->loading) {
+		snprintf(err, sizeof(err), "a load of %s is in progress; try "
+		    "again", p->file);
+		rollback_report(report, 409, "busy", err);
+		goto out;
+	}
+	if (rollback_target(r->rb, p->file, path, sizeof(path), &hash, err,
+	    sizeof(err)) < 0) {
+		rollback_report(report, 409, "no_previous_copy", err);
+		goto out;
+	}
+	bad = p->current;
+	bad_hash = bad->content_hash;
+	bad_number = bad->number;
+	snprintf(bad_version, sizeof(bad_version), "%s", bad->version);
+	if ((job = load_job_new(r, p)) == NULL ||
+	    (job->path = strdup(path)) == NULL) {
+		load_job_free(job);
+		rollback_report(report, 503, "unavailable", "out of memory");
+		goto out;
+	}
+	job->have_current = 0;
+	p->loading = 1;
+	pthread_mutex_unlock(&r->lock);
+	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
+	    (int64_t)r->cfg->load_timeout_ms * 1000000, &r->stopping);
+	pthread_mutex_lock(&r->lock);
+	p->loading = 0;
+	/* A writer wanted the file meanwhile: looked at again at the end,
+	 * once the bad bytes are refused. */
+	again = p->again;
+	p->again = 0;
+	if (rc == -ETIMEDOUT) {
+		atomic_fetch_add(&abandoned_loads, 1);
+		snprintf(err, sizeof(err), "loading the kept copy did not "
+		    "return within load_timeout_ms; abandoned");
+		log_errorx("rollback of %s: %s", name, err);
+		rollback_report(report, 500, "rollback_failed", err);
+		goto out;
+	}
+	if (rc < 0 || job->result != JOB_LOADED) {
+		snprintf(err, sizeof(err), "the kept copy does not load: %.900s",
+		    rc < 0 ? strerror(-rc) : job->err);
+		log_errorx("rollback of %s: %s", name, err);
+		rollback_report(report, 500, "rollback_failed", err);
+		load_job_free(job);
+		goto out;
+	}
+	if (p->current == NULL || p->current->number != bad_number) {
+		/* Changed meanwhile: what serves now is not what failed. */
+		discard(r, job->g);
+		job->g = NULL;
+		job->result = JOB_FAILED;
+		load_job_free(job);
+		rollback_report(report, 409, "busy", "another generation was "
+		    "published meanwhile; nothing rolled back");
+		goto out;
+	}
+	/* Refused first, so that the view never shows it loadable. */
+	rollback_refuse(r->rb, p->file, bad_hash, bad_version,
+	    (long long)bad_number, why);
+	if (publish_loaded(r, p, job->g, job->name, NULL, ROLLBACK_RESTORED,
+	    job->kept, why) == 0) {
+		failed = 0;
+		if (report != NULL) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "version",
+			    json_object_new_string(bad_version));
+			json_object_object_add(o, "hash", json_object_new_string(
+			    rollback_hash_text(bad_hash, hex)));
+			json_object_object_add(o, "generation",
+			    json_object_new_int64((int64_t)bad_number));
+			json_object_object_add(report, "plugin",
+			    json_object_new_string(p->current->name));
+			json_object_object_add(report, "file",
+			    json_object_new_string(p->file));
+			json_object_object_add(report, "rolled_back", o);
+			json_object_object_add(report, "version",
+			    json_object_new_string(p->current->version));
+			json_object_object_add(report, "generation",
+			    json_object_new_int64((int64_t)
+			    p->current->number));
+			json_object_object_add(report, "reason",
+			    json_object_new_string(why));
+		}
+	} else {
+		rollback_report(report, 500, "rollback_failed",
+		    p->last_error ? p->last_error : "publishing failed");
+	}
+	job->g = NULL;
+	job->name = NULL;
+	job->kept[0] = '\0';
+	load_job_free(job);
+out:
+	if (again && p != NULL)
+		(void)sync_file(r, p->file, NULL);
+	pthread_mutex_unlock(&r->lock);
+	return failed;
 }

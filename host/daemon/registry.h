@@ -115,7 +115,10 @@ struct registry_plugin {
 	const char *read_name;      /* the descriptor's if ever read, or NULL */
 	const char *state;          /* "loaded", "degraded", "failed",
 	                             * "loading", "stuck" (its last load was
-	                             * abandoned, nothing serves) */
+	                             * abandoned, nothing serves),
+	                             * "rolled_back" (a kept copy serves, the
+	                             * file's bytes are refused) */
+	struct rollback *rb;        /* for rollback_view(), or NULL */
 	const struct generation *g; /* what serves, or NULL */
 	const char *error;          /* the last load error, or NULL */
 	uint64_t loads, load_failures;
@@ -141,6 +144,35 @@ void registry_each_name(struct registry *r, registry_name_fn fn, void *arg);
 typedef void (*registry_publish_fn)(void *arg);
 void registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
     void *arg);
+
+/* Have rescans refuse what rb refuses, keep copies there, and tell it
+ * what each file serves (rollback.h); rb is borrowed and outlives the
+ * registry's loads.  Before the first scan. */
+struct rollback;
+void registry_set_rollback(struct registry *r, struct rollback *rb);
+
+/* What registry_set_rollback() set, or NULL.  Borrowed. */
+struct rollback *registry_get_rollback(struct registry *r);
+
+/*
+ * Put back the kept previous copy of plugin `name` (its plugin name or
+ * its file's): load it (outside the writers' lock, under
+ * load_timeout_ms) and publish it like a swap -- calls running on the bad
+ * generation finish there, no call is lost -- then refuse the bad bytes
+ * until the file's bytes change (rollback_refuse, with `why`, copied).
+ * expect: the generation that must still serve (0: whichever serves),
+ * else nothing is done.  report (borrowed, may be NULL) gets what was
+ * put back, or "status", "code" and "error".  Returns 0 (done, or
+ * another generation serves already), or -1.  Never on an event loop.
+ */
+int registry_rollback(struct registry *r, const char *name, uint64_t expect,
+    const char *why, struct json_object *report);
+
+/* registry_rollback(r, name, 0, "asked for by hand", report) on the scan
+ * thread, then fn(arg, report, failures) there as registry_scan_async()
+ * does.  Returns 0 or -ENOMEM (fn will not be called). */
+int registry_rollback_async(struct registry *r, const char *name,
+    registry_scan_fn fn, void *arg);
 
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,

@@ -43,7 +43,8 @@ struct slot {
 	struct buf out;           /* the reply line once ready */
 };
 
-/* A host.reload running on the registry's scan thread. */
+/* A host.reload or host.rollback running on the registry's scan
+ * thread. */
 struct reload_job {
 	STAILQ_ENTRY(reload_job) link; /* the loop's queue, once done */
 	struct loop *loop;
@@ -53,6 +54,7 @@ struct reload_job {
 	int want_request_id;
 	long long pid, uid;
 	int64_t t0;
+	const char *command;      /* static: "host.reload", "host.rollback" */
 	struct json_object *report; /* owned, once done */
 };
 

@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/request.h"
 #include "registry.h"
+#include "rollback.h"
 
 static struct json_object *
 str_or_null(const char *s)
@@ -76,6 +77,16 @@ add_plugin(const struct registry_plugin *p, void *arg)
 		json_object_object_add(o, "loaded_at", NULL);
 	}
 	json_object_object_add(o, "error", str_or_null(p->error));
+	if (g != NULL) {
+		char hex[17];
+
+		json_object_object_add(o, "hash", json_object_new_string(
+		    rollback_hash_text(g->content_hash, hex)));
+	} else {
+		json_object_object_add(o, "hash", NULL);
+	}
+	/* "rolled_back" and "rollback": the window, the kept copies. */
+	(void)rollback_view(p->rb, p->file, g != NULL, o);
 	json_object_object_add(o, "loads", json_object_new_uint64(p->loads));
 	json_object_object_add(o, "load_failures",
 	    json_object_new_uint64(p->load_failures));

@@ -378,14 +378,14 @@ struct resources {
 	int fds, maps;
 };
 
-/* Non-zero once the fds are back to r->fds and the copy mappings to at
- * most r->maps plus a couple. */
+/* Non-zero once the fds are back to at most r->fds and the copy
+ * mappings to at most r->maps plus a couple. */
 static int
 resources_back(void *arg)
 {
 	struct resources *r = arg;
 
-	return count_fds(r->pid) == r->fds &&
+	return count_fds(r->pid) <= r->fds &&
 	    count_copy_maps(r->pid) <= r->maps + 2;
 }
 
@@ -442,7 +442,10 @@ Test(reload_load, swap_cycles_return_resources, .timeout = 120)
 	cr_log_info("after %d swaps: fds %d -> %d, copy maps %d -> %d, "
 	    "VmRSS %ld -> %ld kB", SWAP_CYCLES, start.fds, fds1, start.maps,
 	    maps1, rss0, rss1);
-	CHECK(fds1 == start.fds, "fds: %d before %d swaps, %d after",
+	/* Not equality: the first reading may catch a load's transient
+	 * descriptor (the file being hashed, a copy being written).  A leak
+	 * grows with the swaps, so growth is what fails. */
+	CHECK(fds1 <= start.fds, "fds: %d before %d swaps, %d after",
 	    start.fds, SWAP_CYCLES, fds1);
 	CHECK(maps1 <= start.maps + 2, "mappings of private copies: %d "
 	    "before %d swaps, %d after", start.maps, SWAP_CYCLES, maps1);
