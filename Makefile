@@ -365,6 +365,8 @@ $(B)/install/cmdhost.ini: conf/cmdhost.ini FORCE
 	sed -e 's|^; cmdhost.ini - .*|; cmdhost.ini - an example for an installed cmdhostd (see cmdhost.ini(5)).|' \
 	    -e 's|^socket = .*|socket = $(RUNSOCKET)|' \
 	    -e 's|^plugin_dir = .*|plugin_dir = $(PLUGINDIR)|' \
+	    -e 's|^state_dir = .*|state_dir = $(STATEDIR)|' \
+	    -e 's|^workflow_dir = .*|workflow_dir = $(DOCDIR)/examples/workflows|' \
 	    -e 's|^database = .*/\([a-z]*\.db\)$$|database = $(STATEDIR)/\1|' \
 	    $< > $@
 
@@ -399,6 +401,8 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 docs/observability.md $(DESTDIR)$(DOCDIR)/observability.md
 	$(INSTALL) -m 0644 docs/scale-out.md $(DESTDIR)$(DOCDIR)/scale-out.md
 	$(INSTALL) -m 0644 $(B)/install/cmdhost.ini $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -d $(DESTDIR)$(DOCDIR)/examples/workflows
+	$(INSTALL) -m 0644 conf/workflows/*.json $(DESTDIR)$(DOCDIR)/examples/workflows/
 	for m in $(MAN_PAGES); do \
 	    $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
 	done

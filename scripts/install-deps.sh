@@ -7,6 +7,9 @@ PKGS="gcc g++ make pkg-config libinih-dev libjson-c-dev libcriterion-dev libsqli
 # prometheus: only for its promtool, which the tests run on the output of
 # `cmdhost stats --prometheus` (the Prometheus server is not started).
 PKGS="$PKGS prometheus"
+# systemd: systemd-socket-activate and systemd-analyze, which the tests
+# run (the daemon never links libsystemd; PID 1 need not be systemd).
+PKGS="$PKGS systemd"
 # NATS: the server for the tests, cnats for the bridge module and the CLI.
 PKGS="$PKGS nats-server libnats-dev"
 # The discovery tests use nats.js (npm) as an independent client; a Node.js

@@ -211,7 +211,8 @@ json_flag(int argc, char **argv)
 	return -1;
 }
 
-/* cmdhost health [--json] and cmdhost reload: print the body. */
+/* cmdhost health [--json] and cmdhost reload: print the body; health
+ * exits CLI_EXIT_DEGRADED unless its status is "ok". */
 static int
 cmd_body(const struct cli_opts *o, int argc, char **argv)
 {
@@ -232,6 +233,13 @@ cmd_body(const struct cli_opts *o, int argc, char **argv)
 	}
 	if ((rc = cli_conn_call_admin(o, command, &reply, &body)) == 0)
 		rc = cli_print_json(body);
+	if (rc == 0 && strcmp(command, "host.health") == 0) {
+		struct json_object *st;
+
+		if (!json_object_object_get_ex(body, "status", &st) ||
+		    st == NULL || strcmp(json_object_get_string(st), "ok") != 0)
+			rc = CLI_EXIT_DEGRADED;
+	}
 	json_object_put(reply);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #define CLI_EXIT_USAGE       2 /* bad arguments or payload */
 #define CLI_EXIT_CONN        3 /* could not talk to the daemon */
 #define CLI_EXIT_REFUSED     4 /* check, exec: the plugin file is refused */
+#define CLI_EXIT_DEGRADED    5 /* health: the daemon answered "degraded" */
 
 /* The socket of an installed daemon (its example config says so), used
  * when no cmdhostd sits next to the cmdhost executable. */
@@ -172,7 +173,8 @@ int cli_print_list(struct json_object *body);
  * (printed). */
 int cli_print_stats(struct json_object *body);
 
-/* cli_prom.c: print the host.stats body in the Prometheus text format.
+/* cli_print.c: print the host.stats body in the Prometheus text format
+ * (core/prom.c writes it).
  * Returns 0, or CLI_EXIT_REPLY_ERROR if stdout failed. */
 int cli_print_prometheus(struct json_object *body);
 

@@ -6,5 +6,4 @@ CLI_SRCS := \
 	host/cli/cli_conn.c \
 	host/cli/cli_nats.c \
 	host/cli/cli_plugin.c \
-	host/cli/cli_print.c \
-	host/cli/cli_prom.c
+	host/cli/cli_print.c

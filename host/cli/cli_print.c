@@ -15,6 +15,9 @@
 
 #include <json-c/json.h>
 
+#include "core/buf.h"
+#include "core/prom.h"
+
 int
 cli_print_json(struct json_object *obj)
 {
@@ -437,4 +440,21 @@ cli_print_stats(struct json_object *body)
 	}
 	free(rows);
 	return print_plugin_stats(body);
+}
+
+int
+cli_print_prometheus(struct json_object *body)
+{
+	struct buf b = { 0 };
+	int rc = 0;
+
+	if (prom_format(&b, body) < 0) {
+		fprintf(stderr, "cmdhost: out of memory\n");
+		rc = CLI_EXIT_REPLY_ERROR;
+	} else if ((b.len > b.start && fwrite(b.data + b.start, 1, b.len - b.start, stdout) !=
+	    b.len - b.start) ||
+	    fflush(stdout) != 0)
+		rc = CLI_EXIT_REPLY_ERROR;
+	buf_free(&b);
+	return rc;
 }

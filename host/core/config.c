@@ -766,11 +766,17 @@ finish_routes(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+struct line_reader;
+
 struct parse_state {
 	struct config *cfg;
+	const struct line_reader *lr; /* the line being read */
 	char err[512]; /* the first error, without file:line */
 	int failed;
 };
+
+static void note_line(struct parse_state *ps, const char *section,
+    const char *key);
 
 /* inih calls this per key; returning 0 makes ini_parse() report the line. */
 static int
@@ -790,8 +796,10 @@ on_key(void *user, const char *section, const char *key, const char *value)
 		value = "";
 	if (s != NULL) {
 		if (config_set(ps->cfg, section, key, value, err,
-		    sizeof(err)) == 0)
+		    sizeof(err)) == 0) {
+			note_line(ps, section, key);
 			return 1;
+		}
 	} else if (strncmp(section, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0) {
 		if (set_route(ps->cfg, section + strlen(ROUTE_PREFIX), key,
 		    value, err, sizeof(err)) == 0)
@@ -935,6 +943,29 @@ read_line(char *str, int num, void *stream)
 	return str;
 }
 
+_Static_assert(NKEYS <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+/* inih has just read the line lr->line and handed over its key. */
+static void
+note_line(struct parse_state *ps, const char *section, const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, key) == 0)
+			ps->cfg->key_lines[i] = ps->lr->line;
+}
+
+int
+config_key_line(const struct config *cfg, const char *section,
+    const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, key) == 0)
+			return cfg->key_lines[i];
+	return 0;
+}
+
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
@@ -955,6 +986,7 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if ((data = read_config_file(path, &len, err, errlen)) == NULL)
 		return -1;
 	memset(&lr, 0, sizeof(lr));
+	ps.lr = &lr;
 	lr.p = data;
 	lr.end = data + len;
 	line = ini_parse_stream(read_line, &lr, on_key, &ps);

@@ -14,6 +14,8 @@
 #include "config_nats.h"
 
 #define CONFIG_MAX_ADMIN_UIDS 64
+/* At least the rows of config_keys() (config.c checks it). */
+#define CONFIG_MAX_KEYS 160
 
 /* One key of a [plugin:NAME] section. */
 struct plugin_kv {
@@ -98,6 +100,9 @@ struct config {
 	struct config_route *routes; /* owned array: [route:SUBJECT] */
 	size_t n_routes;
 	struct nats_config nats; /* [nats] and [jetstream] */
+	/* Per row of config_keys(): the file's line that set it, 0 if none
+	 * did (a default): where `cmdhostd -t` points at. */
+	int key_lines[CONFIG_MAX_KEYS];
 };
 
 /* The kind of value of a key, which says how its text is read. */
@@ -168,6 +173,11 @@ const char *config_plugin_value(const struct config *cfg, const char *plugin,
 /* The route of `subject`, or NULL.  Borrowed from cfg. */
 const struct config_route *config_route_of(const struct config *cfg,
     const char *subject);
+
+/* The line of cfg->path that set `key` of [section], or 0 when it was
+ * not in the file. */
+int config_key_line(const struct config *cfg, const char *section,
+    const char *key);
 
 /* Free what cfg owns; cfg may be zeroed or NULL. */
 void config_fini(struct config *cfg);

@@ -19,7 +19,9 @@ CORE_SRCS := \
 	host/core/log.c \
 	host/core/metrics.c \
 	host/core/module.c \
+	host/core/prom.c \
 	host/core/request.c \
+	host/core/sha256.c \
 	host/core/thread.c \
 	host/core/trust.c \
 	host/core/wf_def.c \

@@ -76,6 +76,8 @@ struct generation {
 	size_t n_commands;
 	int64_t loaded_at_ms;
 	uint64_t content_hash;    /* of the file's bytes */
+	char sha256[65];          /* of the private copy's bytes, hex ("" if
+	                           * it could not be read) */
 	enum isolation isolation; /* which executor runs its calls */
 	_Atomic unsigned worker_crashes; /* its worker processes that died
 	                           * in a call (the process executor counts;

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "generation.h"
 #include "log.h"
+#include "sha256.h"
 #include "trust.h"
 
 #define FNV_OFFSET 1469598103934665603ULL
@@ -276,14 +277,14 @@ typedef Elf32_Phdr Phdr;
  * Returns 0 or -1 with the reason in err.
  */
 static int
-elf_check(const char *path, char *err, size_t errlen)
+elf_check_fd(int fd, char *err, size_t errlen)
 {
 	struct stat st;
 	Ehdr eh;
 	Phdr ph;
-	int fd, rc = -1;
+	int rc = -1;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot read: %s", strerror(errno));
 		goto out;
 	}
@@ -340,8 +341,34 @@ elf_check(const char *path, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	return rc;
+}
+
+/* elf_check_fd() of the file at path. */
+static int
+elf_check(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	rc = elf_check_fd(fd, err, errlen);
+	close(fd);
+	return rc;
+}
+
+int
+loader_check_at(int dirfd, const char *name, const struct config *cfg,
+    char *err, size_t errlen)
+{
+	int fd = loader_open_at(dirfd, name, cfg, err, errlen), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = elf_check_fd(fd, err, errlen);
+	close(fd);
 	return rc;
 }
 
@@ -419,6 +446,15 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 	}
 	if (elf_check(copy, err, errlen) < 0)
 		goto fail; /* generation_destroy removes the copy */
+	/* What host.list shows: the hash of the very bytes dlopen maps. */
+	{
+		int cfd = open(copy, O_RDONLY | O_CLOEXEC);
+
+		if (cfd < 0 || sha256_fd(cfd, g->sha256) < 0)
+			g->sha256[0] = '\0';
+		if (cfd >= 0)
+			close(cfd);
+	}
 	dlerror();
 	/* For the crash record: constructors run inside dlopen. */
 	generation_running.command = "(load)";

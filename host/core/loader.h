@@ -32,6 +32,15 @@ int loader_hash_file(const char *path, uint64_t *hash);
 int loader_open_at(int dirfd, const char *name, const struct config *cfg,
     char *err, size_t errlen);
 
+/*
+ * What `cmdhostd -t` asks of plugin file `name` of dirfd without running
+ * any of its code: loader_open_at()'s checks, then the ELF checks a load
+ * makes before dlopen (a complete shared object for this machine).
+ * Returns 0, or -1 with the reason in err.  cfg is borrowed.
+ */
+int loader_check_at(int dirfd, const char *name, const struct config *cfg,
+    char *err, size_t errlen);
+
 /* Hash what fd (a regular file) holds from offset 0, at most max_bytes
  * (past them -EFBIG).  Returns 0 or a negative errno. */
 int loader_hash_fd(int fd, size_t max_bytes, uint64_t *hash);

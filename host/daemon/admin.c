@@ -18,6 +18,7 @@
 #include "core/envelope.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/version.h"
 #include "dispatch.h"
 #include "core/loader.h"
 #include "outbox.h"
@@ -116,6 +117,82 @@ events(const struct admin *a, uid_t peer_uid, const struct request *req,
 	return ok(out, req, body);
 }
 
+struct json_object *
+admin_health(const struct admin *a)
+{
+	int plugins, commands, failed, stuck = 0, not_ok;
+	struct json_object *arr = json_object_new_array();
+	struct json_object *reasons = json_object_new_array();
+	struct json_object *body = json_object_new_object();
+
+	registry_counts(a->reg, &plugins, &commands, &failed);
+	not_ok = view_health_reasons(a->reg, reasons);
+	if (a->stuck_fn != NULL)
+		stuck = a->stuck_fn(a->stuck_arg, arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *t = json_object_array_get_idx(arr, i);
+		char text[512];
+
+		snprintf(text, sizeof(text), "command %s (plugin %s) is stuck "
+		    "in an inline call on loop %d for %lld ms",
+		    json_object_get_string(json_object_object_get(t,
+		    "command")), json_object_get_string(json_object_object_get(
+		    t, "plugin")), json_object_get_int(json_object_object_get(
+		    t, "loop")), (long long)json_object_get_int64(
+		    json_object_object_get(t, "running_ms")));
+		json_object_array_add(reasons, json_object_new_string(text));
+	}
+	json_object_object_add(body, "status", json_object_new_string(
+	    stuck > 0 || not_ok > 0 ? "degraded" : "ok"));
+	/* One line each: a plugin not "loaded", a loop thread stuck. */
+	json_object_object_add(body, "reasons", reasons);
+	/* Each names a command whose inline call holds a thread. */
+	json_object_object_add(body, "stuck", arr);
+	json_object_object_add(body, "plugins", json_object_new_int(plugins));
+	json_object_object_add(body, "commands",
+	    json_object_new_int(commands));
+	json_object_object_add(body, "failed", json_object_new_int(failed));
+	json_object_object_add(body, "not_ok", json_object_new_int(not_ok));
+	json_object_object_add(body, "version",
+	    json_object_new_string(CMDHOST_VERSION));
+	json_object_object_add(body, "uptime_s", json_object_new_int64(
+	    (clock_wall_ms() - a->stats->started_ms) / 1000));
+	return body;
+}
+
+struct json_object *
+admin_stats(const struct admin *a)
+{
+	struct json_object *body = metrics_daemon_json(a->stats,
+	    clock_wall_ms());
+
+	json_object_object_add(body, "version",
+	    json_object_new_string(CMDHOST_VERSION));
+	dispatch_stats(a->disp, body);
+	json_object_object_add(body, "commands", view_command_stats(a->reg));
+	json_object_object_add(body, "plugins", view_plugin_stats(a->reg));
+	{
+		struct json_object *ab = json_object_new_object();
+		long loads, finis;
+
+		/* Given up on past load_timeout_ms / fini_timeout_ms and
+		 * still running: a gauge. */
+		registry_abandoned(&loads, &finis);
+		json_object_object_add(ab, "loads",
+		    json_object_new_int64(loads));
+		json_object_object_add(ab, "finis",
+		    json_object_new_int64(finis));
+		json_object_object_add(body, "abandoned", ab);
+	}
+	/* Unloaded generations whose copy dlclose left mapped. */
+	json_object_object_add(body, "plugins_still_mapped",
+	    json_object_new_int64(loader_still_mapped()));
+	json_object_object_add(body, "rollbacks",
+	    json_object_new_int64(rollback_count(
+	    registry_get_rollback(a->reg))));
+	return body;
+}
+
 int
 admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
     struct buf *out)
@@ -129,62 +206,18 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		json_object_object_add(body, "pong", json_object_new_boolean(1));
 		return ok(out, req, body);
 	}
-	if (strcmp(name, "host.health") == 0) {
-		int plugins, commands, failed, stuck = 0;
-		struct json_object *arr = json_object_new_array();
-
-		registry_counts(a->reg, &plugins, &commands, &failed);
-		if (a->stuck_fn != NULL)
-			stuck = a->stuck_fn(a->stuck_arg, arr);
-		body = json_object_new_object();
-		json_object_object_add(body, "status",
-		    json_object_new_string(stuck > 0 ? "degraded" : "ok"));
-		/* Each names a command whose inline call holds a thread. */
-		json_object_object_add(body, "stuck", arr);
-		json_object_object_add(body, "plugins",
-		    json_object_new_int(plugins));
-		json_object_object_add(body, "commands",
-		    json_object_new_int(commands));
-		json_object_object_add(body, "failed",
-		    json_object_new_int(failed));
-		json_object_object_add(body, "uptime_s", json_object_new_int64(
-		    (clock_wall_ms() - a->stats->started_ms) / 1000));
-		return ok(out, req, body);
-	}
+	if (strcmp(name, "host.health") == 0)
+		return ok(out, req, admin_health(a));
 	if (strcmp(name, "host.list") == 0) {
 		body = json_object_new_object();
+		json_object_object_add(body, "version",
+		    json_object_new_string(CMDHOST_VERSION));
 		json_object_object_add(body, "plugins",
 		    view_plugins(a->reg));
 		return ok(out, req, body);
 	}
-	if (strcmp(name, "host.stats") == 0) {
-		body = metrics_daemon_json(a->stats, clock_wall_ms());
-		dispatch_stats(a->disp, body);
-		json_object_object_add(body, "commands",
-		    view_command_stats(a->reg));
-		json_object_object_add(body, "plugins",
-		    view_plugin_stats(a->reg));
-		{
-			struct json_object *ab = json_object_new_object();
-			long loads, finis;
-
-			/* Given up on past load_timeout_ms / fini_timeout_ms
-			 * and still running: a gauge. */
-			registry_abandoned(&loads, &finis);
-			json_object_object_add(ab, "loads",
-			    json_object_new_int64(loads));
-			json_object_object_add(ab, "finis",
-			    json_object_new_int64(finis));
-			json_object_object_add(body, "abandoned", ab);
-		}
-		/* Unloaded generations whose copy dlclose left mapped. */
-		json_object_object_add(body, "plugins_still_mapped",
-		    json_object_new_int64(loader_still_mapped()));
-		json_object_object_add(body, "rollbacks",
-		    json_object_new_int64(rollback_count(
-		    registry_get_rollback(a->reg))));
-		return ok(out, req, body);
-	}
+	if (strcmp(name, "host.stats") == 0)
+		return ok(out, req, admin_stats(a));
 	if (strcmp(name, "host.events") == 0)
 		return events(a, peer_uid, req, out);
 	if (strcmp(name, "host.executions") == 0) {

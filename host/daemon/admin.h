@@ -39,6 +39,19 @@ struct admin {
 int admin_handle(const struct admin *a, uid_t peer_uid,
     const struct request *req, struct buf *out);
 
+/*
+ * host.health's body, a new object (json_object_put it): "status" is
+ * "ok" only when every plugin file is "loaded" and no loop thread is
+ * stuck, else "degraded", with one line per cause in "reasons"; also
+ * stuck, plugins, commands, failed, not_ok, version, uptime_s.  Any
+ * thread (the HTTP endpoint's too).
+ */
+struct json_object *admin_health(const struct admin *a);
+
+/* host.stats's body, a new object (json_object_put it): the daemon's
+ * counters, its version, each command's and each plugin file's. */
+struct json_object *admin_stats(const struct admin *a);
+
 /* True when peer_uid is an admin: root, the daemon's own uid, or listed in
  * admin_uids (may run host.reload; exempt from the per-uid limits). */
 int admin_allowed(const struct admin *a, uid_t peer_uid);

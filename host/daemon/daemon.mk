@@ -3,6 +3,7 @@
 DAEMON_SRCS := \
 	host/daemon/admin.c \
 	host/daemon/bounded.c \
+	host/daemon/check.c \
 	host/daemon/cmd_table.c \
 	host/daemon/conn.c \
 	host/daemon/crash.c \
@@ -17,6 +18,7 @@ DAEMON_SRCS := \
 	host/daemon/nats_host.c \
 	host/daemon/outbox.c \
 	host/daemon/registry.c \
+	host/daemon/sdnotify.c \
 	host/daemon/reply.c \
 	host/daemon/rollback.c \
 	host/daemon/server.c \

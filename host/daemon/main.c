@@ -2,11 +2,13 @@
  * main.c - cmdhostd: flags, start-up, signals, shutdown.
  *
  * main() reads the flags and the configuration, then start() brings the
- * daemon up (logging, working directory, plugins, dispatch and its pool,
- * socket, event loops, NATS: the socket appears only when plugins are
- * loaded, so a client that can connect can be served), serve() waits for
- * signals (SIGHUP rescans plugins, SIGTERM/SIGINT end it), and stop()
- * takes it down in the reverse order.
+ * daemon up (logging, working directory, the socket claimed -- bound or
+ * taken from systemd -- before any plugin runs, plugins, dispatch and its
+ * pool, listening and the event loops, NATS: the socket listens only when
+ * plugins are loaded, so a client that can connect can be served; then
+ * systemd hears READY=1), serve() waits for signals (SIGHUP rescans
+ * plugins, SIGTERM/SIGINT end it), and stop() takes it down in the
+ * reverse order.  check.c is `cmdhostd -t`.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +32,21 @@
 #include "core/metrics.h"
 #include "core/thread.h"
 #include "core/trust.h"
+#include "core/version.h"
+#include "check.h"
 #include "crash.h"
 #include "deliver.h"
 #include "dispatch.h"
+#include "listener.h"
 #include "nats_host.h"
 #include "registry.h"
+#include "sdnotify.h"
 #include "rollback.h"
 #include "server.h"
 #include "watcher.h"
 #include "workflow.h"
 
-#define CMDHOSTD_VERSION "0.1.0"
+#define CMDHOSTD_VERSION CMDHOST_VERSION
 #define DEFAULT_CONFIG "conf/cmdhost.ini"
 
 static void
@@ -79,6 +86,7 @@ struct daemon {
 	struct server *srv;
 	struct watcher *watcher;
 	struct nats_host *nats;
+	struct listener lst;      /* until server_new takes it over */
 	struct rollback *rb;
 	struct deliverer *dlv;       /* events out: routes, NATS, relay */
 	struct wf_engine *wf;      /* NULL without workflow_dir */
@@ -193,15 +201,39 @@ start_rollback(struct daemon *dm)
 	return 0;
 }
 
+/* Set at SIGTERM: a rescan that ends after it says no READY=1. */
+static atomic_int stopping;
+
+/* Tell systemd the counts (with READY=1 when ready is set). */
+static void
+notify_status(struct registry *reg, int ready)
+{
+	int plugins, commands, failed;
+
+	registry_counts(reg, &plugins, &commands, &failed);
+	(void)sdnotify_sendf("%sSTATUS=%d plugins, %d commands, %d refused",
+	    ready ? "READY=1\n" : "", plugins, commands, failed);
+}
+
 /* A SIGHUP's rescan is done (on the registry's scan thread). */
 static void
 hup_done(void *arg, struct json_object *report, int failures)
 {
-	(void)arg;
+	struct daemon *dm = arg;
+
 	if (failures > 0)
 		log_warnx("SIGHUP rescan: %d plugin file(s) refused; see the "
 		    "errors above and host.list", failures);
 	json_object_put(report);
+	if (!atomic_load(&stopping))
+		notify_status(dm->reg, 1);
+}
+
+/* The systemd watchdog's question (sdnotify.h). */
+static int
+daemon_alive(void *arg, char *why, size_t whylen)
+{
+	return server_alive(arg, why, whylen);
 }
 
 /*
@@ -294,6 +326,19 @@ start(struct daemon *dm, const char *config_path)
 
 	dm->stats.started_ms = clock_wall_ms();
 
+	/* The socket first: a socket directory that is missing or not ours
+	 * stops start-up before any plugin runs (and makes its files). */
+	if (listener_open(&dm->lst, cfg->socket, cfg->socket_mode, err,
+	    sizeof(err)) < 0) {
+		log_errorx("%s", err);
+		return -1;
+	}
+	if (dm->lst.activated)
+		log_info("socket activation: serving on the socket systemd "
+		    "passed (%s)%s", dm->lst.path[0] ? dm->lst.path :
+		    "abstract", strcmp(dm->lst.path, cfg->socket) == 0 ? "" :
+		    "; it is not [host] socket, which clients look for");
+
 	if (make_copy_dir(dm, err, sizeof(err)) < 0) {
 		log_errorx("%s", err);
 		return -1;
@@ -341,8 +386,8 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
-	if ((dm->srv = server_new(cfg, dm->reg, dm->disp, &dm->stats, err,
-	    sizeof(err))) == NULL) {
+	if ((dm->srv = server_new(cfg, dm->reg, dm->disp, &dm->stats,
+	    &dm->lst, err, sizeof(err))) == NULL) {
 		log_errorx("%s", err);
 		return -1;
 	}
@@ -370,9 +415,17 @@ start(struct daemon *dm, const char *config_path)
 
 		registry_counts(dm->reg, &plugins, &commands, &failed);
 		log_info("cmdhostd %s ready on %s: %d plugins, %d commands, "
-		    "%d refused; %s %s", CMDHOSTD_VERSION, cfg->socket,
+		    "%d refused; %s %s", CMDHOSTD_VERSION, dm->lst.activated &&
+		    dm->lst.path[0] ? dm->lst.path : cfg->socket,
 		    plugins, commands, failed, cfg->watch ? "watching" :
 		    "not watching", cfg->plugin_dir);
+	}
+	/* The socket listens and the plugins are loaded. */
+	notify_status(dm->reg, 1);
+	if ((rc = sdnotify_watchdog_start(daemon_alive, dm->srv)) < 0) {
+		errno = -rc;
+		log_error("cannot start the systemd watchdog thread");
+		return -1;
 	}
 	return 0;
 }
@@ -391,12 +444,17 @@ serve(struct daemon *dm)
 			/* On the scan thread: this thread stays free for
 			 * SIGTERM whatever the rescan meets. */
 			log_info("SIGHUP: rescanning %s", dm->cfg.plugin_dir);
-			if (registry_scan_async(dm->reg, hup_done, NULL) < 0)
+			(void)sdnotify_reloading();
+			if (registry_scan_async(dm->reg, hup_done, dm) < 0) {
 				log_errorx("SIGHUP: out of memory; not "
 				    "rescanned");
+				notify_status(dm->reg, 1);
+			}
 			wf_engine_rescan(dm->wf);
 			continue;
 		}
+		atomic_store(&stopping, 1);
+		(void)sdnotify_send("STOPPING=1");
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
 		    "SIGINT");
 		return;
@@ -427,6 +485,8 @@ release(struct daemon *dm, int64_t deadline_ns)
 {
 	long loads, finis;
 
+	sdnotify_watchdog_stop();
+	listener_close(&dm->lst);
 	if (watcher_stop_until(dm->watcher, deadline_ns) < 0)
 		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
@@ -491,6 +551,8 @@ stop(struct daemon *dm)
 	 * and still inside the promised second. */
 	last = deadline + 850000000LL;
 	watchdog_start(deadline + 950000000LL);
+	/* Before the loops go: it asks them whether they are alive. */
+	sdnotify_watchdog_stop();
 	/* A load in progress is given up on now: no writer holds up the
 	 * watcher's join or a host.reload's reply. */
 	registry_quiesce(dm->reg);
@@ -593,14 +655,24 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		printf("%s: ok\n", config_path);
+		int rc = check_run(&dm.cfg, config_path);
+
 		config_fini(&dm.cfg);
-		return 0;
+		return rc;
+	}
+	dm.lst.fd = -1;
+	if (sdnotify_open(err, sizeof(err)) < 0) {
+		fprintf(stderr, "cmdhostd: %s\n", err);
+		config_fini(&dm.cfg);
+		return 1;
 	}
 	if (start(&dm, config_path) < 0) {
 		release(&dm, 0);
+		sdnotify_close();
 		return 1;
 	}
 	serve(&dm);
-	return stop(&dm);
+	ch = stop(&dm);
+	sdnotify_close();
+	return ch;
 }

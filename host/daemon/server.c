@@ -32,21 +32,25 @@
 
 struct server *
 server_new(const struct config *cfg, struct registry *reg,
-    struct dispatch *disp, struct daemon_stats *stats, char *err,
-    size_t errlen)
+    struct dispatch *disp, struct daemon_stats *stats, struct listener *lst,
+    char *err, size_t errlen)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 	long ncpu;
 
 	if (srv == NULL) {
 		snprintf(err, errlen, "out of memory");
+		listener_close(lst);
 		return NULL;
 	}
+	/* Ours from now on, whatever happens below. */
+	srv->lst = *lst;
+	lst->fd = -1;
 	srv->cfg = cfg;
 	srv->reg = reg;
 	srv->disp = disp;
 	srv->stats = stats;
-	srv->listen_fd = -1;
+	srv->listen_fd = srv->lst.fd;
 	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pthread_mutex_init(&srv->spare_lock, NULL);
 	srv->admin.cfg = cfg;
@@ -105,15 +109,17 @@ server_new(const struct config *cfg, struct registry *reg,
 			goto fail;
 		}
 	}
-	if ((srv->listen_fd = listener_open(cfg->socket, cfg->socket_mode,
-	    &srv->sock_id, err, errlen)) < 0)
-		goto fail;
 	return srv;
 fail:
 	server_free(srv);
 	return NULL;
 }
 
+const struct admin *
+server_admin(const struct server *srv)
+{
+	return &srv->admin;
+}
 
 void
 server_wake(struct loop *l)
@@ -445,12 +451,16 @@ server_loop_main(void *arg)
 		 * is writing, they go with the next turn, in 1 ms at most. */
 		if (log_flush_some() && (timeout < 0 || timeout > 1))
 			timeout = 1;
+		atomic_store_explicit(&l->beat_ms, 0, memory_order_relaxed);
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait");
 			break;
 		}
 		l->now_ms = clock_mono_ms();
+		/* Never 0 (the clock starts near boot, not at 0 ms). */
+		atomic_store_explicit(&l->beat_ms, l->now_ms | 1,
+		    memory_order_relaxed);
 		l->wall_ms = clock_wall_ms();
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
@@ -502,8 +512,13 @@ server_loop_main(void *arg)
 int
 server_start(struct server *srv)
 {
+	char why[256];
 	int err;
 
+	if (listener_listen(&srv->lst, why, sizeof(why)) < 0) {
+		log_errorx("%s", why);
+		return -EADDRNOTAVAIL;
+	}
 	for (int i = 0; i < srv->n_loops; i++) {
 		struct loop *l = &srv->loops[i];
 		struct epoll_event ev;
@@ -596,7 +611,7 @@ server_close(struct server *srv)
 {
 	if (srv == NULL || srv->listen_fd < 0)
 		return;
-	listener_close(srv->listen_fd, srv->cfg->socket, &srv->sock_id);
+	listener_close(&srv->lst);
 	srv->listen_fd = -1;
 }
 

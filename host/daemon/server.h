@@ -13,25 +13,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct admin;
 struct config;
 struct daemon_stats;
+struct listener;
 struct dispatch;
 struct registry;
 struct server;
 
 /*
- * Bind the socket at cfg->socket with cfg->socket_mode (no moment wider:
- * the umask is set around bind), after checking that no live daemon
- * answers there (a stale socket file is removed).  Returns a new server
- * (server_free), or NULL with the reason in err.  All pointers are
+ * A server on the socket lst (from listener_open(): the server takes it
+ * over, even on failure, and sets lst->fd to -1).  Returns a new server
+ * (server_free), or NULL with the reason in err.  The other pointers are
  * borrowed and must outlive the server.
  */
 struct server *server_new(const struct config *cfg, struct registry *reg,
-    struct dispatch *disp, struct daemon_stats *stats, char *err,
-    size_t errlen);
+    struct dispatch *disp, struct daemon_stats *stats, struct listener *lst,
+    char *err, size_t errlen);
 
-/* Start the loop threads.  Returns 0 or a negative errno. */
+/* listen() on the socket (listener_listen) and start the loop threads.
+ * Returns 0 or a negative errno (a failed listen is logged). */
 int server_start(struct server *srv);
+
+/*
+ * Does every event loop make progress?  True when each loop is waiting
+ * for events or began its current turn less than inline_stuck_ms ago,
+ * and no thread is left in a stuck inline call (stuck.c).  Otherwise 0
+ * with what is stuck in why.  Any thread; what the systemd watchdog
+ * asks before each ping.
+ */
+int server_alive(struct server *srv, char *why, size_t whylen);
+
+/* The admin context of the loops (borrowed, valid until server_free):
+ * the HTTP endpoint answers from the same views. */
+const struct admin *server_admin(const struct server *srv);
 
 /* Stop accepting, answer new requests 503, let in-flight calls finish
  * until deadline_ns (CLOCK_MONOTONIC), then answer what is left with 503,

@@ -120,6 +120,9 @@ struct loop {
 	int listening;
 	int stop_seen;            /* the stop was acted on once */
 	int64_t now_ms;           /* CLOCK_MONOTONIC, once per loop turn */
+	/* When this turn began (CLOCK_MONOTONIC ms), 0 while the loop waits
+	 * in epoll_wait: the systemd watchdog's sign of progress. */
+	atomic_llong beat_ms;
 	int64_t wall_ms;          /* the wall clock then (request ids) */
 	int64_t idle_check_ms;    /* next sweep for idle connections */
 	int64_t emfile_logged_ms; /* rate limit for the EMFILE warning */
@@ -152,10 +155,10 @@ struct server {
 	struct dispatch *disp;
 	struct daemon_stats *stats;
 	struct admin admin;
-	int listen_fd;
+	int listen_fd;            /* lst.fd */
 	int spare_fd;             /* given up to accept-and-refuse at EMFILE */
 	pthread_mutex_t spare_lock;
-	struct listener_id sock_id;
+	struct listener lst;      /* owned: the listening socket */
 	struct loop *loops;
 	int n_loops;
 	char max_conn_msg[64];

@@ -11,6 +11,7 @@
  * thread: it only stops one from holding everything else.
  */
 #include "server_priv.h"
+#include "server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -243,4 +244,34 @@ stuck_wait(struct server *srv, int64_t deadline_ns)
 		    n);
 	pthread_mutex_unlock(&srv->mon_lock);
 	return n;
+}
+
+int
+server_alive(struct server *srv, char *why, size_t whylen)
+{
+	int64_t now = clock_mono_ms(), limit = srv->cfg->inline_stuck_ms;
+	int alive = 1;
+
+	pthread_mutex_lock(&srv->mon_lock);
+	if (srv->n_stuck > 0) {
+		struct loop_thread *t = LIST_FIRST(&srv->stuck);
+
+		snprintf(why, whylen, "%d thread(s) stuck in an inline call "
+		    "(command %s of plugin %s on loop %d, for %lld ms)",
+		    srv->n_stuck, t->command, t->plugin, t->loop->index,
+		    (long long)((clock_mono_ns() - t->since_ns) / 1000000));
+		alive = 0;
+	}
+	pthread_mutex_unlock(&srv->mon_lock);
+	for (int i = 0; alive && i < srv->n_loops; i++) {
+		int64_t beat = atomic_load_explicit(&srv->loops[i].beat_ms,
+		    memory_order_relaxed);
+
+		if (beat != 0 && now - beat >= limit) {
+			snprintf(why, whylen, "event loop %d has not finished "
+			    "a turn for %lld ms", i, (long long)(now - beat));
+			alive = 0;
+		}
+	}
+	return alive;
 }

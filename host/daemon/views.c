@@ -63,6 +63,9 @@ add_plugin(const struct registry_plugin *p, void *arg)
 	json_object_object_add(o, "version",
 	    str_or_null(g ? g->version : NULL));
 	json_object_object_add(o, "file", json_object_new_string(p->file));
+	/* Of the bytes that serve (the private copy dlopen mapped). */
+	json_object_object_add(o, "sha256", g != NULL && g->sha256[0] ?
+	    json_object_new_string(g->sha256) : NULL);
 	json_object_object_add(o, "generation",
 	    g ? json_object_new_int64((int64_t)g->number) : NULL);
 	json_object_object_add(o, "state", json_object_new_string(p->state));
@@ -134,6 +137,7 @@ add_plugin_stats(const struct registry_plugin *p, void *arg)
 	    p->read_name ? p->read_name : p->file));
 	json_object_object_add(po, "version",
 	    str_or_null(g ? g->version : NULL));
+	json_object_object_add(po, "state", json_object_new_string(p->state));
 	json_object_object_add(po, "generation",
 	    g ? json_object_new_int64((int64_t)g->number) : NULL);
 	json_object_object_add(po, "loads", json_object_new_uint64(p->loads));
@@ -193,4 +197,38 @@ view_commands(struct registry *r)
 
 	registry_each_plugin(r, add_commands, arr);
 	return arr;
+}
+
+struct health_acc {
+	struct json_object *reasons;
+	int not_ok;
+};
+
+static int
+add_reason(const struct registry_plugin *p, void *arg)
+{
+	struct health_acc *h = arg;
+	char text[1024];
+
+	/* Any state but "loaded" is not ok: "degraded" (an old generation
+	 * serves, the new file was refused), "failed", "loading", "stuck",
+	 * and the states of the isolation and rollback work ("crashing",
+	 * "rolled_back"), whatever they are called. */
+	if (strcmp(p->state, "loaded") == 0)
+		return 0;
+	h->not_ok++;
+	snprintf(text, sizeof(text), "plugin %s (file %s) is %s%s%.900s",
+	    p->name, p->file, p->state, p->error ? ": " : "",
+	    p->error ? p->error : "");
+	json_object_array_add(h->reasons, json_object_new_string(text));
+	return 0;
+}
+
+int
+view_health_reasons(struct registry *r, struct json_object *reasons)
+{
+	struct health_acc h = { reasons, 0 };
+
+	registry_each_plugin(r, add_reason, &h);
+	return h.not_ok;
 }

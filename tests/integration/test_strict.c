@@ -531,6 +531,9 @@ Test(strict, n08_long_config_line_is_an_error, .timeout = 60)
 	FILE *f;
 
 	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	/* -t also checks the (default) plugin_dir a start would open. */
+	snprintf(path, sizeof(path), "%s/plugins", dir);
+	CHECK(mkdir(path, 0700) == 0, "mkdir %s", path);
 	snprintf(path, sizeof(path), "%s/cmdhost.ini", dir);
 	/* At the limit: read whole. */
 	text = config_with_line(198);
@@ -551,6 +554,8 @@ Test(strict, n08_long_config_line_is_an_error, .timeout = 60)
 	CHECK(strstr(err, want) != NULL, "-t said: %s", err);
 	free(err);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/plugins", dir);
+	rmdir(path);
 	rmdir(dir);
 }
 

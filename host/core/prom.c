@@ -1,7 +1,8 @@
 /*
- * cli_prom.c - the host.stats body in the Prometheus text exposition
- * format (version 0.0.4), for `cmdhost stats --prometheus`: a textfile
- * collector or a cron job can ship it as it is.
+ * prom.c - the host.stats body in the Prometheus text exposition format
+ * (version 0.0.4): what `cmdhost stats --prometheus` prints (for a
+ * textfile collector or a cron job) and what the daemon's HTTP endpoint
+ * serves at /metrics, the same text from the same code.
  *
  * Every family has HELP and TYPE lines, counters end in _total, times are
  * in seconds, and each command's latency histogram is given with
@@ -9,14 +10,16 @@
  * buckets are finer and line up with these bounds, so the counts are
  * exact).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
-#include "core/buf.h"
-#include "cli.h"
+#include "prom.h"
+
+#include "buf.h"
 
 /* The histogram's bounds: 2^k - 1 microseconds for k in [FIRST, LAST]. */
 #define PROM_FIRST_POW 3   /* 7 us */
@@ -35,75 +38,75 @@ num(struct json_object *obj, const char *key)
 }
 
 static void
-family(const char *name, const char *type, const char *help)
+family(struct buf *b, const char *name, const char *type, const char *help)
 {
-	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Print s as a label value: backslash, quote and newline escaped, bytes
  * that are not UTF-8 (a file name may hold any) replaced by U+FFFD. */
 static void
-label_value(const char *s)
+label_value(struct buf *b, const char *s)
 {
 	size_t left = strlen(s), len;
 
-	putchar('"');
+	buf_puts(b, "\"");
 	while (left > 0) {
 		if (*s == '\\' || *s == '"')
-			printf("\\%c", *s);
+			buf_printf(b, "\\%c", *s);
 		else if (*s == '\n')
-			fputs("\\n", stdout);
+			buf_puts(b, "\\n");
 		else if ((len = buf_utf8_seq((const unsigned char *)s,
 		    left)) > 1) {
-			fwrite(s, 1, len, stdout);
+			buf_put(b, s, len);
 			s += len;
 			left -= len;
 			continue;
 		} else if (len == 0)
-			fputs("\xef\xbf\xbd", stdout);
+			buf_puts(b, "\xef\xbf\xbd");
 		else
-			putchar(*s);
+			buf_put(b, s, 1);
 		s++;
 		left--;
 	}
-	putchar('"');
+	buf_puts(b, "\"");
 }
 
 /* One sample: NAME{LABEL="VALUE"[,EXTRA]} V, where extra is preformatted
  * label text (may be NULL). */
 static void
-sample(const char *name, const char *label, const char *value,
+sample(struct buf *b, const char *name, const char *label, const char *value,
     const char *extra, const char *v)
 {
-	printf("%s", name);
+	buf_puts(b, name);
 	if (label != NULL) {
-		printf("{%s=", label);
-		label_value(value);
+		buf_printf(b, "{%s=", label);
+		label_value(b, value);
 		if (extra != NULL)
-			printf(",%s", extra);
-		putchar('}');
+			buf_printf(b, ",%s", extra);
+		buf_puts(b, "}");
 	}
-	printf(" %s\n", v);
+	buf_printf(b, " %s\n", v);
 }
 
 static void
-sample_i(const char *name, const char *label, const char *value,
+sample_i(struct buf *b, const char *name, const char *label, const char *value,
     const char *extra, int64_t v)
 {
 	char text[32];
 
 	snprintf(text, sizeof(text), "%" PRId64, v);
-	sample(name, label, value, extra, text);
+	sample(b, name, label, value, extra, text);
 }
 
 static void
-sample_s(const char *name, const char *label, const char *value,
+sample_s(struct buf *b, const char *name, const char *label, const char *value,
     const char *extra, double seconds)
 {
 	char text[40];
 
 	snprintf(text, sizeof(text), "%.9g", seconds);
-	sample(name, label, value, extra, text);
+	sample(b, name, label, value, extra, text);
 }
 
 /* The daemon's own families: one unlabelled sample each, from member
@@ -178,7 +181,7 @@ static const struct {
 };
 
 static void
-daemon_metrics(struct json_object *b)
+daemon_metrics(struct buf *out, struct json_object *b)
 {
 	for (size_t i = 0; i < sizeof(daemon_families) /
 	    sizeof(daemon_families[0]); i++) {
@@ -187,9 +190,9 @@ daemon_metrics(struct json_object *b)
 		if (daemon_families[i].obj != NULL &&
 		    !json_object_object_get_ex(b, daemon_families[i].obj, &o))
 			continue; /* an older daemon: no such family */
-		family(daemon_families[i].name, daemon_families[i].type,
+		family(out, daemon_families[i].name, daemon_families[i].type,
 		    daemon_families[i].help);
-		sample_i(daemon_families[i].name, NULL, NULL, NULL,
+		sample_i(out, daemon_families[i].name, NULL, NULL, NULL,
 		    num(o, daemon_families[i].key));
 	}
 }
@@ -218,7 +221,7 @@ static const struct {
 };
 
 static void
-event_metrics(struct json_object *b)
+event_metrics(struct buf *out, struct json_object *b)
 {
 	struct json_object *ev, *subs;
 
@@ -227,40 +230,41 @@ event_metrics(struct json_object *b)
 		return;
 	for (size_t i = 0; i < sizeof(event_families) /
 	    sizeof(event_families[0]); i++) {
-		family(event_families[i].name, event_families[i].type,
+		family(out, event_families[i].name, event_families[i].type,
 		    event_families[i].help);
 		json_object_object_foreach(subs, subject, so) {
 			int64_t v = num(so, event_families[i].key);
 
 			if (strstr(event_families[i].name, "seconds") != NULL)
-				sample_s(event_families[i].name, "subject",
+				sample_s(out, event_families[i].name, "subject",
 				    subject, NULL, (double)v / 1000.0);
 			else
-				sample_i(event_families[i].name, "subject",
+				sample_i(out, event_families[i].name, "subject",
 				    subject, NULL, v);
 		}
 	}
 }
 
 /* Every command's samples of one family, by fn. */
-typedef void (*cmd_fn)(const char *name, struct json_object *c);
+typedef void (*cmd_fn)(struct buf *b, const char *name,
+    struct json_object *c);
 
 static void
-each_command(struct json_object *cmds, cmd_fn fn)
+each_command(struct buf *b, struct json_object *cmds, cmd_fn fn)
 {
 	json_object_object_foreach(cmds, name, c)
-		fn(name, c);
+		fn(b, name, c);
 }
 
 static void
-cmd_calls(const char *name, struct json_object *c)
+cmd_calls(struct buf *b, const char *name, struct json_object *c)
 {
-	sample_i("cmdhost_command_calls_total", "command", name, NULL,
+	sample_i(b, "cmdhost_command_calls_total", "command", name, NULL,
 	    num(c, "calls"));
 }
 
 static void
-cmd_replies(const char *name, struct json_object *c)
+cmd_replies(struct buf *b, const char *name, struct json_object *c)
 {
 	struct json_object *st;
 	char extra[48];
@@ -270,22 +274,22 @@ cmd_replies(const char *name, struct json_object *c)
 		return;
 	json_object_object_foreach(st, code, n) {
 		snprintf(extra, sizeof(extra), "status=\"%.16s\"", code);
-		sample_i("cmdhost_command_replies_total", "command", name,
+		sample_i(b, "cmdhost_command_replies_total", "command", name,
 		    extra, json_object_get_int64(n));
 	}
 }
 
 static void
-cmd_timeouts(const char *name, struct json_object *c)
+cmd_timeouts(struct buf *b, const char *name, struct json_object *c)
 {
-	sample_i("cmdhost_command_timeouts_total", "command", name, NULL,
+	sample_i(b, "cmdhost_command_timeouts_total", "command", name, NULL,
 	    num(c, "timeouts"));
 }
 
 static void
-cmd_in_flight(const char *name, struct json_object *c)
+cmd_in_flight(struct buf *b, const char *name, struct json_object *c)
 {
-	sample_i("cmdhost_command_in_flight", "command", name, NULL,
+	sample_i(b, "cmdhost_command_in_flight", "command", name, NULL,
 	    num(c, "in_flight"));
 }
 
@@ -306,7 +310,7 @@ hist_total(struct json_object *c)
 }
 
 static void
-cmd_quantiles(const char *name, struct json_object *c)
+cmd_quantiles(struct buf *b, const char *name, struct json_object *c)
 {
 	static const char *const keys[] = { "p50", "p90", "p99" };
 	static const char *const qs[] = { "0.5", "0.9", "0.99" };
@@ -316,29 +320,29 @@ cmd_quantiles(const char *name, struct json_object *c)
 	json_object_object_get_ex(c, "latency_us", &lat);
 	for (int i = 0; i < 3; i++) {
 		snprintf(extra, sizeof(extra), "quantile=\"%s\"", qs[i]);
-		sample_s("cmdhost_command_latency_seconds", "command",
+		sample_s(b, "cmdhost_command_latency_seconds", "command",
 		    name, extra, (double)num(lat, keys[i]) / 1e6);
 	}
-	sample_s("cmdhost_command_latency_seconds_sum", "command", name, NULL,
+	sample_s(b, "cmdhost_command_latency_seconds_sum", "command", name, NULL,
 	    (double)num(lat, "sum") / 1e6);
-	sample_i("cmdhost_command_latency_seconds_count", "command", name,
+	sample_i(b, "cmdhost_command_latency_seconds_count", "command", name,
 	    NULL, hist_total(c));
 }
 
 static void
-cmd_max(const char *name, struct json_object *c)
+cmd_max(struct buf *b, const char *name, struct json_object *c)
 {
 	struct json_object *lat = NULL;
 
 	json_object_object_get_ex(c, "latency_us", &lat);
-	sample_s("cmdhost_command_latency_max_seconds", "command", name, NULL,
+	sample_s(b, "cmdhost_command_latency_max_seconds", "command", name, NULL,
 	    (double)num(lat, "max") / 1e6);
 }
 
 /* The histogram family: cumulative counts at each bound, +Inf, sum and
  * count.  histogram_us is [[upper_us, count], ...], ascending. */
 static void
-cmd_histogram(const char *name, struct json_object *c)
+cmd_histogram(struct buf *b, const char *name, struct json_object *c)
 {
 	struct json_object *hist = NULL, *lat = NULL;
 	size_t n = 0, at = 0;
@@ -365,56 +369,56 @@ cmd_histogram(const char *name, struct json_object *c)
 		}
 		snprintf(extra, sizeof(extra), "le=\"%.9g\"",
 		    (double)bound / 1e6);
-		sample_i("cmdhost_command_duration_seconds_bucket", "command",
+		sample_i(b, "cmdhost_command_duration_seconds_bucket", "command",
 		    name, extra, cum);
 	}
-	sample_i("cmdhost_command_duration_seconds_bucket", "command", name,
+	sample_i(b, "cmdhost_command_duration_seconds_bucket", "command", name,
 	    "le=\"+Inf\"", total);
 	json_object_object_get_ex(c, "latency_us", &lat);
-	sample_s("cmdhost_command_duration_seconds_sum", "command", name, NULL,
+	sample_s(b, "cmdhost_command_duration_seconds_sum", "command", name, NULL,
 	    (double)num(lat, "sum") / 1e6);
-	sample_i("cmdhost_command_duration_seconds_count", "command", name,
+	sample_i(b, "cmdhost_command_duration_seconds_count", "command", name,
 	    NULL, total);
 }
 
 static void
-command_metrics(struct json_object *cmds)
+command_metrics(struct buf *b, struct json_object *cmds)
 {
-	family("cmdhost_command_calls_total", "counter",
+	family(b, "cmdhost_command_calls_total", "counter",
 	    "Calls of each command that reached its plugin or its field "
 	    "checks.");
-	each_command(cmds, cmd_calls);
-	family("cmdhost_command_replies_total", "counter",
+	each_command(b, cmds, cmd_calls);
+	family(b, "cmdhost_command_replies_total", "counter",
 	    "Replies of each command, by status code.");
-	each_command(cmds, cmd_replies);
-	family("cmdhost_command_timeouts_total", "counter",
+	each_command(b, cmds, cmd_replies);
+	family(b, "cmdhost_command_timeouts_total", "counter",
 	    "Calls of each command answered 504.");
-	each_command(cmds, cmd_timeouts);
-	family("cmdhost_command_in_flight", "gauge",
+	each_command(b, cmds, cmd_timeouts);
+	family(b, "cmdhost_command_in_flight", "gauge",
 	    "Calls of each command running or queued now.");
-	each_command(cmds, cmd_in_flight);
-	family("cmdhost_command_latency_seconds", "summary",
+	each_command(b, cmds, cmd_in_flight);
+	family(b, "cmdhost_command_latency_seconds", "summary",
 	    "Latency quantiles of each command since start (upper bounds of "
 	    "~19% wide buckets).");
-	each_command(cmds, cmd_quantiles);
-	family("cmdhost_command_latency_max_seconds", "gauge",
+	each_command(b, cmds, cmd_quantiles);
+	family(b, "cmdhost_command_latency_max_seconds", "gauge",
 	    "The slowest call of each command since start.");
-	each_command(cmds, cmd_max);
-	family("cmdhost_command_duration_seconds", "histogram",
+	each_command(b, cmds, cmd_max);
+	family(b, "cmdhost_command_duration_seconds", "histogram",
 	    "How long calls of each command took, from dispatch to reply.");
-	each_command(cmds, cmd_histogram);
+	each_command(b, cmds, cmd_histogram);
 }
 
 /* Per plugin file: a family with its samples; a key ending in "_ms" is
  * a Unix time in milliseconds, given in seconds. */
 static void
-plugin_family(struct json_object *plugins, const char *name,
+plugin_family(struct buf *b, struct json_object *plugins, const char *name,
     const char *type, const char *help, const char *key)
 {
 	size_t klen = strlen(key);
 	int ms = klen > 3 && strcmp(key + klen - 3, "_ms") == 0;
 
-	family(name, type, help);
+	family(b, name, type, help);
 	json_object_object_foreach(plugins, file, p) {
 		struct json_object *v;
 		int64_t n;
@@ -428,14 +432,14 @@ plugin_family(struct json_object *plugins, const char *name,
 			    n / 1000, (int)(n % 1000));
 		else
 			snprintf(text, sizeof(text), "%" PRId64, n);
-		sample(name, "file", file, NULL, text);
+		sample(b, name, "file", file, NULL, text);
 	}
 }
 
 static void
-plugin_metrics(struct json_object *plugins)
+plugin_metrics(struct buf *b, struct json_object *plugins)
 {
-	family("cmdhost_plugin_info", "gauge",
+	family(b, "cmdhost_plugin_info", "gauge",
 	    "1 per plugin file that serves, labelled with its name and "
 	    "version.");
 	json_object_object_foreach(plugins, file, p) {
@@ -443,39 +447,89 @@ plugin_metrics(struct json_object *plugins)
 
 		if (!json_object_object_get_ex(p, "version", &v) || v == NULL)
 			continue; /* never loaded */
-		fputs("cmdhost_plugin_info{file=", stdout);
-		label_value(file);
-		fputs(",plugin=", stdout);
-		label_value(json_object_get_string(json_object_object_get(p,
+		buf_puts(b, "cmdhost_plugin_info{file=");
+		label_value(b, file);
+		buf_puts(b, ",plugin=");
+		label_value(b, json_object_get_string(json_object_object_get(p,
 		    "name")));
-		fputs(",version=", stdout);
-		label_value(json_object_get_string(v));
-		fputs("} 1\n", stdout);
+		buf_puts(b, ",version=");
+		label_value(b, json_object_get_string(v));
+		buf_puts(b, "} 1\n");
 	}
-	plugin_family(plugins, "cmdhost_plugin_generation", "gauge",
+	plugin_family(b, plugins, "cmdhost_plugin_generation", "gauge",
 	    "The generation number serving for each plugin file.",
 	    "generation");
-	plugin_family(plugins, "cmdhost_plugin_loads_total", "counter",
+	plugin_family(b, plugins, "cmdhost_plugin_loads_total", "counter",
 	    "Successful loads of each plugin file.", "loads");
-	plugin_family(plugins, "cmdhost_plugin_load_failures_total", "counter",
+	plugin_family(b, plugins, "cmdhost_plugin_load_failures_total", "counter",
 	    "Refused loads of each plugin file.", "load_failures");
-	plugin_family(plugins, "cmdhost_plugin_last_swap_timestamp_seconds",
+	plugin_family(b, plugins, "cmdhost_plugin_last_swap_timestamp_seconds",
 	    "gauge", "When the serving generation of each plugin file was "
 	    "published (Unix time).", "last_swap_ms");
 }
 
-int
-cli_print_prometheus(struct json_object *body)
-{
-	struct json_object *cmds, *plugins;
+/* The states a plugin file may be in (registry.h, and the isolation and
+ * rollback work's); each file gets a sample for every one, 1 for its
+ * own, so that a state it left reads 0 rather than going stale. */
+static const char *const plugin_states[] = {
+	"loaded", "degraded", "failed", "loading", "stuck", "crashing",
+	"rolled_back"
+};
+#define N_STATES (sizeof(plugin_states) / sizeof(plugin_states[0]))
 
-	daemon_metrics(body);
-	event_metrics(body);
+static void
+state_metrics(struct buf *b, struct json_object *plugins)
+{
+	family(b, "cmdhost_plugin_state", "gauge",
+	    "1 for the state each plugin file is in now, 0 for the others "
+	    "(anything but loaded is not healthy).");
+	json_object_object_foreach(plugins, file, p) {
+		const char *state = json_object_get_string(
+		    json_object_object_get(p, "state"));
+		const char *name = json_object_get_string(
+		    json_object_object_get(p, "name"));
+		int known = 0;
+
+		if (state == NULL)
+			continue; /* an older daemon */
+		for (size_t i = 0; i <= N_STATES; i++) {
+			const char *s = i < N_STATES ? plugin_states[i] : state;
+
+			if (i == N_STATES && known)
+				break;
+			if (i < N_STATES && strcmp(s, state) == 0)
+				known = 1;
+			buf_puts(b, "cmdhost_plugin_state{file=");
+			label_value(b, file);
+			buf_puts(b, ",plugin=");
+			label_value(b, name ? name : file);
+			buf_puts(b, ",state=");
+			label_value(b, s);
+			buf_printf(b, "} %d\n", strcmp(s, state) == 0);
+		}
+	}
+}
+
+int
+prom_format(struct buf *b, struct json_object *body)
+{
+	struct json_object *cmds, *plugins, *v;
+
+	family(b, "cmdhost_build_info", "gauge",
+	    "Always 1, labelled with the daemon's version.");
+	buf_puts(b, "cmdhost_build_info{version=");
+	label_value(b, json_object_object_get_ex(body, "version", &v) &&
+	    v != NULL ? json_object_get_string(v) : "unknown");
+	buf_puts(b, "} 1\n");
+	daemon_metrics(b, body);
+	event_metrics(b, body);
 	if (json_object_object_get_ex(body, "commands", &cmds) &&
 	    json_object_is_type(cmds, json_type_object))
-		command_metrics(cmds);
+		command_metrics(b, cmds);
 	if (json_object_object_get_ex(body, "plugins", &plugins) &&
-	    json_object_is_type(plugins, json_type_object))
-		plugin_metrics(plugins);
-	return fflush(stdout) == 0 ? 0 : CLI_EXIT_REPLY_ERROR;
+	    json_object_is_type(plugins, json_type_object)) {
+		plugin_metrics(b, plugins);
+		state_metrics(b, plugins);
+	}
+	return buf_reserve(b, 1) < 0 ? -ENOMEM : 0;
 }
