@@ -11,6 +11,7 @@ CORE_SRCS := \
 	host/core/frame.c \
 	host/core/generation.c \
 	host/core/invocation.c \
+	host/core/ipc.c \
 	host/core/jsoncheck.c \
 	host/core/loader.c \
 	host/core/log.c \

@@ -17,6 +17,7 @@
 #include <cmdhost/plugin.h>
 
 struct cmd_stats;
+struct proc_pool;
 struct cmd_sched;
 struct generation;
 
@@ -42,6 +43,7 @@ struct command {
  * kind and picks the generation's. */
 enum isolation {
 	ISOLATION_NONE = 0,       /* in the daemon's process (exec_pool.c) */
+	ISOLATION_PROCESS,        /* in worker processes (exec_proc.c) */
 	ISOLATION_KINDS
 };
 
@@ -74,6 +76,14 @@ struct generation {
 	int64_t loaded_at_ms;
 	uint64_t content_hash;    /* of the file's bytes */
 	enum isolation isolation; /* which executor runs its calls */
+	int meta_owned;           /* names, summaries and fields are owned
+	                           * copies (a worker's table, no handle) */
+	struct proc_pool *pool;   /* ISOLATION_PROCESS: its workers, owned;
+	                           * stopped by pool_free (fini runs in
+	                           * them) when the generation is unloaded */
+	void (*pool_free)(struct proc_pool *pool);
+	_Atomic unsigned worker_crashes; /* its workers that died in a call
+	                           * or outside one (not timeouts, recycles) */
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
 	SLIST_ENTRY(generation) reap_link; /* the publisher's list */
