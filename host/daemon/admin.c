@@ -54,15 +54,20 @@ admin_handle(const struct admin *a, uid_t peer_uid, const struct request *req,
 		return ok(out, req, body);
 	}
 	if (strcmp(name, "host.health") == 0) {
-		int plugins, commands, failed, stuck = 0;
+		int plugins, commands, failed, stuck = 0, crashing;
 		struct json_object *arr = json_object_new_array();
+		struct json_object *crash = json_object_new_array();
 
 		registry_counts(a->reg, &plugins, &commands, &failed);
 		if (a->stuck_fn != NULL)
 			stuck = a->stuck_fn(a->stuck_arg, arr);
+		crashing = registry_crashing(a->reg, crash);
 		body = json_object_new_object();
 		json_object_object_add(body, "status",
-		    json_object_new_string(stuck > 0 ? "degraded" : "ok"));
+		    json_object_new_string(stuck > 0 || crashing > 0 ?
+		    "degraded" : "ok"));
+		/* Each names a plugin whose worker processes keep dying. */
+		json_object_object_add(body, "crashing", crash);
 		/* Each names a command whose inline call holds a thread. */
 		json_object_object_add(body, "stuck", arr);
 		json_object_object_add(body, "plugins",

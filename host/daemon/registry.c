@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/trust.h"
 #include "executor.h"
+#include "proc.h"
 
 /* What makes a file the same file for "do not try it again": a load of
  * it was abandoned, and nothing about it has changed since. */
@@ -515,6 +516,7 @@ struct load_job {
 	char *file;               /* owned */
 	char *copy_dir;           /* owned */
 	int have_current;         /* compare with current_hash first */
+	int64_t deadline_ns;      /* a probe and workers are ready by then */
 	uint64_t current_hash;
 	/* Results. */
 	enum { JOB_FAILED, JOB_UNCHANGED, JOB_LOADED } result;
@@ -553,8 +555,9 @@ load_main(void *arg)
 	    job->cfg->max_plugin_bytes, &hash) == 0 &&
 	    hash == job->current_hash) {
 		job->result = JOB_UNCHANGED;
-	} else if (loader_load_fd(job->cfg, fd, job->file, job->copy_dir,
-	    &job->g, &job->name, job->err, sizeof(job->err)) == 0) {
+	} else if (proc_load(job->cfg, fd, job->file, job->copy_dir,
+	    job->deadline_ns, &job->g, &job->name, job->err,
+	    sizeof(job->err)) == 0) {
 		job->result = JOB_LOADED;
 	}
 	close(fd);
@@ -987,6 +990,10 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 		return 1;
 	}
 	p->loading = 1;
+	/* A little before bounded_run gives up, so that a probe or a worker
+	 * that hangs is refused with its reason, not abandoned. */
+	job->deadline_ns = clock_mono_ns() +
+	    (int64_t)r->cfg->load_timeout_ms * 1000000 * 9 / 10;
 	pthread_mutex_unlock(&r->lock);
 	/* The slow part, with no lock held: bounded. */
 	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
@@ -1169,6 +1176,8 @@ registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 		v.state = p->current != NULL ? (p->last_error ? "degraded" :
 		    "loaded") : p->stuck ? "stuck" : p->last_error ? "failed" :
 		    "loading";
+		if (p->current != NULL && proc_pool_crashing(p->current->pool))
+			v.state = "crashing"; /* its workers keep dying */
 		v.read_name = p->name;
 		v.error = p->last_error;
 		v.loads = p->loads;
@@ -1189,6 +1198,24 @@ registry_each_name(struct registry *r, registry_name_fn fn, void *arg)
 		if (fn(pn->stats, arg) != 0)
 			break;
 	pthread_mutex_unlock(&r->view_lock);
+}
+
+int
+registry_crashing(struct registry *r, struct json_object *names)
+{
+	struct plugin *p;
+	int n = 0;
+
+	pthread_mutex_lock(&r->view_lock);
+	TAILQ_FOREACH(p, &r->plugins, link) {
+		if (p->current == NULL || !proc_pool_crashing(p->current->pool))
+			continue;
+		n++;
+		json_object_array_add(names,
+		    json_object_new_string(p->current->name));
+	}
+	pthread_mutex_unlock(&r->view_lock);
+	return n;
 }
 
 void

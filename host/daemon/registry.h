@@ -115,7 +115,8 @@ struct registry_plugin {
 	const char *read_name;      /* the descriptor's if ever read, or NULL */
 	const char *state;          /* "loaded", "degraded", "failed",
 	                             * "loading", "stuck" (its last load was
-	                             * abandoned, nothing serves) */
+	                             * abandoned, nothing serves), "crashing"
+	                             * (its worker processes keep dying) */
 	const struct generation *g; /* what serves, or NULL */
 	const char *error;          /* the last load error, or NULL */
 	uint64_t loads, load_failures;
@@ -141,6 +142,10 @@ void registry_each_name(struct registry *r, registry_name_fn fn, void *arg);
 typedef void (*registry_publish_fn)(void *arg);
 void registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
     void *arg);
+
+/* Add the name of every plugin whose workers keep dying (state
+ * "crashing") to the array `names` (borrowed); returns how many. */
+int registry_crashing(struct registry *r, struct json_object *names);
 
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,

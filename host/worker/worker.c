@@ -315,6 +315,8 @@ main(int argc, char **argv)
 	if (ipc_recv(IPC_FD_SOCK, 0, &buf, &cap, &len) <= 0 ||
 	    read_setup(buf, len) < 0)
 		return IPC_EXIT_SETUP;
+	/* What the plugin execs never holds the daemon's socket. */
+	fcntl(IPC_FD_SOCK, F_SETFD, FD_CLOEXEC);
 	if (su.parent > 0 && getppid() != (pid_t)su.parent)
 		return IPC_EXIT_SETUP; /* the daemon is gone already */
 	log_init(cfg.log_level, cfg.log_format, cfg.service);
