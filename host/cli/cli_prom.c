@@ -409,10 +409,38 @@ plugin_metrics(struct json_object *plugins)
 	    "published (Unix time).", "last_swap_ms");
 }
 
+/* host.stats "workers": per isolated plugin, restarts by reason and
+ * live worker processes. */
+static void
+worker_metrics(struct json_object *workers)
+{
+	struct json_object *r;
+
+	family("cmdhost_worker_restarts_total", "counter",
+	    "Worker processes replaced, by plugin and reason (crash, "
+	    "timeout, recycle, memory, idle).");
+	json_object_object_foreach(workers, plugin, w) {
+		if (!json_object_object_get_ex(w, "restarts", &r))
+			continue;
+		json_object_object_foreach(r, reason, n) {
+			char extra[64];
+
+			snprintf(extra, sizeof(extra), "reason=\"%s\"", reason);
+			sample_i("cmdhost_worker_restarts_total", "plugin",
+			    plugin, extra, json_object_get_int64(n));
+		}
+	}
+	family("cmdhost_workers_live", "gauge",
+	    "Worker processes running now, by plugin.");
+	json_object_object_foreach(workers, plugin2, w2)
+		sample_i("cmdhost_workers_live", "plugin", plugin2, NULL,
+		    num(w2, "live"));
+}
+
 int
 cli_print_prometheus(struct json_object *body)
 {
-	struct json_object *cmds, *plugins;
+	struct json_object *cmds, *plugins, *workers;
 
 	daemon_metrics(body);
 	if (json_object_object_get_ex(body, "commands", &cmds) &&
@@ -421,5 +449,8 @@ cli_print_prometheus(struct json_object *body)
 	if (json_object_object_get_ex(body, "plugins", &plugins) &&
 	    json_object_is_type(plugins, json_type_object))
 		plugin_metrics(plugins);
+	if (json_object_object_get_ex(body, "workers", &workers) &&
+	    json_object_is_type(workers, json_type_object))
+		worker_metrics(workers);
 	return fflush(stdout) == 0 ? 0 : CLI_EXIT_REPLY_ERROR;
 }
