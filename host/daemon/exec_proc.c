@@ -682,7 +682,10 @@ worker_main(void *arg)
 			alive = 0; /* it exited; its replies are read */
 		if (!alive) {
 			pid_t pid = w->ch.pid;
-			int st = proc_end(&w->ch, 0, 0);
+			/* Its socket ended: let it finish exiting, so that its
+			 * own status (a memory recycle's) is the one seen. */
+			int st = proc_end(&w->ch, 0, clock_mono_ns() +
+			    200000000LL);
 
 			ended(w, pid, st, R_CRASH, 0);
 			continue;

@@ -61,7 +61,9 @@ int proc_spawn(const struct config *cfg, int copy_fd, const char *file,
 
 /*
  * End child: if `quit`, ask it to finish (fini runs in it) and wait for
- * it until deadline_ns; then kill its whole process group, reap it and
+ * it until deadline_ns (without quit, a deadline_ns that is not 0 still
+ * lets a process that is ending by itself exit with its own status);
+ * then kill its whole process group, reap it and
  * close what child holds.  Returns the wait status (waitpid's), or -1
  * if it could not be reaped.
  */

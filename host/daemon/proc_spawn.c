@@ -216,6 +216,8 @@ proc_end(struct proc_child *child, int quit, int64_t deadline_ns)
 				;
 		}
 	}
+	else if (deadline_ns > 0 && child->pidfd >= 0)
+		wait_readable(child->pidfd, deadline_ns); /* ending by itself */
 	/* Whatever it forked goes with it; a zombie leader keeps the group's
 	 * id from being reused until it is reaped below. */
 	kill(-child->pid, SIGKILL);

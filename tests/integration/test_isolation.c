@@ -304,3 +304,54 @@ Test(isolation, workers_die_with_the_daemon)
 		close(fds[i]);
 	}
 }
+
+/* 1.5 A worker that leaks past worker_memory_bytes is recycled: the call
+ * that went past gets one 5xx, the next calls succeed in a new worker. */
+Test(isolation, leak_past_the_limit_recycles)
+{
+	static const char *const leaky[] = { "hangs.so", NULL };
+	int fd, over = 0, i;
+	long first = 0, last = 0;
+
+	check_start_with(leaky, "[plugin:hangs]\nisolation = process\n"
+	    "workers = 1\nworker_memory_bytes = 134217728\n");
+	fd = check_connect();
+	for (i = 0; i < 12 && over == 0; i++) {
+		json_object *j = client_call(fd, "{\"command\":\"hangs.leak\","
+		    "\"payload\":{\"mb\":32}}");
+
+		CHECK(j != NULL, "reply");
+		if (reply_status(j) == 200) {
+			last = json_object_get_int(json_path(j, "body/pid"));
+			if (first == 0)
+				first = last;
+			CHECK(last == first, "same worker until the limit");
+		} else {
+			CHECK(reply_status(j) == 500 && strcmp(reply_error_code(
+			    j), "worker_memory") == 0, "%s", reply_text(j));
+			over++;
+		}
+		json_object_put(j);
+	}
+	CHECK(over == 1 && i >= 2, "one call went past the limit (%d calls)",
+	    i);
+	for (int k = 0; k < 2; k++) {
+		json_object *j = check_call(fd, "{\"command\":\"hangs.leak\","
+		    "\"payload\":{\"mb\":1}}", 200, NULL);
+
+		CHECK(json_object_get_int(json_path(j, "body/pid")) != first,
+		    "a new worker serves");
+		json_object_put(j);
+	}
+	{
+		json_object *j = check_call(fd, "{\"command\":\"host.stats\"}",
+		    200, NULL);
+		json_object *m = json_path(j, "body/workers/hangs/restarts/"
+		    "memory");
+
+		CHECK(m && json_object_get_int(m) == 1, "%s", reply_text(j));
+		json_object_put(j);
+	}
+	close(fd);
+	cr_expect_eq(daemon_stop(check_daemon()), 0);
+}

@@ -51,6 +51,11 @@ pid_execute(cmdhost_ctx *ctx)
 	return cmdhost_ok(ctx, body);
 }
 
+/* Kept where the compiler must assume they are read: the stores that
+ * make the pages resident cannot be optimized out. */
+static char *volatile kept[4096];
+static volatile unsigned n_kept;
+
 static int
 leak_execute(cmdhost_ctx *ctx)
 {
@@ -63,6 +68,7 @@ leak_execute(cmdhost_ctx *ctx)
 	if ((p = malloc((size_t)n << 20)) == NULL)
 		return cmdhost_fail(ctx, 503, "no_memory", "malloc failed");
 	memset(p, 1, (size_t)n << 20); /* resident, and never freed */
+	kept[n_kept++ % 4096] = p;
 	json_object_object_add(body, "pid", json_object_new_int(getpid()));
 	return cmdhost_ok(ctx, body);
 }
