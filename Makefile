@@ -337,6 +337,7 @@ layout:
 #   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
 #   lib/cmdhost/plugins/*.so           the example plugins
 #   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
+#   lib/cmdhost/cmdhost-worker         isolated plugins and the load probe
 #   share/cmdhost/plugin.map           version script for C++ plugins
 #   share/cmdhost/rust/                the Rust crate `cmdhost` (sources)
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
@@ -392,6 +393,7 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(INSTALL) -m 0755 $(PLUGINS) $(RUST_PLUGINS) $(DESTDIR)$(PLUGINDIR)/
 	$(INSTALL) -m 0755 $(NATS_MODULE) $(DESTDIR)$(LIBDIR)/cmdhost/
+	$(INSTALL) -m 0755 $(WORKER) $(DESTDIR)$(LIBDIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
 	$(INSTALL) -d $(DESTDIR)$(DATADIR)/cmdhost/rust/src \
 	    $(DESTDIR)$(DATADIR)/cmdhost/rust/tests
@@ -418,6 +420,7 @@ uninstall:
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
 	    $(DESTDIR)$(PLUGINDIR)/rust_greet.so \
 	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-nats.so \
+	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-worker \
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
 	    $(DESTDIR)$(DOCDIR)/observability.md \

@@ -215,8 +215,7 @@ proc_end(struct proc_child *child, int quit, int64_t deadline_ns)
 			    recv(child->sock, b, sizeof(b), MSG_DONTWAIT) > 0)
 				;
 		}
-	}
-	else if (deadline_ns > 0 && child->pidfd >= 0)
+	} else if (deadline_ns > 0 && child->pidfd >= 0)
 		wait_readable(child->pidfd, deadline_ns); /* ending by itself */
 	/* Whatever it forked goes with it; a zombie leader keeps the group's
 	 * id from being reused until it is reaped below. */
