@@ -100,64 +100,71 @@ group_gone(void *arg)
 	return count_procs(((struct gone *)arg)->pgid, 0) == 0;
 }
 
-/* 1.1 Every way of dying costs exactly its call; the rest are 200. */
+/* 1.1 Every way of dying costs exactly its call; the rest are 200:
+ * 16 connections, each pipelining its share of a mixed load. */
 Test(isolation, crashes_cost_one_call_each)
 {
 	static const char *const kinds[] = { "crashy.segv", "crashy.abort",
 	    "crashy.exit", "crashy._exit", "crashy.kill" };
 	static const char *const words[] = { "SIGSEGV", "SIGABRT",
 	    "status 3", "status 4", "SIGKILL" };
-	enum { ROUNDS = 20 };
-	int fd, crashed = 0, ok = 0, sent = 0;
+	enum { ROUNDS = 20, CONNS = 16, N = ROUNDS * 15 };
+	int fds[CONNS], crashed = 0, ok = 0, fd;
 	char line[160];
 
 	check_start_with(iso_plugins, iso_config);
-	fd = check_connect();
-	/* Pipelined on one connection: each line gets one reply, in order. */
-	for (int r = 0; r < ROUNDS; r++) {
-		for (int k = 0; k < 5; k++) {
+	for (int f = 0; f < CONNS; f++)
+		fds[f] = check_connect();
+	/* Call i: a crash when i % 3 == 0, else crashy.ok or echo; on
+	 * connection i % CONNS, whose replies come back in its order. */
+	for (int i = 0; i < N; i++) {
+		if (i % 3 == 0)
 			snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
-			    "\"%s\"}", sent++, kinds[k]);
-			CHECK(client_send(fd, line) == 0, "send");
+			    "\"%s\"}", i, kinds[(i / 3) % 5]);
+		else if (i % 3 == 1)
 			snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
-			    "\"crashy.ok\"}", sent++);
-			CHECK(client_send(fd, line) == 0, "send");
+			    "\"crashy.ok\"}", i);
+		else
 			snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
-			    "\"echo\",\"payload\":{\"n\":%d}}", sent++, r);
-			CHECK(client_send(fd, line) == 0, "send");
+			    "\"echo\",\"payload\":{\"n\":%d}}", i, i);
+		CHECK(client_send(fds[i % CONNS], line) == 0, "send %d", i);
+	}
+	for (int f = 0; f < CONNS; f++) {
+		for (int i = f; i < N; i += CONNS) {
+			char *s = client_recv_line(fds[f]);
+			json_object *j = s ? json_tokener_parse(s) : NULL;
+			int id = j ? json_object_get_int(reply_id(j)) : -1;
+
+			CHECK(j != NULL, "reply %d missing (lost)", i);
+			CHECK(id == i, "reply for %d has id %d (order)", i, id);
+			if (i % 3 == 0) {
+				const char *msg = reply_error_message(j);
+
+				CHECK(reply_status(j) == 500 &&
+				    strcmp(reply_error_code(j),
+				    "plugin_crashed") == 0, "call %d: %s", i, s);
+				CHECK(msg && strstr(msg, words[(i / 3) % 5]),
+				    "call %d: message names how: %s", i, s);
+				crashed++;
+			} else {
+				CHECK(reply_status(j) == 200, "call %d: %s", i,
+				    s);
+				ok++;
+			}
+			json_object_put(j);
+			free(s);
 		}
 	}
-	for (int i = 0; i < sent; i++) {
-		char *s = client_recv_line(fd);
-		json_object *j = s ? json_tokener_parse(s) : NULL;
-		int id = j ? json_object_get_int(reply_id(j)) : -1;
-
-		CHECK(j != NULL, "reply %d of %d missing", i, sent);
-		CHECK(id == i, "reply %d has id %d (order)", i, id);
-		if (i % 3 == 0) {
-			const char *msg = reply_error_message(j);
-
-			CHECK(reply_status(j) == 500 && strcmp(reply_error_code(
-			    j), "plugin_crashed") == 0, "call %d: %s", i, s);
-			CHECK(msg && strstr(msg, words[(i / 3) % 5]) != NULL,
-			    "call %d: message names how: %s", i, s);
-			crashed++;
-		} else {
-			CHECK(reply_status(j) == 200, "call %d: %s", i, s);
-			ok++;
-		}
-		json_object_put(j);
-		free(s);
-	}
-	cr_expect_eq(crashed, ROUNDS * 5);
-	cr_expect_eq(ok, ROUNDS * 10);
+	cr_expect_eq(crashed, N / 3);
+	cr_expect_eq(ok, N - N / 3);
+	fd = fds[0];
 	{
 		json_object *j = check_call(fd, "{\"command\":\"host.stats\"}",
 		    200, NULL);
 		json_object *c = json_path(j, "body/workers/crashy/restarts/"
 		    "crash");
 
-		CHECK(c && json_object_get_int(c) == ROUNDS * 5,
+		CHECK(c && json_object_get_int(c) == N / 3,
 		    "crash restarts counted: %s", reply_text(j));
 		json_object_put(j);
 		j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
@@ -166,7 +173,8 @@ Test(isolation, crashes_cost_one_call_each)
 		    reply_text(j));
 		json_object_put(j);
 	}
-	close(fd);
+	for (int f = 0; f < CONNS; f++)
+		close(fds[f]);
 	cr_expect_eq(daemon_stop(check_daemon()), 0);
 }
 
