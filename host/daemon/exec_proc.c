@@ -76,7 +76,8 @@ struct worker {
 	int thread_started;
 	int wake;               /* eventfd: a call is queued, or stop */
 	int idle;               /* under pool lock: waiting, may take calls */
-	struct proc_child ch;   /* pid 0: none */
+	struct proc_child ch;   /* pid 0: none; the worker thread's own */
+	atomic_int shown_pid;   /* ch.pid for views (any thread) */
 	long served;            /* calls sent to this process */
 	int quit_asked;         /* a recycle asked it to go */
 	int backoff_ms;
@@ -373,6 +374,7 @@ ended(struct worker *w, pid_t pid, int status, enum reason why,
 	char st[96], msg[400];
 	int held = w->n_inflight;
 
+	atomic_store(&w->shown_pid, 0);
 	proc_status_text(status, st, sizeof(st));
 	if (why == R_CRASH && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == IPC_EXIT_MEMORY)
@@ -451,6 +453,7 @@ spawn(struct worker *w, int64_t deadline_ns, char *err, size_t errlen)
 		return -1;
 	}
 	loader_unload(ng);
+	atomic_store(&w->shown_pid, (int)w->ch.pid);
 	w->served = 0;
 	w->quit_asked = 0;
 	if (p->ws != NULL)
@@ -553,6 +556,7 @@ recycle(struct worker *w)
 	if (spawn(w, clock_mono_ns() + (int64_t)p->cfg->load_timeout_ms *
 	    1000000, err, sizeof(err)) < 0) {
 		w->ch = old;
+		atomic_store(&w->shown_pid, (int)old.pid);
 		w->served = 0; /* keep the old one; try again later */
 		wlog(w, LOGL_WARN, "recycle", "worker %d of plugin %s cannot be "
 		    "recycled: %s; the old process keeps serving", w->idx,
@@ -700,6 +704,7 @@ worker_main(void *arg)
 			ended(w, pid, st, R_TIMEOUT, now);
 		}
 	}
+	atomic_store(&w->shown_pid, 0);
 	if (w->ch.pid != 0) {
 		proc_end(&w->ch, 1, clock_mono_ns() +
 		    (int64_t)p->cfg->fini_timeout_ms * 1000000 / 2);
@@ -820,12 +825,12 @@ proc_pool_describe(const struct proc_pool *p, struct json_object *into)
 	if (p == NULL)
 		return;
 	pids = json_object_new_array();
-	pthread_mutex_lock(&mp->lock);
-	for (int i = 0; i < p->n_w; i++)
-		if (p->w[i].ch.pid > 0)
-			json_object_array_add(pids,
-			    json_object_new_int(p->w[i].ch.pid));
-	pthread_mutex_unlock(&mp->lock);
+	for (int i = 0; i < p->n_w; i++) {
+		int pid = atomic_load(&mp->w[i].shown_pid);
+
+		if (pid > 0)
+			json_object_array_add(pids, json_object_new_int(pid));
+	}
 	json_object_object_add(into, "workers",
 	    json_object_new_int(p->n_w));
 	json_object_object_add(into, "worker_pids", pids);
