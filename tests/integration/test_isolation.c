@@ -363,3 +363,97 @@ Test(isolation, leak_past_the_limit_recycles)
 	close(fd);
 	cr_expect_eq(daemon_stop(check_daemon()), 0);
 }
+
+/* Open descriptors of process pid, or -1. */
+static int
+fd_count(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+struct fds {
+	pid_t pid;
+	int want;     /* fds_back: the count wanted */
+	int last, same; /* fds_steady: the count seen, and how often */
+};
+
+static int
+fds_back(void *arg)
+{
+	struct fds *f = arg;
+
+	return fd_count(f->pid) == f->want;
+}
+
+/* The same count at 20 looks in a row: no recycle under way. */
+static int
+fds_steady(void *arg)
+{
+	struct fds *f = arg;
+	int n = fd_count(f->pid);
+
+	f->same = n == f->last ? f->same + 1 : 0;
+	f->last = n;
+	return f->same >= 20;
+}
+
+/* 1.6 200 respawns (max_requests = 1 recycles after every call): the
+ * daemon's descriptors are back where they were. */
+Test(isolation, respawns_leak_no_descriptors, .timeout = 60)
+{
+	static const char *const one[] = { "hangs.so", NULL };
+	pid_t pid;
+	int fd, before, after;
+
+	check_start_with(one, "[plugin:hangs]\nisolation = process\n"
+	    "workers = 1\nmax_requests = 1\n");
+	pid = daemon_pid(check_daemon());
+	fd = check_connect();
+	json_object_put(check_call(fd, "{\"command\":\"hangs.pid\"}", 200,
+	    NULL));
+	json_object_put(check_call(fd, "{\"command\":\"hangs.pid\"}", 200,
+	    NULL));
+	{
+		struct fds f = { pid, 0, -1, 0 };
+
+		wait_until(fds_steady, &f, 5000);
+	}
+	before = fd_count(pid);
+	for (int i = 0; i < 200; i++)
+		json_object_put(check_call(fd, "{\"command\":\"hangs.pid\"}",
+		    200, NULL));
+	json_object_put(check_call(fd, "{\"command\":\"hangs.pid\"}", 200,
+	    NULL));
+	/* A recycle may be under way (two processes' socket and pidfd). */
+	{
+		struct fds f = { pid, before, -1, 0 };
+
+		wait_until(fds_back, &f, 3000);
+	}
+	after = fd_count(pid);
+	CHECK(before > 0 && after == before, "daemon fds %d before, %d after "
+	    "200 respawns", before, after);
+	{
+		json_object *j = check_call(fd, "{\"command\":\"host.stats\"}",
+		    200, NULL);
+		json_object *r = json_path(j, "body/workers/hangs/restarts/"
+		    "recycle");
+
+		CHECK(r && json_object_get_int(r) >= 200, "%s", reply_text(j));
+		json_object_put(j);
+	}
+	close(fd);
+	cr_expect_eq(daemon_stop(check_daemon()), 0);
+}
