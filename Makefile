@@ -70,7 +70,7 @@ NATS_LIBS   := $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null || echo -lnats)
 # One folder per program, each naming its sources in a fragment: no
 # wildcard decides which program a file joins (see docs/architecture.md).
 include host/core/core.mk host/daemon/daemon.mk host/cli/cli.mk \
-        host/nats/nats.mk
+        host/nats/nats.mk host/worker/worker.mk
 
 CORE_OBJS   := $(CORE_SRCS:%.c=$(B)/obj/%.o)
 CORE_LIB    := $(B)/obj/libcmdhost-core.a
@@ -78,6 +78,7 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
 # What unit tests link besides core: the daemon without its main().
 DAEMON_LIB_OBJS := $(filter-out $(B)/obj/host/daemon/main.o,$(DAEMON_OBJS))
 CLI_OBJS    := $(CLI_SRCS:%.c=$(B)/obj/%.o)
+WORKER_OBJS := $(WORKER_SRCS:%.c=$(B)/obj/%.o)
 # The NATS module, the one file linked with libnats: cmdhostd dlopens it
 # when the configuration has a [nats] section (host/daemon/nats_host.h),
 # cmdhost when --nats is given (host/cli/cli_nats.c).
@@ -86,6 +87,8 @@ NATS_MODULE   := $(B)/lib/cmdhost-nats.so
 
 DAEMON      := $(B)/cmdhostd
 CLI         := $(B)/cmdhost
+# cmdhostd runs isolated plugins (and the load probe) in this program.
+WORKER      := $(B)/cmdhost-worker
 
 # ---------------------------------------------------------------- plugins
 # plugins/NAME/*.c and *.cpp -> $(B)/plugins/NAME.so ; LIBS_NAME adds
@@ -170,7 +173,7 @@ BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 # Keep objects between builds (they are intermediate files to make).
 .SECONDARY:
 
-all: $(DAEMON) $(CLI) $(NATS_MODULE) $(PLUGINS) $(RUST_PLUGINS) rust-note \
+all: $(DAEMON) $(CLI) $(WORKER) $(NATS_MODULE) $(PLUGINS) $(RUST_PLUGINS) rust-note \
     $(B)/pkgconfig/cmdhost-plugin.pc
 
 # For building plugins against this source tree:
@@ -193,6 +196,9 @@ $(CORE_LIB): $(CORE_OBJS)
 
 # No libnats: --nats dlopens the module (see host/cli/cli_nats.c).
 $(CLI): $(CLI_OBJS) $(CORE_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
+
+$(WORKER): $(WORKER_OBJS) $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) -ldl -lpthread
 
 $(NATS_MODULE): $(NATS_MOD_OBJS)
@@ -331,6 +337,7 @@ layout:
 #   lib/pkgconfig/cmdhost-plugin.pc    with prefix=$(PREFIX)
 #   lib/cmdhost/plugins/*.so           the example plugins
 #   lib/cmdhost/cmdhost-nats.so        the NATS module (loaded for [nats])
+#   lib/cmdhost/cmdhost-worker         isolated plugins and the load probe
 #   share/cmdhost/plugin.map           version script for C++ plugins
 #   share/cmdhost/rust/                the Rust crate `cmdhost` (sources)
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
@@ -388,6 +395,7 @@ install: all $(B)/install/cmdhost-plugin.pc $(B)/install/cmdhost.ini
 	$(INSTALL) -m 0644 $(B)/install/cmdhost-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(INSTALL) -m 0755 $(PLUGINS) $(RUST_PLUGINS) $(DESTDIR)$(PLUGINDIR)/
 	$(INSTALL) -m 0755 $(NATS_MODULE) $(DESTDIR)$(LIBDIR)/cmdhost/
+	$(INSTALL) -m 0755 $(WORKER) $(DESTDIR)$(LIBDIR)/cmdhost/
 	$(INSTALL) -m 0644 sdk/plugin.map $(DESTDIR)$(DATADIR)/cmdhost/
 	$(INSTALL) -d $(DESTDIR)$(DATADIR)/cmdhost/rust/src \
 	    $(DESTDIR)$(DATADIR)/cmdhost/rust/tests
@@ -416,6 +424,7 @@ uninstall:
 	    $(PLUGIN_NAMES:%=$(DESTDIR)$(PLUGINDIR)/%.so) \
 	    $(DESTDIR)$(PLUGINDIR)/rust_greet.so \
 	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-nats.so \
+	    $(DESTDIR)$(LIBDIR)/cmdhost/cmdhost-worker \
 	    $(DESTDIR)$(DATADIR)/cmdhost/plugin.map \
 	    $(DESTDIR)$(DOCDIR)/plugin-guide.md \
 	    $(DESTDIR)$(DOCDIR)/observability.md \

@@ -196,6 +196,18 @@ for size in small 4k; do
 	done
 done
 
+# ---------------------------------------------------------------- isolated
+# The same echo in worker processes (docs/isolation.md), same run.
+start_daemon iso "[plugin:echo]
+isolation = process" "$BUILD/plugins/echo.so"
+echo "== echo isolated (isolation = process), small payload"
+for cp in $LOADS; do
+	c=${cp%%:*}; p=${cp#*:}
+	run "small.c${c}p$p.isolated" "echo small c=$c p=$p" isolated \
+	    "$TMP/iso/cmdhost.sock" "$c" "$p" "$SMALL"
+done
+stop "$PID_iso" iso
+
 # ---------------------------------------------------------------- c. mixed
 echo "== mixed: echo c=16 p=1 alone, then next to 4 x test.sleep 20 ms"
 run mixed.alone "echo c=16 p=1 alone" cmdhost "$S_CMD" 16 1 "$SMALL"

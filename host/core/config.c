@@ -224,6 +224,25 @@ static const struct config_key keys[] = {
 	    "SQLite synchronous level of the workflow history"),
 	K_INT("host", "workflow_poll_ms", workflow_poll_ms, 50, 3600000, 500,
 	    "how often workflow_dir is looked at for changed definitions"),
+	K_ENUM("host", "isolation", isolation, config_isolation_parse,
+	    "inprocess or process", 0, "where plugins run unless their "
+	    "[plugin:NAME] isolation says: the daemon or worker processes"),
+	K_INT("host", "plugin_workers", plugin_workers, 1, 256, 2,
+	    "worker processes per isolated plugin ([plugin:NAME] workers)"),
+	K_INT("host", "worker_inflight", worker_inflight, 1, 64, 1,
+	    "calls one worker process runs at once"),
+	K_INT("host", "max_requests", max_requests, 0, 1000000000, 0,
+	    "calls after which a worker process is recycled; 0 never"),
+	K_SIZE("host", "worker_memory_bytes", worker_memory_bytes, 0,
+	    1LL << 40, 0, "resident memory past which a worker process is "
+	    "recycled; 0 no limit"),
+	K_INT("host", "worker_nofile", worker_nofile, 16, 1048576, 1024,
+	    "open files a worker process may hold (RLIMIT_NOFILE)"),
+	K_BOOL("host", "probe", probe, 1, NULL,
+	    "load a new plugin file in a throwaway worker before the daemon "
+	    "maps it"),
+	K_STR("host", "worker_path", worker_path, 0, 0, NULL, NULL,
+	    "the cmdhost-worker program; default: next to cmdhostd"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),
@@ -680,6 +699,16 @@ add_plugin_kv(struct config *cfg, const char *plugin, const char *key,
 	}
 	cfg->n_plugin_kvs++;
 	return 0;
+}
+
+int
+config_isolation_parse(const char *s)
+{
+	if (strcmp(s, "inprocess") == 0)
+		return 0; /* ISOLATION_NONE */
+	if (strcmp(s, "process") == 0)
+		return 1; /* ISOLATION_PROCESS */
+	return -1;
 }
 
 const char *

@@ -89,6 +89,14 @@ struct config {
 	int workflow_poll_ms;     /* how often workflow_dir is looked at */
 	uid_t admin_uids[CONFIG_MAX_ADMIN_UIDS];
 	int n_admin_uids;
+	int isolation;       /* enum isolation: where plugins run by default */
+	int plugin_workers;  /* worker processes per isolated generation */
+	int worker_inflight; /* calls at once per worker process */
+	int max_requests;    /* calls before a worker is recycled; 0 never */
+	size_t worker_memory_bytes; /* resident limit per worker; 0 none */
+	int worker_nofile;   /* RLIMIT_NOFILE of each worker */
+	int probe;           /* load new files in a throwaway worker first */
+	char *worker_path;   /* owned: cmdhost-worker, or NULL: next to us */
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
 	int events_max_pending;   /* [events]: outbox bound (pending + dead) */
@@ -165,6 +173,10 @@ int config_set_host(struct config *cfg, const char *key, const char *value,
 /* Replace *field with an owned copy of value (borrowed); the old string is
  * freed.  Returns 0 or -ENOMEM (then *field is unchanged). */
 int config_set_string(char **field, const char *value);
+
+/* "inprocess" -> ISOLATION_NONE, "process" -> ISOLATION_PROCESS, else
+ * -1. */
+int config_isolation_parse(const char *s);
 
 /* The value of `key` in [plugin:plugin], or NULL.  Borrowed from cfg. */
 const char *config_plugin_value(const struct config *cfg, const char *plugin,

@@ -14,6 +14,7 @@ CORE_SRCS := \
 	host/core/generation.c \
 	host/core/invocation.c \
 	host/core/jscan.c \
+	host/core/ipc.c \
 	host/core/jsoncheck.c \
 	host/core/loader.c \
 	host/core/log.c \

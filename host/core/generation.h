@@ -17,6 +17,7 @@
 #include <cmdhost/plugin.h>
 
 struct cmd_stats;
+struct proc_pool;
 struct cmd_sched;
 struct generation;
 
@@ -41,7 +42,10 @@ struct command {
 /* Where a generation's calls run: dispatch keeps one executor of each
  * kind and picks the generation's. */
 enum isolation {
+	/* The first two are also the values of the isolation key
+	 * (config_isolation_parse): keep them first and in this order. */
 	ISOLATION_NONE = 0,       /* in the daemon's process (exec_pool.c) */
+	ISOLATION_PROCESS = 1,    /* in worker processes (exec_proc.c) */
 	ISOLATION_WORKFLOW,       /* a workflow definition (workflow.c) */
 	ISOLATION_KINDS
 };
@@ -87,6 +91,12 @@ struct generation {
 	atomic_ulong watch_5xx;   /* of them, 5xx of the plugin's making */
 	char *mapped_as;          /* owned: the name dlopen mapped it by (the
 	                           * private copy's path, unlinked since) */
+	int meta_owned;           /* names, summaries and fields are owned
+	                           * copies (a worker's table, no handle) */
+	struct proc_pool *pool;   /* ISOLATION_PROCESS: its workers, owned;
+	                           * stopped by pool_free (fini runs in
+	                           * them) when the generation is unloaded */
+	void (*pool_free)(struct proc_pool *pool);
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
 	SLIST_ENTRY(generation) reap_link; /* the publisher's list */

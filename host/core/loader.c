@@ -397,8 +397,18 @@ generation_destroy(struct generation *g)
 {
 	if (g == NULL)
 		return;
-	for (size_t i = 0; i < g->n_commands; i++)
-		free(g->commands[i].log_frag);
+	for (size_t i = 0; i < g->n_commands; i++) {
+		struct command *c = &g->commands[i];
+
+		free(c->log_frag);
+		if (!g->meta_owned)
+			continue;
+		free((char *)c->summary);
+		for (size_t k = 0; c->fields != NULL &&
+		    c->fields[k].name != NULL; k++)
+			free((char *)c->fields[k].name);
+		free((cmdhost_field *)c->fields);
+	}
 	free(g->commands);
 	if (g->handle != NULL)
 		dlclose(g->handle);
@@ -412,43 +422,26 @@ generation_destroy(struct generation *g)
 	free(g);
 }
 
-int
-loader_load_fd(const struct config *cfg, int fd, const char *file,
-    const char *copy_dir, struct generation **out, char **name_out,
-    char *err, size_t errlen)
+/*
+ * dlopen `path` (a private copy nobody can change, named `file` in the
+ * plugin directory) into g (taken over: freed on failure), check its
+ * descriptor and run its registration.  `unlink_copy`: path is a file of
+ * ours to remove once mapped.  Results as loader_load().
+ */
+static int
+load_image(const struct config *cfg, struct generation *g, const char *path,
+    int unlink_copy, struct generation **out, char **name_out, char *err,
+    size_t errlen)
 {
-	static atomic_uint copies;
 	struct cmdhost_registrar reg;
 	const cmdhost_plugin_desc *d;
-	struct generation *g;
-	char copy[4096];
 	int rc;
 
-	*out = NULL;
-	if (name_out != NULL)
-		*name_out = NULL;
-	if ((g = calloc(1, sizeof(*g))) == NULL ||
-	    (g->file = strdup(file)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		free(g);
-		return -1;
-	}
-	atomic_init(&g->refs, 1);
-	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
-	    atomic_fetch_add(&copies, 1), file);
-	if (copy_fd(fd, copy, cfg->max_plugin_bytes, &g->content_hash, err,
-	    errlen) < 0)
-		goto fail;
-	if ((g->copy_path = strdup(copy)) == NULL) {
-		unlink(copy);
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (elf_check(copy, err, errlen) < 0)
+	if (elf_check(path, err, errlen) < 0)
 		goto fail; /* generation_destroy removes the copy */
 	/* What host.list shows: the hash of the very bytes dlopen maps. */
 	{
-		int cfd = open(copy, O_RDONLY | O_CLOEXEC);
+		int cfd = open(path, O_RDONLY | O_CLOEXEC);
 
 		if (cfd < 0 || sha256_fd(cfd, g->sha256) < 0)
 			g->sha256[0] = '\0';
@@ -459,17 +452,19 @@ loader_load_fd(const struct config *cfg, int fd, const char *file,
 	/* For the crash record: constructors run inside dlopen. */
 	generation_running.command = "(load)";
 	generation_running.g = g;
-	g->handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+	g->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	generation_running.g = NULL;
 	/* What loader_unload() asks the dynamic linker about afterwards. */
-	if (g->handle != NULL && (g->mapped_as = strdup(copy)) == NULL) {
+	if (g->handle != NULL && (g->mapped_as = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail; /* generation_destroy removes the copy */
 	}
 	/* The mapping stays valid; nothing can overwrite the file now. */
-	unlink(copy);
-	free(g->copy_path);
-	g->copy_path = NULL;
+	if (unlink_copy) {
+		unlink(path);
+		free(g->copy_path);
+		g->copy_path = NULL;
+	}
 	if (g->handle == NULL) {
 		const char *e = dlerror();
 
@@ -572,6 +567,69 @@ fail:
 	return -1;
 }
 
+/* A new, empty generation for file, one reference; or NULL. */
+static struct generation *
+generation_new_for(const char *file)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+
+	if (g == NULL || (g->file = strdup(file)) == NULL) {
+		free(g);
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	return g;
+}
+
+int
+loader_load_fd(const struct config *cfg, int fd, const char *file,
+    const char *copy_dir, struct generation **out, char **name_out,
+    char *err, size_t errlen)
+{
+	static atomic_uint copies;
+	struct generation *g;
+	char copy[4096];
+
+	*out = NULL;
+	if (name_out != NULL)
+		*name_out = NULL;
+	if ((g = generation_new_for(file)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(copy, sizeof(copy), "%s/%u-%s", copy_dir,
+	    atomic_fetch_add(&copies, 1), file);
+	if (copy_fd(fd, copy, cfg->max_plugin_bytes, &g->content_hash, err,
+	    errlen) < 0) {
+		generation_destroy(g);
+		return -1;
+	}
+	if ((g->copy_path = strdup(copy)) == NULL) {
+		unlink(copy);
+		snprintf(err, errlen, "out of memory");
+		generation_destroy(g);
+		return -1;
+	}
+	return load_image(cfg, g, copy, 1, out, name_out, err, errlen);
+}
+
+int
+loader_load_private(const struct config *cfg, const char *path,
+    const char *file, struct generation **out, char **name_out, char *err,
+    size_t errlen)
+{
+	struct generation *g;
+
+	*out = NULL;
+	if (name_out != NULL)
+		*name_out = NULL;
+	if ((g = generation_new_for(file)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return load_image(cfg, g, path, 0, out, name_out, err, errlen);
+}
+
 int
 loader_load(const struct config *cfg, const char *path, const char *file,
     const char *copy_dir, struct generation **out, char **name_out,
@@ -645,6 +703,9 @@ loader_unload_mapped(struct generation *g)
 
 	if (g == NULL)
 		return 0;
+	if (g->pool != NULL)
+		g->pool_free(g->pool); /* fini runs in the workers */
+	g->pool = NULL;
 	if (g->fini != NULL)
 		g->fini(g->state);
 	name = g->mapped_as;

@@ -56,6 +56,16 @@ int loader_load_fd(const struct config *cfg, int fd, const char *file,
     char *err, size_t errlen);
 
 /*
+ * Load the private copy at `path` as it is (no copy is made, nothing is
+ * removed): what a worker does with the daemon's sealed copy
+ * ("/proc/self/fd/N").  file is the name in the plugin directory.
+ * Results as loader_load().
+ */
+int loader_load_private(const struct config *cfg, const char *path,
+    const char *file, struct generation **out, char **name_out, char *err,
+    size_t errlen);
+
+/*
  * Load `path` (a file named `file` in the plugin directory; the directory
  * itself must pass trust_check() unless insecure) through
  * loader_open_at() and loader_load_fd(), from a private copy in

@@ -477,6 +477,35 @@ static const char *const plugin_states[] = {
 };
 #define N_STATES (sizeof(plugin_states) / sizeof(plugin_states[0]))
 
+/* host.stats "workers": per isolated plugin, restarts by reason and
+ * live worker processes. */
+static void
+worker_metrics(struct buf *b, struct json_object *workers)
+{
+	struct json_object *r;
+
+	family(b, "cmdhost_worker_restarts_total", "counter",
+	    "Worker processes replaced, by plugin and reason (crash, "
+	    "timeout, recycle, memory, idle).");
+	json_object_object_foreach(workers, plugin, w) {
+		if (!json_object_object_get_ex(w, "restarts", &r))
+			continue;
+		json_object_object_foreach(r, reason, n) {
+			char extra[64];
+
+			snprintf(extra, sizeof(extra), "reason=\"%s\"", reason);
+			sample_i(b, "cmdhost_worker_restarts_total", "plugin",
+			    plugin, extra, json_object_get_int64(n));
+		}
+	}
+	family(b, "cmdhost_workers_live", "gauge",
+	    "Worker processes running now, by plugin.");
+	json_object_object_foreach(workers, plugin2, w2)
+		sample_i(b, "cmdhost_workers_live", "plugin", plugin2, NULL,
+		    num(w2, "live"));
+}
+
+
 static void
 state_metrics(struct buf *b, struct json_object *plugins)
 {
@@ -513,7 +542,7 @@ state_metrics(struct buf *b, struct json_object *plugins)
 int
 prom_format(struct buf *b, struct json_object *body)
 {
-	struct json_object *cmds, *plugins, *v;
+	struct json_object *cmds, *plugins, *workers, *v;
 
 	family(b, "cmdhost_build_info", "gauge",
 	    "Always 1, labelled with the daemon's version.");
@@ -531,5 +560,8 @@ prom_format(struct buf *b, struct json_object *body)
 		plugin_metrics(b, plugins);
 		state_metrics(b, plugins);
 	}
+	if (json_object_object_get_ex(body, "workers", &workers) &&
+	    json_object_is_type(workers, json_type_object))
+		worker_metrics(b, workers);
 	return buf_reserve(b, 1) < 0 ? -ENOMEM : 0;
 }

@@ -10,11 +10,13 @@ DAEMON_SRCS := \
 	host/daemon/deliver.c \
 	host/daemon/dispatch.c \
 	host/daemon/exec_pool.c \
+	host/daemon/exec_proc.c \
 	host/daemon/fair.c \
 	host/daemon/idem.c \
 	host/daemon/idem_kv.c \
 	host/daemon/listener.c \
 	host/daemon/main.c \
+	host/daemon/proc_spawn.c \
 	host/daemon/nats_host.c \
 	host/daemon/outbox.c \
 	host/daemon/registry.c \

@@ -1004,6 +1004,13 @@ dispatch_new(const struct config *cfg, struct registry *reg,
 		dispatch_free(d);
 		return NULL;
 	}
+	if ((d->exec[ISOLATION_PROCESS] = exec_proc_new(cfg)) == NULL) {
+		snprintf(err, errlen, "cannot make the process executor: %s",
+		    strerror(errno));
+		if (dispatch_stop(d, clock_mono_ns() + 1000000000LL) == 0)
+			dispatch_free(d);
+		return NULL;
+	}
 	if ((errno = pthread_create(&d->timer, NULL, timer_main, d)) != 0) {
 		snprintf(err, errlen, "cannot start the deadline timer: %s",
 		    strerror(errno));

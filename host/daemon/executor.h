@@ -89,4 +89,9 @@ void executor_sched_free(struct cmd_sched *sc);
  * outlive it. */
 struct executor *exec_pool_new(const struct config *cfg);
 
+/* exec_proc.c: the process executor (isolated generations run in their
+ * pools of worker processes, proc.h).  Returns new (ops->free), or NULL
+ * with errno.  cfg is borrowed and must outlive it. */
+struct executor *exec_proc_new(const struct config *cfg);
+
 #endif /* CMDHOST_EXECUTOR_H */

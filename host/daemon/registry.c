@@ -36,6 +36,7 @@
 #include "core/trust.h"
 #include "executor.h"
 #include "rollback.h"
+#include "proc.h"
 
 /* What makes a file the same file for "do not try it again": a load of
  * it was abandoned, and nothing about it has changed since. */
@@ -558,6 +559,7 @@ struct load_job {
 	char *file;               /* owned */
 	char *copy_dir;           /* owned */
 	int have_current;         /* compare with current_hash first */
+	int64_t deadline_ns;      /* a probe and workers are ready by then */
 	uint64_t current_hash;
 	struct rollback *rb;      /* borrowed (outlives loads), or NULL */
 	char *path;               /* owned: load this file instead (a kept
@@ -594,16 +596,25 @@ load_copy(struct load_job *job, const char *path, enum rollback_how how)
 {
 	int fd;
 
-	if (loader_load(job->cfg, path, job->file, job->copy_dir, &job->g,
-	    &job->name, job->err, sizeof(job->err)) < 0)
+	/* Probed and, for an isolated plugin, run by workers, like a file of
+	 * plugin_dir (proc_load). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		snprintf(job->err, sizeof(job->err), "%s: %s", path,
+		    strerror(errno));
 		return;
+	}
+	if (proc_load(job->cfg, fd, job->file, job->copy_dir,
+	    job->deadline_ns, &job->g, &job->name, job->err,
+	    sizeof(job->err)) < 0) {
+		close(fd);
+		return;
+	}
 	job->result = JOB_LOADED;
 	job->how = how;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+	if (lseek(fd, 0, SEEK_SET) == 0)
 		(void)rollback_keep(job->rb, job->file, fd,
 		    job->g->content_hash, job->kept, sizeof(job->kept));
-		close(fd);
-	}
+	close(fd);
 }
 
 /* On a thread of its own: open, check, hash; then unless the bytes are
@@ -650,8 +661,9 @@ load_main(void *arg)
 			job->result = JOB_REFUSED;
 			snprintf(job->err, sizeof(job->err), "%s", why);
 		}
-	} else if (loader_load_fd(job->cfg, fd, job->file, job->copy_dir,
-	    &job->g, &job->name, job->err, sizeof(job->err)) == 0) {
+	} else if (proc_load(job->cfg, fd, job->file, job->copy_dir,
+	    job->deadline_ns, &job->g, &job->name, job->err,
+	    sizeof(job->err)) == 0) {
 		job->result = JOB_LOADED;
 		job->how = ROLLBACK_LOADED;
 		(void)rollback_keep(job->rb, job->file, fd,
@@ -1118,6 +1130,10 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 		return 1;
 	}
 	p->loading = 1;
+	/* A little before bounded_run gives up, so that a probe or a worker
+	 * that hangs is refused with its reason, not abandoned. */
+	job->deadline_ns = clock_mono_ns() +
+	    (int64_t)r->cfg->load_timeout_ms * 1000000 * 9 / 10;
 	pthread_mutex_unlock(&r->lock);
 	/* The slow part, with no lock held: bounded. */
 	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
@@ -1409,6 +1425,8 @@ registry_each_plugin(struct registry *r, registry_plugin_fn fn, void *arg)
 		    "loaded") : p->stuck ? "stuck" : p->last_error ? "failed" :
 		    "loading";
 		v.rb = r->rb;
+		if (p->current != NULL && proc_pool_crashing(p->current->pool))
+			v.state = "crashing"; /* its workers keep dying */
 		v.read_name = p->name;
 		v.error = p->last_error;
 		v.warning = p->warning;
@@ -1430,6 +1448,24 @@ registry_each_name(struct registry *r, registry_name_fn fn, void *arg)
 		if (fn(pn->stats, arg) != 0)
 			break;
 	pthread_mutex_unlock(&r->view_lock);
+}
+
+int
+registry_crashing(struct registry *r, struct json_object *names)
+{
+	struct plugin *p;
+	int n = 0;
+
+	pthread_mutex_lock(&r->view_lock);
+	TAILQ_FOREACH(p, &r->plugins, link) {
+		if (p->current == NULL || !proc_pool_crashing(p->current->pool))
+			continue;
+		n++;
+		json_object_array_add(names,
+		    json_object_new_string(p->current->name));
+	}
+	pthread_mutex_unlock(&r->view_lock);
+	return n;
 }
 
 void
@@ -1632,6 +1668,10 @@ registry_rollback(struct registry *r, const char *name, uint64_t expect,
 	}
 	job->have_current = 0;
 	p->loading = 1;
+	/* As for a load of the file: a probe or a worker that hangs is
+	 * refused with its reason before bounded_run gives up. */
+	job->deadline_ns = clock_mono_ns() +
+	    (int64_t)r->cfg->load_timeout_ms * 1000000 * 9 / 10;
 	pthread_mutex_unlock(&r->lock);
 	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
 	    (int64_t)r->cfg->load_timeout_ms * 1000000, &r->stopping);

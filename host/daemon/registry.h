@@ -117,7 +117,8 @@ struct registry_plugin {
 	                             * "loading", "stuck" (its last load was
 	                             * abandoned, nothing serves),
 	                             * "rolled_back" (a kept copy serves, the
-	                             * file's bytes are refused) */
+	                             * file's bytes are refused), "crashing"
+	                             * (its worker processes keep dying) */
 	struct rollback *rb;        /* for rollback_view(), or NULL */
 	const struct generation *g; /* what serves, or NULL */
 	const char *error;          /* the last load error, or NULL */
@@ -203,6 +204,10 @@ void registry_del_extra(struct registry *r, const char *key,
 /* Set (copied) or clear (NULL) key's warning, shown by host.list. */
 void registry_extra_warning(struct registry *r, const char *key,
     const char *warning);
+
+/* Add the name of every plugin whose workers keep dying (state
+ * "crashing") to the array `names` (borrowed); returns how many. */
+int registry_crashing(struct registry *r, struct json_object *names);
 
 /* Counts for host.health. */
 void registry_counts(struct registry *r, int *plugins, int *commands,

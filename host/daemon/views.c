@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/request.h"
+#include "proc.h"
 #include "registry.h"
 #include "rollback.h"
 
@@ -93,6 +94,8 @@ add_plugin(const struct registry_plugin *p, void *arg)
 	json_object_object_add(o, "loads", json_object_new_uint64(p->loads));
 	json_object_object_add(o, "load_failures",
 	    json_object_new_uint64(p->load_failures));
+	if (g != NULL)
+		proc_pool_describe(g->pool, o); /* isolation, worker pids */
 	for (size_t i = 0; g != NULL && i < g->n_commands; i++)
 		json_object_array_add(cmds, command_json(&g->commands[i]));
 	json_object_object_add(o, "commands", cmds);

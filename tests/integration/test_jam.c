@@ -312,7 +312,10 @@ Test(jam, c1_2_link_to_dev_zero, .timeout = 90)
 Test(jam, c1_3_registration_never_returns, .timeout = 120)
 {
 	struct daemon *d = check_start_with(good_only, "watch = false\n"
-	    "workers = 1\nload_timeout_ms = 1000\nshutdown_timeout_ms = 1000");
+	    "workers = 1\nload_timeout_ms = 1000\nshutdown_timeout_ms = 1000\n"
+	    /* The daemon's own load must be the one that hangs: without
+	     * the probe (test_isolation covers it refusing this file). */
+	    "probe = false");
 	int a = check_connect(), b = check_connect();
 	char *argv[6], *out = NULL, sock[4096];
 	const char *e;
@@ -643,7 +646,9 @@ Test(jam, c1_4_late_load_and_fini_are_cleaned_up, .timeout = 90)
 	struct two late_load = { "abandoned load of slow.so", "discarded" };
 	struct two late_fini = { "abandoned fini of plugin slow_hooks",
 	    "unloaded now" };
+	/* probe = false: the daemon's own load is the slow one. */
 	struct daemon *d = check_start_with(good_only, "watch = false\n"
+	    "probe = false\n"
 	    "load_timeout_ms = 300\nfini_timeout_ms = 300\n"
 	    "[plugin:slow_hooks]\nreg_ms = 1500\nfini_ms = 0");
 	int fd = check_connect();
