@@ -358,12 +358,15 @@ STATEDIR    := /var/lib/cmdhost
 MAN_PAGES   := $(wildcard man/*.[1-8])
 INSTALL     ?= install
 
+# Written aside and renamed: two installs at once (the SDK tests run in
+# parallel) must never copy a file the other is rewriting.
 $(B)/install/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@PLUGIN_MAP@|$${prefix}/share/cmdhost/plugin.map|' \
 	    -e 's|@RUSTCRATE@|$${prefix}/share/cmdhost/rust|' \
-	    -e 's|@PLUGINDIR@|$${prefix}/lib/cmdhost/plugins|' $< > $@
+	    -e 's|@PLUGINDIR@|$${prefix}/lib/cmdhost/plugins|' $< > $@.$$$$ && \
+	    mv -f $@.$$$$ $@
 
 # The example configuration for an installed daemon: the make-run file
 # with the socket, plugin_dir and databases of an installed system.
@@ -375,7 +378,7 @@ $(B)/install/cmdhost.ini: conf/cmdhost.ini FORCE
 	    -e 's|^state_dir = .*|state_dir = $(STATEDIR)|' \
 	    -e 's|^workflow_dir = .*|workflow_dir = $(DOCDIR)/examples/workflows|' \
 	    -e 's|^database = .*/\([a-z]*\.db\)$$|database = $(STATEDIR)/\1|' \
-	    $< > $@
+	    $< > $@.$$$$ && mv -f $@.$$$$ $@
 
 .PHONY: FORCE
 FORCE:
