@@ -48,6 +48,8 @@ struct deliverer {
 	int stop;
 	pthread_t relay;
 	int relay_started;
+	int stopped;               /* deliver_stop() ran: the outbox may be
+	                            * gone (dispatch_stop closes it) */
 };
 
 /* One route delivery in flight. */
@@ -496,8 +498,11 @@ deliver_start(const struct config *cfg, struct registry *reg,
 void
 deliver_stop(struct deliverer *dv)
 {
-	if (dv == NULL)
+	/* Once: stop() calls it before dispatch_stop(), which closes the
+	 * outbox, and release() again after. */
+	if (dv == NULL || dv->stopped)
 		return;
+	dv->stopped = 1;
 	outbox_stop(dv->ob);
 	if (dv->relay_started) {
 		pthread_mutex_lock(&dv->lock);
