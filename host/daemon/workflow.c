@@ -591,7 +591,8 @@ step_done(struct call *c)
 	free(x->res_msg);
 	x->res_code = x->res_msg = NULL;
 	snprintf(x->res_rid, sizeof(x->res_rid), "%s", c->inv.request_id);
-	if (rc == 0)
+	/* The reply line is not NUL-terminated: end it for the parser. */
+	if (rc == 0 && buf_put(&out, "", 1) == 0)
 		line = json_tokener_parse(buf_head(&out));
 	buf_free(&out);
 	if (line != NULL && json_object_object_get_ex(line, "status", &v)) {
