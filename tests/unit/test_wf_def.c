@@ -108,6 +108,7 @@ Test(wf_def, paths)
 	cr_assert_eq(wf_path_set(&out, "$.a.b.c", json_object_new_int(1)),
 	    -1, "through an array");
 	json_object_put(out);
+	json_object_put(doc);
 	json_object_put(ctx);
 }
 
