@@ -903,6 +903,42 @@ enter(struct wexec *x)
 	}
 }
 
+/*
+ * Send a Task's or a compensation's call: payload (taken) becomes
+ * x->sent; the first time (not x->scheduled) `type` is recorded for
+ * `state` and `attempt` with the resource, key and payload -- parked when
+ * the record fails -- then the call goes out and its answer comes back
+ * as `todo`.  resource, state and key are borrowed.
+ */
+static void
+send_step(struct wexec *x, struct json_object *payload, enum todo todo,
+    const char *type, const char *state, int attempt, const char *resource,
+    int timeout_s, const char *key)
+{
+	json_object_put(x->sent);
+	x->sent = payload;
+	x->wake_ms = 0;
+	if (!x->scheduled) {
+		struct json_object *d = json_object_new_object();
+
+		x->scheduled = 1;
+		x->todo = todo;
+		json_object_object_add(d, "resource",
+		    json_object_new_string(resource));
+		json_object_object_add(d, "idempotency_key",
+		    json_object_new_string(key));
+		json_object_object_add(d, "payload", json_object_get(payload));
+		if (record(x, type, state, attempt, NULL, d, NULL, NULL) < 0) {
+			json_object_put(d);
+			park(x);
+			return;
+		}
+		json_object_put(d);
+	}
+	x->todo = todo;
+	call_step(x, resource, payload, timeout_s, key);
+}
+
 /* Move to state next with input output (taken), recording type. */
 static void
 go_next(struct wexec *x, int next, struct json_object *output,
@@ -962,29 +998,8 @@ schedule(struct wexec *x)
 		payload = in;
 	}
 	json_object_put(ctx);
-	json_object_put(x->sent);
-	x->sent = payload;
-	x->wake_ms = 0;
-	if (!x->scheduled) {
-		struct json_object *d = json_object_new_object();
-
-		x->scheduled = 1;
-		x->todo = TODO_RESULT;
-		json_object_object_add(d, "resource",
-		    json_object_new_string(s->resource));
-		json_object_object_add(d, "idempotency_key",
-		    json_object_new_string(key));
-		json_object_object_add(d, "payload", json_object_get(payload));
-		if (record(x, "TaskScheduled", s->name, x->attempt, NULL, d,
-		    NULL, NULL) < 0) {
-			json_object_put(d);
-			park(x);
-			return;
-		}
-		json_object_put(d);
-	}
-	x->todo = TODO_RESULT;
-	call_step(x, s->resource, payload, s->timeout_s, key);
+	send_step(x, payload, TODO_RESULT, "TaskScheduled", s->name,
+	    x->attempt, s->resource, s->timeout_s, key);
 }
 
 /* Look for a retrier of cur that matches; 1 and x sleeping if one does. */
@@ -1250,29 +1265,9 @@ comp_step(struct wexec *x)
 		payload = doc;
 	}
 	json_object_put(ctx);
-	json_object_put(x->sent);
-	x->sent = payload;
-	x->wake_ms = 0;
-	if (!x->scheduled) {
-		struct json_object *d = json_object_new_object();
-
-		x->scheduled = 1;
-		x->todo = TODO_COMP_RESULT;
-		json_object_object_add(d, "resource",
-		    json_object_new_string(s->comp->resource));
-		json_object_object_add(d, "idempotency_key",
-		    json_object_new_string(key));
-		json_object_object_add(d, "payload", json_object_get(payload));
-		if (record(x, "CompensationScheduled", s->name, x->comp_attempt,
-		    NULL, d, NULL, NULL) < 0) {
-			json_object_put(d);
-			park(x);
-			return;
-		}
-		json_object_put(d);
-	}
-	x->todo = TODO_COMP_RESULT;
-	call_step(x, s->comp->resource, payload, s->comp->timeout_s, key);
+	send_step(x, payload, TODO_COMP_RESULT, "CompensationScheduled",
+	    s->name, x->comp_attempt, s->comp->resource, s->comp->timeout_s,
+	    key);
 }
 
 static void
