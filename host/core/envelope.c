@@ -394,48 +394,6 @@ text_type(const char *v, const char *e)
 	}
 }
 
-static const char *
-type_label(enum json_type t)
-{
-	switch (t) {
-	case json_type_string:
-		return "a string";
-	case json_type_int:
-		return "an integer";
-	case json_type_double:
-		return "a number";
-	case json_type_boolean:
-		return "a boolean";
-	case json_type_object:
-		return "an object";
-	case json_type_array:
-		return "an array";
-	default:
-		return "null";
-	}
-}
-
-static int
-type_matches(int type, enum json_type t)
-{
-	switch (type) {
-	case CMDHOST_STRING:
-		return t == json_type_string;
-	case CMDHOST_NUMBER:
-		return t == json_type_int || t == json_type_double;
-	case CMDHOST_INTEGER:
-		return t == json_type_int;
-	case CMDHOST_BOOLEAN:
-		return t == json_type_boolean;
-	case CMDHOST_OBJECT:
-		return t == json_type_object;
-	case CMDHOST_ARRAY:
-		return t == json_type_array;
-	default:
-		return 1;
-	}
-}
-
 int
 envelope_check_fields(struct request *req, const cmdhost_field *fields,
     char *err, size_t errlen)
@@ -455,7 +413,8 @@ envelope_check_fields(struct request *req, const cmdhost_field *fields,
 		goto tree;
 	if (*p != '{') {
 		snprintf(err, errlen, "payload must be an object, got %s",
-		    type_label(text_type(p, p + req->payload_len)));
+		    request_json_type_label(text_type(p,
+		    p + req->payload_len)));
 		return -1;
 	}
 	fs.text = p;
@@ -479,10 +438,11 @@ envelope_check_fields(struct request *req, const cmdhost_field *fields,
 			return -1;
 		}
 		t = text_type(p + fs.at[i] - 1, p + fs.end[i]);
-		if (!type_matches(f->type, t)) {
+		if (!request_type_matches(f->type, t)) {
 			snprintf(err, errlen, "field '%s' must be %s %s, got %s",
 			    f->name, f->type == CMDHOST_INTEGER ? "an" : "a",
-			    request_type_name(f->type), type_label(t));
+			    request_type_name(f->type),
+			    request_json_type_label(t));
 			return -1;
 		}
 	}

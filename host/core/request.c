@@ -410,10 +410,10 @@ request_type_name(int type)
 	}
 }
 
-static const char *
-json_type_label(struct json_object *v)
+const char *
+request_json_type_label(enum json_type t)
 {
-	switch (json_object_get_type(v)) {
+	switch (t) {
 	case json_type_string:
 		return "a string";
 	case json_type_int:
@@ -431,11 +431,9 @@ json_type_label(struct json_object *v)
 	}
 }
 
-static int
-type_matches(int type, struct json_object *v)
+int
+request_type_matches(int type, enum json_type t)
 {
-	enum json_type t = json_object_get_type(v);
-
 	switch (type) {
 	case CMDHOST_STRING:
 		return t == json_type_string;
@@ -462,7 +460,7 @@ request_check_fields(const cmdhost_field *fields, struct json_object *payload,
 		return 0;
 	if (!json_object_is_type(payload, json_type_object)) {
 		snprintf(err, errlen, "payload must be an object, got %s",
-		    json_type_label(payload));
+		    request_json_type_label(json_object_get_type(payload)));
 		return -1;
 	}
 	for (const cmdhost_field *f = fields; f->name != NULL; f++) {
@@ -475,10 +473,11 @@ request_check_fields(const cmdhost_field *fields, struct json_object *payload,
 			snprintf(err, errlen, "field '%s' is required", f->name);
 			return -1;
 		}
-		if (!type_matches(f->type, v)) {
+		if (!request_type_matches(f->type, json_object_get_type(v))) {
 			snprintf(err, errlen, "field '%s' must be %s %s, got %s",
 			    f->name, f->type == CMDHOST_INTEGER ? "an" : "a",
-			    request_type_name(f->type), json_type_label(v));
+			    request_type_name(f->type),
+			    request_json_type_label(json_object_get_type(v)));
 			return -1;
 		}
 	}

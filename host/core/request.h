@@ -108,6 +108,14 @@ void request_key_digest(const char *scope, const char *command,
 /* The name of a field type ("string", ...), for messages and host.list. */
 const char *request_type_name(int type);
 
+/* "a string", "an integer", ... for a value of JSON type t, in messages
+ * about declared fields (static text).  Both request parsers use it. */
+const char *request_json_type_label(enum json_type t);
+
+/* True when a value of JSON type t satisfies declared field type `type`
+ * (CMDHOST_STRING, ...; an unknown type accepts anything). */
+int request_type_matches(int type, enum json_type t);
+
 /* Append `{"id":..,"status":..,"body":..}\n` to out.  id and body are
  * borrowed (NULL is JSON null).  Returns 0 or -ENOMEM. */
 int request_format_ok(struct buf *out, struct json_object *id, int status,
