@@ -1033,6 +1033,24 @@ load_job_new(struct registry *r, struct plugin *p)
 	return job;
 }
 
+/*
+ * Run job (borrowed; abandoned -- -ETIMEDOUT -- it belongs to its thread,
+ * which frees it in load_late) on a thread of its own within
+ * load_timeout_ms.  Its probe
+ * and workers get a little less, so that one that hangs is refused with
+ * its reason rather than abandoned.  Returns what bounded_run does.
+ */
+static int
+run_load_job(struct registry *r, struct load_job *job)
+{
+	int64_t t0 = clock_mono_ns();
+	int64_t limit = (int64_t)r->cfg->load_timeout_ms * 1000000;
+
+	job->deadline_ns = t0 + limit * 9 / 10;
+	return bounded_run(load_main, load_late, job, t0 + limit,
+	    &r->stopping);
+}
+
 /* Record that the load of p was abandoned.  r->lock is held. */
 static void
 stuck(struct registry *r, struct plugin *p, const struct file_id *id,
@@ -1130,14 +1148,9 @@ sync_once(struct registry *r, const char *file, struct json_object *report,
 		return 1;
 	}
 	p->loading = 1;
-	/* A little before bounded_run gives up, so that a probe or a worker
-	 * that hangs is refused with its reason, not abandoned. */
-	job->deadline_ns = clock_mono_ns() +
-	    (int64_t)r->cfg->load_timeout_ms * 1000000 * 9 / 10;
 	pthread_mutex_unlock(&r->lock);
 	/* The slow part, with no lock held: bounded. */
-	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
-	    (int64_t)r->cfg->load_timeout_ms * 1000000, &r->stopping);
+	rc = run_load_job(r, job);
 	pthread_mutex_lock(&r->lock);
 	p->loading = 0;
 	*again = p->again;
@@ -1668,13 +1681,8 @@ registry_rollback(struct registry *r, const char *name, uint64_t expect,
 	}
 	job->have_current = 0;
 	p->loading = 1;
-	/* As for a load of the file: a probe or a worker that hangs is
-	 * refused with its reason before bounded_run gives up. */
-	job->deadline_ns = clock_mono_ns() +
-	    (int64_t)r->cfg->load_timeout_ms * 1000000 * 9 / 10;
 	pthread_mutex_unlock(&r->lock);
-	rc = bounded_run(load_main, load_late, job, clock_mono_ns() +
-	    (int64_t)r->cfg->load_timeout_ms * 1000000, &r->stopping);
+	rc = run_load_job(r, job);
 	pthread_mutex_lock(&r->lock);
 	p->loading = 0;
 	/* A writer wanted the file meanwhile: looked at again at the end,
