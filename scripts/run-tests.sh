@@ -8,6 +8,7 @@ build="$1"; shift
 LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")/.." && pwd)/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
 passed=0; failed=0; status=0
+fails=""
 for t in "$@"; do
 	echo "==> $t"
 	out="$build/test-logs/$(basename "$t").log"
@@ -18,15 +19,23 @@ for t in "$@"; do
 	line=$(grep 'Synthesis: Tested:' "$out" | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "run-tests: $t printed no synthesis (exit $rc)" >&2
+		fails="$fails  $(basename "$t"): no synthesis (exit $rc)
+"
 		failed=$((failed + 1)); status=1; continue
 	fi
 	p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
 	f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
 	c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
 	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then
+		fails="$fails$(grep -E '^\[(----|FAIL)\]' "$out" | sed "s|^|  $(basename "$t"): |")
+"
+	fi
 	[ "$rc" -ne 0 ] && status=1
 	[ "$f" -ne 0 ] && status=1
 	: "$c"
 done
 echo "tests: $passed passed, $failed failed"
+# Repeat what failed at the very end, where a log's tail shows it.
+[ -n "$fails" ] && printf 'failures:\n%s' "$fails"
 exit $status
