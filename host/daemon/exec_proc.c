@@ -80,7 +80,8 @@ struct worker {
 	atomic_int shown_pid;   /* ch.pid for views (any thread) */
 	long served;            /* calls sent to this process */
 	int quit_asked;         /* a recycle asked it to go */
-	int backoff_ms;
+	int backoff_ms;         /* waited before the next spawn */
+	int crashes;            /* in a row, with no call answered < 500 */
 	struct slot *slots;     /* lim.inflight of them */
 	int n_inflight;
 	char *rbuf;
@@ -347,8 +348,8 @@ read_replies(struct worker *w)
 				continue;
 			w->slots[i] = w->slots[--w->n_inflight];
 			set_result(c, status, body, code, msg);
-			if (status < 500)
-				w->backoff_ms = 0; /* it works again */
+			if (status < 500) /* it works again */
+				w->backoff_ms = w->crashes = 0;
 			finish(c);
 			break;
 		}
@@ -418,12 +419,15 @@ ended(struct worker *w, pid_t pid, int status, enum reason why,
 	if (why == R_CRASH)
 		note_crash(p);
 	pthread_mutex_unlock(&p->lock);
-	if (why == R_CRASH)
+	/* A crash after good calls is respawned at once (a call waits for
+	 * no back-off there); the second in a row waits BACKOFF_MIN_MS, and
+	 * each further one twice as long, up to BACKOFF_MAX_MS. */
+	if (why == R_CRASH && ++w->crashes > 1)
 		w->backoff_ms = w->backoff_ms == 0 ? BACKOFF_MIN_MS :
 		    w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 		    w->backoff_ms * 2;
-	else
-		w->backoff_ms = 0;
+	else if (why != R_CRASH)
+		w->backoff_ms = w->crashes = 0;
 	wlog(w, why == R_CRASH ? LOGL_ERROR : why == R_RECYCLE ? LOGL_INFO :
 	    LOGL_WARN, reason_names[why], "worker %d (pid %d) of plugin %s %s "
 	    "(%s), %d call%s in it answered; %s", w->idx, (int)pid,
