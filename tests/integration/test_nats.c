@@ -577,3 +577,53 @@ Test(nats, bad_bodies_are_500_bad_reply)
 	}
 	cr_assert_eq(daemon_stop(d1), 0, "daemon did not stop cleanly");
 }
+
+/* An isolated plugin serves over NATS as over the socket: its calls run in
+ * worker processes, a crash costs that one request a 500 plugin_crashed,
+ * the next is served by the respawned worker, and the in-process plugin
+ * next to it is never disturbed. */
+Test(nats, isolated_plugin_over_nats_crash_costs_one_request)
+{
+	const char *const p[] = { "crashy.so", "plugins/echo.so", NULL };
+	natsStatus st;
+	json_object *r;
+	int ok = 0, crashed = 0, echoed = 0;
+
+#ifdef CMDHOST_DAEMON_SANITIZED
+	cr_skip_test("a sanitizer takes the fatal signals; this runs in the "
+	    "plain build");
+#endif
+	d1 = start_on_nats(p, "[plugin:crashy]\nisolation = process\n"
+	    "workers = 2\n", "crashy.ok");
+	connect_client();
+	for (int i = 0; i < 60; i++) {
+		const char *cmd = i % 3 == 0 ? "crashy.segv" : i % 3 == 1 ?
+		    "crashy.ok" : "echo";
+
+		r = nclient_call(nc, cmd, "{\"n\":1}", NULL, 0, 10000, &st);
+		cr_assert_not_null(r, "%s: no reply (%s)", cmd,
+		    natsStatus_GetText(st));
+		if (i % 3 == 0) {
+			cr_expect(reply_status(r) == 500 &&
+			    strcmp(reply_error_code(r), "plugin_crashed") == 0,
+			    "%s", reply_text(r));
+			crashed += reply_status(r) == 500;
+		} else if (i % 3 == 1) {
+			cr_expect_eq(reply_status(r), 200, "%s", reply_text(r));
+			ok += reply_status(r) == 200;
+		} else {
+			cr_expect_eq(reply_status(r), 200, "%s", reply_text(r));
+			echoed += reply_status(r) == 200;
+		}
+		json_object_put(r);
+	}
+	cr_assert_eq(crashed, 20);
+	cr_assert_eq(ok, 20);
+	cr_assert_eq(echoed, 20);
+	r = client_call_once(daemon_socket_path(d1),
+	    "{\"command\":\"host.stats\"}");
+	cr_assert_eq(json_object_get_int(json_path(r, "body/workers/crashy/"
+	    "restarts/crash")), 20, "%s", reply_text(r));
+	json_object_put(r);
+	cr_assert_eq(daemon_stop(d1), 0);
+}
