@@ -456,8 +456,10 @@ succeed(struct wexec *x, struct json_object *output)
 {
 	struct log_ctx lc = LOG_CTX_INIT;
 
-	if (record(x, "ExecutionSucceeded", cur_state(x)->name, 0, NULL,
-	    output, "succeeded", output) < 0) {
+	/* Ended by a Task: its request id goes with the end. */
+	if (record(x, "ExecutionSucceeded", cur_state(x)->name, 0,
+	    x->res_rid[0] ? x->res_rid : NULL, output, "succeeded",
+	    output) < 0) {
 		json_object_put(output);
 		answer_caller(x, 503, NULL, "unavailable", "the workflow store "
 		    "failed; the execution resumes at the next start");
@@ -518,6 +520,7 @@ static void
 begin_compensation(struct wexec *x, const char *type,
     struct json_object *detail)
 {
+	const char *rid;
 	int any = 0;
 
 	for (size_t i = 0; i < json_object_array_length(x->done); i++) {
@@ -529,8 +532,9 @@ begin_compensation(struct wexec *x, const char *type,
 		if (k >= 0 && x->def->states[k].comp != NULL)
 			any = 1;
 	}
+	rid = x->res_rid[0] ? x->res_rid : NULL; /* the failed step's */
 	if (!any) {
-		if (record(x, type, cur_state(x)->name, 0, NULL, detail,
+		if (record(x, type, cur_state(x)->name, 0, rid, detail,
 		    "failed", x->failure) < 0) {
 			answer_caller(x, 503, NULL, "unavailable", "the workflow "
 			    "store failed; the execution resumes at the next "
@@ -545,7 +549,7 @@ begin_compensation(struct wexec *x, const char *type,
 	x->comp_attempt = 0;
 	memset(x->comp_retries, 0, sizeof(x->comp_retries));
 	x->todo = TODO_COMP;
-	if (record(x, type, cur_state(x)->name, 0, NULL, detail, NULL,
+	if (record(x, type, cur_state(x)->name, 0, rid, detail, NULL,
 	    NULL) < 0) {
 		park(x);
 		return;
@@ -1036,6 +1040,7 @@ maybe_retry(struct wexec *x, const struct wf_retry *retry, size_t n_retry,
 			return 1;
 		}
 		json_object_put(d);
+		x->res_rid[0] = '\0';
 		COUNT(x, retries);
 		sleep_until(x);
 		return 1;
