@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,4 +371,222 @@ Test(workflow, thousand_executions_all_finish, .timeout = 90)
 	CHECK(count(reply_text(r), "\"events\":7") == 1000, "histories");
 	json_object_put(r);
 	close(fd);
+}
+
+/* ------------------------------------------------------------ the CLI */
+
+#define CLI CMDHOST_BUILD_DIR "/cmdhost"
+
+/* Run cmdhost -s SOCK (sock may be NULL) with args (NULL-ended, at most
+ * 8); the exit status, *out and *err new strings (free them). */
+static int
+cli(const char *sock, char **out, char **err, ...)
+{
+	char *argv[16];
+	const char *a;
+	int n = 0, status = -1;
+	va_list ap;
+
+	argv[n++] = (char *)CLI;
+	if (sock != NULL) {
+		argv[n++] = (char *)"-s";
+		argv[n++] = (char *)sock;
+	}
+	va_start(ap, err);
+	while (n < 14 && (a = va_arg(ap, const char *)) != NULL)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	cr_assert_eq(run_command(argv, NULL, 30000, &status, out, err), 0,
+	    "could not run %s", CLI);
+	cr_assert_not_null(*out);
+	cr_assert_not_null(*err);
+	return status;
+}
+
+/* Wait (bounded) until execution id is no longer running; its status
+ * line from host.executions. */
+static void
+wait_finished(int fd, const char *id)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "{\"id\":9,\"command\":\"host.executions\","
+	    "\"payload\":{\"id\":\"%s\"}}", id);
+	for (int i = 0; i < 1000; i++) {
+		json_object *r = check_call(fd, line, 200, NULL);
+		const char *st = json_object_get_string(json_object_object_get(
+		    reply_body(r), "status"));
+		int done = st != NULL && strcmp(st, "running") != 0 &&
+		    strcmp(st, "compensating") != 0;
+
+		json_object_put(r);
+		if (done)
+			return;
+		nap_ms(20);
+	}
+	cr_assert_fail("execution %s never finished", id);
+}
+
+/* The execution id of an async call's 202 (new string). */
+static char *
+start_async(int fd, const char *line)
+{
+	json_object *r = check_call(fd, line, 202, NULL);
+	char *id = strdup(json_object_get_string(json_object_object_get(
+	    reply_body(r), "execution_id")));
+
+	json_object_put(r);
+	return id;
+}
+
+Test(workflow, cli_list_and_show)
+{
+	struct daemon *d;
+	char *out, *err, *bad, *good;
+	int fd, st;
+
+	write_file(base, "wf/saga.json", SAGA);
+	d = start();
+	fd = check_connect();
+	bad = start_async(fd, "{\"id\":\"run-bad\",\"command\":\"saga\","
+	    "\"async\":true,\"payload\":{\"fail\":true}}");
+	good = start_async(fd, "{\"id\":\"run-good\",\"command\":\"saga\","
+	    "\"async\":true,\"payload\":{\"fail\":false}}");
+	wait_finished(fd, bad);
+	wait_finished(fd, good);
+
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "list",
+	    "--status", "failed", NULL);
+	CHECK(st == 0, "exit %d: %s", st, err);
+	CHECK(strstr(out, bad) != NULL && strstr(out, good) == NULL &&
+	    strstr(out, "counts: failed 1, succeeded 1") != NULL,
+	    "only the failed one, and the counts:\n%s", out);
+	free(out);
+	free(err);
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "list", NULL);
+	CHECK(st == 0 && strstr(out, bad) != NULL && strstr(out, good) !=
+	    NULL, "both:\n%s", out);
+	free(out);
+	free(err);
+
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "show", bad,
+	    NULL);
+	CHECK(st == 0, "exit %d: %s", st, err);
+	CHECK(strstr(out, "status     failed") != NULL &&
+	    strstr(out, "current    D") != NULL, "status and state:\n%s", out);
+	/* The compensations in the order they ran, then the history: each
+	 * step's event with the request id of its call. */
+	CHECK(strstr(out, "compensations (in the order they ran):") != NULL &&
+	    strstr(out, "  C ") < strstr(out, "  B ") &&
+	    strstr(out, "  B ") < strstr(out, "  A "), "%s", out);
+	CHECK(strstr(out, "ExecutionStarted") != NULL &&
+	    strstr(out, "TaskFailed") != NULL &&
+	    strstr(out, "error step_failed") != NULL && strstr(out,
+	    "CompensationSucceeded") != NULL && strstr(out,
+	    "ExecutionFailed") != NULL, "history:\n%s", out);
+	{
+		/* Every TaskSucceeded, TaskFailed and CompensationSucceeded
+		 * row names a request id. */
+		int rows = 0;
+
+		for (char *l = strtok(out, "\n"); l != NULL;
+		    l = strtok(NULL, "\n")) {
+			char seq[16], time[64], type[64], state[64], att[16],
+			    rid[64];
+
+			if (sscanf(l, "%15s %63s %63s %63s %15s %63s", seq, time,
+			    type, state, att, rid) != 6)
+				continue;
+			if (strcmp(type, "TaskSucceeded") != 0 &&
+			    strcmp(type, "TaskFailed") != 0 &&
+			    strcmp(type, "CompensationSucceeded") != 0)
+				continue;
+			rows++;
+			CHECK(strlen(rid) >= 16 && strcmp(rid, "-") != 0,
+			    "a request id: %s", l);
+		}
+		CHECK(rows == 3 + 1 + 3, "A, B, C ok, D failed, 3 undone: %d",
+		    rows);
+	}
+	free(out);
+	free(err);
+
+	/* The succeeded one: its last step's request id is on the end. */
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "show", good,
+	    "--json", NULL);
+	CHECK(st == 0 && strstr(out, "\"type\":\"ExecutionSucceeded\"") !=
+	    NULL, "%s", out);
+	{
+		json_object *o = json_tokener_parse(out), *h, *last;
+
+		cr_assert_not_null(o, "%s", out);
+		h = json_object_object_get(o, "history");
+		last = json_object_array_get_idx(h,
+		    json_object_array_length(h) - 1);
+		CHECK(json_object_get_string(json_object_object_get(last,
+		    "request_id")) != NULL, "the last step's request id: %s",
+		    json_object_to_json_string(last));
+		json_object_put(o);
+	}
+	free(out);
+	free(err);
+
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "show",
+	    "no-such-id", NULL);
+	CHECK(st == 1 && strstr(err, "404") != NULL, "exit %d: %s", st, err);
+	free(out);
+	free(err);
+	st = cli(daemon_socket_path(d), &out, &err, "workflow", "frob", NULL);
+	CHECK(st == 2, "usage: exit %d", st);
+	free(out);
+	free(err);
+	free(bad);
+	free(good);
+	close(fd);
+}
+
+Test(workflow, cli_check_offline)
+{
+	char good[256], syntax[256], meaning[256], *out, *err;
+	int st;
+
+	/* No daemon: check reads the files only. */
+	write_file(base, "good.json", SAGA);
+	write_file(base, "syntax.json", "{\"StartAt\":\"A\",\n"
+	    "  \"States\": {\"A\": {\"Type\": \"Pass\" \"End\": true}}}");
+	write_file(base, "meaning.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	    "{\"Type\":\"Task\",\"Resource\":\"echo\",\"Retry\":[{"
+	    "\"ErrorEquals\":[\"x\"],\"MaxAttempts\":-1}],\"End\":true}}}");
+	snprintf(good, sizeof(good), "%s/good.json", base);
+	snprintf(syntax, sizeof(syntax), "%s/syntax.json", base);
+	snprintf(meaning, sizeof(meaning), "%s/meaning.json", base);
+
+	st = cli(NULL, &out, &err, "workflow", "check", good, NULL);
+	CHECK(st == 0, "exit %d: %s", st, err);
+	CHECK(strstr(out, "ok: workflow good, 4 states, starts at A") != NULL &&
+	    strstr(out, "wfstep.do (compensation)") != NULL, "%s", out);
+	free(out);
+	free(err);
+
+	st = cli(NULL, &out, &err, "workflow", "check", good, syntax, meaning,
+	    NULL);
+	CHECK(st == 1, "a bad one: exit %d", st);
+	CHECK(strstr(out, "good.json: ok") != NULL, "%s", out);
+	CHECK(strstr(err, "syntax.json: refused:") != NULL &&
+	    strstr(err, "line 2") != NULL, "syntax, with its line: %s", err);
+	CHECK(strstr(err, "meaning.json: refused: at /States/P/Retry/0") !=
+	    NULL, "meaning, with its pointer: %s", err);
+	free(out);
+	free(err);
+
+	st = cli(NULL, &out, &err, "workflow", "check", "/nonexistent.json",
+	    NULL);
+	CHECK(st == 1 && strstr(err, "cannot open") != NULL, "%d %s", st, err);
+	free(out);
+	free(err);
+	st = cli(NULL, &out, &err, "workflow", "check", NULL);
+	CHECK(st == 2, "no file: usage, exit %d", st);
+	free(out);
+	free(err);
 }
