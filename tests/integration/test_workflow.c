@@ -590,3 +590,126 @@ Test(workflow, cli_check_offline)
 	free(out);
 	free(err);
 }
+
+/* ------------------------------------------------------------ metrics */
+
+/* The value of the sample line that starts with `head` (name{labels}
+ * and a space), or -1. */
+static double
+prom_value(const char *text, const char *head)
+{
+	const char *p = text;
+
+	while ((p = strstr(p, head)) != NULL) {
+		if (p == text || p[-1] == '\n')
+			return strtod(p + strlen(head), NULL);
+		p++;
+	}
+	return -1;
+}
+
+/* host.stats workflows.<wf>.<key>, or -1. */
+static int64_t
+stat_of(int fd, const char *wf, const char *key)
+{
+	json_object *r = check_call(fd, "{\"id\":7,\"command\":\"host.stats\"}",
+	    200, NULL), *w, *v;
+	int64_t n = -1;
+
+	if (json_object_object_get_ex(reply_body(r), "workflows", &w) &&
+	    json_object_object_get_ex(w, wf, &w) &&
+	    json_object_object_get_ex(w, key, &v))
+		n = json_object_get_int64(v);
+	json_object_put(r);
+	return n;
+}
+
+Test(workflow, metrics_in_stats_and_prometheus)
+{
+	struct daemon *d;
+	json_object *r;
+	char *out, *err;
+	int fd, st;
+
+	write_file(base, "wf/saga.json", SAGA);
+	/* A compensation that fails: compensation_failed. */
+	write_file(base, "wf/cfail.json", "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"cA\"},\"Compensate\":{\"Resource\":\"wfstep.do\","
+	    "\"Parameters\":{\"tag\":\"undo-cA\",\"fail\":true}},\"Next\":"
+	    "\"F\"},\"F\":{\"Type\":\"Fail\",\"Error\":\"Nope\"}}}");
+	d = start();
+	fd = check_connect();
+	CHECK(stat_of(fd, "saga", "started") <= 0, "nothing yet");
+	r = check_call(fd, "{\"id\":1,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":false}}", 200, NULL);
+	json_object_put(r);
+	r = check_call(fd, "{\"id\":2,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":false}}", 200, NULL);
+	json_object_put(r);
+	r = check_call(fd, "{\"id\":3,\"command\":\"saga\",\"payload\":"
+	    "{\"fail\":true}}", 500, NULL);
+	json_object_put(r);
+	r = check_call(fd, "{\"id\":4,\"command\":\"cfail\",\"payload\":{}}",
+	    500, "compensation_failed");
+	json_object_put(r);
+	CHECK(stat_of(fd, "saga", "started") == 3 &&
+	    stat_of(fd, "saga", "succeeded") == 2 &&
+	    stat_of(fd, "saga", "compensated") == 1 &&
+	    stat_of(fd, "saga", "failed") == 0 &&
+	    stat_of(fd, "saga", "running") == 0,
+	    "saga: 3 started, 2 succeeded, 1 compensated");
+	CHECK(stat_of(fd, "cfail", "started") == 1 &&
+	    stat_of(fd, "cfail", "compensation_failed") == 1 &&
+	    stat_of(fd, "cfail", "compensated") == 0, "cfail");
+
+	st = cli(daemon_socket_path(d), &out, &err, "stats", "--prometheus",
+	    NULL);
+	CHECK(st == 0, "exit %d: %s", st, err);
+	CHECK(strstr(out, "# TYPE cmdhost_workflow_executions_started_total "
+	    "counter\n") != NULL && strstr(out, "# TYPE "
+	    "cmdhost_workflow_duration_seconds histogram\n") != NULL,
+	    "the families:\n%s", out);
+	CHECK(prom_value(out, "cmdhost_workflow_executions_started_total"
+	    "{workflow=\"saga\"} ") == 3 &&
+	    prom_value(out, "cmdhost_workflow_executions_succeeded_total"
+	    "{workflow=\"saga\"} ") == 2 &&
+	    prom_value(out, "cmdhost_workflow_executions_compensated_total"
+	    "{workflow=\"saga\"} ") == 1 &&
+	    prom_value(out, "cmdhost_workflow_executions_failed_total"
+	    "{workflow=\"saga\"} ") == 0 &&
+	    prom_value(out, "cmdhost_workflow_executions_compensation_failed_"
+	    "total{workflow=\"cfail\"} ") == 1 &&
+	    prom_value(out, "cmdhost_workflow_executions_running"
+	    "{workflow=\"saga\"} ") == 0, "counters:\n%s", out);
+	/* Every execution is in the histogram's +Inf and count; the
+	 * buckets never go down. */
+	CHECK(prom_value(out, "cmdhost_workflow_duration_seconds_bucket"
+	    "{workflow=\"saga\",le=\"+Inf\"} ") == 3 &&
+	    prom_value(out, "cmdhost_workflow_duration_seconds_count"
+	    "{workflow=\"saga\"} ") == 3 &&
+	    prom_value(out, "cmdhost_workflow_duration_seconds_bucket"
+	    "{workflow=\"saga\",le=\"60\"} ") <= 3 &&
+	    prom_value(out, "cmdhost_workflow_duration_seconds_bucket"
+	    "{workflow=\"saga\",le=\"0.001\"} ") <= prom_value(out,
+	    "cmdhost_workflow_duration_seconds_bucket{workflow=\"saga\","
+	    "le=\"60\"} "), "histogram:\n%s", out);
+	CHECK(prom_value(out, "cmdhost_workflow_executions_unfinished ") == 0,
+	    "unfinished:\n%s", out);
+	if (access("/usr/bin/promtool", X_OK) == 0) {
+		char *pargv[] = { (char *)"/usr/bin/promtool", (char *)"check",
+		    (char *)"metrics", NULL };
+		char *pout = NULL, *perr = NULL;
+
+		CHECK(run_command(pargv, out, 30000, &st, &pout, &perr) == 0 &&
+		    st == 0, "promtool check metrics: status %d\n%s%s", st,
+		    pout ? pout : "", perr ? perr : "");
+		free(pout);
+		free(perr);
+	} else {
+		cr_log_warn("promtool is not installed: not checked by it");
+	}
+	free(out);
+	free(err);
+	close(fd);
+}
