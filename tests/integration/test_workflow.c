@@ -1,8 +1,13 @@
 /*
  * test_workflow.c - durable workflows on a real daemon: compensation in
  * reverse order (and none with a Catch), retries at their declared
- * intervals, paths, bad definitions refused, hot reload, and a SIGKILL
- * mid-step after which the step runs again with the same key.
+ * intervals, paths, bad definitions refused, hot reload (running
+ * executions finish on their version), SIGKILL between attempts, during
+ * a step and during a compensation (each execution ends as it should,
+ * nothing finished runs twice, the interrupted call runs again with the
+ * same key), 1,000 executions at once, the metrics, and the cmdhost
+ * workflow verbs.  The wfstep plugin's gates let a test kill at a known
+ * point without sleeping.
  */
 #include <criterion/criterion.h>
 
@@ -33,16 +38,29 @@ write_file(const char *dir, const char *name, const char *text)
 	fclose(f);
 }
 
+/* The text of base/NAME, or "" (new string). */
+static char *
+file_text(const char *name)
+{
+	char path[256], *t, *nt;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", base, name);
+	/* Bytes, not a string: end them. */
+	if ((t = harness_read_bytes(path, &len)) == NULL)
+		return strdup("");
+	if ((nt = realloc(t, len + 1)) == NULL) {
+		free(t);
+		return strdup("");
+	}
+	nt[len] = '\0';
+	return nt;
+}
+
 static char *
 steps_log(void)
 {
-	char path[256];
-	size_t len;
-	char *t;
-
-	snprintf(path, sizeof(path), "%s/steps.log", base);
-	t = harness_read_bytes(path, &len);
-	return t ? t : strdup("");
+	return file_text("steps.log");
 }
 
 static int
@@ -259,77 +277,6 @@ Test(workflow, bad_definition_refused_previous_serves)
 		json_object_put(r);
 		CHECK(i < 99, "v2 never served");
 		nap_ms(50);
-	}
-	close(fd);
-}
-
-Test(workflow, sigkill_mid_step_reruns_with_same_key)
-{
-	struct daemon *d;
-	json_object *r;
-	char *log, key[256], *nl;
-	const char *at;
-	int fd;
-
-	write_file(base, "wf/slow.json", "{\"StartAt\":\"A\",\"States\":{"
-	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
-	    "{\"tag\":\"A\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
-	    "\"ResultPath\":null,\"Next\":\"S\"},"
-	    "\"S\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
-	    "{\"tag\":\"S\",\"ms\":1500,\"key.$\":\"$$.Task.IdempotencyKey\"},"
-	    "\"TimeoutSeconds\":2,\"End\":true}}}");
-	d = start();
-	fd = check_connect();
-	r = check_call(fd, "{\"id\":1,\"command\":\"slow\",\"async\":true}",
-	    202, NULL);
-	json_object_put(r);
-	close(fd);
-	/* Kill once S is running (its line is written when it ends, so
-	 * wait on A's line, then a little into S). */
-	for (int i = 0; i < 200; i++) {
-		log = steps_log();
-		at = strstr(log, "A ");
-		free(log);
-		if (at != NULL)
-			break;
-		nap_ms(10);
-	}
-	nap_ms(300);
-	kill(daemon_pid(d), SIGKILL);
-	daemon_wait(d, 5000);
-	check_free();
-	start();
-	/* The execution resumes and S finishes. */
-	for (int i = 0; i < 1000; i++) {
-		log = steps_log();
-		if (count(log, "S ") >= 1)
-			break;
-		free(log);
-		log = NULL;
-		nap_ms(20);
-	}
-	CHECK(log != NULL, "S never ran after the restart");
-	CHECK(count(log, "A ") == 1, "A ran once: %s", log);
-	CHECK(count(log, "S ") == 1, "S finished once: %s", log);
-	at = strstr(log, "S ");
-	snprintf(key, sizeof(key), "%s", at + 2);
-	if ((nl = strchr(key, '\n')) != NULL)
-		*nl = '\0';
-	CHECK(strstr(key, ":S:1") != NULL, "the key names state and attempt: "
-	    "%s", key);
-	free(log);
-	fd = check_connect();
-	for (int i = 0; i < 200; i++) {
-		r = check_call(fd, "{\"id\":2,\"command\":\"host.executions\","
-		    "\"payload\":{\"status\":\"succeeded\"}}", 200, NULL);
-		if (strstr(reply_text(r), "\"status\":\"succeeded\"") !=
-		    NULL) {
-			json_object_put(r);
-			break;
-		}
-		json_object_put(r);
-		CHECK(i < 199, "never succeeded");
-		nap_ms(20);
 	}
 	close(fd);
 }
@@ -711,5 +658,325 @@ Test(workflow, metrics_in_stats_and_prometheus)
 	}
 	free(out);
 	free(err);
+	close(fd);
+}
+
+/* ------------------------------------------------------------ kills */
+
+/* Wait (bounded) until base/NAME holds needle. */
+static void
+wait_text(const char *name, const char *needle)
+{
+	for (int i = 0; i < 1500; i++) {
+		char *t = file_text(name);
+		int found = strstr(t, needle) != NULL;
+
+		free(t);
+		if (found)
+			return;
+		nap_ms(20);
+	}
+	cr_assert_fail("%s never held '%s'", name, needle);
+}
+
+/* host.executions of id as text (new string). */
+static char *
+show_text(int fd, const char *id)
+{
+	char line[256];
+	json_object *r;
+	char *t;
+
+	snprintf(line, sizeof(line), "{\"id\":8,\"command\":\"host.executions\","
+	    "\"payload\":{\"id\":\"%s\"}}", id);
+	r = check_call(fd, line, 200, NULL);
+	t = strdup(reply_text(r));
+	json_object_put(r);
+	return t;
+}
+
+/* How many lines of text start with head. */
+static int
+count_starts(const char *text, const char *head)
+{
+	int n = 0;
+
+	for (const char *p = text; p != NULL && *p != '\0';
+	    p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		n += strncmp(p, head, strlen(head)) == 0;
+	return n;
+}
+
+/* Every line of text ("<tag> <key>") is there once: nothing that
+ * finished ran twice. */
+static void
+check_lines_unique(const char *text)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	for (char *l = strtok_r(copy, "\n", &save); l != NULL;
+	    l = strtok_r(NULL, "\n", &save)) {
+		char want[512];
+
+		snprintf(want, sizeof(want), "%s\n", l);
+		CHECK(count(text, want) == 1, "'%s' more than once:\n%s", l,
+		    text);
+	}
+	free(copy);
+}
+
+/* Kill the daemon (SIGKILL), then open base/GATE (so that the step
+ * waiting there cannot finish before the kill), and start a new daemon
+ * on the same state. */
+static struct daemon *
+kill_and_restart(struct daemon *d, const char *gate)
+{
+	kill(daemon_pid(d), SIGKILL);
+	daemon_wait(d, 5000);
+	check_free();
+	write_file(base, gate, "");
+	return start();
+}
+
+Test(workflow, sigkill_between_attempts_resumes_at_its_time)
+{
+	struct daemon *d;
+	char def[1024], gate[256], line[512], *id, *log, *show;
+	int fd;
+
+	/* B fails until the gate exists, retried 3 s later: kill while it
+	 * waits, with nothing in flight. */
+	snprintf(gate, sizeof(gate), "%s/gate-b", base);
+	snprintf(def, sizeof(def), "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"A\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"ResultPath\":null,\"Next\":\"B\"},"
+	    "\"B\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"B\",\"key.$\":\"$$.Task.IdempotencyKey\","
+	    "\"fail_unless\":\"%s\"},\"ResultPath\":null,\"Retry\":[{"
+	    "\"ErrorEquals\":[\"step_failed\"],\"IntervalSeconds\":3,"
+	    "\"MaxAttempts\":5,\"BackoffRate\":1}],\"Next\":\"C\"},"
+	    "\"C\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"C\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"End\":true}}}", gate);
+	write_file(base, "wf/between.json", def);
+	d = start();
+	fd = check_connect();
+	id = start_async(fd, "{\"id\":1,\"command\":\"between\",\"async\":true,"
+	    "\"payload\":{}}");
+	for (int i = 0; i < 1500; i++) {
+		show = show_text(fd, id);
+		if (strstr(show, "TaskRetryScheduled") != NULL)
+			break;
+		free(show);
+		show = NULL;
+		nap_ms(10);
+	}
+	CHECK(show != NULL, "B's retry was never scheduled");
+	free(show);
+	close(fd);
+	d = kill_and_restart(d, "gate-b");
+	fd = check_connect();
+	wait_finished(fd, id);
+	show = show_text(fd, id);
+	CHECK(strstr(show, "\"status\":\"succeeded\"") != NULL &&
+	    strstr(show, "\"type\":\"ExecutionResumed\"") != NULL &&
+	    strstr(show, "\"rerun_step\":false") != NULL, "%s", show);
+	free(show);
+	log = steps_log();
+	CHECK(count(log, "A ") == 1 && count(log, "C ") == 1, "A and C once:\n"
+	    "%s", log);
+	snprintf(line, sizeof(line), "B wf:%s:2:B:1\n", id);
+	CHECK(count(log, line) == 1, "B's first attempt once:\n%s", log);
+	snprintf(line, sizeof(line), "B wf:%s:2:B:2\n", id);
+	CHECK(count(log, line) == 1, "then attempt 2 after the restart, "
+	    "not attempt 1 again:\n%s", log);
+	check_lines_unique(log);
+	free(log);
+	free(id);
+	close(fd);
+	(void)d;
+}
+
+Test(workflow, sigkill_during_step_reruns_it_once)
+{
+	struct daemon *d;
+	char def[1024], line[512], *id, *log, *enter, *show;
+	int fd;
+
+	/* B waits at its gate (after writing its .enter line): killed
+	 * there, it has not finished; after the restart it runs again with
+	 * the same key, once. */
+	snprintf(def, sizeof(def), "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"A\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"ResultPath\":null,\"Next\":\"B\"},"
+	    "\"B\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"B\",\"key.$\":\"$$.Task.IdempotencyKey\","
+	    "\"gate\":\"%s/gate-b\"},\"TimeoutSeconds\":3,\"ResultPath\":null,"
+	    "\"Next\":\"C\"},"
+	    "\"C\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"C\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
+	    "\"End\":true}}}", base);
+	write_file(base, "wf/during.json", def);
+	d = start();
+	fd = check_connect();
+	id = start_async(fd, "{\"id\":1,\"command\":\"during\",\"async\":true,"
+	    "\"payload\":{}}");
+	close(fd);
+	wait_text("steps.log.enter", "B wf:");
+	d = kill_and_restart(d, "gate-b");
+	fd = check_connect();
+	wait_finished(fd, id);
+	show = show_text(fd, id);
+	CHECK(strstr(show, "\"status\":\"succeeded\"") != NULL &&
+	    strstr(show, "\"rerun_step\":true") != NULL, "%s", show);
+	free(show);
+	log = steps_log();
+	enter = file_text("steps.log.enter");
+	snprintf(line, sizeof(line), "B wf:%s:2:B:1\n", id);
+	/* Killed before it finished, so B finished once: after the
+	 * restart, with the same key as the first time. */
+	CHECK(count(log, "A ") == 1 && count(log, line) == 1 &&
+	    count(log, "B ") == 1 && count(log, "C ") == 1, "%s", log);
+	CHECK(count(enter, line) == 2, "B entered twice, same key:\n%s", enter);
+	free(enter);
+	free(log);
+	free(id);
+	close(fd);
+	(void)d;
+}
+
+#define GSTEP(tag, comp_params, extra) "{\"Type\":\"Task\",\"Resource\":" \
+	"\"wfstep.do\",\"Parameters\":{\"tag\":\"" tag "\",\"key.$\":" \
+	"\"$$.Task.IdempotencyKey\",\"undo_gate.$\":\"$.gate\"" extra "}," \
+	"\"ResultPath\":null,\"Compensate\":{\"Resource\":\"wfstep.do\"," \
+	"\"TimeoutSeconds\":3,\"Parameters\":{\"tag\":\"undo-" tag "\"," \
+	"\"key.$\":\"$$.Task.IdempotencyKey\"" comp_params "}}"
+
+Test(workflow, sigkill_during_compensation_finishes_the_rest_once)
+{
+	static const char def[] = "{\"StartAt\":\"A\",\"States\":{"
+	    "\"A\":" GSTEP("A", "", "") ",\"Next\":\"B\"},"
+	    "\"B\":" GSTEP("B", ",\"gate.$\":\"$.input.undo_gate\"", "")
+	    ",\"Next\":\"C\"},"
+	    "\"C\":" GSTEP("C", "", "") ",\"Next\":\"D\"},"
+	    "\"D\":" GSTEP("D", "", ",\"fail\":true") ",\"End\":true}}}";
+	struct daemon *d;
+	char payload[512], *id, *log, *enter, *show;
+	const char *a, *b, *c;
+	int fd;
+
+	write_file(base, "wf/comp.json", def);
+	d = start();
+	fd = check_connect();
+	snprintf(payload, sizeof(payload), "{\"id\":1,\"command\":\"comp\","
+	    "\"async\":true,\"payload\":{\"gate\":\"%s/gate-undo-b\"}}", base);
+	id = start_async(fd, payload);
+	close(fd);
+	/* D failed, C was compensated, B's compensation waits: kill. */
+	wait_text("steps.log.enter", "undo-B wf:");
+	d = kill_and_restart(d, "gate-undo-b");
+	fd = check_connect();
+	wait_finished(fd, id);
+	show = show_text(fd, id);
+	CHECK(strstr(show, "\"status\":\"failed\"") != NULL &&
+	    strstr(show, "\"rerun_step\":true") != NULL, "%s", show);
+	free(show);
+	log = steps_log();
+	enter = file_text("steps.log.enter");
+	CHECK(count_starts(log, "A ") == 1 && count_starts(log, "B ") == 1 &&
+	    count_starts(log, "C ") == 1 && count_starts(log, "D ") == 1,
+	    "no step ran again:\n%s", log);
+	CHECK(count(log, "undo-C ") == 1 && count(log, "undo-B ") == 1 &&
+	    count(log, "undo-A ") == 1 && count(log, "undo-D ") == 0,
+	    "each compensation once:\n%s", log);
+	c = strstr(log, "undo-C ");
+	b = strstr(log, "undo-B ");
+	a = strstr(log, "undo-A ");
+	CHECK(c < b && b < a, "still C, B, A:\n%s", log);
+	CHECK(count(enter, "undo-B wf:") == 2 && count(enter, ":comp:1:1\n") ==
+	    2, "B's compensation entered twice, same key:\n%s", enter);
+	check_lines_unique(log);
+	free(enter);
+	free(log);
+	free(id);
+	close(fd);
+	(void)d;
+}
+
+/* ------------------------------------------------------------ reload */
+
+Test(workflow, hot_reload_keeps_running_executions_on_their_version)
+{
+	char def[1024], payload[512], *id1, *id2, *show, *log;
+	json_object *r;
+	int fd;
+
+	/* v1 and v2 differ in the tag of B; A waits at a gate of the
+	 * execution's own. */
+#define RELOAD_DEF(v) "{\"StartAt\":\"A\",\"States\":{" \
+	"\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":" \
+	"{\"tag\":\"A\",\"key.$\":\"$$.Task.IdempotencyKey\",\"gate.$\":" \
+	"\"$.gate\"},\"ResultPath\":null,\"Next\":\"B\"}," \
+	"\"B\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":" \
+	"{\"tag\":\"" v "\",\"key.$\":\"$$.Execution.Id\"},\"End\":true}}}"
+	write_file(base, "wf/hot.json", RELOAD_DEF("B-v1"));
+	start();
+	fd = check_connect();
+	snprintf(payload, sizeof(payload), "{\"id\":1,\"command\":\"hot\","
+	    "\"async\":true,\"payload\":{\"gate\":\"%s/gate-1\"}}", base);
+	id1 = start_async(fd, payload);
+	wait_text("steps.log.enter", "A wf:");
+	/* v2 while execution 1 waits in A. */
+	snprintf(def, sizeof(def), "%s", RELOAD_DEF("B-v2"));
+	write_file(base, "wf/hot.json", def);
+	/* Wait until v2 serves: host.list shows workflow:hot at its second
+	 * load. */
+	for (int i = 0; i < 500; i++) {
+		json_object *plugins, *p;
+		int64_t loads = 0;
+
+		r = check_call(fd, "{\"id\":2,\"command\":\"host.list\"}", 200,
+		    NULL);
+		plugins = json_object_object_get(reply_body(r), "plugins");
+		for (size_t k = 0; k < json_object_array_length(plugins); k++) {
+			p = json_object_array_get_idx(plugins, k);
+			if (strcmp(json_object_get_string(json_object_object_get(
+			    p, "name")), "workflow:hot") == 0)
+				loads = json_object_get_int64(
+				    json_object_object_get(p, "loads"));
+		}
+		json_object_put(r);
+		if (loads >= 2)
+			break;
+		CHECK(i < 499, "v2 never published");
+		nap_ms(20);
+	}
+	/* A new execution (its gate already open) runs v2. */
+	write_file(base, "gate-2", "");
+	snprintf(payload, sizeof(payload), "{\"id\":3,\"command\":\"hot\","
+	    "\"async\":true,\"payload\":{\"gate\":\"%s/gate-2\"}}", base);
+	id2 = start_async(fd, payload);
+	wait_finished(fd, id2);
+	/* Execution 1 goes on, on v1. */
+	write_file(base, "gate-1", "");
+	wait_finished(fd, id1);
+	log = steps_log();
+	{
+		char want[256];
+
+		snprintf(want, sizeof(want), "B-v1 %s\n", id1);
+		CHECK(count(log, want) == 1, "execution 1 ran v1's B:\n%s", log);
+		snprintf(want, sizeof(want), "B-v2 %s\n", id2);
+		CHECK(count(log, want) == 1, "execution 2 ran v2's B:\n%s", log);
+		CHECK(count(log, "B-v") == 2, "%s", log);
+	}
+	show = show_text(fd, id1);
+	CHECK(strstr(show, "\"status\":\"succeeded\"") != NULL, "%s", show);
+	free(show);
+	free(log);
+	free(id1);
+	free(id2);
 	close(fd);
 }
