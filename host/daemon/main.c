@@ -405,6 +405,8 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
+	/* Workflow steps whose command only another daemon serves. */
+	wf_engine_set_nats(dm->wf, dm->nats);
 	if ((dm->dlv = deliver_start(cfg, dm->reg, dm->disp, dm->nats, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
@@ -491,6 +493,7 @@ release(struct daemon *dm, int64_t deadline_ns)
 		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
 	deliver_stop(dm->dlv);
+	wf_engine_hold(dm->wf);
 	nats_host_stop(dm->nats, clock_mono_ns());
 	wf_engine_quiesce(dm->wf, clock_mono_ns());
 	if (dm->srv != NULL) {
@@ -564,6 +567,9 @@ stop(struct daemon *dm)
 	 * of the time, so that the socket's calls keep the rest.  Event
 	 * deliveries stop before it (they publish on it). */
 	deliver_stop(dm->dlv);
+	/* No new workflow step from here: a step out over NATS gets its
+	 * answer while the connection drains. */
+	wf_engine_hold(dm->wf);
 	nats_host_stop(dm->nats, t0 +
 	    (int64_t)cfg->shutdown_timeout_ms * 500000);
 	/* Workflows next: no new step; waiting callers get 503 (their
