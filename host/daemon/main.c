@@ -377,14 +377,29 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
-	/* Workflows: definitions published, unfinished executions resumed
-	 * (their steps go through dispatch, which is up). */
-	if (cfg->workflow_dir != NULL && cfg->workflow_dir[0] != '\0' &&
-	    ((dm->wf = wf_engine_new(cfg, dm->reg, dm->disp, err,
-	    sizeof(err))) == NULL || wf_engine_start(dm->wf, err,
-	    sizeof(err)) < 0)) {
+	/* NATS only when configured: then the module is loaded, else
+	 * libnats is never mapped.  Before the workflows, so that a resumed
+	 * execution's step that only another daemon serves finds it. */
+	if (cfg->nats.enabled && (dm->nats = nats_host_start(cfg, dm->reg,
+	    dm->disp, &dm->stats, CMDHOSTD_VERSION, err, sizeof(err))) ==
+	    NULL) {
 		log_errorx("%s", err);
 		return -1;
+	}
+	/* Workflows: definitions published, unfinished executions resumed
+	 * (their steps go through dispatch, which is up, and NATS for the
+	 * commands only other daemons serve). */
+	if (cfg->workflow_dir != NULL && cfg->workflow_dir[0] != '\0') {
+		if ((dm->wf = wf_engine_new(cfg, dm->reg, dm->disp, err,
+		    sizeof(err))) == NULL) {
+			log_errorx("%s", err);
+			return -1;
+		}
+		wf_engine_set_nats(dm->wf, dm->nats);
+		if (wf_engine_start(dm->wf, err, sizeof(err)) < 0) {
+			log_errorx("%s", err);
+			return -1;
+		}
 	}
 	if ((dm->srv = server_new(cfg, dm->reg, dm->disp, &dm->stats,
 	    &dm->lst, err, sizeof(err))) == NULL) {
@@ -397,16 +412,6 @@ start(struct daemon *dm, const char *config_path)
 		log_error("cannot start the event loops");
 		return -1;
 	}
-	/* NATS only when configured: then the module is loaded, else
-	 * libnats is never mapped. */
-	if (cfg->nats.enabled && (dm->nats = nats_host_start(cfg, dm->reg,
-	    dm->disp, &dm->stats, CMDHOSTD_VERSION, err, sizeof(err))) ==
-	    NULL) {
-		log_errorx("%s", err);
-		return -1;
-	}
-	/* Workflow steps whose command only another daemon serves. */
-	wf_engine_set_nats(dm->wf, dm->nats);
 	if ((dm->dlv = deliver_start(cfg, dm->reg, dm->disp, dm->nats, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
