@@ -3,10 +3,13 @@
  * daemon B serves: the step goes over NATS (B's queue group), its answer
  * feeds the next state, B runs it once under the step's idempotency key
  * and logs it with the execution id; a command nobody serves fails the
- * step with unknown_command.
+ * step with unknown_command; A killed while B runs its step: after A's
+ * restart the step goes again with the same key and B, which finished
+ * it meanwhile, answers with the stored result.
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,4 +177,110 @@ Test(nats_workflow, step_served_by_the_other_daemon)
 	    strstr(reply_text(r), "no responders") != NULL, "%s",
 	    reply_text(r));
 	json_object_put(r);
+}
+
+/* The text of base/NAME, or "" (new string). */
+static char *
+file_text(const char *name)
+{
+	char path[256], *t, *nt;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", base, name);
+	if ((t = harness_read_bytes(path, &len)) == NULL)
+		return strdup("");
+	if ((nt = realloc(t, len + 1)) == NULL) {
+		free(t);
+		return strdup("");
+	}
+	nt[len] = '\0';
+	return nt;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
+{
+	const char *const pa[] = { "good.so", NULL };
+	const char *const pb[] = { "wfstep.so", NULL };
+	char host[512], bcfg[512], def[1024], line[256], id[64], *t;
+	json_object *r;
+	int found = 0;
+
+	/* B serves wfstep.do, which waits at a gate; A's workflow calls it. */
+	snprintf(def, sizeof(def), "{\"StartAt\":\"W\",\"States\":{"
+	    "\"W\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
+	    "{\"tag\":\"W\",\"key.$\":\"$$.Task.IdempotencyKey\",\"gate\":"
+	    "\"%s/gate\"},\"TimeoutSeconds\":20,\"End\":true}}}", base);
+	write_file("wf/far.json", def);
+	snprintf(bcfg, sizeof(bcfg), "[plugin:wfstep]\nfile = %s/steps.log\n",
+	    base);
+	{
+		/* B's [plugin:wfstep] goes after its [nats] section. */
+		struct daemon_opts o = { 0 };
+		char *cfg = natsd_config(srv, bcfg);
+
+		o.plugins = pb;
+		o.config = cfg;
+		db = daemon_start(&o);
+		free(cfg);
+		cr_assert_not_null(db, "B did not start");
+		cr_assert(daemon_log_wait(db, "nats: subscribed "
+		    "cmdhost.cmd.wfstep.do", 10000), "B never subscribed");
+	}
+	snprintf(host, sizeof(host), "state_dir = %s/state\nworkflow_dir = "
+	    "%s/wf\n", base, base);
+	da = start_on_nats(pa, host, "far");
+	r = client_call_once(daemon_socket_path(da), "{\"id\":1,\"command\":"
+	    "\"far\",\"async\":true,\"payload\":{}}");
+	cr_assert_eq(reply_status(r), 202, "%s", reply_text(r));
+	snprintf(id, sizeof(id), "%s", json_object_get_string(json_path(r,
+	    "body/execution_id")));
+	json_object_put(r);
+	/* B runs the step and waits at the gate: kill A, open the gate (B's
+	 * call finishes and its result is stored under the step's key),
+	 * start A again on its store. */
+	for (int i = 0; i < 1000 && !found; i++) {
+		t = file_text("steps.log.enter");
+		found = strstr(t, "W wf:") != NULL;
+		free(t);
+		if (!found)
+			nap_ms(10);
+	}
+	cr_assert(found, "the step never reached B");
+	kill(daemon_pid(da), SIGKILL);
+	daemon_wait(da, 5000);
+	daemon_free(da);
+	da = NULL;
+	write_file("gate", "");
+	da = start_on_nats(pa, host, "far");
+	snprintf(line, sizeof(line), "{\"id\":2,\"command\":\"host.executions\","
+	    "\"payload\":{\"id\":\"%s\"}}", id);
+	found = 0;
+	for (int i = 0; i < 1000 && !found; i++) {
+		r = client_call_once(daemon_socket_path(da), line);
+		found = strstr(reply_text(r), "\"status\":\"succeeded\"") != NULL;
+		if (found)
+			cr_assert(strstr(reply_text(r), "\"rerun_step\":true") !=
+			    NULL, "%s", reply_text(r));
+		json_object_put(r);
+		if (!found)
+			nap_ms(20);
+	}
+	cr_assert(found, "the execution never succeeded after the restart");
+	/* B ran it once: the re-run from A got the stored result. */
+	t = file_text("steps.log");
+	cr_assert_eq(count(t, "W wf:"), 1, "B ran the step once: %s", t);
+	free(t);
+	t = file_text("steps.log.enter");
+	cr_assert_eq(count(t, "W wf:"), 1, "and entered it once: %s", t);
+	free(t);
 }
