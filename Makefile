@@ -454,7 +454,9 @@ check-man:
 # scripts/bench.sh runs every scenario and writes build/bench.json; then
 # the cost of metrics and logging against the same daemon built with
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
-# the respawn time and the load probe's cost (bench-iso.sh); last,
+# the respawn time and the load probe's cost (bench-iso.sh); then a
+# three-step workflow against three echo calls at each durability level
+# of its store (bench-wf.sh): build/bench-wf.json; last,
 # instructions per request of the text and tree paths (bench-ir.sh).
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
@@ -464,6 +466,7 @@ bench: deps
 	@scripts/bench.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
 	@scripts/bench-iso.sh build/bench
+	@scripts/bench-wf.sh build/bench
 	@if command -v valgrind >/dev/null 2>&1; then \
 	    echo "instructions per request, text and json-c payload paths:"; \
 	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi

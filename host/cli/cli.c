@@ -49,6 +49,13 @@ cli_usage(FILE *f)
 "  exec [--config FILE] PLUGIN.so COMMAND [PAYLOAD]\n"
 "                          run one command of a plugin file in-process;\n"
 "                          print the reply line the daemon would send\n"
+"  workflow list [--status S] [--workflow W] [--limit N] [--json]\n"
+"                          workflow executions, newest first, and counts\n"
+"  workflow show ID [--json]\n"
+"                          one execution: status, current state, history\n"
+"                          with times and each step's request id\n"
+"  workflow check FILE...  check definition files offline with the\n"
+"                          daemon's parser; exit 1 if one is refused\n"
 "  publish NAME [PAYLOAD]  (--nats only) put an event for NAME on the\n"
 "                          JetStream stream; prints its stream and seq\n"
 "  help                    this text\n"
@@ -70,7 +77,8 @@ cli_usage(FILE *f)
 "                 Nats-Msg-Id (the stream drops a repeat of the event)\n"
 "\n"
 "exit status: 0 ok, 1 error reply, 2 usage or bad payload, 3 connection,\n"
-"4 plugin file refused (check, exec)\n",
+"4 plugin file refused (check, exec); workflow check: 1 when a file is\n"
+"refused\n",
 	    f);
 }
 
@@ -428,6 +436,7 @@ static const struct {
 	{ "rollback", cmd_rollback, 1 },
 	{ "events", cmd_events, 1 },
 	{ "send", cmd_send, 1 },
+	{ "workflow", cli_workflow, 1 },
 	{ "check", cli_plugin_check, 0 },
 	{ "exec", cli_plugin_exec, 0 },
 	{ "help", cmd_help, 0 },
@@ -517,7 +526,10 @@ main(int argc, char **argv)
 			    "--nats)" : "needs --nats URL");
 			return CLI_EXIT_USAGE;
 		}
+		/* workflow check reads files only. */
 		if (subcmds[i].needs_socket && o.nats_url == NULL &&
+		    !(strcmp(argv[0], "workflow") == 0 && argc >= 2 &&
+		    strcmp(argv[1], "check") == 0) &&
 		    (err = cli_conn_resolve(&o)) < 0) {
 			fprintf(stderr, "cmdhost: cannot find the default "
 			    "socket (use -s or CMDHOST_SOCKET): %s\n",

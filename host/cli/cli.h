@@ -220,4 +220,16 @@ int cli_nats_verb(const struct cli_opts *o, int argc, char **argv);
  * the info replies as one JSON array). */
 int cli_nats_list(const struct cli_opts *o, int raw);
 
+/* cli_workflow.c */
+
+/*
+ * cmdhost workflow list|show|check (argv starts at "workflow"): list and
+ * show print host.executions as tables (or --json), check parses
+ * definition files with the daemon's parser and prints each one's
+ * verdict.  Returns 0; CLI_EXIT_REPLY_ERROR on an error reply or a
+ * refused file; CLI_EXIT_USAGE or CLI_EXIT_CONN as the others.  argv is
+ * borrowed.
+ */
+int cli_workflow(const struct cli_opts *o, int argc, char **argv);
+
 #endif /* CMDHOST_CLI_H */

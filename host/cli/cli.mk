@@ -6,4 +6,5 @@ CLI_SRCS := \
 	host/cli/cli_conn.c \
 	host/cli/cli_nats.c \
 	host/cli/cli_plugin.c \
-	host/cli/cli_print.c
+	host/cli/cli_print.c \
+	host/cli/cli_workflow.c

@@ -240,6 +240,25 @@ struct nats_module {
 	int (*event_publish)(void *bridge, const char *subject,
 	    const char *data, size_t len, const char *msg_id, char *err,
 	    size_t errlen);
+
+	/*
+	 * Appended (check NATS_MODULE_HAS): request `command` of whichever
+	 * daemon serves it (on <subject_prefix><command>, its queue group)
+	 * with the payload text (len bytes), the headers Cmdhost-Id
+	 * (id_text, JSON text, NULL: none), Cmdhost-Timeout-Ms (timeout_ms,
+	 * <= 0: the default) and Idempotency-Key (idem_key, NULL: none).
+	 * Returns 0 and fn(arg, reply, len, status) is called exactly once,
+	 * on another thread, with the other daemon's reply object, or one of
+	 * the module's: 404 unknown_command (no responders), 504 timeout,
+	 * 503 unavailable, 502 bad_gateway (not a reply object).  Returns -1
+	 * with the reason in err when the request cannot start (not
+	 * connected, stopping): then fn is never called.  All arguments are
+	 * borrowed for the call.  Any thread, before stop.
+	 */
+	int (*request)(void *bridge, const char *command, const char *payload,
+	    size_t len, const char *id_text, const char *idem_key,
+	    int64_t timeout_ms, nats_reply_fn fn, void *arg, char *err,
+	    size_t errlen);
 };
 
 /* What event_publish returns. */

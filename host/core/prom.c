@@ -8,7 +8,8 @@
  * in seconds, and each command's latency histogram is given with
  * cumulative buckets at powers of two microseconds (the daemon's own
  * buckets are finer and line up with these bounds, so the counts are
- * exact).
+ * exact).  Workflows (host.stats "workflows") get their executions'
+ * counters and a duration histogram per workflow.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -506,6 +507,110 @@ worker_metrics(struct buf *b, struct json_object *workers)
 }
 
 
+/* host.stats "workflows": per workflow, its executions' counters; the
+ * bounds of their duration histogram in ms (workflow.c's, the last is
+ * +Inf there and here). */
+static const struct {
+	const char *name, *type, *help, *key;
+} workflow_families[] = {
+	{ "cmdhost_workflow_executions_started_total", "counter",
+	    "Executions of each workflow started.", "started" },
+	{ "cmdhost_workflow_executions_resumed_total", "counter",
+	    "Unfinished executions of each workflow resumed at start-up.",
+	    "resumed" },
+	{ "cmdhost_workflow_executions_succeeded_total", "counter",
+	    "Executions of each workflow that succeeded.", "succeeded" },
+	{ "cmdhost_workflow_executions_failed_total", "counter",
+	    "Executions of each workflow that failed with nothing to "
+	    "compensate.", "failed" },
+	{ "cmdhost_workflow_executions_compensated_total", "counter",
+	    "Executions of each workflow that failed and whose "
+	    "compensations all succeeded.", "compensated" },
+	{ "cmdhost_workflow_executions_compensation_failed_total", "counter",
+	    "Executions of each workflow that ended compensation_failed.",
+	    "compensation_failed" },
+	{ "cmdhost_workflow_executions_running", "gauge",
+	    "Unfinished executions of each workflow in this daemon now.",
+	    "running" },
+	{ "cmdhost_workflow_steps_total", "counter",
+	    "States entered by executions of each workflow.", "steps" },
+	{ "cmdhost_workflow_retries_total", "counter",
+	    "Task and compensation retries scheduled, per workflow.",
+	    "retries" },
+};
+static const int64_t workflow_bounds_ms[] = { 1, 2, 5, 10, 20, 50, 100,
+	200, 500, 1000, 2000, 5000, 10000, 30000, 60000 };
+
+/* The duration histogram of one workflow: histogram_ms is [[upper_ms
+ * or null (+Inf), count], ...] with only the buckets that have some. */
+static void
+workflow_histogram(struct buf *b, const char *name, struct json_object *w)
+{
+	struct json_object *hist = NULL;
+	size_t n = 0;
+	int64_t total = 0;
+	char extra[48];
+
+	if (json_object_object_get_ex(w, "histogram_ms", &hist) &&
+	    json_object_is_type(hist, json_type_array))
+		n = json_object_array_length(hist);
+	for (size_t i = 0; i < n; i++)
+		total += json_object_get_int64(json_object_array_get_idx(
+		    json_object_array_get_idx(hist, i), 1));
+	for (size_t k = 0; k < sizeof(workflow_bounds_ms) /
+	    sizeof(workflow_bounds_ms[0]); k++) {
+		int64_t cum = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *pair = json_object_array_get_idx(
+			    hist, i), *up = json_object_array_get_idx(pair, 0);
+
+			if (up != NULL && json_object_get_int64(up) <=
+			    workflow_bounds_ms[k])
+				cum += json_object_get_int64(
+				    json_object_array_get_idx(pair, 1));
+		}
+		snprintf(extra, sizeof(extra), "le=\"%.9g\"",
+		    (double)workflow_bounds_ms[k] / 1e3);
+		sample_i(b, "cmdhost_workflow_duration_seconds_bucket",
+		    "workflow", name, extra, cum);
+	}
+	sample_i(b, "cmdhost_workflow_duration_seconds_bucket", "workflow",
+	    name, "le=\"+Inf\"", total);
+	sample_s(b, "cmdhost_workflow_duration_seconds_sum", "workflow", name,
+	    NULL, (double)num(w, "duration_ms_sum") / 1e3);
+	sample_i(b, "cmdhost_workflow_duration_seconds_count", "workflow", name,
+	    NULL, total);
+}
+
+static void
+workflow_metrics(struct buf *b, struct json_object *body)
+{
+	struct json_object *wfs;
+
+	if (!json_object_object_get_ex(body, "workflows", &wfs) ||
+	    !json_object_is_type(wfs, json_type_object))
+		return; /* no workflow_dir, or an older daemon */
+	for (size_t i = 0; i < sizeof(workflow_families) /
+	    sizeof(workflow_families[0]); i++) {
+		family(b, workflow_families[i].name, workflow_families[i].type,
+		    workflow_families[i].help);
+		json_object_object_foreach(wfs, name, w)
+			sample_i(b, workflow_families[i].name, "workflow", name,
+			    NULL, num(w, workflow_families[i].key));
+	}
+	family(b, "cmdhost_workflow_duration_seconds", "histogram",
+	    "How long finished executions of each workflow took, from start "
+	    "to end (a resumed one: from its first start).");
+	json_object_object_foreach(wfs, name2, w2)
+		workflow_histogram(b, name2, w2);
+	family(b, "cmdhost_workflow_executions_unfinished", "gauge",
+	    "Unfinished executions of all workflows in this daemon now "
+	    "(bounded by workflow_max_running).");
+	sample_i(b, "cmdhost_workflow_executions_unfinished", NULL, NULL, NULL,
+	    num(body, "workflow_executions_running"));
+}
+
 static void
 state_metrics(struct buf *b, struct json_object *plugins)
 {
@@ -563,5 +668,6 @@ prom_format(struct buf *b, struct json_object *body)
 	if (json_object_object_get_ex(body, "workers", &workers) &&
 	    json_object_is_type(workers, json_type_object))
 		worker_metrics(b, workers);
+	workflow_metrics(b, body);
 	return buf_reserve(b, 1) < 0 ? -ENOMEM : 0;
 }

@@ -14,7 +14,8 @@ struct buf;
  * older daemon does not report are left out) to out: every family with
  * HELP and TYPE, cmdhost_build_info{version}, each command's counters
  * and latency histogram, each plugin file's info, generation, loads and
- * cmdhost_plugin_state{file,plugin,state}.  Returns 0, or -ENOMEM when
+ * cmdhost_plugin_state{file,plugin,state}, and each workflow's execution
+ * counters and duration histogram (cmdhost_workflow_*{workflow}).  Returns 0, or -ENOMEM when
  * out could not grow at the end (a failed append before it leaves the
  * text short).
  */

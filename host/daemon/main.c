@@ -377,14 +377,29 @@ start(struct daemon *dm, const char *config_path)
 		log_errorx("%s", err);
 		return -1;
 	}
-	/* Workflows: definitions published, unfinished executions resumed
-	 * (their steps go through dispatch, which is up). */
-	if (cfg->workflow_dir != NULL && cfg->workflow_dir[0] != '\0' &&
-	    ((dm->wf = wf_engine_new(cfg, dm->reg, dm->disp, err,
-	    sizeof(err))) == NULL || wf_engine_start(dm->wf, err,
-	    sizeof(err)) < 0)) {
+	/* NATS only when configured: then the module is loaded, else
+	 * libnats is never mapped.  Before the workflows, so that a resumed
+	 * execution's step that only another daemon serves finds it. */
+	if (cfg->nats.enabled && (dm->nats = nats_host_start(cfg, dm->reg,
+	    dm->disp, &dm->stats, CMDHOSTD_VERSION, err, sizeof(err))) ==
+	    NULL) {
 		log_errorx("%s", err);
 		return -1;
+	}
+	/* Workflows: definitions published, unfinished executions resumed
+	 * (their steps go through dispatch, which is up, and NATS for the
+	 * commands only other daemons serve). */
+	if (cfg->workflow_dir != NULL && cfg->workflow_dir[0] != '\0') {
+		if ((dm->wf = wf_engine_new(cfg, dm->reg, dm->disp, err,
+		    sizeof(err))) == NULL) {
+			log_errorx("%s", err);
+			return -1;
+		}
+		wf_engine_set_nats(dm->wf, dm->nats);
+		if (wf_engine_start(dm->wf, err, sizeof(err)) < 0) {
+			log_errorx("%s", err);
+			return -1;
+		}
 	}
 	if ((dm->srv = server_new(cfg, dm->reg, dm->disp, &dm->stats,
 	    &dm->lst, err, sizeof(err))) == NULL) {
@@ -395,14 +410,6 @@ start(struct daemon *dm, const char *config_path)
 	if ((rc = server_start(dm->srv)) < 0) {
 		errno = -rc;
 		log_error("cannot start the event loops");
-		return -1;
-	}
-	/* NATS only when configured: then the module is loaded, else
-	 * libnats is never mapped. */
-	if (cfg->nats.enabled && (dm->nats = nats_host_start(cfg, dm->reg,
-	    dm->disp, &dm->stats, CMDHOSTD_VERSION, err, sizeof(err))) ==
-	    NULL) {
-		log_errorx("%s", err);
 		return -1;
 	}
 	if ((dm->dlv = deliver_start(cfg, dm->reg, dm->disp, dm->nats, err,
@@ -491,6 +498,7 @@ release(struct daemon *dm, int64_t deadline_ns)
 		abandon_exit(dm, "the watcher's thread did not end");
 	dm->watcher = NULL;
 	deliver_stop(dm->dlv);
+	wf_engine_hold(dm->wf);
 	nats_host_stop(dm->nats, clock_mono_ns());
 	wf_engine_quiesce(dm->wf, clock_mono_ns());
 	if (dm->srv != NULL) {
@@ -564,6 +572,9 @@ stop(struct daemon *dm)
 	 * of the time, so that the socket's calls keep the rest.  Event
 	 * deliveries stop before it (they publish on it). */
 	deliver_stop(dm->dlv);
+	/* No new workflow step from here: a step out over NATS gets its
+	 * answer while the connection drains. */
+	wf_engine_hold(dm->wf);
 	nats_host_stop(dm->nats, t0 +
 	    (int64_t)cfg->shutdown_timeout_ms * 500000);
 	/* Workflows next: no new step; waiting callers get 503 (their

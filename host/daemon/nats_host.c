@@ -441,6 +441,26 @@ nats_host_publish(struct nats_host *h, const char *subject, const char *data,
 	    err, errlen) == NATS_PUB_OK ? 0 : -1;
 }
 
+int
+nats_host_request(struct nats_host *h, const char *command,
+    const char *payload, size_t len, const char *id_text,
+    const char *idem_key, int64_t timeout_ms,
+    void (*fn)(void *arg, const char *reply, size_t len, int status),
+    void *arg, char *err, size_t errlen)
+{
+	if (h == NULL || h->bridge == NULL) {
+		snprintf(err, errlen, "the NATS bridge is stopped");
+		return -1;
+	}
+	if (!NATS_MODULE_HAS(h->mod, request)) {
+		snprintf(err, errlen, "this %s is older than cmdhostd and "
+		    "cannot send requests", NATS_MODULE_FILE);
+		return -1;
+	}
+	return h->mod->request(h->bridge, command, payload, len, id_text,
+	    idem_key, timeout_ms, fn, arg, err, errlen);
+}
+
 void
 nats_host_free(struct nats_host *h)
 {

@@ -39,6 +39,22 @@ int nats_host_publish(struct nats_host *h, const char *subject,
     const char *data, size_t len, const char *msg_id, char *err,
     size_t errlen);
 
+/*
+ * Request command of whichever daemon serves it over NATS (its queue
+ * group), with the payload text (len bytes), the caller's id (JSON text,
+ * NULL: none), an idempotency key (NULL: none) and a timeout (<= 0: the
+ * default); all borrowed for the call.  Returns 0 and fn(arg, reply,
+ * len, status) runs once, on another thread, with the reply object's
+ * text (borrowed for fn): the other daemon's, or 404 (nobody serves
+ * it), 503, 504.  Returns -1 with the reason in err (stopped, not
+ * connected, an older module): then fn never runs.
+ */
+int nats_host_request(struct nats_host *h, const char *command,
+    const char *payload, size_t len, const char *id_text,
+    const char *idem_key, int64_t timeout_ms,
+    void (*fn)(void *arg, const char *reply, size_t len, int status),
+    void *arg, char *err, size_t errlen);
+
 /* Free the host; only after dispatch_stop() returned 0 (calls it
  * started report back to it).  NULL is ok. */
 void nats_host_free(struct nats_host *h);

@@ -37,6 +37,7 @@
 #include "core/wf_def.h"
 #include "dispatch.h"
 #include "executor.h"
+#include "nats_host.h"
 #include "registry.h"
 #include "wf_store.h"
 
@@ -105,6 +106,9 @@ struct wexec {
 	struct json_object *res_body;
 	char *res_code, *res_msg;
 	char res_rid[24];               /* as invocation.request_id */
+	int res_transport;           /* the answer is NATS's own failure */
+	int64_t remote_ns;           /* a step over NATS: when it left */
+	char remote_cmd[CMDHOST_NAME_MAX + 1];
 };
 
 TAILQ_HEAD(wexec_list, wexec);
@@ -131,6 +135,7 @@ struct wf_engine {
 	const struct config *cfg;
 	struct registry *reg;
 	struct dispatch *disp;
+	_Atomic(struct nats_host *) nats; /* steps not served here, or NULL */
 	struct wf_store *store;
 	struct wf_exec_ex *ex;       /* owned by dispatch once installed */
 	struct dispatch_owner owner; /* steps: no post */
@@ -456,8 +461,10 @@ succeed(struct wexec *x, struct json_object *output)
 {
 	struct log_ctx lc = LOG_CTX_INIT;
 
-	if (record(x, "ExecutionSucceeded", cur_state(x)->name, 0, NULL,
-	    output, "succeeded", output) < 0) {
+	/* Ended by a Task: its request id goes with the end. */
+	if (record(x, "ExecutionSucceeded", cur_state(x)->name, 0,
+	    x->res_rid[0] ? x->res_rid : NULL, output, "succeeded",
+	    output) < 0) {
 		json_object_put(output);
 		answer_caller(x, 503, NULL, "unavailable", "the workflow store "
 		    "failed; the execution resumes at the next start");
@@ -518,6 +525,7 @@ static void
 begin_compensation(struct wexec *x, const char *type,
     struct json_object *detail)
 {
+	const char *rid;
 	int any = 0;
 
 	for (size_t i = 0; i < json_object_array_length(x->done); i++) {
@@ -529,8 +537,9 @@ begin_compensation(struct wexec *x, const char *type,
 		if (k >= 0 && x->def->states[k].comp != NULL)
 			any = 1;
 	}
+	rid = x->res_rid[0] ? x->res_rid : NULL; /* the failed step's */
 	if (!any) {
-		if (record(x, type, cur_state(x)->name, 0, NULL, detail,
+		if (record(x, type, cur_state(x)->name, 0, rid, detail,
 		    "failed", x->failure) < 0) {
 			answer_caller(x, 503, NULL, "unavailable", "the workflow "
 			    "store failed; the execution resumes at the next "
@@ -545,7 +554,7 @@ begin_compensation(struct wexec *x, const char *type,
 	x->comp_attempt = 0;
 	memset(x->comp_retries, 0, sizeof(x->comp_retries));
 	x->todo = TODO_COMP;
-	if (record(x, type, cur_state(x)->name, 0, NULL, detail, NULL,
+	if (record(x, type, cur_state(x)->name, 0, rid, detail, NULL,
 	    NULL) < 0) {
 		park(x);
 		return;
@@ -621,8 +630,97 @@ step_done(struct call *c)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* The answer of a step over NATS (reply, len bytes, borrowed), on the
+ * module's request thread: as step_done. */
+static void
+remote_done(void *arg, const char *reply, size_t len, int status)
+{
+	struct wexec *x = arg;
+	struct wf_engine *e = x->eng;
+	struct json_object *line = json_tokener_parse(reply), *v;
+	struct log_ctx lc = LOG_CTX_INIT;
+
+	(void)len;
+	json_object_put(x->res_body);
+	x->res_body = NULL;
+	free(x->res_code);
+	free(x->res_msg);
+	x->res_code = x->res_msg = NULL;
+	x->res_status = status;
+	x->res_transport = 0;
+	if (line != NULL && json_object_object_get_ex(line, "body", &v))
+		x->res_body = json_object_get(v);
+	if (line != NULL && json_object_object_get_ex(line, "error", &v)) {
+		struct json_object *w;
+
+		if (json_object_object_get_ex(v, "code", &w))
+			x->res_code = strdup(json_object_get_string(w));
+		if (json_object_object_get_ex(v, "message", &w))
+			x->res_msg = strdup(json_object_get_string(w));
+		/* NATS could not carry it (not the command's answer). */
+		x->res_transport = status == 503 && x->res_code != NULL &&
+		    strcmp(x->res_code, "unavailable") == 0 &&
+		    !json_object_object_get_ex(line, "id", &w);
+	}
+	json_object_put(line);
+	lc.request_id = x->res_rid;
+	lc.id = x->id;
+	lc.command = x->remote_cmd;
+	lc.status = status;
+	lc.duration_ms = (double)(clock_mono_ns() - x->remote_ns) / 1e6;
+	if (x->res_code != NULL)
+		lc.error_code = x->res_code;
+	log_emit(status < 400 ? LOGL_INFO : LOGL_WARN, &lc, "workflow step "
+	    "finished over NATS");
+	pthread_mutex_lock(&e->lock);
+	x->in_flight = 0;
+	TAILQ_REMOVE(&e->waiting, x, link);
+	e->in_flight--;
+	pthread_cond_broadcast(&e->idle);
+	ready_locked(x);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/*
+ * A step whose command is not served here, over NATS (e->nats): returns
+ * 0 when it went out (the answer comes to remote_done), or -1 with
+ * status, code and err set.  x is on the waiting list.
+ */
+static int
+call_remote(struct wexec *x, struct nats_host *h, const char *command,
+    struct json_object *payload, int timeout_s, const char *key,
+    int *status, const char **code, char *err, size_t errlen)
+{
+	struct buf id = BUF_INIT;
+	const char *text = plain(payload);
+	int rc;
+
+	request_id_make(x->res_rid, clock_wall_ms(), WF_RID_SOURCE,
+	    atomic_fetch_add(&x->eng->seq, 1));
+	snprintf(x->remote_cmd, sizeof(x->remote_cmd), "%s", command);
+	x->remote_ns = clock_mono_ns();
+	if (buf_put_json_string(&id, x->id) < 0 || buf_put(&id, "", 1) < 0) {
+		buf_free(&id);
+		*status = 503;
+		*code = "unavailable";
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = nats_host_request(h, command, text, strlen(text), buf_head(&id),
+	    key, (int64_t)timeout_s * 1000, remote_done, x, err, errlen);
+	buf_free(&id);
+	if (rc < 0) {
+		*status = 503;
+		*code = "unavailable";
+		x->res_transport = 1;
+	}
+	return rc;
+}
+
 /* Call command with payload (borrowed) under key; the answer comes to
- * step_done, or, when the call cannot start, is put in res_* now. */
+ * step_done (or remote_done, for a command that only another daemon
+ * serves, over NATS), or, when the call cannot start, is put in res_*
+ * now. */
 static void
 call_step(struct wexec *x, const char *command, struct json_object *payload,
     int timeout_s, const char *key)
@@ -632,6 +730,7 @@ call_step(struct wexec *x, const char *command, struct json_object *payload,
 	struct dispatch_args a;
 	struct request req;
 	struct call *call;
+	struct nats_host *nh;
 	const char *code;
 	char err[512];
 	int status, rc;
@@ -675,9 +774,14 @@ call_step(struct wexec *x, const char *command, struct json_object *payload,
 	TAILQ_INSERT_TAIL(&e->waiting, x, link);
 	pthread_mutex_unlock(&e->lock);
 	tl_depth = x->depth + 1;
+	x->res_transport = 0;
 	rc = dispatch_call(e->disp, &a, &req, &call, &status, &code, err,
 	    sizeof(err));
 	tl_depth = 0;
+	if (rc < 0 && status == 404 && strcmp(code, "unknown_command") == 0 &&
+	    (nh = atomic_load(&e->nats)) != NULL)
+		rc = call_remote(x, nh, command, payload, timeout_s, key,
+		    &status, &code, err, sizeof(err));
 	if (rc >= 0) {
 		/* x may be another thread's now. */
 		request_fini(&req);
@@ -1036,6 +1140,7 @@ maybe_retry(struct wexec *x, const struct wf_retry *retry, size_t n_retry,
 			return 1;
 		}
 		json_object_put(d);
+		x->res_rid[0] = '\0';
 		COUNT(x, retries);
 		sleep_until(x);
 		return 1;
@@ -1203,7 +1308,7 @@ static void
 comp_step(struct wexec *x)
 {
 	struct json_object *entry, *doc, *payload, *ctx, *v;
-	const struct wf_state *s;
+	const struct wf_state *s = NULL;
 	char key[512], cause[512];
 
 	if (x->eng->stopping) {
@@ -1417,9 +1522,9 @@ engine_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		/* Stopping: an answer that came is recorded; nothing new
 		 * starts.  advance() may free x or hand it on. */
-		if ((e->stopping && x->todo != TODO_RESULT &&
-		    x->todo != TODO_COMP_RESULT) || tl_reader < 0 ||
-		    tl_tok == NULL)
+		if ((e->stopping && ((x->todo != TODO_RESULT &&
+		    x->todo != TODO_COMP_RESULT) || x->res_transport)) ||
+		    tl_reader < 0 || tl_tok == NULL)
 			park(x);
 		else
 			advance(x);
@@ -2156,6 +2261,24 @@ wf_engine_start(struct wf_engine *e, char *err, size_t errlen)
 		e->poller_started = 1;
 	}
 	return 0;
+}
+
+void
+wf_engine_set_nats(struct wf_engine *e, struct nats_host *h)
+{
+	if (e != NULL)
+		atomic_store(&e->nats, h);
+}
+
+void
+wf_engine_hold(struct wf_engine *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stopping = 1;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
 }
 
 void

@@ -20,6 +20,7 @@
 
 struct config;
 struct dispatch;
+struct nats_host;
 struct registry;
 struct wf_engine;
 
@@ -35,6 +36,16 @@ struct wf_engine *wf_engine_new(const struct config *cfg,
 /* Read workflow_dir (publishing its definitions), resume the unfinished
  * executions, and start watching workflow_dir.  Returns 0 or -1 (err). */
 int wf_engine_start(struct wf_engine *e, char *err, size_t errlen);
+
+/* Send the steps whose command is not served here over NATS through h
+ * (borrowed; it must outlive the engine's steps: NULL it, or hold and
+ * quiesce the engine, before h stops).  Any thread. */
+void wf_engine_set_nats(struct wf_engine *e, struct nats_host *h);
+
+/* Shutting down, first part: start no new step or execution (what is
+ * out still gets its answer recorded).  wf_engine_quiesce() does the
+ * rest.  NULL is ok. */
+void wf_engine_hold(struct wf_engine *e);
 
 /* Look at workflow_dir now (SIGHUP). */
 void wf_engine_rescan(struct wf_engine *e);

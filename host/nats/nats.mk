@@ -7,4 +7,5 @@ NATS_MOD_SRCS := \
 	host/nats/nats_js.c \
 	host/nats/nats_kv.c \
 	host/nats/nats_pub.c \
+	host/nats/nats_req.c \
 	host/nats/nats_srv.c

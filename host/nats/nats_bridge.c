@@ -592,9 +592,10 @@ bridge_stop(void *bp, int64_t deadline_ns)
 		sub_finish(old, deadline_ns);
 	}
 	srv_stop(b);
-	/* Replies of calls still running go out before we close. */
-	while ((left = b->api->in_flight(b->api->host)) > 0 &&
-	    bridge_now_ns() < deadline_ns)
+	/* Replies of calls still running go out before we close, and our
+	 * own requests (workflow steps) get theirs. */
+	while ((left = b->api->in_flight(b->api->host) +
+	    atomic_load(&b->requests)) > 0 && bridge_now_ns() < deadline_ns)
 		usleep(2000);
 	if (left > 0) {
 		/* Their replies will find the connection closed; the bridge
@@ -641,4 +642,5 @@ const struct nats_module cmdhost_nats_module = {
 	kv_update,
 	kv_delete,
 	event_publish,
+	nats_request,
 };

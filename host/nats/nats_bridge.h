@@ -61,6 +61,7 @@ struct bridge {
 	struct nats_js *js;
 	struct nats_kv *kv;         /* the idempotency bucket, or NULL */
 	jsCtx *pub_js;              /* event_publish()'s, made on first use */
+	atomic_int requests;        /* nats_request()s not answered yet */
 };
 
 /* nats_bridge.c */
@@ -102,5 +103,11 @@ int kv_delete(void *bp, const char *key, uint64_t last, char *err,
 /* nats_pub.c: the module table's event_publish (nats_api.h). */
 int event_publish(void *bp, const char *subject, const char *data,
     size_t len, const char *msg_id, char *err, size_t errlen);
+
+/* nats_req.c: the module table's request (nats_api.h). */
+int nats_request(void *bp, const char *command, const char *payload,
+    size_t len, const char *id_text, const char *idem_key,
+    int64_t timeout_ms, nats_reply_fn fn, void *arg, char *err,
+    size_t errlen);
 
 #endif /* CMDHOST_NATS_BRIDGE_H */

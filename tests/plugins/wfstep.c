@@ -4,6 +4,12 @@
  * and "key", the step's idempotency key handed in by Parameters), sleeps
  * payload "ms" first, then fails 500 "step_failed" when payload "fail"
  * is true, else answers its payload.
+ *
+ * So that a test can kill the daemon at a known point without sleeps:
+ * with payload "gate" (a path) it first appends "<tag> <key>\n" to
+ * <file>.enter and then waits (up to 60 s, then 503 "gate_timeout") until
+ * that path exists; with "fail_unless" (a path) it fails "step_failed"
+ * while that path does not exist.
  */
 #include <cmdhost/plugin.h>
 
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,12 +38,52 @@ str_of(json_object *p, const char *k)
 	    "-";
 }
 
+/* Append line (n bytes) to path. */
+static void
+append(const char *path, const char *line, int n)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd >= 0) {
+		if (write(fd, line, (size_t)n) != n)
+			n = -1;
+		close(fd);
+	}
+}
+
+/* Wait until path exists, up to 60 s; 0 or -1. */
+static int
+wait_gate(const char *path)
+{
+	struct timespec ts = { 0, 10 * 1000000L };
+	struct stat st;
+
+	for (int i = 0; i < 6000; i++) {
+		if (stat(path, &st) == 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
 static int
 do_execute(cmdhost_ctx *ctx)
 {
 	json_object *p = cmdhost_payload(ctx), *v;
-	char line[512];
-	int fd, n;
+	char line[512], enter[4096];
+	struct stat st;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s %s\n", str_of(p, "tag"),
+	    str_of(p, "key"));
+	if (json_object_object_get_ex(p, "gate", &v)) {
+		snprintf(enter, sizeof(enter), "%s.enter",
+		    (const char *)cmdhost_state(ctx));
+		append(enter, line, n);
+		if (wait_gate(json_object_get_string(v)) < 0)
+			return cmdhost_fail(ctx, 503, "gate_timeout", "the gate "
+			    "never opened");
+	}
 
 	if (json_object_object_get_ex(p, "ms", &v)) {
 		int64_t ms = json_object_get_int64(v);
@@ -46,17 +93,13 @@ do_execute(cmdhost_ctx *ctx)
 		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 			;
 	}
-	n = snprintf(line, sizeof(line), "%s %s\n", str_of(p, "tag"),
-	    str_of(p, "key"));
-	if ((fd = open(cmdhost_state(ctx), O_WRONLY | O_APPEND | O_CREAT |
-	    O_CLOEXEC, 0644)) >= 0) {
-		if (write(fd, line, (size_t)n) != n)
-			n = -1;
-		close(fd);
-	}
+	append(cmdhost_state(ctx), line, n);
 	if (json_object_object_get_ex(p, "fail", &v) &&
 	    json_object_get_boolean(v))
 		return cmdhost_fail(ctx, 500, "step_failed", "asked to fail");
+	if (json_object_object_get_ex(p, "fail_unless", &v) &&
+	    stat(json_object_get_string(v), &st) < 0)
+		return cmdhost_fail(ctx, 500, "step_failed", "not yet");
 	return cmdhost_ok(ctx, json_object_get(p));
 }
 
