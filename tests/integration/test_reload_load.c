@@ -17,7 +17,9 @@
 
 #include "harness.h"
 
-#define WAIT_MS 10000
+/* Generous: each swap runs the load probe (a worker process), and CI
+ * machines are loaded; a swap that never lands still fails. */
+#define WAIT_MS 30000
 #define LOAD_CONNS 8
 #define LOAD_DEPTH 4
 
