@@ -6,7 +6,7 @@
  * the installed layout runs: both packages extracted (dpkg-deb -x) into a
  * throwaway root, the packaged /etc/cmdhost/cmdhost.ini pointed into that
  * root, `cmdhostd -t` and then the extracted daemon on it, called through
- * the extracted CLI, and stopped.
+ * the extracted CLI (and its NATS module loaded), and stopped.
  *
  * Only without sanitizers (the package is an ordinary build; the
  * sanitized suites would only build it again).  It takes a minute or two:
@@ -389,6 +389,18 @@ Test(deb, build_lint_list_extract_run, .timeout = 900)
 	/* ok only when every packaged plugin loaded (health tells). */
 	st = run(RUN_TIMEOUT_MS, &out, &err, cli, "-s", sock, "health", NULL);
 	cr_expect_eq(st, 0, "cmdhost health: exit %d\n%s%s", st, out, err);
+	free(out);
+	free(err);
+	/* The packaged NATS module loads from beside the extracted CLI:
+	 * the call then fails at connecting (nothing listens on port 9),
+	 * not at loading the module. */
+	unsetenv("CMDHOST_NATS_MODULE");
+	st = run(RUN_TIMEOUT_MS, &out, &err, cli, "--nats",
+	    "nats://127.0.0.1:9", "invoke", "echo", "{}", NULL);
+	cr_expect_neq(st, 0);
+	cr_expect(strstr(err, "cannot connect to NATS") != NULL &&
+	    strstr(err, "cannot be loaded") == NULL,
+	    "cmdhost --nats: exit %d\n%s%s", st, out, err);
 	free(out);
 	free(err);
 	r = client_call_once(sock, "{\"command\":\"host.list\"}");
