@@ -43,7 +43,8 @@ if ! (cd "$src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 fi
 rm -rf "$src"
 
-changes=$(ls "$out"/cmdhost_"$version"_*.changes)
+set -- "$out"/cmdhost_"$version"_*.changes
+changes=$1
 # Every tag counts, info included; the accepted ones are overridden in
 # debian/*lintian-overrides, each with its reason.
 set +e
@@ -57,5 +58,6 @@ if [ "$rc" -ne 0 ]; then
 	echo "deb: FAIL: lintian exit $rc (see $out/lintian.log)" >&2
 	exit 1
 fi
-echo "deb: ok: $(cd "$out" && ls ./*.deb | sed 's|^\./||' | tr '\n' ' ')" \
-    "(lintian clean)"
+debs=""
+for f in "$out"/*.deb; do debs="$debs ${f##*/}"; done
+echo "deb: ok:$debs (lintian clean)"
