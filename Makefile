@@ -8,7 +8,10 @@
 #                     installs what is built in $(B), see "install" below
 #   make uninstall    removes what install put there
 #
-# CC, CXX, CFLAGS, CXXFLAGS, LDFLAGS, PREFIX and DESTDIR may be overridden.
+#   make deb          the Debian packages in build/deb/ (scripts/deb.sh)
+#
+# CC, CXX, CPPFLAGS, CFLAGS, CXXFLAGS, LDFLAGS, PREFIX and DESTDIR may be
+# overridden.
 
 CC       ?= cc
 CXX      ?= c++
@@ -16,6 +19,8 @@ PKG_CONFIG ?= pkg-config
 CFLAGS   ?= -O2 -g
 CXXFLAGS ?= -O2 -g
 LDFLAGS  ?=
+# dpkg-buildflags' -D_FORTIFY_SOURCE=2 comes in CPPFLAGS (make deb).
+CPPFLAGS ?=
 PREFIX   ?= /usr/local
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -46,10 +51,10 @@ SQLITE_LIBS := $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite
 CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
 
-ALL_CFLAGS  := $(STD) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include -Ihost \
+ALL_CFLAGS  := $(STD) $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) -MMD -MP -Isdk/include -Ihost \
             $(JSON_CFLAGS)
 ALL_LDFLAGS := $(LDFLAGS) $(SAN)
-ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include \
+ALL_CXXFLAGS := -std=c++17 $(CXXWARN) $(CPPFLAGS) $(CXXFLAGS) $(SAN) -MMD -MP -Isdk/include \
             $(JSON_CFLAGS)
 # Criterion cannot run under ThreadSanitizer: with SANITIZE=thread only the
 # daemon and the plugins are instrumented, the integration tests drive them
@@ -342,8 +347,9 @@ layout:
 #   share/cmdhost/rust/                the Rust crate `cmdhost` (sources)
 #   share/doc/cmdhost/                 plugin-guide.md, observability.md,
 #                                      scale-out.md, examples/cmdhost.ini
-#   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost.ini(5),
-#                                      cmdhost-plugin(7), cmdhostd(8)
+#   share/man/man{1,5,7,8}/            cmdhost(1), cmdhost-new-plugin(1),
+#                                      cmdhost.ini(5), cmdhost-plugin(7),
+#                                      cmdhostd(8)
 BINDIR      := $(PREFIX)/bin
 SBINDIR     := $(PREFIX)/sbin
 INCLUDEDIR  := $(PREFIX)/include
@@ -507,6 +513,12 @@ fuzz: fuzz-build
 	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
 	        build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	done
+
+# The Debian packages cmdhost and cmdhost-dev (debian/): dpkg-buildpackage
+# in a copy of the tree's files under build/deb/, then lintian on them.
+.PHONY: deb
+deb:
+	@scripts/deb.sh
 
 clean:
 	rm -rf build

@@ -23,6 +23,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
 	PKGS="$PKGS cargo"
 fi
+# The package: `make deb` (which `make test` runs and checks) builds
+# build/deb/*.deb with dpkg-buildpackage and debhelper under fakeroot,
+# then checks them with lintian.
+PKGS="$PKGS debhelper dpkg-dev fakeroot lintian"
 # --fuzz: also what `make fuzz` needs (clang with libFuzzer).
 if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"
