@@ -15,6 +15,9 @@
 #include "core/clock.h"
 #include "core/thread.h"
 
+/* How long a cancelled wait still waits for its job to return. */
+#define BOUNDED_GRACE_NS (200 * 1000000LL)
+
 struct job {
 	bounded_fn fn;
 	bounded_late_fn late;
@@ -68,7 +71,7 @@ bounded_run(bounded_fn fn, bounded_late_fn late, void *arg,
 	pthread_attr_t attr;
 	pthread_t t;
 	struct job *j;
-	int rc;
+	int rc, graced = 0;
 
 	pthread_once(&once, init_cond);
 	if ((j = calloc(1, sizeof(*j))) == NULL)
@@ -89,9 +92,20 @@ bounded_run(bounded_fn fn, bounded_late_fn late, void *arg,
 		return -rc;
 	}
 	pthread_mutex_lock(&lock);
-	while (!j->done && !(cancel != NULL && atomic_load(cancel))) {
-		struct timespec ts = clock_mono_ts(deadline_ns);
+	while (!j->done) {
+		struct timespec ts;
 
+		/* Cancelled: what is about to return (a refusal's stat, a
+		 * quick load) still gets BOUNDED_GRACE_NS to do it, so a
+		 * stop in the middle of a rescan abandons only what hangs. */
+		if (!graced && cancel != NULL && atomic_load(cancel)) {
+			int64_t end = clock_mono_ns() + BOUNDED_GRACE_NS;
+
+			graced = 1;
+			if (end < deadline_ns)
+				deadline_ns = end;
+		}
+		ts = clock_mono_ts(deadline_ns);
 		if (clock_mono_ns() >= deadline_ns ||
 		    pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT)
 			break;

@@ -24,7 +24,8 @@ typedef void (*bounded_late_fn)(void *arg, int64_t ran_ms);
 /*
  * Run fn(arg) on a new detached thread and wait until it returns, until
  * deadline_ns (CLOCK_MONOTONIC) passes, or until *cancel (if not NULL)
- * is non-zero and bounded_wake() was called, whichever is first.
+ * is non-zero and bounded_wake() was called, and then 200 ms more for
+ * work about to return (or the deadline, if sooner), whichever is first.
  * Returns 0 when fn returned in time (arg is the caller's again), or
  * -ETIMEDOUT (also on cancel) when it was abandoned: from then on arg
  * belongs to the running thread, which calls late(arg, ms) when fn

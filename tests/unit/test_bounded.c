@@ -114,3 +114,18 @@ Test(bounded, cancel_gives_up_at_once)
 	atomic_store(&w.go, 1);
 	cr_assert(wait_flag(&w.late, 5000), "late() never ran");
 }
+
+/* Cancelled before it starts, work that returns at once is still waited
+ * for (the grace): a stop in the middle of a rescan abandons only what
+ * hangs, not a refusal that was about to be recorded. */
+Test(bounded, cancel_still_waits_for_work_about_to_return)
+{
+	static atomic_int cancelled = 1;
+	struct work w = { 0 };
+
+	atomic_store(&w.go, 1);
+	cr_assert_eq(bounded_run(blocking, late, &w, clock_mono_ns() +
+	    60000000000LL, &cancelled), 0);
+	cr_assert(atomic_load(&w.ran));
+	cr_assert_not(atomic_load(&w.late));
+}
