@@ -146,6 +146,8 @@ endif
 # tests/plugins/NAME.c or NAME.cpp -> $(B)/tests/plugins/NAME.so
 TPLUGIN_SRCS := $(wildcard tests/plugins/*.c)
 TPLUGINS     := $(TPLUGIN_SRCS:tests/plugins/%.c=$(B)/tests/plugins/%.so)
+# TLIBS_NAME adds libraries to test plugin NAME.
+TLIBS_relaybox := $(SQLITE_LIBS)
 
 # ---------------------------------------------------------------- tests
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
@@ -239,7 +241,7 @@ $(B)/obj/tests/plugins/%.o: tests/plugins/%.c
 
 $(B)/tests/plugins/%.so: $(B)/obj/tests/plugins/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(JSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(TLIBS_$*) $(JSON_LIBS)
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
