@@ -89,6 +89,20 @@ int outbox_add(struct outbox *ob, struct event *evs, size_t n,
     outbox_durable_fn durable, void *arg);
 
 /*
+ * Group commit for an event loop: with on non-zero, the inserts this
+ * thread makes (outbox_add) do not wake the writer one by one; the
+ * thread calls outbox_defer_flush() at the end of each turn, before it
+ * waits, and the writer then commits every insert of the turn in one
+ * transaction.  Their durable callbacks (and so the replies) come after
+ * that commit, as always.  outbox_defer(0) flushes and stops deferring.
+ * Per thread.
+ */
+void outbox_defer(int on);
+
+/* Wake the writer for what this thread deferred (none: nothing). */
+void outbox_defer_flush(void);
+
+/*
  * A delivery of ev ended.  OB_RETRY: it is tried again retry_ms from now
  * (counted as a retry); OB_DEAD: dead-lettered with the reason `why`
  * (borrowed; also kept as the last error of a retry).  ev may be gone
