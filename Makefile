@@ -456,6 +456,7 @@ check-man:
 # scripts/bench.sh runs every scenario and writes build/bench.json; then
 # the cost of metrics and logging against the same daemon built with
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
+# the cost of emitting events (bench-events.sh): build/bench-events.json;
 # last, instructions per request of the text and tree paths (bench-ir.sh).
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
@@ -464,6 +465,7 @@ bench: deps
 	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
+	@scripts/bench-events.sh build/bench
 	@if command -v valgrind >/dev/null 2>&1; then \
 	    echo "instructions per request, text and json-c payload paths:"; \
 	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi
