@@ -87,6 +87,7 @@ struct outbox {
 	pthread_t writer, deliverer;
 	int writer_started, deliverer_started;
 	outbox_deliver_fn deliver;
+	outbox_round_fn round_end;    /* or NULL */
 	void *deliver_arg;
 };
 
@@ -562,6 +563,8 @@ deliver_main(void *arg)
 			pthread_mutex_unlock(&ob->lock);
 			for (size_t i = 0; i < n; i++)
 				ob->deliver(ob->deliver_arg, &due[i]->pub);
+			if (ob->round_end != NULL)
+				ob->round_end(ob->deliver_arg);
 			pthread_mutex_lock(&ob->lock);
 			continue;
 		}
@@ -579,9 +582,11 @@ deliver_main(void *arg)
 }
 
 int
-outbox_start(struct outbox *ob, outbox_deliver_fn fn, void *arg)
+outbox_start(struct outbox *ob, outbox_deliver_fn fn,
+    outbox_round_fn round_end, void *arg)
 {
 	ob->deliver = fn;
+	ob->round_end = round_end;
 	ob->deliver_arg = arg;
 	if ((errno = pthread_create(&ob->deliverer, NULL, deliver_main, ob)) !=
 	    0)

@@ -63,8 +63,15 @@ typedef void (*outbox_durable_fn)(void *arg, int ok);
 struct outbox *outbox_open(const char *path, const struct config *cfg,
     char *err, size_t errlen);
 
-/* Start delivering with fn(arg, ev).  Returns 0 or -errno. */
-int outbox_start(struct outbox *ob, outbox_deliver_fn fn, void *arg);
+/* After each round of deliveries started on the delivery thread (the
+ * events due at one wake-up): a deliverer that gathers them (NATS
+ * publishes a round at once) sends them now. */
+typedef void (*outbox_round_fn)(void *arg);
+
+/* Start delivering with fn(arg, ev), and round_end(arg) (NULL: none)
+ * after each round.  Returns 0 or -errno. */
+int outbox_start(struct outbox *ob, outbox_deliver_fn fn,
+    outbox_round_fn round_end, void *arg);
 
 /* Stop starting deliveries (those in flight still end in outbox_done).
  * NULL is ok. */

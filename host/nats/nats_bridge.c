@@ -611,6 +611,11 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	b->kv = NULL;
 	jsCtx_Destroy(b->pub_js);
 	b->pub_js = NULL;
+	if (b->pub_sub != NULL) {
+		natsSubscription_Unsubscribe(b->pub_sub);
+		natsSubscription_Destroy(b->pub_sub);
+		b->pub_sub = NULL;
+	}
 	if (b->nc != NULL) {
 		natsConnection_FlushTimeout(b->nc, 1000);
 		close_connection(b);
@@ -641,4 +646,5 @@ const struct nats_module cmdhost_nats_module = {
 	kv_update,
 	kv_delete,
 	event_publish,
+	event_publish_many,
 };

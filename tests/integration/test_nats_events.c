@@ -138,6 +138,48 @@ Test(nats_events, published_and_held_while_nats_is_down)
 	check_stop_clean();
 }
 
+/* A subject no stream takes: a plain message each, in order, with the
+ * event id as Nats-Msg-Id; a stream's subject in the same rounds still
+ * goes to the stream. */
+Test(nats_events, plain_subject_published_beside_a_stream)
+{
+	natsConnection *nc;
+	natsSubscription *plain = NULL, *sub;
+	jsCtx *js = NULL;
+	char *cfg;
+	int fd;
+
+	cr_assert_not_null(srv = natsd_start());
+	cfg = natsd_config(srv, "[events]\nwindow = 8\n");
+	check_start_with(plugins, cfg);
+	free(cfg);
+	cr_assert_not_null(nc = nclient_connect(srv));
+	add_stream(nc);
+	cr_assert_eq(natsConnection_SubscribeSync(&plain, nc, "plain.ev"),
+	    NATS_OK);
+	cr_assert_eq(natsConnection_Flush(nc), NATS_OK);
+	sub = js_sub(nc, "ev.mixed", &js);
+	fd = check_connect();
+	for (int k = 0; k < 3; k++) {
+		json_object_put(check_call(fd, "{\"command\":\"emit.some\","
+		    "\"payload\":{\"subject\":\"plain.ev\",\"n\":10}}", 200,
+		    NULL));
+		json_object_put(check_call(fd, "{\"command\":\"emit.some\","
+		    "\"payload\":{\"subject\":\"ev.mixed\",\"n\":10}}", 200,
+		    NULL));
+	}
+	for (int k = 0; k < 3; k++) {
+		expect_in_order(plain, 10);
+		expect_in_order(sub, 10);
+	}
+	natsSubscription_Destroy(plain);
+	natsSubscription_Destroy(sub);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	close(fd);
+	check_stop_clean();
+}
+
 /* ------------------------------------------------- SIGKILL and restart */
 
 /* The state both lives of a daemon share (removed by the test). */
