@@ -151,6 +151,8 @@ endif
 # tests/plugins/NAME.c or NAME.cpp -> $(B)/tests/plugins/NAME.so
 TPLUGIN_SRCS := $(wildcard tests/plugins/*.c)
 TPLUGINS     := $(TPLUGIN_SRCS:tests/plugins/%.c=$(B)/tests/plugins/%.so)
+# TLIBS_NAME adds libraries to test plugin NAME.
+TLIBS_relaybox := $(SQLITE_LIBS)
 
 # ---------------------------------------------------------------- tests
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
@@ -244,7 +246,7 @@ $(B)/obj/tests/plugins/%.o: tests/plugins/%.c
 
 $(B)/tests/plugins/%.so: $(B)/obj/tests/plugins/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(JSON_LIBS)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(TLIBS_$*) $(JSON_LIBS)
 
 $(B)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
@@ -462,7 +464,8 @@ check-man:
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
 # the respawn time and the load probe's cost (bench-iso.sh); then a
 # three-step workflow against three echo calls at each durability level
-# of its store (bench-wf.sh): build/bench-wf.json; last,
+# of its store (bench-wf.sh): build/bench-wf.json; the cost of emitting
+# events (bench-events.sh): build/bench-events.json; last,
 # instructions per request of the text and tree paths (bench-ir.sh).
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
@@ -473,6 +476,7 @@ bench: deps
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
 	@scripts/bench-iso.sh build/bench
 	@scripts/bench-wf.sh build/bench
+	@scripts/bench-events.sh build/bench
 	@if command -v valgrind >/dev/null 2>&1; then \
 	    echo "instructions per request, text and json-c payload paths:"; \
 	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi

@@ -23,6 +23,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/event.h"
 #include "core/generation.h"
 #include "core/invocation.h"
 #include "core/loader.h"
@@ -292,6 +293,31 @@ print_line(const struct buf *out)
 }
 
 /*
+ * Show the events inv emitted on standard error, one line each: exec has
+ * no outbox and delivers nothing, but the author must see what the call
+ * would have published.  The line's JSON is what the daemon stores: the
+ * event's id, subject and body.  status is the call's final answer: only
+ * a 2xx one would publish them; otherwise they are shown as dropped.
+ */
+static void
+print_events(const struct invocation *inv, int status)
+{
+	int published = status >= 200 && status < 300;
+
+	for (size_t i = 0; i < inv->n_events; i++) {
+		const struct event *e = &inv->events[i];
+
+		/* The id and subject need no escaping: the request id is the
+		 * daemon's own and subjects are [A-Za-z0-9_:.-]. */
+		fprintf(stderr, "cmdhost: event %s: {\"id\":\"%s.%zu\","
+		    "\"subject\":\"%s\",\"body\":%s}\n", published ?
+		    "emitted (not delivered: exec has no outbox)" :
+		    "dropped (the call did not answer 2xx)", inv->request_id,
+		    i, e->subject, e->body);
+	}
+}
+
+/*
  * Run the request line `line` (borrowed) against generation g (borrowed;
  * the call takes a reference of its own while it runs) as the daemon's
  * dispatch does, and append the reply line to out (the caller's).
@@ -372,6 +398,7 @@ run_line(const struct config *cfg, struct generation *g, const char *line,
 	if (status > 0 && (req.want_request_id || cfg->reply_request_id) &&
 	    request_put_request_id(out, inv->request_id) < 0)
 		status = -1;
+	print_events(inv, status);
 	invocation_fini(inv);
 out:
 	request_fini(&req);

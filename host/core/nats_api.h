@@ -259,6 +259,20 @@ struct nats_module {
 	    size_t len, const char *id_text, const char *idem_key,
 	    int64_t timeout_ms, nats_reply_fn fn, void *arg, char *err,
 	    size_t errlen);
+
+	/*
+	 * Appended (check NATS_MODULE_HAS): event_publish() for n events at
+	 * once: all are sent, then their acks are awaited together (one
+	 * round trip for the round, not one per event).  ok[i] is set to 1
+	 * for each event the server has, 0 for the others (the caller keeps
+	 * and retries them); err gets the first failure's reason.  Arrays
+	 * borrowed, n entries each.  Returns how many are ok.  One thread at
+	 * a time, never after stop began.
+	 */
+	size_t (*event_publish_many)(void *bridge, size_t n,
+	    const char *const *subjects, const char *const *data,
+	    const size_t *lens, const char *const *msg_ids, int *ok,
+	    char *err, size_t errlen);
 };
 
 /* What event_publish returns. */

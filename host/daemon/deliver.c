@@ -4,8 +4,9 @@
  *
  * A route's delivery is a call of dispatch like any client's, made on the
  * outbox's delivery thread and run on the pool; its completion comes on
- * whichever thread answered and ends in outbox_done().  A NATS delivery
- * is a publish (with its ack) on the delivery thread itself.  The relay
+ * whichever thread answered and ends in outbox_done().  NATS deliveries
+ * are gathered per round of due events and published together (their
+ * acks awaited together) on the delivery thread itself.  The relay
  * has a thread of its own: plugin code never runs on the delivery thread.
  */
 #include "deliver.h"
@@ -21,6 +22,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/envelope.h"
 #include "core/event.h"
 #include "core/generation.h"
 #include "core/log.h"
@@ -30,6 +32,9 @@
 #include "nats_host.h"
 #include "outbox.h"
 #include "registry.h"
+
+/* NATS deliveries published in one round at most. */
+#define NQ_MAX 256
 
 struct deliverer {
 	const struct config *cfg;
@@ -50,6 +55,10 @@ struct deliverer {
 	int relay_started;
 	int stopped;               /* deliver_stop() ran: the outbox may be
 	                            * gone (dispatch_stop closes it) */
+	/* The NATS deliveries of the delivery thread's current round,
+	 * borrowed until their outbox_done(). */
+	struct ob_event *nq[NQ_MAX];
+	size_t n_nq;
 };
 
 /* One route delivery in flight. */
@@ -188,16 +197,17 @@ deliver_route(struct deliverer *dv, struct ob_event *ev,
 		route_outcome(dv, ev, r, 503, "unavailable", "out of memory");
 		return;
 	}
-	if (request_parse(dv->tok, buf_head(&line), buf_size(&line), &req,
+	/* Scanned, as a client's line is: no tree for the payload.  req
+	 * points into line until request_fini(). */
+	if (envelope_scan(dv->tok, buf_head(&line), buf_size(&line), &req,
 	    err, sizeof(err)) < 0) {
 		/* The body was checked when it was stored: not reached. */
-		buf_free(&line);
 		request_fini(&req);
+		buf_free(&line);
 		free(dc);
 		route_outcome(dv, ev, r, 400, "bad_request", err);
 		return;
 	}
-	buf_free(&line);
 	dc->dv = dv;
 	dc->ev = ev;
 	dc->route = r;
@@ -220,30 +230,61 @@ deliver_route(struct deliverer *dv, struct ob_event *ev,
 		route_outcome(dv, ev, r, status, code, err);
 	}
 	request_fini(&req);
+	buf_free(&line);
 }
 
 /* ------------------------------------------------------------ NATS */
 
+/* Publish the round gathered in dv->nq at once (one round trip for
+ * all, not one each), and end each delivery. */
+static void
+flush_nats(void *arg)
+{
+	struct deliverer *dv = arg;
+	const char *subjects[NQ_MAX], *data[NQ_MAX], *ids[NQ_MAX];
+	size_t lens[NQ_MAX], n = dv->n_nq;
+	int ok[NQ_MAX];
+	char err[256], msg[320];
+
+	if (n == 0)
+		return;
+	dv->n_nq = 0;
+	for (size_t i = 0; i < n; i++) {
+		subjects[i] = dv->nq[i]->subject;
+		data[i] = dv->nq[i]->body;
+		lens[i] = dv->nq[i]->len;
+		ids[i] = dv->nq[i]->id;
+	}
+	nats_host_publish_many(dv->nats, n, subjects, data, lens, ids, ok, err,
+	    sizeof(err));
+	snprintf(msg, sizeof(msg), "NATS: %s", err);
+	for (size_t i = 0; i < n; i++) {
+		struct ob_event *ev = dv->nq[i];
+
+		if (ok[i]) {
+			log_attempt(ev, NULL, -1, NULL, dv->cfg->access_log ?
+			    LOGL_INFO : LOGL_DEBUG, "event published to NATS");
+			outbox_done(dv->ob, ev, OB_DELIVERED, 0, NULL);
+			continue;
+		}
+		/* NATS away or failing: kept and retried for as long as it
+		 * takes, in order (the subject's next events wait behind
+		 * it). */
+		log_attempt(ev, NULL, -1, "nats_unavailable", ev->attempts == 0 ?
+		    LOGL_WARN : LOGL_DEBUG, msg);
+		outbox_done(dv->ob, ev, OB_RETRY, backoff(
+		    dv->cfg->events_backoff_ms, dv->cfg->events_backoff_max_ms,
+		    ev->attempts + 1), msg);
+	}
+}
+
+/* Gather ev into this round's publish (flush_nats at the round's end). */
 static void
 deliver_nats(struct deliverer *dv, struct ob_event *ev)
 {
-	char err[256], msg[320];
-	int rc = nats_host_publish(dv->nats, ev->subject, ev->body, ev->len,
-	    ev->id, err, sizeof(err));
-
-	if (rc == 0) {
-		log_attempt(ev, NULL, -1, NULL, dv->cfg->access_log ?
-		    LOGL_INFO : LOGL_DEBUG, "event published to NATS");
-		outbox_done(dv->ob, ev, OB_DELIVERED, 0, NULL);
-		return;
-	}
-	/* NATS away or failing: kept and retried for as long as it takes,
-	 * in order (the subject's next events wait behind it). */
-	snprintf(msg, sizeof(msg), "NATS: %s", err);
-	log_attempt(ev, NULL, -1, "nats_unavailable", ev->attempts == 0 ?
-	    LOGL_WARN : LOGL_DEBUG, msg);
-	outbox_done(dv->ob, ev, OB_RETRY, backoff(dv->cfg->events_backoff_ms,
-	    dv->cfg->events_backoff_max_ms, ev->attempts + 1), msg);
+	if (dv->n_nq == NQ_MAX)
+		flush_nats(dv);
+	dv->nq[dv->n_nq++] = ev;
 }
 
 /* outbox_deliver_fn, on the outbox's delivery thread. */
@@ -485,7 +526,7 @@ deliver_start(const struct config *cfg, struct registry *reg,
 		return NULL;
 	}
 	dv->relay_started = 1;
-	if ((rc = outbox_start(dv->ob, deliver_event, dv)) < 0) {
+	if ((rc = outbox_start(dv->ob, deliver_event, flush_nats, dv)) < 0) {
 		snprintf(err, errlen, "cannot start event delivery: %s",
 		    strerror(-rc));
 		deliver_stop(dv);

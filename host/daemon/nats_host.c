@@ -461,6 +461,29 @@ nats_host_request(struct nats_host *h, const char *command,
 	    idem_key, timeout_ms, fn, arg, err, errlen);
 }
 
+int
+nats_host_publish_many(struct nats_host *h, size_t n,
+    const char *const *subjects, const char *const *data, const size_t *lens,
+    const char *const *msg_ids, int *ok, char *err, size_t errlen)
+{
+	if (h->bridge != NULL && NATS_MODULE_HAS(h->mod, event_publish_many)) {
+		h->mod->event_publish_many(h->bridge, n, subjects, data, lens,
+		    msg_ids, ok, err, errlen);
+		return 0;
+	}
+	/* An older module: one at a time. */
+	err[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char e[256];
+
+		ok[i] = nats_host_publish(h, subjects[i], data[i], lens[i],
+		    msg_ids[i], e, sizeof(e)) == 0;
+		if (!ok[i] && err[0] == '\0')
+			snprintf(err, errlen, "%s", e);
+	}
+	return 0;
+}
+
 void
 nats_host_free(struct nats_host *h)
 {

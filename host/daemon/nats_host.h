@@ -55,6 +55,14 @@ int nats_host_request(struct nats_host *h, const char *command,
     void (*fn)(void *arg, const char *reply, size_t len, int status),
     void *arg, char *err, size_t errlen);
 
+/* nats_host_publish() for n events at once (every array borrowed, n
+ * entries): one round trip for the round.  ok[i] is set to 1 for each
+ * event NATS has, 0 for those to keep and retry; err gets the first
+ * failure's reason.  Returns 0.  One thread at a time. */
+int nats_host_publish_many(struct nats_host *h, size_t n,
+    const char *const *subjects, const char *const *data, const size_t *lens,
+    const char *const *msg_ids, int *ok, char *err, size_t errlen);
+
 /* Free the host; only after dispatch_stop() returned 0 (calls it
  * started report back to it).  NULL is ok. */
 void nats_host_free(struct nats_host *h);

@@ -7,8 +7,10 @@
  * delivered is durable.  One writer thread batches the inserts (someone
  * waits for them: it wakes at once) and the deletes and updates of
  * deliveries (nobody waits: within FLUSH_MS).  A lost delete only means
- * a second delivery after a crash: delivery is at least once.  One
- * delivery thread starts deliveries when they are due.
+ * a second delivery after a crash: delivery is at least once.  An event
+ * loop defers the wake-up of the inserts of its turn to the turn's end
+ * (outbox_defer_flush), so that the calls of one turn share one commit.
+ * One delivery thread starts deliveries when they are due.
  */
 #include "outbox.h"
 
@@ -81,10 +83,11 @@ struct outbox {
 	uint64_t emitted, delivered, retried, dead_lettered, duplicates;
 
 	sqlite3 *db;                  /* the writer's */
-	sqlite3_stmt *ins, *del, *upd;
+	sqlite3_stmt *ins, *del, *upd, *begin, *commit;
 	pthread_t writer, deliverer;
 	int writer_started, deliverer_started;
 	outbox_deliver_fn deliver;
+	outbox_round_fn round_end;    /* or NULL */
 	void *deliver_arg;
 };
 
@@ -159,17 +162,52 @@ place(struct outbox *ob, struct ev *e)
 
 /* ------------------------------------------------------------ writes */
 
-/* Queue o for the writer; ob->lock is held. */
+/* A thread that defers (outbox_defer): the outbox whose writer it owes
+ * a wake-up, or NULL. */
+static _Thread_local int defer_on;
+static _Thread_local struct outbox *defer_ob;
+
+/* Queue o for the writer; ob->lock is held.  An insert someone waits for
+ * wakes the writer at once, unless this thread defers: then its
+ * outbox_defer_flush() does, for every insert of the turn together. */
 static void
 queue_op(struct outbox *ob, struct op *o)
 {
+	int defer = o->durable != NULL && defer_on && defer_ob == ob;
+
+	/* A deferred insert too: the writer then waits FLUSH_MS at most,
+	 * should the flush never come (a loop thread lost in a call). */
 	if (TAILQ_EMPTY(&ob->ops))
 		pthread_cond_signal(&ob->wcond);
 	TAILQ_INSERT_TAIL(&ob->ops, o, link);
-	if (o->durable != NULL && !ob->urgent) {
+	if (o->durable != NULL && !ob->urgent && !defer) {
 		ob->urgent = 1;
 		pthread_cond_signal(&ob->wcond);
 	}
+}
+
+void
+outbox_defer(int on)
+{
+	if (!on)
+		outbox_defer_flush();
+	defer_on = on;
+}
+
+void
+outbox_defer_flush(void)
+{
+	struct outbox *ob = defer_ob;
+
+	if (ob == NULL)
+		return;
+	defer_ob = NULL;
+	pthread_mutex_lock(&ob->lock);
+	if (!ob->urgent) {
+		ob->urgent = 1;
+		pthread_cond_signal(&ob->wcond);
+	}
+	pthread_mutex_unlock(&ob->lock);
 }
 
 /* Write one op inside the open transaction.  For an insert, evs[i]->dead
@@ -261,6 +299,16 @@ settle_op(struct outbox *ob, struct op *o, int ok)
 	free(o);
 }
 
+/* Run a statement without results once.  Returns sqlite3_step's code. */
+static int
+step_reset(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -302,12 +350,13 @@ writer_main(void *arg)
 		if (n > 0) {
 			int failed = 0;
 
-			sqlite3_exec(ob->db, "BEGIN", NULL, NULL, NULL);
+			if (step_reset(ob->begin) != SQLITE_DONE)
+				failed++;
 			TAILQ_FOREACH(o, &batch, link)
-				if (write_op(ob, o) < 0)
+				if (failed == 0 && write_op(ob, o) < 0)
 					failed++;
-			if (failed > 0 || sqlite3_exec(ob->db, "COMMIT", NULL,
-			    NULL, NULL) != SQLITE_OK) {
+			if (failed > 0 || step_reset(ob->commit) !=
+			    SQLITE_DONE) {
 				fprintf(stderr, "cmdhostd: event outbox: a "
 				    "batch of %d writes failed: %s\n", n,
 				    sqlite3_errmsg(ob->db));
@@ -385,6 +434,15 @@ outbox_add(struct outbox *ob, struct event *evs, size_t n,
 	o->dedup = ids != NULL;
 	o->durable = durable;
 	o->arg = arg;
+	if (defer_on && defer_ob != ob) {
+		if (defer_ob != NULL) {
+			/* One outbox owed at a time (the daemon has one). */
+			pthread_mutex_unlock(&ob->lock);
+			outbox_defer_flush();
+			pthread_mutex_lock(&ob->lock);
+		}
+		defer_ob = ob;
+	}
 	queue_op(ob, o);
 	pthread_mutex_unlock(&ob->lock);
 	return 0;
@@ -505,6 +563,8 @@ deliver_main(void *arg)
 			pthread_mutex_unlock(&ob->lock);
 			for (size_t i = 0; i < n; i++)
 				ob->deliver(ob->deliver_arg, &due[i]->pub);
+			if (ob->round_end != NULL)
+				ob->round_end(ob->deliver_arg);
 			pthread_mutex_lock(&ob->lock);
 			continue;
 		}
@@ -522,9 +582,11 @@ deliver_main(void *arg)
 }
 
 int
-outbox_start(struct outbox *ob, outbox_deliver_fn fn, void *arg)
+outbox_start(struct outbox *ob, outbox_deliver_fn fn,
+    outbox_round_fn round_end, void *arg)
 {
 	ob->deliver = fn;
+	ob->round_end = round_end;
 	ob->deliver_arg = arg;
 	if ((errno = pthread_create(&ob->deliverer, NULL, deliver_main, ob)) !=
 	    0)
@@ -697,7 +759,7 @@ outbox_stats(struct outbox *ob, struct json_object *into)
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS events ("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
     " subject TEXT NOT NULL, body TEXT NOT NULL, request_id TEXT,"
     " command TEXT NOT NULL, created_ms INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
@@ -799,8 +861,13 @@ outbox_open(const char *path, const struct config *cfg, char *err,
 	sqlite3_busy_timeout(ob->db, 5000);
 	/* WAL, synchronous=NORMAL: a commit survives the daemon's kill;
 	 * only the machine's crash can take the last ones back. */
-	if (sqlite3_exec(ob->db, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK ||
+	/* Only this daemon opens it (a live daemon's socket is never
+	 * taken): an exclusive lock, held from the first write on, spares
+	 * each transaction its file locking, and set before WAL is used,
+	 * the shared-memory index too. */
+	if (sqlite3_exec(ob->db, "PRAGMA locking_mode=EXCLUSIVE;"
+	    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;", NULL, NULL,
+	    NULL) != SQLITE_OK ||
 	    sqlite3_exec(ob->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "event outbox %s: %s (is it a cmdhost "
 		    "outbox?)", path, sqlite3_errmsg(ob->db));
@@ -813,7 +880,9 @@ outbox_open(const char *path, const struct config *cfg, char *err,
 	    err, errlen) < 0 ||
 	    prepare(ob, "UPDATE events SET attempts = ?, next_ms = ?, "
 	    "dead = ?, last_error = ? WHERE seq = ?", &ob->upd, path, err,
-	    errlen) < 0)
+	    errlen) < 0 ||
+	    prepare(ob, "BEGIN", &ob->begin, path, err, errlen) < 0 ||
+	    prepare(ob, "COMMIT", &ob->commit, path, err, errlen) < 0)
 		goto fail;
 	if (load(ob, path, err, errlen) < 0)
 		goto fail;
@@ -849,6 +918,8 @@ outbox_close(struct outbox *ob)
 	sqlite3_finalize(ob->ins);
 	sqlite3_finalize(ob->del);
 	sqlite3_finalize(ob->upd);
+	sqlite3_finalize(ob->begin);
+	sqlite3_finalize(ob->commit);
 	sqlite3_close(ob->db);
 	while ((s = ob->subjects) != NULL) {
 		ob->subjects = s->next;

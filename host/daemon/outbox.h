@@ -63,8 +63,15 @@ typedef void (*outbox_durable_fn)(void *arg, int ok);
 struct outbox *outbox_open(const char *path, const struct config *cfg,
     char *err, size_t errlen);
 
-/* Start delivering with fn(arg, ev).  Returns 0 or -errno. */
-int outbox_start(struct outbox *ob, outbox_deliver_fn fn, void *arg);
+/* After each round of deliveries started on the delivery thread (the
+ * events due at one wake-up): a deliverer that gathers them (NATS
+ * publishes a round at once) sends them now. */
+typedef void (*outbox_round_fn)(void *arg);
+
+/* Start delivering with fn(arg, ev), and round_end(arg) (NULL: none)
+ * after each round.  Returns 0 or -errno. */
+int outbox_start(struct outbox *ob, outbox_deliver_fn fn,
+    outbox_round_fn round_end, void *arg);
 
 /* Stop starting deliveries (those in flight still end in outbox_done).
  * NULL is ok. */
@@ -87,6 +94,20 @@ void outbox_close(struct outbox *ob);
 int outbox_add(struct outbox *ob, struct event *evs, size_t n,
     const char *const *ids, const char *request_id, const char *command,
     outbox_durable_fn durable, void *arg);
+
+/*
+ * Group commit for an event loop: with on non-zero, the inserts this
+ * thread makes (outbox_add) do not wake the writer one by one; the
+ * thread calls outbox_defer_flush() at the end of each turn, before it
+ * waits, and the writer then commits every insert of the turn in one
+ * transaction.  Their durable callbacks (and so the replies) come after
+ * that commit, as always.  outbox_defer(0) flushes and stops deferring.
+ * Per thread.
+ */
+void outbox_defer(int on);
+
+/* Wake the writer for what this thread deferred (none: nothing). */
+void outbox_defer_flush(void);
 
 /*
  * A delivery of ev ended.  OB_RETRY: it is tried again retry_ms from now

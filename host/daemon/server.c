@@ -27,6 +27,7 @@
 #include "core/metrics.h"
 #include "core/request.h"
 #include "core/thread.h"
+#include "outbox.h"
 #include "registry.h"
 #include "server_priv.h"
 
@@ -267,10 +268,27 @@ accept_some(struct loop *l)
 
 /* ------------------------------------------------------------ the loop */
 
-/* Take the calls answered elsewhere and put their replies in place. */
+#define TOUCHED_MAX 256
+
+/* After replies were put in place: read the lines that waited, write. */
+static void
+conn_after_replies(struct conn *c)
+{
+	conn_process(c);
+	conn_flush(c);
+	conn_maybe_close(c);
+}
+
+/* Take the calls answered elsewhere and put their replies in place;
+ * then each connection that got some reads and writes once, so that a
+ * batch of answers (a group commit's) costs one send per connection,
+ * not one per answer.  A closed connection stays allocated until the
+ * next turn's bury(), so the pointers kept here stay valid. */
 static void
 take_completions(struct loop *l)
 {
+	struct conn *touched[TOUCHED_MAX];
+	size_t n = 0;
 	struct call *call;
 
 	pthread_mutex_lock(&l->cq_lock);
@@ -284,11 +302,18 @@ take_completions(struct loop *l)
 		if (s == NULL)
 			l->n_pool--; /* its connection closed meanwhile */
 		dispatch_complete(call);
-		if (c != NULL) {
-			conn_process(c); /* the lines that waited */
-			conn_flush(c);
-			conn_maybe_close(c);
+		if (c == NULL || c->touched)
+			continue;
+		if (n == TOUCHED_MAX) {
+			conn_after_replies(c);
+			continue;
 		}
+		c->touched = 1;
+		touched[n++] = c;
+	}
+	for (size_t i = 0; i < n; i++) {
+		touched[i]->touched = 0;
+		conn_after_replies(touched[i]);
 	}
 }
 
@@ -395,6 +420,7 @@ server_loop_main(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	thread_use_c_locale();
 	log_thread_buffer(1);
+	outbox_defer(1);
 	dispatch_thread_cache(1);
 	dispatch_thread_watch(&t->watch);
 	if (t->adopt != NULL) {
@@ -451,6 +477,9 @@ server_loop_main(void *arg)
 		 * is writing, they go with the next turn, in 1 ms at most. */
 		if (log_flush_some() && (timeout < 0 || timeout > 1))
 			timeout = 1;
+		/* The events of this turn's calls, in one commit; their
+		 * replies come back after it. */
+		outbox_defer_flush();
 		atomic_store_explicit(&l->beat_ms, 0, memory_order_relaxed);
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
@@ -500,6 +529,7 @@ server_loop_main(void *arg)
 	}
 	dispatch_thread_watch(NULL);
 	dispatch_thread_cache(0);
+	outbox_defer(0);
 	log_thread_buffer(0);
 	pthread_mutex_lock(&srv->exit_lock);
 	srv->loops_exited++;

@@ -83,6 +83,7 @@ struct conn {
 	int dead;                 /* an I/O error: close at once */
 	int closed;               /* closed; freed after this batch */
 	int busy;                 /* a call of it is on the pool */
+	int touched;              /* take_completions() writes it once */
 	int64_t active_ms;        /* last time a request line arrived */
 	struct uid_use *use;      /* its uid's entry, borrowed from the table */
 	long long charge;         /* bytes counted against use and the budget */

@@ -612,6 +612,11 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	b->kv = NULL;
 	jsCtx_Destroy(b->pub_js);
 	b->pub_js = NULL;
+	if (b->pub_sub != NULL) {
+		natsSubscription_Unsubscribe(b->pub_sub);
+		natsSubscription_Destroy(b->pub_sub);
+		b->pub_sub = NULL;
+	}
 	if (b->nc != NULL) {
 		natsConnection_FlushTimeout(b->nc, 1000);
 		close_connection(b);
@@ -643,4 +648,5 @@ const struct nats_module cmdhost_nats_module = {
 	kv_delete,
 	event_publish,
 	nats_request,
+	event_publish_many,
 };

@@ -62,6 +62,11 @@ struct bridge {
 	struct nats_kv *kv;         /* the idempotency bucket, or NULL */
 	jsCtx *pub_js;              /* event_publish()'s, made on first use */
 	atomic_int requests;        /* nats_request()s not answered yet */
+	natsSubscription *pub_sub;  /* event_publish_many()'s acks, on
+	                             * pub_inbox.*, made on first use */
+	char pub_inbox[64];
+	uint64_t pub_round;         /* its rounds: a late ack of an old
+	                             * round is told apart */
 };
 
 /* nats_bridge.c */
@@ -103,6 +108,10 @@ int kv_delete(void *bp, const char *key, uint64_t last, char *err,
 /* nats_pub.c: the module table's event_publish (nats_api.h). */
 int event_publish(void *bp, const char *subject, const char *data,
     size_t len, const char *msg_id, char *err, size_t errlen);
+/* nats_pub.c: the module table's event_publish_many (nats_api.h). */
+size_t event_publish_many(void *bp, size_t n, const char *const *subjects,
+    const char *const *data, const size_t *lens, const char *const *msg_ids,
+    int *ok, char *err, size_t errlen);
 
 /* nats_req.c: the module table's request (nats_api.h). */
 int nats_request(void *bp, const char *command, const char *payload,

@@ -556,6 +556,52 @@ Test(kit, exec_exit_statuses)
 	free(err);
 }
 
+/* exec has no outbox: what a call emitted is shown on stderr, said to be
+ * undelivered, and said to be dropped when the call did not answer 2xx;
+ * stdout keeps only the reply line. */
+Test(kit, exec_shows_emitted_events)
+{
+	char *out, *err, *line;
+	int st;
+
+	st = run(NULL, &out, &err, CLI, "exec", TPLUGINS "emitter.so",
+	    "emit.some", "{\"n\":2,\"subject\":\"order.made\","
+	    "\"data\":\"o-1\"}", NULL);
+	cr_expect_eq(st, 0, "exit %d: %s", st, err);
+	cr_expect_str_eq(out, "{\"id\":1,\"status\":200,\"body\":"
+	    "{\"emitted\":2}}\n");
+	line = strstr(err, "cmdhost: event emitted (not delivered: exec has "
+	    "no outbox): {\"id\":\"");
+	cr_assert_not_null(line, "%s", err);
+	cr_expect(strstr(line, ".0\",\"subject\":\"order.made\",\"body\":"
+	    "{\"i\":0,\"data\":\"o-1\"}}\n") != NULL, "%s", err);
+	cr_expect(strstr(line, ".1\",\"subject\":\"order.made\",\"body\":"
+	    "{\"i\":1,\"data\":\"o-1\"}}\n") != NULL, "%s", err);
+	cr_expect_null(strstr(err, "dropped"), "%s", err);
+	free(out);
+	free(err);
+
+	/* Emitted, then failed: shown as dropped, never as emitted. */
+	st = run(NULL, &out, &err, CLI, "exec", TPLUGINS "emitter.so",
+	    "emit.some", "{\"fail\":409}", NULL);
+	cr_expect_eq(st, 1, "exit %d: %s", st, err);
+	cr_expect(strstr(out, "\"status\":409") != NULL, "%s", out);
+	cr_expect(strstr(err, "cmdhost: event dropped (the call did not "
+	    "answer 2xx): {\"id\":\"") != NULL, "%s", err);
+	cr_expect_null(strstr(err, "event emitted"), "%s", err);
+	free(out);
+	free(err);
+
+	/* A refused emit fails the call and shows nothing. */
+	st = run(NULL, &out, &err, CLI, "exec", TPLUGINS "emitter.so",
+	    "emit.some", "{\"bad\":true}", NULL);
+	cr_expect_eq(st, 1, "exit %d: %s", st, err);
+	cr_expect(strstr(out, "\"event_refused\"") != NULL, "%s", out);
+	cr_expect_null(strstr(err, "cmdhost: event"), "%s", err);
+	free(out);
+	free(err);
+}
+
 /* ------------------------------------------------------------ C++ */
 
 Test(kit, cxx_plugin_on_a_live_daemon)
