@@ -14,8 +14,8 @@ PKGS="$PKGS systemd"
 # ([host] http_listen: /metrics, /healthz, /readyz, the status page).
 PKGS="$PKGS libmicrohttpd-dev"
 # chromium: the tests load the status page in headless Chromium (its DOM
-# and a screenshot); curl: they fetch the endpoint's routes with it.
-PKGS="$PKGS chromium curl"
+# and a screenshot), as the person it is for would.
+PKGS="$PKGS chromium"
 # NATS: the server for the tests, cnats for the bridge module and the CLI.
 PKGS="$PKGS nats-server libnats-dev"
 # The discovery tests use nats.js (npm) as an independent client; a Node.js
