@@ -367,7 +367,8 @@ route_page(struct MHD_Connection *c, const struct http *h,
 	}
 	page_plugins(&b, plugins);
 	page_commands(&b, json_object_object_get(stats, "commands"));
-	/* The buf keeps what it had when an append failed: end it. */
+	/* Short of memory an append may leave a piece out (buf leaves
+	 * itself as it was); when the last one fails, answer 500. */
 	if (buf_puts(&b, "</body>\n</html>\n") < 0) {
 		buf_free(&b);
 		b = (struct buf)BUF_INIT;
