@@ -593,11 +593,12 @@ stop(struct daemon *dm)
 	 * what is left to be recorded. */
 	wf_engine_quiesce(dm->wf, clock_mono_ns() + (deadline -
 	    clock_mono_ns()) / 2);
-	/* /readyz has said 503 since SIGTERM; the endpoint goes before
-	 * the loops whose views it reads. */
+	rc = server_stop(dm->srv, deadline);
+	/* /readyz has said 503 since SIGTERM, through the drain of the
+	 * calls in flight; the views it reads stay until server_free and
+	 * dispatch_stop, and it goes before them. */
 	http_stop(dm->http);
 	dm->http = NULL;
-	rc = server_stop(dm->srv, deadline);
 	server_close(dm->srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */
 	if (rc < 0 || dispatch_stop(dm->disp, last - 300000000LL) < 0) {

@@ -3,7 +3,8 @@
  * daemon binds 127.0.0.1:0 and logs the port the kernel picked, which
  * these tests read from its log.  1.1 /metrics passes promtool and has
  * cmdhost_build_info; 1.2 /healthz is 200, then 503 with the reason once
- * a plugin fails; 1.3 /readyz, 404, 405 and HEAD; 1.4 every string on
+ * a plugin fails; 1.3 /readyz, 404, 405 and HEAD, and 503 "stopping"
+ * from SIGTERM through the drain; 1.4 every string on
  * the status page is escaped; 1.5 headless Chromium shows the plugins
  * table (DOM and screenshot); 1.6 1,000 bad requests (garbage, huge
  * headers, slow clients, connections past the limit) while a client
@@ -32,8 +33,22 @@ TestSuite(http, .fini = check_free);
 
 #define HTTP_CONFIG "http_listen = 127.0.0.1:0\n"
 
+static char *http_request(int port, const char *method, const char *path,
+    int *status);
+
+static int
+readyz_200(void *arg)
+{
+	int status;
+
+	free(http_request(*(int *)arg, "GET", "/readyz", &status));
+	return status == 200;
+}
+
 /* The port of the test daemon's endpoint, from its "http: serving" log
- * line; fails the test when there is none. */
+ * line, once /readyz says 200 (the command socket accepts a moment
+ * before: READY comes after NATS and event delivery start); fails the
+ * test when there is none. */
 static int
 http_port(void)
 {
@@ -48,6 +63,7 @@ http_port(void)
 		port = atoi(p + strlen(tag));
 	free(log);
 	CHECK(port > 0 && port < 65536, "no port in the log");
+	CHECK(wait_until(readyz_200, &port, 20000), "/readyz never said 200");
 	return port;
 }
 
@@ -253,6 +269,63 @@ Test(http, readyz_and_other_routes)
 	    resp ? resp : "");
 	free(resp);
 	check_stop_clean();
+}
+
+static int
+readyz_stopping(void *arg)
+{
+	int status;
+	char *resp = http_request(*(int *)arg, "GET", "/readyz", &status);
+	int yes = resp != NULL && status == 503 &&
+	    strcmp(body_of(resp), "stopping\n") == 0;
+
+	free(resp);
+	return yes;
+}
+
+/* /metrics says a test.sleep call is running. */
+static int
+sleep_in_flight(void *arg)
+{
+	int status;
+	char *resp = http_request(*(int *)arg, "GET", "/metrics", &status);
+	int yes = resp != NULL && strstr(resp, "cmdhost_command_in_flight{"
+	    "command=\"test.sleep\"} 1") != NULL;
+
+	free(resp);
+	return yes;
+}
+
+/* 1.3b From SIGTERM on /readyz says 503 "stopping", while the calls in
+ * flight drain (a blocking call holds the drain open here). */
+Test(http, readyz_503_while_stopping)
+{
+	static const char *const plugins[] = { "good.so", NULL };
+	struct daemon *d;
+	json_object *j;
+	int port, fd;
+
+	d = check_start_with(plugins, HTTP_CONFIG
+	    "shutdown_timeout_ms = 60000\n");
+	port = http_port();
+	fd = check_connect();
+	CHECK(client_send(fd, "{\"command\":\"test.sleep\",\"payload\":"
+	    "{\"ms\":8000}}") == 0, "send");
+	CHECK(wait_until(sleep_in_flight, &port, 20000), "never in flight");
+	CHECK(daemon_signal(d, SIGTERM) == 0, "SIGTERM");
+	CHECK(wait_until(readyz_stopping, &port, 8000),
+	    "/readyz never said 503 stopping");
+	/* The call that held the drain open still gets its reply. */
+	{
+		char *line = client_recv_line(fd);
+
+		j = line ? json_tokener_parse(line) : NULL;
+		free(line);
+	}
+	CHECK(reply_status(j) == 200, "the sleeping call: %s", reply_text(j));
+	json_object_put(j);
+	close(fd);
+	CHECK(daemon_wait(d, 60000) == 0, "exit status");
 }
 
 /* 1.4 A file whose name holds markup: the page shows it as text. */
