@@ -9,7 +9,8 @@
  * table (DOM and screenshot); 1.6 1,000 bad requests (garbage, huge
  * headers, slow clients, connections past the limit) while a client
  * keeps calling on the Unix socket: every call is answered, the daemon
- * stays up, /healthz still answers.  2.1 a port in use stops start-up.
+ * stays up, /healthz still answers.  2.1 a port in use stops start-up;
+ * 2.2 `cmdhostd -t` checks the address parses.
  */
 #include <criterion/criterion.h>
 
@@ -642,4 +643,48 @@ Test(http, port_in_use_stops_start_up)
 	    err);
 	free(err);
 	close(fd);
+}
+
+/* 2.2 `cmdhostd -t` refuses an address that does not parse, with the
+ * file and line, and passes a good one. */
+Test(http, check_mode_parses_the_address)
+{
+	char dir[] = "/tmp/cmdhost-http-t.XXXXXX", path[600], plugins[600];
+	char *out = NULL, *err = NULL, *argv[5];
+	int status = -1;
+	FILE *f;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
+	cr_assert(mkdir(plugins, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/cmdhost.ini", dir);
+	argv[0] = (char *)CMDHOST_BUILD_DIR "/cmdhostd";
+	argv[1] = (char *)"-t";
+	argv[2] = (char *)"-c";
+	argv[3] = path;
+	argv[4] = NULL;
+	for (int good = 0; good < 2; good++) {
+		cr_assert((f = fopen(path, "w")) != NULL);
+		fprintf(f, "[host]\nsocket = cmdhost.sock\nplugin_dir = plugins\n"
+		    "state_dir = state\nhttp_listen = %s\n", good ?
+		    "[::1]:9464" : "localhost:9464");
+		fclose(f);
+		cr_assert(run_command(argv, NULL, 30000, &status, &out,
+		    &err) == 0);
+		if (good)
+			cr_assert(status == 0, "-t: %d %s %s", status, out, err);
+		else
+			cr_assert(status == 1 && strstr(err, "cmdhost.ini:5: "
+			    "http_listen: 'localhost:9464'") != NULL,
+			    "-t: %d %s", status, err);
+		free(out);
+		free(err);
+		out = err = NULL;
+	}
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	argv[0] = (char *)"/bin/sh";
+	argv[1] = (char *)"-c";
+	argv[2] = path;
+	argv[3] = NULL;
+	(void)run_command(argv, NULL, 30000, &status, NULL, NULL);
 }
