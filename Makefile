@@ -48,6 +48,9 @@ JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
 JSON_LIBS   := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 INIH_LIBS   := $(shell $(PKG_CONFIG) --libs inih 2>/dev/null || echo -linih)
 SQLITE_LIBS := $(shell $(PKG_CONFIG) --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# The HTTP monitoring endpoint (host/daemon/http.c).
+MHD_CFLAGS  := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS    := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
 CRIT_LIBS   := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
 
@@ -194,7 +197,7 @@ $(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
 
 $(DAEMON): $(DAEMON_OBJS) $(CORE_LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(INIH_LIBS) $(JSON_LIBS) $(SQLITE_LIBS) \
-	    -ldl -lpthread
+	    $(MHD_LIBS) -ldl -lpthread
 
 # The linker takes only the objects of the archive a program needs.
 $(CORE_LIB): $(CORE_OBJS)
@@ -219,6 +222,8 @@ $(B)/obj/pic/host/%.o: host/%.c
 # Where cmdhost-nats.so is installed; core/module.c (used by cmdhostd and
 # cmdhost alike) looks there last.
 $(B)/obj/host/core/module.o: CFLAGS_EXTRA := -DCMDHOST_LIBDIR='"$(MODULE_LIBDIR)"'
+
+$(B)/obj/host/daemon/http.o: CFLAGS_EXTRA := $(MHD_CFLAGS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -256,7 +261,7 @@ $(B)/obj/tests/%.o: tests/%.c
 $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(DAEMON_LIB_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(INIH_LIBS) $(JSON_LIBS) \
-	    $(SQLITE_LIBS) -ldl -lpthread
+	    $(SQLITE_LIBS) $(MHD_LIBS) -ldl -lpthread
 
 # test_alloc fails allocations on purpose: its objects and the host code
 # call the allocators through tests/unit/failalloc.c (see failalloc.h).

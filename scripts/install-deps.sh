@@ -10,6 +10,12 @@ PKGS="$PKGS prometheus"
 # systemd: systemd-socket-activate and systemd-analyze, which the tests
 # run (the daemon never links libsystemd; PID 1 need not be systemd).
 PKGS="$PKGS systemd"
+# libmicrohttpd: the HTTP library of the optional monitoring endpoint
+# ([host] http_listen: /metrics, /healthz, /readyz, the status page).
+PKGS="$PKGS libmicrohttpd-dev"
+# chromium: the tests load the status page in headless Chromium (its DOM
+# and a screenshot), as the person it is for would.
+PKGS="$PKGS chromium"
 # NATS: the server for the tests, cnats for the bridge module and the CLI.
 PKGS="$PKGS nats-server libnats-dev"
 # The discovery tests use nats.js (npm) as an independent client; a Node.js

@@ -27,6 +27,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "netaddr.h"
 
 #define PLUGIN_PREFIX "plugin:"
 #define ROUTE_PREFIX "route:"
@@ -35,6 +36,7 @@
 static int check_sun_path(const char *, const char *, char *, size_t);
 static int check_service(const char *, const char *, char *, size_t);
 static int check_true_false(const char *, const char *, char *, size_t);
+static int check_http_listen(const char *, const char *, char *, size_t);
 
 /* The offset of field f of struct config, which must be of type T (else
  * the _Generic has no match and the table does not compile). */
@@ -243,6 +245,20 @@ static const struct config_key keys[] = {
 	    "maps it"),
 	K_STR("host", "worker_path", worker_path, 0, 0, NULL, NULL,
 	    "the cmdhost-worker program; default: next to cmdhostd"),
+	K_STR("host", "http_listen", http_listen, 0, 0, "", check_http_listen,
+	    "the HTTP monitoring endpoint: IPv4:PORT, [IPv6]:PORT or a Unix "
+	    "socket path; empty: off"),
+	K_INT("host", "http_max_connections", http_max_connections, 1, 10000,
+	    64, "HTTP connections open at once; past it one is closed at "
+	    "once"),
+	K_INT("host", "http_max_connections_per_ip", http_max_connections_per_ip,
+	    0, 10000, 16, "HTTP connections one client address may hold; 0 "
+	    "no limit"),
+	K_INT("host", "http_timeout_s", http_timeout_s, 1, 3600, 10,
+	    "close an HTTP connection that sends nothing for this long"),
+	K_SIZE("host", "http_memory_bytes", http_memory_bytes, 4096, MIB,
+	    32768, "memory per HTTP connection; a request line and headers "
+	    "larger than it are refused"),
 
 	K_STR("nats", "url", nats.url, 1, 0, "nats://127.0.0.1:4222", NULL,
 	    "the NATS servers, comma-separated"),
@@ -454,6 +470,23 @@ check_service(const char *key, const char *value, char *err, size_t errlen)
 			    "backslashes", key, value);
 			return -1;
 		}
+	return 0;
+}
+
+/* http_listen: empty (off) or an address netaddr_parse() takes. */
+static int
+check_http_listen(const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	struct netaddr a;
+	char why[400];
+
+	if (value[0] == '\0')
+		return 0;
+	if (netaddr_parse(value, &a, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", key, why);
+		return -1;
+	}
 	return 0;
 }
 

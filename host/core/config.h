@@ -97,6 +97,11 @@ struct config {
 	int worker_nofile;   /* RLIMIT_NOFILE of each worker */
 	int probe;           /* load new files in a throwaway worker first */
 	char *worker_path;   /* owned: cmdhost-worker, or NULL: next to us */
+	char *http_listen;   /* owned: the HTTP endpoint's address; "" off */
+	int http_max_connections;  /* HTTP connections at once */
+	int http_max_connections_per_ip; /* per client address; 0 none */
+	int http_timeout_s;  /* an HTTP connection idle this long is closed */
+	size_t http_memory_bytes; /* per HTTP connection (request headers) */
 	struct plugin_kv *plugin_kvs; /* owned array */
 	size_t n_plugin_kvs;
 	int events_max_pending;   /* [events]: outbox bound (pending + dead) */

@@ -20,6 +20,7 @@ CORE_SRCS := \
 	host/core/log.c \
 	host/core/metrics.c \
 	host/core/module.c \
+	host/core/netaddr.c \
 	host/core/prom.c \
 	host/core/request.c \
 	host/core/sha256.c \

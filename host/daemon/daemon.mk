@@ -12,6 +12,7 @@ DAEMON_SRCS := \
 	host/daemon/exec_pool.c \
 	host/daemon/exec_proc.c \
 	host/daemon/fair.c \
+	host/daemon/http.c \
 	host/daemon/idem.c \
 	host/daemon/idem_kv.c \
 	host/daemon/listener.c \

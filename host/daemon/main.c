@@ -37,6 +37,7 @@
 #include "crash.h"
 #include "deliver.h"
 #include "dispatch.h"
+#include "http.h"
 #include "listener.h"
 #include "nats_host.h"
 #include "registry.h"
@@ -90,6 +91,7 @@ struct daemon {
 	struct rollback *rb;
 	struct deliverer *dlv;       /* events out: routes, NATS, relay */
 	struct wf_engine *wf;      /* NULL without workflow_dir */
+	struct http *http;         /* NULL without http_listen */
 	sigset_t sigs;
 	char copy_dir[PATH_MAX];
 	char state_dir[PATH_MAX];  /* absolute */
@@ -339,6 +341,20 @@ start(struct daemon *dm, const char *config_path)
 		    "abstract", strcmp(dm->lst.path, cfg->socket) == 0 ? "" :
 		    "; it is not [host] socket, which clients look for");
 
+	/* The HTTP endpoint too: a bad address or a port in use stops
+	 * start-up before any plugin runs.  It answers 503 until the loops
+	 * are up (http_set_admin) and /readyz 200 only once ready. */
+	if (cfg->http_listen[0] != '\0') {
+		if ((dm->http = http_start(cfg, err, sizeof(err))) == NULL) {
+			log_errorx("%s", err);
+			return -1;
+		}
+		log_info("http: serving /metrics, /healthz, /readyz and / on "
+		    "%s%s%s", strchr(http_address(dm->http), '/') ? "" :
+		    "http://", http_address(dm->http),
+		    strchr(http_address(dm->http), '/') ? "" : "/");
+	}
+
 	if (make_copy_dir(dm, err, sizeof(err)) < 0) {
 		log_errorx("%s", err);
 		return -1;
@@ -412,6 +428,7 @@ start(struct daemon *dm, const char *config_path)
 		log_error("cannot start the event loops");
 		return -1;
 	}
+	http_set_admin(dm->http, server_admin(dm->srv));
 	if ((dm->dlv = deliver_start(cfg, dm->reg, dm->disp, dm->nats, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("%s", err);
@@ -429,6 +446,7 @@ start(struct daemon *dm, const char *config_path)
 	}
 	/* The socket listens and the plugins are loaded. */
 	notify_status(dm->reg, 1);
+	http_set_state(dm->http, HTTP_READY);
 	if ((rc = sdnotify_watchdog_start(daemon_alive, dm->srv)) < 0) {
 		errno = -rc;
 		log_error("cannot start the systemd watchdog thread");
@@ -462,6 +480,7 @@ serve(struct daemon *dm)
 		}
 		atomic_store(&stopping, 1);
 		(void)sdnotify_send("STOPPING=1");
+		http_set_state(dm->http, HTTP_STOPPING);
 		log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" :
 		    "SIGINT");
 		return;
@@ -493,6 +512,9 @@ release(struct daemon *dm, int64_t deadline_ns)
 	long loads, finis;
 
 	sdnotify_watchdog_stop();
+	/* Before the server it reads from goes. */
+	http_stop(dm->http);
+	dm->http = NULL;
 	listener_close(&dm->lst);
 	if (watcher_stop_until(dm->watcher, deadline_ns) < 0)
 		abandon_exit(dm, "the watcher's thread did not end");
@@ -583,6 +605,11 @@ stop(struct daemon *dm)
 	wf_engine_quiesce(dm->wf, clock_mono_ns() + (deadline -
 	    clock_mono_ns()) / 2);
 	rc = server_stop(dm->srv, deadline);
+	/* /readyz has said 503 since SIGTERM, through the drain of the
+	 * calls in flight; the views it reads stay until server_free and
+	 * dispatch_stop, and it goes before them. */
+	http_stop(dm->http);
+	dm->http = NULL;
 	server_close(dm->srv);
 	/* Give the pool a moment past the deadline for calls now dropped. */
 	if (rc < 0 || dispatch_stop(dm->disp, last - 300000000LL) < 0) {
