@@ -233,6 +233,8 @@ static const struct config_key keys[] = {
 	    "worker processes per isolated plugin ([plugin:NAME] workers)"),
 	K_INT("host", "worker_inflight", worker_inflight, 1, 64, 1,
 	    "calls one worker process runs at once"),
+	K_INT("host", "worker_pipeline", worker_pipeline, 1, 64, 8,
+	    "calls sent ahead to a worker that runs one at a time"),
 	K_INT("host", "max_requests", max_requests, 0, 1000000000, 0,
 	    "calls after which a worker process is recycled; 0 never"),
 	K_SIZE("host", "worker_memory_bytes", worker_memory_bytes, 0,

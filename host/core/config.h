@@ -92,6 +92,7 @@ struct config {
 	int isolation;       /* enum isolation: where plugins run by default */
 	int plugin_workers;  /* worker processes per isolated generation */
 	int worker_inflight; /* calls at once per worker process */
+	int worker_pipeline; /* calls sent ahead to a one-call worker */
 	int max_requests;    /* calls before a worker is recycled; 0 never */
 	size_t worker_memory_bytes; /* resident limit per worker; 0 none */
 	int worker_nofile;   /* RLIMIT_NOFILE of each worker */

@@ -82,7 +82,7 @@ struct worker {
 	int quit_asked;         /* a recycle asked it to go */
 	int backoff_ms;         /* waited before the next spawn */
 	int crashes;            /* in a row, with no call answered < 500 */
-	struct slot *slots;     /* lim.inflight of them */
+	struct slot *slots;     /* lim.depth of them */
 	int n_inflight;
 	char *rbuf;
 	size_t rcap;
@@ -238,6 +238,20 @@ enqueue(struct proc_pool *p, struct call *c, int force)
 	return EXEC_QUEUED;
 }
 
+/* Wake every idle worker of p: calls went back to the queue. */
+static void
+wake_idle(struct proc_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < p->n_w; i++) {
+		if (p->w[i].idle) {
+			p->w[i].idle = 0;
+			wake(&p->w[i]);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 /* ------------------------------------------------------------ one worker */
 
 static void
@@ -364,6 +378,73 @@ note_crash(struct proc_pool *p)
 	atomic_fetch_add(&p->g->worker_crashes, 1);
 }
 
+/* The slot of w's oldest call (the one a one-call worker is running),
+ * or -1 when it holds none. */
+static int
+oldest(const struct worker *w)
+{
+	int o = -1;
+
+	for (int i = 0; i < w->n_inflight; i++)
+		if (o < 0 || w->slots[i].seq < w->slots[o].seq)
+			o = i;
+	return o;
+}
+
+/* The earliest deadline of the calls w is running, or 0.  A worker that
+ * runs one call at a time runs its oldest; the calls sent behind it are
+ * waiting, and one whose deadline passes there is answered by dispatch
+ * and skipped by the worker, with no need to kill it. */
+static int64_t
+earliest(const struct worker *w)
+{
+	int64_t e = 0;
+	int o;
+
+	if (w->pool->lim.inflight == 1)
+		return (o = oldest(w)) < 0 ? 0 : w->slots[o].c->inv.deadline_ns;
+	for (int i = 0; i < w->n_inflight; i++)
+		if (e == 0 || w->slots[i].c->inv.deadline_ns < e)
+			e = w->slots[i].c->inv.deadline_ns;
+	return e;
+}
+
+/* Put w's calls that a one-call worker never started (every slot but
+ * `keep`, -1: all) back at the head of the queue, oldest first: the plugin
+ * never saw them, so another worker or the respawned one runs them. */
+static void
+requeue_unstarted(struct worker *w, int keep)
+{
+	struct proc_pool *p = w->pool;
+
+	for (;;) {
+		int y = -1;
+		struct call *c;
+		int expected = INV_RUNNING;
+
+		/* The youngest first, each inserted at the head. */
+		for (int i = 0; i < w->n_inflight; i++)
+			if (i != keep && (y < 0 ||
+			    w->slots[i].seq > w->slots[y].seq))
+				y = i;
+		if (y < 0)
+			break;
+		c = w->slots[y].c;
+		w->slots[y] = w->slots[--w->n_inflight];
+		if (keep == w->n_inflight)
+			keep = y;
+		if (!atomic_compare_exchange_strong(&c->inv.state, &expected,
+		    INV_QUEUED)) {
+			finish(c); /* answered already */
+			continue;
+		}
+		pthread_mutex_lock(&p->lock);
+		STAILQ_INSERT_HEAD(&p->queue, c, exec_link);
+		p->queued++;
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
 /* The worker's process ended (status from proc_end) for `why`: answer
  * every call it held, count and log it.  `expired`: the deadline that
  * made us kill it (0: none). */
@@ -373,13 +454,30 @@ ended(struct worker *w, pid_t pid, int status, enum reason why,
 {
 	struct proc_pool *p = w->pool;
 	char st[96], msg[400];
-	int held = w->n_inflight;
+	int held;
 
 	atomic_store(&w->shown_pid, 0);
 	proc_status_text(status, st, sizeof(st));
 	if (why == R_CRASH && WIFEXITED(status) &&
 	    WEXITSTATUS(status) == IPC_EXIT_MEMORY)
 		why = R_MEMORY;
+	/* Counted before any call is answered: a client that saw its 500
+	 * sees the restart in host.stats. */
+	if (p->ws != NULL) {
+		atomic_fetch_add(&p->ws->restarts[why], 1);
+		atomic_fetch_sub(&p->ws->live, 1);
+	}
+	/* A worker that runs one call at a time was running its oldest; the
+	 * calls sent behind it never started.  After a memory recycle it had
+	 * answered the call that grew and started none after it. */
+	if (p->lim.inflight == 1) {
+		int before = w->n_inflight;
+
+		requeue_unstarted(w, why == R_MEMORY ? -1 : oldest(w));
+		if (w->n_inflight < before)
+			wake_idle(p);
+	}
+	held = w->n_inflight;
 	for (int i = 0; i < w->n_inflight; i++) {
 		struct call *c = w->slots[i].c;
 
@@ -411,10 +509,6 @@ ended(struct worker *w, pid_t pid, int status, enum reason why,
 		finish(c);
 	}
 	w->n_inflight = 0;
-	if (p->ws != NULL) {
-		atomic_fetch_add(&p->ws->restarts[why], 1);
-		atomic_fetch_sub(&p->ws->live, 1);
-	}
 	pthread_mutex_lock(&p->lock);
 	if (why == R_CRASH)
 		note_crash(p);
@@ -475,7 +569,7 @@ fill(struct worker *w)
 	struct proc_pool *p = w->pool;
 	long max_req = p->lim.max_requests;
 
-	while (w->n_inflight < p->lim.inflight &&
+	while (w->n_inflight < p->lim.depth &&
 	    (max_req == 0 || w->served < max_req)) {
 		struct call *c;
 		int64_t seq;
@@ -522,17 +616,6 @@ fill(struct worker *w)
 	return 0;
 }
 
-/* The earliest deadline of w's calls, or 0. */
-static int64_t
-earliest(const struct worker *w)
-{
-	int64_t e = 0;
-
-	for (int i = 0; i < w->n_inflight; i++)
-		if (e == 0 || w->slots[i].c->inv.deadline_ns < e)
-			e = w->slots[i].c->inv.deadline_ns;
-	return e;
-}
 
 /* Wait, with the pool's stop in view, for `ms`. */
 static void
@@ -646,7 +729,7 @@ worker_main(void *arg)
 		if (fill(w) < 0)
 			alive = 0;
 		pthread_mutex_lock(&p->lock);
-		can_take = w->n_inflight < p->lim.inflight &&
+		can_take = w->n_inflight < p->lim.depth &&
 		    (p->lim.max_requests == 0 || w->served <
 		    p->lim.max_requests);
 		if (alive && can_take && !STAILQ_EMPTY(&p->queue)) {
@@ -690,10 +773,15 @@ worker_main(void *arg)
 			alive = 0; /* it exited; its replies are read */
 		if (!alive) {
 			pid_t pid = w->ch.pid;
+			int st;
+
+			/* What it answered before it died (a send that found
+			 * it gone skipped the read): those calls are done, and
+			 * the oldest left is the one it died in. */
+			read_replies(w);
 			/* Its socket ended: let it finish exiting, so that its
 			 * own status (a memory recycle's) is the one seen. */
-			int st = proc_end(&w->ch, 0, clock_mono_ns() +
-			    200000000LL);
+			st = proc_end(&w->ch, 0, clock_mono_ns() + 200000000LL);
 
 			ended(w, pid, st, R_CRASH, 0);
 			continue;
@@ -781,7 +869,7 @@ proc_pool_start(const struct config *cfg, struct generation *g,
 		w->idx = i;
 		w->ch.pidfd = w->ch.sock = -1;
 		w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		w->slots = calloc((size_t)lim->inflight, sizeof(*w->slots));
+		w->slots = calloc((size_t)lim->depth, sizeof(*w->slots));
 		if (w->wake < 0 || w->slots == NULL ||
 		    pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			snprintf(err, errlen, "cannot start worker %d: %s", i,

@@ -26,6 +26,8 @@ struct proc_limits {
 	int isolation;          /* enum isolation */
 	int workers;            /* processes per generation */
 	int inflight;           /* calls at once per process */
+	int depth;              /* calls sent ahead: inflight, or with
+	                         * inflight 1 worker_pipeline (in order) */
 	long max_requests;      /* calls before a process is recycled; 0 never */
 	size_t memory_bytes;    /* resident limit per process; 0 none */
 	long nofile;            /* RLIMIT_NOFILE per process */

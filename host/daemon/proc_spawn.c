@@ -63,6 +63,7 @@ proc_settings(const struct config *cfg, const char *name,
 {
 	const char *iso = config_plugin_value(cfg, name, "isolation");
 	long workers = cfg->plugin_workers, inflight = cfg->worker_inflight;
+	long pipeline = cfg->worker_pipeline;
 	long maxreq = cfg->max_requests, nofile = cfg->worker_nofile;
 	long mem = (long)cfg->worker_memory_bytes;
 
@@ -75,6 +76,8 @@ proc_settings(const struct config *cfg, const char *name,
 	if (int_key(cfg, name, "workers", 1, 256, &workers, err, errlen) < 0 ||
 	    int_key(cfg, name, "worker_inflight", 1, 64, &inflight, err,
 	    errlen) < 0 ||
+	    int_key(cfg, name, "worker_pipeline", 1, 64, &pipeline, err,
+	    errlen) < 0 ||
 	    int_key(cfg, name, "max_requests", 0, 1000000000, &maxreq, err,
 	    errlen) < 0 ||
 	    int_key(cfg, name, "worker_memory_bytes", 0, LONG_MAX, &mem, err,
@@ -84,6 +87,7 @@ proc_settings(const struct config *cfg, const char *name,
 		return -1;
 	lim->workers = (int)workers;
 	lim->inflight = (int)inflight;
+	lim->depth = inflight == 1 ? (int)pipeline : (int)inflight;
 	lim->max_requests = maxreq;
 	lim->memory_bytes = (size_t)mem;
 	lim->nofile = nofile;

@@ -25,6 +25,7 @@
 
 #include <json-c/json.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/generation.h"
 #include "core/invocation.h"
@@ -187,6 +188,16 @@ run_call(struct ipc_rd *rd)
 		ipc_put_str(&out, NULL, 0);
 		ipc_put_cstr(&out, "internal_error");
 		ipc_put_cstr(&out, "the worker received a bad call message");
+		goto send;
+	}
+	/* Sent ahead behind a slower call (worker_pipeline) and past its
+	 * deadline now: dispatch has answered it 504; never start it. */
+	if (deadline > 0 && clock_mono_ns() >= deadline) {
+		ipc_put_u32(&out, 504);
+		ipc_put_str(&out, NULL, 0);
+		ipc_put_cstr(&out, "timeout");
+		ipc_put_cstr(&out, "the command waited in its worker past its "
+		    "deadline and was not started");
 		goto send;
 	}
 	payload = json_tokener_parse(ptext);
