@@ -484,10 +484,15 @@ FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c h
 FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_frame   := host/core/frame.c
 FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c host/core/jscan.c
+# The scanner against json-c (jscan_diff.h, shared with the unit test
+# tests/unit/test_jscan_diff.c that replays the kept corpus).
+FUZZ_SRCS_jscan_diff := host/core/envelope.c host/core/request.c \
+                host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
+build/fuzz/fuzz_jscan_diff: tests/fuzz/jscan_diff.h
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(JSON_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(JSON_LIBS) -lm
 
 .PHONY: fuzz fuzz-build
 fuzz-build:
@@ -498,7 +503,8 @@ fuzz: fuzz-build
 	@set -e; for f in $(FUZZ_NAMES); do \
 	    mkdir -p build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-	    build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	    dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+	    build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) $$dict \
 	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
 	        build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	done
