@@ -451,20 +451,28 @@ check-man:
 	done; echo "man pages: $(words $(MAN_PAGES)) render cleanly"
 
 # Benchmarks: an optimized build of its own in build/bench, then
-# scripts/bench.sh runs every scenario and writes build/bench.json; then
+# scripts/bench.sh runs every scenario and writes build/bench.json, and
+# scripts/bench-peers.sh the peers (Node.js, Python asyncio, Redis) and
+# the payload-size and connection curves: build/bench-peers.json; then
 # the cost of metrics and logging against the same daemon built with
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
 # last, instructions per request of the text and tree paths (bench-ir.sh).
-bench: deps
+bench: bench-deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
 	    bench-build
 	@$(MAKE) --no-print-directory B=build/bench-nometrics \
 	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
+	@scripts/bench-peers.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
 	@if command -v valgrind >/dev/null 2>&1; then \
 	    echo "instructions per request, text and json-c payload paths:"; \
 	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi
+
+# The test dependencies and the benchmark's peers (Redis, Python).
+.PHONY: bench-deps
+bench-deps:
+	@scripts/install-deps.sh --bench
 
 .PHONY: bench-build
 bench-build: all $(TPLUGINS) $(BENCH_BINS)
