@@ -464,7 +464,9 @@ check-man:
 	done; echo "man pages: $(words $(MAN_PAGES)) render cleanly"
 
 # Benchmarks: an optimized build of its own in build/bench, then
-# scripts/bench.sh runs every scenario and writes build/bench.json; then
+# scripts/bench.sh runs every scenario and writes build/bench.json, and
+# scripts/bench-peers.sh the peers (Node.js, Python asyncio, Redis) and
+# the payload-size and connection curves: build/bench-peers.json; then
 # the cost of metrics and logging against the same daemon built with
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
 # the respawn time and the load probe's cost (bench-iso.sh); then a
@@ -472,12 +474,13 @@ check-man:
 # of its store (bench-wf.sh): build/bench-wf.json; the cost of emitting
 # events (bench-events.sh): build/bench-events.json; last,
 # instructions per request of the text and tree paths (bench-ir.sh).
-bench: deps
+bench: bench-deps
 	@$(MAKE) --no-print-directory B=build/bench CFLAGS="-O2 -DNDEBUG" \
 	    bench-build
 	@$(MAKE) --no-print-directory B=build/bench-nometrics \
 	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
+	@scripts/bench-peers.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
 	@scripts/bench-iso.sh build/bench
 	@scripts/bench-wf.sh build/bench
@@ -485,6 +488,11 @@ bench: deps
 	@if command -v valgrind >/dev/null 2>&1; then \
 	    echo "instructions per request, text and json-c payload paths:"; \
 	    scripts/bench-ir.sh build/bench build/bench/bench/loadgen; fi
+
+# The test dependencies and the benchmark's peers (Redis, Python).
+.PHONY: bench-deps
+bench-deps:
+	@scripts/install-deps.sh --bench
 
 .PHONY: bench-build
 bench-build: all $(TPLUGINS) $(BENCH_BINS)
@@ -504,10 +512,15 @@ FUZZ_SRCS_request := host/core/request.c host/core/buf.c host/core/jsoncheck.c h
 FUZZ_SRCS_reply   := host/core/request.c host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
 FUZZ_SRCS_frame   := host/core/frame.c
 FUZZ_SRCS_body_text := host/core/body_text.c host/core/buf.c host/core/jscan.c
+# The scanner against json-c (jscan_diff.h, shared with the unit test
+# tests/unit/test_jscan_diff.c that replays the kept corpus).
+FUZZ_SRCS_jscan_diff := host/core/envelope.c host/core/request.c \
+                host/core/buf.c host/core/jsoncheck.c host/core/jscan.c
+build/fuzz/fuzz_jscan_diff: tests/fuzz/jscan_diff.h
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(JSON_LIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(JSON_LIBS) -lm
 
 .PHONY: fuzz fuzz-build
 fuzz-build:
@@ -518,7 +531,8 @@ fuzz: fuzz-build
 	@set -e; for f in $(FUZZ_NAMES); do \
 	    mkdir -p build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-	    build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	    dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+	    build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) $$dict \
 	        -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
 	        build/fuzz/corpus-$$f tests/fuzz/corpus/$$f; \
 	done

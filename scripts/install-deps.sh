@@ -38,6 +38,13 @@ if [ "${1:-}" = "--fuzz" ]; then
 	PKGS="$PKGS clang libclang-rt-dev"
 fi
 
+# --bench: also the peers `make bench` measures cmdhost against (not the
+# tests'): Redis (redis-server, and redis-benchmark from redis-tools) and
+# Python 3 for the seed's asyncio pattern (tests/bench/peer_asyncio.py).
+if [ "${1:-}" = "--bench" ]; then
+	PKGS="$PKGS redis-server redis-tools python3"
+fi
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
