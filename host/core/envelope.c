@@ -100,7 +100,7 @@ is_integer(const char *p, size_t n)
 static struct json_object *
 token_value(struct json_tokener *tok, const char *p, size_t n)
 {
-	json_tokener_reset(tok);
+	request_tokener_reset(tok);
 	return json_tokener_parse_ex(tok, p, (int)n);
 }
 
@@ -327,7 +327,7 @@ envelope_payload(struct request *req)
 
 	if (req->payload != NULL || !req->scanned)
 		return req->payload;
-	json_tokener_reset(req->tok);
+	request_tokener_reset(req->tok);
 	v = json_tokener_parse_ex(req->tok, req->payload_text,
 	    (int)req->payload_len);
 	if (v == NULL && json_tokener_get_error(req->tok) ==

@@ -169,7 +169,7 @@ parse_checked(const char *s, size_t n)
 
 	if (tok == NULL)
 		return NULL;
-	json_tokener_reset(tok);
+	request_tokener_reset(tok);
 	/* The NUL too: it ends a number at the top level. */
 	return json_tokener_parse_ex(tok, s, (int)n + 1);
 }

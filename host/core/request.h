@@ -72,6 +72,13 @@ struct request {
  * (json_tokener_free), or NULL. */
 struct json_tokener *request_tokener_new(void);
 
+/* json_tokener_reset(tok) (borrowed), and what it forgets in json-c
+ * 0.16: a high surrogate escape seen by a parse that then failed stays
+ * in the tokener and puts a U+FFFD before the next parse's first \u
+ * escape, so one client's bad line would change the next line's id,
+ * command or payload on the same loop.  Every parse starts here. */
+void request_tokener_reset(struct json_tokener *tok);
+
 /*
  * Parse one line (without its '\n'; a trailing '\r' is allowed) into req.
  * Returns 0, or -1 with the reason in err; then req->id may still hold the

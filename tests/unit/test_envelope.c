@@ -381,3 +381,42 @@ Test(envelope, differential_against_json_c, .timeout = 120)
 	cr_assert_gt(n_accepted, 1000);
 	cr_assert_gt(n_refused, 1000);
 }
+
+/* One client's bad line leaves nothing in the loop's tokener for the
+ * next: a parse that fails after a high surrogate escape must not put a
+ * U+FFFD before the next line's first \u escape (json-c 0.16 keeps it
+ * across json_tokener_reset; found by tests/fuzz/fuzz_jscan_diff). */
+Test(envelope, a_failed_surrogate_leaves_nothing_for_the_next_line)
+{
+	static const char bad[] = "{\"command\":\"x\",\"payload\":"
+	    "\"\\ud800\\uzzzz\"}";
+	static const char next[] = "{\"id\":\"a\\u0041\",\"command\":\"x\","
+	    "\"payload\":{\"s\":\"\\u0042\"}}";
+	struct request a, b;
+	char err[256];
+	struct json_object *s;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	cr_assert_neq(envelope_scan(tok2, bad, sizeof(bad) - 1, &a, err,
+	    sizeof(err)), 0, "the bad line was accepted");
+	request_fini(&a);
+	/* The same through json-c's whole-line path. */
+	cr_assert_neq(request_parse(tok1, bad, sizeof(bad) - 1, &a, err,
+	    sizeof(err)), 0);
+	request_fini(&a);
+	cr_assert_eq(envelope_scan(tok2, next, sizeof(next) - 1, &b, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(request_echo_id(&b), "\"aA\"");
+	cr_assert(json_object_object_get_ex(envelope_payload(&b), "s", &s));
+	cr_assert_str_eq(json_object_get_string(s), "B");
+	request_fini(&b);
+	memset(&b, 0, sizeof(b));
+	cr_assert_neq(request_parse(tok1, bad, sizeof(bad) - 1, &a, err,
+	    sizeof(err)), 0);
+	request_fini(&a);
+	cr_assert_eq(request_parse(tok1, next, sizeof(next) - 1, &b, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(request_echo_id(&b), "\"aA\"");
+	request_fini(&b);
+}
