@@ -148,7 +148,8 @@ Test(events, route_consumer_runs_once_with_the_data)
 	    "\"data\":{\"orderId\":\"o-1\",\"amount\":12.5}}}", 200, NULL));
 	want_lines = 3;
 	CHECK(wait_until(enough_lines, NULL, 10000), "events not delivered");
-	CHECK(events_count("pending") == 0, "still pending");
+	/* A delivery is marked done after its consumer returned. */
+	CHECK(wait_until(drained, NULL, 10000), "still pending");
 	text = sink_text();
 	for (int i = 0; i < 3; i++) {
 		char want[96];
