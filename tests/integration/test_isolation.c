@@ -191,6 +191,79 @@ Test(isolation, crashes_cost_one_call_each, .timeout = 120)
 	cr_expect_eq(daemon_stop(check_daemon()), 0);
 }
 
+/* host.stats says hangs.spin is in flight. */
+static int
+spin_in_flight(void *arg)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"host.stats\"}");
+	json_object *v = json_path(j, "body/commands/hangs.spin/in_flight");
+	int yes = v != NULL && json_object_get_int(v) == 1;
+
+	(void)arg;
+	json_object_put(j);
+	return yes;
+}
+
+/* 1.2b Calls sent ahead (worker_pipeline) behind one that passes its
+ * deadline never started: the spinning call gets its 504 and its worker
+ * is killed, and the calls queued behind it in that worker go back to
+ * the queue and are answered 200 by the new worker -- not the 500 of
+ * "another call in it passed its deadline". One worker, so the calls
+ * that came after the spin (each on a connection of its own) were all
+ * sent to the worker that is killed. */
+Test(isolation, calls_behind_a_killed_call_run_on_the_next_worker)
+{
+	static const char *const one[] = { "hangs.so", NULL };
+	enum { BEHIND = 5 };
+	int fds[BEHIND + 1];
+	long first;
+
+	check_start_with(one, "[plugin:hangs]\nisolation = process\n"
+	    "workers = 1\nworker_pipeline = 8\n");
+	for (int i = 0; i <= BEHIND; i++)
+		fds[i] = check_connect();
+	{
+		json_object *j = check_call(fds[0],
+		    "{\"command\":\"hangs.pid\"}", 200, NULL);
+
+		first = json_object_get_int(json_path(j, "body/pid"));
+		json_object_put(j);
+	}
+	CHECK(client_send(fds[0], "{\"id\":0,\"command\":\"hangs.spin\","
+	    "\"timeout_ms\":1500}") == 0, "send");
+	/* Queued first: what comes after goes behind it. */
+	CHECK(wait_until(spin_in_flight, NULL, 10000), "the spin never "
+	    "went in flight");
+	for (int i = 1; i <= BEHIND; i++) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "{\"id\":%d,\"command\":"
+		    "\"hangs.pid\",\"timeout_ms\":30000}", i);
+		CHECK(client_send(fds[i], line) == 0, "send %d", i);
+	}
+	for (int i = 0; i <= BEHIND; i++) {
+		char *r = client_recv_line(fds[i]);
+		json_object *j = r ? json_tokener_parse(r) : NULL;
+
+		CHECK(j != NULL, "reply %d missing", i);
+		if (i == 0) {
+			CHECK(reply_status(j) == 504, "the spin: %s", r);
+		} else {
+			CHECK(reply_status(j) == 200, "call %d behind the spin: "
+			    "%s", i, r);
+			CHECK(json_object_get_int(json_path(j, "body/pid")) !=
+			    first, "call %d ran on the killed worker: %s", i,
+			    r);
+		}
+		json_object_put(j);
+		free(r);
+	}
+	for (int i = 0; i <= BEHIND; i++)
+		close(fds[i]);
+	cr_expect_eq(daemon_stop(check_daemon()), 0);
+}
+
 /* 1.2 spin and sleep(30) past their deadline: 504 on time, the worker
  * and the child it forked gone, the next call served by a new worker. */
 Test(isolation, deadline_kills_the_worker_group)
