@@ -308,6 +308,40 @@ start(const char *path, int probe, int sock, int copy_fd)
 	return rc != 0 ? -rc : pid;
 }
 
+/* "state R", or "state S in do_epoll_wait": what /proc says pid is
+ * doing, into buf (never fails: "state ?" when /proc cannot tell). */
+static void
+task_state(pid_t pid, char *buf, size_t len)
+{
+	char path[64], stat[512], wchan[64] = "", *p;
+	char state = '?';
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if ((n = read(fd, stat, sizeof(stat) - 1)) > 0) {
+			stat[n] = '\0';
+			if ((p = strrchr(stat, ')')) != NULL && p[1] == ' ')
+				state = p[2];
+		}
+		close(fd);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if ((n = read(fd, wchan, sizeof(wchan) - 1)) > 0)
+			wchan[n] = '\0';
+		else
+			wchan[0] = '\0';
+		close(fd);
+	}
+	if (wchan[0] != '\0' && strcmp(wchan, "0") != 0)
+		snprintf(buf, len, "pid %d, state %c in %s", (int)pid, state,
+		    wchan);
+	else
+		snprintf(buf, len, "pid %d, state %c", (int)pid, state);
+}
+
 int
 proc_spawn(const struct config *cfg, int copy_fd, const char *file,
     const struct proc_limits *lim, int probe, int64_t deadline_ns,
@@ -362,10 +396,15 @@ proc_spawn(const struct config *cfg, int copy_fd, const char *file,
 	else if (rc == 0)
 		rc = -ETIMEDOUT;
 	if (rc == -ETIMEDOUT) {
+		char where[128];
+
+		/* Where it was, for whoever reads why: the kernel's view. */
+		task_state(child->pid, where, sizeof(where));
 		proc_end(child, 0, 0);
 		snprintf(err, errlen, "did not finish loading in time (load_"
 		    "timeout_ms %d): a constructor or the registration spins "
-		    "or hangs; its worker was killed", cfg->load_timeout_ms);
+		    "or hangs; its worker (%s) was killed",
+		    cfg->load_timeout_ms, where);
 		free(buf);
 		return -1;
 	}

@@ -412,7 +412,12 @@ Test(reload_load, swap_cycles_return_resources, .timeout = 120)
 	int i, version = 1, fds1, maps1;
 
 	swap_files_read(&files);
-	start_swap("reload_debounce_ms = 0\n");
+	/* 500 loads in a row, each probed in a worker process first: a
+	 * probe refused for time on a stalled CI machine (seen once, its
+	 * worker not READY within the default 2.5 s) would leave the file
+	 * refused until it changes. This test is about what swaps give
+	 * back, not about load times: give each load 20 s. */
+	start_swap("reload_debounce_ms = 0\nload_timeout_ms = 20000\n");
 	/* First loads may allocate what lasts (stats, caches); measure
 	 * after a few. */
 	for (i = 0; i < WARMUP_CYCLES; i++) {
