@@ -82,7 +82,7 @@ struct worker {
 	int quit_asked;         /* a recycle asked it to go */
 	int backoff_ms;         /* waited before the next spawn */
 	int crashes;            /* in a row, with no call answered < 500 */
-	struct slot *slots;     /* lim.depth of them */
+	struct slot *slots;     /* lim.depth of them, in the order sent */
 	int n_inflight;
 	char *rbuf;
 	size_t rcap;
@@ -360,7 +360,9 @@ read_replies(struct worker *w)
 
 			if (w->slots[i].seq != seq)
 				continue;
-			w->slots[i] = w->slots[--w->n_inflight];
+			/* Kept in the order sent: slots[0] is the oldest. */
+			memmove(&w->slots[i], &w->slots[i + 1],
+			    (size_t)(--w->n_inflight - i) * sizeof(w->slots[0]));
 			set_result(c, status, body, code, msg);
 			if (status < 500) /* it works again */
 				w->backoff_ms = w->crashes = 0;
@@ -378,19 +380,6 @@ note_crash(struct proc_pool *p)
 	atomic_fetch_add(&p->g->worker_crashes, 1);
 }
 
-/* The slot of w's oldest call (the one a one-call worker is running),
- * or -1 when it holds none. */
-static int
-oldest(const struct worker *w)
-{
-	int o = -1;
-
-	for (int i = 0; i < w->n_inflight; i++)
-		if (o < 0 || w->slots[i].seq < w->slots[o].seq)
-			o = i;
-	return o;
-}
-
 /* The earliest deadline of the calls w is running, or 0.  A worker that
  * runs one call at a time runs its oldest; the calls sent behind it are
  * waiting, and one whose deadline passes there is answered by dispatch
@@ -399,43 +388,31 @@ static int64_t
 earliest(const struct worker *w)
 {
 	int64_t e = 0;
-	int o;
 
 	if (w->pool->lim.inflight == 1)
-		return (o = oldest(w)) < 0 ? 0 : w->slots[o].c->inv.deadline_ns;
+		return w->n_inflight > 0 ? w->slots[0].c->inv.deadline_ns : 0;
 	for (int i = 0; i < w->n_inflight; i++)
 		if (e == 0 || w->slots[i].c->inv.deadline_ns < e)
 			e = w->slots[i].c->inv.deadline_ns;
 	return e;
 }
 
-/* Put w's calls that a one-call worker never started (every slot but
- * `keep`, -1: all) back at the head of the queue, oldest first: the plugin
- * never saw them, so another worker or the respawned one runs them. */
+/* Put w's calls from slots[from] on, which a one-call worker never
+ * started, back at the head of the queue in the order they were sent:
+ * the plugin never saw them, so another worker or the respawned one runs
+ * them.  One already answered (its deadline) is finished instead. */
 static void
-requeue_unstarted(struct worker *w, int keep)
+requeue_unstarted(struct worker *w, int from)
 {
 	struct proc_pool *p = w->pool;
 
-	for (;;) {
-		int y = -1;
-		struct call *c;
+	while (w->n_inflight > from) {
+		struct call *c = w->slots[--w->n_inflight].c;
 		int expected = INV_RUNNING;
 
-		/* The youngest first, each inserted at the head. */
-		for (int i = 0; i < w->n_inflight; i++)
-			if (i != keep && (y < 0 ||
-			    w->slots[i].seq > w->slots[y].seq))
-				y = i;
-		if (y < 0)
-			break;
-		c = w->slots[y].c;
-		w->slots[y] = w->slots[--w->n_inflight];
-		if (keep == w->n_inflight)
-			keep = y;
 		if (!atomic_compare_exchange_strong(&c->inv.state, &expected,
 		    INV_QUEUED)) {
-			finish(c); /* answered already */
+			finish(c);
 			continue;
 		}
 		pthread_mutex_lock(&p->lock);
@@ -473,7 +450,7 @@ ended(struct worker *w, pid_t pid, int status, enum reason why,
 	if (p->lim.inflight == 1) {
 		int before = w->n_inflight;
 
-		requeue_unstarted(w, why == R_MEMORY ? -1 : oldest(w));
+		requeue_unstarted(w, why == R_MEMORY ? 0 : 1);
 		if (w->n_inflight < before)
 			wake_idle(p);
 	}
