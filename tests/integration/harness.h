@@ -205,6 +205,9 @@ void nap_ms(int ms);
  */
 int wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* The resident set (VmRSS) of process pid in KiB, or -1. */
+long proc_rss_kib(pid_t pid);
+
 /* ------------------------------------------- harness_client.c */
 
 /* How long a client read waits before it gives up (SO_RCVTIMEO). */

@@ -5,6 +5,8 @@
  */
 #include "nats_harness.h"
 
+#include <criterion/criterion.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -401,4 +403,47 @@ node_run(const char *script, const char *arg1, const char *arg2,
 	free(out);
 	free(err);
 	return j;
+}
+
+struct daemon *
+nats_daemon_start(struct natsd *n, const char *const *plugins,
+    const char *head, const char *extra, const char *ready_cmd)
+{
+	struct daemon_opts o = { 0 };
+	char *nats = natsd_config(n, extra), *cfg, text[256];
+	struct daemon *d;
+
+	cr_assert(nats != NULL && asprintf(&cfg, "%s%s", head ? head : "",
+	    nats) > 0);
+	free(nats);
+	o.plugins = plugins;
+	o.config = cfg;
+	d = daemon_start(&o);
+	free(cfg);
+	if (d == NULL) {
+		natsd_dump_log(n);
+		cr_assert_fail("daemon did not start");
+	}
+	snprintf(text, sizeof(text), "nats: subscribed cmdhost.cmd.%s",
+	    ready_cmd);
+	if (!daemon_log_wait(d, text, 10000)) {
+		daemon_dump_log(d);
+		cr_assert_fail("daemon never subscribed %s", ready_cmd);
+	}
+	return d;
+}
+
+long
+daemon_calls_of(struct daemon *d, const char *command)
+{
+	json_object *r = client_call_once(daemon_socket_path(d),
+	    "{\"command\":\"host.stats\"}"), *v;
+	char path[256];
+	long calls = -1;
+
+	snprintf(path, sizeof(path), "body/commands/%s/calls", command);
+	if ((v = json_path(r, path)) != NULL)
+		calls = (long)json_object_get_int64(v);
+	json_object_put(r);
+	return calls < 0 ? 0 : calls;
 }

@@ -48,6 +48,19 @@ void natsd_dump_log(const struct natsd *n);
  */
 char *natsd_config(const struct natsd *n, const char *extra);
 
+/*
+ * Start a harness daemon with `plugins` whose config is `head` (may be
+ * NULL: [host] keys before the [nats] section), natsd_config(n, extra),
+ * and wait until it has subscribed to `ready_cmd` over NATS; a failure
+ * fails the test (with the logs).  Returns the daemon (daemon_free).
+ */
+struct daemon *nats_daemon_start(struct natsd *n, const char *const *plugins,
+    const char *head, const char *extra, const char *ready_cmd);
+
+/* Calls of `command` that d counted (host.stats over its socket), 0 if
+ * none or no answer. */
+long daemon_calls_of(struct daemon *d, const char *command);
+
 /* Connect a client to n.  Returns the connection (natsConnection_Destroy)
  * or NULL. */
 natsConnection *nclient_connect(const struct natsd *n);

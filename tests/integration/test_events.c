@@ -235,24 +235,6 @@ Test(events, failing_consumer_backs_off_then_dead_letters)
 	check_stop_clean();
 }
 
-/* VmRSS of pid in KiB, or -1. */
-static long
-vm_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* Send `calls` emit.some calls of `per` events each on subject t.many,
  * pipelined on `conns` connections at once, and require a 200 for each. */
 static void
@@ -324,13 +306,13 @@ Test(events, many_events_all_delivered, .timeout = 300)
 	pid = daemon_pid(check_daemon());
 	emit_load(8, 200, 50);
 	expect_delivered(10000, "the first 10,000");
-	rss0 = vm_rss_kb(pid);
+	rss0 = proc_rss_kib(pid);
 	CHECK(rss0 > 0, "cannot read /proc/%d/status", (int)pid);
 	for (int r = 1; r <= ROUNDS; r++) {
 		emit_load(8, 200, 50);
 		expect_delivered(10000 * (r + 1), "a round of 10,000");
 	}
-	rss1 = vm_rss_kb(pid);
+	rss1 = proc_rss_kib(pid);
 	cr_log_info("VmRSS %ld kB after 10,000 events, %ld kB after %d more "
 	    "rounds\n", rss0, rss1, ROUNDS);
 	if (RSS_CHECKED)

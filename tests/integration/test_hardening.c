@@ -21,24 +21,6 @@ TestSuite(hardening, .fini = check_free);
 
 static const char *const good_only[] = { "good.so", NULL };
 
-/* VmRSS of pid in KiB, or -1. */
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 Test(hardening, idle_and_half_line_connections_are_closed, .timeout = 60)
 {
 	int idle, half, active, idle_gone = 0, half_gone = 0;
@@ -125,7 +107,7 @@ Test(hardening, client_that_never_reads_is_bounded, .timeout = 120)
 	json_object *j;
 
 	d = check_start_with(good_only, "max_pending_bytes = 65536");
-	before = rss_kib(daemon_pid(d));
+	before = proc_rss_kib(daemon_pid(d));
 	hog = check_connect();
 	other = check_connect();
 	cr_assert_not_null(flood = malloc(cap));
@@ -151,7 +133,7 @@ Test(hardening, client_that_never_reads_is_bounded, .timeout = 120)
 	j = check_call(other, "{\"id\":\"x\",\"command\":\"host.ping\"}", 200,
 	    NULL);
 	json_object_put(j);
-	during = rss_kib(daemon_pid(d));
+	during = proc_rss_kib(daemon_pid(d));
 	CHECK(before > 0 && during > 0 && during - before < 16 * 1024,
 	    "daemon RSS grew from %ld to %ld KiB", before, during);
 

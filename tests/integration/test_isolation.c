@@ -471,24 +471,6 @@ fd_count(pid_t pid)
 	return n;
 }
 
-/* The resident set of pid in KiB (VmRSS), or -1. */
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[128];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 struct fds {
 	pid_t pid;
 	int want;     /* fds_back: the count wanted */
@@ -549,7 +531,7 @@ Test(isolation, respawns_leak_no_descriptors_nor_memory, .timeout = 90)
 		wait_until(fds_steady, &f, 5000);
 	}
 	before = fd_count(pid);
-	rss_before = rss_kib(pid);
+	rss_before = proc_rss_kib(pid);
 	call_pid(fd, RESPAWNS + 1);
 	/* A recycle may be under way (two processes' socket and pidfd). */
 	{
@@ -558,7 +540,7 @@ Test(isolation, respawns_leak_no_descriptors_nor_memory, .timeout = 90)
 		wait_until(fds_back, &f, 3000);
 	}
 	after = fd_count(pid);
-	rss_after = rss_kib(pid);
+	rss_after = proc_rss_kib(pid);
 	CHECK(before > 0 && after == before, "daemon fds %d before, %d after "
 	    "%d respawns", before, after, RESPAWNS);
 	cr_log_info("daemon RSS %ld KiB before, %ld KiB after %d respawns",

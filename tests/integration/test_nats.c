@@ -46,41 +46,7 @@ static struct daemon *
 start_on_nats(const char *const *plugins, const char *extra,
     const char *ready_cmd)
 {
-	struct daemon_opts o = { 0 };
-	char *cfg = natsd_config(srv, extra), text[256];
-	struct daemon *d;
-
-	o.plugins = plugins;
-	o.config = cfg;
-	d = daemon_start(&o);
-	free(cfg);
-	if (d == NULL) {
-		natsd_dump_log(srv);
-		cr_assert_fail("daemon did not start");
-	}
-	snprintf(text, sizeof(text), "nats: subscribed cmdhost.cmd.%s",
-	    ready_cmd);
-	if (!daemon_log_wait(d, text, 10000)) {
-		daemon_dump_log(d);
-		cr_assert_fail("daemon never subscribed %s", ready_cmd);
-	}
-	return d;
-}
-
-/* Calls of `command` the daemon counted (host.stats over its socket). */
-static long
-calls_of(struct daemon *d, const char *command)
-{
-	json_object *r = client_call_once(daemon_socket_path(d),
-	    "{\"command\":\"host.stats\"}"), *v;
-	char path[256];
-	long n = -1;
-
-	snprintf(path, sizeof(path), "body/commands/%s/calls", command);
-	if ((v = json_path(r, path)) != NULL)
-		n = (long)json_object_get_int64(v);
-	json_object_put(r);
-	return n < 0 ? 0 : n;
+	return nats_daemon_start(srv, plugins, NULL, extra, ready_cmd);
 }
 
 static void
@@ -116,8 +82,8 @@ Test(nats, two_daemons_share_requests)
 		json_object_put(r);
 	}
 	cr_assert_eq(ok, 2000, "only %d of 2000 answered", ok);
-	a = calls_of(d1, "test.echo");
-	b = calls_of(d2, "test.echo");
+	a = daemon_calls_of(d1, "test.echo");
+	b = daemon_calls_of(d2, "test.echo");
 	cr_assert_eq(a + b, 2000, "calls %ld + %ld", a, b);
 	cr_assert(a >= 200 && b >= 200, "unfair share: %ld / %ld", a, b);
 
@@ -127,7 +93,7 @@ Test(nats, two_daemons_share_requests)
 		cr_assert_eq(reply_status(r), 200, "%s", reply_text(r));
 		json_object_put(r);
 	}
-	cr_assert_eq(calls_of(d2, "echo"), 50);
+	cr_assert_eq(daemon_calls_of(d2, "echo"), 50);
 
 	/* A command nobody has: "no responders", fast. */
 	t0 = now_ms();
@@ -217,7 +183,7 @@ Test(nats, slow_inline_command_times_out_once)
 	cr_assert_eq(reply_status(r), 200, "the daemon died: %s",
 	    reply_text(r));
 	json_object_put(r);
-	cr_assert_eq(calls_of(d1, "slow.inline"), 1);
+	cr_assert_eq(daemon_calls_of(d1, "slow.inline"), 1);
 	cr_assert_eq(daemon_stop(d1), 0, "daemon did not stop cleanly");
 }
 
@@ -248,7 +214,7 @@ Test(nats, killed_daemon_loses_only_its_in_flight)
 	cr_assert_leq(timeouts, 1, "%d timeouts", timeouts);
 	cr_assert_eq(other, 0, "%d other failures", other);
 	cr_assert_geq(ok, 1499);
-	cr_assert_geq(calls_of(d2, "test.echo"), 1200);
+	cr_assert_geq(daemon_calls_of(d2, "test.echo"), 1200);
 }
 
 Test(nats, server_restart_socket_keeps_serving)

@@ -72,43 +72,7 @@ static struct daemon *
 start_on_nats(const char *const *plugins, const char *host,
     const char *ready_cmd)
 {
-	struct daemon_opts o = { 0 };
-	char *nats = natsd_config(srv, NULL), *cfg, text[256];
-	struct daemon *d;
-
-	cr_assert(asprintf(&cfg, "%s%s", host ? host : "", nats) > 0);
-	free(nats);
-	o.plugins = plugins;
-	o.config = cfg;
-	d = daemon_start(&o);
-	free(cfg);
-	if (d == NULL) {
-		natsd_dump_log(srv);
-		cr_assert_fail("daemon did not start");
-	}
-	snprintf(text, sizeof(text), "nats: subscribed cmdhost.cmd.%s",
-	    ready_cmd);
-	if (!daemon_log_wait(d, text, 10000)) {
-		daemon_dump_log(d);
-		cr_assert_fail("daemon never subscribed %s", ready_cmd);
-	}
-	return d;
-}
-
-/* Calls of command that d counted (host.stats). */
-static long
-calls_of(struct daemon *d, const char *command)
-{
-	json_object *r = client_call_once(daemon_socket_path(d),
-	    "{\"command\":\"host.stats\"}"), *v;
-	char path[256];
-	long n = -1;
-
-	snprintf(path, sizeof(path), "body/commands/%s/calls", command);
-	if ((v = json_path(r, path)) != NULL)
-		n = (long)json_object_get_int64(v);
-	json_object_put(r);
-	return n < 0 ? 0 : n;
+	return nats_daemon_start(srv, plugins, host, NULL, ready_cmd);
 }
 
 Test(nats_workflow, step_served_by_the_other_daemon)
@@ -144,8 +108,8 @@ Test(nats_workflow, step_served_by_the_other_daemon)
 	cr_assert(strstr(reply_text(r), "\"there\":{\"n\":7,\"key\":\"wf:") !=
 	    NULL, "B's answer fed the next state: %s", reply_text(r));
 	json_object_put(r);
-	cr_assert_eq(calls_of(db, "echo"), 1, "B ran the step once");
-	cr_assert_eq(calls_of(da, "test.echo"), 1, "A ran its own step");
+	cr_assert_eq(daemon_calls_of(db, "echo"), 1, "B ran the step once");
+	cr_assert_eq(daemon_calls_of(da, "test.echo"), 1, "A ran its own step");
 
 	/* The execution's history names the step's request id; A logged the
 	 * step, B logged its call with the execution id. */
