@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,24 @@ struct wf_metrics {
 	    compensation_failed, steps, retries, running;
 	uint64_t buckets[N_BUCKETS];
 	uint64_t sum_ms;
+};
+
+/* The counters of struct wf_metrics as host.stats names them, in order. */
+static const struct {
+	const char *name;
+	size_t off;
+} metric_fields[] = {
+	{ "started", offsetof(struct wf_metrics, started) },
+	{ "resumed", offsetof(struct wf_metrics, resumed) },
+	{ "succeeded", offsetof(struct wf_metrics, succeeded) },
+	{ "failed", offsetof(struct wf_metrics, failed) },
+	{ "compensated", offsetof(struct wf_metrics, compensated) },
+	{ "compensation_failed", offsetof(struct wf_metrics,
+	    compensation_failed) },
+	{ "running", offsetof(struct wf_metrics, running) },
+	{ "steps", offsetof(struct wf_metrics, steps) },
+	{ "retries", offsetof(struct wf_metrics, retries) },
+	{ "duration_ms_sum", offsetof(struct wf_metrics, sum_ms) },
 };
 
 struct wexec {
@@ -1691,26 +1710,11 @@ wx_stats(struct executor *ex, struct json_object *into)
 		struct json_object *o = json_object_new_object();
 		struct json_object *h = json_object_new_array();
 
-		json_object_object_add(o, "started",
-		    json_object_new_uint64(m->started));
-		json_object_object_add(o, "resumed",
-		    json_object_new_uint64(m->resumed));
-		json_object_object_add(o, "succeeded",
-		    json_object_new_uint64(m->succeeded));
-		json_object_object_add(o, "failed",
-		    json_object_new_uint64(m->failed));
-		json_object_object_add(o, "compensated",
-		    json_object_new_uint64(m->compensated));
-		json_object_object_add(o, "compensation_failed",
-		    json_object_new_uint64(m->compensation_failed));
-		json_object_object_add(o, "running",
-		    json_object_new_uint64(m->running));
-		json_object_object_add(o, "steps",
-		    json_object_new_uint64(m->steps));
-		json_object_object_add(o, "retries",
-		    json_object_new_uint64(m->retries));
-		json_object_object_add(o, "duration_ms_sum",
-		    json_object_new_uint64(m->sum_ms));
+		for (size_t i = 0; i < sizeof(metric_fields) /
+		    sizeof(metric_fields[0]); i++)
+			json_object_object_add(o, metric_fields[i].name,
+			    json_object_new_uint64(*(const uint64_t *)
+			    ((const char *)m + metric_fields[i].off)));
 		for (int i = 0; i < N_BUCKETS; i++) {
 			struct json_object *b;
 
