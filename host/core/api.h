@@ -19,7 +19,10 @@ struct cmdhost_registrar {
 	struct generation *g;          /* borrowed: the one being loaded */
 	size_t cap;                    /* of g->commands */
 	int failed;
-	char err[512];                 /* the first failure's reason */
+	/* The first failure's reason, cut at CMDHOST_REG_ERROR_MAX on a
+	 * UTF-8 boundary: one byte more than that is copied, so that the
+	 * cut sees whether it would split a character. */
+	char err[CMDHOST_REG_ERROR_MAX + 2];
 };
 
 /* The opaque sink of a relay fetch (ABI 1.2): relay_put() checks a row

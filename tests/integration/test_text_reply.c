@@ -395,6 +395,134 @@ Test(text_reply, log_is_cut_behind_the_table, .timeout = 60)
 	check_stop_clean();
 }
 
+static const char *const long_plugins[] = { "long_texts.so", NULL };
+
+/* `prefix` (ASCII) and then `chars` times 'é' into out (big enough). */
+static const char *
+cut_text(char *out, const char *prefix, size_t chars)
+{
+	size_t n = strlen(prefix);
+
+	memcpy(out, prefix, n);
+	for (size_t i = 0; i < chars; i++) {
+		out[n++] = (char)0xc3;
+		out[n++] = (char)0xa9;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* The message of the log line that starts with `start`, parsed (put
+ * it), or NULL. */
+static json_object *
+log_message_line(const char *start)
+{
+	char *log, *line, *end;
+	json_object *j = NULL;
+
+	if (!daemon_log_wait(check_daemon(), start, 10000))
+		return NULL;
+	log = daemon_log(check_daemon());
+	if (log != NULL && (line = strstr(log, start)) != NULL) {
+		while (line > log && line[-1] != '\n')
+			line--;
+		if ((end = strchr(line, '\n')) != NULL)
+			*end = '\0';
+		j = json_tokener_parse(line);
+	}
+	free(log);
+	return j;
+}
+
+/*
+ * The limits that once lived in the C wrappers are the daemon's: an
+ * error message and log text are cut at CMDHOST_LOG_MAX on a UTF-8
+ * boundary whether the plugin calls the table's entry, as a binding
+ * does, or cmdhost_failf() and cmdhost_log(), which must not cut inside
+ * a character of their own first (a half character would come out as
+ * U+FFFD).  The texts are 3000 bytes of 'é'.
+ */
+Test(text_reply, limits_behind_the_table_however_called, .timeout = 60)
+{
+	static const char *const fails[] = { "long.fail_direct",
+		"long.failf" };
+	static const char *const logs[][2] = {
+		{ "long.log_direct", "DD" }, { "long.log_wrapper", "WW" } };
+	char want[2100], line[128], start[64];
+	json_object *j;
+	int fd;
+
+	check_start_with(long_plugins, NULL);
+	fd = check_connect();
+	for (size_t i = 0; i < 2; i++) {
+		const char *msg;
+
+		snprintf(line, sizeof(line), "{\"command\":\"%s\"}", fails[i]);
+		j = check_call(fd, line, 422, "too_long");
+		msg = reply_error_message(j);
+		/* 512 'é' are exactly 1024 bytes. */
+		CHECK(msg != NULL && strcmp(msg, cut_text(want, "", 512)) == 0,
+		    "%s: message of %zu bytes: %s", fails[i],
+		    msg ? strlen(msg) : 0, msg ? msg : "(none)");
+		json_object_put(j);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		const char *msg;
+
+		snprintf(line, sizeof(line), "{\"command\":\"%s\"}",
+		    logs[i][0]);
+		json_object_put(check_call(fd, line, 200, NULL));
+		snprintf(start, sizeof(start), "\"message\":\"%s\xc3\xa9",
+		    logs[i][1]);
+		j = log_message_line(start);
+		CHECK(j != NULL, "%s: no JSON log line", logs[i][0]);
+		msg = json_path_str(j, "message");
+		/* The prefix and 511 'é': 1024 bytes. */
+		CHECK(msg != NULL && strcmp(msg, cut_text(want, logs[i][1],
+		    511)) == 0, "%s: message of %zu bytes: %s", logs[i][0],
+		    msg ? strlen(msg) : 0, msg ? msg : "(none)");
+		json_object_put(j);
+	}
+	close(fd);
+	check_stop_clean();
+}
+
+/* A registration error is cut at CMDHOST_REG_ERROR_MAX on a UTF-8
+ * boundary, through reg_error or cmdhost_reg_error(): host.list, which
+ * shows it, stays a valid 200 reply. */
+Test(text_reply, registration_error_cut_on_a_character, .timeout = 60)
+{
+	static const char *const hows[] = { "direct", "wrapper" };
+	char want[600], config[128];
+	json_object *j;
+	int fd;
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *err;
+
+		snprintf(config, sizeof(config), "[plugin:long_texts]\n"
+		    "reg_error = %s\n", hows[i]);
+		check_start_with(long_plugins, config);
+		fd = check_connect();
+		j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+		err = json_object_get_string(json_object_object_get(
+		    json_object_array_get_idx(json_path(j, "body/plugins"), 0),
+		    "error"));
+		/* The loader's words, then the plugin's: 255 'é' are 510
+		 * bytes, the 256th would pass 511. */
+		if (err != NULL && strstr(err, "registration failed: ") != NULL)
+			err = strstr(err, "registration failed: ") +
+			    strlen("registration failed: ");
+		CHECK(err != NULL && strcmp(err, cut_text(want, "", 255)) == 0,
+		    "%s: error of %zu bytes: %s", hows[i],
+		    err ? strlen(err) : 0, reply_text(j));
+		json_object_put(j);
+		close(fd);
+		check_stop_clean();
+		check_free();
+	}
+}
+
 Test(text_reply, descriptor_function_and_abi_1_0_plugin, .timeout = 60)
 {
 	json_object *j;

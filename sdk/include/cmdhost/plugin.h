@@ -420,6 +420,12 @@ typedef const cmdhost_plugin_desc *(*cmdhost_descriptor_fn)(void);
 		(name), (version), (register_fn)                           \
 	}
 
+/* The printf-style conveniences below format into a buffer one byte
+ * longer than the daemon's limit (and the NUL), so that the cut that
+ * counts is the daemon's, on a UTF-8 boundary, never one of their own
+ * inside a character. */
+#define CMDHOST__CUT_BUF(limit) ((limit) + 2)
+
 /* ------------------------------------------------------------------ */
 /* Registration calls                                                 */
 /* ------------------------------------------------------------------ */
@@ -482,7 +488,7 @@ __attribute__((format(printf, 2, 3)))
 #endif
 cmdhost_reg_error(cmdhost_registrar *reg, const char *fmt, ...)
 {
-	char buf[512];
+	char buf[CMDHOST__CUT_BUF(CMDHOST_REG_ERROR_MAX)];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -499,7 +505,7 @@ __attribute__((format(printf, 3, 4)))
 #endif
 cmdhost_reg_log(cmdhost_registrar *reg, int level, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[CMDHOST__CUT_BUF(CMDHOST_LOG_MAX)];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -575,7 +581,7 @@ __attribute__((format(printf, 3, 4)))
 #endif
 cmdhost_log(cmdhost_ctx *ctx, int level, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[CMDHOST__CUT_BUF(CMDHOST_LOG_MAX)];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -681,7 +687,7 @@ __attribute__((format(printf, 4, 5)))
 cmdhost_failf(cmdhost_ctx *ctx, int status, const char *code,
     const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[CMDHOST__CUT_BUF(CMDHOST_LOG_MAX)];
 	va_list ap;
 
 	va_start(ap, fmt);
