@@ -285,7 +285,10 @@ struct cmdhost_api {
 	/* Finish with a 2xx status and a json-c body.  Takes ownership of
 	 * `body` (one reference), also on failure; NULL means JSON null.
 	 * Returns 0, or -1 if the call already finished (nothing changes)
-	 * or status is not 2xx (then the reply is 500 command_failed). */
+	 * or status is not 2xx (then the reply is 500 command_failed).  A
+	 * body that cannot be written as strict JSON (a NaN or infinite
+	 * double, a string that is not UTF-8) is answered 500 bad_reply
+	 * naming the plugin when the reply is written. */
 	int (*ctx_respond)(cmdhost_ctx *ctx, int status,
 	    struct json_object *body);
 
@@ -314,9 +317,11 @@ struct cmdhost_api {
 	 * member names are written as json-c writes them (escapes undone),
 	 * and a name given twice keeps its last value.
 	 * Returns 0; -1 if the call already finished (nothing changes);
-	 * -1 if the status is not 2xx or the text is refused: then the reply
-	 * is 500 command_failed with a message naming the plugin and the
-	 * reason.  json NULL with len 0 means JSON null. */
+	 * -1 if the status is not 2xx (the reply is then 500
+	 * command_failed) or the text is refused (500 bad_reply), each with
+	 * a message naming the plugin and the reason; -1 when the daemon
+	 * is out of memory (503 unavailable).  json NULL with len 0 means
+	 * JSON null. */
 	int (*ctx_respond_text)(cmdhost_ctx *ctx, int status,
 	    const char *json, size_t len);
 
