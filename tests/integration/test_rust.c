@@ -6,7 +6,8 @@
  * context, state across calls, a panic answered 500 plugin_panicked
  * with the daemon serving on, hot swaps to its v2 build under load with
  * nothing lost, fini (the state's Drop) on unload.  Also the crate's own
- * tests (the repr(C) types against plugin-layout.txt).  Without cargo
+ * tests (the repr(C) types against plugin-layout.txt) and a build with
+ * its json-c feature.  Without cargo
  * every test skips, saying why.
  */
 #include <criterion/criterion.h>
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,12 +112,50 @@ log_line_with(const char *text)
 	return j;
 }
 
+/* The daemon's log so far: lines written by the crate's panic hook for
+ * rust.panic (the daemon's own line for each failed call carries the
+ * message too, without the hook's "(at FILE:LINE)"), and lines that are
+ * not JSON, with the first of them. */
+struct log_count {
+	int panics, bad;
+	char first_bad[256];
+};
+
+static struct log_count
+count_log_lines(void)
+{
+	struct log_count c = { 0, 0, "" };
+	char *log = daemon_log(check_daemon()), *l, *save = NULL;
+
+	for (l = log ? strtok_r(log, "\n", &save) : NULL; l != NULL;
+	    l = strtok_r(NULL, "\n", &save)) {
+		json_object *o = json_tokener_parse(l);
+
+		if (o == NULL && c.bad++ == 0)
+			snprintf(c.first_bad, sizeof(c.first_bad), "%s", l);
+		json_object_put(o);
+		if (strstr(l, "the plugin panicked: rust.panic") != NULL &&
+		    strstr(l, "(at src/lib.rs:") != NULL)
+			c.panics++;
+	}
+	free(log);
+	return c;
+}
+
+/* wait_until() condition: at least (intptr_t)arg panic lines. */
+static int
+panic_lines_at_least(void *arg)
+{
+	return count_log_lines().panics >= (int)(intptr_t)arg;
+}
+
 Test(rust, crate_tests_check_the_layout, .timeout = 300)
 {
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)
 	    "cd " CMDHOST_SOURCE_DIR "/sdk/rust && CARGO_TARGET_DIR="
 	    CMDHOST_BUILD_DIR "/cargo/sdk ${CARGO:-cargo} test --offline "
-	    "2>&1", NULL };
+	    "2>&1 && CARGO_TARGET_DIR=" CMDHOST_BUILD_DIR "/cargo/sdk "
+	    "${CARGO:-cargo} check --offline --features json-c 2>&1", NULL };
 	char *out = NULL;
 	int st;
 
@@ -172,6 +212,13 @@ Test(rust, example_plugin_on_a_live_daemon, .timeout = 120)
 	    reply_text(j));
 	json_object_put(j);
 
+	/* plugin!() without a version takes Cargo's. */
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	CHECK(strcmp(json_object_get_string(json_object_object_get(
+	    json_object_array_get_idx(json_path(j, "body/plugins"), 0),
+	    "version")), "0.1.0") == 0, "%s", reply_text(j));
+	json_object_put(j);
+
 	/* Logging: one JSON line with the request context. */
 	CHECK(daemon_log_wait(check_daemon(), "\"greeted ann\"", 10000),
 	    "no log line");
@@ -207,6 +254,17 @@ Test(rust, example_plugin_on_a_live_daemon, .timeout = 120)
 	}
 	line = log_line_with("the plugin panicked: rust.panic: kaboom");
 	CHECK(line != NULL, "the panic's log line is missing or not JSON");
+	/* One line per panic, and nothing of the standard library's own
+	 * hook (plain text) anywhere in the log.  The log reaches the test
+	 * through a pipe: wait for the 20th line before counting. */
+	(void)wait_until(panic_lines_at_least, (void *)20, 10000);
+	{
+		struct log_count c = count_log_lines();
+
+		CHECK(c.panics == 20, "%d log lines for 20 panics", c.panics);
+		CHECK(c.bad == 0, "%d log lines are not JSON, the first: %s",
+		    c.bad, c.first_bad);
+	}
 	CHECK(strcmp(json_path_str(line, "level"), "error") == 0 &&
 	    strcmp(json_path_str(line, "command"), "rust.panic") == 0 &&
 	    strstr(json_path_str(line, "message"), "src/lib.rs") != NULL,
