@@ -186,13 +186,19 @@ BENCH_BINS  := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 all: $(DAEMON) $(CLI) $(WORKER) $(NATS_MODULE) $(PLUGINS) $(RUST_PLUGINS) rust-note \
     $(B)/pkgconfig/cmdhost-plugin.pc
 
+# The .pc file's Version is the header's ABI, MAJOR.MINOR.
+SDK_ABI := $(shell sed -n -e 's/^\#define CMDHOST_ABI_MAJOR \([0-9]*\).*/\1/p' \
+           sdk/include/cmdhost/plugin.h).$(shell sed -n \
+           -e 's/^\#define CMDHOST_ABI_MINOR \([0-9]*\).*/\1/p' \
+           sdk/include/cmdhost/plugin.h)
+
 # For building plugins against this source tree:
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs cmdhost-plugin
-$(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in
+$(B)/pkgconfig/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in sdk/include/cmdhost/plugin.h
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(abspath sdk)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@PLUGIN_MAP@|$(abspath sdk/plugin.map)|' \
-	    -e 's|@RUSTCRATE@|$(abspath sdk/rust)|' \
+	    -e 's|@RUSTCRATE@|$(abspath sdk/rust)|' -e 's|@ABI@|$(SDK_ABI)|' \
 	    -e 's|@PLUGINDIR@|$(abspath $(B)/plugins)|' $< > $@
 
 $(DAEMON): $(DAEMON_OBJS) $(CORE_LIB)
@@ -377,7 +383,7 @@ $(B)/install/cmdhost-plugin.pc: sdk/cmdhost-plugin.pc.in FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
 	    -e 's|@PLUGIN_MAP@|$${prefix}/share/cmdhost/plugin.map|' \
-	    -e 's|@RUSTCRATE@|$${prefix}/share/cmdhost/rust|' \
+	    -e 's|@RUSTCRATE@|$${prefix}/share/cmdhost/rust|' -e 's|@ABI@|$(SDK_ABI)|' \
 	    -e 's|@PLUGINDIR@|$${prefix}/lib/cmdhost/plugins|' $< > $@.$$$$ && \
 	    mv -f $@.$$$$ $@
 

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmdhost/plugin.h>
 #include <json-c/json.h>
 
 #include "harness.h"
@@ -187,6 +188,20 @@ Test(kit, install_template_check_exec_deploy, .timeout = 300)
 	cr_expect(strstr(flags, path) != NULL, "flags: %s", flags);
 	cr_expect(strstr(flags, "-ljson-c") != NULL, "flags: %s", flags);
 	cr_expect(strstr(flags, "-shared") != NULL, "flags: %s", flags);
+	free(flags);
+	free(err);
+	/* The .pc's version is the header's ABI. */
+	st = run(NULL, &flags, &err, "/usr/bin/pkg-config", "--modversion",
+	    "cmdhost-plugin", NULL);
+	cr_assert_eq(st, 0, "pkg-config --modversion: %s", err);
+	{
+		char abi[32];
+
+		snprintf(abi, sizeof(abi), "%d.%d\n", CMDHOST_ABI_MAJOR,
+		    CMDHOST_ABI_MINOR);
+		cr_expect_str_eq(flags, abi, "modversion %s, the header's "
+		    "ABI %s", flags, abi);
+	}
 	free(flags);
 	free(err);
 
