@@ -122,7 +122,8 @@ PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 # cargo 1.65/rustc 1.63 or newer; scripts/install-deps.sh installs it),
 # skipped with a line saying so when there is none.  Cargo's
 # librust_greet.so is installed as rust_greet.so; rust_greet_v2.so (its
-# v2 feature) is the test's hot-swap partner.
+# v2 feature) is the test's hot-swap partner, rust_greet_abort.so its
+# build with panic = "abort".
 CARGO        ?= cargo
 HAVE_CARGO   := $(shell command -v $(CARGO) >/dev/null 2>&1 && echo yes)
 CARGO_DIR    := $(abspath $(B))/cargo
@@ -130,7 +131,8 @@ RUST_SRCS    := $(wildcard sdk/rust/Cargo.toml sdk/rust/src/*.rs \
                 plugins/rust_greet/Cargo.toml plugins/rust_greet/src/*.rs)
 ifeq ($(HAVE_CARGO),yes)
 RUST_PLUGINS := $(B)/plugins/rust_greet.so
-RUST_TPLUGINS := $(B)/tests/plugins/rust_greet_v2.so
+RUST_TPLUGINS := $(B)/tests/plugins/rust_greet_v2.so \
+                 $(B)/tests/plugins/rust_greet_abort.so
 $(B)/plugins/rust_greet.so: $(RUST_SRCS)
 	@mkdir -p $(dir $@)
 	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/v1 \
@@ -141,6 +143,14 @@ $(B)/tests/plugins/rust_greet_v2.so: $(RUST_SRCS)
 	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/v2 \
 	    $(CARGO) build --release --offline --quiet --features v2
 	cp $(CARGO_DIR)/v2/release/librust_greet.so $@
+# The same plugin with panic = "abort" (the profile set from the
+# environment, which wins over Cargo.toml's): what the guide says of it.
+$(B)/tests/plugins/rust_greet_abort.so: $(RUST_SRCS)
+	@mkdir -p $(dir $@)
+	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/abort \
+	    CARGO_PROFILE_RELEASE_PANIC=abort \
+	    $(CARGO) build --release --offline --quiet
+	cp $(CARGO_DIR)/abort/release/librust_greet.so $@
 rust-note:
 else
 RUST_PLUGINS :=

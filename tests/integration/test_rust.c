@@ -5,7 +5,8 @@
  * the daemon), validate, execute, config, logging with the request
  * context, state across calls, a panic answered 500 plugin_panicked
  * with the daemon serving on, hot swaps to its v2 build under load with
- * nothing lost, fini (the state's Drop) on unload.  Also the crate's own
+ * nothing lost, fini (the state's Drop) on unload, and its panic =
+ * "abort" build ending only its worker under isolation = process.  Also the crate's own
  * tests (the repr(C) types against plugin-layout.txt) and a build with
  * its json-c feature.  Without cargo
  * every test skips, saying why.
@@ -28,6 +29,7 @@
 
 #define RUST_SO CMDHOST_BUILD_DIR "/plugins/rust_greet.so"
 #define RUST_V2 CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_v2.so"
+#define RUST_ABORT CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_abort.so"
 
 static char tmp_dir[64];
 
@@ -48,7 +50,8 @@ TestSuite(rust, .fini = rust_fini);
 static void
 need_rust(void)
 {
-	if (access(RUST_SO, R_OK) != 0 || access(RUST_V2, R_OK) != 0)
+	if (access(RUST_SO, R_OK) != 0 || access(RUST_V2, R_OK) != 0 ||
+	    access(RUST_ABORT, R_OK) != 0)
 		cr_skip_test("no cargo when this was built: the Rust plugin "
 		    "was not built (scripts/install-deps.sh installs "
 		    "Debian's cargo)");
@@ -475,6 +478,55 @@ Test(rust, panic_in_registration_fails_the_load, .timeout = 60)
 	json_object_put(line);
 	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
 	    "\"payload\":{\"name\":\"x\"}}", 404, "unknown_command"));
+	json_object_put(check_call(fd, "{\"command\":\"host.ping\"}", 200,
+	    NULL));
+	close(fd);
+	check_stop_clean();
+}
+
+static int
+greet_answers_200(void *arg)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"rust.greet\",\"payload\":{\"name\":\"w\"}}");
+	int ok = reply_status(j) == 200;
+
+	(void)arg;
+	json_object_put(j);
+	return ok;
+}
+
+/* What the guide says of panic = "abort": the crate warns at
+ * registration, and a panic ends the process hosting the plugin -- with
+ * isolation = process that is its worker alone: the call is 500
+ * plugin_crashed (SIGABRT), the panic is still logged, the worker is
+ * respawned and the daemon serves on. */
+Test(rust, panic_abort_build_ends_only_its_worker, .timeout = 120)
+{
+	json_object *j;
+	int fd;
+
+	need_rust();
+	fd = check_start_ready("[plugin:rust_greet]\nisolation = process\n"
+	    "workers = 1\n", 10000);
+	CHECK(daemon_install_plugin(check_daemon(),
+	    "tests/plugins/rust_greet_abort.so", "librust_greet.so") == 0,
+	    "install");
+	json_object_put(check_call(fd, "{\"command\":\"host.reload\"}", 200,
+	    NULL));
+	CHECK(daemon_log_wait(check_daemon(), "built with panic = \\\"abort\\\"",
+	    10000), "no warning about panic = abort at registration");
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"a\"}}", 200, NULL));
+	j = check_call(fd, "{\"command\":\"rust.panic\",\"payload\":"
+	    "{\"message\":\"abort me\"}}", 500, "plugin_crashed");
+	CHECK(strstr(reply_error_message(j), "SIGABRT") != NULL, "%s",
+	    reply_text(j));
+	json_object_put(j);
+	CHECK(daemon_log_wait(check_daemon(), "the plugin panicked: "
+	    "rust.panic: abort me", 10000), "the panic was not logged");
+	CHECK(wait_until(greet_answers_200, NULL, 20000), "the plugin never "
+	    "answered again after its worker aborted");
 	json_object_put(check_call(fd, "{\"command\":\"host.ping\"}", 200,
 	    NULL));
 	close(fd);
