@@ -767,8 +767,12 @@ Test(kit, rust_template_to_a_live_daemon, .timeout = 300)
 	free(out);
 	free(err);
 	snprintf(path, sizeof(path), "CMDHOST=%s", cli);
+	/* An author's own CARGO_TARGET_DIR must not lose the file. */
+	snprintf(pd, sizeof(pd), "%s/elsewhere", kit_dir);
+	cr_assert_eq(setenv("CARGO_TARGET_DIR", pd, 1), 0);
 	st = run(NULL, &out, &err, "/usr/bin/make", "-C", proj, path, "all",
 	    "test", NULL);
+	unsetenv("CARGO_TARGET_DIR");
 	cr_assert_eq(st, 0, "make all test: exit %d\n%s\n%s", st, out, err);
 	cr_expect(strstr(out, "all tests passed") != NULL, "%s", out);
 	free(out);
