@@ -2,7 +2,8 @@
 # check-layout.sh - the layout file sdk/include/cmdhost/plugin-layout.txt
 # must be what scripts/gen-layout.sh makes of the header now (regenerate
 # it with `make layout` after an ABI change, and bump CMDHOST_ABI_MINOR).
-# Then prove the check can fail: in a scratch copy of the header, move one
+# The lines of it the guide (sdk/README.md) quotes must be in it.  Then
+# prove the check can fail: in a scratch copy of the header, move one
 # member of struct cmdhost_api and require a difference naming it.
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,6 +19,17 @@ scripts/gen-layout.sh sdk/include > "$tmp/now.txt"
 if ! diff -u "$want" "$tmp/now.txt"; then
 	echo "check-layout: $want is out of date with cmdhost/plugin.h" \
 	    "(run make layout; an incompatible move needs a new ABI major)" >&2
+	exit 1
+fi
+
+# The guide quotes a few lines of the file: they must be in it.
+stale=$(grep -E '^(struct cmdhost_|member cmdhost_|const CMDHOST_)' \
+    sdk/README.md | while IFS= read -r line; do
+	grep -qxF "$line" "$want" || echo "$line"
+done)
+if [ -n "$stale" ]; then
+	echo "check-layout: sdk/README.md quotes lines that are not in $want:" >&2
+	echo "$stale" >&2
 	exit 1
 fi
 
