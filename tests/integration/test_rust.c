@@ -171,6 +171,44 @@ Test(rust, crate_tests_check_the_layout, .timeout = 300)
 	free(out);
 }
 
+/* The crate promises Debian 12's own rustc 1.63 and cargo 1.65 as well
+ * as current toolchains, and cargo does not hold a newer rustc to
+ * rust-version.  Where Debian's toolchain is installed beside another
+ * one first in PATH (rustup), build the crate, its tests and the
+ * example with Debian's too, offline. */
+Test(rust, crate_builds_with_debian_toolchain, .timeout = 300)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)
+	    "[ \"$(command -v ${CARGO:-cargo})\" = /usr/bin/cargo ] && "
+	    "{ echo SAME; exit 0; }; "
+	    "export PATH=/usr/bin:/bin RUSTC=/usr/bin/rustc "
+	    "CARGO_TARGET_DIR=" CMDHOST_BUILD_DIR "/cargo/debian; "
+	    "/usr/bin/rustc --version && "
+	    "cd " CMDHOST_SOURCE_DIR "/sdk/rust && "
+	    "/usr/bin/cargo test --offline 2>&1 && "
+	    "cd " CMDHOST_SOURCE_DIR "/plugins/rust_greet && "
+	    "/usr/bin/cargo build --release --offline 2>&1", NULL };
+	char *out = NULL;
+	int st;
+
+	need_rust();
+	if (access("/usr/bin/cargo", X_OK) != 0 ||
+	    access("/usr/bin/rustc", X_OK) != 0)
+		cr_skip_test("no Debian toolchain in /usr/bin (apt install "
+		    "cargo): the cargo in PATH built the crate");
+	cr_assert_eq(run_command(argv, NULL, 280000, &st, &out, NULL), 0);
+	if (strncmp(out, "SAME", 4) == 0) {
+		free(out);
+		cr_skip_test("the cargo in PATH is Debian's: "
+		    "crate_tests_check_the_layout built with it");
+	}
+	cr_log_info("debian toolchain: %.40s", out);
+	cr_expect_eq(st, 0, "Debian's cargo: exit %d\n%s", st, out);
+	cr_expect(strstr(out, "repr_c_types_match_the_c_layout ... ok") !=
+	    NULL, "%s", out);
+	free(out);
+}
+
 Test(rust, example_plugin_on_a_live_daemon, .timeout = 120)
 {
 	char fini[128];
