@@ -284,6 +284,43 @@ Test(rust, example_plugin_on_a_live_daemon, .timeout = 120)
 	    == 0, "%s", reply_text(j));
 	json_object_put(j);
 
+	/* Reply text from Rust: passed byte for byte with the status
+	 * chosen; text that is not JSON is 500 bad_reply naming the plugin,
+	 * a status that is not 2xx 500 command_failed. */
+	{
+		char *raw;
+
+		CHECK(client_send(fd, "{\"id\":3,\"command\":\"rust.reply\","
+		    "\"payload\":{\"text\":\"{\\\"a\\\": [1.50, \\\"\\\\u00e9\\\"]}\","
+		    "\"status\":201}}") == 0, "send");
+		raw = client_recv_line(fd);
+		CHECK(raw != NULL && strcmp(raw, "{\"id\":3,\"status\":201,"
+		    "\"body\":{\"a\":[1.50,\"\\u00e9\"]}}") == 0, "reply: %s",
+		    raw ? raw : "(none)");
+		free(raw);
+	}
+	{
+		static const char *const bad[] = { "{bad", "[NaN]", "1e400",
+			"{\\\"a\\\":1} 2" };
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char req[256];
+
+			snprintf(req, sizeof(req), "{\"command\":\"rust.reply\","
+			    "\"payload\":{\"text\":\"%s\"}}", bad[i]);
+			j = check_call(fd, req, 500, "bad_reply");
+			CHECK(strstr(reply_error_message(j), "plugin 'rust_greet'")
+			    != NULL, "%s: %s", bad[i], reply_text(j));
+			json_object_put(j);
+		}
+	}
+	j = check_call(fd, "{\"command\":\"rust.reply\",\"payload\":"
+	    "{\"text\":\"1\",\"status\":404}}", 500, "command_failed");
+	CHECK(strstr(reply_error_message(j), "plugin 'rust_greet'") != NULL &&
+	    strstr(reply_error_message(j), "404") != NULL, "%s",
+	    reply_text(j));
+	json_object_put(j);
+
 	/* A panic: 500 plugin_panicked, one log line, the daemon serves. */
 	for (int i = 0; i < 20; i++) {
 		j = check_call(fd, "{\"command\":\"rust.panic\",\"payload\":"

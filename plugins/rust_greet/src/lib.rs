@@ -9,6 +9,10 @@
 //! - `rust.panic` {"message"?: string} panics: the daemon answers 500
 //!   plugin_panicked and keeps serving.
 //! - `rust.whoami` answers the request's context.
+//! - `rust.reply` {"text": string, "status"?: integer} answers `text` as
+//!   the JSON body with `status` (default 200): the daemon checks the
+//!   text strictly (500 bad_reply naming the plugin when it is not
+//!   JSON) and refuses a status that is not 2xx (500 command_failed).
 //!
 //! `[plugin:rust_greet] fini_file = PATH`: the state's Drop (the
 //! generation's fini) appends a line there, so a test can see it run;
@@ -82,6 +86,13 @@ fn whoami(ctx: &Ctx) -> Reply {
     )
 }
 
+fn reply_text(ctx: &Ctx) -> Reply {
+    let p = ctx.payload();
+    let status = p.get("status").and_then(Value::as_i64).unwrap_or(200);
+    let text = p.get("text").and_then(Value::as_str).unwrap_or("null");
+    Reply::respond(status.clamp(0, 999) as u16, text)
+}
+
 fn register(reg: &mut Registrar) -> Result<(), String> {
     let greeting = reg.config("greeting").unwrap_or_else(|| "hello".to_string());
     let fini_file = reg.config("fini_file");
@@ -98,7 +109,13 @@ fn register(reg: &mut Registrar) -> Result<(), String> {
         .execute(greet)
         .add()?;
     reg.command("rust.panic").summary("Panic on purpose").execute(panic_now).add()?;
-    reg.command("rust.whoami").summary("The request's context").execute(whoami).add()
+    reg.command("rust.whoami").summary("The request's context").execute(whoami).add()?;
+    reg.command("rust.reply")
+        .summary("Answer the JSON text given, with a status")
+        .field("text", FieldType::String, true)
+        .field("status", FieldType::Integer, false)
+        .execute(reply_text)
+        .add()
 }
 
 cmdhost::plugin!("rust_greet", register);
