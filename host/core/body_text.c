@@ -22,12 +22,14 @@
 #include "buf.h"
 #include "jscan.h"
 
-/* The reason for a refusal, phrased for the plugin's author. */
+/* The reason for a refusal, phrased for the plugin's author.  text
+ * (borrowed) is len bytes and need not be NUL-terminated: the scanner
+ * may stop at its end (a number refused when it ends there). */
 static void
 refusal(const struct jscan *js, enum jscan_error e, const char *text,
-    char *err, size_t errlen)
+    size_t len, char *err, size_t errlen)
 {
-	unsigned char c = (unsigned char)text[js->at];
+	unsigned char c = js->at < len ? (unsigned char)text[js->at] : 0;
 
 	switch (e) {
 	case JSCAN_EMPTY:
@@ -99,7 +101,7 @@ body_text_check(const char *text, size_t len, size_t max, char *out,
 	if ((e = jscan_text(&js, text, len)) != JSCAN_OK) {
 		if (e == JSCAN_NOMEM)
 			return -ENOMEM;
-		refusal(&js, e, text, err, errlen);
+		refusal(&js, e, text, len, err, errlen);
 		return -EINVAL;
 	}
 	out[js.out_len] = '\0';

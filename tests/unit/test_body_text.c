@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/body_text.h"
 
@@ -121,6 +123,42 @@ Test(body_text, null_pointer_is_json_null_and_limit_holds)
 	cr_assert_eq(body_text_parse("\"12345678\"", 10, 10, &v, err,
 	    sizeof(err)), 0);
 	json_object_put(v);
+}
+
+/*
+ * A plugin's text need not be NUL-terminated (a Rust &str is not): no
+ * byte past len may be read, refused text included, whose refusal is
+ * found at its very end.  Each text ends where a PROT_NONE page begins,
+ * so a read past it is SIGSEGV with or without a sanitizer.
+ */
+Test(body_text, text_is_never_read_past_its_length)
+{
+	static const char *const texts[] = { "1e400", "[1,", "\"abc",
+		"12345678901234567890123", "tru", "{\"a\":1} 2", "-", "1.",
+		"{\"a\"", "[NaN]", "\"\\u12", "", "7" };
+	long page = sysconf(_SC_PAGESIZE);
+	char *map, out[64];
+
+	map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(map != MAP_FAILED);
+	cr_assert_eq(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		size_t n = strlen(texts[i]), out_len;
+		char *at = map + page - n;
+		int needs_tree, rc;
+
+		memcpy(at, texts[i], n);
+		err[0] = '\0';
+		rc = body_text_check(at, n, 1 << 20, out, &out_len,
+		    &needs_tree, err, sizeof(err));
+		if (strcmp(texts[i], "7") == 0)
+			cr_expect(rc == 0 && strcmp(out, "7") == 0, "7: %s", err);
+		else
+			cr_expect(rc == -EINVAL && err[0] != '\0', "%s: rc %d",
+			    texts[i], rc);
+	}
+	munmap(map, (size_t)page * 2);
 }
 
 Test(body_text, cut_keeps_utf8_whole)
