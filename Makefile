@@ -123,7 +123,7 @@ PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 # skipped with a line saying so when there is none.  Cargo's
 # librust_greet.so is installed as rust_greet.so; rust_greet_v2.so (its
 # v2 feature) is the test's hot-swap partner, rust_greet_abort.so its
-# build with panic = "abort".
+# build with panic = "abort", rust_greet_jsonc.so with json-c objects.
 CARGO        ?= cargo
 HAVE_CARGO   := $(shell command -v $(CARGO) >/dev/null 2>&1 && echo yes)
 CARGO_DIR    := $(abspath $(B))/cargo
@@ -132,7 +132,8 @@ RUST_SRCS    := $(wildcard sdk/rust/Cargo.toml sdk/rust/src/*.rs \
 ifeq ($(HAVE_CARGO),yes)
 RUST_PLUGINS := $(B)/plugins/rust_greet.so
 RUST_TPLUGINS := $(B)/tests/plugins/rust_greet_v2.so \
-                 $(B)/tests/plugins/rust_greet_abort.so
+                 $(B)/tests/plugins/rust_greet_abort.so \
+                 $(B)/tests/plugins/rust_greet_jsonc.so
 $(B)/plugins/rust_greet.so: $(RUST_SRCS)
 	@mkdir -p $(dir $@)
 	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/v1 \
@@ -151,6 +152,12 @@ $(B)/tests/plugins/rust_greet_abort.so: $(RUST_SRCS)
 	    CARGO_PROFILE_RELEASE_PANIC=abort \
 	    $(CARGO) build --release --offline --quiet
 	cp $(CARGO_DIR)/abort/release/librust_greet.so $@
+# And with its jsonc feature: the crate's json-c feature at work.
+$(B)/tests/plugins/rust_greet_jsonc.so: $(RUST_SRCS)
+	@mkdir -p $(dir $@)
+	cd plugins/rust_greet && CARGO_TARGET_DIR=$(CARGO_DIR)/jsonc \
+	    $(CARGO) build --release --offline --quiet --features jsonc
+	cp $(CARGO_DIR)/jsonc/release/librust_greet.so $@
 rust-note:
 else
 RUST_PLUGINS :=

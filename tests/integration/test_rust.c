@@ -6,7 +6,8 @@
  * context, state across calls, a panic answered 500 plugin_panicked
  * with the daemon serving on, hot swaps to its v2 build under load with
  * nothing lost, fini (the state's Drop) on unload, and its panic =
- * "abort" build ending only its worker under isolation = process.  Also the crate's own
+ * "abort" build ending only its worker under isolation = process, and
+ * its build with the crate's json-c feature.  Also the crate's own
  * tests (the repr(C) types against plugin-layout.txt) and a build with
  * its json-c feature.  Without cargo
  * every test skips, saying why.
@@ -30,6 +31,7 @@
 #define RUST_SO CMDHOST_BUILD_DIR "/plugins/rust_greet.so"
 #define RUST_V2 CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_v2.so"
 #define RUST_ABORT CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_abort.so"
+#define RUST_JSONC CMDHOST_BUILD_DIR "/tests/plugins/rust_greet_jsonc.so"
 
 static char tmp_dir[64];
 
@@ -51,7 +53,7 @@ static void
 need_rust(void)
 {
 	if (access(RUST_SO, R_OK) != 0 || access(RUST_V2, R_OK) != 0 ||
-	    access(RUST_ABORT, R_OK) != 0)
+	    access(RUST_ABORT, R_OK) != 0 || access(RUST_JSONC, R_OK) != 0)
 		cr_skip_test("no cargo when this was built: the Rust plugin "
 		    "was not built (scripts/install-deps.sh installs "
 		    "Debian's cargo)");
@@ -604,6 +606,36 @@ Test(rust, panic_abort_build_ends_only_its_worker, .timeout = 120)
 	    "answered again after its worker aborted");
 	json_object_put(check_call(fd, "{\"command\":\"host.ping\"}", 200,
 	    NULL));
+	close(fd);
+	check_stop_clean();
+}
+
+/* The crate's json-c feature: the payload read and the reply made as
+ * json-c objects, through sys::jsonc, in the daemon's own json-c. */
+Test(rust, json_c_feature_objects_both_ways, .timeout = 60)
+{
+	json_object *j;
+	int fd;
+
+	need_rust();
+	fd = check_start_ready(NULL, 10000);
+	CHECK(daemon_install_plugin(check_daemon(),
+	    "tests/plugins/rust_greet_jsonc.so", "librust_greet.so") == 0,
+	    "install");
+	json_object_put(check_call(fd, "{\"command\":\"host.reload\"}", 200,
+	    NULL));
+	for (int i = 0; i < 50; i++) {
+		j = check_call(fd, "{\"command\":\"rust.jsonc\",\"payload\":"
+		    "{\"name\":\"zo\\u00e9\"}}", 200, NULL);
+		CHECK(strcmp(json_path_str(j, "body/hello"), "zo\xc3\xa9") == 0 &&
+		    strcmp(json_path_str(j, "body/via"), "json-c") == 0, "%s",
+		    reply_text(j));
+		json_object_put(j);
+	}
+	json_object_put(check_call(fd, "{\"command\":\"rust.jsonc\","
+	    "\"payload\":{}}", 400, "invalid_payload"));
+	json_object_put(check_call(fd, "{\"command\":\"rust.greet\","
+	    "\"payload\":{\"name\":\"x\"}}", 200, NULL));
 	close(fd);
 	check_stop_clean();
 }

@@ -14,6 +14,9 @@
 //!   text strictly (500 bad_reply naming the plugin when it is not
 //!   JSON) and refuses a status that is not 2xx (500 command_failed).
 //!
+//! - With the `jsonc` feature, `rust.jsonc` {"name": string} answers
+//!   {"hello": name, "via": "json-c"} through json-c objects.
+//!
 //! `[plugin:rust_greet] fini_file = PATH`: the state's Drop (the
 //! generation's fini) appends a line there, so a test can see it run;
 //! `panic_at_register = yes` panics in registration (the load fails
@@ -93,6 +96,35 @@ fn reply_text(ctx: &Ctx) -> Reply {
     Reply::respond(status.clamp(0, 999) as u16, text)
 }
 
+/// The payload and the reply as json-c objects (the crate's `json-c`
+/// feature): the payload is borrowed for the call; the body made here
+/// is handed to the daemon by `respond_json_c`.
+#[cfg(feature = "jsonc")]
+fn jsonc_greet(ctx: &Ctx) -> Reply {
+    use cmdhost::sys::jsonc::*;
+    use std::ffi::{CStr, CString};
+    use std::ptr;
+
+    let key = |s: &str| CString::new(s).unwrap_or_default();
+    unsafe {
+        let mut name = ptr::null_mut();
+        let (k_name, k_hello, k_via, jc) = (key("name"), key("hello"), key("via"), key("json-c"));
+        json_object_object_get_ex(ctx.payload_json_c(), k_name.as_ptr(), &mut name);
+        let text = json_object_get_string(name);
+        let body = json_object_new_object();
+        if body.is_null() || text.is_null() {
+            json_object_put(body);
+            return Reply::fail(500, "no_object", "json-c made no object");
+        }
+        let name = CStr::from_ptr(text).to_owned();
+        json_object_object_add(body, k_hello.as_ptr(), json_object_new_string(name.as_ptr()));
+        json_object_object_add(body, k_via.as_ptr(), json_object_new_string(jc.as_ptr()));
+        ctx.respond_json_c(200, body);
+    }
+    // Ignored: the call finished above.
+    Reply::ok("null")
+}
+
 fn register(reg: &mut Registrar) -> Result<(), String> {
     let greeting = reg.config("greeting").unwrap_or_else(|| "hello".to_string());
     let fini_file = reg.config("fini_file");
@@ -115,7 +147,14 @@ fn register(reg: &mut Registrar) -> Result<(), String> {
         .field("text", FieldType::String, true)
         .field("status", FieldType::Integer, false)
         .execute(reply_text)
-        .add()
+        .add()?;
+    #[cfg(feature = "jsonc")]
+    reg.command("rust.jsonc")
+        .summary("Greet through json-c objects")
+        .field("name", FieldType::String, true)
+        .execute(jsonc_greet)
+        .add()?;
+    Ok(())
 }
 
 cmdhost::plugin!("rust_greet", register);

@@ -160,3 +160,36 @@ pub struct cmdhost_plugin_desc {
 
 // The descriptor is immutable static data the daemon only reads.
 unsafe impl Sync for cmdhost_plugin_desc {}
+
+/// json-c's own functions, for plugins built with the crate's `json-c`
+/// feature, which links libjson-c (the daemon's copy in the process, so
+/// objects pass both ways).  Ownership is json-c's: a reference made by
+/// `json_object_new_*` or `json_tokener_parse` is the caller's until it
+/// is put, added to another object (`json_object_object_add` takes the
+/// value's reference) or handed to `Ctx::respond_json_c`; what
+/// `json_object_object_get_ex` and `json_object_get_string` give is
+/// borrowed from the object holding it.  A binding of the rest of json-c
+/// adds its own `extern` block the same way.
+#[cfg(feature = "json-c")]
+pub mod jsonc {
+    use super::json_object;
+    use std::os::raw::{c_char, c_int};
+
+    /// json_object_to_json_string_ext(): no whitespace.
+    pub const JSON_C_TO_STRING_PLAIN: c_int = 0;
+
+    #[link(name = "json-c")]
+    extern "C" {
+        pub fn json_tokener_parse(text: *const c_char) -> *mut json_object;
+        pub fn json_object_to_json_string_ext(o: *mut json_object, flags: c_int) -> *const c_char;
+        pub fn json_object_get(o: *mut json_object) -> *mut json_object;
+        pub fn json_object_put(o: *mut json_object) -> c_int;
+        pub fn json_object_new_object() -> *mut json_object;
+        pub fn json_object_object_add(o: *mut json_object, key: *const c_char, value: *mut json_object) -> c_int;
+        pub fn json_object_object_get_ex(o: *const json_object, key: *const c_char, value: *mut *mut json_object) -> c_int;
+        pub fn json_object_new_string(s: *const c_char) -> *mut json_object;
+        pub fn json_object_new_int64(i: i64) -> *mut json_object;
+        pub fn json_object_get_string(o: *mut json_object) -> *const c_char;
+        pub fn json_object_get_int64(o: *const json_object) -> i64;
+    }
+}
