@@ -173,3 +173,54 @@ Test(jscan, top_level_members_only)
 	cr_assert_eq(jscan_text(&js, "[{\"a\":1}]", 9), JSCAN_OK);
 	cr_expect_str_eq(seen, "");
 }
+
+/* The string loop reads eight plain bytes at a time: every byte value at
+ * every place of a run longer than two chunks must be judged as the
+ * byte-at-a-time table judges it, and an error must name that byte. */
+Test(jscan, string_chunks_judge_every_byte_in_place)
+{
+	char s[40];
+	struct jscan js;
+	enum jscan_error want, got;
+
+	for (int k = 0; k < 24; k++) {
+		for (int c = 0; c < 256; c++) {
+			memset(s, 'a', sizeof(s));
+			s[0] = '"';
+			s[1 + k] = (char)c;
+			s[25] = '"';
+			want = c < 0x20 ? JSCAN_STR_CONTROL : c == '"' ?
+			    JSCAN_TRAILING : c == '\\' ? (k == 23 ? JSCAN_UNTERMINATED :
+			    JSCAN_ESCAPE) :
+			    c >= 0x80 ? JSCAN_STR_UTF8 : JSCAN_OK;
+			jscan_init(&js, 0, 8);
+			got = jscan_text(&js, s, 26);
+			cr_assert_eq(got, want, "byte 0x%02x at %d: %s, want %s",
+			    c, k, jscan_what(got), jscan_what(want));
+			if (want == JSCAN_STR_CONTROL || want == JSCAN_STR_UTF8)
+				cr_assert_eq(js.i, (size_t)(1 + k),
+				    "byte 0x%02x at %d named at %zu", c, k,
+				    js.i);
+		}
+		/* Whole characters of two to four bytes, and one cut short
+		 * by the closing quote, at every place. */
+		static const char *const chars[] = { "\xc3\xa9",
+		    "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+
+		for (size_t j = 0; j < 3; j++) {
+			size_t len = strlen(chars[j]);
+
+			memset(s, 'a', sizeof(s));
+			s[0] = '"';
+			memcpy(s + 1 + k, chars[j], len);
+			s[30] = '"';
+			jscan_init(&js, 0, 8);
+			cr_assert_eq(jscan_text(&js, s, 31), JSCAN_OK,
+			    "%zu-byte character at %d", len, k);
+			jscan_init(&js, 0, 8);
+			s[1 + k + len - 1] = '"';
+			cr_assert_neq(jscan_text(&js, s, (size_t)(1 + k + len)),
+			    JSCAN_OK, "%zu-byte character cut at %d", len, k);
+		}
+	}
+}
