@@ -219,7 +219,10 @@ envelope_scan(struct json_tokener *tok, const char *line, size_t len,
 	ev.line = line;
 	ev.have = 0;
 	ev.escaped = 0;
-	jscan_init(&js, JSCAN_RFC_SPACE, REQUEST_MAX_DEPTH + 1);
+	/* A lone surrogate escape is refused as request_parse() refuses
+	 * it: json-c would decode it to bytes that are not UTF-8. */
+	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_SURROGATES,
+	    REQUEST_MAX_DEPTH + 1);
 	js.member = on_member;
 	js.arg = &ev;
 	if ((e = jscan_text(&js, line, len)) != JSCAN_OK)
