@@ -92,7 +92,8 @@ escape_len(const unsigned char *s, size_t n)
  * One pass over the raw line before json-c sees it: strict UTF-8 (see
  * buf_utf8_seq; json-c's own check looks at byte structure only), no
  * raw control byte inside a string (json-c lets a raw tab through even
- * when strict), and no lone surrogate escape (see escape_len).  Returns
+ * when strict), no lone surrogate escape (see escape_len), and no
+ * "\u0000" in a member name.  Returns
  * the offset of the first bad byte, or n when all is well; *what says
  * what was wrong.  sc gets what the number checks below need: the
  * longest digit run, and whether an exponent of three digits or more
@@ -102,8 +103,8 @@ static size_t
 line_check(const unsigned char *s, size_t n, struct line_scan *sc,
     const char **what)
 {
-	size_t i = 0, run = 0, exp_run = 0, len;
-	int in_str = 0, in_exp = 0;
+	size_t i = 0, run = 0, exp_run = 0, len, k;
+	int in_str = 0, in_exp = 0, str_nul = 0;
 
 	memset(sc, 0, sizeof(*sc));
 	while (i < n) {
@@ -130,11 +131,26 @@ line_check(const unsigned char *s, size_t n, struct line_scan *sc,
 					    "of a \\u pair)";
 					return i;
 				}
+				if (len == 6 && memcmp(s + i + 2, "0000", 4) == 0)
+					str_nul = 1;
 				i += len; /* json-c checks what it escapes */
 				continue;
 			}
-			if (c == '"')
+			if (c == '"') {
 				in_str = 0;
+				/* json-c cuts a member name at a NUL: the
+				 * plugin would see another name, which may
+				 * be one given later ("\u0000x" and ""). */
+				for (k = i + 1; str_nul && k < n &&
+				    (s[k] == ' ' || s[k] == '\t' ||
+				    s[k] == '\r' || s[k] == '\n'); k++)
+					;
+				if (str_nul && k < n && s[k] == ':') {
+					*what = "a NUL (\\u0000) in a member "
+					    "name";
+					return i;
+				}
+			}
 			i++;
 			continue;
 		}
@@ -149,8 +165,10 @@ line_check(const unsigned char *s, size_t n, struct line_scan *sc,
 			    ((c == '+' || c == '-') && in_exp && exp_run == 0));
 			if (c == 'e' || c == 'E')
 				exp_run = 0;
-			if (c == '"')
+			if (c == '"') {
 				in_str = 1;
+				str_nul = 0;
+			}
 		}
 		i++;
 	}

@@ -8,7 +8,8 @@
  *      stray text in a body: 500 bad_reply naming the plugin, valid JSON
  *   2  an error code and message with bad UTF-8 and controls: valid JSON
  *   3  ids beyond 64 bits: 400 with a null id, never a clamped one
- *   4  a NUL in the id or the command: 400 ("echo\u0000x" runs nothing)
+ *   4  a NUL in the id, the command or a member name: 400
+ *      ("echo\u0000x" runs nothing)
  *   5  1e400 and friends: 400
  *   6  a raw tab inside a string: 400
  *   7  the payload nests 64 levels, not 65
@@ -398,6 +399,15 @@ Test(strict, n04_nul_in_id_or_command_is_400, .timeout = 60)
 	j = expect(fd, LIT("{\"id\":\"p\",\"command\":\"test.echo\","
 	    "\"payload\":\"a\\u0000b\"}"), 200, NULL, &raw);
 	CHECK(strstr(raw, "\"body\":\"a\\u0000b\"") != NULL, "%s", raw);
+	free(raw);
+	json_object_put(j);
+	/* In a member name it is not data: json-c cut "k\u0000x" to "k",
+	 * and "\u0000x" to "", which a later "" then replaced. */
+	j = expect(fd, LIT("{\"id\":\"k\",\"command\":\"test.echo\","
+	    "\"payload\":{\"a\":[{\"k\\u0000x\":1}]}}"), 400, "bad_request",
+	    &raw);
+	CHECK(strstr(reply_error_message(j), "member name") != NULL, "%s",
+	    raw);
 	free(raw);
 	json_object_put(j);
 	still_usable(fd, 0);

@@ -227,6 +227,13 @@ Test(envelope, each_rule_agrees_with_json_c)
 		"{\"command\":\"c\\udfff\"}",
 		"{\"command\":\"c\",\"idempotency_key\":\"k\\ud800\"}",
 		"{\"command\":\"c\",\"payload\":\"\\ud800\\u0041\"}",
+		/* a NUL in a member name at any depth; in a value it is
+		 * data (accepted) */
+		"{\"command\":\"c\",\"payload\":{\"k\\u0000\":1}}",
+		"{\"command\":\"c\",\"payload\":[{\"a\":{\"\\u0000\" : 2}}]}",
+		"{\"command\":\"c\",\"payload\":{\"\\u0000\":1,\"\":2}}",
+		"{\"command\":\"c\",\"payload\":{\"k\":\"\\u0000\"}}",
+		"{\"command\":\"c\",\"payload\":\"\\\\u0000\"}",
 	};
 
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)

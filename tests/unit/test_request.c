@@ -881,6 +881,15 @@ Test(parse, nul_in_command_or_id_is_refused)
 	/* In the payload a NUL is data. */
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":\"a\\u0000b\"}"),
 	    0, "%s", err);
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":{\"k\":"
+	    "[\"\\u0000\"]}}"), 0, "%s", err);
+	/* In a member name it is not: json-c cut "k\u0000x" to "k" (and
+	 * "\u0000x" to "", which a later "" replaced). */
+	expect_refused("{\"command\":\"c\",\"payload\":{\"k\\u0000x\":1}}",
+	    "NUL");
+	expect_refused("{\"command\":\"c\",\"payload\":[{\"\\u0000\" :1}]}",
+	    "member name");
+	expect_refused("{\"command\":\"c\",\"x\\u0000\":1}", "member name");
 }
 
 /* json-c decodes a lone surrogate escape to bytes that are not UTF-8
