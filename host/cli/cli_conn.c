@@ -78,13 +78,19 @@ cli_conn_resolve(struct cli_opts *o)
 }
 
 /*
- * Connect a blocking, close-on-exec stream socket to `path`.  Returns the
- * fd (the caller closes it) or -errno.
+ * Connect a blocking, close-on-exec stream socket to `path` (borrowed),
+ * waiting at most wait_ms for the daemon to take it: connect() blocks
+ * while the daemon's listen backlog is full (a stopped or stuck daemon
+ * that others keep connecting to), and SO_SNDTIMEO is what bounds it on
+ * a Unix socket; it stays set, so a send is bounded too.  Returns the fd
+ * (the caller closes it) or -errno (-EAGAIN when the wait ran out).
  */
 static int
-sock_open(const char *path)
+sock_open(const char *path, int64_t wait_ms)
 {
 	struct sockaddr_un sun;
+	struct timeval tv = { (time_t)(wait_ms / 1000),
+	    (suseconds_t)(wait_ms % 1000) * 1000 };
 	int fd, err;
 
 	memset(&sun, 0, sizeof(sun));
@@ -94,6 +100,11 @@ sock_open(const char *path)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
 	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		if (errno == EINTR)
 			continue;
@@ -104,16 +115,30 @@ sock_open(const char *path)
 	return fd;
 }
 
+/* How long a call waits for the daemon: its deadline and a second, or
+ * CLI_WAIT_MS without -t. */
+static int64_t
+wait_ms(const struct cli_opts *o)
+{
+	return o->timeout_ms > 0 ? o->timeout_ms + 1000 : CLI_WAIT_MS;
+}
+
 /*
- * Connect to the daemon at `path`, saying why not (naming the socket) on
- * failure.  Returns the fd (the caller closes it) or -errno.
+ * Connect to the daemon at o->socket_path, waiting at most wait_ms(o),
+ * saying why not (naming the socket) on failure.  Returns the fd (the
+ * caller closes it) or -errno.
  */
 static int
-conn_open(const char *path)
+conn_open(const struct cli_opts *o)
 {
+	const char *path = o->socket_path;
 	int fd;
 
-	if ((fd = sock_open(path)) < 0)
+	if ((fd = sock_open(path, wait_ms(o))) == -EAGAIN)
+		fprintf(stderr, "cmdhost: %s: connection not taken within "
+		    "%lld ms (is cmdhostd stopped or stuck?)\n", path,
+		    (long long)wait_ms(o));
+	else if (fd < 0)
 		fprintf(stderr, "cmdhost: cannot connect to %s: %s%s\n",
 		    path, strerror(-fd), fd == -ENOENT || fd == -ECONNREFUSED ?
 		    " (is cmdhostd running?)" : "");
@@ -291,7 +316,7 @@ cli_conn_call(const struct cli_opts *o, const char *command,
 	ssize_t n;
 
 	*reply = NULL;
-	if ((fd = conn_open(o->socket_path)) < 0)
+	if ((fd = conn_open(o)) < 0)
 		return CLI_EXIT_CONN;
 	if ((line = cli_conn_request_line(o, command, payload)) == NULL) {
 		fprintf(stderr, "cmdhost: out of memory\n");
@@ -301,8 +326,7 @@ cli_conn_call(const struct cli_opts *o, const char *command,
 	/* A stuck daemon must not hang us: wait for the reply the call's
 	 * deadline and a second, or CLI_WAIT_MS without -t. */
 	{
-		int64_t ms = o->timeout_ms > 0 ? o->timeout_ms + 1000 :
-		    CLI_WAIT_MS;
+		int64_t ms = wait_ms(o);
 		struct timeval tv = { (time_t)(ms / 1000),
 		    (suseconds_t)(ms % 1000) * 1000 };
 
@@ -314,8 +338,7 @@ cli_conn_call(const struct cli_opts *o, const char *command,
 	n = read_line(fd, &in);
 	if (n == -EAGAIN || n == -EWOULDBLOCK) {
 		fprintf(stderr, "cmdhost: %s: no reply within %lld ms\n",
-		    o->socket_path, (long long)(o->timeout_ms > 0 ?
-		    o->timeout_ms + 1000 : CLI_WAIT_MS));
+		    o->socket_path, (long long)wait_ms(o));
 		goto out;
 	}
 	if (n < 0) {
@@ -549,7 +572,7 @@ cli_conn_send(const struct cli_opts *o)
 	    .stdin_nl = 1, .stdout_nl = 1, .path = o->socket_path };
 	int rc = CLI_EXIT_CONN, fl, r;
 
-	if ((ps.fd = conn_open(o->socket_path)) < 0)
+	if ((ps.fd = conn_open(o)) < 0)
 		return CLI_EXIT_CONN;
 	if ((fl = fcntl(ps.fd, F_GETFL)) < 0 ||
 	    fcntl(ps.fd, F_SETFL, fl | O_NONBLOCK) < 0 ||

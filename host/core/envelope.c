@@ -219,12 +219,17 @@ envelope_scan(struct json_tokener *tok, const char *line, size_t len,
 	ev.line = line;
 	ev.have = 0;
 	ev.escaped = 0;
-	jscan_init(&js, JSCAN_RFC_SPACE, REQUEST_MAX_DEPTH + 1);
+	/* A lone surrogate escape is refused as request_parse() refuses
+	 * it: json-c would decode it to bytes that are not UTF-8. */
+	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_SURROGATES,
+	    REQUEST_MAX_DEPTH + 1);
 	js.member = on_member;
 	js.arg = &ev;
 	if ((e = jscan_text(&js, line, len)) != JSCAN_OK)
 		return refuse(tok, line, len, req, &js, e, err, errlen);
-	if (ev.escaped)
+	/* An escaped top-level name, or a "\u0000" anywhere (a NUL in a
+	 * member name at any depth is refused): json-c's reading decides. */
+	if (ev.escaped || memmem(line, len, "\\u0000", 6) != NULL)
 		return request_parse(tok, line, len, req, err, errlen);
 	if (js.top != '{') {
 		snprintf(err, errlen, "a request must be a JSON object");

@@ -44,21 +44,67 @@ struct line_scan {
 	int big_number;  /* a number that may not fit in a double */
 };
 
+/* The value of the four hex digits at s[0..4), or -1 if they are not. */
+static long
+hex4_at(const unsigned char *s)
+{
+	long v = 0;
+
+	for (int k = 0; k < 4; k++) {
+		unsigned char h = s[k];
+
+		v <<= 4;
+		if (h >= '0' && h <= '9')
+			v |= h - '0';
+		else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f')
+			v |= (h | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * s[0..n) starts with a backslash inside a string.  Returns how many
+ * bytes the escape takes (2, 6, or 12 for a surrogate pair), or 0 if it
+ * is a "\u" escape of half a surrogate pair alone: json-c would decode
+ * that to bytes that are not UTF-8 (a plugin would see them, and its
+ * reply would be refused) or to U+FFFD (an id echoed would not be the
+ * one sent, and two such ids would be one).  An escape json-c refuses
+ * anyway (bad hex digits, cut short) counts as 2: json-c words it.
+ */
+static size_t
+escape_len(const unsigned char *s, size_t n)
+{
+	long hi, lo;
+
+	if (n < 6 || s[1] != 'u' || (hi = hex4_at(s + 2)) < 0)
+		return 2;
+	if (hi < 0xd800 || hi > 0xdfff)
+		return 6;
+	if (hi <= 0xdbff && n >= 12 && s[6] == '\\' && s[7] == 'u' &&
+	    (lo = hex4_at(s + 8)) >= 0xdc00 && lo <= 0xdfff)
+		return 12;
+	return 0;
+}
+
 /*
  * One pass over the raw line before json-c sees it: strict UTF-8 (see
- * buf_utf8_seq; json-c's own check looks at byte structure only), and no
+ * buf_utf8_seq; json-c's own check looks at byte structure only), no
  * raw control byte inside a string (json-c lets a raw tab through even
- * when strict).  Returns the offset of the first bad byte, or n when all
- * is well; *what says what was wrong.  sc gets what the number checks
- * below need: the longest digit run, and whether an exponent of three
- * digits or more appeared (only such a number can overflow a double).
+ * when strict), no lone surrogate escape (see escape_len), and no
+ * "\u0000" in a member name.  Returns
+ * the offset of the first bad byte, or n when all is well; *what says
+ * what was wrong.  sc gets what the number checks below need: the
+ * longest digit run, and whether an exponent of three digits or more
+ * appeared (only such a number can overflow a double).
  */
 static size_t
 line_check(const unsigned char *s, size_t n, struct line_scan *sc,
     const char **what)
 {
-	size_t i = 0, run = 0, exp_run = 0, len;
-	int in_str = 0, in_exp = 0;
+	size_t i = 0, run = 0, exp_run = 0, len, k;
+	int in_str = 0, in_exp = 0, str_nul = 0;
 
 	memset(sc, 0, sizeof(*sc));
 	while (i < n) {
@@ -79,10 +125,32 @@ line_check(const unsigned char *s, size_t n, struct line_scan *sc,
 				    "string (escape it)";
 				return i;
 			}
-			if (c == '\\')
-				i++; /* the escaped byte is checked above */
-			else if (c == '"')
+			if (c == '\\') {
+				if ((len = escape_len(s + i, n - i)) == 0) {
+					*what = "a lone surrogate escape (half "
+					    "of a \\u pair)";
+					return i;
+				}
+				if (len == 6 && memcmp(s + i + 2, "0000", 4) == 0)
+					str_nul = 1;
+				i += len; /* json-c checks what it escapes */
+				continue;
+			}
+			if (c == '"') {
 				in_str = 0;
+				/* json-c cuts a member name at a NUL: the
+				 * plugin would see another name, which may
+				 * be one given later ("\u0000x" and ""). */
+				for (k = i + 1; str_nul && k < n &&
+				    (s[k] == ' ' || s[k] == '\t' ||
+				    s[k] == '\r' || s[k] == '\n'); k++)
+					;
+				if (str_nul && k < n && s[k] == ':') {
+					*what = "a NUL (\\u0000) in a member "
+					    "name";
+					return i;
+				}
+			}
 			i++;
 			continue;
 		}
@@ -97,8 +165,10 @@ line_check(const unsigned char *s, size_t n, struct line_scan *sc,
 			    ((c == '+' || c == '-') && in_exp && exp_run == 0));
 			if (c == 'e' || c == 'E')
 				exp_run = 0;
-			if (c == '"')
+			if (c == '"') {
 				in_str = 1;
+				str_nul = 0;
+			}
 		}
 		i++;
 	}

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -294,6 +295,46 @@ watchdog_stop(void)
 	watchdog.started = 0;
 }
 
+/* Descriptors kept for what is not a connection: the listener, loops'
+ * epoll and event fds, the log, the watcher, plugin_dir, databases,
+ * worker sockets. */
+#define NOFILE_MARGIN 128
+
+/*
+ * Make room for max_connections connections in the open-file limit
+ * (cfg is the daemon's, and may be changed).  The admin reserve is
+ * counted against max_connections: were the descriptors to run out
+ * first, every new connection (root's too) would get the out-of-files
+ * 503 while one uid held all it may.  So the soft limit is raised as far
+ * as the hard one allows; if that is still short, max_connections is
+ * lowered to what fits, and said.
+ */
+static void
+fit_nofile(struct config *cfg)
+{
+	rlim_t need = (rlim_t)cfg->max_connections + NOFILE_MARGIN, fit;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ?
+	    need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE,
+	    &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	fit = rl.rlim_cur > 2 * NOFILE_MARGIN ? rl.rlim_cur - NOFILE_MARGIN :
+	    rl.rlim_cur / 2;
+	if (fit < 1)
+		fit = 1;
+	log_warnx("the open-file limit (RLIMIT_NOFILE) is %llu, short of "
+	    "max_connections (%d) + %d: max_connections is %llu instead, so "
+	    "that its last admin_connections places stay free for admins "
+	    "(raise LimitNOFILE= or ulimit -Hn)",
+	    (unsigned long long)rl.rlim_cur, cfg->max_connections,
+	    NOFILE_MARGIN, (unsigned long long)fit);
+	cfg->max_connections = (int)fit;
+}
+
 /*
  * Bring the daemon up from its loaded configuration.  Returns 0, or -1
  * after logging why (what was started is left for stop_failed()).
@@ -307,6 +348,7 @@ start(struct daemon *dm, const char *config_path)
 
 	log_init(cfg->log_level, cfg->log_format, cfg->service);
 	log_limit_init(cfg->client_log_rate, cfg->client_log_burst);
+	fit_nofile(cfg);
 
 	/* Relative paths in the file are relative to the file's directory. */
 	if ((dir_copy = strdup(config_path)) == NULL ||

@@ -254,7 +254,8 @@ jdiff_line(struct json_tokener *tok1, struct json_tokener *tok2,
 	/* The scanner as envelope_scan() runs it, with names watched. */
 	while (tn > 0 && jdiff_is_space(line[tn - 1]))
 		tn--;
-	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_KEYS, REQUEST_MAX_DEPTH + 1);
+	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_SURROGATES | JSCAN_KEYS,
+	    REQUEST_MAX_DEPTH + 1);
 	e = jscan_text(&js, line, tn);
 
 	if (e == JSCAN_OK && ra < 0 && strstr(ea, "nesting too deep") !=

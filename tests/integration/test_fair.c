@@ -122,9 +122,15 @@ hostile_start(struct hostile *h, uid_t uid, const char *sock,
 		return -1;
 	if (h->pid == 0) {
 		struct rlimit rl = { 8192, 8192 };
+		struct rlimit cur;
 
 		close(ready[0]);
 		close(hold[1]);
+		/* No higher than the test's hard limit, which a test may
+		 * have lowered for good. */
+		if (getrlimit(RLIMIT_NOFILE, &cur) == 0 &&
+		    cur.rlim_max != RLIM_INFINITY && cur.rlim_max < rl.rlim_max)
+			rl.rlim_cur = rl.rlim_max = cur.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 ||
 		    setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 ||
 		    setuid(uid) < 0)
@@ -523,6 +529,96 @@ Test(fair, memory_budget_sheds_the_heaviest_uid_first, .timeout = 60)
 	free(line);
 	free(buf);
 	close(fd);
+	hostile_end(&h);
+	check_stop_clean();
+}
+
+/* `n` connections that only stay open. */
+static void
+idle_body(const char *sock, void *arg)
+{
+	int n = *(int *)arg;
+
+	for (int i = 0; i < n; i++)
+		(void)client_connect(sock); /* open until the child exits */
+}
+
+/* The soft open-file limit of process pid, or -1. */
+static long long
+soft_nofile(pid_t pid)
+{
+	char path[64], line[256];
+	long long soft = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Max open files", 14) == 0)
+			soft = strtoll(line + 14, NULL, 10);
+	fclose(f);
+	return soft;
+}
+
+/*
+ * The admin reserve is counted in connections; were the descriptors to
+ * run out first, root got the out-of-files 503 while one uid held its
+ * share (seen with the shell's 1024 against max_connections = 1024).  A
+ * low soft limit is raised to what max_connections needs.
+ */
+Test(fair, low_soft_open_file_limit_is_raised, .timeout = 60)
+{
+	struct rlimit rl;
+
+	/* Criterion runs each test in a process of its own: this limit,
+	 * which the daemon inherits, goes with it. */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1024 + 128)
+		cr_skip_test("hard RLIMIT_NOFILE %llu is below 1152",
+		    (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = 300;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	check_start_with(good_only, NULL);
+	CHECK(soft_nofile(daemon_pid(check_daemon())) >= 1024 + 128,
+	    "the daemon's soft limit is %lld",
+	    soft_nofile(daemon_pid(check_daemon())));
+	CHECK(!daemon_log_contains(check_daemon(), "open-file limit"),
+	    "warned although the limit could be raised");
+	check_stop_clean();
+}
+
+/* A hard limit too low for max_connections: max_connections is lowered
+ * to what fits, said at start-up, and the reserve holds: one uid that
+ * may open any number of connections takes all it can, root is still
+ * answered. */
+Test(fair, admin_reserve_holds_under_a_low_hard_open_file_limit,
+    .timeout = 60)
+{
+	struct daemon_opts o = { .plugins = good_only,
+	    .config = "socket_mode = 0666\nmax_connections_per_uid = 1000\n"
+	    "line_timeout_ms = 0\nwrite_timeout_ms = 0\nidle_timeout_ms = 0\n",
+	    .world_accessible = 1 };
+	struct rlimit rl = { 300, 300 };
+	struct hostile h;
+	int n = 250, st;
+	int64_t ms;
+	long long last;
+
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	check_start(&o);
+	CHECK(daemon_log_contains(check_daemon(), "max_connections is 172 "
+	    "instead"), "no word of the lowered max_connections");
+	cr_assert_eq(hostile_start(&h, HOSTILE_UID,
+	    daemon_socket_path(check_daemon()), idle_body, &n), 0);
+	/* 172 places, the last 16 an admin's: 156 for the hostile uid. */
+	CHECK(wait_stat("connections/refused", n - 156, 0, 20000, &last),
+	    "refused is %lld, want %d", last, n - 156);
+	st = timed_status_as(0, "{\"command\":\"host.health\"}", &ms);
+	CHECK(st == 200 && ms < 3000, "root health: %d after %lld ms", st,
+	    (long long)ms);
+	CHECK(!daemon_log_contains(check_daemon(), "out of file descriptors"),
+	    "the descriptors ran out");
 	hostile_end(&h);
 	check_stop_clean();
 }

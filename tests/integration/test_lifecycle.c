@@ -172,6 +172,53 @@ Test(lifecycle, live_socket_is_not_stolen, .timeout = 60)
 	CHECK(st == 0, "exit status %d", st);
 }
 
+/*
+ * Issue 14, item 9: start-up claims the socket before any plugin code
+ * runs.  A second daemon on a live socket whose plugin_dir holds a
+ * plugin with a crashing ELF constructor (and no probe to load it
+ * elsewhere first) must stop with its "in use" error, exit 1: had it
+ * loaded plugins first it would die of SIGSEGV.
+ */
+Test(lifecycle, socket_is_claimed_before_plugin_code_runs, .timeout = 60)
+{
+	char *config, *err = NULL, from[512], dir[128], so[192];
+	size_t len;
+	void *bytes;
+	FILE *f;
+	int rc, st;
+
+	start(NULL);
+	snprintf(scratch, sizeof(scratch), "/tmp/cmdhost-claim.XXXXXX");
+	cr_assert_not_null(mkdtemp(scratch));
+	cr_assert(chmod(scratch, 0755) == 0);
+	snprintf(dir, sizeof(dir), "%s/plugins", scratch);
+	cr_assert(mkdir(dir, 0755) == 0);
+	snprintf(so, sizeof(so), "%s/ctor_segv.so", dir);
+	cr_assert(harness_plugin_path("ctor_segv.so", from, sizeof(from)) == 0);
+	cr_assert_not_null(bytes = harness_read_bytes(from, &len));
+	cr_assert_not_null(f = fopen(so, "wb"));
+	cr_assert(fwrite(bytes, 1, len, f) == len);
+	cr_assert(fclose(f) == 0);
+	free(bytes);
+	cr_assert(asprintf(&config, "[host]\nsocket = %s\n"
+	    "plugin_dir = %s\nworkers = 2\nprobe = false\n",
+	    daemon_socket_path(d), dir) != -1);
+	rc = daemon_run_expect_fail(config, &st, &err);
+	free(config);
+	keep_text(err);
+	unlink(so);
+	rmdir(dir);
+	CHECK(rc == 0, "a second daemon on %s kept running; its stderr:\n%s",
+	    daemon_socket_path(d), seen);
+	CHECK(st == 1, "a second daemon exited %d (a plugin ran before the "
+	    "socket was claimed?); stderr: %s", st, seen);
+	CHECK(strstr(seen, "ctor_segv") == NULL, "the plugin was looked at:"
+	    "\n%s", seen);
+	expect_ping();
+	st = daemon_stop(d);
+	CHECK(st == 0, "exit status %d", st);
+}
+
 Test(lifecycle, stale_socket_is_replaced, .timeout = 60)
 {
 	struct sockaddr_un sun;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -326,6 +327,32 @@ Test(rollback, crash_record_refuses_the_bytes_and_loads_the_good_copy)
 	    "the daemon did not die of SIGSEGV");
 	CHECK(daemon_log_contains(check_daemon(), "fatal SIGSEGV in plugin "
 	    "flaky version crash"), "no fatal line");
+	/* It is a JSON line stamped with the time it was written. */
+	{
+		char *log = daemon_log(check_daemon()), *at, *eol;
+		json_object *j = NULL, *t;
+		struct tm tm;
+		const char *ts, *rest;
+		long long ago = -1;
+
+		at = log != NULL ? strstr(log, "fatal SIGSEGV") : NULL;
+		while (at != NULL && at > log && at[-1] != '\n')
+			at--;
+		if (at != NULL && (eol = strchr(at, '\n')) != NULL)
+			*eol = '\0';
+		if (at != NULL)
+			j = json_tokener_parse(at);
+		memset(&tm, 0, sizeof(tm));
+		if (j != NULL && json_object_object_get_ex(j, "timestamp", &t) &&
+		    (ts = json_object_get_string(t)) != NULL &&
+		    (rest = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm)) != NULL &&
+		    strlen(rest) == 5 && rest[0] == '.' && rest[4] == 'Z')
+			ago = (long long)(time(NULL) - timegm(&tm));
+		CHECK(ago >= 0 && ago < 120, "fatal line without a timestamp "
+		    "of now (%lld s ago): %s", ago, at != NULL ? at : "(none)");
+		json_object_put(j);
+		free(log);
+	}
 	/* The line the loop had buffered was flushed before the end. */
 	CHECK(daemon_log_contains(check_daemon(), "flaky: about to crash"),
 	    "the plugin's last line was lost with the crash");

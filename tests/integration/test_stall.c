@@ -3,10 +3,17 @@
  * that arrive while the daemon is stopped (SIGSTOP), or while its one
  * loop is inside a slow inline call, for longer than idle_timeout_ms are
  * all answered once it runs again; the idle sweep does not take requests
- * waiting in a socket for idleness.
+ * waiting in a socket for idleness.  And cmdhost gives up on a stopped
+ * daemon in time, even when its listen backlog is full.
  */
 #include <criterion/criterion.h>
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,5 +123,97 @@ Test(stall, cmdhost_gives_up_on_a_stopped_daemon, .timeout = 60)
 	cr_assert(took >= 1400 && took < 5000, "it took %lld ms",
 	    (long long)took);
 	free(err);
+	check_stop_clean();
+}
+
+/* The daemon's listen() backlog (listener.c), and one more to fill it. */
+#define BACKLOG 4096
+
+/*
+ * Connect without blocking until the socket at path takes no more (the
+ * backlog of a stopped daemon is full).  The fds go to fds[0..max).
+ * Returns how many were queued, or -1 on an unexpected error.
+ */
+static int
+fill_backlog(const char *path, int *fds, int max)
+{
+	struct sockaddr_un sun;
+	int n = 0;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	while (n < max) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if (fd < 0)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			int e = errno;
+
+			close(fd);
+			return e == EAGAIN ? n : -1;
+		}
+		fds[n++] = fd;
+	}
+	return n;
+}
+
+/* connect() itself blocked while the backlog was full: cmdhost hung
+ * there, before its reply timeout was even set. */
+Test(stall, cmdhost_gives_up_when_the_backlog_is_full, .timeout = 90)
+{
+	static const char *const plugins[] = { "good.so", NULL };
+	enum { MAX = BACKLOG + 64 };
+	char cli[4096], *err = NULL;
+	char *argv[] = { cli, (char *)"-s", NULL, (char *)"-t",
+	    (char *)"500", (char *)"ping", NULL };
+	struct rlimit rl;
+	int64_t t0, took;
+	int *fds, n, st = -1, rc;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < MAX + 256) {
+		if (rl.rlim_max < MAX + 256)
+			cr_skip_test("RLIMIT_NOFILE %llu is too low to fill a "
+			    "backlog of %d", (unsigned long long)rl.rlim_max,
+			    BACKLOG);
+		rl.rlim_cur = MAX + 256;
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	cr_assert_not_null(fds = calloc(MAX, sizeof(*fds)));
+	check_start_with(plugins, NULL);
+	snprintf(cli, sizeof(cli), "%s/cmdhost", CMDHOST_BUILD_DIR);
+	argv[2] = (char *)daemon_socket_path(check_daemon());
+	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	n = fill_backlog(daemon_socket_path(check_daemon()), fds, MAX);
+	if (n < 0 || n >= MAX) {
+		daemon_signal(check_daemon(), SIGCONT);
+		cr_assert_fail("the backlog did not fill: %d queued (%s)", n,
+		    strerror(errno));
+	}
+	t0 = now_ms();
+	rc = run_command(argv, NULL, 20000, &st, NULL, &err);
+	took = now_ms() - t0;
+	cr_assert_eq(daemon_signal(check_daemon(), SIGCONT), 0);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+	cr_assert_eq(rc, 0, "cmdhost did not return on its own (%d queued "
+	    "connections)", n);
+	cr_assert_eq(st, 3, "exit %d: %s", st, err ? err : "");
+	cr_assert(err != NULL && strstr(err, "not taken within 1500 ms") !=
+	    NULL, "stderr: %s", err ? err : "");
+	cr_assert(took >= 1400 && took < 10000, "it took %lld ms",
+	    (long long)took);
+	free(err);
+	/* Once it runs again it serves: the queued ones were closed. */
+	{
+		int fd = check_connect();
+
+		json_object_put(check_call(fd, "{\"id\":1,\"command\":"
+		    "\"host.ping\"}", 200, NULL));
+		close(fd);
+	}
 	check_stop_clean();
 }

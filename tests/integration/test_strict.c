@@ -8,7 +8,8 @@
  *      stray text in a body: 500 bad_reply naming the plugin, valid JSON
  *   2  an error code and message with bad UTF-8 and controls: valid JSON
  *   3  ids beyond 64 bits: 400 with a null id, never a clamped one
- *   4  a NUL in the id or the command: 400 ("echo\u0000x" runs nothing)
+ *   4  a NUL in the id, the command or a member name: 400
+ *      ("echo\u0000x" runs nothing)
  *   5  1e400 and friends: 400
  *   6  a raw tab inside a string: 400
  *   7  the payload nests 64 levels, not 65
@@ -16,6 +17,9 @@
  *   9  a config file that is a FIFO: -t and start-up refuse it at once
  *  10  a flood of bad requests from one connection: a bounded number of
  *      warn lines, then one "suppressed N" line
+ *  11  a lone surrogate escape in the id, command or payload: 400 with a
+ *      null id (the id was echoed as U+FFFD, the payload reached the
+ *      plugin as bytes that are not UTF-8 and its echo was a 500)
  */
 #include <criterion/criterion.h>
 
@@ -397,6 +401,15 @@ Test(strict, n04_nul_in_id_or_command_is_400, .timeout = 60)
 	CHECK(strstr(raw, "\"body\":\"a\\u0000b\"") != NULL, "%s", raw);
 	free(raw);
 	json_object_put(j);
+	/* In a member name it is not data: json-c cut "k\u0000x" to "k",
+	 * and "\u0000x" to "", which a later "" then replaced. */
+	j = expect(fd, LIT("{\"id\":\"k\",\"command\":\"test.echo\","
+	    "\"payload\":{\"a\":[{\"k\\u0000x\":1}]}}"), 400, "bad_request",
+	    &raw);
+	CHECK(strstr(reply_error_message(j), "member name") != NULL, "%s",
+	    raw);
+	free(raw);
+	json_object_put(j);
 	still_usable(fd, 0);
 	close(fd);
 	check_stop_clean();
@@ -425,6 +438,54 @@ Test(strict, n05_numbers_beyond_a_double_are_400, .timeout = 60)
 	/* The largest double and an underflow to 0 are fine. */
 	j = expect(fd, LIT("{\"id\":\"f\",\"command\":\"test.echo\",\"payload\":"
 	    "[1.7976931348623157e308,1e-400]}"), 200, NULL, NULL);
+	json_object_put(j);
+	still_usable(fd, 0);
+	close(fd);
+	check_stop_clean();
+}
+
+/* 11: json-c decodes a lone surrogate escape to U+FFFD (an id: echoed
+ * as another id than the one sent, "\ud800" and "\udbff" as the same
+ * one) or to bytes that are not UTF-8 (a payload: the plugin got them,
+ * and its echo was refused as its own bad reply).  Each is 400 with a
+ * null id; a pair is a character like any other. */
+Test(strict, n11_lone_surrogate_escape_is_400, .timeout = 60)
+{
+	static const char *const bad[] = {
+		"{\"id\":\"\\ud800\",\"command\":\"test.echo\"}",
+		"{\"id\":\"a\\udbff\",\"command\":\"test.echo\"}",
+		"{\"id\":1,\"command\":\"test.echo\\udc00\"}",
+		"{\"id\":2,\"command\":\"test.echo\",\"payload\":\"\\ud800\"}",
+		"{\"id\":3,\"command\":\"test.echo\",\"payload\":"
+		    "{\"\\udfff\":1}}",
+		"{\"id\":4,\"command\":\"test.echo\",\"payload\":"
+		    "[\"\\ud800\\u0041\"]}",
+		"{\"id\":5,\"command\":\"test.echo\",\"idempotency_key\":"
+		    "\"k\\ud800\"}",
+		NULL };
+	json_object *j;
+	char *raw;
+	int fd;
+
+	check_start_with(plugins, NULL);
+	fd = check_connect();
+	for (int i = 0; bad[i] != NULL; i++) {
+		j = expect(fd, bad[i], strlen(bad[i]), 400, "bad_request",
+		    &raw);
+		CHECK(strncmp(raw, "{\"id\":null,", 11) == 0, "%s: echoed %s",
+		    bad[i], raw);
+		CHECK(strstr(reply_error_message(j), "surrogate") != NULL,
+		    "%s: %s", bad[i], raw);
+		free(raw);
+		json_object_put(j);
+	}
+	/* A pair is U+1F600, in the id and in the payload. */
+	j = expect(fd, LIT("{\"id\":\"\\ud83d\\ude00\",\"command\":"
+	    "\"test.echo\",\"payload\":\"\\uD83D\\uDE00\"}"), 200, NULL,
+	    &raw);
+	CHECK(strstr(raw, "\"body\":\"\xf0\x9f\x98\x80\"") != NULL, "%s",
+	    raw);
+	free(raw);
 	json_object_put(j);
 	still_usable(fd, 0);
 	close(fd);

@@ -182,7 +182,7 @@ Test(envelope, each_rule_agrees_with_json_c)
 		"{\"command\":\"c\",\"want_request_id\":false}",
 		"{\"command\":\"c\",\"idempotency_key\":\"k\\u0000y\"}",
 		"\t {\"command\":\"c\"} \t\r\n",
-		"{\"command\":\"c\",\"payload\":\"\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":\"\\ud83d\\uDE00\"}",
 		"{\"command\":\"c\",\"payload\":{\"s\":\"\xc3\xa9\xf0\x9f\x98\x80\"}}",
 		"{\"command\":\"c\",\"payload\":1e-400}",
 		/* refused */
@@ -218,6 +218,22 @@ Test(envelope, each_rule_agrees_with_json_c)
 		"{\"id\":5,\"command\":\"c\",\"payload\":nan}",
 		"\xef\xbb\xbf{\"command\":\"c\"}",
 		"{\"id\":5\f,\"command\":\"c\"}",
+		/* lone surrogate escapes, wherever they are */
+		"{\"command\":\"c\",\"payload\":\"\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":\"\\udc00\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":{\"\\ud800\":1}}",
+		"{\"id\":\"\\ud800\",\"command\":\"c\"}",
+		"{\"id\":\"x\\uDBFFy\",\"command\":\"c\"}",
+		"{\"command\":\"c\\udfff\"}",
+		"{\"command\":\"c\",\"idempotency_key\":\"k\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":\"\\ud800\\u0041\"}",
+		/* a NUL in a member name at any depth; in a value it is
+		 * data (accepted) */
+		"{\"command\":\"c\",\"payload\":{\"k\\u0000\":1}}",
+		"{\"command\":\"c\",\"payload\":[{\"a\":{\"\\u0000\" : 2}}]}",
+		"{\"command\":\"c\",\"payload\":{\"\\u0000\":1,\"\":2}}",
+		"{\"command\":\"c\",\"payload\":{\"k\":\"\\u0000\"}}",
+		"{\"command\":\"c\",\"payload\":\"\\\\u0000\"}",
 	};
 
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)

@@ -881,6 +881,45 @@ Test(parse, nul_in_command_or_id_is_refused)
 	/* In the payload a NUL is data. */
 	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":\"a\\u0000b\"}"),
 	    0, "%s", err);
+	cr_assert_eq(parse("{\"command\":\"c\",\"payload\":{\"k\":"
+	    "[\"\\u0000\"]}}"), 0, "%s", err);
+	/* In a member name it is not: json-c cut "k\u0000x" to "k" (and
+	 * "\u0000x" to "", which a later "" replaced). */
+	expect_refused("{\"command\":\"c\",\"payload\":{\"k\\u0000x\":1}}",
+	    "NUL");
+	expect_refused("{\"command\":\"c\",\"payload\":[{\"\\u0000\" :1}]}",
+	    "member name");
+	expect_refused("{\"command\":\"c\",\"x\\u0000\":1}", "member name");
+}
+
+/* json-c decodes a lone surrogate escape to bytes that are not UTF-8
+ * (a plugin would get them, and its echo be refused as its own bad
+ * reply) or, in an id, to U+FFFD (echoed as another id than the one
+ * sent, and two ids as one): refused everywhere.  A pair is a
+ * character like any other. */
+Test(parse, lone_surrogate_escapes_are_refused)
+{
+	static const char *const lone[] = {
+		"{\"command\":\"c\",\"payload\":\"\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":\"\\uDC00x\"}",
+		"{\"command\":\"c\",\"payload\":\"\\udc00\\ud800\"}",
+		"{\"command\":\"c\",\"payload\":\"\\ud800\\u0041\"}",
+		"{\"command\":\"c\",\"payload\":\"\\ud800\\\\udc00\"}",
+		"{\"command\":\"c\",\"payload\":{\"\\ud800\":1}}",
+		"{\"id\":\"\\ud800\",\"command\":\"c\"}",
+		"{\"command\":\"c\\udbff\"}",
+	};
+
+	for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++) {
+		expect_refused(lone[i], "lone surrogate");
+		cr_assert_null(req.id, "%s: echoes %s", lone[i],
+		    request_id_text(req.id));
+	}
+	cr_assert_eq(parse("{\"id\":\"\\ud83d\\uDE00\",\"command\":\"c\","
+	    "\"payload\":\"\\\\ud800 \\u00e9\"}"), 0, "%s", err);
+	cr_assert_str_eq(json_object_get_string(req.id), "\xf0\x9f\x98\x80");
+	cr_assert_str_eq(json_object_get_string(req.payload),
+	    "\\ud800 \xc3\xa9");
 }
 
 /* An id json-c clamped is never echoed as the clamped value (another
