@@ -316,6 +316,13 @@ static const struct config_key keys[] = {
 	K_STR("jetstream", "idempotency_bucket", nats.js_idem_bucket, 0, 64,
 	    NULL, config_nats_bucket,
 	    "KV bucket sharing NATS callers' idempotency keys; empty: off"),
+	K_STR("jetstream", "workflow_bucket", nats.js_wf_bucket, 0, 64, NULL,
+	    config_nats_bucket, "KV bucket holding unfinished workflow "
+	    "executions, so that another daemon takes over those of a dead "
+	    "one; empty: off"),
+	K_INT("jetstream", "workflow_lease_ms", nats.js_wf_lease_ms, 500,
+	    3600000, 5000, "a daemon whose heartbeat in workflow_bucket did "
+	    "not change for this long has its executions taken over"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
