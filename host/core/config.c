@@ -400,6 +400,14 @@ finish_jetstream(struct config *cfg, char *err, size_t errlen)
 {
 	/* The bucket keeps a record as long as the local store does. */
 	cfg->nats.js_idem_ttl_s = cfg->idempotency_ttl_s;
+	if (cfg->nats.js_wf_bucket != NULL && cfg->nats.js_wf_bucket[0] !=
+	    '\0' && (cfg->workflow_dir == NULL || cfg->workflow_dir[0] ==
+	    '\0')) {
+		snprintf(err, errlen, "[jetstream] workflow_bucket %s needs "
+		    "[host] workflow_dir: executions run where workflows are "
+		    "served", cfg->nats.js_wf_bucket);
+		return -1;
+	}
 	return config_nats_check(&cfg->nats, cfg->default_timeout_ms, err,
 	    errlen);
 }

@@ -310,9 +310,9 @@ Test(nats_wf_kv, bad_bucket_settings_refused)
 	    strstr(err, "not a bucket name") != NULL, "%s", err);
 	free(err);
 	err = NULL;
-	snprintf(cfg, sizeof(cfg), "[host]\nsocket = x.sock\n[nats]\nurl = %s\n"
-	    "[jetstream]\nworkflow_bucket = SAME\nidempotency_bucket = SAME\n",
-	    natsd_url(srv));
+	snprintf(cfg, sizeof(cfg), "[host]\nsocket = x.sock\nworkflow_dir = "
+	    "%s/wf\n[nats]\nurl = %s\n[jetstream]\nworkflow_bucket = SAME\n"
+	    "idempotency_bucket = SAME\n", base, natsd_url(srv));
 	cr_assert_eq(daemon_run_expect_fail(cfg, &status, &err), 0);
 	cr_assert_neq(status, 0);
 	cr_assert(strstr(err, "must be two buckets") != NULL, "%s", err);
@@ -324,5 +324,13 @@ Test(nats_wf_kv, bad_bucket_settings_refused)
 	cr_assert_eq(daemon_run_expect_fail(cfg, &status, &err), 0);
 	cr_assert_neq(status, 0);
 	cr_assert(strstr(err, "workflow_lease_ms") != NULL, "%s", err);
+	free(err);
+	err = NULL;
+	/* Executions run where workflows are served. */
+	snprintf(cfg, sizeof(cfg), "[host]\nsocket = x.sock\n[nats]\nurl = %s\n"
+	    "[jetstream]\nworkflow_bucket = WF\n", natsd_url(srv));
+	cr_assert_eq(daemon_run_expect_fail(cfg, &status, &err), 0);
+	cr_assert_neq(status, 0);
+	cr_assert(strstr(err, "needs [host] workflow_dir") != NULL, "%s", err);
 	free(err);
 }
