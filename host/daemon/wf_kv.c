@@ -34,6 +34,12 @@ struct peer {
 	int owns;                   /* records of it seen in this sweep */
 };
 
+/* A record this daemon claimed and could not resume: left alone. */
+struct broken {
+	struct broken *next;
+	char id[64];
+};
+
 struct wf_kv {
 	struct nats_host *h;
 	struct wf_kv_hooks hooks;
@@ -45,6 +51,7 @@ struct wf_kv {
 	atomic_uint_fast64_t claimed, lost, sweeps;
 	atomic_int n_peers;
 	struct peer *peers;         /* thread's */
+	struct broken *broken;      /* thread's */
 
 	pthread_t thread;
 	int started;
@@ -326,7 +333,27 @@ claim(struct wf_kv *k, const char *id, struct json_object *rec, uint64_t rev,
 	log_info("workflow bucket: execution %s claimed from %s%s", id, from,
 	    strcmp(from, k->owner) == 0 ? " (this daemon, which had let it "
 	    "go)" : " (its heartbeat stopped)");
-	k->hooks.claimed(k->hooks.arg, id, rec, nrev);
+	if (k->hooks.claimed(k->hooks.arg, id, rec, nrev) < 0) {
+		struct broken *b = calloc(1, sizeof(*b));
+
+		log_errorx("workflow bucket: execution %s cannot be resumed "
+		    "here; its record x.%s is left in the bucket, owned by this "
+		    "daemon, and not claimed again", id, id);
+		if (b != NULL) {
+			snprintf(b->id, sizeof(b->id), "%s", id);
+			b->next = k->broken;
+			k->broken = b;
+		}
+	}
+}
+
+static int
+is_broken(const struct wf_kv *k, const char *id)
+{
+	for (const struct broken *b = k->broken; b != NULL; b = b->next)
+		if (strcmp(b->id, id) == 0)
+			return 1;
+	return 0;
 }
 
 /* Look at one record ("x.<id>"): claim it if its owner is dead, or is
@@ -356,7 +383,7 @@ sweep_record(struct wf_kv *k, const char *key, int64_t now)
 	}
 	snprintf(owner, sizeof(owner), "%s", json_object_get_string(v));
 	if (strcmp(owner, k->owner) == 0) {
-		if (!k->hooks.is_live(k->hooks.arg, id) &&
+		if (!is_broken(k, id) && !k->hooks.is_live(k->hooks.arg, id) &&
 		    k->hooks.has_room(k->hooks.arg))
 			claim(k, id, rec, rev, owner);
 		json_object_put(rec);
@@ -501,6 +528,7 @@ wf_kv_stop(struct wf_kv *k)
 void
 wf_kv_free(struct wf_kv *k)
 {
+	struct broken *b;
 	struct peer *p;
 
 	if (k == NULL)
@@ -509,6 +537,10 @@ wf_kv_free(struct wf_kv *k)
 	while ((p = k->peers) != NULL) {
 		k->peers = p->next;
 		free(p);
+	}
+	while ((b = k->broken) != NULL) {
+		k->broken = b->next;
+		free(b);
 	}
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->cond);

@@ -41,8 +41,11 @@ struct wf_kv_hooks {
 	/* 1 if this daemon may take one more execution. */
 	int (*has_room)(void *arg);
 	/* Resume execution id: rec is its record (borrowed for the call, its
-	 * owner this daemon now), rev the revision this daemon wrote. */
-	void (*claimed)(void *arg, const char *id, struct json_object *rec,
+	 * owner this daemon now), rev the revision this daemon wrote.
+	 * Returns 0, or -1 when it cannot be resumed (a bad record): then it
+	 * is never claimed again by this daemon (it stays in the bucket for
+	 * an operator; the log says why). */
+	int (*claimed)(void *arg, const char *id, struct json_object *rec,
 	    uint64_t rev);
 };
 

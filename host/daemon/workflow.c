@@ -1922,9 +1922,9 @@ take(struct json_object *o, const char *key)
 /*
  * Resume execution id from its record (strings borrowed).  With the
  * workflow bucket, kv_rev is the revision of its record this daemon
- * wrote when it claimed it.
+ * wrote when it claimed it.  Returns 0, or -1 (logged) when it cannot.
  */
-static void
+static int
 resume_exec(struct wf_engine *e, const char *id, const char *workflow,
     const char *def_text, const char *snap_text, int depth,
     int64_t started_ms, long events, uint64_t kv_rev)
@@ -1942,7 +1942,7 @@ resume_exec(struct wf_engine *e, const char *id, const char *workflow,
 		    "out of memory" : err);
 		json_object_put(snap);
 		wexec_free(x);
-		return;
+		return -1;
 	}
 	x->def = x->own_def;
 	snprintf(x->id, sizeof(x->id), "%s", id);
@@ -1959,7 +1959,7 @@ resume_exec(struct wf_engine *e, const char *id, const char *workflow,
 		    "'%s'", id, json_object_get_string(v));
 		json_object_put(snap);
 		wexec_free(x);
-		return;
+		return -1;
 	}
 	x->cur = k;
 	json_object_object_get_ex(snap, "phase", &v);
@@ -2012,9 +2012,11 @@ resume_exec(struct wf_engine *e, const char *id, const char *workflow,
 		if (record(x, "ExecutionResumed", cur_state(x)->name,
 		    x->phase_comp ? x->comp_attempt : x->attempt, NULL, d, NULL,
 		    NULL) < 0) {
+			/* Not a bad record: the store or the bucket failed
+			 * (logged); it is claimed again later. */
 			json_object_put(d);
 			wexec_free(x);
-			return;
+			return 0;
 		}
 		json_object_put(d);
 	}
@@ -2033,6 +2035,7 @@ resume_exec(struct wf_engine *e, const char *id, const char *workflow,
 		sleep_until(x);
 	else
 		ready(x);
+	return 0;
 }
 
 /* wf_store_each_unfinished()'s callback, without the bucket. */
@@ -2041,8 +2044,8 @@ resume_one(void *arg, const char *id, const char *workflow,
     const char *def_text, const char *snap_text, int depth,
     int64_t started_ms, long events)
 {
-	resume_exec(arg, id, workflow, def_text, snap_text, depth, started_ms,
-	    events, 0);
+	(void)resume_exec(arg, id, workflow, def_text, snap_text, depth,
+	    started_ms, events, 0);
 }
 
 /* With the bucket, at start-up: the bucket, not this store, says who
@@ -2109,7 +2112,7 @@ str_in(struct json_object *o, const char *key)
 
 /* This daemon claimed execution id (record rec, revision rev): a row
  * here if it has none, then resume it as a restart does. */
-static void
+static int
 kv_claimed(void *arg, const char *id, struct json_object *rec, uint64_t rev)
 {
 	struct wf_engine *e = arg;
@@ -2127,7 +2130,7 @@ kv_claimed(void *arg, const char *id, struct json_object *rec, uint64_t rev)
 		log_errorx("workflow execution %s: its record in the workflow "
 		    "bucket lacks workflow, definition or snapshot; not resumed",
 		    id);
-		return;
+		return -1;
 	}
 	json_object_object_get_ex(rec, "input", &in);
 	if (json_object_object_get_ex(rec, "depth", &v))
@@ -2157,8 +2160,8 @@ kv_claimed(void *arg, const char *id, struct json_object *rec, uint64_t rev)
 			json_object_put(sn);
 			json_object_put(d);
 			log_errorx("workflow execution %s: claimed, but the "
-			    "store cannot record it; its lease is let go", id);
-			return;
+			    "store cannot record it; not resumed", id);
+			return -1;
 		}
 		json_object_put(sn);
 	} else {
@@ -2166,7 +2169,7 @@ kv_claimed(void *arg, const char *id, struct json_object *rec, uint64_t rev)
 		    0);
 	}
 	json_object_put(d);
-	resume_exec(e, id, wf, def, snap, depth, started, events, rev);
+	return resume_exec(e, id, wf, def, snap, depth, started, events, rev);
 }
 
 /* ------------------------------------------------------------ definitions */
