@@ -316,6 +316,13 @@ static const struct config_key keys[] = {
 	K_STR("jetstream", "idempotency_bucket", nats.js_idem_bucket, 0, 64,
 	    NULL, config_nats_bucket,
 	    "KV bucket sharing NATS callers' idempotency keys; empty: off"),
+	K_STR("jetstream", "workflow_bucket", nats.js_wf_bucket, 0, 64, NULL,
+	    config_nats_bucket, "KV bucket holding unfinished workflow "
+	    "executions, so that another daemon takes over those of a dead "
+	    "one; empty: off"),
+	K_INT("jetstream", "workflow_lease_ms", nats.js_wf_lease_ms, 500,
+	    3600000, 5000, "a daemon whose heartbeat in workflow_bucket did "
+	    "not change for this long has its executions taken over"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -393,6 +400,14 @@ finish_jetstream(struct config *cfg, char *err, size_t errlen)
 {
 	/* The bucket keeps a record as long as the local store does. */
 	cfg->nats.js_idem_ttl_s = cfg->idempotency_ttl_s;
+	if (cfg->nats.js_wf_bucket != NULL && cfg->nats.js_wf_bucket[0] !=
+	    '\0' && (cfg->workflow_dir == NULL || cfg->workflow_dir[0] ==
+	    '\0')) {
+		snprintf(err, errlen, "[jetstream] workflow_bucket %s needs "
+		    "[host] workflow_dir: executions run where workflows are "
+		    "served", cfg->nats.js_wf_bucket);
+		return -1;
+	}
 	return config_nats_check(&cfg->nats, cfg->default_timeout_ms, err,
 	    errlen);
 }

@@ -76,5 +76,14 @@ config_nats_check(struct nats_config *nc, int default_timeout_ms, char *err,
 		    default_timeout_ms);
 		return -1;
 	}
+	if (nc->js_wf_bucket != NULL && *nc->js_wf_bucket != '\0' &&
+	    nc->js_idem_bucket != NULL &&
+	    strcmp(nc->js_wf_bucket, nc->js_idem_bucket) == 0) {
+		snprintf(err, errlen, "[jetstream] workflow_bucket and "
+		    "idempotency_bucket must be two buckets (both are '%s'): "
+		    "the idempotency bucket's TTL would expire executions",
+		    nc->js_wf_bucket);
+		return -1;
+	}
 	return 0;
 }

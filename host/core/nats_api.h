@@ -96,6 +96,13 @@ struct nats_config {
 	                          * holds keyed NATS calls' records; NULL or
 	                          * "": off */
 	int js_idem_ttl_s;       /* the bucket's TTL: [host] idempotency_ttl_s */
+
+	/* Appended (check NATS_CONFIG_HAS): the workflow bucket. */
+	char *js_wf_bucket;      /* owned or NULL: JetStream KV bucket that
+	                          * holds unfinished workflow executions and
+	                          * their owners; NULL or "": off */
+	int js_wf_lease_ms;      /* a daemon whose heartbeat in it did not
+	                          * change for this long is dead */
 };
 
 /* Does the config c (a struct nats_config *) have member m? */
@@ -183,6 +190,11 @@ struct nats_host_api {
                                 * under kv_begin: read it again */
 #define NATS_KV_UNAVAILABLE 3  /* no bucket bound yet, NATS or JetStream
                                 * down or failing: err says why */
+#define NATS_KV_ABSENT      4  /* kvb_get: the key has no live value */
+
+/* The buckets the kvb_* entries of struct nats_module name. */
+#define NATS_BUCKET_IDEM     0 /* [jetstream] idempotency_bucket */
+#define NATS_BUCKET_WORKFLOW 1 /* [jetstream] workflow_bucket */
 
 struct nats_module {
 	size_t size;                    /* sizeof(struct nats_module) */
@@ -272,6 +284,35 @@ struct nats_module {
 	size_t (*event_publish_many)(void *bridge, size_t n,
 	    const char *const *subjects, const char *const *data,
 	    const size_t *lens, const char *const *msg_ids, int *ok,
+	    char *err, size_t errlen);
+
+	/*
+	 * Appended (check NATS_MODULE_HAS): kv_begin, kv_update and
+	 * kv_delete on the bucket `bucket` names (a NATS_BUCKET_*), plus a
+	 * read and a listing.  The workflow bucket ([jetstream]
+	 * workflow_bucket) is created if absent once connected (history 1,
+	 * file storage, no TTL).  A bucket that is not configured answers
+	 * NATS_KV_UNAVAILABLE.  Same rules as kv_begin: borrowed arguments,
+	 * any thread, until stop.
+	 */
+	int (*kvb_begin)(void *bridge, int bucket, const char *key,
+	    const void *val, size_t len, uint64_t *rev, void **old,
+	    size_t *oldlen, char *err, size_t errlen);
+	int (*kvb_update)(void *bridge, int bucket, const char *key,
+	    const void *val, size_t len, uint64_t last, uint64_t *rev,
+	    char *err, size_t errlen);
+	int (*kvb_delete)(void *bridge, int bucket, const char *key,
+	    uint64_t last, char *err, size_t errlen);
+	/* key's live value: NATS_KV_OK with a malloc(3)ed copy in *val
+	 * (NUL-terminated; free(3) it), its length and revision; or
+	 * NATS_KV_ABSENT (none, or deleted) or NATS_KV_UNAVAILABLE, *val
+	 * NULL. */
+	int (*kvb_get)(void *bridge, int bucket, const char *key, void **val,
+	    size_t *len, uint64_t *rev, char *err, size_t errlen);
+	/* The keys with a live value: NATS_KV_OK with *keys a malloc(3)ed
+	 * array of *n malloc(3)ed strings (free each, then the array; NULL
+	 * when there are none), or NATS_KV_UNAVAILABLE. */
+	int (*kvb_keys)(void *bridge, int bucket, char ***keys, size_t *n,
 	    char *err, size_t errlen);
 };
 

@@ -28,5 +28,6 @@ DAEMON_SRCS := \
 	host/daemon/stuck.c \
 	host/daemon/views.c \
 	host/daemon/watcher.c \
+	host/daemon/wf_kv.c \
 	host/daemon/wf_store.c \
 	host/daemon/workflow.c

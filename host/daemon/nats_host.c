@@ -56,6 +56,10 @@ struct nats_host {
 	const struct nats_module *mod;
 	void *bridge;
 	struct idem_kv *kv;         /* the shared bucket's records, or NULL */
+	pthread_mutex_t wlock;      /* wkv_ops, wkv_off */
+	pthread_cond_t wcond;
+	int wkv_ops;                /* workflow bucket operations running */
+	int wkv_off;                /* the bridge stops: no more of them */
 	atomic_int in_flight;
 	atomic_uint_fast64_t seq;
 };
@@ -376,6 +380,8 @@ nats_host_start(const struct config *cfg, struct registry *reg,
 	h->stats = stats;
 	h->owner.post = NULL;
 	h->owner.finished_msg = "call finished (NATS)";
+	pthread_mutex_init(&h->wlock, NULL);
+	thread_cond_init(&h->wcond);
 	if ((h->handle = open_module(cfg, err, errlen)) == NULL)
 		goto fail;
 	h->mod = dlsym(h->handle, NATS_MODULE_SYMBOL);
@@ -416,6 +422,13 @@ nats_host_stop(struct nats_host *h, int64_t deadline_ns)
 {
 	if (h == NULL || h->bridge == NULL)
 		return;
+	/* The workflow bucket first: the operations running end, no new
+	 * one starts (they answer NATS_KV_UNAVAILABLE). */
+	pthread_mutex_lock(&h->wlock);
+	h->wkv_off = 1;
+	while (h->wkv_ops > 0)
+		pthread_cond_wait(&h->wcond, &h->wlock);
+	pthread_mutex_unlock(&h->wlock);
 	h->mod->stop(h->bridge, deadline_ns);
 	/* Records still pending (calls the module gave up waiting for)
 	 * stay in progress in the bucket until their deadlines. */
@@ -492,7 +505,138 @@ nats_host_free(struct nats_host *h)
 	nats_host_stop(h, clock_mono_ns());
 	/* Dispatch has stopped: no record is left to settle. */
 	idem_kv_free(h->kv);
+	pthread_mutex_destroy(&h->wlock);
+	pthread_cond_destroy(&h->wcond);
 	/* The module stays mapped: libnats may keep threads of its own
 	 * until the process exits. */
 	free(h);
+}
+
+/* ------------------------------------------------------------ workflows */
+
+int
+nats_host_has_wf_bucket(const struct nats_host *h)
+{
+	const struct nats_config *nc;
+
+	if (h == NULL)
+		return 0;
+	nc = &h->cfg->nats;
+	return nc->js_enabled && nc->js_wf_bucket != NULL &&
+	    *nc->js_wf_bucket != '\0' && NATS_MODULE_HAS(h->mod, kvb_keys);
+}
+
+/* Start one workflow bucket operation: 0, or -1 (stopping, or an older
+ * module) with the reason in err. */
+static int
+wkv_enter(struct nats_host *h, char *err, size_t errlen)
+{
+	int ok;
+
+	if (h == NULL || !NATS_MODULE_HAS(h->mod, kvb_keys)) {
+		snprintf(err, errlen, "no NATS module with the workflow "
+		    "bucket's entries");
+		return -1;
+	}
+	pthread_mutex_lock(&h->wlock);
+	ok = !h->wkv_off && h->bridge != NULL;
+	if (ok)
+		h->wkv_ops++;
+	pthread_mutex_unlock(&h->wlock);
+	if (!ok)
+		snprintf(err, errlen, "the NATS bridge is stopping");
+	return ok ? 0 : -1;
+}
+
+static void
+wkv_leave(struct nats_host *h)
+{
+	pthread_mutex_lock(&h->wlock);
+	if (--h->wkv_ops == 0)
+		pthread_cond_broadcast(&h->wcond);
+	pthread_mutex_unlock(&h->wlock);
+}
+
+int
+nats_host_wkv_create(struct nats_host *h, const char *key, const char *val,
+    size_t len, uint64_t *rev, char *err, size_t errlen)
+{
+	void *old = NULL;
+	size_t oldlen = 0;
+	int rc;
+
+	*rev = 0;
+	if (wkv_enter(h, err, errlen) < 0)
+		return NATS_KV_UNAVAILABLE;
+	rc = h->mod->kvb_begin(h->bridge, NATS_BUCKET_WORKFLOW, key, val, len,
+	    rev, &old, &oldlen, err, errlen);
+	wkv_leave(h);
+	free(old);
+	if (rc == NATS_KV_EXISTS)
+		snprintf(err, errlen, "the key %s is taken", key);
+	return rc;
+}
+
+int
+nats_host_wkv_update(struct nats_host *h, const char *key, const char *val,
+    size_t len, uint64_t last, uint64_t *rev, char *err, size_t errlen)
+{
+	int rc;
+
+	*rev = 0;
+	if (wkv_enter(h, err, errlen) < 0)
+		return NATS_KV_UNAVAILABLE;
+	rc = h->mod->kvb_update(h->bridge, NATS_BUCKET_WORKFLOW, key, val, len,
+	    last, rev, err, errlen);
+	wkv_leave(h);
+	return rc;
+}
+
+int
+nats_host_wkv_delete(struct nats_host *h, const char *key, uint64_t last,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	if (wkv_enter(h, err, errlen) < 0)
+		return NATS_KV_UNAVAILABLE;
+	rc = h->mod->kvb_delete(h->bridge, NATS_BUCKET_WORKFLOW, key, last,
+	    err, errlen);
+	wkv_leave(h);
+	return rc;
+}
+
+int
+nats_host_wkv_get(struct nats_host *h, const char *key, char **val,
+    size_t *len, uint64_t *rev, char *err, size_t errlen)
+{
+	void *v = NULL;
+	int rc;
+
+	*val = NULL;
+	*len = 0;
+	*rev = 0;
+	if (wkv_enter(h, err, errlen) < 0)
+		return NATS_KV_UNAVAILABLE;
+	rc = h->mod->kvb_get(h->bridge, NATS_BUCKET_WORKFLOW, key, &v, len,
+	    rev, err, errlen);
+	wkv_leave(h);
+	*val = v;
+	return rc;
+}
+
+int
+nats_host_wkv_keys(struct nats_host *h, char ***keys, size_t *n, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	*keys = NULL;
+	*n = 0;
+	if (wkv_enter(h, err, errlen) < 0)
+		return NATS_KV_UNAVAILABLE;
+	rc = h->mod->kvb_keys(h->bridge, NATS_BUCKET_WORKFLOW, keys, n, err,
+	    errlen);
+	wkv_leave(h);
+	return rc;
 }

@@ -63,6 +63,36 @@ int nats_host_publish_many(struct nats_host *h, size_t n,
     const char *const *subjects, const char *const *data, const size_t *lens,
     const char *const *msg_ids, int *ok, char *err, size_t errlen);
 
+/*
+ * The workflow bucket ([jetstream] workflow_bucket) through the module's
+ * kvb_* entries (core/nats_api.h has their rules and the NATS_KV_*
+ * results they return).  Every string is borrowed for the call; err gets
+ * the reason of NATS_KV_UNAVAILABLE, which is also the answer once
+ * nats_host_stop() began (it waits for the operations running).  Any
+ * thread.  nats_host_has_wf_bucket(): 1 when the bucket is configured
+ * and the module has the entries.
+ *
+ * create: NATS_KV_OK and *rev, NATS_KV_EXISTS, NATS_KV_UNAVAILABLE.
+ * update, delete: compare-and-set on `last`: NATS_KV_OK (*rev the new
+ * revision), NATS_KV_CONFLICT, NATS_KV_UNAVAILABLE.
+ * get: NATS_KV_OK with *val a new NUL-terminated copy (free it),
+ * NATS_KV_ABSENT, NATS_KV_UNAVAILABLE.
+ * keys: NATS_KV_OK with *keys a new array of *n new strings (free each,
+ * then it; NULL when none), NATS_KV_UNAVAILABLE.
+ */
+int nats_host_has_wf_bucket(const struct nats_host *h);
+int nats_host_wkv_create(struct nats_host *h, const char *key,
+    const char *val, size_t len, uint64_t *rev, char *err, size_t errlen);
+int nats_host_wkv_update(struct nats_host *h, const char *key,
+    const char *val, size_t len, uint64_t last, uint64_t *rev, char *err,
+    size_t errlen);
+int nats_host_wkv_delete(struct nats_host *h, const char *key, uint64_t last,
+    char *err, size_t errlen);
+int nats_host_wkv_get(struct nats_host *h, const char *key, char **val,
+    size_t *len, uint64_t *rev, char *err, size_t errlen);
+int nats_host_wkv_keys(struct nats_host *h, char ***keys, size_t *n,
+    char *err, size_t errlen);
+
 /* Free the host; only after dispatch_stop() returned 0 (calls it
  * started report back to it).  NULL is ok. */
 void nats_host_free(struct nats_host *h);

@@ -253,6 +253,22 @@ out:
 }
 
 int
+wf_store_has(struct wf_store *s, const char *id)
+{
+	sqlite3_stmt *st;
+	int has;
+
+	pthread_mutex_lock(&s->lock);
+	st = s->next_seq;
+	bind_text(st, 1, id);
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	pthread_mutex_unlock(&s->lock);
+	return has;
+}
+
+int
 wf_store_each_unfinished(struct wf_store *s, wf_store_fn fn, void *arg)
 {
 	sqlite3_stmt *st;

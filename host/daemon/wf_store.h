@@ -55,6 +55,9 @@ int wf_store_append(struct wf_store *s, const char *id,
     const struct wf_event *ev, const char *status, const char *current,
     const char *snapshot, const char *result, int64_t ended_ms);
 
+/* 1 if execution id (borrowed) has a row here, else 0. */
+int wf_store_has(struct wf_store *s, const char *id);
+
 /* Called for every unfinished execution (status running or
  * compensating), oldest first; strings borrowed for the call. */
 typedef void (*wf_store_fn)(void *arg, const char *id, const char *workflow,

@@ -33,6 +33,7 @@
 #include "core/generation.h"
 #include "core/invocation.h"
 #include "core/log.h"
+#include "core/nats_api.h"
 #include "core/request.h"
 #include "core/thread.h"
 #include "core/wf_def.h"
@@ -40,6 +41,7 @@
 #include "executor.h"
 #include "nats_host.h"
 #include "registry.h"
+#include "wf_kv.h"
 #include "wf_store.h"
 
 #define MAX_DEF_BYTES (1 << 20)
@@ -90,6 +92,11 @@ static const struct {
 
 struct wexec {
 	TAILQ_ENTRY(wexec) link;     /* run queue or sleepers */
+	TAILQ_ENTRY(wexec) live_link; /* e->live, when in_live */
+	int in_live;                 /* on e->live (under e->lock) */
+	uint64_t kv_rev;             /* the bucket: its record's revision */
+	int lost;                    /* the bucket: another daemon took it */
+	int kv_failed;               /* the bucket could not record it */
 	struct wf_engine *eng;
 	char id[48];
 	struct generation *gen;      /* held, or NULL (resumed) */
@@ -163,6 +170,8 @@ struct wf_engine {
 	pthread_cond_t cond;
 	pthread_cond_t idle;         /* in_flight fell */
 	struct wexec_list runq, sleepers, waiting; /* waiting: step out */
+	struct wexec_list live;      /* every execution driven here */
+	struct wf_kv *kv;            /* [jetstream] workflow_bucket, or NULL */
 	int stopping;
 	int stop_now;                /* past the quiesce deadline */
 	int n_threads, started;
@@ -222,6 +231,12 @@ wexec_free(struct wexec *x)
 {
 	if (x == NULL)
 		return;
+	if (x->in_live) {
+		pthread_mutex_lock(&x->eng->lock);
+		TAILQ_REMOVE(&x->eng->live, x, live_link);
+		x->in_live = 0;
+		pthread_mutex_unlock(&x->eng->lock);
+	}
 	json_object_put(x->doc);
 	json_object_put(x->input);
 	json_object_put(x->done);
@@ -302,6 +317,72 @@ plain(struct json_object *o)
  * 0 or -1 (the store failed: logged; the execution is parked, it
  * resumes from its last record at the next start).
  */
+/*
+ * With the workflow bucket: write x's record as it stands now (snap,
+ * borrowed), or delete it when final_status is set, compare-and-set on
+ * the revision x last wrote.  Returns 0, or -1 with x->lost (another
+ * daemon claimed it: stop driving it) or x->kv_failed (the bucket is
+ * unreachable: let it go; whichever daemon claims it, this one
+ * included, resumes it from this record's predecessor).  Logged.
+ */
+static int
+kv_write(struct wexec *x, const char *snap, const char *final_status)
+{
+	struct wf_engine *e = x->eng;
+	char err[512], *val;
+	size_t len = 0;
+	uint64_t rev = 0;
+	int rc;
+
+	if (e->kv == NULL)
+		return 0;
+	if (final_status != NULL) {
+		rc = wf_kv_delete(e->kv, x->id, x->kv_rev, err, sizeof(err));
+	} else {
+		struct wf_kv_rec r = { x->id, x->def->name, x->def->text,
+			plain(x->input), snap, status_of(x), x->depth,
+			x->started_ms, x->events + 1 };
+
+		if ((val = wf_kv_encode(e->kv, &r, &len)) == NULL) {
+			snprintf(err, sizeof(err), "out of memory");
+			rc = NATS_KV_UNAVAILABLE;
+		} else {
+			rc = wf_kv_update(e->kv, x->id, val, len, x->kv_rev,
+			    &rev, err, sizeof(err));
+			free(val);
+		}
+		if (rc == NATS_KV_OK)
+			x->kv_rev = rev;
+	}
+	if (rc == NATS_KV_OK)
+		return 0;
+	if (rc == NATS_KV_CONFLICT) {
+		struct wf_event ev = { "ExecutionTakenOver", cur_state(x)->name,
+			0, NULL, NULL };
+
+		x->lost = 1;
+		wf_kv_count_lost(e->kv);
+		log_warnx("workflow execution %s: another daemon took it over "
+		    "(its record in the workflow bucket changed under this "
+		    "one); this daemon stops driving it", x->id);
+		wf_store_append(e->store, x->id, &ev, "taken_over", NULL, snap,
+		    NULL, 0);
+		return -1;
+	}
+	x->kv_failed = 1;
+	log_warnx("workflow execution %s: the workflow bucket cannot record "
+	    "its transition (%s); this daemon lets it go, and whichever daemon "
+	    "claims its record resumes it", x->id, err);
+	{
+		struct wf_event ev = { "ExecutionReleased", cur_state(x)->name,
+			0, NULL, NULL };
+
+		wf_store_append(e->store, x->id, &ev, "released", NULL, snap,
+		    NULL, 0);
+	}
+	return -1;
+}
+
 static int
 record(struct wexec *x, const char *type, const char *state, int attempt,
     const char *rid, struct json_object *detail, const char *final_status,
@@ -314,6 +395,11 @@ record(struct wexec *x, const char *type, const char *state, int attempt,
 
 	if (snap == NULL)
 		return -1;
+	/* The bucket first: it says who may commit a transition. */
+	if (kv_write(x, snap, final_status) < 0) {
+		free(snap);
+		return -1;
+	}
 	rc = wf_store_append(x->eng->store, x->id, &ev, final_status ?
 	    final_status : status_of(x), cur_state(x)->name, snap,
 	    final_status ? plain(result) : NULL, final_status ?
@@ -485,8 +571,7 @@ succeed(struct wexec *x, struct json_object *output)
 	    x->res_rid[0] ? x->res_rid : NULL, output, "succeeded",
 	    output) < 0) {
 		json_object_put(output);
-		answer_caller(x, 503, NULL, "unavailable", "the workflow store "
-		    "failed; the execution resumes at the next start");
+		park(x);
 		return;
 	}
 	lc.id = x->id;
@@ -560,9 +645,7 @@ begin_compensation(struct wexec *x, const char *type,
 	if (!any) {
 		if (record(x, type, cur_state(x)->name, 0, rid, detail,
 		    "failed", x->failure) < 0) {
-			answer_caller(x, 503, NULL, "unavailable", "the workflow "
-			    "store failed; the execution resumes at the next "
-			    "start");
+			park(x);
 			return;
 		}
 		fail_reply(x, "failed");
@@ -1315,8 +1398,7 @@ comp_end(struct wexec *x)
 	if (record(x, failed ? "ExecutionCompensationFailed" :
 	    "ExecutionFailed", cur_state(x)->name, 0, NULL, x->comps,
 	    failed ? "compensation_failed" : "failed", x->failure) < 0) {
-		answer_caller(x, 503, NULL, "unavailable", "the workflow store "
-		    "failed; the execution resumes at the next start");
+		park(x);
 		return;
 	}
 	fail_reply(x, failed ? "compensation_failed" : "failed");
@@ -1488,9 +1570,23 @@ park(struct wexec *x)
 {
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), "the daemon is shutting down; workflow "
-	    "execution %s stopped in state %s and resumes at the next start",
-	    x->id, cur_state(x)->name);
+	if (x->lost)
+		snprintf(msg, sizeof(msg), "workflow execution %s was taken "
+		    "over by another daemon sharing the workflow bucket; its "
+		    "host.executions tells how it ends", x->id);
+	else if (x->kv_failed)
+		snprintf(msg, sizeof(msg), "workflow execution %s stopped in "
+		    "state %s: the workflow bucket cannot record it; the daemon "
+		    "that claims it next resumes it", x->id,
+		    cur_state(x)->name);
+	else if (x->eng->stopping)
+		snprintf(msg, sizeof(msg), "the daemon is shutting down; "
+		    "workflow execution %s stopped in state %s and resumes at "
+		    "the next start", x->id, cur_state(x)->name);
+	else
+		snprintf(msg, sizeof(msg), "the workflow store failed; workflow "
+		    "execution %s stopped in state %s and resumes at the next "
+		    "start", x->id, cur_state(x)->name);
 	answer_caller(x, 503, NULL, "unavailable", msg);
 	if (x->m != NULL) {
 		pthread_mutex_lock(&x->eng->mlock);
@@ -1581,6 +1677,50 @@ refuse_call(struct call *c, int status, const char *code, const char *msg)
 	return EXEC_DONE;
 }
 
+/* Put x on e->live. */
+static void
+go_live(struct wexec *x)
+{
+	pthread_mutex_lock(&x->eng->lock);
+	TAILQ_INSERT_TAIL(&x->eng->live, x, live_link);
+	x->in_live = 1;
+	pthread_mutex_unlock(&x->eng->lock);
+}
+
+/* With the workflow bucket: create new x's record (snap borrowed), owned
+ * by this daemon.  Returns 0, or -1 with why in msg. */
+static int
+kv_create(struct wexec *x, const char *snap, char *msg, size_t msglen)
+{
+	struct wf_engine *e = x->eng;
+	struct wf_kv_rec r = { x->id, x->def->name, x->def->text,
+		plain(x->input), snap, "running", x->depth, x->started_ms, 1 };
+	char err[160], *val;
+	size_t len = 0;
+	int rc;
+
+	if (!wf_kv_ready(e->kv)) {
+		snprintf(msg, msglen, "the workflow bucket %s is not reachable "
+		    "yet (this daemon's heartbeat is not written); retry later",
+		    e->cfg->nats.js_wf_bucket);
+		return -1;
+	}
+	/* Live before its record exists: the sweeper never claims it. */
+	go_live(x);
+	if ((val = wf_kv_encode(e->kv, &r, &len)) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		return -1;
+	}
+	rc = wf_kv_create(e->kv, x->id, val, len, &x->kv_rev, err,
+	    sizeof(err));
+	free(val);
+	if (rc == NATS_KV_OK)
+		return 0;
+	snprintf(msg, msglen, "the workflow bucket cannot record a new "
+	    "execution: %.160s; retry later", err);
+	return -1;
+}
+
 static int
 wx_submit(struct executor *ex, struct call *c)
 {
@@ -1632,9 +1772,20 @@ wx_submit(struct executor *ex, struct call *c)
 	ev.request_id = c->inv.request_id;
 	ev.detail = plain(d);
 	snap = snapshot(x);
+	if (snap != NULL && e->kv != NULL && kv_create(x, snap, msg,
+	    sizeof(msg)) < 0) {
+		free(snap);
+		json_object_put(d);
+		wexec_free(x);
+		return refuse_call(c, 503, "unavailable", msg);
+	}
 	if (snap == NULL || wf_store_create(e->store, x->id, def->name,
 	    def->text, plain(x->input), x->depth, x->started_ms, snap, &ev) <
 	    0) {
+		char err[256];
+
+		if (snap != NULL && e->kv != NULL)
+			wf_kv_delete(e->kv, x->id, x->kv_rev, err, sizeof(err));
 		free(snap);
 		json_object_put(d);
 		wexec_free(x);
@@ -1734,6 +1885,9 @@ wx_stats(struct executor *ex, struct json_object *into)
 	json_object_object_add(into, "workflows", all);
 	json_object_object_add(into, "workflow_executions_running",
 	    json_object_new_int(atomic_load(&e->running)));
+	if (e->kv != NULL)
+		json_object_object_add(into, "workflow_bucket",
+		    wf_kv_stats(e->kv));
 }
 
 static const struct executor_ops wx_ops = {
@@ -1765,12 +1919,16 @@ take(struct json_object *o, const char *key)
 	    NULL;
 }
 
-static void
-resume_one(void *arg, const char *id, const char *workflow,
+/*
+ * Resume execution id from its record (strings borrowed).  With the
+ * workflow bucket, kv_rev is the revision of its record this daemon
+ * wrote when it claimed it.  Returns 0, or -1 (logged) when it cannot.
+ */
+static int
+resume_exec(struct wf_engine *e, const char *id, const char *workflow,
     const char *def_text, const char *snap_text, int depth,
-    int64_t started_ms, long events)
+    int64_t started_ms, long events, uint64_t kv_rev)
 {
-	struct wf_engine *e = arg;
 	struct json_object *snap = snap_text ? json_tokener_parse(snap_text) :
 	    NULL, *v;
 	struct wexec *x = wexec_new(e);
@@ -1784,10 +1942,13 @@ resume_one(void *arg, const char *id, const char *workflow,
 		    "out of memory" : err);
 		json_object_put(snap);
 		wexec_free(x);
-		return;
+		return -1;
 	}
 	x->def = x->own_def;
 	snprintf(x->id, sizeof(x->id), "%s", id);
+	x->kv_rev = kv_rev;
+	if (e->kv != NULL)
+		go_live(x);
 	x->depth = depth;
 	x->started_ms = started_ms;
 	x->events = events;
@@ -1798,7 +1959,7 @@ resume_one(void *arg, const char *id, const char *workflow,
 		    "'%s'", id, json_object_get_string(v));
 		json_object_put(snap);
 		wexec_free(x);
-		return;
+		return -1;
 	}
 	x->cur = k;
 	json_object_object_get_ex(snap, "phase", &v);
@@ -1851,9 +2012,11 @@ resume_one(void *arg, const char *id, const char *workflow,
 		if (record(x, "ExecutionResumed", cur_state(x)->name,
 		    x->phase_comp ? x->comp_attempt : x->attempt, NULL, d, NULL,
 		    NULL) < 0) {
+			/* Not a bad record: the store or the bucket failed
+			 * (logged); it is claimed again later. */
 			json_object_put(d);
 			wexec_free(x);
-			return;
+			return 0;
 		}
 		json_object_put(d);
 	}
@@ -1872,6 +2035,141 @@ resume_one(void *arg, const char *id, const char *workflow,
 		sleep_until(x);
 	else
 		ready(x);
+	return 0;
+}
+
+/* wf_store_each_unfinished()'s callback, without the bucket. */
+static void
+resume_one(void *arg, const char *id, const char *workflow,
+    const char *def_text, const char *snap_text, int depth,
+    int64_t started_ms, long events)
+{
+	(void)resume_exec(arg, id, workflow, def_text, snap_text, depth,
+	    started_ms, events, 0);
+}
+
+/* With the bucket, at start-up: the bucket, not this store, says who
+ * resumes an unfinished execution; the row says it was let go. */
+static void
+release_one(void *arg, const char *id, const char *workflow,
+    const char *def_text, const char *snap_text, int depth,
+    int64_t started_ms, long events)
+{
+	struct wf_engine *e = arg;
+	struct wf_event ev = { "ExecutionReleased", NULL, 0, NULL,
+		"{\"reason\":\"the daemon started again: whichever daemon "
+		"claims its record in the workflow bucket resumes it\"}" };
+
+	(void)workflow;
+	(void)def_text;
+	(void)depth;
+	(void)started_ms;
+	(void)events;
+	wf_store_append(e->store, id, &ev, "released", NULL, snap_text, NULL,
+	    0);
+}
+
+/* wf_kv's hooks (on its thread). */
+static int
+kv_is_live(void *arg, const char *id)
+{
+	struct wf_engine *e = arg;
+	struct wexec *x;
+	int live = 0;
+
+	pthread_mutex_lock(&e->lock);
+	TAILQ_FOREACH(x, &e->live, live_link)
+		if (strcmp(x->id, id) == 0) {
+			live = 1;
+			break;
+		}
+	pthread_mutex_unlock(&e->lock);
+	return live;
+}
+
+static int
+kv_has_room(void *arg)
+{
+	struct wf_engine *e = arg;
+	int stopping;
+
+	pthread_mutex_lock(&e->lock);
+	stopping = e->stopping;
+	pthread_mutex_unlock(&e->lock);
+	return !stopping && atomic_load(&e->running) <
+	    e->cfg->workflow_max_running;
+}
+
+static const char *
+str_in(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string) ?
+	    json_object_get_string(v) : NULL;
+}
+
+/* This daemon claimed execution id (record rec, revision rev): a row
+ * here if it has none, then resume it as a restart does. */
+static int
+kv_claimed(void *arg, const char *id, struct json_object *rec, uint64_t rev)
+{
+	struct wf_engine *e = arg;
+	const char *wf = str_in(rec, "workflow"), *def = str_in(rec,
+	    "definition"), *snap = str_in(rec, "snapshot"), *from = str_in(rec,
+	    "claimed_from");
+	struct json_object *in = NULL, *d;
+	struct wf_event ev;
+	int depth = 0;
+	int64_t started = 0;
+	long events = 0;
+	struct json_object *v;
+
+	if (wf == NULL || def == NULL || snap == NULL) {
+		log_errorx("workflow execution %s: its record in the workflow "
+		    "bucket lacks workflow, definition or snapshot; not resumed",
+		    id);
+		return -1;
+	}
+	json_object_object_get_ex(rec, "input", &in);
+	if (json_object_object_get_ex(rec, "depth", &v))
+		depth = json_object_get_int(v);
+	if (json_object_object_get_ex(rec, "started_ms", &v))
+		started = json_object_get_int64(v);
+	if (json_object_object_get_ex(rec, "events", &v))
+		events = (long)json_object_get_int64(v);
+	d = json_object_new_object();
+	json_object_object_add(d, "from", from ? json_object_new_string(from) :
+	    NULL);
+	json_object_object_add(d, "owner", json_object_new_string(
+	    wf_kv_owner(e->kv)));
+	ev.type = "ExecutionClaimed";
+	ev.state = NULL;
+	ev.attempt = 0;
+	ev.request_id = NULL;
+	ev.detail = plain(d);
+	if (!wf_store_has(e->store, id)) {
+		struct json_object *sn = json_tokener_parse(snap), *st;
+
+		/* The row starts at the state the record is in. */
+		ev.state = json_object_object_get_ex(sn, "state", &st) ?
+		    json_object_get_string(st) : NULL;
+		if (wf_store_create(e->store, id, wf, def, in ? plain(in) :
+		    "null", depth, started, snap, &ev) < 0) {
+			json_object_put(sn);
+			json_object_put(d);
+			log_errorx("workflow execution %s: claimed, but the "
+			    "store cannot record it; not resumed", id);
+			return -1;
+		}
+		json_object_put(sn);
+	} else {
+		wf_store_append(e->store, id, &ev, "running", NULL, snap, NULL,
+		    0);
+	}
+	json_object_put(d);
+	return resume_exec(e, id, wf, def, snap, depth, started, events, rev);
 }
 
 /* ------------------------------------------------------------ definitions */
@@ -2190,6 +2488,7 @@ wf_engine_new(const struct config *cfg, struct registry *reg,
 	TAILQ_INIT(&e->runq);
 	TAILQ_INIT(&e->sleepers);
 	TAILQ_INIT(&e->waiting);
+	TAILQ_INIT(&e->live);
 	SLIST_INIT(&e->metrics);
 	SLIST_INIT(&e->files);
 	/* dispatch made state_dir (0700) for its own store. */
@@ -2242,6 +2541,39 @@ wf_engine_start(struct wf_engine *e, char *err, size_t errlen)
 
 	if (tl_reader < 0)
 		tl_reader = registry_reader(e->reg);
+	/* The bucket before the definitions: no execution starts without
+	 * its record. */
+	if (e->cfg->nats.js_wf_bucket != NULL &&
+	    e->cfg->nats.js_wf_bucket[0] != '\0') {
+		struct nats_host *h = atomic_load(&e->nats);
+		struct wf_kv_hooks hooks = { e, kv_is_live, kv_has_room,
+			kv_claimed };
+
+		if (!nats_host_has_wf_bucket(h)) {
+			snprintf(err, errlen, "[jetstream] workflow_bucket %s "
+			    "needs [nats] and a NATS module with the workflow "
+			    "bucket's entries (kvb_*); this %s has none",
+			    e->cfg->nats.js_wf_bucket, "cmdhost-nats.so");
+			return -1;
+		}
+		if ((e->kv = wf_kv_new(h, e->cfg->nats.js_wf_lease_ms,
+		    &hooks)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		/* The bucket decides who resumes what: rows left running
+		 * here are let go, and claimed back (or by a peer) once
+		 * their owner's lease is over. */
+		n = wf_store_each_unfinished(e->store, release_one, e);
+		if (n > 0)
+			log_info("%d unfinished workflow execution(s) let go to "
+			    "the workflow bucket %s", n,
+			    e->cfg->nats.js_wf_bucket);
+		log_info("workflow bucket %s: this daemon is owner %s",
+		    e->cfg->nats.js_wf_bucket, wf_kv_owner(e->kv));
+		if (wf_kv_start(e->kv, err, errlen) < 0)
+			return -1;
+	}
 	if (dir != NULL && dir[0] != '\0') {
 		struct stat st;
 
@@ -2252,9 +2584,12 @@ wf_engine_start(struct wf_engine *e, char *err, size_t errlen)
 		}
 		poll_dir(e);
 	}
-	n = wf_store_each_unfinished(e->store, resume_one, e);
-	if (n > 0)
-		log_info("%d unfinished workflow execution(s) resumed", n);
+	if (e->kv == NULL) {
+		n = wf_store_each_unfinished(e->store, resume_one, e);
+		if (n > 0)
+			log_info("%d unfinished workflow execution(s) resumed",
+			    n);
+	}
 	if (dir != NULL && dir[0] != '\0') {
 		if ((errno = pthread_create(&e->poller, NULL, poller_main, e)) !=
 		    0) {
@@ -2283,6 +2618,9 @@ wf_engine_hold(struct wf_engine *e)
 	e->stopping = 1;
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+	/* No more claims; the heartbeat goes, so that the peers take over
+	 * at once what is left unfinished here. */
+	wf_kv_stop(e->kv);
 }
 
 void
@@ -2377,6 +2715,7 @@ wf_engine_free(struct wf_engine *e)
 		free(f->name);
 		free(f);
 	}
+	wf_kv_free(e->kv);
 	wf_store_close(e->store);
 	free(e->threads);
 	pthread_mutex_destroy(&e->lock);

@@ -524,9 +524,17 @@ bridge_start(const struct nats_host_api *api, char *err, size_t errlen)
 	}
 	if (b->cfg->js_enabled && NATS_CONFIG_HAS(b->cfg, js_idem_ttl_s) &&
 	    b->cfg->js_idem_bucket != NULL && *b->cfg->js_idem_bucket != '\0' &&
-	    (b->kv = kv_start(b)) == NULL) {
+	    (b->kv = kv_start(b, b->cfg->js_idem_bucket,
+	    b->cfg->js_idem_ttl_s, "idempotency")) == NULL) {
 		snprintf(err, errlen, "nats: cannot start the idempotency "
 		    "bucket");
+		goto fail;
+	}
+	if (b->cfg->js_enabled && NATS_CONFIG_HAS(b->cfg, js_wf_lease_ms) &&
+	    b->cfg->js_wf_bucket != NULL && *b->cfg->js_wf_bucket != '\0' &&
+	    (b->wkv = kv_start(b, b->cfg->js_wf_bucket, 0, "workflow")) ==
+	    NULL) {
+		snprintf(err, errlen, "nats: cannot start the workflow bucket");
 		goto fail;
 	}
 	bridge_log(b, NLOG_INFO, "nats: service %s instance %s, subjects "
@@ -610,6 +618,8 @@ bridge_stop(void *bp, int64_t deadline_ns)
 	 * calls until their record is settled). */
 	kv_stop(b->kv);
 	b->kv = NULL;
+	kv_stop(b->wkv);
+	b->wkv = NULL;
 	jsCtx_Destroy(b->pub_js);
 	b->pub_js = NULL;
 	if (b->pub_sub != NULL) {
@@ -649,4 +659,9 @@ const struct nats_module cmdhost_nats_module = {
 	event_publish,
 	nats_request,
 	event_publish_many,
+	kvb_begin,
+	kvb_update,
+	kvb_delete,
+	kvb_get,
+	kvb_keys,
 };

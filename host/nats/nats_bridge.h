@@ -60,6 +60,7 @@ struct bridge {
 	natsSubscription *srv_subs[9];
 	struct nats_js *js;
 	struct nats_kv *kv;         /* the idempotency bucket, or NULL */
+	struct nats_kv *wkv;        /* the workflow bucket, or NULL */
 	jsCtx *pub_js;              /* event_publish()'s, made on first use */
 	atomic_int requests;        /* nats_request()s not answered yet */
 	natsSubscription *pub_sub;  /* event_publish_many()'s acks, on
@@ -90,10 +91,12 @@ struct nats_js *js_start(struct bridge *b);
  * and be acked, then free.  NULL is ok. */
 void js_stop(struct nats_js *js, int64_t deadline_ns);
 
-/* nats_kv.c: start the thread that binds the idempotency bucket
- * (creating it if absent, retrying while NATS is down).  Returns new
- * (kv_stop frees) or NULL (logged). */
-struct nats_kv *kv_start(struct bridge *b);
+/* nats_kv.c: start the thread that binds bucket (borrowed from the
+ * config; created if absent with TTL ttl_s, 0: none; retrying while NATS
+ * is down); `what` (static) names it in the log.  Returns new (kv_stop
+ * frees) or NULL (logged). */
+struct nats_kv *kv_start(struct bridge *b, const char *bucket, int ttl_s,
+    const char *what);
 /* Stop binding and free; no operation may run any more.  NULL is ok. */
 void kv_stop(struct nats_kv *k);
 /* The module table's kv_begin, kv_update and kv_delete (nats_api.h);
@@ -103,6 +106,19 @@ int kv_begin(void *bp, const char *key, const void *val, size_t len,
 int kv_update(void *bp, const char *key, const void *val, size_t len,
     uint64_t last, uint64_t *rev, char *err, size_t errlen);
 int kv_delete(void *bp, const char *key, uint64_t last, char *err,
+    size_t errlen);
+/* The module table's kvb_* entries (nats_api.h): the same on the bucket
+ * `which` (NATS_BUCKET_*), and a read and a listing. */
+int kvb_begin(void *bp, int which, const char *key, const void *val,
+    size_t len, uint64_t *rev, void **old, size_t *oldlen, char *err,
+    size_t errlen);
+int kvb_update(void *bp, int which, const char *key, const void *val,
+    size_t len, uint64_t last, uint64_t *rev, char *err, size_t errlen);
+int kvb_delete(void *bp, int which, const char *key, uint64_t last,
+    char *err, size_t errlen);
+int kvb_get(void *bp, int which, const char *key, void **val, size_t *len,
+    uint64_t *rev, char *err, size_t errlen);
+int kvb_keys(void *bp, int which, char ***keys, size_t *n, char *err,
     size_t errlen);
 
 /* nats_pub.c: the module table's event_publish (nats_api.h). */

@@ -1,12 +1,15 @@
 /*
- * nats_kv.c - the idempotency bucket of the NATS module: a JetStream
- * key-value bucket ([jetstream] idempotency_bucket) shared by every
- * daemon of the queue group, where the host keeps the records of keyed
- * NATS calls (host/daemon/idem_kv.c decides what they hold; here they
- * are opaque bytes under a key name).
+ * nats_kv.c - the key-value buckets of the NATS module: JetStream
+ * key-value buckets shared by every daemon of the queue group.  In
+ * [jetstream] idempotency_bucket the host keeps the records of keyed
+ * NATS calls (host/daemon/idem_kv.c decides what they hold), in
+ * [jetstream] workflow_bucket its unfinished workflow executions and
+ * their owners (host/daemon/wf_kv.c); here values are opaque bytes under
+ * a key name.
  *
- * A thread binds the bucket once connected, creating it if absent
- * (history 1, file storage, TTL [host] idempotency_ttl_s), and retries
+ * A thread per bucket binds it once connected, creating it if absent
+ * (history 1, file storage; the idempotency bucket with the TTL [host]
+ * idempotency_ttl_s, the workflow bucket without one), and retries
  * while NATS is down, as nats_js.c does for its stream.  The operations
  * are compare-and-set on the revision: create-if-absent (kvStore_Create),
  * update (kvStore_Update) and delete, which publishes the delete marker
@@ -27,7 +30,8 @@
 struct nats_kv {
 	struct bridge *b;
 	const char *bucket;         /* borrowed from the config */
-	int ttl_s;
+	const char *what;           /* static: "idempotency", "workflow" */
+	int ttl_s;                  /* 0: none */
 	char *pre;                  /* owned: "$KV.<bucket>." */
 	jsCtx *ctx;
 	_Atomic(kvStore *) kv;      /* NULL until bound, then fixed */
@@ -72,18 +76,23 @@ kv_bind(struct nats_kv *k)
 	if (s == NATS_NOT_FOUND) {
 		kvConfig_Init(&kc);
 		kc.Bucket = k->bucket;
-		kc.Description = "cmdhost idempotency records";
+		kc.Description = k->ttl_s > 0 ? "cmdhost idempotency records" :
+		    "cmdhost workflow executions";
 		kc.History = 1;
 		kc.TTL = (int64_t)k->ttl_s * 1000000000LL;
 		kc.StorageType = js_FileStorage;
 		if ((s = js_CreateKeyValue(&kv, k->ctx, &kc)) != NATS_OK) {
-			bridge_log(b, NLOG_WARN, "nats: cannot create the "
-			    "idempotency bucket %s: %s; retrying", k->bucket,
+			bridge_log(b, NLOG_WARN, "nats: cannot create the %s "
+			    "bucket %s: %s; retrying", k->what, k->bucket,
 			    natsStatus_GetText(s));
 			return -1;
 		}
-		bridge_log(b, NLOG_INFO, "nats: created idempotency bucket %s "
-		    "(TTL %d s)", k->bucket, k->ttl_s);
+		if (k->ttl_s > 0)
+			bridge_log(b, NLOG_INFO, "nats: created %s bucket %s "
+			    "(TTL %d s)", k->what, k->bucket, k->ttl_s);
+		else
+			bridge_log(b, NLOG_INFO, "nats: created %s bucket %s",
+			    k->what, k->bucket);
 	} else if (s != NATS_OK) {
 		return -1; /* not connected yet, most likely */
 	}
@@ -91,14 +100,14 @@ kv_bind(struct nats_kv *k)
 		int64_t ttl = kvStatus_TTL(st);
 
 		if (ttl != (int64_t)k->ttl_s * 1000000000LL)
-			bridge_log(b, NLOG_WARN, "nats: idempotency bucket %s "
-			    "has a TTL of %lld s, not idempotency_ttl_s %d; "
-			    "using it as it is", k->bucket,
-			    (long long)(ttl / 1000000000LL), k->ttl_s);
+			bridge_log(b, NLOG_WARN, "nats: %s bucket %s has a TTL "
+			    "of %lld s, not %d; using it as it is", k->what,
+			    k->bucket, (long long)(ttl / 1000000000LL),
+			    k->ttl_s);
 		kvStatus_Destroy(st);
 	}
 	atomic_store(&k->kv, kv);
-	bridge_log(b, NLOG_INFO, "nats: idempotency bucket %s ready",
+	bridge_log(b, NLOG_INFO, "nats: %s bucket %s ready", k->what,
 	    k->bucket);
 	return 0;
 }
@@ -132,7 +141,7 @@ kv_main(void *arg)
 }
 
 struct nats_kv *
-kv_start(struct bridge *b)
+kv_start(struct bridge *b, const char *bucket, int ttl_s, const char *what)
 {
 	struct nats_kv *k = calloc(1, sizeof(*k));
 	size_t n;
@@ -140,8 +149,9 @@ kv_start(struct bridge *b)
 	if (k == NULL)
 		return NULL;
 	k->b = b;
-	k->bucket = b->cfg->js_idem_bucket;
-	k->ttl_s = b->cfg->js_idem_ttl_s;
+	k->bucket = bucket;
+	k->what = what;
+	k->ttl_s = ttl_s;
 	n = strlen(k->bucket) + 6;
 	if ((k->pre = malloc(n)) == NULL) {
 		free(k);
@@ -152,8 +162,8 @@ kv_start(struct bridge *b)
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->cond, NULL);
 	if (pthread_create(&k->thread, NULL, kv_main, k) != 0) {
-		bridge_log(b, NLOG_ERROR, "nats: cannot start the idempotency "
-		    "bucket's thread");
+		bridge_log(b, NLOG_ERROR, "nats: cannot start the %s bucket's "
+		    "thread", what);
 		kv_stop(k);
 		return NULL;
 	}
@@ -180,18 +190,29 @@ kv_stop(struct nats_kv *k)
 	free(k);
 }
 
-/* The bound bucket of bridge bp, or NULL with the reason in err. */
-static kvStore *
-bound(void *bp, char *err, size_t errlen)
+/* The bucket `which` (NATS_BUCKET_*) of bridge bp (borrowed), or NULL
+ * when it is not configured. */
+static struct nats_kv *
+bucket_of(void *bp, int which)
 {
 	struct bridge *b = bp;
-	kvStore *kv = b->kv != NULL ? atomic_load(&b->kv->kv) : NULL;
 
-	if (kv == NULL)
-		snprintf(err, errlen, "the idempotency bucket %s is not bound "
-		    "yet (is NATS with JetStream reachable?)",
-		    b->cfg->js_idem_bucket != NULL ? b->cfg->js_idem_bucket :
-		    "(none)");
+	return which == NATS_BUCKET_IDEM ? b->kv : which ==
+	    NATS_BUCKET_WORKFLOW ? b->wkv : NULL;
+}
+
+/* The bound store of k (NULL: not configured), or NULL with the reason
+ * in err. */
+static kvStore *
+bound(struct nats_kv *k, char *err, size_t errlen)
+{
+	kvStore *kv = k != NULL ? atomic_load(&k->kv) : NULL;
+
+	if (k == NULL)
+		snprintf(err, errlen, "no such bucket is configured");
+	else if (kv == NULL)
+		snprintf(err, errlen, "the %s bucket %s is not bound yet (is "
+		    "NATS with JetStream reachable?)", k->what, k->bucket);
 	return kv;
 }
 
@@ -208,7 +229,7 @@ get_copy(kvStore *kv, const char *key, uint64_t *rev, void **val,
 	if (s == NATS_NOT_FOUND)
 		return NATS_KV_CONFLICT;
 	if (s != NATS_OK) {
-		kv_err(err, errlen, "idempotency bucket get", s);
+		kv_err(err, errlen, "bucket get", s);
 		return NATS_KV_UNAVAILABLE;
 	}
 	n = kvEntry_ValueLen(e);
@@ -227,10 +248,10 @@ get_copy(kvStore *kv, const char *key, uint64_t *rev, void **val,
 }
 
 int
-kv_begin(void *bp, const char *key, const void *val, size_t len,
+kvb_begin(void *bp, int which, const char *key, const void *val, size_t len,
     uint64_t *rev, void **old, size_t *oldlen, char *err, size_t errlen)
 {
-	kvStore *kv = bound(bp, err, errlen);
+	kvStore *kv = bound(bucket_of(bp, which), err, errlen);
 	natsStatus s;
 	int rc;
 
@@ -246,15 +267,15 @@ kv_begin(void *bp, const char *key, const void *val, size_t len,
 	if (rc == NATS_KV_OK)
 		return NATS_KV_EXISTS;
 	if (rc == NATS_KV_UNAVAILABLE)
-		kv_err(err, errlen, "idempotency bucket create", s);
+		kv_err(err, errlen, "bucket create", s);
 	return rc;
 }
 
 int
-kv_update(void *bp, const char *key, const void *val, size_t len,
-    uint64_t last, uint64_t *rev, char *err, size_t errlen)
+kvb_update(void *bp, int which, const char *key, const void *val,
+    size_t len, uint64_t last, uint64_t *rev, char *err, size_t errlen)
 {
-	kvStore *kv = bound(bp, err, errlen);
+	kvStore *kv = bound(bucket_of(bp, which), err, errlen);
 	natsStatus s;
 	uint64_t now_rev = 0;
 	void *cur = NULL;
@@ -268,7 +289,7 @@ kv_update(void *bp, const char *key, const void *val, size_t len,
 	    NATS_OK)
 		return NATS_KV_OK;
 	/* A wrong revision, or a failure: the value there tells which. */
-	kv_err(err, errlen, "idempotency bucket update", s);
+	kv_err(err, errlen, "bucket update", s);
 	rc = get_copy(kv, key, &now_rev, &cur, &curlen, err + strlen(err),
 	    errlen - strlen(err));
 	if (rc == NATS_KV_OK) {
@@ -286,11 +307,11 @@ kv_update(void *bp, const char *key, const void *val, size_t len,
 }
 
 int
-kv_delete(void *bp, const char *key, uint64_t last, char *err,
+kvb_delete(void *bp, int which, const char *key, uint64_t last, char *err,
     size_t errlen)
 {
-	struct bridge *b = bp;
-	kvStore *kv = bound(bp, err, errlen);
+	struct nats_kv *k = bucket_of(bp, which);
+	kvStore *kv = bound(k, err, errlen);
 	char subject[512];
 	jsPubOptions po;
 	jsErrCode jerr = 0;
@@ -302,23 +323,91 @@ kv_delete(void *bp, const char *key, uint64_t last, char *err,
 	if (last == 0) {
 		if ((s = kvStore_Delete(kv, key)) == NATS_OK)
 			return NATS_KV_OK;
-		kv_err(err, errlen, "idempotency bucket delete", s);
+		kv_err(err, errlen, "bucket delete", s);
 		return NATS_KV_UNAVAILABLE;
 	}
 	/* kvStore_Delete's marker, with the revision expected. */
-	snprintf(subject, sizeof(subject), "%s%s", b->kv->pre, key);
+	snprintf(subject, sizeof(subject), "%s%s", k->pre, key);
 	jsPubOptions_Init(&po);
 	po.ExpectLastSubjectSeq = last;
 	s = natsMsg_Create(&m, subject, NULL, NULL, 0);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
 	if (s == NATS_OK)
-		s = js_PublishMsg(NULL, b->kv->ctx, m, &po, &jerr);
+		s = js_PublishMsg(NULL, k->ctx, m, &po, &jerr);
 	natsMsg_Destroy(m);
 	if (s == NATS_OK)
 		return NATS_KV_OK;
 	if (jerr == JSStreamWrongLastSequenceErr)
 		return NATS_KV_CONFLICT;
-	kv_err(err, errlen, "idempotency bucket delete", s);
+	kv_err(err, errlen, "bucket delete", s);
 	return NATS_KV_UNAVAILABLE;
+}
+
+int
+kvb_get(void *bp, int which, const char *key, void **val, size_t *len,
+    uint64_t *rev, char *err, size_t errlen)
+{
+	kvStore *kv = bound(bucket_of(bp, which), err, errlen);
+	int rc;
+
+	*val = NULL;
+	*len = 0;
+	*rev = 0;
+	if (kv == NULL)
+		return NATS_KV_UNAVAILABLE;
+	rc = get_copy(kv, key, rev, val, len, err, errlen);
+	return rc == NATS_KV_CONFLICT ? NATS_KV_ABSENT : rc;
+}
+
+int
+kvb_keys(void *bp, int which, char ***keys, size_t *n, char *err,
+    size_t errlen)
+{
+	kvStore *kv = bound(bucket_of(bp, which), err, errlen);
+	kvKeysList l = { NULL, 0 };
+	kvWatchOptions wo;
+	natsStatus s;
+
+	*keys = NULL;
+	*n = 0;
+	if (kv == NULL)
+		return NATS_KV_UNAVAILABLE;
+	kvWatchOptions_Init(&wo);
+	wo.Timeout = KV_WAIT_MS;
+	s = kvStore_Keys(&l, kv, &wo);
+	if (s == NATS_NOT_FOUND)
+		return NATS_KV_OK; /* an empty bucket */
+	if (s != NATS_OK) {
+		kv_err(err, errlen, "bucket keys", s);
+		return NATS_KV_UNAVAILABLE;
+	}
+	/* Handed over as they are: malloc(3)ed by libnats. */
+	*keys = l.Keys;
+	*n = l.Count > 0 ? (size_t)l.Count : 0;
+	return NATS_KV_OK;
+}
+
+/* The idempotency bucket's entries of the first module tables. */
+int
+kv_begin(void *bp, const char *key, const void *val, size_t len,
+    uint64_t *rev, void **old, size_t *oldlen, char *err, size_t errlen)
+{
+	return kvb_begin(bp, NATS_BUCKET_IDEM, key, val, len, rev, old,
+	    oldlen, err, errlen);
+}
+
+int
+kv_update(void *bp, const char *key, const void *val, size_t len,
+    uint64_t last, uint64_t *rev, char *err, size_t errlen)
+{
+	return kvb_update(bp, NATS_BUCKET_IDEM, key, val, len, last, rev, err,
+	    errlen);
+}
+
+int
+kv_delete(void *bp, const char *key, uint64_t last, char *err,
+    size_t errlen)
+{
+	return kvb_delete(bp, NATS_BUCKET_IDEM, key, last, err, errlen);
 }
