@@ -18,6 +18,10 @@ struct cmdhost_registrar {
 	const struct config *cfg;      /* borrowed: [plugin:NAME] values */
 	struct generation *g;          /* borrowed: the one being loaded */
 	size_t cap;                    /* of g->commands */
+	size_t *slots;                 /* owned: 1 + index into g->commands
+	                                * by name hash (0: empty), half full
+	                                * at most; api_registrar_fini() */
+	size_t mask;                   /* slots - 1; 0 with no slots yet */
 	int failed;
 	char err[512];                 /* the first failure's reason */
 };
@@ -39,5 +43,8 @@ struct cmdhost_relay {
 
 /* The host function table handed to plugins.  Borrowed, static. */
 const struct cmdhost_api *api_table(void);
+
+/* Free what reg holds of its own (not g) once register_fn returned. */
+void api_registrar_fini(struct cmdhost_registrar *reg);
 
 #endif /* CMDHOST_API_H */
