@@ -1,8 +1,8 @@
 /*
  * test_many.c - many.so registers 1,000 commands ([plugin:many]
  * commands = 1000): host.list shows all of them and every one answers
- * its own name, pipelined on one connection; a bad count refuses the
- * plugin with the reason.
+ * its own name, pipelined on one connection; a bad count, or one of the
+ * 1,000 added twice, refuses the plugin with the reason.
  */
 #include <criterion/criterion.h>
 
@@ -87,6 +87,26 @@ Test(many, bad_count_is_refused)
 	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
 	text = reply_text(j);
 	CHECK(strstr(text, "commands must be 1 to 100000") != NULL,
+	    "no reason in %s", text);
+	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,
+	    "unknown_command"));
+	close(fd);
+	check_stop_clean();
+}
+
+Test(many, name_added_twice_is_refused)
+{
+	int fd;
+	json_object *j;
+	const char *text;
+
+	check_start_with(plugins, "[plugin:many]\ncommands = 1000\n"
+	    "duplicate = 617\n");
+	fd = check_connect();
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	text = reply_text(j);
+	CHECK(strstr(text, "command 'many.c00617' added twice") != NULL,
 	    "no reason in %s", text);
 	json_object_put(j);
 	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,

@@ -6,6 +6,8 @@
  * every name hashes and compares over the same length whatever N is;
  * each one answers its own name as a JSON string, text out, never looking
  * at its payload, so a call costs the same at every N but the lookup.
+ * `duplicate = K` adds command K a second time after the N, which the
+ * daemon must refuse ("added twice"), for the test of its name index.
  */
 #include <cmdhost/plugin.h>
 
@@ -42,6 +44,7 @@ static int
 many_register(cmdhost_registrar *reg)
 {
 	const char *v = cmdhost_config(reg, "commands");
+	const char *dup = cmdhost_config(reg, "duplicate");
 	cmdhost_command cmd = {
 		.summary = "Answer this command's name",
 		.execute = many_execute,
@@ -67,6 +70,18 @@ many_register(cmdhost_registrar *reg)
 
 		snprintf(name, MANY_NAME_LEN, "many.c%05ld", i);
 		cmd.name = name;
+		if (cmdhost_add_command(reg, &cmd) != 0)
+			return -1;
+	}
+	if (dup != NULL) {
+		long k = strtol(dup, &end, 10);
+
+		if (*dup == '\0' || *end != '\0' || k < 0 || k >= n) {
+			cmdhost_reg_error(reg, "[plugin:many] duplicate must "
+			    "be 0 to %ld, not '%s'", n - 1, dup);
+			return -1;
+		}
+		cmd.name = names + (size_t)k * MANY_NAME_LEN;
 		if (cmdhost_add_command(reg, &cmd) != 0)
 			return -1;
 	}
