@@ -489,7 +489,9 @@ check-man:
 # Benchmarks: an optimized build of its own in build/bench, then
 # scripts/bench.sh runs every scenario and writes build/bench.json, and
 # scripts/bench-peers.sh the peers (Node.js, Python asyncio, Redis) and
-# the payload-size and connection curves: build/bench-peers.json; then
+# the payload-size and connection curves: build/bench-peers.json;
+# scripts/bench-curves.sh the command-count and loop-count curves:
+# build/bench-curves.json; then
 # the cost of metrics and logging against the same daemon built with
 # metrics compiled out (build/bench-nometrics): build/bench-obs.json;
 # the respawn time and the load probe's cost (bench-iso.sh); then a
@@ -504,6 +506,7 @@ bench: bench-deps
 	    CFLAGS="-O2 -DNDEBUG -DCMDHOST_NO_METRICS" build/bench-nometrics/cmdhostd
 	@scripts/bench.sh build/bench
 	@scripts/bench-peers.sh build/bench
+	@scripts/bench-curves.sh build/bench
 	@scripts/bench-obs.sh build/bench build/bench-nometrics
 	@scripts/bench-iso.sh build/bench
 	@scripts/bench-wf.sh build/bench

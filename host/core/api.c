@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,62 @@ api_reg_set_state(cmdhost_registrar *reg, void *state, cmdhost_fini_fn fini)
 	reg->g->fini = fini;
 }
 
+static size_t
+reg_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+/* The slot of reg->slots where command `name` is, or the empty one where
+ * it would go (borrowed).  There must be slots. */
+static size_t *
+reg_slot(cmdhost_registrar *reg, const char *name)
+{
+	size_t i = reg_hash(name) & reg->mask;
+
+	while (reg->slots[i] != 0 &&
+	    strcmp(reg->g->commands[reg->slots[i] - 1].name, name) != 0)
+		i = (i + 1) & reg->mask;
+	return &reg->slots[i];
+}
+
+/* Room in reg->slots for one more command: double them (rehashing the
+ * commands so far) before they pass half full.  Returns 0 or -1. */
+static int
+reg_slots_reserve(cmdhost_registrar *reg)
+{
+	size_t slots = reg->slots != NULL ? reg->mask + 1 : 0;
+	size_t *old = reg->slots, old_mask = reg->mask;
+
+	if ((reg->g->n_commands + 1) * 2 <= slots)
+		return 0;
+	slots = slots != 0 ? slots * 2 : 16;
+	if ((reg->slots = calloc(slots, sizeof(*reg->slots))) == NULL) {
+		reg->slots = old;
+		reg->mask = old_mask;
+		return -1;
+	}
+	reg->mask = slots - 1;
+	for (size_t i = 0; i < reg->g->n_commands; i++)
+		*reg_slot(reg, reg->g->commands[i].name) = i + 1;
+	free(old);
+	return 0;
+}
+
+void
+api_registrar_fini(struct cmdhost_registrar *reg)
+{
+	free(reg->slots);
+	reg->slots = NULL;
+	reg->mask = 0;
+}
+
 static int
 api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
     size_t size)
@@ -69,6 +126,7 @@ api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
 	struct generation *g = reg->g;
 	cmdhost_command cmd;
 	struct command *c;
+	size_t *slot;
 
 	memset(&cmd, 0, sizeof(cmd));
 	if (in == NULL || size < offsetof(cmdhost_command, flags) +
@@ -101,11 +159,15 @@ api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
 			}
 		}
 	}
-	for (size_t i = 0; i < g->n_commands; i++) {
-		if (strcmp(g->commands[i].name, cmd.name) == 0) {
-			reg_fail(reg, "command '%s' added twice", cmd.name);
-			return -1;
-		}
+	/* One hash probe, not a pass over the commands so far: adding N
+	 * commands costs O(N). */
+	if (reg_slots_reserve(reg) < 0) {
+		reg_fail(reg, "%s", "out of memory");
+		return -1;
+	}
+	if (*(slot = reg_slot(reg, cmd.name)) != 0) {
+		reg_fail(reg, "command '%s' added twice", cmd.name);
+		return -1;
 	}
 	if (g->n_commands == reg->cap) {
 		size_t cap = reg->cap ? reg->cap * 2 : 4;
@@ -127,7 +189,7 @@ api_reg_add_command(cmdhost_registrar *reg, const cmdhost_command *in,
 	c->execute = cmd.execute;
 	c->flags = cmd.flags;
 	c->gen = g;
-	g->n_commands++;
+	*slot = ++g->n_commands;
 	return 0;
 }
 

@@ -18,6 +18,10 @@ struct cmdhost_registrar {
 	const struct config *cfg;      /* borrowed: [plugin:NAME] values */
 	struct generation *g;          /* borrowed: the one being loaded */
 	size_t cap;                    /* of g->commands */
+	size_t *slots;                 /* owned: 1 + index into g->commands
+	                                * by name hash (0: empty), half full
+	                                * at most; api_registrar_fini() */
+	size_t mask;                   /* slots - 1; 0 with no slots yet */
 	int failed;
 	/* The first failure's reason, cut at CMDHOST_REG_ERROR_MAX on a
 	 * UTF-8 boundary: one byte more than that is copied, so that the
@@ -42,5 +46,8 @@ struct cmdhost_relay {
 
 /* The host function table handed to plugins.  Borrowed, static. */
 const struct cmdhost_api *api_table(void);
+
+/* Free what reg holds of its own (not g) once register_fn returned. */
+void api_registrar_fini(struct cmdhost_registrar *reg);
 
 #endif /* CMDHOST_API_H */

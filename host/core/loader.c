@@ -542,6 +542,7 @@ load_image(const struct config *cfg, struct generation *g, const char *path,
 	generation_running.g = g;
 	rc = d->register_fn(&reg);
 	generation_running.g = NULL;
+	api_registrar_fini(&reg);
 	if (rc != 0 || reg.failed) {
 		if (reg.failed)
 			snprintf(err, errlen, "registration failed: %s",

@@ -103,6 +103,10 @@ struct registry {
 	pthread_mutex_t view_lock;/* plugins and names, as views see them */
 	TAILQ_HEAD(, plugin) plugins;
 	SLIST_HEAD(, per_name) names; /* by command name, never shrinks */
+	struct per_name **name_slots; /* owned: the same, open addressing by
+	                               * cmd_name_hash(), half full at most */
+	size_t name_mask;         /* slots - 1; 0 with no slots yet */
+	size_t n_names;
 	uint64_t next_generation;
 	registry_publish_fn on_publish; /* under lock */
 	void *publish_arg;
@@ -442,17 +446,56 @@ registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Give command c the per-name state of its name, made on first use.
- * Returns 0 or -ENOMEM.  r->lock is held. */
+/* The slot of r->name_slots where `name` is, or the empty one where it
+ * would go (borrowed).  There must be slots.  r->lock is held. */
+static struct per_name **
+name_slot(struct registry *r, const char *name)
+{
+	size_t i = (size_t)cmd_name_hash(name) & r->name_mask;
+
+	while (r->name_slots[i] != NULL &&
+	    strcmp(r->name_slots[i]->stats->name, name) != 0)
+		i = (i + 1) & r->name_mask;
+	return &r->name_slots[i];
+}
+
+/* Make room in r->name_slots for one more name: double the slots (and
+ * rehash from r->names) when they would pass half full.  Returns 0 or
+ * -ENOMEM (the old slots stay).  r->lock is held. */
+static int
+name_slots_reserve(struct registry *r)
+{
+	size_t slots = r->name_slots != NULL ? r->name_mask + 1 : 0;
+	struct per_name **old = r->name_slots, *pn;
+	size_t old_mask = r->name_mask;
+
+	if ((r->n_names + 1) * 2 <= slots)
+		return 0;
+	slots = slots != 0 ? slots * 2 : 64;
+	if ((r->name_slots = calloc(slots, sizeof(*r->name_slots))) == NULL) {
+		r->name_slots = old;
+		r->name_mask = old_mask;
+		return -ENOMEM;
+	}
+	r->name_mask = slots - 1;
+	SLIST_FOREACH(pn, &r->names, link)
+		*name_slot(r, pn->stats->name) = pn;
+	free(old);
+	return 0;
+}
+
+/* Give command c the per-name state of its name, made on first use: one
+ * hash probe, so that loading N commands costs O(N) whatever number of
+ * names came before.  Returns 0 or -ENOMEM.  r->lock is held. */
 static int
 attach_per_name(struct registry *r, struct command *c)
 {
-	struct per_name *pn;
+	struct per_name *pn, **slot;
 
-	SLIST_FOREACH(pn, &r->names, link)
-		if (strcmp(pn->stats->name, c->name) == 0)
-			break;
-	if (pn == NULL) {
+	if (name_slots_reserve(r) < 0)
+		return -ENOMEM;
+	slot = name_slot(r, c->name);
+	if ((pn = *slot) == NULL) {
 		if ((pn = calloc(1, sizeof(*pn))) == NULL ||
 		    (pn->stats = metrics_cmd_new(c->name)) == NULL ||
 		    (pn->sched = executor_sched_new()) == NULL) {
@@ -462,6 +505,8 @@ attach_per_name(struct registry *r, struct command *c)
 			return -ENOMEM;
 		}
 		SLIST_INSERT_HEAD(&r->names, pn, link);
+		*slot = pn;
+		r->n_names++;
 	}
 	c->stats = pn->stats;
 	c->sched = pn->sched;
@@ -1581,6 +1626,7 @@ registry_free(struct registry *r)
 		executor_sched_free(pn->sched);
 		free(pn);
 	}
+	free(r->name_slots);
 	cmd_index_fini(&r->index);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->view_lock);
