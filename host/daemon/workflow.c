@@ -537,7 +537,8 @@ finish(struct wexec *x, const char *status, int code_status,
 {
 	int64_t ms = clock_wall_ms() - x->started_ms;
 
-	answer_caller(x, code_status, body, code, msg);
+	/* Counted before the caller is answered: a client that reads its
+	 * reply and then host.stats sees its execution counted. */
 	if (x->m != NULL) {
 		pthread_mutex_lock(&x->eng->mlock);
 		if (strcmp(status, "succeeded") == 0)
@@ -557,6 +558,7 @@ finish(struct wexec *x, const char *status, int code_status,
 		x->m->running--;
 		pthread_mutex_unlock(&x->eng->mlock);
 	}
+	answer_caller(x, code_status, body, code, msg);
 	atomic_fetch_sub(&x->eng->running, 1);
 	wexec_free(x);
 }
