@@ -5,8 +5,11 @@
  * The fast path runs a command on the event-loop thread that read it, so a
  * fast command costs no hand-off.  A command that may block is kept off
  * that thread: declared CMDHOST_BLOCKING, or observed to overrun the inline
- * budget once (then its calls go to the pool until FAST_RUNS of them in a
- * row finish within the budget there).  A SERIAL command's calls pass a
+ * budget SLOW_RUNS times in a row (then its calls go to the pool until
+ * FAST_RUNS of them in a row finish within the budget there).  One overrun
+ * alone is not enough: a loop preempted on a loaded machine makes a fast
+ * call look slow now and then, and a call that really spins is adopted by
+ * the stuck-loop monitor whatever this counts.  A SERIAL command's calls pass a
  * gate one at a time; calls that find it closed wait in a list, holding no
  * thread, and the call that leaves the gate hands it to the next.  This
  * file knows nothing of connections or deadlines' answers: dispatch owns
@@ -30,6 +33,7 @@
 #include "core/thread.h"
 
 #define FAST_RUNS 16
+#define SLOW_RUNS 2
 
 struct pool {
 	struct executor base;    /* first */
@@ -58,6 +62,7 @@ executor_sched_new(void)
 	STAILQ_INIT(&sc->waiters);
 	atomic_init(&sc->offloaded, 0);
 	atomic_init(&sc->fast_runs, 0);
+	atomic_init(&sc->slow_runs, 0);
 	return sc;
 }
 
@@ -72,9 +77,10 @@ executor_sched_free(struct cmd_sched *sc)
 
 static void push(struct pool *p, struct call *c);
 
-/* Learn from one run of cmd that took `took` ns: a run past the budget
- * sends the command to the pool; FAST_RUNS fast pool runs in a row bring
- * it back inline.  Blocking commands always stay on the pool. */
+/* Learn from one run of cmd that took `took` ns: SLOW_RUNS inline runs
+ * past the budget in a row send the command to the pool; FAST_RUNS fast
+ * pool runs in a row bring it back inline.  Blocking commands always stay
+ * on the pool. */
 static void
 adapt(struct pool *p, struct command *cmd, int64_t took, int on_pool)
 {
@@ -86,14 +92,25 @@ adapt(struct pool *p, struct command *cmd, int64_t took, int on_pool)
 	lc.command = cmd->name;
 	lc.plugin = cmd->gen->name;
 	lc.duration_ms = (double)took / 1e6;
+	if (took > p->budget_ns && !on_pool &&
+	    atomic_fetch_add(&sc->slow_runs, 1) + 1 < SLOW_RUNS)
+		return;
 	if (took > p->budget_ns) {
 		atomic_store_explicit(&sc->fast_runs, 0, memory_order_relaxed);
+		atomic_store_explicit(&sc->slow_runs, 0, memory_order_relaxed);
 		if (atomic_exchange(&sc->offloaded, 1) == 0)
 			log_emit(LOGL_INFO, &lc, "command overran the inline "
-			    "budget of %d us; its calls run on the pool until "
-			    "%d in a row are fast", p->cfg->inline_budget_us,
-			    FAST_RUNS);
-	} else if (on_pool && atomic_load_explicit(&sc->offloaded,
+			    "budget of %d us %d times in a row; its calls run on "
+			    "the pool until %d in a row are fast",
+			    p->cfg->inline_budget_us, SLOW_RUNS, FAST_RUNS);
+	} else if (!on_pool) {
+		/* Written only when there is something to clear: this runs
+		 * on every inline call, on every loop. */
+		if (atomic_load_explicit(&sc->slow_runs,
+		    memory_order_relaxed) != 0)
+			atomic_store_explicit(&sc->slow_runs, 0,
+			    memory_order_relaxed);
+	} else if (atomic_load_explicit(&sc->offloaded,
 	    memory_order_relaxed) &&
 	    atomic_fetch_add(&sc->fast_runs, 1) + 1 >= FAST_RUNS) {
 		atomic_store(&sc->fast_runs, 0);

@@ -78,6 +78,7 @@ struct cmd_sched {
 	int waiting;
 	atomic_int offloaded;           /* 1: calls run on the pool */
 	atomic_int fast_runs;           /* pool runs under budget in a row */
+	atomic_int slow_runs;           /* inline overruns in a row */
 };
 
 /* Returns new per-name scheduling state (executor_sched_free), or NULL. */

@@ -663,7 +663,15 @@ Test(executor, budget_offloads_and_brings_back)
 	start();
 	adaptive_run(seq++, 0, EXEC_DONE);
 	cr_assert_eq(atomic_load(&sc->offloaded), 0);
-	/* One inline overrun: to the pool. */
+	/* One inline overrun alone (a preempted loop) stays inline, and a
+	 * fast run clears it. */
+	adaptive_run(seq++, slow_us, EXEC_DONE);
+	cr_assert_eq(atomic_load(&sc->offloaded), 0);
+	adaptive_run(seq++, 0, EXEC_DONE);
+	adaptive_run(seq++, slow_us, EXEC_DONE);
+	cr_assert_eq(atomic_load(&sc->offloaded), 0, "two overruns, not in "
+	    "a row, offloaded");
+	/* The second overrun in a row: to the pool. */
 	adaptive_run(seq++, slow_us, EXEC_DONE);
 	cr_assert_eq(atomic_load(&sc->offloaded), 1);
 	for (int i = 0; i < FAST_RUNS / 2; i++)
