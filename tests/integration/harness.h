@@ -155,6 +155,13 @@ int harness_plugin_path(const char *name, char *path, size_t size);
 /* The bytes of file `path`: a new buffer (free it) and *len, or NULL. */
 void *harness_read_bytes(const char *path, size_t *len);
 
+/* The text of dir/name (both borrowed): a new string (free it), "" when
+ * there is no such file, or NULL only when out of memory. */
+char *harness_file_text(const char *dir, const char *name);
+
+/* How many times needle occurs in hay (both borrowed; overlaps count). */
+int harness_count(const char *hay, const char *needle);
+
 /* How daemon_write_plugin() puts bytes in place. */
 enum plugin_write {
 	/* Write a dot-name temp file in plugins/, then rename() it onto the
@@ -342,5 +349,9 @@ int check_connect(void);
  */
 json_object *check_call(int fd, const char *line, int status,
     const char *code);
+
+/* Write text to dir/name (created or truncated; all borrowed) or fail the
+ * test. */
+void check_write_file(const char *dir, const char *name, const char *text);
 
 #endif /* CMDHOST_HARNESS_H */

@@ -4,7 +4,9 @@
  * (after printing the daemon's log) when something is off.
  */
 #include "harness.h"
+#include "harness_priv.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -79,6 +81,15 @@ check_connect(void)
 
 	CHECK(fd != -1, "connect %s failed", daemon_socket_path(test_daemon));
 	return fd;
+}
+
+void
+check_write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	CHECK(harness_write_text(path, text) == 0, "cannot write %s", path);
 }
 
 json_object *

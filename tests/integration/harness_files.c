@@ -116,6 +116,27 @@ fail:
 	return NULL;
 }
 
+char *
+harness_file_text(const char *dir, const char *name)
+{
+	char path[512], *t;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((t = harness_read_text(path)) == NULL)
+		return strdup("");
+	return t;
+}
+
+int
+harness_count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
 int
 harness_write_text(const char *path, const char *text)
 {

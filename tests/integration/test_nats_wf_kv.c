@@ -54,53 +54,12 @@ teardown(void)
 
 TestSuite(nats_wf_kv, .init = setup, .fini = teardown, .timeout = 90);
 
-static void
-write_file(const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", base, name);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-/* The text of base/NAME, or "" (new string). */
-static char *
-file_text(const char *name)
-{
-	char path[256], *t, *nt;
-	size_t len;
-
-	snprintf(path, sizeof(path), "%s/%s", base, name);
-	if ((t = harness_read_bytes(path, &len)) == NULL)
-		return strdup("");
-	if ((nt = realloc(t, len + 1)) == NULL) {
-		free(t);
-		return strdup("");
-	}
-	nt[len] = '\0';
-	return nt;
-}
-
-static int
-count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
-}
-
 /* Wait (up to 20 s) until base/NAME holds needle. */
 static int
 file_wait(const char *name, const char *needle)
 {
 	for (int i = 0; i < 2000; i++) {
-		char *t = file_text(name);
+		char *t = harness_file_text(base, name);
 		int found = strstr(t, needle) != NULL;
 
 		free(t);
@@ -128,7 +87,7 @@ write_flow(void)
 	    "\"S3\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"S3\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
 	    "\"ResultPath\":\"$.s3\",\"End\":true}}}", base);
-	write_file("wf/kvflow.json", def);
+	check_write_file(base, "wf/kvflow.json", def);
 }
 
 /* Daemon `name` ("a" or "b"): its own state_dir and steps file, the
@@ -204,7 +163,7 @@ Test(nats_wf_kv, owner_killed_mid_step_peer_finishes)
 	cr_assert(file_wait("a.log.enter", "S2 wf:"), "A never reached S2");
 	kill(daemon_pid(da), SIGKILL);
 	daemon_wait(da, 5000);
-	write_file("gate", "");
+	check_write_file(base, "gate", "");
 	/* B claims it once A's heartbeat has not changed for a lease. */
 	for (int i = 0; i < 1500 && !done; i++) {
 		json_object_put(r);
@@ -226,20 +185,20 @@ Test(nats_wf_kv, owner_killed_mid_step_peer_finishes)
 
 	/* S1 ran once (on A), S2 was entered on A and again on B with the
 	 * same key and finished once (on B), S3 ran once (on B). */
-	ta = file_text("a.log");
-	tb = file_text("b.log");
-	cr_assert_eq(count(ta, "S1 wf:") + count(tb, "S1 wf:"), 1,
+	ta = harness_file_text(base, "a.log");
+	tb = harness_file_text(base, "b.log");
+	cr_assert_eq(harness_count(ta, "S1 wf:") + harness_count(tb, "S1 wf:"), 1,
 	    "S1 ran once: A %s B %s", ta, tb);
-	cr_assert_eq(count(ta, "S1 wf:"), 1, "on A: %s", ta);
-	cr_assert_eq(count(ta, "S2 wf:"), 0, "A died in S2: %s", ta);
-	cr_assert_eq(count(tb, "S2 wf:"), 1, "B ran S2 once: %s", tb);
-	cr_assert_eq(count(tb, "S3 wf:"), 1, "B ran S3 once: %s", tb);
+	cr_assert_eq(harness_count(ta, "S1 wf:"), 1, "on A: %s", ta);
+	cr_assert_eq(harness_count(ta, "S2 wf:"), 0, "A died in S2: %s", ta);
+	cr_assert_eq(harness_count(tb, "S2 wf:"), 1, "B ran S2 once: %s", tb);
+	cr_assert_eq(harness_count(tb, "S3 wf:"), 1, "B ran S3 once: %s", tb);
 	free(ta);
 	free(tb);
-	ta = file_text("a.log.enter");
-	tb = file_text("b.log.enter");
-	cr_assert_eq(count(ta, "S2 wf:"), 1, "%s", ta);
-	cr_assert_eq(count(tb, "S2 wf:"), 1, "%s", tb);
+	ta = harness_file_text(base, "a.log.enter");
+	tb = harness_file_text(base, "b.log.enter");
+	cr_assert_eq(harness_count(ta, "S2 wf:"), 1, "%s", ta);
+	cr_assert_eq(harness_count(tb, "S2 wf:"), 1, "%s", tb);
 	/* The same idempotency key both times. */
 	snprintf(key, sizeof(key), "%.*s", (int)strcspn(strstr(ta, "S2 wf:"),
 	    "\n"), strstr(ta, "S2 wf:"));
@@ -275,7 +234,7 @@ Test(nats_wf_kv, live_owner_keeps_its_execution)
 	cr_assert_eq(bucket_stat(db, "claimed"), 0, "B took a live daemon's "
 	    "execution");
 	cr_assert_eq(bucket_stat(db, "peers"), 1, "B sees A");
-	write_file("gate", "");
+	check_write_file(base, "gate", "");
 	for (int i = 0; i < 1500 && !done; i++) {
 		json_object_put(r);
 		r = show(da, id);
@@ -291,7 +250,7 @@ Test(nats_wf_kv, live_owner_keeps_its_execution)
 	cr_assert_eq(reply_status(r), 404, "B never had it: %s",
 	    reply_text(r));
 	json_object_put(r);
-	t = file_text("b.log.enter");
+	t = harness_file_text(base, "b.log.enter");
 	cr_assert_str_empty(t, "B ran nothing: %s", t);
 	free(t);
 	cr_assert_eq(bucket_stat(da, "lost"), 0);

@@ -53,19 +53,6 @@ teardown(void)
 
 TestSuite(nats_workflow, .init = setup, .fini = teardown, .timeout = 60);
 
-static void
-write_file(const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", base, name);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
 /* Start a daemon with plugins on srv, host keys `host` (may be NULL);
  * wait until it subscribed ready_cmd. */
 static struct daemon *
@@ -83,7 +70,7 @@ Test(nats_workflow, step_served_by_the_other_daemon)
 	json_object *r, *v;
 
 	/* A: test.echo here, echo only on B. */
-	write_file("wf/span.json", "{\"StartAt\":\"Here\",\"States\":{"
+	check_write_file(base, "wf/span.json", "{\"StartAt\":\"Here\",\"States\":{"
 	    "\"Here\":{\"Type\":\"Task\",\"Resource\":\"test.echo\","
 	    "\"ResultPath\":\"$.here\",\"Next\":\"There\"},"
 	    "\"There\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"Parameters\":"
@@ -94,7 +81,7 @@ Test(nats_workflow, step_served_by_the_other_daemon)
 	    "\"Default\":\"Wrong\"},"
 	    "\"Done\":{\"Type\":\"Succeed\"},"
 	    "\"Wrong\":{\"Type\":\"Fail\",\"Error\":\"Wrong\"}}}");
-	write_file("wf/nobody.json", "{\"StartAt\":\"T\",\"States\":{"
+	check_write_file(base, "wf/nobody.json", "{\"StartAt\":\"T\",\"States\":{"
 	    "\"T\":{\"Type\":\"Task\",\"Resource\":\"no.such.command\","
 	    "\"End\":true}}}");
 	db = start_on_nats(pb, NULL, "echo");
@@ -143,34 +130,6 @@ Test(nats_workflow, step_served_by_the_other_daemon)
 	json_object_put(r);
 }
 
-/* The text of base/NAME, or "" (new string). */
-static char *
-file_text(const char *name)
-{
-	char path[256], *t, *nt;
-	size_t len;
-
-	snprintf(path, sizeof(path), "%s/%s", base, name);
-	if ((t = harness_read_bytes(path, &len)) == NULL)
-		return strdup("");
-	if ((nt = realloc(t, len + 1)) == NULL) {
-		free(t);
-		return strdup("");
-	}
-	nt[len] = '\0';
-	return nt;
-}
-
-static int
-count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
-}
-
 Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
 {
 	const char *const pa[] = { "good.so", NULL };
@@ -184,7 +143,7 @@ Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
 	    "\"W\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"W\",\"key.$\":\"$$.Task.IdempotencyKey\",\"gate\":"
 	    "\"%s/gate\"},\"TimeoutSeconds\":20,\"End\":true}}}", base);
-	write_file("wf/far.json", def);
+	check_write_file(base, "wf/far.json", def);
 	snprintf(bcfg, sizeof(bcfg), "[plugin:wfstep]\nfile = %s/steps.log\n",
 	    base);
 	{
@@ -213,7 +172,7 @@ Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
 	 * call finishes and its result is stored under the step's key),
 	 * start A again on its store. */
 	for (int i = 0; i < 1000 && !found; i++) {
-		t = file_text("steps.log.enter");
+		t = harness_file_text(base, "steps.log.enter");
 		found = strstr(t, "W wf:") != NULL;
 		free(t);
 		if (!found)
@@ -224,7 +183,7 @@ Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
 	daemon_wait(da, 5000);
 	daemon_free(da);
 	da = NULL;
-	write_file("gate", "");
+	check_write_file(base, "gate", "");
 	da = start_on_nats(pa, host, "far");
 	snprintf(line, sizeof(line), "{\"id\":2,\"command\":\"host.executions\","
 	    "\"payload\":{\"id\":\"%s\"}}", id);
@@ -241,10 +200,10 @@ Test(nats_workflow, caller_killed_mid_remote_step_step_runs_once)
 	}
 	cr_assert(found, "the execution never succeeded after the restart");
 	/* B ran it once: the re-run from A got the stored result. */
-	t = file_text("steps.log");
-	cr_assert_eq(count(t, "W wf:"), 1, "B ran the step once: %s", t);
+	t = harness_file_text(base, "steps.log");
+	cr_assert_eq(harness_count(t, "W wf:"), 1, "B ran the step once: %s", t);
 	free(t);
-	t = file_text("steps.log.enter");
-	cr_assert_eq(count(t, "W wf:"), 1, "and entered it once: %s", t);
+	t = harness_file_text(base, "steps.log.enter");
+	cr_assert_eq(harness_count(t, "W wf:"), 1, "and entered it once: %s", t);
 	free(t);
 }

@@ -25,52 +25,10 @@
  * outlives one daemon. */
 static char base[64];
 
-static void
-write_file(const char *dir, const char *name, const char *text)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-/* The text of base/NAME, or "" (new string). */
-static char *
-file_text(const char *name)
-{
-	char path[256], *t, *nt;
-	size_t len;
-
-	snprintf(path, sizeof(path), "%s/%s", base, name);
-	/* Bytes, not a string: end them. */
-	if ((t = harness_read_bytes(path, &len)) == NULL)
-		return strdup("");
-	if ((nt = realloc(t, len + 1)) == NULL) {
-		free(t);
-		return strdup("");
-	}
-	nt[len] = '\0';
-	return nt;
-}
-
 static char *
 steps_log(void)
 {
-	return file_text("steps.log");
-}
-
-static int
-count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
+	return harness_file_text(base, "steps.log");
 }
 
 static struct daemon *
@@ -140,15 +98,15 @@ Test(workflow, compensation_in_reverse_order_once)
 	const char *a, *b, *c;
 	int fd;
 
-	write_file(base, "wf/saga.json", SAGA);
+	check_write_file(base, "wf/saga.json", SAGA);
 	start();
 	fd = check_connect();
 	r = check_call(fd, "{\"id\":1,\"command\":\"saga\",\"payload\":"
 	    "{\"fail\":true}}", 500, NULL);
 	json_object_put(r);
 	log = steps_log();
-	CHECK(count(log, "undo-C ") == 1 && count(log, "undo-B ") == 1 &&
-	    count(log, "undo-A ") == 1 && count(log, "undo-D ") == 0,
+	CHECK(harness_count(log, "undo-C ") == 1 && harness_count(log, "undo-B ") == 1 &&
+	    harness_count(log, "undo-A ") == 1 && harness_count(log, "undo-D ") == 0,
 	    "each compensation once: %s", log);
 	a = strstr(log, "undo-A ");
 	b = strstr(log, "undo-B ");
@@ -160,7 +118,7 @@ Test(workflow, compensation_in_reverse_order_once)
 	    "{\"fail\":false}}", 200, NULL);
 	json_object_put(r);
 	log = steps_log();
-	CHECK(count(log, "undo-") == 3, "%s", log);
+	CHECK(harness_count(log, "undo-") == 3, "%s", log);
 	free(log);
 	close(fd);
 }
@@ -171,14 +129,14 @@ Test(workflow, catch_means_no_compensation)
 	char *log;
 	int fd;
 
-	write_file(base, "wf/saga.json", SAGA_CATCH);
+	check_write_file(base, "wf/saga.json", SAGA_CATCH);
 	start();
 	fd = check_connect();
 	r = check_call(fd, "{\"id\":1,\"command\":\"saga\",\"payload\":"
 	    "{\"fail\":true}}", 200, NULL);
 	json_object_put(r);
 	log = steps_log();
-	CHECK(count(log, "undo-") == 0 && count(log, "D ") == 1, "%s", log);
+	CHECK(harness_count(log, "undo-") == 0 && harness_count(log, "D ") == 1, "%s", log);
 	free(log);
 	close(fd);
 }
@@ -188,12 +146,12 @@ Test(workflow, paths_and_missing_path)
 	json_object *r;
 	int fd;
 
-	write_file(base, "wf/paths.json", "{\"StartAt\":\"E\",\"States\":{"
+	check_write_file(base, "wf/paths.json", "{\"StartAt\":\"E\",\"States\":{"
 	    "\"E\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"Parameters\":"
 	    "{\"first.$\":\"$.items[1].name\",\"nested\":{\"id.$\":"
 	    "\"$$.Execution.Id\"},\"lit\":[1,2]},\"ResultPath\":\"$.out.echo\","
 	    "\"OutputPath\":\"$.out\",\"End\":true}}}");
-	write_file(base, "wf/missing.json", "{\"StartAt\":\"E\",\"States\":{"
+	check_write_file(base, "wf/missing.json", "{\"StartAt\":\"E\",\"States\":{"
 	    "\"E\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"Parameters\":"
 	    "{\"x.$\":\"$.nope\"},\"End\":true}}}");
 	start();
@@ -220,7 +178,7 @@ Test(workflow, retry_intervals_and_max_attempts)
 	char *log;
 	int fd;
 
-	write_file(base, "wf/retry.json", "{\"StartAt\":\"T\",\"States\":{"
+	check_write_file(base, "wf/retry.json", "{\"StartAt\":\"T\",\"States\":{"
 	    "\"T\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"try\",\"fail\":true},\"Retry\":[{\"ErrorEquals\":"
 	    "[\"step_failed\"],\"IntervalSeconds\":0.2,\"BackoffRate\":2,"
@@ -235,7 +193,7 @@ Test(workflow, retry_intervals_and_max_attempts)
 	    (long long)(now_ms() - t0));
 	json_object_put(r);
 	log = steps_log();
-	CHECK(count(log, "try ") == 3, "1 + MaxAttempts 2: %s", log);
+	CHECK(harness_count(log, "try ") == 3, "1 + MaxAttempts 2: %s", log);
 	free(log);
 	close(fd);
 }
@@ -245,9 +203,9 @@ Test(workflow, bad_definition_refused_previous_serves)
 	json_object *r;
 	int fd;
 
-	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	check_write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
 	    "{\"Type\":\"Pass\",\"Result\":1,\"End\":true}}}");
-	write_file(base, "wf/cycle.json", "{\"StartAt\":\"A\",\"States\":{"
+	check_write_file(base, "wf/cycle.json", "{\"StartAt\":\"A\",\"States\":{"
 	    "\"A\":{\"Type\":\"Pass\",\"Next\":\"B\"},\"B\":{\"Type\":\"Pass\","
 	    "\"Next\":\"A\"}}}");
 	start();
@@ -258,7 +216,7 @@ Test(workflow, bad_definition_refused_previous_serves)
 	CHECK(json_object_get_int(reply_body(r)) == 1, "%s", reply_text(r));
 	json_object_put(r);
 	/* A bad version: refused with its position, v1 keeps serving. */
-	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	check_write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
 	    "{\"Type\":\"Parallel\",\"End\":true}}}");
 	CHECK(daemon_log_wait(check_daemon(), "/States/P", 5000) != 0,
 	    "refused with the position");
@@ -266,7 +224,7 @@ Test(workflow, bad_definition_refused_previous_serves)
 	CHECK(json_object_get_int(reply_body(r)) == 1, "%s", reply_text(r));
 	json_object_put(r);
 	/* A good v2 takes over. */
-	write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	check_write_file(base, "wf/hot.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
 	    "{\"Type\":\"Pass\",\"Result\":2,\"End\":true}}}");
 	for (int i = 0; i < 100; i++) {
 		r = check_call(fd, "{\"id\":3,\"command\":\"hot\"}", 200, NULL);
@@ -287,7 +245,7 @@ Test(workflow, thousand_executions_all_finish, .timeout = 90)
 	char line[128];
 	int fd, done = 0;
 
-	write_file(base, "wf/three.json", "{\"StartAt\":\"A\",\"States\":{"
+	check_write_file(base, "wf/three.json", "{\"StartAt\":\"A\",\"States\":{"
 	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"echo\",\"ResultPath\":"
 	    "\"$.a\",\"Next\":\"B\"},\"B\":{\"Type\":\"Task\",\"Resource\":"
 	    "\"echo\",\"ResultPath\":\"$.b\",\"Next\":\"C\"},\"C\":{\"Type\":"
@@ -315,7 +273,7 @@ Test(workflow, thousand_executions_all_finish, .timeout = 90)
 	 * minus the last succeeded folded into the end = 7 events. */
 	r = check_call(fd, "{\"id\":0,\"command\":\"host.executions\","
 	    "\"payload\":{\"limit\":1000}}", 200, NULL);
-	CHECK(count(reply_text(r), "\"events\":7") == 1000, "histories");
+	CHECK(harness_count(reply_text(r), "\"events\":7") == 1000, "histories");
 	json_object_put(r);
 	close(fd);
 }
@@ -393,7 +351,7 @@ Test(workflow, cli_list_and_show)
 	char *out, *err, *bad, *good;
 	int fd, st;
 
-	write_file(base, "wf/saga.json", SAGA);
+	check_write_file(base, "wf/saga.json", SAGA);
 	d = start();
 	fd = check_connect();
 	bad = start_async(fd, "{\"id\":\"run-bad\",\"command\":\"saga\","
@@ -499,10 +457,10 @@ Test(workflow, cli_check_offline)
 	int st;
 
 	/* No daemon: check reads the files only. */
-	write_file(base, "good.json", SAGA);
-	write_file(base, "syntax.json", "{\"StartAt\":\"A\",\n"
+	check_write_file(base, "good.json", SAGA);
+	check_write_file(base, "syntax.json", "{\"StartAt\":\"A\",\n"
 	    "  \"States\": {\"A\": {\"Type\": \"Pass\" \"End\": true}}}");
-	write_file(base, "meaning.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
+	check_write_file(base, "meaning.json", "{\"StartAt\":\"P\",\"States\":{\"P\":"
 	    "{\"Type\":\"Task\",\"Resource\":\"echo\",\"Retry\":[{"
 	    "\"ErrorEquals\":[\"x\"],\"MaxAttempts\":-1}],\"End\":true}}}");
 	snprintf(good, sizeof(good), "%s/good.json", base);
@@ -578,9 +536,9 @@ Test(workflow, metrics_in_stats_and_prometheus)
 	char *out, *err;
 	int fd, st;
 
-	write_file(base, "wf/saga.json", SAGA);
+	check_write_file(base, "wf/saga.json", SAGA);
 	/* A compensation that fails: compensation_failed. */
-	write_file(base, "wf/cfail.json", "{\"StartAt\":\"A\",\"States\":{"
+	check_write_file(base, "wf/cfail.json", "{\"StartAt\":\"A\",\"States\":{"
 	    "\"A\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"cA\"},\"Compensate\":{\"Resource\":\"wfstep.do\","
 	    "\"Parameters\":{\"tag\":\"undo-cA\",\"fail\":true}},\"Next\":"
@@ -668,7 +626,7 @@ static void
 wait_text(const char *name, const char *needle)
 {
 	for (int i = 0; i < 1500; i++) {
-		char *t = file_text(name);
+		char *t = harness_file_text(base, name);
 		int found = strstr(t, needle) != NULL;
 
 		free(t);
@@ -719,7 +677,7 @@ check_lines_unique(const char *text)
 		char want[512];
 
 		snprintf(want, sizeof(want), "%s\n", l);
-		CHECK(count(text, want) == 1, "'%s' more than once:\n%s", l,
+		CHECK(harness_count(text, want) == 1, "'%s' more than once:\n%s", l,
 		    text);
 	}
 	free(copy);
@@ -734,7 +692,7 @@ kill_and_restart(struct daemon *d, const char *gate)
 	kill(daemon_pid(d), SIGKILL);
 	daemon_wait(d, 5000);
 	check_free();
-	write_file(base, gate, "");
+	check_write_file(base, gate, "");
 	return start();
 }
 
@@ -759,7 +717,7 @@ Test(workflow, sigkill_between_attempts_resumes_at_its_time)
 	    "\"C\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"C\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
 	    "\"End\":true}}}", gate);
-	write_file(base, "wf/between.json", def);
+	check_write_file(base, "wf/between.json", def);
 	d = start();
 	fd = check_connect();
 	id = start_async(fd, "{\"id\":1,\"command\":\"between\",\"async\":true,"
@@ -784,12 +742,12 @@ Test(workflow, sigkill_between_attempts_resumes_at_its_time)
 	    strstr(show, "\"rerun_step\":false") != NULL, "%s", show);
 	free(show);
 	log = steps_log();
-	CHECK(count(log, "A ") == 1 && count(log, "C ") == 1, "A and C once:\n"
+	CHECK(harness_count(log, "A ") == 1 && harness_count(log, "C ") == 1, "A and C once:\n"
 	    "%s", log);
 	snprintf(line, sizeof(line), "B wf:%s:2:B:1\n", id);
-	CHECK(count(log, line) == 1, "B's first attempt once:\n%s", log);
+	CHECK(harness_count(log, line) == 1, "B's first attempt once:\n%s", log);
 	snprintf(line, sizeof(line), "B wf:%s:2:B:2\n", id);
-	CHECK(count(log, line) == 1, "then attempt 2 after the restart, "
+	CHECK(harness_count(log, line) == 1, "then attempt 2 after the restart, "
 	    "not attempt 1 again:\n%s", log);
 	check_lines_unique(log);
 	free(log);
@@ -818,7 +776,7 @@ Test(workflow, sigkill_during_step_reruns_it_once)
 	    "\"C\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":"
 	    "{\"tag\":\"C\",\"key.$\":\"$$.Task.IdempotencyKey\"},"
 	    "\"End\":true}}}", base);
-	write_file(base, "wf/during.json", def);
+	check_write_file(base, "wf/during.json", def);
 	d = start();
 	fd = check_connect();
 	id = start_async(fd, "{\"id\":1,\"command\":\"during\",\"async\":true,"
@@ -833,13 +791,13 @@ Test(workflow, sigkill_during_step_reruns_it_once)
 	    strstr(show, "\"rerun_step\":true") != NULL, "%s", show);
 	free(show);
 	log = steps_log();
-	enter = file_text("steps.log.enter");
+	enter = harness_file_text(base, "steps.log.enter");
 	snprintf(line, sizeof(line), "B wf:%s:2:B:1\n", id);
 	/* Killed before it finished, so B finished once: after the
 	 * restart, with the same key as the first time. */
-	CHECK(count(log, "A ") == 1 && count(log, line) == 1 &&
-	    count(log, "B ") == 1 && count(log, "C ") == 1, "%s", log);
-	CHECK(count(enter, line) == 2, "B entered twice, same key:\n%s", enter);
+	CHECK(harness_count(log, "A ") == 1 && harness_count(log, line) == 1 &&
+	    harness_count(log, "B ") == 1 && harness_count(log, "C ") == 1, "%s", log);
+	CHECK(harness_count(enter, line) == 2, "B entered twice, same key:\n%s", enter);
 	free(enter);
 	free(log);
 	free(id);
@@ -867,7 +825,7 @@ Test(workflow, sigkill_during_compensation_finishes_the_rest_once)
 	const char *a, *b, *c;
 	int fd;
 
-	write_file(base, "wf/comp.json", def);
+	check_write_file(base, "wf/comp.json", def);
 	d = start();
 	fd = check_connect();
 	snprintf(payload, sizeof(payload), "{\"id\":1,\"command\":\"comp\","
@@ -884,18 +842,18 @@ Test(workflow, sigkill_during_compensation_finishes_the_rest_once)
 	    strstr(show, "\"rerun_step\":true") != NULL, "%s", show);
 	free(show);
 	log = steps_log();
-	enter = file_text("steps.log.enter");
+	enter = harness_file_text(base, "steps.log.enter");
 	CHECK(count_starts(log, "A ") == 1 && count_starts(log, "B ") == 1 &&
 	    count_starts(log, "C ") == 1 && count_starts(log, "D ") == 1,
 	    "no step ran again:\n%s", log);
-	CHECK(count(log, "undo-C ") == 1 && count(log, "undo-B ") == 1 &&
-	    count(log, "undo-A ") == 1 && count(log, "undo-D ") == 0,
+	CHECK(harness_count(log, "undo-C ") == 1 && harness_count(log, "undo-B ") == 1 &&
+	    harness_count(log, "undo-A ") == 1 && harness_count(log, "undo-D ") == 0,
 	    "each compensation once:\n%s", log);
 	c = strstr(log, "undo-C ");
 	b = strstr(log, "undo-B ");
 	a = strstr(log, "undo-A ");
 	CHECK(c < b && b < a, "still C, B, A:\n%s", log);
-	CHECK(count(enter, "undo-B wf:") == 2 && count(enter, ":comp:1:1\n") ==
+	CHECK(harness_count(enter, "undo-B wf:") == 2 && harness_count(enter, ":comp:1:1\n") ==
 	    2, "B's compensation entered twice, same key:\n%s", enter);
 	check_lines_unique(log);
 	free(enter);
@@ -921,7 +879,7 @@ Test(workflow, hot_reload_keeps_running_executions_on_their_version)
 	"\"$.gate\"},\"ResultPath\":null,\"Next\":\"B\"}," \
 	"\"B\":{\"Type\":\"Task\",\"Resource\":\"wfstep.do\",\"Parameters\":" \
 	"{\"tag\":\"" v "\",\"key.$\":\"$$.Execution.Id\"},\"End\":true}}}"
-	write_file(base, "wf/hot.json", RELOAD_DEF("B-v1"));
+	check_write_file(base, "wf/hot.json", RELOAD_DEF("B-v1"));
 	start();
 	fd = check_connect();
 	snprintf(payload, sizeof(payload), "{\"id\":1,\"command\":\"hot\","
@@ -930,7 +888,7 @@ Test(workflow, hot_reload_keeps_running_executions_on_their_version)
 	wait_text("steps.log.enter", "A wf:");
 	/* v2 while execution 1 waits in A. */
 	snprintf(def, sizeof(def), "%s", RELOAD_DEF("B-v2"));
-	write_file(base, "wf/hot.json", def);
+	check_write_file(base, "wf/hot.json", def);
 	/* Wait until v2 serves: host.list shows workflow:hot at its second
 	 * load. */
 	for (int i = 0; i < 500; i++) {
@@ -954,23 +912,23 @@ Test(workflow, hot_reload_keeps_running_executions_on_their_version)
 		nap_ms(20);
 	}
 	/* A new execution (its gate already open) runs v2. */
-	write_file(base, "gate-2", "");
+	check_write_file(base, "gate-2", "");
 	snprintf(payload, sizeof(payload), "{\"id\":3,\"command\":\"hot\","
 	    "\"async\":true,\"payload\":{\"gate\":\"%s/gate-2\"}}", base);
 	id2 = start_async(fd, payload);
 	wait_finished(fd, id2);
 	/* Execution 1 goes on, on v1. */
-	write_file(base, "gate-1", "");
+	check_write_file(base, "gate-1", "");
 	wait_finished(fd, id1);
 	log = steps_log();
 	{
 		char want[256];
 
 		snprintf(want, sizeof(want), "B-v1 %s\n", id1);
-		CHECK(count(log, want) == 1, "execution 1 ran v1's B:\n%s", log);
+		CHECK(harness_count(log, want) == 1, "execution 1 ran v1's B:\n%s", log);
 		snprintf(want, sizeof(want), "B-v2 %s\n", id2);
-		CHECK(count(log, want) == 1, "execution 2 ran v2's B:\n%s", log);
-		CHECK(count(log, "B-v") == 2, "%s", log);
+		CHECK(harness_count(log, want) == 1, "execution 2 ran v2's B:\n%s", log);
+		CHECK(harness_count(log, "B-v") == 2, "%s", log);
 	}
 	show = show_text(fd, id1);
 	CHECK(strstr(show, "\"status\":\"succeeded\"") != NULL, "%s", show);
