@@ -27,43 +27,8 @@ for f in "$BUILD/cmdhostd" "$BIN/loadgen" "$BIN/floor_transport" \
 	[ -e "$f" ] || { echo "bench-curves: missing $f (run make bench)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d /tmp/cmdhost-curves.XXXXXX) || exit 1
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "bench-curves: interrupted" >&2; exit 130' INT TERM HUP
-
-FAILS=""
-fail() { echo "bench-curves: FAIL: $*" >&2; FAILS="$FAILS
-  $*"; }
-jget() {
-	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
-}
-div() {
-	awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
-		if (a == "" || b == "" || a == "null" || b == "null" || b + 0 == 0)
-			print "null"; else printf f "\n", a / b }'
-}
-load() { cut -d' ' -f1 /proc/loadavg; }
-now_us() { echo $(( $(date +%s%N) / 1000 )); }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
-
-wait_ready() { # SOCKET PID NAME
-	local i
-	for i in $(seq 400); do
-		"$BIN/loadgen" -s "$1" -q '{"id":0,"command":"host.ping"}' \
-		    >/dev/null 2>&1 && return 0
-		kill -0 "$2" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "bench-curves: $3 did not come up on $1" >&2
-	cat "$TMP/$3.err" >&2 2>/dev/null
-	exit 1
-}
+. "$(dirname "$0")/bench-lib.sh"
+bench_begin bench-curves
 
 declare -A R
 JSON=""

@@ -24,28 +24,8 @@ for f in "$BUILD/cmdhostd" "$BIN/loadgen" "$BUILD/plugins/echo.so" \
 	[ -e "$f" ] || { echo "bench-events: missing $f (run make bench)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d /tmp/cmdhost-bench-ev.XXXXXX) || exit 1
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "bench-events: interrupted" >&2; exit 130' INT TERM HUP
-
-FAILS=""
-fail() { echo "bench-events: FAIL: $*" >&2; FAILS="$FAILS
-  $*"; }
-jget() {
-	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p" | head -n 1
-}
-div() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a == "" || b == "" || b + 0 == 0) print "null";
-		else printf "%.2f\n", a / b }'
-}
-del_pid() { PIDS=$(printf '%s\n' $PIDS | grep -vx "$1" | tr '\n' ' '); }
+. "$(dirname "$0")/bench-lib.sh"
+bench_begin bench-events
 
 q() { "$BIN/loadgen" -s "$1" -q "$2" 2>/dev/null; }
 

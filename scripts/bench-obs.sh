@@ -29,21 +29,9 @@ for f in "$BUILD/cmdhostd" "$NOMET/cmdhostd" "$LOADGEN" \
 	[ -e "$f" ] || { echo "bench-obs: missing $f (run make bench)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d /tmp/cmdhost-bench-obs.XXXXXX) || exit 1
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-	[ -n "${SHM:-}" ] && rm -f "$SHM"
-}
-trap cleanup EXIT
-trap 'echo "bench-obs: interrupted" >&2; exit 130' INT TERM HUP
-
-FAILS=""
-jget() {
-	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
-}
+. "$(dirname "$0")/bench-lib.sh"
+bench_begin bench-obs
+bench_cleanup_extra() { [ -n "${SHM:-}" ] && rm -f "$SHM"; }
 
 # start NAME DAEMON EXTRA [LOG]: a daemon in $TMP/NAME with echo.so; its
 # stderr (the log) goes to LOG, by default the file $TMP/NAME/log.
@@ -75,7 +63,6 @@ if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
 	PIN_CLIENT="taskset -c 0"
 fi
 # cpu_ticks PID: the process's user + system time, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
 start nometrics "$NOMET/cmdhostd" ""

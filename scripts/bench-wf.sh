@@ -26,21 +26,9 @@ for f in "$BUILD/cmdhostd" "$LOADGEN" "$BUILD/plugins/echo.so"; do
 	[ -e "$f" ] || { echo "bench-wf: missing $f (run make bench)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d /tmp/cmdhost-bench-wf.XXXXXX) || exit 1
-PIDS=""
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "bench-wf: interrupted" >&2; exit 130' INT TERM HUP
-
-jget() {
-	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
-}
+. "$(dirname "$0")/bench-lib.sh"
+bench_begin bench-wf
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 PIN_DAEMON=""
 PIN_CLIENT=""

@@ -24,65 +24,12 @@ for f in "$BUILD/cmdhostd" "$BIN/loadgen" "$BIN/floor_transport" \
 	[ -e "$f" ] || { echo "bench: missing $f (run make bench)" >&2; exit 2; }
 done
 
-TMP=$(mktemp -d /tmp/cmdhost-bench.XXXXXX) || exit 1
-PIDS=""
-cleanup() {
-	for p in $PIDS; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	for p in $PIDS; do
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "bench: interrupted" >&2; exit 130' INT TERM HUP
+. "$(dirname "$0")/bench-lib.sh"
+bench_begin bench
 
 # Idle connections and the daemon need fds: take the hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-FAILS=""
-fail() {
-	echo "bench: FAIL: $*" >&2
-	FAILS="$FAILS
-  $*"
-}
-
-# jget FIELD JSON: the value of a numeric field of a one-line JSON object.
-jget() {
-	printf '%s\n' "$2" | sed -n "s/.*\"$1\":\(-\{0,1\}[0-9.][0-9.e+-]*\).*/\1/p"
-}
-
-# div A B [FORMAT]: A/B, or "null" when either is missing or B is 0.
-div() {
-	awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
-		if (a == "" || b == "" || a == "null" || b == "null" || b + 0 == 0)
-			print "null"; else printf f "\n", a / b }'
-}
-
-rss_kib() {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
-}
-
-del_pid() {
-	PIDS=$(printf '%s\n' $PIDS | grep -vx "$1" | tr '\n' ' ')
-}
-
-# wait_ready SOCKET PID NAME: until SOCKET answers a request (10 s).
-wait_ready() {
-	local i
-	for i in $(seq 200); do
-		if "$BIN/loadgen" -s "$1" -q '{"id":0,"command":"host.ping"}' \
-		    >/dev/null 2>&1; then
-			return 0
-		fi
-		kill -0 "$2" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "bench: $3 did not come up on $1" >&2
-	[ -f "$TMP/$3/stderr.log" ] && tail -n 20 "$TMP/$3/stderr.log" >&2
-	exit 1
-}
 
 # start_floor NAME: start tests/bench/NAME on $TMP/NAME.sock; sets PID_NAME.
 start_floor() {
