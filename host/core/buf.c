@@ -173,6 +173,25 @@ buf_free(struct buf *b)
 	b->start = b->len = b->cap = 0;
 }
 
+long
+buf_hex4(const unsigned char *s)
+{
+	long v = 0;
+
+	for (int k = 0; k < 4; k++) {
+		unsigned char c = s[k];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
 size_t
 buf_utf8_seq(const unsigned char *s, size_t n)
 {

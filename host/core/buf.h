@@ -51,6 +51,10 @@ void buf_reset(struct buf *b);
 /* Free the memory; b is empty and reusable afterwards. */
 void buf_free(struct buf *b);
 
+/* The value (0..0xffff) of the four hex digits at s (4 readable bytes,
+ * borrowed), either case, or -1 if they are not four hex digits. */
+long buf_hex4(const unsigned char *s);
+
 /* The length (1..4) of the strict UTF-8 sequence (RFC 3629: no overlong
  * forms, no surrogates, nothing past U+10FFFF) at s, of which n >= 1 bytes
  * may be read, or 0 when it is not one. */

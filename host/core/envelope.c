@@ -227,9 +227,9 @@ envelope_scan(struct json_tokener *tok, const char *line, size_t len,
 	js.arg = &ev;
 	if ((e = jscan_text(&js, line, len)) != JSCAN_OK)
 		return refuse(tok, line, len, req, &js, e, err, errlen);
-	/* An escaped top-level name, or a "\u0000" anywhere (a NUL in a
-	 * member name at any depth is refused): json-c's reading decides. */
-	if (ev.escaped || memmem(line, len, "\\u0000", 6) != NULL)
+	/* An escaped top-level name, or a "\u0000" in a name at any depth
+	 * (refused there): json-c's reading decides. */
+	if (ev.escaped || js.key_nul)
 		return request_parse(tok, line, len, req, err, errlen);
 	if (js.top != '{') {
 		snprintf(err, errlen, "a request must be a JSON object");

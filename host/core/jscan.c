@@ -57,7 +57,7 @@ jscan_init(struct jscan *js, unsigned flags, int max_depth)
 	js->arg = NULL;
 	js->at = js->out_len = 0;
 	js->top = 0;
-	js->lone_surrogate = js->key_escape = js->dup_key = 0;
+	js->lone_surrogate = js->key_escape = js->dup_key = js->key_nul = 0;
 	js->s = NULL;
 	js->n = js->i = js->mark = js->ws = 0;
 	js->depth = 0;
@@ -92,25 +92,15 @@ skip_ws(struct jscan *js)
 	}
 }
 
+/* The four hex digits at js->i into *v, and past them; or -1. */
 static int
 hex4(struct jscan *js, unsigned *v)
 {
-	*v = 0;
-	if (js->n - js->i < 4)
-		return -1;
-	for (int k = 0; k < 4; k++) {
-		unsigned char c = js->s[js->i + k];
+	long h;
 
-		*v <<= 4;
-		if (c >= '0' && c <= '9')
-			*v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			*v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			*v |= c - 'A' + 10;
-		else
-			return -1;
-	}
+	if (js->n - js->i < 4 || (h = buf_hex4(js->s + js->i)) < 0)
+		return -1;
+	*v = (unsigned)h;
 	js->i += 4;
 	return 0;
 }
@@ -415,6 +405,10 @@ scan_key(struct jscan *js, struct keys *ks, struct jscan_member *m)
 		return JSCAN_SYNTAX;
 	if ((e = scan_string(js, &esc)) != JSCAN_OK)
 		return e;
+	/* Only a name with a backslash is looked at again, and only its
+	 * own bytes. */
+	if (esc && memmem(js->s + start, js->i - start, "\\u0000", 6) != NULL)
+		js->key_nul = 1;
 	if (js->depth == 1) {
 		m->key = start;
 		m->key_len = js->i - start;

@@ -85,6 +85,10 @@ struct jscan {
 	int top;                   /* the value's first byte ('{', '"', ...) */
 	int lone_surrogate;        /* a lone surrogate escape was seen */
 	int key_escape;            /* JSCAN_KEYS: a member name has an escape */
+	int key_nul;               /* a member name (any depth) may hold a
+	                            * \u0000 escape (never missed; an
+	                            * escaped backslash before "u0000" also
+	                            * sets it) */
 	int dup_key;               /* JSCAN_KEYS: a name came twice in one
 	                            * object, or too many to tell */
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "jsoncheck.h"
 
 #define SERIALIZE_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -44,26 +45,6 @@ struct line_scan {
 	int big_number;  /* a number that may not fit in a double */
 };
 
-/* The value of the four hex digits at s[0..4), or -1 if they are not. */
-static long
-hex4_at(const unsigned char *s)
-{
-	long v = 0;
-
-	for (int k = 0; k < 4; k++) {
-		unsigned char h = s[k];
-
-		v <<= 4;
-		if (h >= '0' && h <= '9')
-			v |= h - '0';
-		else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f')
-			v |= (h | 0x20) - 'a' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
 /*
  * s[0..n) starts with a backslash inside a string.  Returns how many
  * bytes the escape takes (2, 6, or 12 for a surrogate pair), or 0 if it
@@ -78,12 +59,12 @@ escape_len(const unsigned char *s, size_t n)
 {
 	long hi, lo;
 
-	if (n < 6 || s[1] != 'u' || (hi = hex4_at(s + 2)) < 0)
+	if (n < 6 || s[1] != 'u' || (hi = buf_hex4(s + 2)) < 0)
 		return 2;
 	if (hi < 0xd800 || hi > 0xdfff)
 		return 6;
 	if (hi <= 0xdbff && n >= 12 && s[6] == '\\' && s[7] == 'u' &&
-	    (lo = hex4_at(s + 8)) >= 0xdc00 && lo <= 0xdfff)
+	    (lo = buf_hex4(s + 8)) >= 0xdc00 && lo <= 0xdfff)
 		return 12;
 	return 0;
 }

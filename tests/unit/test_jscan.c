@@ -224,3 +224,30 @@ Test(jscan, string_chunks_judge_every_byte_in_place)
 		}
 	}
 }
+
+/* key_nul: a "\u0000" in a name at any depth is noted (envelope_scan
+ * sends such a line to json-c's reading, which refuses it); one in a
+ * value, or a name without it, is not. */
+Test(jscan, nul_escape_in_a_name_is_noted)
+{
+	static const struct {
+		const char *s;
+		int nul;
+	} c[] = {
+		{ "{\"a\":{\"k\\u0000x\":1}}", 1 },
+		{ "{\"\\u0000\":1}", 1 },
+		{ "[{\"x\":[{\"\\u0000\":0}]}]", 1 },
+		{ "{\"a\":\"\\u0000\"}", 0 },
+		{ "{\"k\\n\":\"v\\u0000\"}", 0 },
+		{ "{\"a\":{\"b\":1}}", 0 },
+	};
+	struct jscan js;
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		jscan_init(&js, JSCAN_RFC_SPACE, 8);
+		cr_assert_eq(jscan_text(&js, c[i].s, strlen(c[i].s)), JSCAN_OK,
+		    "%s", c[i].s);
+		cr_expect_eq(js.key_nul, c[i].nul, "%s: key_nul %d", c[i].s,
+		    js.key_nul);
+	}
+}
