@@ -312,12 +312,6 @@ plain(struct json_object *o)
 }
 
 /*
- * Record one transition of x: the event, and the row as x stands now.
- * final_status non-NULL ends it with `result` (borrowed JSON).  Returns
- * 0 or -1 (the store failed: logged; the execution is parked, it
- * resumes from its last record at the next start).
- */
-/*
  * With the workflow bucket: write x's record as it stands now (snap,
  * borrowed), or delete it when final_status is set, compare-and-set on
  * the revision x last wrote.  Returns 0, or -1 with x->lost (another
@@ -357,32 +351,35 @@ kv_write(struct wexec *x, const char *snap, const char *final_status)
 	if (rc == NATS_KV_OK)
 		return 0;
 	if (rc == NATS_KV_CONFLICT) {
-		struct wf_event ev = { "ExecutionTakenOver", cur_state(x)->name,
-			0, NULL, NULL };
-
 		x->lost = 1;
 		wf_kv_count_lost(e->kv);
 		log_warnx("workflow execution %s: another daemon took it over "
 		    "(its record in the workflow bucket changed under this "
 		    "one); this daemon stops driving it", x->id);
-		wf_store_append(e->store, x->id, &ev, "taken_over", NULL, snap,
-		    NULL, 0);
-		return -1;
+	} else {
+		x->kv_failed = 1;
+		log_warnx("workflow execution %s: the workflow bucket cannot "
+		    "record its transition (%s); this daemon lets it go, and "
+		    "whichever daemon claims its record resumes it", x->id,
+		    err);
 	}
-	x->kv_failed = 1;
-	log_warnx("workflow execution %s: the workflow bucket cannot record "
-	    "its transition (%s); this daemon lets it go, and whichever daemon "
-	    "claims its record resumes it", x->id, err);
+	/* This daemon's own history says why it stopped here. */
 	{
-		struct wf_event ev = { "ExecutionReleased", cur_state(x)->name,
-			0, NULL, NULL };
+		struct wf_event ev = { x->lost ? "ExecutionTakenOver" :
+			"ExecutionReleased", cur_state(x)->name, 0, NULL, NULL };
 
-		wf_store_append(e->store, x->id, &ev, "released", NULL, snap,
-		    NULL, 0);
+		wf_store_append(e->store, x->id, &ev, x->lost ? "taken_over" :
+		    "released", NULL, snap, NULL, 0);
 	}
 	return -1;
 }
 
+/*
+ * Record one transition of x: the event, and the row as x stands now.
+ * final_status non-NULL ends it with `result` (borrowed JSON).  Returns
+ * 0 or -1 (the store or the bucket failed: logged; the execution is
+ * parked, it resumes from its last record at the next start).
+ */
 static int
 record(struct wexec *x, const char *type, const char *state, int attempt,
     const char *rid, struct json_object *detail, const char *final_status,
