@@ -162,6 +162,10 @@ char *harness_file_text(const char *dir, const char *name);
 /* How many times needle occurs in hay (both borrowed; overlaps count). */
 int harness_count(const char *hay, const char *needle);
 
+/* Remove dir (borrowed) and all below it, links not followed; "" does
+ * nothing. */
+void harness_rm_tree(const char *dir);
+
 /* How daemon_write_plugin() puts bytes in place. */
 enum plugin_write {
 	/* Write a dot-name temp file in plugins/, then rename() it onto the
@@ -353,5 +357,10 @@ json_object *check_call(int fd, const char *line, int status,
 /* Write text to dir/name (created or truncated; all borrowed) or fail the
  * test. */
 void check_write_file(const char *dir, const char *name, const char *text);
+
+/* Make a new directory /tmp/cmdhost-TAG.XXXXXX, and in it sub (NULL:
+ * none), its path into dir (size bytes), or fail the test.  Remove it
+ * with harness_rm_tree(). */
+void check_tmp_dir(char *dir, size_t size, const char *tag, const char *sub);
 
 #endif /* CMDHOST_HARNESS_H */

@@ -6,7 +6,11 @@
 #include "harness.h"
 #include "harness_priv.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -90,6 +94,19 @@ check_write_file(const char *dir, const char *name, const char *text)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	CHECK(harness_write_text(path, text) == 0, "cannot write %s", path);
+}
+
+void
+check_tmp_dir(char *dir, size_t size, const char *tag, const char *sub)
+{
+	char path[512];
+
+	snprintf(dir, size, "/tmp/cmdhost-%s.XXXXXX", tag);
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
+	if (sub == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	CHECK(mkdir(path, 0755) == 0, "mkdir %s: %s", path, strerror(errno));
 }
 
 json_object *

@@ -15,10 +15,6 @@
 /* buf = a "/" b.  Returns 0, or -1 if it does not fit. */
 int harness_path_join(char *buf, size_t size, const char *a, const char *b);
 
-/* Remove dir and everything under it (not following symlinks); "" is
- * left alone. */
-void harness_rm_tree(const char *dir);
-
 /* The whole of file `path` as a new string (free it), or NULL. */
 char *harness_read_text(const char *path);
 

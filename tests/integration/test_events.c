@@ -362,8 +362,7 @@ Test(events, sigkill_then_restart_delivers_everything)
 	struct want w;
 	int fd;
 
-	snprintf(shared, sizeof(shared), "/tmp/cmdhost-ev.XXXXXX");
-	cr_assert_not_null(mkdtemp(shared));
+	check_tmp_dir(shared, sizeof(shared), "ev", NULL);
 	snprintf(sink, sizeof(sink), "%s/sink.log", shared);
 	/* First life: every delivery fails and waits a minute. */
 	snprintf(cfg, sizeof(cfg), "state_dir = %s/state\n"
@@ -408,6 +407,5 @@ Test(events, sigkill_then_restart_delivers_everything)
 		    want);
 	}
 	check_stop_clean();
-	snprintf(line, sizeof(line), "rm -rf %s", shared);
-	(void)!system(line);
+	harness_rm_tree(shared);
 }

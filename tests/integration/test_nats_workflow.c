@@ -26,29 +26,20 @@ static char base[64];
 static void
 setup(void)
 {
-	char wf[128];
-
 	srv = natsd_start();
 	cr_assert(srv != NULL, "nats-server did not start");
-	snprintf(base, sizeof(base), "/tmp/cmdhost-nwf.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(wf, sizeof(wf), "%s/wf", base);
-	mkdir(wf, 0755);
+	check_tmp_dir(base, sizeof(base), "nwf", "wf");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
 	daemon_free(da);
 	daemon_free(db);
 	da = db = NULL;
 	natsd_free(srv);
 	srv = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", base);
+	harness_rm_tree(base);
 }
 
 TestSuite(nats_workflow, .init = setup, .fini = teardown, .timeout = 60);

@@ -50,23 +50,14 @@ start(void)
 static void
 setup(void)
 {
-	char wf[128];
-
-	snprintf(base, sizeof(base), "/tmp/cmdhost-wf.XXXXXX");
-	cr_assert_not_null(mkdtemp(base));
-	snprintf(wf, sizeof(wf), "%s/wf", base);
-	mkdir(wf, 0755);
+	check_tmp_dir(base, sizeof(base), "wf", "wf");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
 	check_free();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", base);
+	harness_rm_tree(base);
 }
 
 TestSuite(workflow, .init = setup, .fini = teardown, .timeout = 60);
