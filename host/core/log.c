@@ -58,10 +58,6 @@ static _Thread_local struct {
 	char text[256];
 } tl_prefix = { .ms = -1 };
 
-/* The calling thread's last formatted second, "YYYY-MM-DDTHH:MM:SS". */
-static _Thread_local long long tl_stamp_sec = -1;
-static _Thread_local char tl_stamp[64];
-
 void
 log_init(int level, int format, const char *service)
 {
@@ -103,34 +99,62 @@ log_enabled(int level)
 	return level >= log_threshold;
 }
 
+/* n decimal digits of v, zero-padded, at p. */
+static void
+put_digits(char *p, long long v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+}
+
 void
 log_timestamp(char *buf, unsigned long size, long long unix_ms)
 {
-	long long sec = unix_ms / 1000;
-	int ms = (int)(unix_ms % 1000);
+	long long secs = unix_ms / 1000, ms = unix_ms % 1000, days, rem;
+	long long z, era, doe, yoe, doy, mp, y, m, d;
 
-	if (sec != tl_stamp_sec) {
-		time_t t = (time_t)sec;
-		struct tm tm;
-
-		gmtime_r(&t, &tm);
-		snprintf(tl_stamp, sizeof(tl_stamp),
-		    "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		    tm.tm_sec);
-		tl_stamp_sec = sec;
+	if (ms < 0) {
+		ms += 1000;
+		secs--;
 	}
-	/* "YYYY-MM-DDTHH:MM:SS" + ".mmmZ", without printf. */
+	days = secs / 86400;
+	rem = secs % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	/* The civil date of a day count without gmtime_r, which is not
+	 * async-signal-safe (H. Hinnant's civil_from_days). */
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	if (m <= 2)
+		y++;
 	if (size < 25) {
 		if (size > 0)
 			buf[0] = '\0'; /* the header asks for 32 bytes */
 		return;
 	}
-	memcpy(buf, tl_stamp, 19);
+	/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+	put_digits(buf, y < 0 ? 0 : y, 4);
+	buf[4] = '-';
+	put_digits(buf + 5, m, 2);
+	buf[7] = '-';
+	put_digits(buf + 8, d, 2);
+	buf[10] = 'T';
+	put_digits(buf + 11, rem / 3600, 2);
+	buf[13] = ':';
+	put_digits(buf + 14, rem / 60 % 60, 2);
+	buf[16] = ':';
+	put_digits(buf + 17, rem % 60, 2);
 	buf[19] = '.';
-	buf[20] = (char)('0' + ms / 100);
-	buf[21] = (char)('0' + ms / 10 % 10);
-	buf[22] = (char)('0' + ms % 10);
+	put_digits(buf + 20, ms, 3);
 	buf[23] = 'Z';
 	buf[24] = '\0';
 }

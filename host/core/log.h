@@ -117,8 +117,9 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Format the current UTC time as RFC 3339 with milliseconds into buf
- * (at least 32 bytes). */
+/* Format unix_ms as UTC RFC 3339 with milliseconds into buf (at least
+ * 32 bytes; borrowed).  Async-signal-safe: it calls nothing (crash.c
+ * stamps its fatal line with it). */
 void log_timestamp(char *buf, unsigned long size, long long unix_ms);
 
 #endif /* CMDHOST_LOG_H */

@@ -88,59 +88,18 @@ put_u(struct sbuf *b, unsigned long long v, unsigned base)
 		b->p[b->n++] = d[--i];
 }
 
-/* Append n decimal digits of v, zero-padded. */
-static void
-put_digits(struct sbuf *b, unsigned long long v, int n)
-{
-	char d[20];
-
-	for (int i = n - 1; i >= 0; i--, v /= 10)
-		d[i] = (char)('0' + v % 10);
-	for (int i = 0; i < n && b->n < b->cap; i++)
-		b->p[b->n++] = d[i];
-}
-
-/*
- * Append the "timestamp" member of a log line for ts as log.c writes it
- * (UTC, milliseconds), without gmtime_r (not async-signal-safe): the
- * civil date from the day count (H. Hinnant's days_from_civil, inverted).
- */
+/* Append the "timestamp" member of a log line for ts, as log.c writes
+ * it. */
 static void
 put_timestamp(struct sbuf *b, const struct timespec *ts)
 {
-	long long secs = ts->tv_sec, days = secs / 86400, rem = secs % 86400;
-	long long z, era, doe, yoe, doy, mp, y, m, d;
+	char stamp[32];
 
-	if (rem < 0) {
-		rem += 86400;
-		days--;
-	}
-	z = days + 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = doy - (153 * mp + 2) / 5 + 1;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	if (m <= 2)
-		y++;
+	log_timestamp(stamp, sizeof(stamp), (long long)ts->tv_sec * 1000 +
+	    ts->tv_nsec / 1000000);
 	put(b, "\"timestamp\":\"");
-	put_digits(b, (unsigned long long)(y < 0 ? 0 : y), 4);
-	put(b, "-");
-	put_digits(b, (unsigned long long)m, 2);
-	put(b, "-");
-	put_digits(b, (unsigned long long)d, 2);
-	put(b, "T");
-	put_digits(b, (unsigned long long)(rem / 3600), 2);
-	put(b, ":");
-	put_digits(b, (unsigned long long)(rem / 60 % 60), 2);
-	put(b, ":");
-	put_digits(b, (unsigned long long)(rem % 60), 2);
-	put(b, ".");
-	put_digits(b, (unsigned long long)(ts->tv_nsec / 1000000), 3);
-	put(b, "Z\",");
+	put(b, stamp);
+	put(b, "\",");
 }
 
 static void

@@ -424,3 +424,37 @@ Test(log, line_time_is_the_time_of_writing)
 	cr_assert_not_null(strstr(text, "\"timestamp\":\"20"), "%s", text);
 	free(text);
 }
+
+/* log_timestamp() computes the civil date itself (the fatal-signal line
+ * needs it without gmtime_r): it must agree with gmtime_r everywhere,
+ * leap days and century years included. */
+Test(log, timestamp_agrees_with_gmtime)
+{
+	static const long long fixed[] = { 0, 999, 951782400123LL,
+	    951868799999LL, 4102444799999LL, 4107542400000LL,
+	    253402300799999LL };
+	char got[32], want[96];
+	uint64_t r = 88172645463325252ULL;
+
+	for (int i = 0; i < 200000; i++) {
+		long long ms;
+		time_t t;
+		struct tm tm;
+
+		if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+			ms = fixed[i];
+		} else {
+			r ^= r << 13;
+			r ^= r >> 7;
+			r ^= r << 17;
+			ms = (long long)(r % 253402300800000ULL);
+		}
+		t = (time_t)(ms / 1000);
+		gmtime_r(&t, &tm);
+		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+		log_timestamp(got, sizeof(got), ms);
+		cr_assert_str_eq(got, want, "%lld ms", ms);
+	}
+}
