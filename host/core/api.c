@@ -63,24 +63,12 @@ api_reg_set_state(cmdhost_registrar *reg, void *state, cmdhost_fini_fn fini)
 	reg->g->fini = fini;
 }
 
-static size_t
-reg_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
 /* The slot of reg->slots where command `name` is, or the empty one where
  * it would go (borrowed).  There must be slots. */
 static size_t *
 reg_slot(cmdhost_registrar *reg, const char *name)
 {
-	size_t i = reg_hash(name) & reg->mask;
+	size_t i = (size_t)command_name_hash(name) & reg->mask;
 
 	while (reg->slots[i] != 0 &&
 	    strcmp(reg->g->commands[reg->slots[i] - 1].name, name) != 0)

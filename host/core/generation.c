@@ -81,3 +81,15 @@ generation_valid_name(const char *s)
 	}
 	return n > 0;
 }
+
+uint64_t
+command_name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}

@@ -136,4 +136,9 @@ int generation_conflict(const struct generation *g,
 /* True for a valid command or plugin name: [A-Za-z0-9_.:-]{1,128}. */
 int generation_valid_name(const char *s);
 
+/* The hash every index of command names uses (FNV-1a, 64 bits; name
+ * borrowed): the daemon's command table, the registry's per-name state
+ * and the registrar's duplicate check. */
+uint64_t command_name_hash(const char *name);
+
 #endif /* CMDHOST_GENERATION_H */

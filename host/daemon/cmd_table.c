@@ -18,18 +18,6 @@ struct cmd_table {
 	struct command *slots[];
 };
 
-uint64_t
-cmd_name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 struct cmd_table *
 cmd_table_new(size_t count)
 {
@@ -54,7 +42,7 @@ cmd_table_free(struct cmd_table *t)
 struct command *
 cmd_table_find(const struct cmd_table *t, const char *name)
 {
-	size_t i = (size_t)cmd_name_hash(name) & t->mask;
+	size_t i = (size_t)command_name_hash(name) & t->mask;
 
 	for (;;) {
 		struct command *c = t->slots[i];
@@ -70,7 +58,7 @@ cmd_table_find(const struct cmd_table *t, const char *name)
 int
 cmd_table_add(struct cmd_table *t, struct command *c, struct command **other)
 {
-	size_t i = (size_t)cmd_name_hash(c->name) & t->mask;
+	size_t i = (size_t)command_name_hash(c->name) & t->mask;
 
 	for (; t->slots[i] != NULL; i = (i + 1) & t->mask) {
 		if (strcmp(t->slots[i]->name, c->name) == 0) {

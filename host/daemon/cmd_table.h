@@ -13,7 +13,6 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
-#include <stdint.h>
 
 struct command;
 struct cmd_table;
@@ -35,10 +34,6 @@ struct cmd_index {
 	struct cmd_hazard hazards[CMD_TABLE_MAX_READERS];
 	atomic_int n_readers;
 };
-
-/* The hash of a command name that the table uses (FNV-1a, 64 bits), for
- * other indexes by name. */
-uint64_t cmd_name_hash(const char *name);
 
 /* Returns a new empty table with room for `count` commands
  * (cmd_table_free), or NULL on ENOMEM. */

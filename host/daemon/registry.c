@@ -104,7 +104,7 @@ struct registry {
 	TAILQ_HEAD(, plugin) plugins;
 	SLIST_HEAD(, per_name) names; /* by command name, never shrinks */
 	struct per_name **name_slots; /* owned: the same, open addressing by
-	                               * cmd_name_hash(), half full at most */
+	                               * command_name_hash(), half full at most */
 	size_t name_mask;         /* slots - 1; 0 with no slots yet */
 	size_t n_names;
 	uint64_t next_generation;
@@ -451,7 +451,7 @@ registry_set_publish_hook(struct registry *r, registry_publish_fn fn,
 static struct per_name **
 name_slot(struct registry *r, const char *name)
 {
-	size_t i = (size_t)cmd_name_hash(name) & r->name_mask;
+	size_t i = (size_t)command_name_hash(name) & r->name_mask;
 
 	while (r->name_slots[i] != NULL &&
 	    strcmp(r->name_slots[i]->stats->name, name) != 0)
