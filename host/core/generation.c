@@ -10,9 +10,56 @@
 
 __thread struct generation_running generation_running;
 
+/* The calling thread's cached references (generation_cache): `spare`
+ * references on g that it holds and no call uses. */
+#define GEN_CACHE_SLOTS 4
+struct gen_cache_slot {
+	struct generation *g;
+	long spare;
+};
+static __thread struct gen_cache_slot gen_cache[GEN_CACHE_SLOTS];
+static __thread int gen_cache_on;
+
+/* Drop n references on g at once. */
+static void
+release_n(struct generation *g, long n)
+{
+	if (atomic_fetch_sub_explicit(&g->refs, n, memory_order_acq_rel) != n)
+		return;
+	if (g->release != NULL)
+		g->release(g, g->release_arg);
+	else
+		loader_unload(g); /* never published */
+}
+
 void
 generation_hold(struct generation *g)
 {
+	struct gen_cache_slot *free_slot = NULL;
+
+	if (gen_cache_on) {
+		for (int i = 0; i < GEN_CACHE_SLOTS; i++) {
+			struct gen_cache_slot *s = &gen_cache[i];
+
+			if (s->g == g) {
+				if (s->spare > 0) {
+					s->spare--;
+					return;
+				}
+				free_slot = s;
+				break;
+			}
+			if (s->g == NULL && free_slot == NULL)
+				free_slot = s;
+		}
+		if (free_slot != NULL) {
+			atomic_fetch_add_explicit(&g->refs, GEN_REF_BATCH,
+			    memory_order_relaxed);
+			free_slot->g = g;
+			free_slot->spare = GEN_REF_BATCH - 1;
+			return;
+		}
+	}
 	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 }
 
@@ -21,12 +68,80 @@ generation_release(struct generation *g)
 {
 	if (g == NULL)
 		return;
-	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	if (g->release != NULL)
-		g->release(g, g->release_arg);
-	else
-		loader_unload(g); /* never published */
+	if (gen_cache_on) {
+		for (int i = 0; i < GEN_CACHE_SLOTS; i++) {
+			struct gen_cache_slot *s = &gen_cache[i];
+
+			if (s->g != g)
+				continue;
+			/* Kept: the slot holds it.  Too many spares (calls
+			 * taken elsewhere, dropped here) go back. */
+			if (++s->spare >= 2 * GEN_REF_BATCH) {
+				s->spare -= GEN_REF_BATCH;
+				release_n(g, GEN_REF_BATCH);
+			}
+			return;
+		}
+	}
+	release_n(g, 1);
+}
+
+void
+generation_cache_flush(void)
+{
+	for (int i = 0; i < GEN_CACHE_SLOTS; i++) {
+		struct gen_cache_slot *s = &gen_cache[i];
+		struct generation *g = s->g;
+		long n = s->spare;
+
+		if (g == NULL)
+			continue;
+		s->g = NULL;
+		s->spare = 0;
+		if (n > 0)
+			release_n(g, n);
+	}
+}
+
+void
+generation_cache(int on)
+{
+	if (!on)
+		generation_cache_flush();
+	gen_cache_on = on;
+}
+
+uint64_t
+generation_watch_calls(const struct generation *g)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < GEN_WATCH_SHARES; i++)
+		n += atomic_load_explicit(&g->watch[i].calls,
+		    memory_order_relaxed);
+	return n;
+}
+
+uint64_t
+generation_watch_fails(const struct generation *g)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < GEN_WATCH_SHARES; i++)
+		n += atomic_load_explicit(&g->watch[i].fails,
+		    memory_order_relaxed);
+	return n;
+}
+
+void
+generation_watch_reset(struct generation *g)
+{
+	for (int i = 0; i < GEN_WATCH_SHARES; i++) {
+		atomic_store_explicit(&g->watch[i].calls, 0,
+		    memory_order_relaxed);
+		atomic_store_explicit(&g->watch[i].fails, 0,
+		    memory_order_relaxed);
+	}
 }
 
 struct command *

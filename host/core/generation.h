@@ -58,6 +58,15 @@ enum isolation {
  */
 typedef void (*generation_release_fn)(struct generation *g, void *arg);
 
+/* One thread's share of a watched generation's counts; 64 bytes apart,
+ * so two threads' shares never meet on a cache line. */
+#define GEN_WATCH_SHARES 8
+struct gen_watch_share {
+	atomic_ulong calls;
+	atomic_ulong fails;
+	char pad[64 - 2 * sizeof(atomic_ulong)];
+};
+
 /* One loaded copy of a plugin file.  Freed by loader_unload() when its
  * last reference is released (generation_release). */
 struct generation {
@@ -86,9 +95,7 @@ struct generation {
 	_Atomic unsigned worker_crashes; /* its worker processes that died
 	                           * in a call (the process executor counts;
 	                           * rollback.c reads) */
-	atomic_int watched;       /* rollback.c counts its answers: */
-	atomic_ulong watch_calls; /* answers while watched */
-	atomic_ulong watch_5xx;   /* of them, 5xx of the plugin's making */
+	atomic_int watched;       /* rollback.c counts its answers (watch) */
 	char *mapped_as;          /* owned: the name dlopen mapped it by (the
 	                           * private copy's path, unlinked since) */
 	int meta_owned;           /* names, summaries and fields are owned
@@ -100,6 +107,11 @@ struct generation {
 	generation_release_fn release; /* set when published, else NULL */
 	void *release_arg;        /* borrowed: the publisher's */
 	SLIST_ENTRY(generation) reap_link; /* the publisher's list */
+	/* Answers while watched, and of them 5xx of the plugin's making:
+	 * one share per thread (metrics_shard), each on a line of its own
+	 * and off the lines above, which every call reads. */
+	char pad[64];
+	struct gen_watch_share watch[GEN_WATCH_SHARES];
 };
 
 /*
@@ -120,6 +132,27 @@ extern __thread struct generation_running generation_running;
  * unloaded on the calling thread.  NULL is ok for release. */
 void generation_hold(struct generation *g);
 void generation_release(struct generation *g);
+
+/*
+ * A thread that takes and drops many references (an event loop: one
+ * pair per call) turns on its cache of them: it then takes references
+ * GEN_REF_BATCH at a time, keeps those its calls give back, and returns
+ * the spares at generation_cache_flush(), which it must call before it
+ * blocks (a loop: before epoll_wait) so that an unpublished generation
+ * is not kept past one turn.  Its calls then write no line another
+ * thread writes.  generation_cache(0) flushes and turns it off (at the
+ * thread's end).  References taken on a caching thread may be dropped
+ * on any thread.
+ */
+#define GEN_REF_BATCH 64
+void generation_cache(int on);
+void generation_cache_flush(void);
+
+/* The watched counts summed over the threads' shares, and their reset
+ * (rollback.c, when a window opens). */
+uint64_t generation_watch_calls(const struct generation *g);
+uint64_t generation_watch_fails(const struct generation *g);
+void generation_watch_reset(struct generation *g);
 
 /* The command of g named `name`, borrowed from g, or NULL. */
 struct command *generation_command(struct generation *g, const char *name);

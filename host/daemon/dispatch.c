@@ -69,6 +69,7 @@ dispatch_thread_cache(int on)
 	struct call *c;
 
 	call_cache_on = on;
+	generation_cache(on);
 	if (on)
 		return;
 	while ((c = call_cache) != NULL) {

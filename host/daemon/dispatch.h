@@ -186,8 +186,9 @@ void dispatch_thread_watch(struct dispatch_watch *w);
 struct call *dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
     int64_t now_ns, int64_t stuck_ns);
 
-/* Keep freed calls for reuse on the calling thread (on: an event loop),
- * or free what it keeps (off, before the thread exits). */
+/* Keep freed calls, and references on generations (generation_cache),
+ * for reuse on the calling thread (on: an event loop), or free and give
+ * back what it keeps (off, before the thread exits). */
 void dispatch_thread_cache(int on);
 
 #endif /* CMDHOST_DISPATCH_H */

@@ -501,10 +501,8 @@ judge_all(struct rollback *rb, int64_t now_ns, struct decision *out,
 
 		if (g == NULL)
 			continue;
-		calls = atomic_load_explicit(&g->watch_calls,
-		    memory_order_relaxed);
-		fails = atomic_load_explicit(&g->watch_5xx,
-		    memory_order_relaxed);
+		calls = generation_watch_calls(g);
+		fails = generation_watch_fails(g);
 		crashes = atomic_load_explicit(&g->worker_crashes,
 		    memory_order_relaxed);
 		v = rollback_judge(&f->pol, (now_ns - f->watch_ns) / 1000000,
@@ -769,8 +767,7 @@ rollback_published(struct rollback *rb, const char *file,
 	f->cur_proven = 1;
 	if (how == ROLLBACK_LOADED && f->pol.on && kept[0] != '\0') {
 		generation_hold(g);
-		atomic_store_explicit(&g->watch_calls, 0, memory_order_relaxed);
-		atomic_store_explicit(&g->watch_5xx, 0, memory_order_relaxed);
+		generation_watch_reset(g);
 		atomic_store_explicit(&g->watched, 1, memory_order_relaxed);
 		f->watch = g;
 		f->watch_ns = clock_mono_ns();
@@ -905,9 +902,9 @@ rollback_view(struct rollback *rb, const char *file, int serving,
 		json_object_object_add(w, "window",
 		    json_object_new_string("watching"));
 		json_object_object_add(w, "calls", json_object_new_uint64(
-		    atomic_load(&f->watch->watch_calls)));
+		    generation_watch_calls(f->watch)));
 		json_object_object_add(w, "5xx", json_object_new_uint64(
-		    atomic_load(&f->watch->watch_5xx)));
+		    generation_watch_fails(f->watch)));
 		json_object_object_add(w, "worker_crashes",
 		    json_object_new_uint64(atomic_load(
 		    &f->watch->worker_crashes)));

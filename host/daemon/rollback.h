@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "core/generation.h"
+#include "core/metrics.h"
 
 struct config;
 struct registry;
@@ -71,12 +72,14 @@ void rollback_policy_of(const struct config *cfg, const char *plugin,
 static inline void
 rollback_note(struct generation *g, int counts_5xx)
 {
+	struct gen_watch_share *w;
+
 	if (!atomic_load_explicit(&g->watched, memory_order_relaxed))
 		return;
-	atomic_fetch_add_explicit(&g->watch_calls, 1, memory_order_relaxed);
+	w = &g->watch[metrics_shard() % GEN_WATCH_SHARES];
+	atomic_fetch_add_explicit(&w->calls, 1, memory_order_relaxed);
 	if (counts_5xx)
-		atomic_fetch_add_explicit(&g->watch_5xx, 1,
-		    memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->fails, 1, memory_order_relaxed);
 }
 
 /*

@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/generation.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/request.h"
@@ -480,6 +481,8 @@ server_loop_main(void *arg)
 		/* The events of this turn's calls, in one commit; their
 		 * replies come back after it. */
 		outbox_defer_flush();
+		/* Unpublished generations are not kept past a turn. */
+		generation_cache_flush();
 		atomic_store_explicit(&l->beat_ms, 0, memory_order_relaxed);
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR) {
