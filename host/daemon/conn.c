@@ -178,17 +178,14 @@ dispatch(struct conn *c, struct request *req)
 	struct call *call;
 	struct slot *s;
 	const char *code;
-	char err[512], scope[32];
+	char err[512];
 	int rc, status;
 
 	memset(&a, 0, sizeof(a));
 	/* Idempotency keys are the peer uid's own (idem_begin copies it);
 	 * a peer of unknown uid gets the default scope. */
-	if (c->uid != (uid_t)-1) {
-		snprintf(scope, sizeof(scope), "uid:%lu",
-		    (unsigned long)c->uid);
-		a.scope = scope;
-	}
+	if (c->scope[0] != '\0')
+		a.scope = c->scope;
 	a.reader = l->reader;
 	a.rid_ms = l->wall_ms;
 	a.rid_src = (unsigned)l->index;
@@ -751,6 +748,7 @@ conn_close(struct conn *c)
 	c->paused = 0;
 	fair_uid_put(l->srv, c);
 	atomic_fetch_sub(&l->srv->n_conns, 1);
+	atomic_fetch_sub(&l->n_open, 1);
 	metrics_add(l->srv->stats, DM_CONNS_OPEN, -1);
 	/* Later events of this batch may still name c: free it after. */
 	c->closed = 1;

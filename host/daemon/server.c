@@ -98,6 +98,8 @@ server_new(const struct config *cfg, struct registry *reg,
 		STAILQ_INIT(&l->jobs_taking);
 		LIST_INIT(&l->conns);
 		LIST_INIT(&l->graveyard);
+		LIST_INIT(&l->inbox);
+		atomic_init(&l->n_open, 0);
 		LIST_INIT(&l->pending);
 		if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 		    (l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -191,17 +193,125 @@ out_of_fds(struct loop *l)
 }
 
 
+/* Start serving c (accepted by any loop) on l, the loop that owns it
+ * from now on.  Frees c and closes its descriptor if epoll refuses. */
+static void
+conn_attach(struct loop *l, struct conn *c)
+{
+	struct server *srv = l->srv;
+	struct epoll_event ev;
+
+	c->loop = l;
+	ev.events = EPOLLIN;
+	ev.data.ptr = c;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		atomic_fetch_sub(&srv->n_conns, 1);
+		atomic_fetch_sub(&l->n_open, 1);
+		fair_uid_put(srv, c);
+		close(c->fd);
+		free(c);
+		return;
+	}
+	c->events = EPOLLIN;
+	c->active_ms = l->now_ms;
+	frame_init(&c->framer, srv->cfg->max_request_bytes);
+	STAILQ_INIT(&c->slots);
+	LIST_INSERT_HEAD(&l->conns, c, link);
+	metrics_add(srv->stats, DM_CONNS_OPEN, 1);
+	metrics_add(srv->stats, DM_CONNS_TOTAL, 1);
+}
+
+/* Refuse c, accepted but never served, with `why`; frees c. */
+static void
+conn_refuse(struct server *srv, struct conn *c, const char *why)
+{
+	atomic_fetch_sub(&srv->n_conns, 1);
+	fair_uid_put(srv, c);
+	refuse(srv, c->fd, why);
+	free(c);
+}
+
+/* The loop that serves the fewest connections (l itself on a tie):
+ * whichever loop wakes to accept, new connections spread over all. */
+static struct loop *
+least_loaded(struct loop *l)
+{
+	struct server *srv = l->srv;
+	struct loop *best = l;
+	int n = atomic_load_explicit(&l->n_open, memory_order_relaxed);
+
+	for (int i = 0; i < srv->n_loops; i++) {
+		struct loop *o = &srv->loops[i];
+		int m = atomic_load_explicit(&o->n_open, memory_order_relaxed);
+
+		if (m < n) {
+			best = o;
+			n = m;
+		}
+	}
+	return best;
+}
+
+/* Hand c to the loop `to`; it attaches it at its next turn.  c is
+ * theirs, or refused here if that loop has left. */
+static void
+loop_post_conn(struct loop *to, struct conn *c)
+{
+	pthread_mutex_lock(&to->cq_lock);
+	if (to->inbox_closed) {
+		pthread_mutex_unlock(&to->cq_lock);
+		atomic_fetch_sub(&to->n_open, 1);
+		conn_refuse(to->srv, c, "the daemon is shutting down");
+		return;
+	}
+	LIST_INSERT_HEAD(&to->inbox, c, link);
+	pthread_mutex_unlock(&to->cq_lock);
+	server_wake(to);
+}
+
+/* Attach what other loops accepted for l; refuse it when stopping (as
+ * stop_listening refuses what waits in the backlog).  With `close_it`
+ * the inbox closes for good: the loop is leaving. */
+static void
+take_inbox(struct loop *l, int close_it)
+{
+	LIST_HEAD(, conn) got = LIST_HEAD_INITIALIZER(got);
+	struct conn *c;
+
+	pthread_mutex_lock(&l->cq_lock);
+	if (LIST_EMPTY(&l->inbox) && !close_it) {
+		pthread_mutex_unlock(&l->cq_lock);
+		return;
+	}
+	while ((c = LIST_FIRST(&l->inbox)) != NULL) {
+		LIST_REMOVE(c, link);
+		LIST_INSERT_HEAD(&got, c, link);
+	}
+	if (close_it)
+		l->inbox_closed = 1;
+	pthread_mutex_unlock(&l->cq_lock);
+	while ((c = LIST_FIRST(&got)) != NULL) {
+		LIST_REMOVE(c, link);
+		if (close_it || atomic_load(&l->srv->stopping)) {
+			atomic_fetch_sub(&l->n_open, 1);
+			conn_refuse(l->srv, c, "the daemon is shutting down");
+		} else {
+			conn_attach(l, c);
+		}
+	}
+}
+
 static void
 accept_some(struct loop *l)
 {
 	struct server *srv = l->srv;
 
 	for (int i = 0; i < 64; i++) {
-		struct epoll_event ev;
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		struct uid_use *use;
 		struct conn *c;
+		struct loop *to;
 		char msg[128];
 		int fd, admin, limit;
 
@@ -242,28 +352,20 @@ accept_some(struct loop *l)
 			close(fd);
 			continue;
 		}
-		c->loop = l;
 		c->fd = fd;
 		c->pid = cred.pid;
 		c->uid = cred.uid;
 		c->gid = cred.gid;
 		c->use = use;
-		ev.events = EPOLLIN;
-		ev.data.ptr = c;
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			atomic_fetch_sub(&srv->n_conns, 1);
-			fair_uid_put(srv, c);
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->events = EPOLLIN;
-		c->active_ms = l->now_ms;
-		frame_init(&c->framer, srv->cfg->max_request_bytes);
-		STAILQ_INIT(&c->slots);
-		LIST_INSERT_HEAD(&l->conns, c, link);
-		metrics_add(srv->stats, DM_CONNS_OPEN, 1);
-		metrics_add(srv->stats, DM_CONNS_TOTAL, 1);
+		if (cred.uid != (uid_t)-1)
+			snprintf(c->scope, sizeof(c->scope), "uid:%lu",
+			    (unsigned long)cred.uid);
+		to = least_loaded(l);
+		atomic_fetch_add(&to->n_open, 1);
+		if (to == l)
+			conn_attach(l, c);
+		else
+			loop_post_conn(to, c);
 	}
 }
 
@@ -437,6 +539,7 @@ server_loop_main(void *arg)
 		 * gives up on the rest. */
 		take_completions(l);
 		conn_take_jobs(l);
+		take_inbox(l, 0);
 		if (stopping == 2)
 			force_pending(l);
 		l->now_ms = clock_mono_ms();
@@ -505,6 +608,7 @@ server_loop_main(void *arg)
 					log_warn("eventfd read");
 				take_completions(l);
 				conn_take_jobs(l);
+				take_inbox(l, 0);
 			} else if (p == srv) {
 				accept_some(l);
 			} else {
@@ -530,6 +634,7 @@ server_loop_main(void *arg)
 			}
 		}
 	}
+	take_inbox(l, 1);
 	dispatch_thread_watch(NULL);
 	dispatch_thread_cache(0);
 	outbox_defer(0);
@@ -658,10 +763,16 @@ server_free(struct server *srv)
 		struct loop *l = &srv->loops[i];
 		struct reload_job *job;
 		struct call *call;
+		struct conn *c;
 
 		while (!LIST_EMPTY(&l->conns))
 			conn_close(LIST_FIRST(&l->conns));
 		bury(l);
+		/* Handed to a loop that never ran. */
+		while ((c = LIST_FIRST(&l->inbox)) != NULL) {
+			LIST_REMOVE(c, link);
+			conn_refuse(srv, c, "the daemon is shutting down");
+		}
 		/* Answers posted after the loop left: nobody waits for them. */
 		while ((call = STAILQ_FIRST(&l->cq)) != NULL) {
 			STAILQ_REMOVE_HEAD(&l->cq, owner_link);

@@ -75,6 +75,8 @@ struct conn {
 	LIST_ENTRY(conn) link;    /* the loop's connections, or graveyard */
 	int fd;
 	uint32_t events;          /* what epoll watches now */
+	char scope[24];           /* "uid:N", its idempotency keys' scope, or
+	                           * "" when the uid is unknown */
 	struct buf rbuf;
 	struct buf wbuf;
 	STAILQ_HEAD(, slot) slots; /* replies in request order */
@@ -144,6 +146,11 @@ struct loop {
 	int n_jobs;               /* host.reloads of this loop not back */
 	LIST_HEAD(, conn) conns;
 	LIST_HEAD(, conn) graveyard; /* closed, freed after the event batch */
+	/* Connections another loop accepted for this one (cq_lock): the
+	 * loop with the fewest takes each new connection (accept_some). */
+	LIST_HEAD(, conn) inbox;
+	int inbox_closed;         /* the loop left: refuse, do not post */
+	atomic_int n_open;        /* connections it serves or will */
 	LIST_HEAD(, slot) pending;   /* slots of calls not answered here */
 	char scratch[READ_CHUNK]; /* reads land here; leftovers go to c->rbuf */
 	int n_pool;               /* calls of this loop still pending */
