@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,22 @@ executor_sched_free(struct cmd_sched *sc)
 
 static void push(struct pool *p, struct call *c);
 
+/* The log line of adapt()'s decisions, with the command's context
+ * (kept out of adapt: it runs on every inline call). */
+static void __attribute__((format(printf, 3, 4)))
+adapt_log(const struct command *cmd, int64_t took, const char *fmt, ...)
+{
+	struct log_ctx lc = LOG_CTX_INIT;
+	va_list ap;
+
+	lc.command = cmd->name;
+	lc.plugin = cmd->gen->name;
+	lc.duration_ms = (double)took / 1e6;
+	va_start(ap, fmt);
+	log_emitv(LOGL_INFO, &lc, fmt, ap);
+	va_end(ap);
+}
+
 /* Learn from one run of cmd that took `took` ns: SLOW_RUNS inline runs
  * past the budget in a row send the command to the pool; FAST_RUNS fast
  * pool runs in a row bring it back inline.  Blocking commands always stay
@@ -85,13 +102,9 @@ static void
 adapt(struct pool *p, struct command *cmd, int64_t took, int on_pool)
 {
 	struct cmd_sched *sc = cmd->sched;
-	struct log_ctx lc = LOG_CTX_INIT;
 
 	if (p->budget_ns <= 0 || (cmd->flags & CMDHOST_BLOCKING))
 		return;
-	lc.command = cmd->name;
-	lc.plugin = cmd->gen->name;
-	lc.duration_ms = (double)took / 1e6;
 	if (took > p->budget_ns && !on_pool &&
 	    atomic_fetch_add(&sc->slow_runs, 1) + 1 < SLOW_RUNS)
 		return;
@@ -99,7 +112,7 @@ adapt(struct pool *p, struct command *cmd, int64_t took, int on_pool)
 		atomic_store_explicit(&sc->fast_runs, 0, memory_order_relaxed);
 		atomic_store_explicit(&sc->slow_runs, 0, memory_order_relaxed);
 		if (atomic_exchange(&sc->offloaded, 1) == 0)
-			log_emit(LOGL_INFO, &lc, "command overran the inline "
+			adapt_log(cmd, took, "command overran the inline "
 			    "budget of %d us %d times in a row; its calls run on "
 			    "the pool until %d in a row are fast",
 			    p->cfg->inline_budget_us, SLOW_RUNS, FAST_RUNS);
@@ -115,7 +128,7 @@ adapt(struct pool *p, struct command *cmd, int64_t took, int on_pool)
 	    atomic_fetch_add(&sc->fast_runs, 1) + 1 >= FAST_RUNS) {
 		atomic_store(&sc->fast_runs, 0);
 		if (atomic_exchange(&sc->offloaded, 0) == 1)
-			log_emit(LOGL_INFO, &lc, "command is fast again; its "
+			adapt_log(cmd, took, "command is fast again; its "
 			    "calls run inline");
 	}
 }
