@@ -352,6 +352,16 @@ respond_checked(struct invocation *inv, const char *json, size_t len,
 		if (t == NULL)
 			return -ENOMEM;
 	}
+	/* The payload's own text handed back (an echo): the request's scan
+	 * checked it with the same rules, and it is compact already. */
+	if (t != NULL && json == inv->payload_text && len == inv->payload_len &&
+	    inv->payload_plain) {
+		memcpy(t, json, len);
+		t[len] = '\0';
+		inv->body_text = t;
+		inv->body_len = len;
+		return 1;
+	}
 	/* t is NULL only for text body_text_check() refuses unread. */
 	rc = body_text_check(json, len, CMDHOST_BODY_TEXT_MAX, t, &n,
 	    &needs_tree, why, whylen);

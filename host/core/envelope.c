@@ -221,7 +221,7 @@ envelope_scan(struct json_tokener *tok, const char *line, size_t len,
 	ev.escaped = 0;
 	/* A lone surrogate escape is refused as request_parse() refuses
 	 * it: json-c would decode it to bytes that are not UTF-8. */
-	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_SURROGATES,
+	jscan_init(&js, JSCAN_RFC_SPACE | JSCAN_SURROGATES | JSCAN_KEYS,
 	    REQUEST_MAX_DEPTH + 1);
 	js.member = on_member;
 	js.arg = &ev;
@@ -237,6 +237,7 @@ envelope_scan(struct json_tokener *tok, const char *line, size_t len,
 	}
 	req->scanned = 1;
 	req->tok = tok;
+	req->payload_plain = !js.key_escape && !js.dup_key;
 	if ((ev.have & (1u << M_ID)) && read_id(req, line, &ev.m[M_ID], err,
 	    errlen) < 0)
 		return -1;

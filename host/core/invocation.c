@@ -111,6 +111,7 @@ invocation_init_req(struct invocation *inv, struct command *cmd,
 		inv->id_text = inv->id_buf;
 	}
 	inv->text_mode = 1;
+	inv->payload_plain = req->payload_plain;
 	if (req->payload_ws == 0)
 		memcpy(text, req->payload_text, n);
 	else

@@ -87,6 +87,8 @@ struct invocation {
 	 * the whitespace between tokens), its tree made on first ask
 	 * (invocation_payload; then root and payload own it). */
 	int text_mode;
+	int payload_plain;            /* payload_text as a reply body needs
+	                               * no second check (request.h) */
 	int own_id;                   /* id is an owned reference */
 	/* A 2xx body given as checked text (ctx_respond_text) that needs no
 	 * tree: body stays NULL.  body_buf, or owned. */

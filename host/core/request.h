@@ -55,6 +55,10 @@ struct request {
 	const char *payload_text;    /* borrowed from the line, or "{}" */
 	size_t payload_len;
 	size_t payload_ws;           /* whitespace bytes between its tokens */
+	int payload_plain;           /* no name in the line has an escape or
+	                              * comes twice in its object: the
+	                              * payload, without its whitespace, is
+	                              * what body_text_check() would make */
 	const char *id_text;         /* the id's JSON text in id_buf, or NULL
 	                              * (then id, if any, says it) */
 	char id_buf[48];
