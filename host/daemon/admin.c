@@ -184,6 +184,12 @@ admin_stats(const struct admin *a)
 		    json_object_new_int64(finis));
 		json_object_object_add(body, "abandoned", ab);
 	}
+	if (a->loops_fn != NULL) {
+		struct json_object *arr = json_object_new_array();
+
+		a->loops_fn(a->loops_arg, arr);
+		json_object_object_add(body, "loops", arr);
+	}
 	/* Unloaded generations whose copy dlclose left mapped. */
 	json_object_object_add(body, "plugins_still_mapped",
 	    json_object_new_int64(loader_still_mapped()));

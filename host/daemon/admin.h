@@ -31,6 +31,10 @@ struct admin {
 	 * and return how many (host.health is degraded while any is). */
 	int (*stuck_fn)(void *arg, struct json_object *arr);
 	void *stuck_arg;
+	/* NULL, or: add one object per event loop to arr (borrowed), for
+	 * host.stats's "loops". */
+	void (*loops_fn)(void *arg, struct json_object *arr);
+	void *loops_arg;
 };
 
 /* Answer the host.* request req (borrowed) from a peer with uid peer_uid:

@@ -32,6 +32,8 @@
 #include "registry.h"
 #include "server_priv.h"
 
+static void loops_json(void *arg, struct json_object *arr);
+
 struct server *
 server_new(const struct config *cfg, struct registry *reg,
     struct dispatch *disp, struct daemon_stats *stats, struct listener *lst,
@@ -59,6 +61,8 @@ server_new(const struct config *cfg, struct registry *reg,
 	srv->admin.reg = reg;
 	srv->admin.stats = stats;
 	srv->admin.disp = disp;
+	srv->admin.loops_fn = loops_json;
+	srv->admin.loops_arg = srv;
 	srv->admin.self_uid = geteuid();
 	pthread_mutex_init(&srv->exit_lock, NULL);
 	pthread_mutex_init(&srv->uid_lock, NULL);
@@ -366,6 +370,22 @@ accept_some(struct loop *l)
 			conn_attach(l, c);
 		else
 			loop_post_conn(to, c);
+	}
+}
+
+/* admin's loops_fn: each loop's connections, served or handed to it. */
+static void
+loops_json(void *arg, struct json_object *arr)
+{
+	struct server *srv = arg;
+
+	for (int i = 0; i < srv->n_loops; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "loop", json_object_new_int(i));
+		json_object_object_add(o, "connections", json_object_new_int(
+		    atomic_load(&srv->loops[i].n_open)));
+		json_object_array_add(arr, o);
 	}
 }
 

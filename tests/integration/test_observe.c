@@ -670,6 +670,63 @@ Test(observe, stats_count_what_was_sent_per_status)
 	check_stop_clean();
 }
 
+/*
+ * Connections opened one after another spread over the event loops
+ * (workers = 2): host.stats "loops" shows each loop's share, and no loop
+ * has more than one over another, whichever loop woke to accept.  Those
+ * closed leave their loop's count.
+ */
+Test(observe, connections_spread_over_the_loops)
+{
+	enum { N = 16 };
+	json_object *s, *loops;
+	int fds[N], fd, total = 0, lo = 1 << 30, hi = -1;
+
+	check_start_with(good_plugins, NULL);
+	for (int i = 0; i < N; i++) {
+		fds[i] = check_connect();
+		json_object_put(check_call(fds[i],
+		    "{\"command\":\"test.echo\"}", 200, NULL));
+	}
+	fd = check_connect();
+	s = stats(fd);
+	loops = json_path(s, "loops");
+	CHECK(loops != NULL && json_object_array_length(loops) == 2,
+	    "loops: %s", reply_text(s));
+	for (size_t i = 0; i < json_object_array_length(loops); i++) {
+		json_object *o = json_object_array_get_idx(loops, i);
+		int n = (int)int_of(o, "connections");
+
+		CHECK(int_of(o, "loop") == (long long)i, "loop %zu: %s", i,
+		    reply_text(o));
+		total += n;
+		lo = n < lo ? n : lo;
+		hi = n > hi ? n : hi;
+	}
+	CHECK(total == N + 1 && hi - lo <= 1, "%d connections, %d..%d a "
+	    "loop: %s", total, lo, hi, reply_text(loops));
+	json_object_put(s);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	s = NULL;
+	for (int64_t end = now_ms() + WAIT_MS; now_ms() < end; nap_ms(10)) {
+		json_object_put(s);
+		s = stats(fd);
+		if (int_of(s, "connections/open") == 1)
+			break;
+	}
+	total = 0;
+	loops = json_path(s, "loops");
+	for (size_t i = 0; loops != NULL && i < json_object_array_length(loops);
+	    i++)
+		total += (int)int_of(json_object_array_get_idx(loops, i),
+		    "connections");
+	CHECK(total == 1, "after the close: %s", reply_text(s));
+	json_object_put(s);
+	close(fd);
+	check_stop_clean();
+}
+
 /* 30 calls of 2 ms, then 10 of 40 ms: p90 and above are the slow ones,
  * and p50 (the 20th of 40) stays a fast one even when a loaded machine
  * makes a few 2 ms calls slow (the 20/20 split this had sat on the edge). */

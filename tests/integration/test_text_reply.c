@@ -112,6 +112,57 @@ Test(text_reply, valid_bodies_pass_byte_for_byte, .timeout = 60)
 	check_stop_clean();
 }
 
+/*
+ * The echo plugin hands its payload text back as its text body.  When no
+ * name in the request is escaped or given twice that text goes out as it
+ * is, unscanned; otherwise it is checked as any body is, and the reply is
+ * what a checked body makes of it (a name given twice keeps its last
+ * value, an escaped name is written as json-c writes it), exactly as the
+ * same text from text_reply.so.
+ */
+Test(text_reply, echoed_payloads_are_what_a_checked_body_makes, .timeout = 60)
+{
+	static const char *const cases[][2] = {
+		{ "{\"msg\":\"hello\"}", "{\"msg\":\"hello\"}" },
+		{ " { \"a\" : [ 1 , 2 ] } ", "{\"a\":[1,2]}" },
+		{ "{\"a\":1,\"a\":2}", "{\"a\":2}" },
+		{ "{\"b\":{\"a\":1,\"a\":[3]}}", "{\"b\":{\"a\":[3]}}" },
+		{ "{\"\\u0061\":1}", "{\"a\":1}" },
+		{ "[{\"a\":1},{\"a\":1}]", "[{\"a\":1},{\"a\":1}]" },
+		{ "\"\\u00e9\\/\"", "\"\\u00e9\\/\"" },
+	};
+	static const char *const with_echo[] = { "text_reply.so",
+		"plugins/echo.so", NULL };
+	char line[256], want[256], *got;
+	int fd;
+
+	check_start_with(with_echo, NULL);
+	fd = check_connect();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(line, sizeof(line), "{\"id\":1,\"command\":\"echo\","
+		    "\"payload\":%s}", cases[i][0]);
+		snprintf(want, sizeof(want), "{\"id\":1,\"status\":200,"
+		    "\"body\":%s}", cases[i][1]);
+		got = client_send(fd, line) == 0 ? client_recv_line(fd) : NULL;
+		CHECK(got != NULL && strcmp(got, want) == 0, "payload %s: want "
+		    "%s, got %s", cases[i][0], want, got ? got : "(nothing)");
+		free(got);
+		/* The same text as a body from another plugin. */
+		expect_passes(fd, cases[i][0], cases[i][1], 200);
+	}
+	/* A name given twice at the top: the envelope's rule picks the
+	 * payload, and the body is checked. */
+	got = client_send(fd, "{\"id\":1,\"command\":\"echo\",\"payload\":"
+	    "{\"x\":1},\"payload\":{\"y\":2,\"y\":3}}") == 0 ?
+	    client_recv_line(fd) : NULL;
+	CHECK(got != NULL && strstr(got, "\"status\":200") != NULL &&
+	    strstr(got, "\"y\":3") != NULL && strstr(got, "\"y\":2") == NULL,
+	    "duplicate payload: %s", got ? got : "(nothing)");
+	free(got);
+	close(fd);
+	check_stop_clean();
+}
+
 Test(text_reply, invalid_bodies_are_500_naming_the_plugin, .timeout = 120)
 {
 	static const struct { const char *text; const char *why; } bad[] = {
