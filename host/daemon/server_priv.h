@@ -155,7 +155,7 @@ struct loop {
 	char scratch[READ_CHUNK]; /* reads land here; leftovers go to c->rbuf */
 	int n_pool;               /* calls of this loop still pending */
 	uint64_t seq;
-};
+} __attribute__((aligned(64)));
 
 struct server {
 	const struct config *cfg;
