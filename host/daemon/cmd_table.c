@@ -86,6 +86,7 @@ cmd_index_init(struct cmd_index *ix)
 	if (t == NULL)
 		return -ENOMEM;
 	atomic_init(&ix->table, t);
+	atomic_init(&ix->version, 0);
 	atomic_init(&ix->n_readers, 0);
 	return 0;
 }
@@ -105,12 +106,52 @@ cmd_index_reader(struct cmd_index *ix)
 	return slot < CMD_TABLE_MAX_READERS ? slot : -1;
 }
 
+/* The calling thread's cache (cmd_index_cache): the last command it
+ * found in ix while ix was at `version`; it holds a reference on
+ * last->gen. */
+static __thread struct {
+	int on;
+	const struct cmd_index *ix;
+	uint64_t version;
+	struct command *last;
+} lookup_cache;
+
+void
+cmd_index_forget(void)
+{
+	struct command *c = lookup_cache.last;
+
+	lookup_cache.last = NULL;
+	lookup_cache.ix = NULL;
+	if (c != NULL)
+		generation_release(c->gen);
+}
+
+void
+cmd_index_cache(int on)
+{
+	if (!on)
+		cmd_index_forget();
+	lookup_cache.on = on;
+}
+
 struct command *
 cmd_index_lookup(struct cmd_index *ix, int reader, const char *name)
 {
 	struct cmd_table *t;
 	struct command *c;
+	uint64_t version;
 
+	/* Read before the table: a publish between the two makes the
+	 * cached entry look older than it is, never newer. */
+	version = atomic_load_explicit(&ix->version, memory_order_acquire);
+	if (lookup_cache.last != NULL && lookup_cache.ix == ix &&
+	    lookup_cache.version == version &&
+	    strcmp(lookup_cache.last->name, name) == 0) {
+		c = lookup_cache.last;
+		generation_hold(c->gen);
+		return c;
+	}
 	/* Publish the table we are about to read, then check that it is
 	 * still current: a writer that swapped after our store will see our
 	 * hazard and wait for us. */
@@ -121,6 +162,14 @@ cmd_index_lookup(struct cmd_index *ix, int reader, const char *name)
 	c = cmd_table_find(t, name);
 	if (c != NULL)
 		generation_hold(c->gen);
+	if (c != NULL && lookup_cache.on) {
+		/* The cache's own reference, taken inside the hazard. */
+		generation_hold(c->gen);
+		cmd_index_forget();
+		lookup_cache.ix = ix;
+		lookup_cache.version = version;
+		lookup_cache.last = c;
+	}
 	atomic_store_explicit(&ix->hazards[reader].table, NULL,
 	    memory_order_release);
 	return c;
@@ -130,7 +179,10 @@ void
 cmd_index_publish(struct cmd_index *ix, struct cmd_table *t)
 {
 	struct cmd_table *old = atomic_exchange(&ix->table, t);
-	int n = atomic_load(&ix->n_readers);
+	int n;
+
+	atomic_fetch_add_explicit(&ix->version, 1, memory_order_release);
+	n = atomic_load(&ix->n_readers);
 
 	if (n > CMD_TABLE_MAX_READERS)
 		n = CMD_TABLE_MAX_READERS;

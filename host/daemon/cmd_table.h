@@ -30,7 +30,8 @@ struct cmd_hazard {
 /* What is published: embed it (64-byte aligned) in its owner. */
 struct cmd_index {
 	_Alignas(64) _Atomic(struct cmd_table *) table;
-	char pad[64 - sizeof(void *)];
+	atomic_uint_fast64_t version; /* one more at each publish */
+	char pad[64 - sizeof(void *) - sizeof(atomic_uint_fast64_t)];
 	struct cmd_hazard hazards[CMD_TABLE_MAX_READERS];
 	atomic_int n_readers;
 };
@@ -72,6 +73,18 @@ int cmd_index_reader(struct cmd_index *ix);
  * Lock-free. */
 struct command *cmd_index_lookup(struct cmd_index *ix, int reader,
     const char *name);
+
+/*
+ * A thread that looks up many names (an event loop) turns on its cache
+ * of the last command it found: while nothing was published since, a
+ * lookup of the same name is that command again, with no hash, no probe
+ * and no hazard store.  The cache holds a reference on the command's
+ * generation: the thread gives it back with cmd_index_forget() before it
+ * blocks (a loop: each turn), so an unpublished generation is not kept.
+ * cmd_index_cache(0) forgets and turns it off.
+ */
+void cmd_index_cache(int on);
+void cmd_index_forget(void);
 
 /* Publish t (ix takes it over), wait until no reader holds the table it
  * replaces, and free that one.  Writers only, one at a time. */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd_table.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/envelope.h"
@@ -69,6 +70,9 @@ dispatch_thread_cache(int on)
 	struct call *c;
 
 	call_cache_on = on;
+	/* The lookup cache holds a reference: forgotten before the
+	 * generation cache gives its spares back. */
+	cmd_index_cache(on);
 	generation_cache(on);
 	if (on)
 		return;

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cmd_table.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/generation.h"
@@ -611,6 +612,7 @@ server_loop_main(void *arg)
 		 * replies come back after it. */
 		outbox_defer_flush();
 		/* Unpublished generations are not kept past a turn. */
+		cmd_index_forget();
 		generation_cache_flush();
 		atomic_store_explicit(&l->beat_ms, 0, memory_order_relaxed);
 		n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);

@@ -109,6 +109,56 @@ Test(cmd_table, lookup_takes_a_generation_reference)
 	free(ix);
 }
 
+/*
+ * With the lookup cache on (an event loop), a second lookup of the same
+ * name is the cached command while nothing was published; a publish that
+ * gives the name another command is seen at the next lookup, and the
+ * cache's own reference goes at cmd_index_forget().
+ */
+Test(cmd_table, the_lookup_cache_follows_every_publish)
+{
+	struct cmd_index *ix = aligned_alloc(64, sizeof(*ix));
+	struct cmd_table *t = cmd_table_new(1), *t2 = cmd_table_new(1);
+	struct command twin, *c, *other;
+	struct generation gen2;
+	int r;
+
+	memset(&gen2, 0, sizeof(gen2));
+	atomic_init(&gen2.refs, 1);
+	memset(&twin, 0, sizeof(twin));
+	snprintf(twin.name, sizeof(twin.name), "%s", cmds[0].name);
+	twin.gen = &gen2;
+	cr_assert_eq(cmd_index_init(ix), 0);
+	r = cmd_index_reader(ix);
+	cr_assert_eq(cmd_table_add(t, &cmds[0], &other), 0);
+	cmd_index_publish(ix, t);
+	cmd_index_cache(1);
+	c = cmd_index_lookup(ix, r, "cmd.0");
+	cr_assert_eq(c, &cmds[0]);
+	cr_assert_eq(atomic_load(&gen.refs), 3, "the caller's and the cache's");
+	generation_release(c->gen);
+	c = cmd_index_lookup(ix, r, "cmd.0");
+	cr_assert_eq(c, &cmds[0], "the cached command");
+	generation_release(c->gen);
+	cr_assert_null(cmd_index_lookup(ix, r, "cmd.1"), "another name");
+	/* The name moves to another generation. */
+	cr_assert_eq(cmd_table_add(t2, &twin, &other), 0);
+	cmd_index_publish(ix, t2);
+	c = cmd_index_lookup(ix, r, "cmd.0");
+	cr_assert_eq(c, &twin, "a publish is seen at the next lookup");
+	cr_assert_eq(atomic_load(&gen.refs), 1, "the old entry let go");
+	cr_assert_eq(atomic_load(&gen2.refs), 3);
+	generation_release(c->gen);
+	cmd_index_forget();
+	cr_assert_eq(atomic_load(&gen2.refs), 1, "forget gives it back");
+	cmd_index_cache(0);
+	c = cmd_index_lookup(ix, r, "cmd.0");
+	cr_assert_eq(atomic_load(&gen2.refs), 2, "off: nothing cached");
+	generation_release(c->gen);
+	cmd_index_fini(ix);
+	free(ix);
+}
+
 Test(cmd_table, reader_slots_run_out)
 {
 	struct cmd_index *ix = aligned_alloc(64, sizeof(*ix));
