@@ -3,6 +3,9 @@
  */
 #include "clock.h"
 
+__thread int clock_pass_enabled;
+__thread int64_t clock_passed_ns;
+
 int64_t
 clock_mono_ns(void)
 {

@@ -382,6 +382,7 @@ invocation_run(struct invocation *inv)
 		    inv->emit_refused);
 	}
 	inv->end_ns = clock_mono_ns();
+	clock_pass(inv->end_ns); /* the next inline call's start */
 	if (!inv->keep_late)
 		invocation_check_deadline(inv);
 }

@@ -471,6 +471,7 @@ handle_line(struct conn *c, const char *line, size_t len)
 	}
 	if (strncmp(req.command, "host.", 5) == 0) {
 		admin_call(c, &req);
+		clock_pass_clear(); /* it may have taken a while */
 		goto out;
 	}
 	dispatch(c, &req);
@@ -490,6 +491,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 	size_t used = 0;
 	char msg[128];
 
+	clock_pass_clear(); /* a call's start is never before this read */
 	while (used < n && !c->dead && !c->busy) {
 		const char *line;
 		size_t len, u;
@@ -520,6 +522,7 @@ frame_lines(struct conn *c, char *p, size_t n)
 			break; /* a partial line: wait for more */
 		}
 	}
+	clock_pass_clear();
 	return used;
 }
 

@@ -727,6 +727,38 @@ Test(observe, connections_spread_over_the_loops)
 	check_stop_clean();
 }
 
+/*
+ * A loop hands the end reading of one inline call to the start of the
+ * next in the same read, to read the clock once per call: a call that
+ * comes in a later read, after a pause, must still be timed from its own
+ * read, not from the last call's end.
+ */
+Test(observe, a_call_is_timed_from_its_own_read)
+{
+	json_object *s;
+	long long max;
+	int fd;
+
+	check_start_with(good_plugins, NULL);
+	fd = check_connect();
+	/* Two in one write: the second starts where the first ended. */
+	CHECK(client_send(fd, "{\"command\":\"test.echo\"}\n"
+	    "{\"command\":\"test.echo\"}") == 0, "send");
+	free(client_recv_line(fd));
+	free(client_recv_line(fd));
+	nap_ms(300); /* the pause the next call must not be charged */
+	json_object_put(check_call(fd, "{\"command\":\"test.echo\"}", 200,
+	    NULL));
+	s = stats(fd);
+	max = int_of(s, "commands/test.echo/latency_us/max");
+	CHECK(int_of(s, "commands/test.echo/calls") == 3 && max >= 0 &&
+	    max < 250000, "max latency %lld us: %s", max,
+	    reply_text(json_path(s, "commands/test.echo")));
+	json_object_put(s);
+	close(fd);
+	check_stop_clean();
+}
+
 /* 30 calls of 2 ms, then 10 of 40 ms: p90 and above are the slow ones,
  * and p50 (the 20th of 40) stays a fast one even when a loaded machine
  * makes a few 2 ms calls slow (the 20/20 split this had sat on the edge). */
