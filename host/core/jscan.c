@@ -67,11 +67,14 @@ jscan_init(struct jscan *js, unsigned flags, int max_depth)
 /* Whitespace between tokens: spaces, and with JSCAN_RFC_SPACE the other
  * three RFC 8259 allows.  With JSCAN_COMPACT the text before a run of
  * whitespace goes to out. */
-static void
+static inline void
 skip_ws(struct jscan *js)
 {
 	size_t start = js->i;
 
+	/* Compact text has none: every whitespace byte is <= ' '. */
+	if (start < js->n && js->s[start] > ' ')
+		return;
 	if (js->flags & JSCAN_RFC_SPACE) {
 		while (js->i < js->n && (js->s[js->i] == ' ' ||
 		    js->s[js->i] == '\n' || js->s[js->i] == '\t' ||
@@ -199,20 +202,23 @@ scan_string(struct jscan *js, int *esc)
 {
 	js->i++;
 	for (;;) {
+		const unsigned char *s = js->s;
+		size_t i = js->i, n = js->n, len;
 		unsigned char c;
-		size_t len;
 		enum jscan_error e;
 
 		/* Many plain bytes at a time, then the table for the rest
-		 * (a long string is almost all of a large payload). */
-		js->i += plain_run(js->s + js->i, js->n - js->i);
-		while (js->i < js->n && plain[js->s[js->i]])
-			js->i++;
-		if (js->i >= js->n)
+		 * (a long string is almost all of a large payload); in
+		 * locals, which the byte reads cannot be taken to change. */
+		i += plain_run(s + i, n - i);
+		while (i < n && plain[s[i]])
+			i++;
+		js->i = i;
+		if (i >= n)
 			return JSCAN_UNTERMINATED;
-		c = js->s[js->i];
+		c = s[i];
 		if (c == '"') {
-			js->i++;
+			js->i = i + 1;
 			return JSCAN_OK;
 		}
 		if (c < 0x20)
