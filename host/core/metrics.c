@@ -12,15 +12,52 @@
 #include <string.h>
 
 static atomic_int next_shard;
+static atomic_uint owned_mask;   /* bit i: shard METRICS_SHARED + i */
 static _Thread_local int my_shard = -1;
+_Thread_local int metrics_owned;
 
 int
 metrics_shard(void)
 {
 	if (__builtin_expect(my_shard < 0, 0))
-		my_shard = atomic_fetch_add_explicit(&next_shard, 1,
-		    memory_order_relaxed) % METRICS_SHARDS;
+		my_shard = (int)((unsigned)atomic_fetch_add_explicit(
+		    &next_shard, 1, memory_order_relaxed) % METRICS_SHARED);
 	return my_shard;
+}
+
+int
+metrics_shard_own(void)
+{
+	unsigned mask = atomic_load(&owned_mask);
+
+	if (metrics_owned)
+		return 0;
+	for (;;) {
+		int i;
+
+		for (i = 0; i < METRICS_SHARDS - METRICS_SHARED; i++)
+			if (!(mask & (1u << i)))
+				break;
+		if (i == METRICS_SHARDS - METRICS_SHARED)
+			return -1;
+		if (atomic_compare_exchange_weak(&owned_mask, &mask,
+		    mask | (1u << i))) {
+			my_shard = METRICS_SHARED + i;
+			metrics_owned = 1;
+			return 0;
+		}
+	}
+}
+
+void
+metrics_shard_release(void)
+{
+	if (!metrics_owned)
+		return;
+	/* Its counts stay; the next owner adds to them. */
+	atomic_fetch_and(&owned_mask, ~(1u << (my_shard - METRICS_SHARED)));
+	metrics_owned = 0;
+	my_shard = -1;
 }
 
 struct cmd_stats *
@@ -99,12 +136,11 @@ count_status(struct cmd_shard *sh, int status)
 				code = zero;
 		}
 		if (code == status) {
-			atomic_fetch_add_explicit(&sl->n, 1,
-			    memory_order_relaxed);
+			METRICS_ADD(&sl->n, 1);
 			return;
 		}
 	}
-	atomic_fetch_add_explicit(&sh->other_status, 1, memory_order_relaxed);
+	METRICS_ADD(&sh->other_status, 1);
 }
 
 void
@@ -113,19 +149,22 @@ metrics_cmd_record(struct cmd_stats *s, int status, uint64_t micros)
 	struct cmd_shard *sh = &s->shard[metrics_shard()];
 	uint64_t max;
 
-	atomic_fetch_add_explicit(&sh->calls, 1, memory_order_relaxed);
+	METRICS_ADD(&sh->calls, 1);
 	if (status >= 100 && status < 600)
 		count_status(sh, status);
 	else
-		atomic_fetch_add_explicit(&sh->other_status, 1,
-		    memory_order_relaxed);
+		METRICS_ADD(&sh->other_status, 1);
 	if (status == 504)
-		atomic_fetch_add_explicit(&sh->timeouts, 1,
-		    memory_order_relaxed);
-	atomic_fetch_add_explicit(&sh->buckets[bucket_of(micros)], 1,
-	    memory_order_relaxed);
-	atomic_fetch_add_explicit(&sh->sum_us, micros, memory_order_relaxed);
+		METRICS_ADD(&sh->timeouts, 1);
+	METRICS_ADD(&sh->buckets[bucket_of(micros)], 1);
+	METRICS_ADD(&sh->sum_us, micros);
 	max = atomic_load_explicit(&sh->max_us, memory_order_relaxed);
+	if (metrics_owned) {
+		if (micros > max)
+			atomic_store_explicit(&sh->max_us, micros,
+			    memory_order_relaxed);
+		return;
+	}
 	while (micros > max && !atomic_compare_exchange_weak_explicit(
 	    &sh->max_us, &max, micros, memory_order_relaxed,
 	    memory_order_relaxed))

@@ -3,11 +3,14 @@
  * shared cache line in the hot path.
  *
  * Every counter is split into METRICS_SHARDS shards, each on cache lines
- * of its own; a thread always updates the shard it was given on its first
- * update (threads are numbered as they come, modulo METRICS_SHARDS), with
- * relaxed atomic adds that no other thread contends for unless there are
- * more threads than shards.  Readers (host.stats) add the shards up: a
- * consistent-enough snapshot without stopping anyone.
+ * of its own.  The first METRICS_SHARED are shared: a thread updates the
+ * one it was given on its first update (threads are numbered as they
+ * come, modulo METRICS_SHARED) with relaxed atomic adds, which no other
+ * thread contends for unless there are more threads than shards.  The
+ * rest are owned: a thread that updates very often (an event loop)
+ * claims one for itself alone (metrics_shard_own) and updates it with a
+ * plain load and store, no locked instruction.  Readers (host.stats) add
+ * the shards up: a consistent-enough snapshot without stopping anyone.
  *
  * Built with -DCMDHOST_NO_METRICS every update compiles to nothing (the
  * benchmark's baseline); the read side then reports zeros.
@@ -21,6 +24,7 @@
 #include <json-c/json.h>
 
 #define METRICS_SHARDS 8
+#define METRICS_SHARED 4        /* shards 0..3; 4..7 are owned */
 #define METRICS_BUCKETS 168     /* 4 per power of two, up to ~2^42 us */
 #define METRICS_STATUS_SLOTS 16 /* distinct status codes kept per shard */
 
@@ -76,6 +80,25 @@ struct daemon_stats {
 /* The calling thread's shard index (assigned on first call). */
 int metrics_shard(void);
 
+/* Claim a shard for the calling thread alone (0), or keep a shared one
+ * when all are owned (-1); metrics_shard_release() gives it back before
+ * the thread ends.  The thread's counts stay in the sums either way. */
+int metrics_shard_own(void);
+void metrics_shard_release(void);
+
+/* 1 on a thread that owns its shard. */
+extern _Thread_local int metrics_owned;
+
+/* Add n to *p, a counter of the calling thread's shard: no other thread
+ * writes an owned shard, so its owner needs no locked add. */
+#define METRICS_ADD(p, n) do {                                           \
+	if (metrics_owned)                                               \
+		atomic_store_explicit((p), atomic_load_explicit((p),     \
+		    memory_order_relaxed) + (n), memory_order_relaxed);  \
+	else                                                             \
+		atomic_fetch_add_explicit((p), (n), memory_order_relaxed); \
+} while (0)
+
 /* Returns new (metrics_cmd_free), or NULL.  name is copied. */
 struct cmd_stats *metrics_cmd_new(const char *name);
 void metrics_cmd_free(struct cmd_stats *s);
@@ -95,23 +118,20 @@ void metrics_cmd_record(struct cmd_stats *s, int status, uint64_t micros);
 static inline void
 metrics_cmd_enter(struct cmd_stats *s)
 {
-	atomic_fetch_add_explicit(&s->shard[metrics_shard()].in_flight, 1,
-	    memory_order_relaxed);
+	METRICS_ADD(&s->shard[metrics_shard()].in_flight, 1);
 }
 
 static inline void
 metrics_cmd_leave(struct cmd_stats *s)
 {
-	atomic_fetch_sub_explicit(&s->shard[metrics_shard()].in_flight, 1,
-	    memory_order_relaxed);
+	METRICS_ADD(&s->shard[metrics_shard()].in_flight, -1);
 }
 
 /* Add n (may be negative) to daemon counter k. */
 static inline void
 metrics_add(struct daemon_stats *d, enum daemon_counter k, int64_t n)
 {
-	atomic_fetch_add_explicit(&d->shard[metrics_shard()].v[k], n,
-	    memory_order_relaxed);
+	METRICS_ADD(&d->shard[metrics_shard()].v[k], n);
 }
 #endif
 

@@ -70,6 +70,10 @@ dispatch_thread_cache(int on)
 	struct call *c;
 
 	call_cache_on = on;
+	if (on)
+		(void)metrics_shard_own(); /* else a shared one: fine */
+	else
+		metrics_shard_release();
 	/* The lookup cache holds a reference: forgotten before the
 	 * generation cache gives its spares back. */
 	cmd_index_cache(on);

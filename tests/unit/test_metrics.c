@@ -286,6 +286,116 @@ Test(metrics, concurrent_records_are_not_lost)
 	cr_assert_eq(sum, 100000);
 }
 
+/* hammer_main() on a thread that owns its shard (when one is left:
+ * `owned` says), then gives it back. */
+struct own_hammer {
+	struct hammer h;
+	int owned;
+};
+
+static void *
+own_hammer_main(void *arg)
+{
+	struct own_hammer *o = arg;
+
+	o->owned = metrics_shard_own() == 0;
+	hammer_main(&o->h);
+	metrics_shard_release();
+	return NULL;
+}
+
+/* Six threads, four shards to own: four count with plain stores, two
+ * (and the test's) with atomic adds, and nothing is lost; shards given
+ * back can be owned again. */
+Test(metrics, owned_shards_lose_nothing_beside_shared_ones)
+{
+	pthread_t t[6];
+	struct own_hammer o[6];
+	uint64_t sum = 0;
+	int owned = 0;
+
+	for (int i = 0; i < 6; i++) {
+		o[i].h.s = s;
+		o[i].h.base = (uint64_t)i * 1000;
+		o[i].owned = 0;
+	}
+	/* Four owners first, so the other two find none left. */
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, own_hammer_main,
+		    &o[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(metrics_shard_own(), 0, "the test thread owns one");
+	cr_assert_eq(metrics_owned, 1);
+	cr_assert_geq(metrics_shard(), METRICS_SHARED);
+	for (int i = 4; i < 6; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, own_hammer_main,
+		    &o[i]), 0);
+	metrics_cmd_record(s, 201, 7);
+	for (int i = 4; i < 6; i++)
+		pthread_join(t[i], NULL);
+	metrics_shard_release();
+	cr_assert_eq(metrics_owned, 0);
+	cr_assert_lt(metrics_shard(), METRICS_SHARED, "shared again");
+	for (int i = 0; i < 6; i++)
+		owned += o[i].owned;
+	cr_assert_eq(owned, 6, "each owner gave its shard back");
+	cr_assert_eq(metrics_cmd_calls(s), 150001);
+	cr_assert_eq(metrics_cmd_status(s, 200), 75000);
+	cr_assert_eq(metrics_cmd_status(s, 500), 75000);
+	cr_assert_eq(metrics_cmd_status(s, 201), 1);
+	cr_assert_eq(metrics_cmd_max(s), 5999);
+	for (int i = 0; i < METRICS_BUCKETS; i++)
+		sum += metrics_bucket_count(s, (unsigned)i);
+	cr_assert_eq(sum, 150001);
+	cr_assert_eq(metrics_cmd_in_flight(s), 0);
+}
+
+static pthread_barrier_t owners_in, owners_out;
+
+/* Own a shard, wait until all owners and the test are there, and hold
+ * it until the test has tried for one more. */
+static void *
+hold_main(void *arg)
+{
+	int *got = arg;
+
+	*got = metrics_shard_own();
+	pthread_barrier_wait(&owners_in);
+	pthread_barrier_wait(&owners_out);
+	metrics_shard_release();
+	return NULL;
+}
+
+Test(metrics, a_thread_past_the_owned_shards_shares)
+{
+	enum { OWNERS = METRICS_SHARDS - METRICS_SHARED };
+	pthread_t t[OWNERS];
+	int got[OWNERS];
+
+	pthread_barrier_init(&owners_in, NULL, OWNERS + 1);
+	pthread_barrier_init(&owners_out, NULL, OWNERS + 1);
+	for (int i = 0; i < OWNERS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, hold_main, &got[i]),
+		    0);
+	pthread_barrier_wait(&owners_in);
+	for (int i = 0; i < OWNERS; i++)
+		cr_assert_eq(got[i], 0, "owner %d", i);
+	cr_assert_eq(metrics_shard_own(), -1, "none left");
+	cr_assert_eq(metrics_owned, 0);
+	metrics_cmd_record(s, 200, 1); /* counted in a shared shard */
+	cr_assert_lt(metrics_shard(), METRICS_SHARED);
+	pthread_barrier_wait(&owners_out);
+	for (int i = 0; i < OWNERS; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(metrics_shard_own(), 0, "given back: one is free");
+	metrics_shard_release();
+	metrics_shard_release(); /* twice is harmless */
+	cr_assert_eq(metrics_cmd_calls(s), 1);
+	pthread_barrier_destroy(&owners_in);
+	pthread_barrier_destroy(&owners_out);
+}
+
 Test(metrics, command_json_shape)
 {
 	struct json_object *o, *st, *lat;
