@@ -823,14 +823,25 @@ request_id_make(char out[REQUEST_ID_LEN + 1], int64_t unix_ms,
     unsigned source, uint64_t seq)
 {
 	static const char hex[] = "0123456789abcdef";
-	uint64_t parts[3] = { (uint64_t)unix_ms, source & 0xff,
-	    seq & 0xfffffff };
-	int widths[3] = { 11, 2, 7 }, at = 0;
+	/* The time and source digits change once a millisecond at most: a
+	 * thread keeps the last ones it wrote. */
+	static __thread char prefix[13];
+	static __thread uint64_t prefix_of = UINT64_MAX;
+	uint64_t key = ((uint64_t)unix_ms << 8) | (source & 0xff);
 
-	for (int k = 0; k < 3; k++)
-		for (int i = widths[k] - 1; i >= 0; i--)
-			out[at++] = hex[(parts[k] >> (4 * i)) & 0xf];
-	out[at] = '\0';
+	if (key != prefix_of) {
+		uint64_t ms = (uint64_t)unix_ms;
+
+		for (int i = 10; i >= 0; i--, ms >>= 4)
+			prefix[i] = hex[ms & 0xf];
+		prefix[11] = hex[(source >> 4) & 0xf];
+		prefix[12] = hex[source & 0xf];
+		prefix_of = key;
+	}
+	memcpy(out, prefix, sizeof(prefix));
+	for (int i = 19; i >= 13; i--, seq >>= 4)
+		out[i] = hex[seq & 0xf];
+	out[REQUEST_ID_LEN] = '\0';
 }
 
 int

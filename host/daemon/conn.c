@@ -469,7 +469,7 @@ handle_line(struct conn *c, const char *line, size_t len)
 		    "the daemon is shutting down");
 		goto out;
 	}
-	if (strncmp(req.command, "host.", 5) == 0) {
+	if (req.command[0] == 'h' && strncmp(req.command, "host.", 5) == 0) {
 		admin_call(c, &req);
 		clock_pass_clear(); /* it may have taken a while */
 		goto out;

@@ -1112,3 +1112,27 @@ Test(format, stored_text_that_is_not_json_is_refused)
 	json_object_put(strict_line(&b, 0));
 	buf_free(&b);
 }
+
+/* The daemon's request ids: 11 hex digits of the time, 2 of the
+ * source, 7 of the sequence, whatever came before on the thread (the
+ * time and source digits are kept between calls). */
+Test(format, request_ids_are_time_source_and_sequence_in_hex)
+{
+	static const struct { long long ms; unsigned src; uint64_t seq; } v[] = {
+		{ 1700000000000LL, 3, 42 }, { 1700000000000LL, 3, 43 },
+		{ 1700000000000LL, 4, 43 }, { 1700000000001LL, 4, 0 },
+		{ 0, 0, 0 }, { 0xfffffffffffLL, 0xff, 0xfffffff },
+		{ 1700000000001LL, 4, 0x1234567890ULL }, { 1, 0x1ff, 5 },
+		{ 1700000000000LL, 3, 42 },
+	};
+	char got[REQUEST_ID_LEN + 1], want[64];
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		memset(got, 'x', sizeof(got));
+		request_id_make(got, v[i].ms, v[i].src, v[i].seq);
+		snprintf(want, sizeof(want), "%011llx%02x%07llx",
+		    (unsigned long long)v[i].ms, v[i].src & 0xff,
+		    (unsigned long long)(v[i].seq & 0xfffffff));
+		cr_assert_str_eq(got, want, "case %zu", i);
+	}
+}
