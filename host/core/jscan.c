@@ -141,15 +141,15 @@ scan_unicode(struct jscan *js)
 }
 
 /*
- * 1 if the 8 bytes at p are all plain (see plain[] above): none below
- * 0x20, none from 0x80, no '"' and no '\\'.  Each term flags a byte
- * of its kind in that byte's top bit (the classic "has a zero byte" and
- * "has a byte below n" tests: a borrow may flag a later byte too, which
- * only sends the chunk to the byte loop, never lets a byte through).
- * p is borrowed, 8 readable bytes.
+ * The bytes of the 8 at p that are not plain (see plain[] above: below
+ * 0x20, from 0x80, '"' and '\\'), each flagged in its top bit; 0 when
+ * all are plain.  Each term is one of the classic "has a zero byte" and
+ * "has a byte below n" tests: a borrow may flag a later byte too, never
+ * an earlier one, so the lowest flag is the first byte that is not
+ * plain.  p is borrowed, 8 readable bytes.
  */
-static inline int
-chunk_plain(const unsigned char *p)
+static inline uint64_t
+chunk_mask(const unsigned char *p)
 {
 	const uint64_t ones = 0x0101010101010101ULL;
 	const uint64_t high = 0x8080808080808080ULL;
@@ -158,17 +158,18 @@ chunk_plain(const unsigned char *p)
 	memcpy(&v, p, sizeof(v));
 	q = v ^ (ones * '"');
 	b = v ^ (ones * '\\');
-	return ((((v - ones * 0x20) & ~v) | ((q - ones) & ~q) |
-	    ((b - ones) & ~b) | v) & high) == 0;
+	return (((v - ones * 0x20) & ~v) | ((q - ones) & ~q) |
+	    ((b - ones) & ~b) | v) & high;
 }
 
 /*
- * How many of the n bytes at p (borrowed) are plain, counted in whole
- * chunks: what is left (fewer than a chunk, or from the first byte that
- * is not plain) is for the byte loop.  With SSE2 (every x86-64) sixteen
- * bytes at a time: a signed "less than 0x20" catches the controls and
- * every byte from 0x80 at once, and the mask says where the first one
- * is; elsewhere eight at a time with chunk_plain().
+ * How many of the n bytes at p (borrowed) are plain, up to the first
+ * that is not or the last whole chunk: fewer than 8 bytes at the end are
+ * for the byte loop.  With SSE2 (every x86-64) sixteen bytes at a time:
+ * a signed "less than 0x20" catches the controls and every byte from
+ * 0x80 at once, and the mask says where the first one is; then (and
+ * elsewhere) eight at a time with chunk_mask(), whose lowest flag says
+ * the same.
  */
 static inline size_t
 plain_run(const unsigned char *p, size_t n)
@@ -190,17 +191,21 @@ plain_run(const unsigned char *p, size_t n)
 		i += 16;
 	}
 #endif
-	while (n - i >= 8 && chunk_plain(p + i))
+	while (n - i >= 8) {
+		uint64_t m = chunk_mask(p + i);
+
+		if (m != 0)
+			return i + (size_t)__builtin_ctzll(m) / 8;
 		i += 8;
+	}
 	return i;
 }
 
-/* A string, js->i at its opening quote.  *esc gets 1 if it has a
- * backslash. */
+/* The rest of a string, js->i inside it at a byte that may not be
+ * plain (see scan_string).  *esc gets 1 if it has a backslash. */
 static enum jscan_error
-scan_string(struct jscan *js, int *esc)
+scan_string_rest(struct jscan *js, int *esc)
 {
-	js->i++;
 	for (;;) {
 		const unsigned char *s = js->s;
 		size_t i = js->i, n = js->n, len;
@@ -249,6 +254,26 @@ scan_string(struct jscan *js, int *esc)
 			return JSCAN_ESCAPE;
 		}
 	}
+}
+
+/* A string, js->i at its opening quote.  *esc gets 1 if it has a
+ * backslash.  Inline for the common string of plain bytes only; what
+ * else it holds (escapes, UTF-8) is scan_string_rest()'s. */
+static inline __attribute__((always_inline)) enum jscan_error
+scan_string(struct jscan *js, int *esc)
+{
+	const unsigned char *s = js->s;
+	size_t i = js->i + 1, n = js->n;
+
+	i += plain_run(s + i, n - i);
+	while (i < n && plain[s[i]])
+		i++;
+	if (i < n && s[i] == '"') {
+		js->i = i + 1;
+		return JSCAN_OK;
+	}
+	js->i = i;
+	return scan_string_rest(js, esc);
 }
 
 static size_t
@@ -377,7 +402,7 @@ top_is_object(const struct jscan *js)
 
 /* Remember the name at s[off..off+len) of the object at js->depth, and
  * say whether it came before in that object. */
-static void
+static inline void
 note_key(struct jscan *js, struct keys *ks, size_t off, size_t len)
 {
 	unsigned from;
@@ -388,7 +413,8 @@ note_key(struct jscan *js, struct keys *ks, size_t off, size_t len)
 	}
 	from = ks->start[js->depth];
 	for (unsigned k = from; k < js->nkeys; k++)
-		if (ks->k[k].len == len && memcmp(js->s + ks->k[k].off,
+		if (ks->k[k].len == len && js->s[ks->k[k].off + 1] ==
+		    js->s[off + 1] && memcmp(js->s + ks->k[k].off,
 		    js->s + off, len) == 0) {
 			js->dup_key = 1;
 			break;
@@ -400,7 +426,7 @@ note_key(struct jscan *js, struct keys *ks, size_t off, size_t len)
 
 /* An object member's name and colon; js->i at the name.  *m gets the
  * name's span. */
-static enum jscan_error
+static inline __attribute__((always_inline)) enum jscan_error
 scan_key(struct jscan *js, struct keys *ks, struct jscan_member *m)
 {
 	enum jscan_error e;
