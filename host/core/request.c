@@ -697,16 +697,24 @@ int
 request_format_checked(struct buf *out, const char *id, int status,
     const char *text, size_t len)
 {
-	size_t mark = buf_size(out);
-	char num[3];
+	size_t idn = id != NULL ? strlen(id) : 4;
+	size_t total = 6 + idn + 10 + 3 + 8 + len + 2;
+	char *p;
 
-	status_digits(num, status);
-	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
-	    buf_put(out, ",\"body\":", 8) < 0 ||
-	    buf_put(out, text, len) < 0 || buf_put(out, "}\n", 2) < 0) {
-		out->len = out->start + mark;
+	/* One reservation, then the pieces in place: the reply of every
+	 * text body comes here. */
+	if (buf_reserve(out, total) < 0)
 		return -ENOMEM;
-	}
+	p = out->data + out->len;
+	memcpy(p, "{\"id\":", 6);
+	memcpy(p += 6, id != NULL ? id : "null", idn);
+	memcpy(p += idn, ",\"status\":", 10);
+	status_digits(p += 10, status);
+	memcpy(p += 3, ",\"body\":", 8);
+	if (len > 0)
+		memcpy(p + 8, text, len);
+	memcpy(p + 8 + len, "}\n", 2);
+	out->len += total;
 	return 0;
 }
 
