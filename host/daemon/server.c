@@ -102,6 +102,7 @@ server_new(const struct config *cfg, struct registry *reg,
 		l->srv = srv;
 		l->index = i;
 		l->epfd = l->evfd = -1;
+		l->now_ms = clock_mono_ms();
 		pthread_mutex_init(&l->cq_lock, NULL);
 		STAILQ_INIT(&l->cq);
 		STAILQ_INIT(&l->jobs);
@@ -224,7 +225,9 @@ conn_attach(struct loop *l, struct conn *c)
 		return;
 	}
 	c->events = EPOLLIN;
-	c->active_ms = l->now_ms;
+	/* Not l->now_ms: attached at the top of a turn, that is the last
+	 * wake's (0 before the first), and the idle sweep would close it. */
+	c->active_ms = clock_mono_ms();
 	frame_init(&c->framer, srv->cfg->max_request_bytes);
 	STAILQ_INIT(&c->slots);
 	LIST_INSERT_HEAD(&l->conns, c, link);
