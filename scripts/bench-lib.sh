@@ -47,6 +47,21 @@ div() {
 			print "null"; else printf f "\n", a / b }'
 }
 
+# target NAME VALUE OP LIMIT: print one aim's line, met or MISSED, and
+# add it to TARGETS_JSON.
+target() {
+	local v=$2 ok
+	if [ "$v" = null ] || [ -z "$v" ]; then
+		ok="n/a"
+	else
+		ok=$(awk -v v="$v" -v l="$4" -v op="$3" 'BEGIN {
+			r = (op == ">=") ? v >= l : (op == "<=") ? v <= l : v < l
+			print r ? "met" : "MISSED" }')
+	fi
+	printf '  %-46s %10s %2s %-8s %s\n' "$1" "$v" "$3" "$4" "$ok"
+	TARGETS_JSON="$TARGETS_JSON${TARGETS_JSON:+,}{\"target\":\"$1\",\"value\":${v:-null},\"op\":\"$3\",\"limit\":$4,\"result\":\"$ok\"}"
+}
+
 load() { cut -d' ' -f1 /proc/loadavg; }
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }

@@ -212,11 +212,25 @@ for c in $CONNS; do
 	    "$(div "$(jget rps "$a")" "$(jget rps "$t")")"
 done
 
+echo
+echo "targets (issue 19):"
+TARGETS_JSON=""
+target "c=16 p=32 rps / Redis ECHO" "$(div "$(rps peers.c16p32.cmdhost)" \
+    "$(rps peers.c16p32.redis)")" ">=" 1.0
+target "c=16 p=1 rps / transport floor" "$(div "$(rps peers.c16p1.cmdhost)" \
+    "$(rps peers.c16p1.transport)")" ">=" 0.9
+# Mean latency from rps at one request in flight: 1/rps.
+target "c=1 p=1 mean latency / transport floor's" \
+    "$(div "$(rps peers.c1p1.transport)" "$(rps peers.c1p1.cmdhost)")" "<=" 1.15
+target "4 KiB echo c=16 p=32 / transport floor" "$(div "$(rps size.4096.cmdhost)" \
+    "$(rps size.4096.transport)")" ">=" 0.5
+
 {
 	printf '{"date":"%s","cpus":%s,"seconds":%s,"load_start":"%s","load_end":"%s",' \
 	    "$(date -u +%FT%TZ)" "$(nproc)" "$SECS" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)"
-	printf '"commit":"%s","results":{%s},"peer_ratios":{%s}}\n' \
-	    "$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)" "$JSON" "$RJSON"
+	printf '"commit":"%s","results":{%s},"peer_ratios":{%s},"targets":[%s]}\n' \
+	    "$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)" "$JSON" "$RJSON" \
+	    "$TARGETS_JSON"
 } >"$OUT"
 echo
 echo "bench-peers: wrote $OUT"
