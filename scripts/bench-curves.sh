@@ -3,8 +3,10 @@
 # Commands: tests/plugins/many.so registering N = 1, 10, 100, 1000 (and
 # 10000 for the load time and memory) commands; for each N the time
 # host.reload takes to load it (watch = false), the daemon's resident
-# memory before and after, rps of a call to its last command at c=16 p=32
-# and c=1 p=1, and host.list's latency and size; then, under callgrind
+# memory before and after, rps of calls to its last command and to
+# echo.so's echo in turn (so that each is a lookup in the table, not in
+# a loop's cache of its last command) at c=16 p=32 and c=1 p=1, and
+# host.list's latency and size; then, under callgrind
 # (if valgrind is there), instructions per call at N=1 and N=1000.
 # Loops: the echo plugin with workers = 1 and 2 at c=1, c=16 p=1 and
 # c=16 p=32, against the transport floor (one thread) in the same run.
@@ -32,11 +34,12 @@ bench_begin bench-curves
 
 declare -A R
 JSON=""
-# run KEY LABEL SOCKET CONNS PIPELINE TEMPLATE
+# run KEY LABEL SOCKET CONNS PIPELINE TEMPLATE [TEMPLATE2]: with two
+# templates the requests take them in turn.
 run() {
 	local line
 	line=$("$BIN/loadgen" -s "$3" -c "$4" -p "$5" -d "$SECS" -w "$WARM" \
-	    -r "$6" 2>"$TMP/loadgen.err")
+	    -r "$6" ${7:+-r "$7"} 2>"$TMP/loadgen.err")
 	case $line in
 	'{'*) ;;
 	*) line='{"error":"loadgen failed"}'; cat "$TMP/loadgen.err" >&2 ;;
@@ -75,9 +78,13 @@ echo "bench-curves: $(nproc) CPUs, load average $LOAD0, ${SECS}s per figure"
 # ---------------------------------------------------------- command count
 NS="1 10 100 1000"
 NS_LOAD="$NS 10000"
-echo "== curve: registered commands (many.so), one call to the last one"
+# Calls alternate between many.so's last command and echo.so's echo:
+# a loop keeps only the last command it found, so every call here is a
+# lookup in the table, not in that cache.
+ECHO_TPL='{"command":"echo","payload":{"msg":"hello"}}'
+echo "== curve: registered commands (many.so), calls to the last one and echo in turn"
 for n in $NS_LOAD; do
-	daemon "many$n" 0 "" "watch = false
+	daemon "many$n" 0 "$BUILD/plugins/echo.so" "watch = false
 load_timeout_ms = 60000
 [plugin:many]
 commands = $n"
@@ -98,8 +105,10 @@ commands = $n"
 	case " $NS " in *" $n "*)
 		last=$(printf 'many.c%05d' $((n - 1)))
 		tpl="{\"command\":\"$last\"}"
-		run "cmds.$n.c16p32" "N=$n $last c=16 p=32" "$DSOCK" 16 32 "$tpl"
-		run "cmds.$n.c1p1" "N=$n $last c=1 p=1" "$DSOCK" 1 1 "$tpl"
+		run "cmds.$n.c16p32" "N=$n $last+echo c=16 p=32" "$DSOCK" 16 32 \
+		    "$tpl" "$ECHO_TPL"
+		run "cmds.$n.c1p1" "N=$n $last+echo c=1 p=1" "$DSOCK" 1 1 \
+		    "$tpl" "$ECHO_TPL"
 		run "cmds.$n.list" "N=$n host.list c=1 p=1" "$DSOCK" 1 1 \
 		    '{"command":"host.list"}'
 		;;
@@ -113,7 +122,7 @@ if command -v valgrind >/dev/null 2>&1 && [ "${BENCH_IR:-1}" != 0 ]; then
 	for n in 1 1000; do
 		dir=$TMP/ir$n
 		mkdir -p "$dir/plugins"
-		cp "$MANY" "$dir/plugins/"
+		cp "$MANY" "$BUILD/plugins/echo.so" "$dir/plugins/"
 		printf '[host]\nsocket = cmdhost.sock\nplugin_dir = plugins\nworkers = 1\naccess_log = false\n[plugin:many]\ncommands = %s\n' \
 		    "$n" >"$dir/cmdhost.ini"
 		valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
@@ -127,7 +136,7 @@ if command -v valgrind >/dev/null 2>&1 && [ "${BENCH_IR:-1}" != 0 ]; then
 		callgrind_control -z "$pid" >/dev/null 2>&1
 		line=$("$BIN/loadgen" -s "$dir/cmdhost.sock" -c 16 -p 32 -d 3 \
 		    -w 0 -r "{\"command\":\"$(printf 'many.c%05d' $((n - 1)))\"}" \
-		    2>/dev/null)
+		    -r "$ECHO_TPL" 2>/dev/null)
 		kill -TERM "$pid"; wait "$pid" 2>/dev/null
 		PIDS=$(printf '%s\n' $PIDS | grep -vx "$pid" | tr '\n' ' ')
 		req=$(jget requests "$line")
@@ -167,7 +176,7 @@ for w in $LOOPS; do eval "stop \$PID_L$w"; done
 # ---------------------------------------------------------------- tables
 rps() { jget rps "${R[$1]:-}"; }
 echo
-echo "commands curve (rps of a call to the last command; ratio = N / N=1)"
+echo "commands curve (rps of calls to the last command and echo in turn; ratio = N / N=1)"
 printf '%-7s %9s %8s %7s %11s %6s %10s %6s %9s %9s %8s\n' N load_ms \
     KiB/cmd c16p32 rps ratio c1p1_rps ratio list_p50 list_B load
 b32=$(rps cmds.1.c16p32); b1=$(rps cmds.1.c1p1)

@@ -46,11 +46,15 @@ struct conn {
 	unsigned head, count;
 };
 
+/* Templates a run cycles through, one per request in turn. */
+#define MAX_TPL 8
+
 struct opts {
 	const char *socket;
 	int conns, pipeline;
 	double seconds, warmup, drain;
-	const char *tpl;
+	const char *tpl[MAX_TPL];     /* -r, given 1..MAX_TPL times */
+	int n_tpl;
 	long idle;
 	int idle_wait_open;
 	const char *query;
@@ -66,8 +70,11 @@ struct stats {
 
 static volatile sig_atomic_t got_signal;
 static struct stats st;
-static const char *tpl_tail;	/* template after its '{', with ',' added */
-static size_t tpl_tail_len;
+/* Each template after its '{', with ',' added; the longest's length. */
+static const char *tpl_tail[MAX_TPL];
+static size_t tpl_tail_len[MAX_TPL];
+static int n_tpl;
+static size_t tpl_max_len;
 static uint64_t next_id = 1;
 /* -K: every request carries an idempotency key of its own, made of this
  * run's prefix and its id (a first call each time, never a replay). */
@@ -101,7 +108,8 @@ static void
 usage(void)
 {
 	fputs("usage: loadgen -s SOCKET [-c CONNS] [-p PIPELINE] [-d SECONDS]\n"
-	    "               [-w WARMUP_S] [-D DRAIN_S] [-K] -r TEMPLATE\n"
+	    "               [-w WARMUP_S] [-D DRAIN_S] [-K] -r TEMPLATE...\n"
+	    "                 (-r again: requests take the templates in turn)\n"
 	    "       loadgen -s SOCKET -i N [-W]   hold N idle connections\n"
 	    "       loadgen -s SOCKET -q REQUEST  send one line, print reply\n",
 	    stderr);
@@ -288,8 +296,9 @@ conn_queue(struct conn *c, int pipeline, int64_t t)
 	char digits[ID_MAX_DIGITS];
 	int n = 0;
 	unsigned slot;
+	int k = (int)(id % (uint64_t)n_tpl);
 
-	if (c->out_len + 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_tail_len >
+	if (c->out_len + 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_max_len >
 	    c->out_cap) {
 		/* Unsent bytes belong to fewer than `pipeline` requests, so
 		 * moving them down always makes room. */
@@ -319,8 +328,8 @@ conn_queue(struct conn *c, int pipeline, int64_t t)
 	}
 	while (n > 0)
 		*p++ = digits[--n];
-	memcpy(p, tpl_tail, tpl_tail_len);
-	p += tpl_tail_len;
+	memcpy(p, tpl_tail[k], tpl_tail_len[k]);
+	p += tpl_tail_len[k];
 	c->out_len = (size_t)(p - c->out);
 	slot = (c->head + c->count) % (unsigned)pipeline;
 	c->ring_id[slot] = next_id - 1;
@@ -505,8 +514,8 @@ json_escape(FILE *f, const char *s)
 	}
 }
 
-/* Prepare tpl_tail from the template: what follows its '{', preceded by
- * a ',' unless the object is empty, and ending in '\n'. */
+/* Add a template to tpl_tail: what follows its '{', preceded by a ','
+ * unless the object is empty, and ending in '\n'. */
 static void
 template_prepare(const char *tpl)
 {
@@ -536,8 +545,11 @@ template_prepare(const char *tpl)
 		tail[len + 1] = '\n';
 		tail[len + 2] = '\0';
 	}
-	tpl_tail = tail;
-	tpl_tail_len = strlen(tail);
+	tpl_tail[n_tpl] = tail;
+	tpl_tail_len[n_tpl] = strlen(tail);
+	if (tpl_tail_len[n_tpl] > tpl_max_len)
+		tpl_max_len = tpl_tail_len[n_tpl];
+	n_tpl++;
 }
 
 /*
@@ -556,8 +568,9 @@ run_load(const struct opts *o)
 	int ep, got_ru0 = 0, got_ru1 = 0, timeout, n;
 	size_t req_max;
 
-	template_prepare(o->tpl);
-	req_max = 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_tail_len;
+	for (int i = 0; i < o->n_tpl; i++)
+		template_prepare(o->tpl[i]);
+	req_max = 6 + ID_MAX_DIGITS + KEY_ROOM + tpl_max_len;
 	if ((conns = calloc((size_t)o->conns, sizeof(*conns))) == NULL)
 		die("calloc");
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
@@ -802,7 +815,8 @@ run_idle(const struct opts *o)
 int
 main(int argc, char **argv)
 {
-	struct opts o = { NULL, 1, 1, 5.0, 0.5, 2.0, NULL, 0, 0, NULL };
+	struct opts o = { .conns = 1, .pipeline = 1, .seconds = 5.0,
+	    .warmup = 0.5, .drain = 2.0 };
 	struct sigaction sa;
 	int ch;
 
@@ -814,7 +828,11 @@ main(int argc, char **argv)
 		case 'd': o.seconds = atof(optarg); break;
 		case 'w': o.warmup = atof(optarg); break;
 		case 'D': o.drain = atof(optarg); break;
-		case 'r': o.tpl = optarg; break;
+		case 'r':
+			if (o.n_tpl == MAX_TPL)
+				usage();
+			o.tpl[o.n_tpl++] = optarg;
+			break;
 		case 'i': o.idle = atol(optarg); break;
 		case 'W': o.idle_wait_open = 1; break;
 		case 'q': o.query = optarg; break;
@@ -828,7 +846,7 @@ main(int argc, char **argv)
 	}
 	if (o.socket == NULL || o.conns < 1 || o.pipeline < 1 ||
 	    o.seconds <= 0 || o.warmup < 0 || o.drain < 0 || o.idle < 0 ||
-	    (o.tpl == NULL && o.idle == 0 && o.query == NULL))
+	    (o.n_tpl == 0 && o.idle == 0 && o.query == NULL))
 		usage();
 
 	memset(&sa, 0, sizeof(sa));
