@@ -36,6 +36,9 @@ struct jdiff_stats {
 	unsigned long exc_depth;    /* documented: json-c's depth counts a
 	                             * leaf, one level short of the limit */
 	unsigned long exc_lenient;  /* json-c's lenient forms (1., 01, 'a') */
+	unsigned long exc_key_nul;  /* documented: a "\u0000" in a member
+	                             * name, which the scanner only flags
+	                             * (key_nul) and request_parse() refuses */
 };
 
 /* One field of each type, required and optional: envelope_check_fields()
@@ -272,6 +275,20 @@ jdiff_line(struct json_tokener *tok1, struct json_tokener *tok2,
 			goto out;
 		}
 		st->exc_depth++;
+		goto out;
+	}
+	if (e == JSCAN_OK && ra < 0 && js.key_nul &&
+	    strstr(ea, "a NUL (\\u0000) in a member name") != NULL) {
+		/* Documented: the scanner flags such a name and goes on;
+		 * envelope_scan() hands the line to request_parse(), which
+		 * refuses it: the envelope must say just that. */
+		if (rb == 0 || strcmp(ea, eb) != 0) {
+			rc = jdiff_fail(why, whylen, "a NUL in a member name: "
+			    "json-c refuses (%s), envelope %s (%s)", ea,
+			    rb == 0 ? "accepts" : "refuses", eb);
+			goto out;
+		}
+		st->exc_key_nul++;
 		goto out;
 	}
 	if (e == JSCAN_OK && ra < 0 && jdiff_validity_message(ea)) {

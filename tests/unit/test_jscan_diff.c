@@ -73,9 +73,10 @@ Test(jscan_diff, corpus_agrees)
 	json_tokener_free(tok1);
 	json_tokener_free(tok2);
 	cr_log_info("jscan_diff: %u files: %lu accepted, %lu refused alike; "
-	    "exceptions: %lu integer, %lu non-finite, %lu depth, %lu lenient",
-	    files, st.accepted, st.refused, st.exc_integer, st.exc_nonfinite,
-	    st.exc_depth, st.exc_lenient);
+	    "exceptions: %lu integer, %lu non-finite, %lu depth, %lu lenient, "
+	    "%lu NUL in a name", files, st.accepted, st.refused,
+	    st.exc_integer, st.exc_nonfinite, st.exc_depth, st.exc_lenient,
+	    st.exc_key_nul);
 	/* The kept corpus covers both verdicts and every exception. */
 	cr_assert_geq(files, 24);
 	cr_assert_gt(st.accepted, 0);
@@ -84,6 +85,7 @@ Test(jscan_diff, corpus_agrees)
 	cr_assert_gt(st.exc_nonfinite, 0);
 	cr_assert_gt(st.exc_depth, 0);
 	cr_assert_gt(st.exc_lenient, 0);
+	cr_assert_gt(st.exc_key_nul, 0);
 }
 
 /* The comparison itself catches a wrong reader: members that differ. */
