@@ -589,7 +589,7 @@ int
 dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 {
 	struct invocation *inv = &c->inv;
-	struct log_ctx lc = LOG_CTX_INIT;
+	struct log_ctx lc;
 	const char *code, *msg;
 	int64_t dur;
 	int status, rc;
@@ -622,6 +622,13 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	rollback_note(inv->cmd->gen, status >= 500 && (status == 504 ||
 	    atomic_load_explicit(&c->answer, memory_order_acquire) ==
 	    CALL_RESULT));
+	/* The common answer, a 2xx that asks for no request_id and that no
+	 * line logs (reply_finish() would do nothing more): done. */
+	if (code == NULL && !inv->want_request_id &&
+	    !c->d->cfg->reply_request_id && !c->d->cfg->access_log &&
+	    atomic_load_explicit(&inv->cold_start, memory_order_relaxed) != 1)
+		return 0;
+	lc = (struct log_ctx)LOG_CTX_INIT;
 	invocation_log_ctx(inv, &lc);
 	lc.status = status;
 	lc.error_code = code;
