@@ -13,16 +13,15 @@
 
 static atomic_int next_shard;
 static atomic_uint owned_mask;   /* bit i: shard METRICS_SHARED + i */
-static _Thread_local int my_shard = -1;
+_Thread_local int metrics_my_shard = -1;
 _Thread_local int metrics_owned;
 
 int
-metrics_shard(void)
+metrics_shard_assign(void)
 {
-	if (__builtin_expect(my_shard < 0, 0))
-		my_shard = (int)((unsigned)atomic_fetch_add_explicit(
-		    &next_shard, 1, memory_order_relaxed) % METRICS_SHARED);
-	return my_shard;
+	metrics_my_shard = (int)((unsigned)atomic_fetch_add_explicit(
+	    &next_shard, 1, memory_order_relaxed) % METRICS_SHARED);
+	return metrics_my_shard;
 }
 
 int
@@ -42,7 +41,7 @@ metrics_shard_own(void)
 			return -1;
 		if (atomic_compare_exchange_weak(&owned_mask, &mask,
 		    mask | (1u << i))) {
-			my_shard = METRICS_SHARED + i;
+			metrics_my_shard = METRICS_SHARED + i;
 			metrics_owned = 1;
 			return 0;
 		}
@@ -55,9 +54,10 @@ metrics_shard_release(void)
 	if (!metrics_owned)
 		return;
 	/* Its counts stay; the next owner adds to them. */
-	atomic_fetch_and(&owned_mask, ~(1u << (my_shard - METRICS_SHARED)));
+	atomic_fetch_and(&owned_mask, ~(1u << (metrics_my_shard -
+	    METRICS_SHARED)));
 	metrics_owned = 0;
-	my_shard = -1;
+	metrics_my_shard = -1;
 }
 
 struct cmd_stats *

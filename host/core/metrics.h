@@ -77,8 +77,18 @@ struct daemon_stats {
 	struct daemon_shard shard[METRICS_SHARDS];
 };
 
-/* The calling thread's shard index (assigned on first call). */
-int metrics_shard(void);
+/* The calling thread's shard index (assigned on first call): inline,
+ * as every counter update asks for it. */
+extern _Thread_local int metrics_my_shard;
+int metrics_shard_assign(void);
+
+static inline int
+metrics_shard(void)
+{
+	if (__builtin_expect(metrics_my_shard < 0, 0))
+		return metrics_shard_assign();
+	return metrics_my_shard;
+}
 
 /* Claim a shard for the calling thread alone (0), or keep a shared one
  * when all are owned (-1); metrics_shard_release() gives it back before
