@@ -221,14 +221,22 @@ invocation_fini(struct invocation *inv)
 	drop_text(inv, &inv->late_text, &inv->late_len);
 	if (inv->id_text != NULL && inv->id_text != inv->id_buf)
 		free((char *)inv->id_text);
-	free(inv->code);
-	free(inv->message);
+	/* The rest is there only after an error, a late answer or events:
+	 * a call that had none frees nothing. */
+	if (inv->code != NULL || inv->message != NULL) {
+		free(inv->code);
+		free(inv->message);
+	}
 	if (inv->late_body != NULL)
 		json_object_put(inv->late_body);
-	free(inv->late_code);
-	free(inv->late_message);
-	invocation_drop_events(inv);
-	free(inv->emit_refused);
+	if (inv->late_code != NULL || inv->late_message != NULL) {
+		free(inv->late_code);
+		free(inv->late_message);
+	}
+	if (inv->events != NULL)
+		invocation_drop_events(inv);
+	if (inv->emit_refused != NULL)
+		free(inv->emit_refused);
 	if (inv->cmd != NULL)
 		generation_release(inv->cmd->gen);
 	memset(inv, 0, offsetof(struct invocation, payload_buf));
