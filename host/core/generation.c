@@ -104,6 +104,23 @@ generation_cache_flush(void)
 }
 
 void
+generation_cache_keep(const struct generation *g)
+{
+	for (int i = 0; i < GEN_CACHE_SLOTS; i++) {
+		struct gen_cache_slot *s = &gen_cache[i];
+		struct generation *o = s->g;
+		long n = s->spare;
+
+		if (o == NULL || o == g)
+			continue;
+		s->g = NULL;
+		s->spare = 0;
+		if (n > 0)
+			release_n(o, n);
+	}
+}
+
+void
 generation_cache(int on)
 {
 	if (!on)

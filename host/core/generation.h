@@ -58,13 +58,14 @@ enum isolation {
  */
 typedef void (*generation_release_fn)(struct generation *g, void *arg);
 
-/* One thread's share of a watched generation's counts; 64 bytes apart,
- * so two threads' shares never meet on a cache line. */
+/* One thread's share of a watched generation's counts; 128 bytes
+ * apart, so that two threads' shares never meet on a cache line even in
+ * a generation that calloc() aligned to 16 bytes only. */
 #define GEN_WATCH_SHARES 8
 struct gen_watch_share {
 	atomic_ulong calls;
 	atomic_ulong fails;
-	char pad[64 - 2 * sizeof(atomic_ulong)];
+	char pad[128 - 2 * sizeof(atomic_ulong)];
 };
 
 /* One loaded copy of a plugin file.  Freed by loader_unload() when its
@@ -147,6 +148,11 @@ void generation_release(struct generation *g);
 #define GEN_REF_BATCH 64
 void generation_cache(int on);
 void generation_cache_flush(void);
+
+/* Give back the spares of every generation but g (borrowed): called
+ * before a call of g runs inline, so that a thread stuck in it pins no
+ * other plugin's old generation (the call pins g anyway). */
+void generation_cache_keep(const struct generation *g);
 
 /* The watched counts summed over the threads' shares, and their reset
  * (rollback.c, when a window opens). */

@@ -128,6 +128,13 @@ cmd_index_forget(void)
 }
 
 void
+cmd_index_forget_unless(const struct generation *g)
+{
+	if (lookup_cache.last != NULL && lookup_cache.last->gen != g)
+		cmd_index_forget();
+}
+
+void
 cmd_index_cache(int on)
 {
 	if (!on)

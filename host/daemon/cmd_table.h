@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 struct command;
+struct generation;
 struct cmd_table;
 
 /* At most this many reader threads (event loops, NATS threads). */
@@ -85,6 +86,11 @@ struct command *cmd_index_lookup(struct cmd_index *ix, int reader,
  */
 void cmd_index_cache(int on);
 void cmd_index_forget(void);
+
+/* cmd_index_forget() unless the cached command is of generation g
+ * (borrowed): before a call of g runs inline (see
+ * generation_cache_keep). */
+void cmd_index_forget_unless(const struct generation *g);
 
 /* Publish t (ix takes it over), wait until no reader holds the table it
  * replaces, and free that one.  Writers only, one at a time. */

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_table.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/generation.h"
@@ -77,6 +78,19 @@ executor_sched_free(struct cmd_sched *sc)
 }
 
 static void push(struct pool *p, struct call *c);
+
+/* Run inv on the calling loop thread.  What the thread caches of other
+ * generations goes back first: if this call never returns, the thread
+ * pins only its own generation, as the call does. */
+static void
+run_inline(struct invocation *inv)
+{
+	const struct generation *g = inv->cmd->gen;
+
+	cmd_index_forget_unless(g);
+	generation_cache_keep(g);
+	invocation_run(inv);
+}
 
 /* The log line of adapt()'s decisions, with the command's context
  * (kept out of adapt: it runs on every inline call). */
@@ -294,12 +308,12 @@ pool_submit(struct executor *ex, struct call *c)
 				gate_leave(p, sc);
 			return rc;
 		}
-		invocation_run(inv);
+		run_inline(inv);
 		gate_leave(p, sc);
 	} else {
 		if (on_pool)
 			return queue(p, c);
-		invocation_run(inv);
+		run_inline(inv);
 	}
 	adapt(p, cmd, inv->end_ns - inv->start_ns, 0);
 	return EXEC_DONE;
