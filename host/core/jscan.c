@@ -194,8 +194,15 @@ plain_run(const unsigned char *p, size_t n)
 	while (n - i >= 8) {
 		uint64_t m = chunk_mask(p + i);
 
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 		if (m != 0)
 			return i + (size_t)__builtin_ctzll(m) / 8;
+#else
+		/* The lowest flag is the first byte only in little-endian
+		 * order: here the byte loop finds it. */
+		if (m != 0)
+			return i;
+#endif
 		i += 8;
 	}
 	return i;

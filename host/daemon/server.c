@@ -112,6 +112,7 @@ server_new(const struct config *cfg, struct registry *reg,
 		LIST_INIT(&l->graveyard);
 		LIST_INIT(&l->inbox);
 		atomic_init(&l->n_open, 0);
+		atomic_init(&l->inbox_closed, 0);
 		LIST_INIT(&l->pending);
 		if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 		    (l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -245,8 +246,14 @@ conn_refuse(struct server *srv, struct conn *c, const char *why)
 	free(c);
 }
 
-/* The loop that serves the fewest connections (l itself on a tie):
- * whichever loop wakes to accept, new connections spread over all. */
+/* A loop whose turn has run this long is in a slow inline call: it is
+ * not given new connections, which would wait for it. */
+#define BUSY_TURN_MS 10
+
+/* The loop that serves the fewest connections (l itself on a tie) among
+ * those that are there to serve them: not one that has left, nor one
+ * busy in a long turn.  Whichever loop wakes to accept, new connections
+ * spread over all. */
 static struct loop *
 least_loaded(struct loop *l)
 {
@@ -257,11 +264,16 @@ least_loaded(struct loop *l)
 	for (int i = 0; i < srv->n_loops; i++) {
 		struct loop *o = &srv->loops[i];
 		int m = atomic_load_explicit(&o->n_open, memory_order_relaxed);
+		int64_t beat;
 
-		if (m < n) {
-			best = o;
-			n = m;
-		}
+		if (m >= n || o == l ||
+		    atomic_load_explicit(&o->inbox_closed, memory_order_relaxed))
+			continue;
+		beat = atomic_load_explicit(&o->beat_ms, memory_order_relaxed);
+		if (beat != 0 && l->now_ms - beat > BUSY_TURN_MS)
+			continue;
+		best = o;
+		n = m;
 	}
 	return best;
 }
@@ -272,7 +284,7 @@ static void
 loop_post_conn(struct loop *to, struct conn *c)
 {
 	pthread_mutex_lock(&to->cq_lock);
-	if (to->inbox_closed) {
+	if (atomic_load_explicit(&to->inbox_closed, memory_order_relaxed)) {
 		pthread_mutex_unlock(&to->cq_lock);
 		atomic_fetch_sub(&to->n_open, 1);
 		conn_refuse(to->srv, c, "the daemon is shutting down");
@@ -302,7 +314,8 @@ take_inbox(struct loop *l, int close_it)
 		LIST_INSERT_HEAD(&got, c, link);
 	}
 	if (close_it)
-		l->inbox_closed = 1;
+		atomic_store_explicit(&l->inbox_closed, 1,
+		    memory_order_relaxed);
 	pthread_mutex_unlock(&l->cq_lock);
 	while ((c = LIST_FIRST(&got)) != NULL) {
 		LIST_REMOVE(c, link);
@@ -362,6 +375,11 @@ accept_some(struct loop *l)
 			continue;
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			struct conn none;
+
+			memset(&none, 0, sizeof(none));
+			none.use = use;
+			fair_uid_put(srv, &none); /* its place goes back */
 			atomic_fetch_sub(&srv->n_conns, 1);
 			close(fd);
 			continue;
@@ -383,18 +401,24 @@ accept_some(struct loop *l)
 	}
 }
 
-/* admin's loops_fn: each loop's connections, served or handed to it. */
+/* admin's loops_fn: each loop's connections, served or handed to it,
+ * and how long its current turn has run (0 while it waits). */
 static void
 loops_json(void *arg, struct json_object *arr)
 {
 	struct server *srv = arg;
+	int64_t now = clock_mono_ms();
 
 	for (int i = 0; i < srv->n_loops; i++) {
 		struct json_object *o = json_object_new_object();
+		int64_t beat = atomic_load_explicit(&srv->loops[i].beat_ms,
+		    memory_order_relaxed);
 
 		json_object_object_add(o, "loop", json_object_new_int(i));
 		json_object_object_add(o, "connections", json_object_new_int(
 		    atomic_load(&srv->loops[i].n_open)));
+		json_object_object_add(o, "turn_ms", json_object_new_int64(
+		    beat != 0 && now > beat ? now - beat : 0));
 		json_object_array_add(arr, o);
 	}
 }

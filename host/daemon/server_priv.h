@@ -149,7 +149,8 @@ struct loop {
 	/* Connections another loop accepted for this one (cq_lock): the
 	 * loop with the fewest takes each new connection (accept_some). */
 	LIST_HEAD(, conn) inbox;
-	int inbox_closed;         /* the loop left: refuse, do not post */
+	atomic_int inbox_closed;  /* the loop left: refuse, do not post
+	                           * (set under cq_lock) */
 	atomic_int n_open;        /* connections it serves or will */
 	LIST_HEAD(, slot) pending;   /* slots of calls not answered here */
 	char scratch[READ_CHUNK]; /* reads land here; leftovers go to c->rbuf */

@@ -288,3 +288,155 @@ Test(stuck, a_loop_taken_over_twice, .timeout = 60)
 	close(probe);
 	check_stop_clean();
 }
+
+/* ------------------------------------- what a stuck thread must not hold */
+
+static int stuck_fd = -1;
+
+static int
+answers_version(void *want)
+{
+	json_object *j = client_call(stuck_fd, "{\"command\":\"swap.version\"}");
+	const char *v = json_path_str(reply_body(j), "version");
+	int ok = reply_status(j) == 200 && v != NULL && strcmp(v, want) == 0;
+
+	json_object_put(j);
+	return ok;
+}
+
+static int
+has_fini1(void *path)
+{
+	size_t len;
+	char *buf = harness_read_bytes(path, &len);
+	int found = buf != NULL && memmem(buf, len, "fini 1\n", 7) != NULL;
+
+	free(buf);
+	return found;
+}
+
+static int
+spin_ok(void *arg)
+{
+	json_object *j = client_call(stuck_fd, "{\"command\":\"spin.run\","
+	    "\"payload\":{\"ms\":0}}");
+	int ok = reply_status(j) == 200;
+
+	(void)arg;
+	json_object_put(j);
+	return ok;
+}
+
+static int
+one_stuck(void *arg)
+{
+	(void)arg;
+	return stat_num("body/stuck_threads") == 1;
+}
+
+/* A loop has been in one turn (the spin) for 50 ms or more. */
+static int
+a_long_turn(void *arg)
+{
+	json_object *j = client_call_once(daemon_socket_path(check_daemon()),
+	    "{\"command\":\"host.stats\"}");
+	json_object *loops = json_path(j, "body/loops");
+	int found = 0;
+
+	(void)arg;
+	for (size_t i = 0; loops != NULL &&
+	    i < json_object_array_length(loops); i++) {
+		json_object *t = json_path(json_object_array_get_idx(loops, i),
+		    "turn_ms");
+
+		if (t != NULL && json_object_get_int64(t) >= 50)
+			found = 1;
+	}
+	json_object_put(j);
+	return found;
+}
+
+/*
+ * An event loop keeps references to the generations its calls used (in
+ * batches) and its last command, and gives them back each turn.  A loop
+ * thread stuck in an inline call never ends its turn: what it kept of
+ * another plugin must not keep that plugin's replaced generation alive
+ * (before the fix version 1 was finalized only when the spin ended).
+ */
+Test(stuck, a_stuck_thread_pins_no_other_plugin, .timeout = 60)
+{
+	static const char burst[] = "{\"command\":\"swap.version\"}\n"
+	    "{\"id\":\"s\",\"command\":\"spin.run\",\"timeout_ms\":500,"
+	    "\"payload\":{\"ms\":6000}}\n";
+	char marker[4096];
+	struct daemon *d;
+	int s2;
+
+	stuck_fd = check_start_ready("workers = 1\ninline_stuck_ms = 200\n"
+	    "[plugin:swap]\nfini_marker = fini.txt\n", 10000);
+	d = check_daemon();
+	snprintf(marker, sizeof(marker), "%s/fini.txt", daemon_dir(d));
+	CHECK(daemon_install_plugin(d, "swap_v1.so", "swap.so") == 0,
+	    "install swap_v1.so");
+	CHECK(wait_until(answers_version, (void *)"1", 10000), "v1 serves");
+	CHECK(daemon_install_plugin(d, "spin.so", "spin.so") == 0,
+	    "install spin.so");
+	CHECK(wait_until(spin_ok, NULL, 10000), "spin.so serves");
+	/* One read: swap.version, then a spin the loop gets stuck in. */
+	s2 = check_connect();
+	CHECK(client_send_raw(s2, burst, strlen(burst)) == 0, "send");
+	CHECK(wait_until(one_stuck, NULL, 10000), "the loop was not taken "
+	    "over");
+	CHECK(daemon_install_plugin(d, "swap_v2.so", "swap.so") == 0,
+	    "install swap_v2.so");
+	CHECK(wait_until(answers_version, (void *)"2", 10000), "v2 serves");
+	/* No call runs on version 1 any more: it is finalized now, well
+	 * before the spin ends (6 s after it began). */
+	CHECK(wait_until(has_fini1, marker, 2500), "version 1 not finalized "
+	    "while a loop thread is stuck in another plugin");
+	close(s2);
+	close(stuck_fd);
+	stuck_fd = -1;
+	check_stop_clean();
+}
+
+/*
+ * New connections go to the loop serving the fewest, but not to one
+ * busy in a long inline call: they would wait for it while another loop
+ * is idle (before the fix the worst of six waited ~2.9 s of a 3 s spin).
+ * A loop counts as busy once its turn has run 10 ms (BUSY_TURN_MS); the
+ * test waits until host.stats shows a turn of 50 ms.  (A call that has
+ * just begun cannot be told from a short one: a connection handed over
+ * then waits for it, as the loop's own connections do, until the call
+ * ends or inline_stuck_ms hands the loop to a new thread.)
+ */
+Test(stuck, a_new_connection_is_not_handed_to_a_busy_loop, .timeout = 60)
+{
+	int spinner, fds[6];
+	int64_t worst = 0;
+
+	check_start_with(plugins, "workers = 2\ninline_stuck_ms = 60000\n");
+	spinner = check_connect();
+	json_object_put(check_call(spinner, "{\"command\":\"test.echo\"}",
+	    200, NULL));
+	CHECK(client_send(spinner, "{\"id\":\"s\",\"command\":\"spin.run\","
+	    "\"timeout_ms\":20000,\"payload\":{\"ms\":3000}}") == 0, "send");
+	CHECK(wait_until(a_long_turn, NULL, 10000), "the spin did not "
+	    "start");
+	for (int i = 0; i < 6; i++) {
+		int64_t t0 = now_ms(), took;
+
+		fds[i] = check_connect();
+		json_object_put(check_call(fds[i], "{\"command\":"
+		    "\"test.echo\"}", 200, NULL));
+		took = now_ms() - t0;
+		worst = took > worst ? took : worst;
+	}
+	CHECK(worst < 1000, "a new connection waited %lld ms for a loop busy "
+	    "in an inline call", (long long)worst);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	free(client_recv_line(spinner));
+	close(spinner);
+	check_stop_clean();
+}
