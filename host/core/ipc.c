@@ -517,8 +517,14 @@ ipc_get_ready(struct ipc_rd *rd, const char *file, cmdhost_execute_fn stub,
 				rd->bad = 1;
 		}
 	}
+	if (!rd->bad && !oom && n >= 65536) {
+		snprintf(err, errlen, "the plugin registers %lu commands: at "
+		    "most 65535 are taken from one plugin", (unsigned long)n);
+		loader_unload(g);
+		return -1;
+	}
 	if (rd->bad || oom || g->name == NULL || g->version == NULL ||
-	    g->file == NULL || n == 0 || n >= 65536) {
+	    g->file == NULL || n == 0) {
 		snprintf(err, errlen, "%s", oom ? "out of memory" :
 		    "the worker sent a bad READY message");
 		loader_unload(g);

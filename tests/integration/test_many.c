@@ -114,3 +114,25 @@ Test(many, name_added_twice_is_refused)
 	close(fd);
 	check_stop_clean();
 }
+
+/* The load probe takes at most 65,535 commands from one plugin, and
+ * says so (it used to say "the worker sent a bad READY message"). */
+Test(many, too_many_commands_are_refused_by_name, .timeout = 180)
+{
+	int fd;
+	json_object *j;
+	const char *text;
+
+	check_start_with(plugins, "load_timeout_ms = 120000\n"
+	    "[plugin:many]\ncommands = 65536\n");
+	fd = check_connect();
+	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
+	text = reply_text(j);
+	CHECK(strstr(text, "registers 65536 commands: at most 65535") != NULL,
+	    "no reason in %s", text);
+	json_object_put(j);
+	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,
+	    "unknown_command"));
+	close(fd);
+	check_stop_clean();
+}
