@@ -20,7 +20,57 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "harness.h"
+
+/* 1 when every thread of pid is stopped (state T in its task's stat):
+ * kill(SIGSTOP) returns before the threads have stopped, and one still
+ * running on the other CPU would answer. */
+static int
+all_stopped(void *arg)
+{
+	pid_t pid = *(pid_t *)arg;
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+	int n = 0, stopped = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char stat[320], buf[512], *p;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(stat, sizeof(stat), "/proc/%ld/task/%s/stat",
+		    (long)pid, de->d_name);
+		if ((f = fopen(stat, "r")) == NULL)
+			continue;
+		n++;
+		/* The state follows the ")" that ends the thread's name. */
+		if (fgets(buf, sizeof(buf), f) != NULL &&
+		    (p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+		    (p[2] == 'T' || p[2] == 't'))
+			stopped++;
+		fclose(f);
+	}
+	closedir(d);
+	return n > 0 && stopped == n;
+}
+
+/* SIGSTOP the test's daemon and wait until all of it has stopped. */
+static void
+stop_daemon(void)
+{
+	pid_t pid = daemon_pid(check_daemon());
+
+	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	cr_assert(wait_until(all_stopped, &pid, 5000), "the daemon did not "
+	    "stop");
+}
 
 TestSuite(stall, .fini = check_free);
 
@@ -35,7 +85,7 @@ Test(stall, requests_sent_during_a_stop_are_all_answered, .timeout = 60)
 	check_start_with(plugins, "idle_timeout_ms = 200\n");
 	for (int i = 0; i < N_CONNS; i++)
 		fds[i] = check_connect();
-	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	stop_daemon();
 	for (int i = 0; i < N_CONNS; i++)
 		cr_assert_eq(client_send(fds[i], "{\"id\":7,\"command\":"
 		    "\"test.echo\",\"payload\":{\"n\":1}}"), 0);
@@ -111,7 +161,7 @@ Test(stall, cmdhost_gives_up_on_a_stopped_daemon, .timeout = 60)
 	check_start_with(plugins, NULL);
 	snprintf(cli, sizeof(cli), "%s/cmdhost", CMDHOST_BUILD_DIR);
 	argv[2] = (char *)daemon_socket_path(check_daemon());
-	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	stop_daemon();
 	t0 = now_ms();
 	cr_assert_eq(run_command(argv, NULL, 20000, &st, NULL, &err), 0,
 	    "cmdhost did not return on its own");
@@ -185,7 +235,7 @@ Test(stall, cmdhost_gives_up_when_the_backlog_is_full, .timeout = 90)
 	check_start_with(plugins, NULL);
 	snprintf(cli, sizeof(cli), "%s/cmdhost", CMDHOST_BUILD_DIR);
 	argv[2] = (char *)daemon_socket_path(check_daemon());
-	cr_assert_eq(daemon_signal(check_daemon(), SIGSTOP), 0);
+	stop_daemon();
 	n = fill_backlog(daemon_socket_path(check_daemon()), fds, MAX);
 	if (n < 0 || n >= MAX) {
 		daemon_signal(check_daemon(), SIGCONT);
