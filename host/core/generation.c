@@ -89,18 +89,7 @@ generation_release(struct generation *g)
 void
 generation_cache_flush(void)
 {
-	for (int i = 0; i < GEN_CACHE_SLOTS; i++) {
-		struct gen_cache_slot *s = &gen_cache[i];
-		struct generation *g = s->g;
-		long n = s->spare;
-
-		if (g == NULL)
-			continue;
-		s->g = NULL;
-		s->spare = 0;
-		if (n > 0)
-			release_n(g, n);
-	}
+	generation_cache_keep(NULL);
 }
 
 void
@@ -128,26 +117,17 @@ generation_cache(int on)
 	gen_cache_on = on;
 }
 
-uint64_t
-generation_watch_calls(const struct generation *g)
+void
+generation_watch_counts(const struct generation *g, uint64_t *calls,
+    uint64_t *fails)
 {
-	uint64_t n = 0;
-
-	for (int i = 0; i < GEN_WATCH_SHARES; i++)
-		n += atomic_load_explicit(&g->watch[i].calls,
+	*calls = *fails = 0;
+	for (int i = 0; i < GEN_WATCH_SHARES; i++) {
+		*calls += atomic_load_explicit(&g->watch[i].calls,
 		    memory_order_relaxed);
-	return n;
-}
-
-uint64_t
-generation_watch_fails(const struct generation *g)
-{
-	uint64_t n = 0;
-
-	for (int i = 0; i < GEN_WATCH_SHARES; i++)
-		n += atomic_load_explicit(&g->watch[i].fails,
+		*fails += atomic_load_explicit(&g->watch[i].fails,
 		    memory_order_relaxed);
-	return n;
+	}
 }
 
 void

@@ -149,15 +149,17 @@ void generation_release(struct generation *g);
 void generation_cache(int on);
 void generation_cache_flush(void);
 
-/* Give back the spares of every generation but g (borrowed): called
- * before a call of g runs inline, so that a thread stuck in it pins no
- * other plugin's old generation (the call pins g anyway). */
+/* Give back the spares of every generation but g (borrowed; NULL: all,
+ * which is generation_cache_flush()): called before a call of g runs
+ * inline, so that a thread stuck in it pins no other plugin's old
+ * generation (the call pins g anyway). */
 void generation_cache_keep(const struct generation *g);
 
-/* The watched counts summed over the threads' shares, and their reset
- * (rollback.c, when a window opens). */
-uint64_t generation_watch_calls(const struct generation *g);
-uint64_t generation_watch_fails(const struct generation *g);
+/* The watched answers and, of them, the 5xx of the plugin's making,
+ * summed over the threads' shares; and their reset (rollback.c, when a
+ * window opens). */
+void generation_watch_counts(const struct generation *g, uint64_t *calls,
+    uint64_t *fails);
 void generation_watch_reset(struct generation *g);
 
 /* The command of g named `name`, borrowed from g, or NULL. */

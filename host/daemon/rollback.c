@@ -501,8 +501,7 @@ judge_all(struct rollback *rb, int64_t now_ns, struct decision *out,
 
 		if (g == NULL)
 			continue;
-		calls = generation_watch_calls(g);
-		fails = generation_watch_fails(g);
+		generation_watch_counts(g, &calls, &fails);
 		crashes = atomic_load_explicit(&g->worker_crashes,
 		    memory_order_relaxed);
 		v = rollback_judge(&f->pol, (now_ns - f->watch_ns) / 1000000,
@@ -899,12 +898,14 @@ rollback_view(struct rollback *rb, const char *file, int serving,
 		rolled = serving;
 	}
 	if (f != NULL && f->watch != NULL) {
+		uint64_t calls, fails;
+
+		generation_watch_counts(f->watch, &calls, &fails);
 		json_object_object_add(w, "window",
 		    json_object_new_string("watching"));
-		json_object_object_add(w, "calls", json_object_new_uint64(
-		    generation_watch_calls(f->watch)));
-		json_object_object_add(w, "5xx", json_object_new_uint64(
-		    generation_watch_fails(f->watch)));
+		json_object_object_add(w, "calls",
+		    json_object_new_uint64(calls));
+		json_object_object_add(w, "5xx", json_object_new_uint64(fails));
 		json_object_object_add(w, "worker_crashes",
 		    json_object_new_uint64(atomic_load(
 		    &f->watch->worker_crashes)));
