@@ -599,16 +599,6 @@ request_id_format(struct json_object *id, char *buf, size_t size)
 	return buf;
 }
 
-static int
-put_id(struct buf *out, const char *id_text)
-{
-	if (id_text == NULL)
-		return buf_put(out, "{\"id\":null,\"status\":", 20);
-	if (buf_put(out, "{\"id\":", 6) < 0 || buf_puts(out, id_text) < 0)
-		return -ENOMEM;
-	return buf_put(out, ",\"status\":", 10);
-}
-
 int
 request_format_ok(struct buf *out, struct json_object *id, int status,
     struct json_object *body)
@@ -633,6 +623,40 @@ status_digits(char num[3], int status)
 	num[0] = (char)('0' + status / 100);
 	num[1] = (char)('0' + status / 10 % 10);
 	num[2] = (char)('0' + status % 10);
+}
+
+/* The length of a reply's head, {"id":ID,"status":NNN, for id (its JSON
+ * text, borrowed, or NULL: null). */
+static size_t
+head_len(const char *id)
+{
+	return 6 + (id != NULL ? strlen(id) : 4) + 10 + 3;
+}
+
+/* Write the head of head_len(id) bytes at p; returns the end. */
+static char *
+write_head(char *p, const char *id, int status)
+{
+	size_t idn = id != NULL ? strlen(id) : 4;
+
+	memcpy(p, "{\"id\":", 6);
+	memcpy(p += 6, id != NULL ? id : "null", idn);
+	memcpy(p += idn, ",\"status\":", 10);
+	status_digits(p += 10, status);
+	return p + 3;
+}
+
+/* Append the head to out.  Returns 0 or -ENOMEM (out unchanged). */
+static int
+put_head(struct buf *out, const char *id, int status)
+{
+	size_t n = head_len(id);
+
+	if (buf_reserve(out, n) < 0)
+		return -ENOMEM;
+	write_head(out->data + out->len, id, status);
+	out->len += n;
+	return 0;
 }
 
 /*
@@ -671,10 +695,9 @@ int
 request_format_body(struct buf *out, const char *id, int status,
     struct json_object *body, char *err, size_t errlen)
 {
-	size_t mark = buf_size(out), blen, bad = 0;
+	size_t blen, bad = 0;
 	const char *btext;
 	enum jsoncheck_error e;
-	char num[3];
 	int rc;
 
 	if ((rc = body_text(body, &btext, &blen, &bad, &e)) < 0) {
@@ -682,35 +705,22 @@ request_format_body(struct buf *out, const char *id, int status,
 			bad_body_message(err, errlen, e, bad);
 		return rc;
 	}
-	status_digits(num, status);
-	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
-	    buf_put(out, ",\"body\":", 8) < 0 ||
-	    buf_put(out, btext, blen) < 0 ||
-	    buf_put(out, "}\n", 2) < 0) {
-		out->len = out->start + mark;
-		return -ENOMEM;
-	}
-	return 0;
+	return request_format_checked(out, id, status, btext, blen);
 }
 
 int
 request_format_checked(struct buf *out, const char *id, int status,
     const char *text, size_t len)
 {
-	size_t idn = id != NULL ? strlen(id) : 4;
-	size_t total = 6 + idn + 10 + 3 + 8 + len + 2;
+	size_t total = head_len(id) + 8 + len + 2;
 	char *p;
 
-	/* One reservation, then the pieces in place: the reply of every
-	 * text body comes here. */
+	/* One reservation, then the pieces in place: every 2xx reply comes
+	 * here. */
 	if (buf_reserve(out, total) < 0)
 		return -ENOMEM;
-	p = out->data + out->len;
-	memcpy(p, "{\"id\":", 6);
-	memcpy(p += 6, id != NULL ? id : "null", idn);
-	memcpy(p += idn, ",\"status\":", 10);
-	status_digits(p += 10, status);
-	memcpy(p += 3, ",\"body\":", 8);
+	p = write_head(out->data + out->len, id, status);
+	memcpy(p, ",\"body\":", 8);
 	if (len > 0)
 		memcpy(p + 8, text, len);
 	memcpy(p + 8 + len, "}\n", 2);
@@ -725,7 +735,7 @@ request_format_ok_text(struct buf *out, const char *id, int status,
 	size_t mark = buf_size(out), blen, bad = 0, at;
 	const char *btext;
 	enum jsoncheck_error e;
-	char num[3], err[160];
+	char err[160];
 	int rc;
 
 	rc = request_format_body(out, id, status, body, err, sizeof(err));
@@ -736,8 +746,7 @@ request_format_ok_text(struct buf *out, const char *id, int status,
 	 * U+FFFD; anything else cannot go out at all. */
 	if (body_text(body, &btext, &blen, &bad, &e) == -EILSEQ &&
 	    e == JSONCHECK_UTF8) {
-		status_digits(num, status);
-		if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+		if (put_head(out, id, status) < 0 ||
 		    buf_put(out, ",\"body\":", 8) < 0 ||
 		    buf_reserve(out, 3 * blen + 2) < 0)
 			goto oom;
@@ -762,10 +771,8 @@ request_format_error_text(struct buf *out, const char *id, int status,
     const char *code, const char *message)
 {
 	size_t mark = buf_size(out);
-	char num[3];
 
-	status_digits(num, status);
-	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+	if (put_head(out, id, status) < 0 ||
 	    buf_puts(out, ",\"error\":{\"code\":") < 0 ||
 	    buf_put_json_string(out, code) < 0 ||
 	    buf_puts(out, ",\"message\":") < 0 ||
@@ -809,14 +816,12 @@ request_format_stored(struct buf *out, const char *id, int status,
     const char *text, size_t len)
 {
 	size_t mark = buf_size(out);
-	char num[3];
 
 	/* Stored by this daemon's encoder, or by another daemon's in a
 	 * shared bucket that anyone allowed to write it could change. */
 	if (text != NULL && jsoncheck_text(text, len, NULL) != JSONCHECK_OK)
 		return -EILSEQ;
-	status_digits(num, status);
-	if (put_id(out, id) < 0 || buf_put(out, num, 3) < 0 ||
+	if (put_head(out, id, status) < 0 ||
 	    buf_puts(out, status < 300 ? ",\"body\":" : ",\"error\":") < 0 ||
 	    buf_put(out, text != NULL ? text : "null", text != NULL ? len :
 	    4) < 0 || buf_puts(out, ",\"replayed\":true}\n") < 0) {
