@@ -15,9 +15,9 @@ int64_t clock_mono_ns(void);
  * One reading handed from the end of a call to the start of the next on
  * the same thread, so that an event loop working through the lines of
  * one read reads the clock once per call, not twice.  A thread turns it
- * on (clock_pass_on(1): an event loop); then clock_pass() keeps a
- * reading and clock_mono_ns_passed() takes it, or reads the clock when
- * none is kept.  The thread drops what is kept (clock_pass_clear) where
+ * on (clock_pass_on(1): an event loop, in dispatch_thread_cache); then
+ * clock_pass() keeps a reading and clock_mono_ns_passed() takes it, or
+ * reads the clock when none is kept.  The thread drops what is kept (clock_pass_clear) where
  * it might wait or work long between calls: the next call's start is at
  * most that much early.
  */

@@ -78,6 +78,7 @@ dispatch_thread_cache(int on)
 	 * generation cache gives its spares back. */
 	cmd_index_cache(on);
 	generation_cache(on);
+	clock_pass_on(on);
 	if (on)
 		return;
 	while ((c = call_cache) != NULL) {
@@ -622,11 +623,9 @@ dispatch_reply(struct call *c, struct buf *out, long long unix_ms)
 	rollback_note(inv->cmd->gen, status >= 500 && (status == 504 ||
 	    atomic_load_explicit(&c->answer, memory_order_acquire) ==
 	    CALL_RESULT));
-	/* The common answer, a 2xx that asks for no request_id and that no
-	 * line logs (reply_finish() would do nothing more): done. */
-	if (code == NULL && !inv->want_request_id &&
-	    !c->d->cfg->reply_request_id && !c->d->cfg->access_log &&
-	    atomic_load_explicit(&inv->cold_start, memory_order_relaxed) != 1)
+	/* The common answer needs no log context: done. */
+	if (!reply_finish_needed(c->d->cfg, inv->want_request_id, status,
+	    atomic_load_explicit(&inv->cold_start, memory_order_relaxed)))
 		return 0;
 	lc = (struct log_ctx)LOG_CTX_INIT;
 	invocation_log_ctx(inv, &lc);

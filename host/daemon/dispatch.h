@@ -186,9 +186,12 @@ void dispatch_thread_watch(struct dispatch_watch *w);
 struct call *dispatch_adopt(struct dispatch *d, struct dispatch_watch *w,
     int64_t now_ns, int64_t stuck_ns);
 
-/* Keep freed calls, and references on generations (generation_cache),
- * for reuse on the calling thread (on: an event loop), or free and give
- * back what it keeps (off, before the thread exits). */
+/* Make the calling thread an event loop's (on) or end that (off, before
+ * the thread exits).  An event loop keeps freed calls, references on
+ * generations (generation_cache) and its last command (cmd_index_cache)
+ * for reuse, owns its metrics shard (metrics_shard_own) and hands clock
+ * readings from one inline call to the next (clock_pass_on); off frees
+ * and gives back what it kept. */
 void dispatch_thread_cache(int on);
 
 #endif /* CMDHOST_DISPATCH_H */

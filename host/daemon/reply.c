@@ -11,6 +11,15 @@
 #include "core/request.h"
 
 int
+reply_finish_needed(const struct config *cfg, int want, int status,
+    int cold_start)
+{
+	/* What reply_finish() looks at, in the same terms. */
+	return want || cfg->reply_request_id || status >= 400 ||
+	    cfg->access_log || cold_start == 1;
+}
+
+int
 reply_finish(const struct config *cfg, struct daemon_stats *stats,
     struct buf *out, int want, const struct log_ctx *lc,
     const char *message)

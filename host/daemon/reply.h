@@ -27,6 +27,12 @@ int reply_finish(const struct config *cfg, struct daemon_stats *stats,
     struct buf *out, int want, const struct log_ctx *lc,
     const char *message);
 
+/* 0 when reply_finish() would do nothing for a reply of `status` (want
+ * and cold_start as there): no request id to add, nothing to count or
+ * log.  A caller may then skip making the log context. */
+int reply_finish_needed(const struct config *cfg, int want, int status,
+    int cold_start);
+
 /*
  * Append the error reply no plugin made to req (borrowed; NULL for a
  * line that made no request) to out, and reply_finish() it with request

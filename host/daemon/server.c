@@ -579,7 +579,6 @@ server_loop_main(void *arg)
 	log_thread_buffer(1);
 	outbox_defer(1);
 	dispatch_thread_cache(1);
-	clock_pass_on(1);
 	dispatch_thread_watch(&t->watch);
 	if (t->adopt != NULL) {
 		/* This loop's last thread is stuck in that call. */
