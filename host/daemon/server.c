@@ -206,8 +206,21 @@ out_of_fds(struct loop *l)
 }
 
 
-/* Start serving c (accepted by any loop) on l, the loop that owns it
- * from now on.  Frees c and closes its descriptor if epoll refuses. */
+/* Give up c (owned), accepted for loop `to` but never served: the
+ * places it took (the daemon's, its uid's, its count on `to`) go back,
+ * the peer is told why, and c is freed. */
+static void
+conn_unaccept(struct loop *to, struct conn *c, const char *why)
+{
+	atomic_fetch_sub(&to->srv->n_conns, 1);
+	atomic_fetch_sub(&to->n_open, 1);
+	fair_uid_put(to->srv, c);
+	refuse(to->srv, c->fd, why);
+	free(c);
+}
+
+/* Start serving c (owned; accepted by any loop for l) on l, the loop
+ * that owns it from now on; or give it up if epoll refuses. */
 static void
 conn_attach(struct loop *l, struct conn *c)
 {
@@ -218,11 +231,8 @@ conn_attach(struct loop *l, struct conn *c)
 	ev.events = EPOLLIN;
 	ev.data.ptr = c;
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-		atomic_fetch_sub(&srv->n_conns, 1);
-		atomic_fetch_sub(&l->n_open, 1);
-		fair_uid_put(srv, c);
-		close(c->fd);
-		free(c);
+		conn_unaccept(l, c, "the daemon could not watch the "
+		    "connection");
 		return;
 	}
 	c->events = EPOLLIN;
@@ -234,16 +244,6 @@ conn_attach(struct loop *l, struct conn *c)
 	LIST_INSERT_HEAD(&l->conns, c, link);
 	metrics_add(srv->stats, DM_CONNS_OPEN, 1);
 	metrics_add(srv->stats, DM_CONNS_TOTAL, 1);
-}
-
-/* Refuse c, accepted but never served, with `why`; frees c. */
-static void
-conn_refuse(struct server *srv, struct conn *c, const char *why)
-{
-	atomic_fetch_sub(&srv->n_conns, 1);
-	fair_uid_put(srv, c);
-	refuse(srv, c->fd, why);
-	free(c);
 }
 
 /* A loop whose turn has run this long is in a slow inline call: it is
@@ -278,16 +278,15 @@ least_loaded(struct loop *l)
 	return best;
 }
 
-/* Hand c to the loop `to`; it attaches it at its next turn.  c is
- * theirs, or refused here if that loop has left. */
+/* Hand c (owned) to the loop `to`; it attaches it at its next turn.
+ * c is theirs, or given up here if that loop has left. */
 static void
 loop_post_conn(struct loop *to, struct conn *c)
 {
 	pthread_mutex_lock(&to->cq_lock);
 	if (atomic_load_explicit(&to->inbox_closed, memory_order_relaxed)) {
 		pthread_mutex_unlock(&to->cq_lock);
-		atomic_fetch_sub(&to->n_open, 1);
-		conn_refuse(to->srv, c, "the daemon is shutting down");
+		conn_unaccept(to, c, "the daemon is shutting down");
 		return;
 	}
 	LIST_INSERT_HEAD(&to->inbox, c, link);
@@ -319,12 +318,10 @@ take_inbox(struct loop *l, int close_it)
 	pthread_mutex_unlock(&l->cq_lock);
 	while ((c = LIST_FIRST(&got)) != NULL) {
 		LIST_REMOVE(c, link);
-		if (close_it || atomic_load(&l->srv->stopping)) {
-			atomic_fetch_sub(&l->n_open, 1);
-			conn_refuse(l->srv, c, "the daemon is shutting down");
-		} else {
+		if (close_it || atomic_load(&l->srv->stopping))
+			conn_unaccept(l, c, "the daemon is shutting down");
+		else
 			conn_attach(l, c);
-		}
 	}
 }
 
@@ -365,23 +362,19 @@ accept_some(struct loop *l)
 			    srv->reserve_msg);
 			continue;
 		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			atomic_fetch_sub(&srv->n_conns, 1);
+			refuse(srv, fd, "out of memory");
+			continue;
+		}
 		if ((use = fair_uid_get(srv, cred.uid, admin)) == NULL) {
 			atomic_fetch_sub(&srv->n_conns, 1);
+			free(c);
 			snprintf(msg, sizeof(msg), "too many connections of uid "
 			    "%ld (max_connections_per_uid=%d)", (long)cred.uid,
 			    srv->cfg->max_connections_per_uid);
 			metrics_add(srv->stats, DM_REFUSED_UID, 1);
 			refuse(srv, fd, msg);
-			continue;
-		}
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			struct conn none;
-
-			memset(&none, 0, sizeof(none));
-			none.use = use;
-			fair_uid_put(srv, &none); /* its place goes back */
-			atomic_fetch_sub(&srv->n_conns, 1);
-			close(fd);
 			continue;
 		}
 		c->fd = fd;
@@ -826,7 +819,7 @@ server_free(struct server *srv)
 		/* Handed to a loop that never ran. */
 		while ((c = LIST_FIRST(&l->inbox)) != NULL) {
 			LIST_REMOVE(c, link);
-			conn_refuse(srv, c, "the daemon is shutting down");
+			conn_unaccept(l, c, "the daemon is shutting down");
 		}
 		/* Answers posted after the loop left: nobody waits for them. */
 		while ((call = STAILQ_FIRST(&l->cq)) != NULL) {
