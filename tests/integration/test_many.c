@@ -76,18 +76,20 @@ Test(many, thousand_commands_each_answers)
 	check_stop_clean();
 }
 
-Test(many, bad_count_is_refused)
+/* Start with `config`: many.so must be refused with `reason` in
+ * host.list, and none of its commands published. */
+static void
+expect_refused(const char *config, const char *reason)
 {
 	int fd;
 	json_object *j;
 	const char *text;
 
-	check_start_with(plugins, "[plugin:many]\ncommands = 0\n");
+	check_start_with(plugins, config);
 	fd = check_connect();
 	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
 	text = reply_text(j);
-	CHECK(strstr(text, "commands must be 1 to 100000") != NULL,
-	    "no reason in %s", text);
+	CHECK(strstr(text, reason) != NULL, "no \"%s\" in %s", reason, text);
 	json_object_put(j);
 	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,
 	    "unknown_command"));
@@ -95,44 +97,22 @@ Test(many, bad_count_is_refused)
 	check_stop_clean();
 }
 
+Test(many, bad_count_is_refused)
+{
+	expect_refused("[plugin:many]\ncommands = 0\n",
+	    "commands must be 1 to 100000");
+}
+
 Test(many, name_added_twice_is_refused)
 {
-	int fd;
-	json_object *j;
-	const char *text;
-
-	check_start_with(plugins, "[plugin:many]\ncommands = 1000\n"
-	    "duplicate = 617\n");
-	fd = check_connect();
-	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	text = reply_text(j);
-	CHECK(strstr(text, "command 'many.c00617' added twice") != NULL,
-	    "no reason in %s", text);
-	json_object_put(j);
-	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,
-	    "unknown_command"));
-	close(fd);
-	check_stop_clean();
+	expect_refused("[plugin:many]\ncommands = 1000\nduplicate = 617\n",
+	    "command 'many.c00617' added twice");
 }
 
 /* The load probe takes at most 65,535 commands from one plugin, and
  * says so (it used to say "the worker sent a bad READY message"). */
 Test(many, too_many_commands_are_refused_by_name, .timeout = 180)
 {
-	int fd;
-	json_object *j;
-	const char *text;
-
-	check_start_with(plugins, "load_timeout_ms = 120000\n"
-	    "[plugin:many]\ncommands = 65536\n");
-	fd = check_connect();
-	j = check_call(fd, "{\"command\":\"host.list\"}", 200, NULL);
-	text = reply_text(j);
-	CHECK(strstr(text, "registers 65536 commands: at most 65535") != NULL,
-	    "no reason in %s", text);
-	json_object_put(j);
-	json_object_put(check_call(fd, "{\"command\":\"many.c00000\"}", 404,
-	    "unknown_command"));
-	close(fd);
-	check_stop_clean();
+	expect_refused("load_timeout_ms = 120000\n[plugin:many]\n"
+	    "commands = 65536\n", "registers 65536 commands: at most 65535");
 }

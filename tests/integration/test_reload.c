@@ -2,8 +2,9 @@
  * test_reload.c - hot reload of one plugin file at a time: the watcher
  * swaps generations, a broken replacement leaves the old one serving, calls
  * finish on the generation they started on, removals and drop-ins take
- * effect, and each step is logged.  The load and resource tests are in
- * test_reload_load.c.
+ * effect, each step is logged, and a loop thread stuck in another
+ * plugin's call keeps no replaced generation alive.  The load and
+ * resource tests are in test_reload_load.c.
  */
 #include <criterion/criterion.h>
 
@@ -844,3 +845,56 @@ Test(reload, log_lines, .timeout = 60)
 	CHECK(answers_version((void *)"2"), "version 2 should keep serving");
 	CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
 }
+
+static int
+one_stuck_thread(void *arg)
+{
+	json_object *j = call("host.stats");
+	json_object *v = json_path(j, "body/stuck_threads");
+	int one = v != NULL && json_object_get_int64(v) == 1;
+
+	(void)arg;
+	json_object_put(j);
+	return one;
+}
+
+/*
+ * An event loop keeps references to the generations its calls used (in
+ * batches) and its last command, and gives them back each turn.  A loop
+ * thread stuck in an inline call never ends its turn: what it kept of
+ * another plugin must not keep that plugin's replaced generation alive
+ * (before the fix version 1 was finalized only when the spin ended).
+ */
+Test(reload, a_stuck_loop_thread_pins_no_other_plugin, .timeout = 60)
+{
+	static const char burst[] = "{\"command\":\"swap.version\"}\n"
+	    "{\"id\":\"s\",\"command\":\"spin.run\",\"timeout_ms\":500,"
+	    "\"payload\":{\"ms\":6000}}\n";
+	char marker[4096];
+	int s2;
+
+	start("workers = 1\ninline_stuck_ms = 200\n"
+	    "[plugin:swap]\nfini_marker = fini.txt\n");
+	snprintf(marker, sizeof(marker), "%s/fini.txt", daemon_dir(d));
+	CHECK(daemon_install_plugin(d, "swap_v1.so", "swap.so") == 0,
+	    "install swap_v1.so");
+	wait_version("1");
+	CHECK(daemon_install_plugin(d, "spin.so", "spin.so") == 0,
+	    "install spin.so");
+	wait_status("spin.run", 200);
+	/* One read: swap.version, then a spin the loop gets stuck in. */
+	s2 = check_connect();
+	CHECK(client_send_raw(s2, burst, strlen(burst)) == 0, "send");
+	CHECK(wait_until(one_stuck_thread, NULL, WAIT_MS), "the loop was not "
+	    "taken over");
+	CHECK(daemon_install_plugin(d, "swap_v2.so", "swap.so") == 0,
+	    "install swap_v2.so");
+	wait_version("2");
+	/* No call runs on version 1 any more: it is finalized now, well
+	 * before the spin ends (6 s after it began). */
+	CHECK(wait_until(marker_has_fini1, marker, 2500), "version 1 not "
+	    "finalized while a loop thread is stuck in another plugin");
+	close(s2);
+	CHECK(daemon_stop(d) == 0, "daemon did not exit cleanly");
+}
+

@@ -289,50 +289,7 @@ Test(stuck, a_loop_taken_over_twice, .timeout = 60)
 	check_stop_clean();
 }
 
-/* ------------------------------------- what a stuck thread must not hold */
-
-static int stuck_fd = -1;
-
-static int
-answers_version(void *want)
-{
-	json_object *j = client_call(stuck_fd, "{\"command\":\"swap.version\"}");
-	const char *v = json_path_str(reply_body(j), "version");
-	int ok = reply_status(j) == 200 && v != NULL && strcmp(v, want) == 0;
-
-	json_object_put(j);
-	return ok;
-}
-
-static int
-has_fini1(void *path)
-{
-	size_t len;
-	char *buf = harness_read_bytes(path, &len);
-	int found = buf != NULL && memmem(buf, len, "fini 1\n", 7) != NULL;
-
-	free(buf);
-	return found;
-}
-
-static int
-spin_ok(void *arg)
-{
-	json_object *j = client_call(stuck_fd, "{\"command\":\"spin.run\","
-	    "\"payload\":{\"ms\":0}}");
-	int ok = reply_status(j) == 200;
-
-	(void)arg;
-	json_object_put(j);
-	return ok;
-}
-
-static int
-one_stuck(void *arg)
-{
-	(void)arg;
-	return stat_num("body/stuck_threads") == 1;
-}
+/* ------------------------------------------- where new connections go */
 
 /* A loop has been in one turn (the spin) for 50 ms or more. */
 static int
@@ -354,50 +311,6 @@ a_long_turn(void *arg)
 	}
 	json_object_put(j);
 	return found;
-}
-
-/*
- * An event loop keeps references to the generations its calls used (in
- * batches) and its last command, and gives them back each turn.  A loop
- * thread stuck in an inline call never ends its turn: what it kept of
- * another plugin must not keep that plugin's replaced generation alive
- * (before the fix version 1 was finalized only when the spin ended).
- */
-Test(stuck, a_stuck_thread_pins_no_other_plugin, .timeout = 60)
-{
-	static const char burst[] = "{\"command\":\"swap.version\"}\n"
-	    "{\"id\":\"s\",\"command\":\"spin.run\",\"timeout_ms\":500,"
-	    "\"payload\":{\"ms\":6000}}\n";
-	char marker[4096];
-	struct daemon *d;
-	int s2;
-
-	stuck_fd = check_start_ready("workers = 1\ninline_stuck_ms = 200\n"
-	    "[plugin:swap]\nfini_marker = fini.txt\n", 10000);
-	d = check_daemon();
-	snprintf(marker, sizeof(marker), "%s/fini.txt", daemon_dir(d));
-	CHECK(daemon_install_plugin(d, "swap_v1.so", "swap.so") == 0,
-	    "install swap_v1.so");
-	CHECK(wait_until(answers_version, (void *)"1", 10000), "v1 serves");
-	CHECK(daemon_install_plugin(d, "spin.so", "spin.so") == 0,
-	    "install spin.so");
-	CHECK(wait_until(spin_ok, NULL, 10000), "spin.so serves");
-	/* One read: swap.version, then a spin the loop gets stuck in. */
-	s2 = check_connect();
-	CHECK(client_send_raw(s2, burst, strlen(burst)) == 0, "send");
-	CHECK(wait_until(one_stuck, NULL, 10000), "the loop was not taken "
-	    "over");
-	CHECK(daemon_install_plugin(d, "swap_v2.so", "swap.so") == 0,
-	    "install swap_v2.so");
-	CHECK(wait_until(answers_version, (void *)"2", 10000), "v2 serves");
-	/* No call runs on version 1 any more: it is finalized now, well
-	 * before the spin ends (6 s after it began). */
-	CHECK(wait_until(has_fini1, marker, 2500), "version 1 not finalized "
-	    "while a loop thread is stuck in another plugin");
-	close(s2);
-	close(stuck_fd);
-	stuck_fd = -1;
-	check_stop_clean();
 }
 
 /*
