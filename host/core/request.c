@@ -625,20 +625,20 @@ status_digits(char num[3], int status)
 	num[2] = (char)('0' + status % 10);
 }
 
-/* The length of a reply's head, {"id":ID,"status":NNN, for id (its JSON
- * text, borrowed, or NULL: null). */
+/* A reply's head is {"id":ID,"status":NNN: HEAD_FIXED bytes and the
+ * id's JSON text (borrowed; NULL writes null), id_len(id) bytes. */
+#define HEAD_FIXED (6 + 10 + 3)
+
 static size_t
-head_len(const char *id)
+id_len(const char *id)
 {
-	return 6 + (id != NULL ? strlen(id) : 4) + 10 + 3;
+	return id != NULL ? strlen(id) : 4;
 }
 
-/* Write the head of head_len(id) bytes at p; returns the end. */
+/* Write the head at p, room for it made; returns its end. */
 static char *
-write_head(char *p, const char *id, int status)
+write_head(char *p, const char *id, size_t idn, int status)
 {
-	size_t idn = id != NULL ? strlen(id) : 4;
-
 	memcpy(p, "{\"id\":", 6);
 	memcpy(p += 6, id != NULL ? id : "null", idn);
 	memcpy(p += idn, ",\"status\":", 10);
@@ -650,12 +650,12 @@ write_head(char *p, const char *id, int status)
 static int
 put_head(struct buf *out, const char *id, int status)
 {
-	size_t n = head_len(id);
+	size_t idn = id_len(id);
 
-	if (buf_reserve(out, n) < 0)
+	if (buf_reserve(out, HEAD_FIXED + idn) < 0)
 		return -ENOMEM;
-	write_head(out->data + out->len, id, status);
-	out->len += n;
+	write_head(out->data + out->len, id, idn, status);
+	out->len += HEAD_FIXED + idn;
 	return 0;
 }
 
@@ -712,14 +712,14 @@ int
 request_format_checked(struct buf *out, const char *id, int status,
     const char *text, size_t len)
 {
-	size_t total = head_len(id) + 8 + len + 2;
+	size_t idn = id_len(id), total = HEAD_FIXED + idn + 8 + len + 2;
 	char *p;
 
 	/* One reservation, then the pieces in place: every 2xx reply comes
 	 * here. */
 	if (buf_reserve(out, total) < 0)
 		return -ENOMEM;
-	p = write_head(out->data + out->len, id, status);
+	p = write_head(out->data + out->len, id, idn, status);
 	memcpy(p, ",\"body\":", 8);
 	if (len > 0)
 		memcpy(p + 8, text, len);
